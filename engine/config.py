@@ -1,0 +1,300 @@
+"""TOML → frozen dataclasses, one per component, with ``--set section.key=value`` overrides.
+
+Unknown keys and wrong types fail with the dotted path and a close-match suggestion. Each component receives
+only its own section; a stage's section is validated by the ``config_cls`` its plugin declares.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from raylign.engine.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------------- components
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"  # the run directory is <output_dir>/<name>
+    output_dir: str = "runs"  # where run directories go
+    seed: int = 0  # seeds data order, init and sampling in every stage
+    pipeline: tuple[str, ...] = ()  # stage names in order; each has a [section] of the same name
+    base_model: str = ""  # HF model dir the first stage starts from ("" when the first stage builds one)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # learner device; auto = cuda when present
+    probes: tuple[str, ...] = ("What is an LLM?", "What is 12+30?")  # printed after every stage
+    probe_max_tokens: int = 48  # greedy tokens generated per probe
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str = ""  # join this cluster ("" = $RAY_ADDRESS if set, else start a local Ray)
+    num_cpus: int = 8  # logical CPUs of a local Ray (over-subscribed on purpose so every role can be placed)
+    num_gpus: int | None = None  # GPUs of a local Ray (None = detect)
+    learner_num_cpus: float = 1.0  # logical CPUs reserved by the learner actor
+    learner_num_gpus: float = 0.0  # GPUs of the learner actor (set 1 on GPU machines)
+    torch_threads: int = 0  # torch intra-op threads inside actors (0 = physical cores / 2, at least 1)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    num_workers: int = 1  # rollout actors, one vLLM engine each
+    num_cpus: float = 1.0  # logical CPUs per rollout actor
+    num_gpus: float = 0.0  # GPUs per rollout actor (tensor_parallel_size on GPUs)
+    tensor_parallel_size: int = 1  # vLLM tensor parallelism (GPUs only)
+    gpu_memory_utilization: float = 0.5  # vLLM share of a GPU's memory
+    kv_cache_gb: int = 1  # VLLM_CPU_KVCACHE_SPACE on CPUs
+    max_model_len: int = 512  # longest prompt + completion the engines accept
+    max_num_seqs: int = 256  # vLLM batch size
+    enforce_eager: bool = True  # skip graph capture (faster start for tiny models)
+    sync_deadline_s: float = 120.0  # a weight sync slower than this raises
+    canary_tolerance: float = 0.05  # max |logprob diff| between learner and fleet after a sync
+    start_timeout_s: float = 600.0  # engine start deadline
+
+
+@dataclass(frozen=True)
+class RewardsConfig:
+    num_workers: int = 2  # verifier actors in the reward fleet
+    num_cpus: float = 0.5  # logical CPUs per verifier actor
+    timeout_s: float = 10.0  # hard wall-clock deadline per verification (the worker process is killed)
+    memory_mb: int = 2048  # address-space limit of a verifier worker process
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str  # the stage's name in the pipeline (its section name)
+    plugin: str  # the registered stage plugin that runs it
+    config: Any  # the plugin's frozen config dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    run: RunConfig
+    ray: RayConfig
+    rollout: RolloutConfig
+    rewards: RewardsConfig
+    stages: tuple[StageSpec, ...]
+    resolved: Mapping[str, Any] = field(repr=False)  # plain data of everything above (written to config.toml)
+    source: str = "<memory>"  # the file it came from
+
+
+ENGINE_SECTIONS = {"run": RunConfig, "ray": RayConfig, "rollout": RolloutConfig, "rewards": RewardsConfig}
+
+# ---------------------------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it converted (lists → tuples, int → float)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: must be one of {list(args)}, got {value!r}{hint}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        item_tp = args[0] if args else Any
+        return tuple(_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a table, got {type(value).__name__}")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _convert(v, vt, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a table, got {type(value).__name__} {value!r}")
+        return from_dict(tp, value, path)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {type(value).__name__} {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: Mapping[str, Any], path: str) -> Any:
+    """Build the frozen dataclass ``cls`` from ``data``; unknown keys and wrong types name ``path.key``."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" Did you mean {path}.{close[0]}?" if close else ""
+            raise ConfigError(f"unknown config key {path}.{key}.{hint} Known keys: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], f"{path}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing config key {path}.{name}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree as TOML-ready plain data (None values dropped)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if getattr(obj, f.name) is not None}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_plain(v) for k, v in obj.items() if v is not None}
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.key=value`` → (["section", "key"], value); the value is read as TOML, else as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"--set {text!r}: the key must name a section and a key, like run.seed=1")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {p} is not a table")
+        node[parts[-1]] = value
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def build_config(data: Mapping[str, Any], registry, source: str = "<memory>") -> Config:
+    """Validate plain data against the engine's sections and each stage plugin's ``config_cls``."""
+    data = dict(data)
+    engine = {name: from_dict(cls, data.get(name, {}) or {}, name) for name, cls in ENGINE_SECTIONS.items()}
+    run: RunConfig = engine["run"]
+    if not run.pipeline:
+        raise ConfigError(f"{source}: run.pipeline is empty: list the stages to run, e.g. pipeline = [\"pretrain\"]")
+    stage_names = set(run.pipeline)
+    for key in data:
+        if key not in ENGINE_SECTIONS and key not in stage_names:
+            known = list(ENGINE_SECTIONS) + list(run.pipeline)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(
+                f"unknown config section [{key}] in {source}: it is neither an engine section "
+                f"({', '.join(ENGINE_SECTIONS)}) nor a stage in run.pipeline ({', '.join(run.pipeline)}).{hint}"
+            )
+    if len(stage_names) != len(run.pipeline):
+        raise ConfigError(f"run.pipeline names a stage twice: {list(run.pipeline)}; give each a distinct name")
+    stages = []
+    resolved: dict[str, Any] = {name: to_plain(obj) for name, obj in engine.items()}
+    for name in run.pipeline:
+        section = dict(data.get(name, {}) or {})
+        plugin = section.pop("plugin", name)
+        stage_cls = registry.get("stages", plugin)
+        cfg = from_dict(stage_cls.config_cls, section, name)
+        stages.append(StageSpec(name=name, plugin=plugin, config=cfg))
+        resolved[name] = {"plugin": plugin, **to_plain(cfg)}
+    return Config(stages=tuple(stages), resolved=resolved, source=source, **engine)
+
+
+def load_config(path: str | Path, registry, overrides: list[str] = ()) -> Config:
+    data = apply_overrides(read_toml(path), list(overrides))
+    return build_config(data, registry, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else _toml_value(k)
+
+
+def dumps_toml(data: Mapping[str, Any]) -> str:
+    """Plain data (tables of scalars, lists, nested tables) as TOML text."""
+    lines: list[str] = []
+
+    def table(prefix: str, tbl: Mapping[str, Any]) -> None:
+        scalars = {k: v for k, v in tbl.items() if not isinstance(v, Mapping)}
+        subs = {k: v for k, v in tbl.items() if isinstance(v, Mapping)}
+        if prefix:
+            lines.append(f"\n[{prefix}]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items())
+        for k, v in subs.items():
+            table(f"{prefix}.{_toml_key(k)}" if prefix else _toml_key(k), v)
+
+    table("", data)
+    return "\n".join(lines).lstrip("\n") + "\n"

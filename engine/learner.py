@@ -1,0 +1,225 @@
+"""The learner role: a Ray actor that owns the PyTorch model and optimizer.
+
+Stages send it typed micro-batches (``TrainBatch``) and the *name* of a registered loss; the actor looks the
+loss up in its own plugin registry (rebuilt from the entry points), so no code is pickled across the boundary.
+One ``train_step`` call does the whole optimizer step (every micro-batch, clipping, the update), so the Ray
+round trip is paid once per step.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from raylign.engine.optim import OptimConfig, build_optimizer
+from raylign.engine.types import TrainBatch
+
+LEARNER_FILE = "learner.pt"
+
+
+def pick_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device = 'cuda' but no CUDA device is visible to the learner")
+    return requested
+
+
+@dataclass(frozen=True)
+class LearnerSpec:
+    """What a learner is built from (sent to the actor)."""
+
+    model_dir: str  # HF model directory to start from
+    optim: OptimConfig  # optimizer and schedule
+    total_steps: int  # optimizer steps of the stage (for the schedule)
+    seed: int  # torch / numpy / python RNG seed
+    device: str = "auto"  # auto | cpu | cuda
+    torch_threads: int = 0  # 0 = the environment's OMP_NUM_THREADS
+    trainable: bool = True  # False builds a frozen reference model (no optimizer)
+
+
+class Learner:
+    """The learner's state and operations. Wrapped as a Ray actor by :func:`start_learner`; usable in-process."""
+
+    def __init__(self, spec: LearnerSpec):
+        from raylign.engine.cluster import set_torch_threads
+        from raylign.engine.modeling import load_model, load_tokenizer
+        from raylign.engine.plugins import get_registry
+
+        set_torch_threads(spec.torch_threads)
+        self.spec = spec
+        self.registry = get_registry()
+        self.device = pick_device(spec.device)
+        _seed_all(spec.seed)
+        self.model = load_model(spec.model_dir, self.device)
+        self.tokenizer = load_tokenizer(spec.model_dir)
+        self.autocast = self.device == "cuda"  # bf16 autocast on GPUs, fp32 on CPUs
+        self.version = 0  # bumped by every optimizer step; stamps weight syncs
+        if spec.trainable:
+            self.model.train()
+            self.opt, self.sched = build_optimizer(self.model, spec.optim, spec.total_steps)
+        else:
+            self.model.eval()
+            self.model.requires_grad_(False)
+            self.opt = self.sched = None
+
+    # ------------------------------------------------------------------------------------------ compute
+    def _forward(self, mb: TrainBatch) -> torch.Tensor:
+        ids = mb.input_ids.to(self.device)
+        mask = mb.attention_mask.to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            return self.model(input_ids=ids, attention_mask=mask).logits
+
+    def _to_device(self, mb: TrainBatch) -> TrainBatch:
+        return TrainBatch(
+            input_ids=mb.input_ids.to(self.device), attention_mask=mb.attention_mask.to(self.device),
+            loss_mask=mb.loss_mask.to(self.device), loss_scale=mb.loss_scale,
+            extras={k: v.to(self.device) for k, v in mb.extras.items()},
+        )
+
+    def train_step(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
+        """One optimizer step over ``microbatches`` (gradient accumulation); returns averaged metrics."""
+        assert self.opt is not None, "a frozen learner cannot train"
+        loss_fn = self.registry.get("losses", loss)
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        tokens = 0
+        for mb in microbatches:
+            mb = self._to_device(mb)
+            logits = self._forward(mb)
+            value, metrics = loss_fn(logits, mb, **(options or {}))
+            value.backward()
+            tokens += int(mb.attention_mask.sum())
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        clip = self.spec.optim.grad_clip
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        lr = self.opt.param_groups[0]["lr"]
+        self.opt.step()
+        self.sched.step()
+        self.version += 1
+        out = {k: v / len(microbatches) for k, v in sums.items()}
+        out.update(grad_norm=float(grad_norm), lr=lr, step_tokens=tokens,
+                   learner_seconds=time.perf_counter() - t0)
+        return out
+
+    @torch.no_grad()
+    def eval_loss(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
+        """Token-weighted mean of the loss's ``loss`` metric over ``microbatches`` (no update)."""
+        loss_fn = self.registry.get("losses", loss)
+        was_training = self.model.training
+        self.model.eval()
+        total, n = 0.0, 0
+        for mb in microbatches:
+            mb = self._to_device(mb)
+            _, metrics = loss_fn(self._forward(mb), mb, **(options or {}))
+            k = mb.num_tokens
+            total += float(metrics["loss"]) * k
+            n += k
+        self.model.train(was_training)
+        return {"loss": total / max(1, n), "tokens": n}
+
+    @torch.no_grad()
+    def token_logprobs(self, microbatches: list[TrainBatch]) -> list[torch.Tensor]:
+        """Per-token logprobs [B,T] of each micro-batch under the current weights (column 0 is 0)."""
+        from raylign.engine.ops import token_logprobs
+
+        was_training = self.model.training
+        self.model.eval()
+        out = [token_logprobs(self._forward(mb), mb.input_ids.to(self.device)).float().cpu() for mb in microbatches]
+        self.model.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def sequence_logprobs(self, token_ids: list[int]) -> list[float]:
+        """Logprob of each token of one sequence given the ones before (the weight-sync canary's reference)."""
+        ids = torch.tensor([token_ids], dtype=torch.long)
+        mb = TrainBatch(ids, torch.ones_like(ids), torch.ones_like(ids, dtype=torch.float32))
+        return self.token_logprobs([mb])[0][0, 1:].tolist()
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], max_new_tokens: int, batch_size: int = 32) -> list[dict]:
+        """Greedy HF generation (probes and small evals; rollouts use the vLLM fleet).
+
+        Returns one ``{"text": str, "finished": bool}`` per prompt; finished = it ended with a stop token.
+        """
+        from raylign.engine.modeling import generate_greedy
+
+        was_training = self.model.training
+        self.model.eval()
+        out = generate_greedy(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, self.device)
+        self.model.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------------------------------ weights
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The current weights as CPU tensors in the HF checkpoint's names (what the rollout fleet loads)."""
+        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in self.model.state_dict().items()}
+
+    def get_version(self) -> int:
+        return self.version
+
+    def save_model(self, directory: str) -> str:
+        from raylign.engine.modeling import save_model_dir
+
+        return str(save_model_dir(self.model, self.tokenizer, directory))
+
+    def save_state(self, directory: str) -> None:
+        """Model, optimizer, scheduler, RNG and version into ``directory/learner.pt`` (inside a .tmp checkpoint)."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict() if self.opt else None,
+            "scheduler": self.sched.state_dict() if self.sched else None,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "version": self.version,
+        }
+        path = Path(directory) / LEARNER_FILE
+        torch.save(state, path)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+
+    def load_state(self, directory: str) -> int:
+        state = torch.load(Path(directory) / LEARNER_FILE, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        if self.opt and state["optimizer"]:
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.version = state["version"]
+        return self.version
+
+    def ping(self) -> bool:
+        return True
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start_learner(spec: LearnerSpec, num_cpus: float = 1.0, num_gpus: float = 0.0, name: str | None = None):
+    """The learner as a Ray actor (its methods are called with ``.remote``)."""
+    import ray
+
+    actor_cls = ray.remote(Learner)
+    opts: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+    if name:
+        opts["name"] = name
+    handle = actor_cls.options(**opts).remote(spec)
+    ray.get(handle.ping.remote())
+    return handle

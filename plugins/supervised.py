@@ -1,0 +1,89 @@
+"""The training loop pretrain and SFT share: fixed-order batches by step, periodic eval and checkpoints.
+
+Batch ``s`` is a pure function of the seed and ``s``, so a resumed run sees exactly the batches an
+uninterrupted one would: no step lost or repeated.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+import ray
+import torch
+
+from raylign.engine.ops import chunk
+from raylign.engine.types import TrainBatch
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    steps: int  # optimizer steps
+    batch_size: int  # sequences per optimizer step
+    micro_batch_size: int  # sequences per forward/backward
+    eval_every: int  # steps between held-out evals (0 = only at the end)
+    checkpoint_every: int  # steps between checkpoints (0 = never)
+    log_every: int  # steps between metric lines
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    idx = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(idx)
+    return idx
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Indices of the examples of 0-based ``step``: consecutive slices of per-epoch permutations."""
+    out = []
+    pos = step * batch_size
+    while len(out) < batch_size:
+        epoch, offset = divmod(pos, n)
+        order = epoch_order(n, seed, epoch)
+        take = min(batch_size - len(out), n - offset)
+        out.extend(order[offset : offset + take])
+        pos += take
+    return out
+
+
+def micro_batches(ids: torch.Tensor, mask: torch.Tensor, loss_mask: torch.Tensor, micro: int) -> list[TrainBatch]:
+    """Split [B,T] tensors into micro-batches whose losses sum to the step's token-weighted mean."""
+    total = float(loss_mask.sum().clamp(min=1))
+    out = []
+    for sl in chunk(list(range(ids.shape[0])), micro):
+        lm = loss_mask[sl]
+        out.append(TrainBatch(ids[sl], mask[sl], lm, loss_scale=float(lm.sum()) / total))
+    return out
+
+
+def evaluate(learner, eval_batches: list[TrainBatch]) -> dict[str, float]:
+    res = ray.get(learner.eval_loss.remote(eval_batches, "next_token"))
+    loss = res["loss"]
+    return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0))}
+
+
+def train_loop(ctx, learner, cfg: LoopConfig, make_step: Callable[[int], list[TrainBatch]],
+               eval_batches: list[TrainBatch]) -> dict[str, float]:
+    """Run steps ``start+1 .. cfg.steps``; returns the last eval metrics. Resumes from the latest checkpoint."""
+    resume = ctx.resume_point()
+    start = 0
+    if resume is not None:
+        ctx.restore(learner, resume)
+        start = resume.step
+        ctx.console.print(f"resuming {ctx.name} after step {start} from {resume.path}")
+    last_eval: dict[str, float] = {}
+    with ctx.progress(cfg.steps, start) as bar:
+        for step in range(start + 1, cfg.steps + 1):
+            metrics = ray.get(learner.train_step.remote(make_step(step - 1), "next_token"))
+            metrics["tokens_per_s"] = metrics["step_tokens"] / max(metrics["learner_seconds"], 1e-9)
+            if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+                last_eval = evaluate(learner, eval_batches)
+                metrics.update(last_eval)
+            if step % cfg.log_every == 0 or step == cfg.steps or "eval_loss" in metrics:
+                ctx.log(step, metrics)
+            bar.update(step, loss=metrics["loss"])
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
+                ctx.save_checkpoint(step, learner, {"step": step})
+    last_eval = evaluate(learner, eval_batches)
+    ctx.log(cfg.steps, last_eval)
+    return last_eval
