@@ -226,6 +226,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
+def _is_stage_section(key: str, section: Any, registry) -> bool:
+    plugin = section.get("plugin", key) if isinstance(section, Mapping) else key
+    return plugin in registry.names("stages")
+
+
 def build_config(data: Mapping[str, Any], registry, source: str = "<memory>") -> Config:
     """Validate plain data against the engine's sections and each stage plugin's ``config_cls``."""
     data = dict(data)
@@ -235,7 +240,11 @@ def build_config(data: Mapping[str, Any], registry, source: str = "<memory>") ->
         raise ConfigError(f"{source}: run.pipeline is empty: list the stages to run, e.g. pipeline = [\"pretrain\"]")
     stage_names = set(run.pipeline)
     for key in data:
-        if key not in ENGINE_SECTIONS and key not in stage_names:
+        if key not in ENGINE_SECTIONS and key not in stage_names and _is_stage_section(key, data[key], registry):
+            # a stage section the pipeline does not run now (e.g. --set run.pipeline=[...]): still validated
+            section = dict(data[key] or {})
+            from_dict(registry.get("stages", section.pop("plugin", key)).config_cls, section, key)
+        elif key not in ENGINE_SECTIONS and key not in stage_names:
             known = list(ENGINE_SECTIONS) + list(run.pipeline)
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" Did you mean [{close[0]}]?" if close else ""

@@ -80,7 +80,10 @@ def build_plugin_manager(extra_plugins: Iterable[Any] = (), entry_points: bool =
         except Exception as exc:  # an entry point that fails to import names itself
             raise PluginError(f"a plugin of the {PROJECT!r} entry-point group failed to load: {exc!r}") from exc
     for plugin in extra_plugins:
-        pm.register(plugin)
+        try:
+            pm.register(plugin)
+        except pluggy.PluginValidationError as exc:  # e.g. a hookimpl argument the spec does not have
+            raise PluginError(f"plugin {exc.plugin!r} does not match raylign's hook specs: {exc}") from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

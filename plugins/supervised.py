@@ -33,17 +33,21 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return idx
 
 
-def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Indices of the examples of 0-based ``step``: consecutive slices of per-epoch permutations."""
-    out = []
-    pos = step * batch_size
-    while len(out) < batch_size:
+def indices_at(n: int, pos: int, count: int, seed: int) -> list[int]:
+    """``count`` example indices from position ``pos`` of the endless stream of per-epoch permutations."""
+    out: list[int] = []
+    while len(out) < count:
         epoch, offset = divmod(pos, n)
         order = epoch_order(n, seed, epoch)
-        take = min(batch_size - len(out), n - offset)
+        take = min(count - len(out), n - offset)
         out.extend(order[offset : offset + take])
         pos += take
     return out
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Indices of the examples of 0-based ``step``: consecutive slices of per-epoch permutations."""
+    return indices_at(n, step * batch_size, batch_size, seed)
 
 
 def micro_batches(ids: torch.Tensor, mask: torch.Tensor, loss_mask: torch.Tensor, micro: int) -> list[TrainBatch]:

@@ -1,0 +1,218 @@
+"""The child-process side of the verifier pool: the zygote and the workers it forks. No Ray here.
+
+The zygote (``python -c "...zygote_main()"``, started by :class:`raylign.engine.verifier_pool.VerifierPool`)
+loads the plugins once, entry points plus extra plugin modules, then forks a worker per request on its control
+socket (SOCK_SEQPACKET) and passes the worker's socket back with SCM_RIGHTS. A worker calls ``os.setsid()`` (so
+a timeout kills its whole process group), applies the address-space rlimit, and answers JSON lines:
+
+- ``{"op": "load", "name"}`` → ``{"ok": true, "info": {"backend_name": ...}}`` or ``{"ok": false, "error"}``
+  (instantiates a class verifier with its options, once per worker);
+- ``{"op": "verify", "name", "completion", "task"}`` → ``{"verdict": {...}, "restart": bool}`` (an exception
+  from the verifier is a verdict with status ``error``; after a MemoryError the pool replaces the worker).
+
+The zygote also answers ``{"op": "reap", "pid"}`` with how a killed or crashed worker ended, and when the pool
+goes away (EOF on the control socket) it kills every worker and exits. Anything a verifier prints goes to
+stderr: the protocol uses sockets only.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from raylign.engine.errors import PluginError
+from raylign.verifiers import Verdict
+
+SPEC_ENV = "RAYLIGN_VERIFIER_POOL_SPEC"  # the pool's spec (JSON) for the zygote
+FD_ENV = "RAYLIGN_VERIFIER_POOL_FD"  # the zygote's end of the control socket
+_MB = 1 << 20
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def load_plugin_modules(specs: Iterable[str]) -> list[Any]:
+    """Import extra plugin modules: dotted module names, or paths of ``.py`` files (loaded by path)."""
+    mods = []
+    for spec in specs:
+        if spec.endswith(".py"):
+            path = Path(spec).resolve()
+            name = f"raylign_local_plugin_{path.stem}_{zlib.crc32(str(path).encode()):08x}"
+            if name not in sys.modules:
+                mod_spec = importlib.util.spec_from_file_location(name, path)
+                if mod_spec is None or mod_spec.loader is None:
+                    raise PluginError(f"cannot load plugin file {spec!r}")
+                module = importlib.util.module_from_spec(mod_spec)
+                sys.modules[name] = module
+                mod_spec.loader.exec_module(module)
+            mods.append(sys.modules[name])
+        else:
+            mods.append(importlib.import_module(spec))
+    return mods
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return obj.tolist()
+    return repr(obj)
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, default=_jsonable, ensure_ascii=False).encode() + b"\n"
+
+
+def describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return f"killed by signal {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    if os.WIFEXITED(status):
+        return f"exit code {os.WEXITSTATUS(status)}"
+    return f"status {status}"
+
+
+def _vm_size_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # killpg: the worker and anything it started; kill: before its setsid
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+# ------------------------------------------------------------------------------------ processes
+
+def _instantiate(obj: Any, options: Mapping[str, Any]) -> Any:
+    if isinstance(obj, type):
+        return obj(**options)  # a class: one instance per worker, built with the stage's options
+    if options:
+        return lambda completion, task: obj(completion, task, **options)
+    return obj
+
+
+def _verify(fn: Any, completion: Any, task: Any) -> tuple[dict, bool]:
+    """Run one verification; returns (verdict dict, whether the worker must be replaced)."""
+    restart = False
+    try:
+        verdict = Verdict.coerce(fn(completion, task))
+    except MemoryError as exc:
+        verdict, restart = Verdict(status="error", error=f"MemoryError: {exc}".rstrip(": ")), True
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt from a verifier are its errors
+        verdict = Verdict(status="error", error=f"{type(exc).__name__}: {exc}")
+    return verdict.to_dict(), restart
+
+
+def _worker_loop(sock: socket.socket, registry: Any, options: Mapping[str, Any], memory_mb: int) -> None:
+    os.setsid()  # its own process group: a timeout kills it and everything it started
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_mb * _MB, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    except (ValueError, OSError):
+        pass
+    zygote = os.getppid()
+
+    def watchdog() -> None:  # the zygote died (killed with the pool): do not outlive it
+        while os.getppid() == zygote:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    instances: dict[str, Any] = {}
+    reader = sock.makefile("rb")
+    for line in reader:
+        req = json.loads(line)
+        name = req["name"]
+        if req["op"] == "load":
+            try:
+                instances[name] = _instantiate(registry.get("verifiers", name), options.get(name, {}))
+                info = {k: getattr(instances[name], k) for k in ("backend_name",) if hasattr(instances[name], k)}
+                reply = {"ok": True, "info": info}
+            except BaseException as exc:  # noqa: BLE001
+                msg = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+                reply = {"ok": False, "error": f"verifier {name!r} could not be loaded: {msg}"}
+            sock.sendall(dumps(reply))
+        else:
+            verdict, restart = _verify(instances[name], req.get("completion"), req.get("task"))
+            sock.sendall(dumps({"verdict": verdict, "restart": restart}))
+
+
+def zygote_main() -> None:
+    """Entry of the zygote process: load plugins once, then fork workers on request."""
+    os.dup2(2, 1)  # anything printed goes to stderr; the protocol only uses sockets
+    spec = json.loads(os.environ.pop(SPEC_ENV))
+    ctl = socket.socket(fileno=int(os.environ.pop(FD_ENV)))
+
+    def send(obj: Any, fds: Sequence[int] = ()) -> None:
+        socket.send_fds(ctl, [dumps(obj)], list(fds))
+
+    try:
+        from raylign.engine.plugins import build_registry
+
+        registry = build_registry(load_plugin_modules(spec["plugins"]), entry_points=spec["entry_points"])
+        used = _vm_size_mb()
+        if spec["memory_mb"] < used + 64:
+            raise PluginError(f"memory_mb={spec['memory_mb']} is below what a verifier worker uses after "
+                              f"loading its plugins ({used:.0f} MB); raise [rewards] memory_mb")
+    except BaseException as exc:  # noqa: BLE001
+        send({"fatal": str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"})
+        os._exit(1)
+    send({"ready": True, "verifiers": registry.names("verifiers"), "vm_mb": round(used)})
+
+    children: set[int] = set()
+    while True:
+        msg = ctl.recv(65536)
+        if not msg:  # the pool went away: take the workers with us
+            for pid in children:
+                kill_group(pid)
+            os._exit(0)
+        req = json.loads(msg)
+        if req["op"] == "fork":
+            ours, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    ctl.close()
+                    ours.close()
+                    _worker_loop(theirs, registry, spec["verifier_options"], spec["memory_mb"])
+                except BaseException:  # noqa: BLE001
+                    code = 1
+                os._exit(code)
+            theirs.close()
+            children.add(pid)
+            send({"pid": pid}, [ours.fileno()])
+            ours.close()
+        elif req["op"] == "reap":
+            pid, status = req["pid"], None
+            for _ in range(100):  # the pool SIGKILLed it first, so this is quick
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = describe_status(st)
+                    break
+                time.sleep(0.05)
+            children.discard(pid)
+            send({"status": status or "did not exit after SIGKILL"})

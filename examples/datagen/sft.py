@@ -1,0 +1,97 @@
+"""Instruction pairs for SFT: concept questions, arithmetic, number facts and a little chat.
+
+Responses are one or two short sentences ending with a period: "An LLM is ... ." or "12+30 = 42. The answer is
+42." About MESSAGES_SHARE of the rows use the {"messages": [...]} format, the rest {"prompt", "response"}.
+Held out (sft_eval.jsonl, never in sft.jsonl): a few whole concepts, question phrasings of the other concepts,
+the arithmetic problems of arith.Split.sft_eval and the held-out number facts.
+"""
+from __future__ import annotations
+
+import random
+
+import arith
+from concepts import (DEFINITION_QUESTIONS_EVAL, DEFINITION_QUESTIONS_TRAIN, FACT_PREFIXES_TRAIN, PROBES,
+                      Concept, definition_question)
+
+MESSAGES_SHARE = 0.2
+N_HELD_CONCEPTS = 9                                # whole concepts asked about only in sft_eval.jsonl
+N_ARITH = {"add": 1000, "sub": 650, "mul": 150}    # distinct train-split problems (mul: all there are)
+N_COMPARE = 300
+
+CHAT = [
+    (["Hello!", "Hi!", "Hello.", "Hi there!"], "Hello, I am a small language model, and I am happy to help."),
+    (["Who are you?", "What are you?"], "I am a small language model trained from scratch with raylign."),
+    (["What can you do?", "How can you help me?"], "I can answer simple questions about facts, words and arithmetic."),
+    (["Thank you!", "Thanks!", "Thank you very much."], "You are welcome."),
+    (["What is your name?"], "I am a small language model, and I do not have a name."),
+    (["Good morning!"], "Good morning, I am happy to help you today."),
+    (["Can you write Python?", "Do you know Python?"], "Yes, I can write small Python functions."),
+]
+
+
+def held_concepts(rng: random.Random, concepts: list[Concept]) -> list[Concept]:
+    candidates = [c for c in concepts if c.key not in PROBES]
+    chosen = {c.key for c in rng.sample(candidates, N_HELD_CONCEPTS)}
+    return [c for c in concepts if c.key in chosen]
+
+
+def concept_pairs(rng: random.Random, concepts: list[Concept], held: list[Concept]):
+    held_keys = {c.key for c in held}
+    train, evals = [], []
+    for c in concepts:
+        if c.key in held_keys:
+            evals.append((definition_question("What is {a}?", c), c.answer()))
+            evals.append((definition_question(rng.choice(DEFINITION_QUESTIONS_EVAL), c), c.answer()))
+            evals += list(c.facts)
+            continue
+        train += [(definition_question(t, c), c.answer()) for t in DEFINITION_QUESTIONS_TRAIN]
+        for q, a in c.facts:
+            train.append((q, a))
+            train.append((rng.choice(FACT_PREFIXES_TRAIN) + q, a))
+        evals.append((definition_question(rng.choice(DEFINITION_QUESTIONS_EVAL), c), c.answer()))
+    return train, evals
+
+
+def arith_pairs(rng: random.Random, split: arith.Split):
+    train = [(f"What is {arith.expression(*p)}?", arith.answer_text(*p)) for p in arith.ALWAYS_TRAIN]
+    for op, n in N_ARITH.items():
+        pool = [p for p in split.train if p[0] == op and p not in arith.ALWAYS_TRAIN]
+        for p in rng.sample(pool, min(n, len(pool))):
+            train.append((arith.question(rng, *p), arith.answer_text(*p)))
+    evals = [(arith.question(rng, *p), arith.answer_text(*p)) for p in split.sft_eval]
+    return train, evals
+
+
+def number_pairs(rng: random.Random, held: dict):
+    train, evals = [], []
+    for kind, qa in (("parity", arith.parity_qa), ("after", arith.after_qa), ("before", arith.before_qa)):
+        first = 1 if kind == "before" else 0
+        train += [qa(n) for n in range(first, arith.N_MAX + 1) if n not in held[kind]]
+        evals += [qa(n) for n in held[kind]]
+    held_pairs = set(held["compare"]) | {(b, a) for a, b in held["compare"]}
+    pairs = [(a, b) for a in range(arith.N_MAX + 1) for b in range(arith.N_MAX + 1)
+             if a != b and (a, b) not in held_pairs]
+    train += [arith.compare_qa(a, b, rng.random() < 0.5) for a, b in rng.sample(pairs, N_COMPARE)]
+    evals += [arith.compare_qa(a, b, rng.random() < 0.5) for a, b in held["compare"]]
+    return train, evals
+
+
+def as_row(rng: random.Random, question: str, answer: str) -> dict:
+    if rng.random() < MESSAGES_SHARE:
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+    return {"prompt": question, "response": answer}
+
+
+def build(seed: int, concepts: list[Concept], split: arith.Split):
+    """(sft rows, sft_eval rows)."""
+    rng = random.Random(f"sft-{seed}")
+    held = held_concepts(rng, concepts)
+    c_train, c_eval = concept_pairs(rng, concepts, held)
+    a_train, a_eval = arith_pairs(rng, split)
+    n_train, n_eval = number_pairs(rng, split.held_numbers)
+    chat = [(q, a) for questions, a in CHAT for q in questions]
+    train = c_train + a_train + n_train + chat
+    evals = c_eval + a_eval + n_eval
+    rng.shuffle(train)
+    rng.shuffle(evals)
+    return [as_row(rng, q, a) for q, a in train], [as_row(rng, q, a) for q, a in evals]

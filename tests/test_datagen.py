@@ -1,0 +1,266 @@
+"""The example data: regenerated deterministically, committed without drift, eval splits held out, answers right."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = ROOT / "examples" / "datagen" / "make_data.py"
+COMMITTED = ROOT / "examples" / "data"
+FILES = ["pretrain.jsonl", "pretrain_eval.jsonl", "sft.jsonl", "sft_eval.jsonl", "sft_code.jsonl",
+         "math_train.jsonl", "math_eval.jsonl", "code_train.jsonl", "code_eval.jsonl", "mixed_train.jsonl"]
+
+
+def generate(out: Path, seed: int = 0) -> Path:
+    subprocess.run([sys.executable, str(GENERATOR), "--out", str(out), "--seed", str(seed)], check=True,
+                   capture_output=True, timeout=120)
+    return out
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("datagen") / "a")
+
+
+@pytest.fixture(scope="module")
+def data(generated) -> dict[str, list[dict]]:
+    return {name: [json.loads(line) for line in (generated / name).read_text(encoding="utf-8").splitlines()]
+            for name in FILES}
+
+
+def user_and_answer(row: dict) -> tuple[str, str]:
+    if "messages" in row:
+        (user, assistant) = row["messages"]
+        assert (user["role"], assistant["role"]) == ("user", "assistant")
+        return user["content"], assistant["content"]
+    return row["prompt"], row["response"]
+
+
+# --- independent parsing of the questions ---------------------------------------------------------------------
+OPS = {"+": "add", "-": "sub", "*": "mul", "plus": "add", "minus": "sub", "times": "mul", "sum": "add",
+       "product": "mul"}
+ARITH_PATTERNS = [
+    (re.compile(r"What is (\d+)([+*-])(\d+)\?"), (1, 2, 3)),
+    (re.compile(r"Compute (\d+)([+*-])(\d+)\."), (1, 2, 3)),
+    (re.compile(r"What is (\d+) (plus|minus|times) (\d+)\?"), (1, 2, 3)),
+    (re.compile(r"What is the (sum|product) of (\d+) and (\d+)\?"), (2, 1, 3)),
+]
+
+
+def parse_arith(question: str):
+    """(op, a, b) for an arithmetic question, else None."""
+    m = re.fullmatch(r"What is (\d+) subtracted from (\d+)\?", question)
+    if m:
+        return "sub", int(m[2]), int(m[1])
+    for pattern, (ia, iop, ib) in ARITH_PATTERNS:
+        m = pattern.fullmatch(question)
+        if m:
+            return OPS[m[iop]], int(m[ia]), int(m[ib])
+    return None
+
+
+def compute(op: str, a: int, b: int) -> int:
+    return {"add": a + b, "sub": a - b, "mul": a * b}[op]
+
+
+def number_fact(question: str):
+    """(kind, numbers) for a number-fact question, else None."""
+    for kind, pattern in [("parity", r"Is (\d+) even or odd\?"), ("after", r"What number comes after (\d+)\?"),
+                          ("before", r"What number comes before (\d+)\?"),
+                          ("larger", r"Which is larger, (\d+) or (\d+)\?"),
+                          ("smaller", r"Which is smaller, (\d+) or (\d+)\?")]:
+        m = re.fullmatch(pattern, question)
+        if m:
+            return kind, tuple(int(g) for g in m.groups())
+    return None
+
+
+def expected_number_answer(kind: str, nums: tuple[int, ...]) -> str:
+    n = nums[0]
+    if kind == "parity":
+        return f"{n} is {'even' if n % 2 == 0 else 'odd'}."
+    if kind == "after":
+        return f"The number after {n} is {n + 1}."
+    if kind == "before":
+        return f"The number before {n} is {n - 1}."
+    hi, lo = max(nums), min(nums)
+    return f"{hi} is larger than {lo}." if kind == "larger" else f"{lo} is smaller than {hi}."
+
+
+# --- determinism and drift -------------------------------------------------------------------------------------
+def test_same_seed_same_bytes(generated, tmp_path):
+    again = generate(tmp_path / "b")
+    for name in FILES:
+        assert (generated / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_other_seed_other_data(generated, tmp_path):
+    other = generate(tmp_path / "c", seed=1)
+    assert (generated / "math_eval.jsonl").read_bytes() != (other / "math_eval.jsonl").read_bytes()
+
+
+def test_committed_files_match_the_generator(generated):
+    committed = sorted(p.name for p in COMMITTED.glob("*.jsonl"))
+    assert committed == sorted(FILES), "run: python examples/datagen/make_data.py --out examples/data"
+    for name in FILES:
+        assert (COMMITTED / name).read_bytes() == (generated / name).read_bytes(), (
+            f"examples/data/{name} drifted from the generator; run: python examples/datagen/make_data.py")
+
+
+def test_total_size_is_small(generated):
+    assert sum((generated / name).stat().st_size for name in FILES) < 8_000_000
+
+
+# --- fields and formats ----------------------------------------------------------------------------------------
+def test_pretrain_rows_are_plain_text(data):
+    for name in ("pretrain.jsonl", "pretrain_eval.jsonl"):
+        for row in data[name]:
+            assert list(row) == ["text"] and row["text"].strip()
+            assert "?" not in row["text"], "no questions (and so no chat-formatted Q/A) in the corpus"
+    text = "\n".join(row["text"] for row in data["pretrain.jsonl"])
+    assert 1_000_000 < len(text) < 2_500_000
+    assert "An LLM is a large language model" in text
+
+
+def test_sft_rows_have_one_of_both_formats(data):
+    for name in ("sft.jsonl", "sft_eval.jsonl"):
+        rows = data[name]
+        n_messages = 0
+        for row in rows:
+            assert set(row) in ({"prompt", "response"}, {"messages"}), row
+            n_messages += "messages" in row
+            question, answer = user_and_answer(row)
+            assert question.strip() and answer.endswith("."), row
+            assert len(re.findall(r"\.( |$)", answer)) <= 2, f"more than two sentences: {answer!r}"
+        assert 0.1 < n_messages / len(rows) < 0.3, name
+    assert 3000 <= len(data["sft.jsonl"]) <= 6000 and 150 <= len(data["sft_eval.jsonl"]) <= 300
+
+
+def test_probe_prompts_are_covered(data):
+    pairs = dict(user_and_answer(r) for r in data["sft.jsonl"])
+    assert pairs["What is an LLM?"].startswith("An LLM is a large language model")
+    assert pairs["What is 12+30?"] == "12+30 = 42. The answer is 42."
+
+
+def test_math_rows(data):
+    for name in ("math_train.jsonl", "math_eval.jsonl"):
+        for row in data[name]:
+            assert set(row) == {"prompt", "answer", "verifier", "solution"} and row["verifier"] == "math"
+            op, a, b = parse_arith(row["prompt"])
+            assert row["answer"] == str(compute(op, a, b)), row
+            assert row["solution"].endswith(f"The answer is {row['answer']}."), row
+    assert len(data["math_train.jsonl"]) == 2000 and len(data["math_eval.jsonl"]) == 200
+
+
+def test_code_rows(data):
+    for name in ("code_train.jsonl", "code_eval.jsonl"):
+        for row in data[name]:
+            assert set(row) == {"prompt", "tests", "verifier", "solution"} and row["verifier"] == "code"
+            assert row["tests"] and all(t.startswith("assert ") for t in row["tests"])
+            assert row["prompt"].startswith("Write a Python function ")
+    for row in data["sft_code.jsonl"]:
+        assert set(row) == {"prompt", "response"}
+        assert re.fullmatch(r"```python\ndef \w+\(.*\):\n    return .+\n```", row["response"]), row
+
+
+def test_mixed_rows_route_by_verifier(data):
+    kinds = {row["verifier"] for row in data["mixed_train.jsonl"]}
+    assert kinds == {"math", "code"}
+    known = {r["prompt"]: r for name in ("math_train.jsonl", "code_train.jsonl") for r in data[name]}
+    assert all(known[r["prompt"]] == r for r in data["mixed_train.jsonl"])
+
+
+# --- answers are right ------------------------------------------------------------------------------------------
+def test_sft_arithmetic_and_number_facts_are_correct(data):
+    n_arith = n_numbers = 0
+    for name in ("sft.jsonl", "sft_eval.jsonl"):
+        for row in data[name]:
+            question, answer = user_and_answer(row)
+            problem = parse_arith(question)
+            if problem:
+                op, a, b = problem
+                c = compute(op, a, b)
+                sym = {"add": "+", "sub": "-", "mul": "*"}[op]
+                assert answer == f"{a}{sym}{b} = {c}. The answer is {c}.", row
+                n_arith += 1
+            fact = number_fact(question)
+            if fact:
+                assert answer == expected_number_answer(*fact), row
+                n_numbers += 1
+    assert n_arith > 1500 and n_numbers > 400
+
+
+def test_code_solutions_pass_their_tests(data):
+    rows = data["code_train.jsonl"] + data["code_eval.jsonl"]
+    solutions = {r["prompt"]: r["solution"] for r in rows}
+    for row in data["sft_code.jsonl"]:  # the fenced code is the canonical solution where both exist
+        code = row["response"][len("```python\n"):-len("```")]
+        if row["prompt"] in solutions:
+            assert code == solutions[row["prompt"]]
+        rows.append({"solution": code, "tests": [], "prompt": row["prompt"]})
+    script = (
+        "import json, sys\n"
+        "failed = []\n"
+        "for row in json.load(sys.stdin):\n"
+        "    ns = {}\n"
+        "    try:\n"
+        "        exec(row['solution'], ns)\n"
+        "        for t in row['tests']:\n"
+        "            exec(t, ns)\n"
+        "    except Exception as exc:\n"
+        "        failed.append((row['prompt'], repr(exc)))\n"
+        "print(json.dumps(failed))\n")
+    proc = subprocess.run([sys.executable, "-c", script], input=json.dumps(rows), capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert json.loads(proc.stdout) == []
+
+
+# --- eval splits are held out -------------------------------------------------------------------------------------
+def questions(rows: list[dict]) -> set[str]:
+    return {user_and_answer(r)[0] if ("messages" in r or "response" in r) else r["prompt"] for r in rows}
+
+
+def test_eval_questions_are_not_trained_on(data):
+    assert not questions(data["sft_eval.jsonl"]) & questions(data["sft.jsonl"])
+    assert not questions(data["math_eval.jsonl"]) & (questions(data["math_train.jsonl"]) | questions(data["sft.jsonl"]))
+    train_code = questions(data["code_train.jsonl"]) | questions(data["sft_code.jsonl"])
+    assert not questions(data["code_eval.jsonl"]) & train_code
+    train_solutions = {r["solution"] for r in data["code_train.jsonl"]}
+    assert not {r["solution"] for r in data["code_eval.jsonl"]} & train_solutions
+    assert not {r["text"] for r in data["pretrain_eval.jsonl"]} & {r["text"] for r in data["pretrain.jsonl"]}
+
+
+def test_held_out_problems_are_unseen(data):
+    """An eval problem (op, a, b) is in no training file, whatever the phrasing, nor stated in the corpus."""
+    def problems(name):
+        return {parse_arith(q) for q in questions(data[name])} - {None}
+
+    trained = problems("sft.jsonl") | problems("math_train.jsonl")
+    assert not problems("math_eval.jsonl") & trained
+    assert not problems("sft_eval.jsonl") & trained
+    corpus = "\n".join(r["text"] for r in data["pretrain.jsonl"])
+    stated = {(OPS[op], int(a), int(b)) for a, op, b in re.findall(r"(?<!\d)(\d+) ?([+*-]) ?(\d+) ?=", corpus)}
+    words = re.findall(r"(?<!\d)(\d+) (plus|minus|times) (\d+) is", corpus)
+    stated |= {(OPS[op], int(a), int(b)) for a, op, b in words}
+    stated |= {(OPS[op], int(a), int(b)) for op, a, b in re.findall(r"The (sum|product) of (\d+) and (\d+) is", corpus)}
+    assert len(stated) > 2000
+    assert not (problems("math_eval.jsonl") | problems("sft_eval.jsonl")) & stated
+
+
+def test_held_out_number_facts_are_unseen(data):
+    def facts(name):
+        out = set()
+        for q in questions(data[name]):
+            fact = number_fact(q)
+            if fact:
+                kind, nums = fact
+                out.add(("compare", tuple(sorted(nums))) if kind in ("larger", "smaller") else fact)
+        return out
+
+    held, trained = facts("sft_eval.jsonl"), facts("sft.jsonl")
+    assert held and not held & trained
