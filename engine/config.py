@@ -61,6 +61,7 @@ class RolloutConfig:
 class RewardsConfig:
     num_workers: int = 2  # verifier actors in the reward fleet
     num_cpus: float = 0.5  # logical CPUs per verifier actor
+    procs_per_worker: int = 2  # verifier processes per actor (each killed and replaced on a deadline)
     timeout_s: float = 10.0  # hard wall-clock deadline per verification (the worker process is killed)
     memory_mb: int = 2048  # address-space limit of a verifier worker process
 

@@ -45,6 +45,8 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
     from raylign.engine.probe import answer_probes, print_probes
 
     console = console or Console()
+    # A missing base model fails before the run dir or Ray exist (so fixing it does not need --resume).
+    model: Path | None = check_model_dir(cfg.run.base_model) if cfg.run.base_model else None
     run_dir = prepare_run_dir(cfg, resume)
     base_dir = Path(cfg.source).resolve().parent if cfg.source != "<memory>" else Path.cwd()
     hook = registry.hook
@@ -53,9 +55,6 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
     summary: dict[str, Any] = read_summary(run_dir) if resume else {}
     summary.setdefault("stages", {})
     metrics = MetricsLog(run_dir, hook)
-    model: Path | None = None
-    if cfg.run.base_model:
-        model = check_model_dir(cfg.run.base_model)
     try:
         for spec in cfg.stages:
             out_dir = run_dir / "models" / spec.name

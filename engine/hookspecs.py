@@ -37,7 +37,8 @@ def raylign_register_verifiers(register: Register) -> None:
     """Register verifiers (reward functions that score a completion against a dataset row).
 
     :param register: ``register(name, fn_or_cls)``; ``fn(completion: str, task: dict) -> Verdict | float``.
-        A class is instantiated once per worker (with no arguments) and its instance called the same way.
+        A class is instantiated once per worker process with the stage's ``verifier_options[name]`` as keyword
+        arguments and its instance called the same way; a function receives those options as keyword arguments.
     """
 
 

@@ -82,7 +82,8 @@ class StageContext:
         from raylign.engine.rewards import RewardFleet
 
         fleet = RewardFleet(self.engine.rewards, default_verifier=default_verifier,
-                            verifier_options=dict(verifier_options or {}))
+                            verifier_options=dict(verifier_options or {}),
+                            procs_per_actor=self.engine.rewards.procs_per_worker)
         self._closers.append(fleet.shutdown)
         return fleet
 

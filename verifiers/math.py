@@ -1,0 +1,130 @@
+"""The ``math`` verifier: extract a completion's final answer and decide whether it equals the reference.
+
+``task["answer"]`` is the reference (a string or a number; a reference that contains ``\\boxed{}`` is reduced to
+the box's content). The reward is 1.0 for an equivalent answer and 0.0 otherwise.
+
+Extraction (``math_extract``), in the configured order: last ``\\boxed{}``, "answer is ..."/"Answer: ...", last
+number. A completion with no answer at all is a legitimate wrong answer: reward 0.0, status ``ok``,
+``details["extracted"] = None``.
+
+Equivalence (``math_equiv``): exact string match after normalization, then exact rational arithmetic, then
+floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed points), then sympy's
+``simplify`` as a last resort. Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a decimal with at least
+``decimal_min_sig`` significant digits equals a value it rounds or truncates to (``0.3333`` == ``1/3``); ``1,000`` is
+a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered, sets and bare lists are not; interval brackets
+must match; ``x = 3`` equals ``3``; units, ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored;
+multiple-choice letters compare case-insensitively. See ``math_equiv``'s docstring for the full list.
+
+Status ``invalid``: the task row has no ``answer``; the completion is oversized (``max_completion_chars``); the
+extracted answer is oversized (``max_answer_chars``), nested too deeply, or too large to evaluate (``9^9^9^9``)
+without being written exactly like the reference. Status ``timeout``: the internal ``time_budget_s`` ran out
+(checked between steps; the engine's wall-clock kill is the hard limit). Status ``error``: a bug in here.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from fractions import Fraction
+
+from raylign.engine import hookimpl
+from raylign.verifiers import Verdict
+from raylign.verifiers.math_equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
+                                          parse_answer)
+from raylign.verifiers.math_extract import METHODS, extract_answer, last_boxed
+
+
+def _order(value) -> tuple[str, ...]:
+    order = tuple(m.strip() for m in value.split(",")) if isinstance(value, str) else tuple(value)
+    unknown = [m for m in order if m not in METHODS]
+    if unknown or not order:
+        raise ValueError(f"extract must name methods among {METHODS}, got {value!r}")
+    return order
+
+
+def _reference_text(answer) -> str:
+    if isinstance(answer, bool):
+        return str(answer)
+    if isinstance(answer, (int, Fraction)):
+        return str(answer)
+    if isinstance(answer, float):
+        return repr(answer) if not answer.is_integer() else str(int(answer))
+    text = str(answer)
+    if "\\boxed" in text or "\\fbox" in text:
+        text = last_boxed(text) or text
+    return text
+
+
+class MathVerifier:
+    """Scores a completion against ``task["answer"]``; instantiated once per worker.
+
+    :param extract: extraction methods in order (``boxed``, ``answer_is``, ``last_number``), a tuple or a comma
+        string; a task row may override it with its own ``extract`` field.
+    :param rel_tol: relative tolerance for values that are not both exact rationals.
+    :param decimal_min_sig: significant digits a decimal needs to match a value it rounds/truncates to.
+    :param percent: ``both`` (50% == 50 == 0.5), ``number`` (50% == 50) or ``fraction`` (50% == 0.5).
+    :param max_completion_chars: longer completions are ``invalid``.
+    :param max_answer_chars: longer extracted answers (and references) are ``invalid``.
+    :param time_budget_s: internal budget per verification; past it the verdict is ``timeout``.
+    """
+
+    def __init__(self, extract=METHODS, rel_tol: float = 1e-6, decimal_min_sig: int = 4, percent: str = "both",
+                 max_completion_chars: int = 1_000_000, max_answer_chars: int = 1000, time_budget_s: float = 1.0):
+        if percent not in ("both", "number", "fraction"):
+            raise ValueError(f"percent must be 'both', 'number' or 'fraction', got {percent!r}")
+        self.extract = _order(extract)
+        self.options = Options(rel_tol=rel_tol, decimal_min_sig=decimal_min_sig, percent=percent)
+        self.max_completion_chars = max_completion_chars
+        self.max_answer_chars = max_answer_chars
+        self.time_budget_s = time_budget_s
+        import sympy  # noqa: F401  (the last-resort equivalence check; imported once per worker, not per call)
+
+    def __call__(self, completion: str, task: dict) -> Verdict:
+        if not isinstance(task, Mapping) or task.get("answer") is None:
+            return Verdict(0.0, "invalid", "task row has no 'answer' field (the reference answer)", {})
+        if not isinstance(completion, str):
+            return Verdict(0.0, "invalid", f"completion must be a string, got {type(completion).__name__}", {})
+        if len(completion) > self.max_completion_chars:
+            return Verdict(0.0, "invalid", f"completion longer than {self.max_completion_chars} characters",
+                           {"completion_chars": len(completion)})
+        deadline = time.monotonic() + self.time_budget_s
+        try:
+            order = _order(task["extract"]) if task.get("extract") else self.extract
+            extracted, method = extract_answer(completion, order)
+        except ValueError as exc:
+            return Verdict(0.0, "invalid", str(exc), {})
+        details = {"extracted": extracted, "method": method}
+        if extracted is None:
+            return Verdict(0.0, "ok", None, {**details, "reason": "no answer found"})
+        reference = _reference_text(task["answer"])
+        for name, text in (("extracted answer", extracted), ("reference answer", reference)):
+            if len(text) > self.max_answer_chars:
+                return Verdict(0.0, "invalid", f"{name} longer than {self.max_answer_chars} characters",
+                               {**details, "extracted": extracted[:200]})
+        try:
+            ref_clean, cand_clean = clean(reference), clean(extracted)
+            details["normalized"] = {"answer": ref_clean, "extracted": cand_clean}
+            if ref_clean == cand_clean and ref_clean:
+                return Verdict(1.0, "ok", None, {**details, "reason": "same normalized text"})
+            ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
+            details["normalized"] = {"answer": describe(ref_value), "extracted": describe(cand_value)}
+            details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
+            same = equal(ref_value, cand_value, self.options, deadline)
+        except Unjudgeable as exc:
+            return Verdict(0.0, "invalid", str(exc), details)
+        except BudgetExceeded as exc:
+            return Verdict(0.0, "timeout", str(exc), details)
+        except RecursionError:
+            return Verdict(0.0, "invalid", "answer nested too deeply", details)
+        except MemoryError:
+            return Verdict(0.0, "invalid", "answer too large", details)
+        except Exception as exc:  # a bug in here: say so instead of scoring it silently
+            return Verdict(0.0, "error", f"{type(exc).__name__}: {exc}", details)
+        return Verdict(1.0 if same else 0.0, "ok", None, details)
+
+
+@hookimpl
+def raylign_register_verifiers(register):
+    register("math", MathVerifier)
+
+
+__all__ = ["MathVerifier", "raylign_register_verifiers"]

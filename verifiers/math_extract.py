@@ -1,0 +1,154 @@
+"""Find the final answer in a model's completion (one job: text in, answer substring out).
+
+Three methods, tried in the order the verifier is configured with (default: boxed, answer_is, last_number):
+
+- ``boxed``: the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) whose braces close; nested braces and
+  escaped ``\\{ \\}`` are handled. A truncated last box (never closed) falls back to the box before it.
+- ``answer_is``: the text after the last "answer is", "final answer:", "Answer:", "answer =" (case-insensitive);
+  a ``$...$`` or ``\\(...\\)`` right after it is taken whole, otherwise the rest of the line up to the end of the
+  sentence.
+- ``last_number``: the last number in the text (thousands separators, decimals, ``a/b`` and a trailing ``%``
+  are kept).
+
+Everything here is linear in the text length (``str.rfind`` and single-pass regexes), so megabyte completions do
+not slow it down more than a few milliseconds.
+"""
+from __future__ import annotations
+
+import re
+
+METHODS = ("boxed", "answer_is", "last_number")
+
+_BOX_COMMANDS = ("\\boxed", "\\fbox")
+_MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are truncated
+
+_ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*", re.IGNORECASE)
+_MAX_ANSWER_TRIES = 10_000  # "answer" occurrences looked at, from the end
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b")
+_NUMBER = re.compile(
+    r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)"  # 1,234,567.89
+    r"|-?\d+(?:\.\d+)?(?:/\d+)?"  # 12  3.5  3/4
+    r"|-?\.\d+"  # .5
+)
+_DIGIT = re.compile(r"\d")
+_PERCENT_AFTER = re.compile(r"\s*\\?%")
+_NUMBER_TAIL = 4000  # last_number looks at this many trailing characters first
+
+
+def braced(text: str, start: int) -> tuple[str, int] | None:
+    """The content of the ``{...}`` group that starts at ``text[start]`` (after spaces) and the index after it.
+
+    Escaped braces (``\\{``, ``\\}``) do not count. ``None`` when there is no group or it never closes.
+    """
+    n = len(text)
+    i = start
+    while i < n and text[i] in " \t":
+        i += 1
+    if i >= n or text[i] != "{":
+        return None
+    depth = 0
+    j = i
+    while j < n:
+        ch = text[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j], j + 1
+        j += 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last closed ``\\boxed{}``/``\\fbox{}``; ``\\boxed 5`` (no braces) gives ``5``."""
+    end = len(text)
+    for _ in range(_MAX_BOX_TRIES):
+        best, cmd_len = -1, 0
+        for cmd in _BOX_COMMANDS:
+            k = text.rfind(cmd, 0, end)
+            if k > best:
+                best, cmd_len = k, len(cmd)
+        if best < 0:
+            return None
+        after = best + cmd_len
+        if after < len(text) and text[after].isalpha():  # \boxeda... is another command
+            end = best
+            continue
+        group = braced(text, after)
+        if group is not None:
+            return group[0]
+        m = re.match(r"[ \t]+([^\s$]+)", text[after : after + 200])
+        if m:
+            return m.group(1)
+        end = best  # truncated box: try the one before
+    return None
+
+
+def answer_is(text: str) -> str | None:
+    """The answer stated after the last "answer is" / "Answer:" phrase."""
+    end, last = len(text), None
+    for _ in range(_MAX_ANSWER_TRIES):  # scan backwards: the last phrase wins, and rfind is fast on megabytes
+        k = max(text.rfind(word, 0, end) for word in ("answer", "Answer", "ANSWER"))
+        if k < 0:
+            return None
+        last = _ANSWER_IS.match(text, k)
+        if last:
+            break
+        end = k
+    if last is None:
+        return None
+    rest = text[last.end() : last.end() + 2000]
+    boxed = last_boxed(rest.split("\n\n", 1)[0])
+    if boxed is not None:
+        return boxed
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if rest.startswith(left):
+            k = rest.find(right, len(left))
+            if k > 0:
+                return rest[len(left) : k].strip()
+    m = _SENTENCE_END.search(rest)
+    answer = (rest[: m.start()] if m else rest).strip().strip("*").strip()
+    return answer or None
+
+
+def last_number(text: str) -> str | None:
+    """The last number in the text, with a percent sign if one follows it."""
+    start = max(0, len(text) - _NUMBER_TAIL)
+    if start > 0 and _DIGIT.search(text, start) is None:  # no digit near the end: find the last one quickly
+        m = _DIGIT.search(text[::-1])
+        if m is None:
+            return None
+        end = len(text) - m.start()
+        start = end - 1
+        while start > 0 and end - start < 1000 and text[start - 1] in "0123456789.,/-":
+            start -= 1
+    last = None
+    for last in _NUMBER.finditer(text, start):
+        pass
+    if last is None:
+        return None
+    pct = _PERCENT_AFTER.match(text, last.end())
+    return last.group(0) + ("%" if pct else "")
+
+
+_EXTRACTORS = {"boxed": last_boxed, "answer_is": answer_is, "last_number": last_number}
+
+
+def extract_answer(text: str, order=METHODS) -> tuple[str | None, str | None]:
+    """``(answer, method)`` from the first method in ``order`` that finds one; ``(None, None)`` otherwise."""
+    for method in order:
+        try:
+            fn = _EXTRACTORS[method]
+        except KeyError:
+            raise ValueError(f"unknown extraction method {method!r}; known: {', '.join(METHODS)}") from None
+        found = fn(text)
+        if found is not None and found.strip():
+            return found.strip(), method
+    return None, None
+
+
+__all__ = ["METHODS", "extract_answer", "last_boxed", "answer_is", "last_number", "braced"]
