@@ -37,7 +37,7 @@ def make_tiny_model(directory: Path, seed: int = 0, vocab_size: int = 384) -> Pa
     from raylign.engine.tokenizer import train_bpe
 
     tok = train_bpe(CORPUS, vocab_size)
-    size = ModelSize(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
+    size = ModelSize(hidden_size=64, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=128,
                      max_position_embeddings=512)
     model = build_qwen2(size, tok, seed=seed)
     return save_model_dir(model, tok, directory)
