@@ -135,6 +135,9 @@ def quiet_thread_warning() -> None:
     it on every request: with the engine in-process that is several warnings per ``generate``. Drop them."""
     logging.getLogger("vllm.v1.worker.cpu_worker").addFilter(
         lambda record: "set_num_threads" not in record.getMessage())
+    # Rotary embeddings have no weights to reload; vLLM warns about it on every weight sync.
+    logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(
+        lambda record: "RotaryEmbedding" not in record.getMessage())
 
 
 class RolloutWorker:

@@ -1,0 +1,276 @@
+"""The value of a tuple AST (one job: AST in, number out): exact, floating-point, or sympy's verdict.
+
+- ``rational``: the exact ``Fraction`` value when the AST is a rational number, else None. Powers, factorials
+  and binomials are size-checked before they are computed (``TooLarge``, bounded by ``MAX_BITS``,
+  ``MAX_FACTORIAL`` and ``MAX_SYMBOLIC_EXP``).
+- ``evaluate``: the complex floating-point value with the free symbols bound; raises on overflow or where the
+  expression is undefined (``EvalError``, ``ArithmeticError``, ``ValueError``).
+- ``sympy_equal``: ``sympy.simplify(a - b) == 0``, the last resort, for small expressions only.
+"""
+from __future__ import annotations
+
+import cmath
+import math
+from fractions import Fraction
+
+from raylign.verifiers.math_parse import TooLarge, canon, contains
+
+MAX_BITS = 20_000  # largest exact rational (numerator/denominator bits) we are willing to build
+MAX_FACTORIAL = 1_000
+MAX_SYMBOLIC_EXP = 1_000  # x^n with |n| above this is not evaluated
+
+
+# ----------------------------------------------------------------------------------------------- exact values
+def _iroot(n: int, q: int) -> int | None:
+    """The exact integer q-th root of n >= 0, or None."""
+    if n < 2:
+        return n
+    r = int(round(n ** (1.0 / q))) if n.bit_length() < 1000 else 1 << (n.bit_length() // q)
+    for _ in range(200):  # Newton from a nearby start
+        nr = ((q - 1) * r + n // r ** (q - 1)) // q
+        if abs(nr - r) <= 1:
+            break
+        r = nr
+    for c in (r - 1, r, r + 1):
+        if c >= 0 and c**q == n:
+            return c
+    return None
+
+
+def _rpow(b: Fraction | None, e: Fraction | None) -> Fraction | None:
+    if e is None:
+        return None
+    if b is None:
+        if abs(e) > MAX_SYMBOLIC_EXP:
+            raise TooLarge("power with a huge exponent")
+        return None
+    if b == 0:
+        return None if e <= 0 else Fraction(0)
+    if b == 1:
+        return b
+    if b == -1 and e.denominator == 1:
+        return Fraction(1 if e.numerator % 2 == 0 else -1)
+    bits = max(b.numerator.bit_length(), b.denominator.bit_length())
+    if abs(e) * bits > MAX_BITS:
+        raise TooLarge("power too large to evaluate")
+    p, q = e.numerator, e.denominator
+    if q == 1:
+        return b**p
+    if q > 64 or (b < 0 and q % 2 == 0):
+        return None
+    sign = -1 if b < 0 else 1
+    rn, rd = _iroot(abs(b.numerator), q), _iroot(b.denominator, q)
+    if rn is None or rd is None:
+        return None
+    return (Fraction(sign * rn, rd)) ** p
+
+
+def rational(node) -> Fraction | None:
+    """The exact rational value of a tuple AST, or None; raises TooLarge instead of building huge numbers."""
+    k = node[0]
+    if k == "num":
+        return node[1]
+    if k in ("sym", "const"):
+        return None
+    if k == "add" or k == "mul":
+        vals = [rational(c) for c in node[1]]
+        if any(v is None for v in vals):
+            return None
+        acc = vals[0]
+        for v in vals[1:]:
+            acc = acc + v if k == "add" else acc * v
+            if max(acc.numerator.bit_length(), acc.denominator.bit_length()) > MAX_BITS:
+                raise TooLarge("product too large to evaluate")
+        return acc
+    if k == "neg":
+        v = rational(node[1])
+        return None if v is None else -v
+    if k == "inv":
+        v = rational(node[1])
+        return None if not v else 1 / v
+    if k == "pow":
+        return _rpow(rational(node[1]), rational(node[2]))
+    if k == "root":
+        x, n = rational(node[1]), rational(node[2])
+        return None if not n else _rpow(x, 1 / n)
+    if k == "fact":
+        v = rational(node[1])
+        if v is None or v.denominator != 1 or v < 0:
+            return None
+        if v > MAX_FACTORIAL:
+            raise TooLarge("factorial too large to evaluate")
+        return Fraction(math.factorial(int(v)))
+    if k == "binom":
+        n, r = rational(node[1]), rational(node[2])
+        if n is None or r is None or n.denominator != 1 or r.denominator != 1:
+            return None
+        if n > MAX_BITS:
+            raise TooLarge("binomial too large to evaluate")
+        return Fraction(math.comb(int(n), int(r))) if 0 <= r <= n else Fraction(0)
+    if k == "abs":
+        v = rational(node[1])
+        return None if v is None else abs(v)
+    if k in ("floor", "ceil"):
+        v = rational(node[1])
+        return None if v is None else Fraction(math.floor(v) if k == "floor" else math.ceil(v))
+    for child in node[2:] if k in ("func",) else node[1:]:  # func/log: only look for huge arguments
+        if isinstance(child, tuple):
+            rational(child)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------- float values
+class EvalError(Exception):
+    """The AST has no floating-point value here (infinity, a complex factorial, an unsupported node)."""
+
+
+_CONSTS = {"pi": complex(math.pi), "E": complex(math.e), "I": 1j}
+_CFUNCS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda z: 1 / cmath.tan(z),
+           "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z), "arcsin": cmath.asin,
+           "arccos": cmath.acos, "arctan": cmath.atan, "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh,
+           "exp": cmath.exp}
+
+
+def _safe_rational(node):
+    try:
+        return rational(node)
+    except TooLarge:
+        return None
+
+
+def _real_int(v: complex) -> int | None:
+    if v.imag == 0 and v.real == int(v.real) and abs(v.real) < 1e15:
+        return int(v.real)
+    return None
+
+
+def evaluate(node, env) -> complex:
+    """Complex floating-point value of a tuple AST with symbols bound by ``env``; raises on overflow/undefined."""
+    k = node[0]
+    if k == "num":
+        return complex(node[1])
+    if k == "sym":
+        return env[node[1]]
+    if k == "const":
+        if node[1] == "oo":
+            raise EvalError("infinity")
+        return _CONSTS[node[1]]
+    if k == "add":
+        return sum((evaluate(c, env) for c in node[1]), 0j)
+    if k == "mul":
+        acc = 1 + 0j
+        for c in node[1]:
+            acc *= evaluate(c, env)
+        return acc
+    if k == "neg":
+        return 0j - evaluate(node[1], env)  # keeps a +0.0 imaginary part (branch cuts)
+    if k == "inv":
+        return 1 / evaluate(node[1], env)
+    if k in ("pow", "root"):
+        b = evaluate(node[1], env)
+        if k == "root":
+            n = _safe_rational(node[2])
+            e_rat = None if not n else 1 / n
+            e = complex(e_rat) if e_rat is not None else 1 / evaluate(node[2], env)
+        else:
+            e_rat = _safe_rational(node[2])
+            e = complex(e_rat) if e_rat is not None else evaluate(node[2], env)
+        if e_rat is not None:
+            if e_rat.denominator == 1 and abs(e_rat) <= 4096:
+                return b ** int(e_rat)
+            if b.imag == 0 and b.real < 0 and e_rat.denominator % 2 == 1:  # real odd root of a negative
+                r = abs(b.real) ** float(e_rat)
+                return complex(-r if e_rat.numerator % 2 else r)
+        if b == 0:
+            if e.real > 0:
+                return 0j
+            raise ZeroDivisionError
+        lg = cmath.log(complex(b.real, 0.0) if b.imag == 0 else b) * e
+        if lg.real > 700:
+            raise OverflowError
+        return cmath.exp(lg)
+    if k == "fact":
+        v = evaluate(node[1], env)
+        if v.imag != 0 or v.real > 170:
+            raise OverflowError if v.real > 170 else EvalError("factorial of a complex number")
+        n = _real_int(v)
+        return complex(math.factorial(n) if n is not None and n >= 0 else math.gamma(v.real + 1))
+    if k == "binom":
+        n, r = _real_int(evaluate(node[1], env)), _real_int(evaluate(node[2], env))
+        if n is None or r is None or n > 2000:
+            raise EvalError("binomial")
+        return complex(math.comb(n, r) if 0 <= r <= n else 0)
+    if k == "func":
+        v = evaluate(node[2], env)
+        if node[1] == "exp" and v.real > 700:
+            raise OverflowError
+        return _CFUNCS[node[1]](v)
+    if k == "log":
+        v = cmath.log(evaluate(node[1], env))
+        return v if node[2] is None else v / cmath.log(evaluate(node[2], env))
+    if k == "abs":
+        return complex(abs(evaluate(node[1], env)))
+    if k in ("floor", "ceil"):
+        v = evaluate(node[1], env)
+        return complex((math.floor if k == "floor" else math.ceil)(v.real))
+    raise EvalError(f"cannot evaluate {k}")
+
+
+
+# ----------------------------------------------------------------------------------------------- sympy fallback
+def _to_sympy(node, sp):
+    k = node[0]
+    rec = lambda n: _to_sympy(n, sp)  # noqa: E731
+    if k == "num":
+        return sp.Rational(node[1].numerator, node[1].denominator)
+    if k == "sym":
+        return sp.Symbol(node[1])
+    if k == "const":
+        return {"pi": sp.pi, "E": sp.E, "I": sp.I, "oo": sp.oo}[node[1]]
+    if k == "add":
+        return sp.Add(*map(rec, node[1]))
+    if k == "mul":
+        return sp.Mul(*map(rec, node[1]))
+    if k == "neg":
+        return -rec(node[1])
+    if k == "inv":
+        return 1 / rec(node[1])
+    if k in ("pow", "root"):
+        e = _safe_rational(node[2])
+        if e is not None and abs(e) > 50:
+            raise EvalError("exponent too large for sympy")
+        if e is None and contains(node[2], lambda n: n[0] in ("pow", "root", "func", "log", "fact")):
+            raise EvalError("nested non-rational exponent: not given to sympy")
+        return sp.Pow(rec(node[1]), rec(node[2])) if k == "pow" else sp.root(rec(node[1]), rec(node[2]))
+    if k == "fact":
+        return sp.factorial(rec(node[1]))
+    if k == "binom":
+        return sp.binomial(rec(node[1]), rec(node[2]))
+    if k == "func":
+        fn = {"arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(node[1], node[1])
+        return getattr(sp, fn)(rec(node[2]))
+    if k == "log":
+        return sp.log(rec(node[1])) if node[2] is None else sp.log(rec(node[1]), rec(node[2]))
+    if k == "abs":
+        return sp.Abs(rec(node[1]))
+    if k in ("floor", "ceil"):
+        return (sp.floor if k == "floor" else sp.ceiling)(rec(node[1]))
+    raise EvalError(k)
+
+
+def _node_count(node) -> int:
+    return len(canon(node))
+
+
+def sympy_equal(a, b) -> bool | None:
+    """``simplify(a - b) == 0`` for small expressions; None when it was not tried."""
+    if _node_count(a) + _node_count(b) > 200 or any(
+            contains(n, lambda m: m[0] in ("fact", "binom", "floor", "ceil")) for n in (a, b)):
+        return None  # sympy is slow on these and our evaluator already covers them
+    try:
+        import sympy as sp
+
+        diff = sp.simplify(_to_sympy(a, sp) - _to_sympy(b, sp))
+        return bool(diff == 0)
+    except (EvalError, TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
+        return None

@@ -1,0 +1,222 @@
+"""Turn a cleaned answer into a *value* (one job: answer text in, typed value out), and describe values.
+
+A value is a tuple whose first item names its kind:
+
+- ``("scalar", Scalar)``: one expression (``Scalar`` holds its AST, exact value and how it was written);
+- ``("seq", open, close, items)``: a tuple or an interval, brackets kept (``(0,1]``);
+- ``("set", items)`` for ``\\{...\\}``; ``("list", items)`` for a bare ``1, 2`` or ``a \\pm b``;
+- ``("union", items)``: intervals joined by ``\\cup``;
+- ``("matrix", rows)``: ``\\begin{pmatrix}...`` (any matrix or array environment);
+- ``("eq", lhs, rhs, simple)``: an equation, ``simple`` when the left side is a plain variable;
+- ``("rel", parts, ops)``: an inequality chain;
+- ``("choice", letter)``: a multiple-choice letter; ``("text", words)``: lower-cased text.
+
+Whole answers ``1,000`` (thousands), ``2\\frac{1}{2}`` (mixed numbers) and ``0.\\overline{3}`` (repeating
+decimals) are numbers. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+from raylign.verifiers.math_eval import rational
+from raylign.verifiers.math_normalize import MATH_WORDS, clean
+from raylign.verifiers.math_parse import ParseError, TooLarge, Unjudgeable, canon, parse_expr
+
+MAX_ITEMS = 64  # elements of a tuple/set/matrix
+
+
+@dataclass(frozen=True)
+class Scalar:
+    node: tuple  # the AST
+    rat: Fraction | None  # exact rational value, None when not rational
+    huge: bool  # too large to evaluate: only a structural match counts
+    canon: str  # structural form
+    dec: tuple[int, int] | None  # (decimal places, significant digits) when the answer is a decimal literal
+    pct: bool = False  # written with a percent sign
+
+
+_CHOICE = re.compile(r"\(([A-Za-z])\)|([A-Z])\)?")
+_WORDS = re.compile(r"(?=.*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*")
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
+_MATRIX = re.compile(r"[(\[]?\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
+_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
+_MIXED = re.compile(r"(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}|(-?)(\d+)\s+(\d+)/(\d+)")
+_SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\{?-1\}?)?(?:\([a-zA-Z, ]*\))?"
+                         r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
+_OPEN, _CLOSE = "([{", ")]}"
+_REL_OPS = "<>≤≥≠"
+
+
+def split_top(s: str, seps: str) -> tuple[list[str], list[str]]:
+    """Split ``s`` at characters of ``seps`` that are outside brackets; returns (parts, separators)."""
+    if not any(c in s for c in seps):
+        return [s], []
+    parts, found, depth, start = [], [], 0, 0
+    for i, ch in enumerate(s):
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        elif depth == 0 and ch in seps:
+            parts.append(s[start:i])
+            found.append(ch)
+            start = i + 1
+    parts.append(s[start:])
+    return parts, found
+
+
+def _encloses(s: str) -> bool:
+    """Whether the bracket opening at s[0] closes at the last character (any of ``)]}`` closes any opener)."""
+    depth = 0
+    for i, ch in enumerate(s):
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return i == len(s) - 1
+    return False
+
+
+def _decimal_info(node) -> tuple[int, int] | None:
+    if node[0] == "neg":
+        node = node[1]
+    if node[0] != "num" or "." not in node[2]:
+        return None
+    digits = node[2].replace(".", "").lstrip("0")
+    return len(node[2].split(".", 1)[1]), len(digits)
+
+
+def make_scalar(s: str, pct: bool = False) -> Scalar:
+    """The scalar value of a cleaned expression; raises ParseError when it is not one."""
+    return scalar_from_node(parse_expr(s), pct)
+
+
+def scalar_from_node(node, pct: bool = False) -> Scalar:
+    try:
+        rat, huge = rational(node), False
+    except TooLarge:
+        rat, huge = None, True
+    return Scalar(node, rat, huge, str(rat) if rat is not None else canon(node), _decimal_info(node), pct)
+
+
+def _text(s: str) -> tuple:
+    return ("text", re.sub(r"\\[a-zA-Z]+|[\s{}\\]", "", s).lower())
+
+
+def _leaf(s: str) -> tuple:
+    if _WORDS.fullmatch(s) and not any(w.lower() in MATH_WORDS for w in s.split()):
+        return _text(s)  # "Yes", "no solution": words, not a product of symbols
+    pct = s.endswith("%")
+    try:
+        return ("scalar", make_scalar(s[:-1] if pct else s, pct))
+    except ParseError:
+        return _text(s)
+
+
+def _repeating_to_frac(m) -> str:
+    """``0.1\\overline{6}`` -> ``(\\frac{1}{6})``: a repeating decimal as an exact fraction."""
+    whole, fixed, rep = m.group(1) or "0", m.group(2), m.group(3)
+    value = int(whole) + (Fraction(int(fixed or "0")) + Fraction(int(rep), 10 ** len(rep) - 1)) / 10 ** len(fixed)
+    return f"(\\frac{{{value.numerator}}}{{{value.denominator}}})"
+
+
+def _value(s: str, depth: int = 0) -> tuple:
+    if depth > 8:
+        raise Unjudgeable("answer nested too deeply")
+    s = s.strip()
+    if not s:
+        return ("text", "")
+    m = _CHOICE.fullmatch(s)
+    if m:
+        return ("choice", (m.group(1) or m.group(2)).upper())
+    m = _MATRIX.fullmatch(s)
+    if m:
+        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
+        cells = [split_top(r, "&")[0] for r in rows]
+        if sum(map(len, cells)) > MAX_ITEMS * 4:
+            raise Unjudgeable("matrix too large")
+        return ("matrix", tuple(tuple(_value(c, depth + 1) for c in row) for row in cells))
+    if _THOUSANDS.fullmatch(s):
+        return _leaf(s.replace(",", "").replace(" ", ""))
+    parts, _ = split_top(s, ",;")
+    if len(parts) > 1:
+        if len(parts) > MAX_ITEMS:
+            raise Unjudgeable("too many elements")
+        return ("list", tuple(_value(p, depth + 1) for p in parts))
+    parts, _ = split_top(s, "=")
+    if len(parts) > 1:
+        lhs, rhs = parts[0].strip(), parts[-1].strip()
+        simple = bool(_SIMPLE_LHS.fullmatch(lhs))
+        return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple)
+    if "\\cup" in s:
+        pieces = [p for p in re.split(r"\\cup(?![a-zA-Z])", s)]
+        if len(pieces) > 1 and all(p.strip() for p in pieces):
+            return ("union", tuple(_value(p, depth + 1) for p in pieces))
+    if "\\pm" in s and s.count("\\pm") == 1 and "\\pmatrix" not in s:
+        return ("list", (_value(s.replace("\\pm", "+"), depth + 1), _value(s.replace("\\pm", "-"), depth + 1)))
+    parts, ops = split_top(s, _REL_OPS)
+    if ops:
+        if len(parts) > 4 or not all(p.strip() for p in parts):
+            return _text(s)  # not an inequality anyone writes as an answer
+        return ("rel", tuple(_value(p, depth + 1) for p in parts), tuple(ops))
+    if s.startswith("\\{") and s.endswith("\\}") and _encloses(s[1:]):
+        inner = s[2:-2].strip()
+        items = split_top(inner, ",;")[0] if inner else []
+        if len(items) > MAX_ITEMS:
+            raise Unjudgeable("too many elements")
+        return ("set", tuple(_value(p, depth + 1) for p in items))
+    if s[0] in "([" and s[-1] in ")]" and _encloses(s):
+        items = split_top(s[1:-1], ",")[0]
+        if len(items) > 1:
+            if len(items) > MAX_ITEMS:
+                raise Unjudgeable("too many elements")
+            return ("seq", s[0], s[-1], tuple(_value(p, depth + 1) for p in items))
+    if "\\overline" in s:
+        s = _REPEATING.sub(_repeating_to_frac, s)
+    m = _MIXED.fullmatch(s)
+    if m:
+        g = [x for x in m.groups() if x is not None]
+        sign, whole, num, den = g[0], int(g[1]), int(g[2]), int(g[3])
+        if 0 < num < den:
+            n = ("add", (("num", Fraction(whole), g[1]), ("mul", (("num", Fraction(num), g[2]),
+                                                                   ("inv", ("num", Fraction(den), g[3]))))))
+            return ("scalar", scalar_from_node(("neg", n) if sign else n))
+    return _leaf(s)
+
+
+@lru_cache(maxsize=8192)
+def parse_answer(s: str) -> tuple:
+    """The value of an answer string (see the module docstring); raises Unjudgeable."""
+    return _value(clean(s))
+
+
+def kind(value: tuple) -> str:
+    return value[0]
+
+
+def describe(value: tuple) -> str:
+    """A short normalized form of a parsed value (for details)."""
+    k = value[0]
+    if k == "scalar":
+        return value[1].canon + ("%" if value[1].pct else "")
+    if k in ("text", "choice"):
+        return value[1]
+    if k == "seq":
+        return value[1] + ",".join(map(describe, value[3])) + value[2]
+    if k in ("set", "list", "union"):
+        left, right = {"set": ("{", "}"), "list": ("", ""), "union": ("", "")}[k]
+        return left + ("," if k != "union" else " U ").join(map(describe, value[1])) + right
+    if k == "eq":
+        return f"{describe(value[1])}={describe(value[2])}"
+    if k == "rel":
+        out = describe(value[1][0])
+        for op, part in zip(value[2], value[1][1:]):
+            out += op + describe(part)
+        return out
+    if k == "matrix":
+        return "[" + ";".join(",".join(map(describe, row)) for row in value[1]) + "]"
+    return k
