@@ -90,15 +90,17 @@ class Learner:
         t0 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
-        tokens = 0
+        tokens, weight = 0, 0.0
         for mb in microbatches:
             mb = self._to_device(mb)
             logits = self._forward(mb)
             value, metrics = loss_fn(logits, mb, **(options or {}))
             value.backward()
             tokens += int(mb.attention_mask.sum())
+            w = float(mb.loss_mask.sum())  # metrics are token-weighted means over the step
+            weight += w
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v) * w
         clip = self.spec.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
@@ -106,8 +108,8 @@ class Learner:
         self.opt.step()
         self.sched.step()
         self.version += 1
-        out = {k: v / len(microbatches) for k, v in sums.items()}
-        out.update(grad_norm=float(grad_norm), lr=lr, step_tokens=tokens,
+        out = {k: v / max(weight, 1.0) for k, v in sums.items()}
+        out.update(grad_norm=float(grad_norm), lr=lr, step_tokens=tokens, tokens=weight,
                    learner_seconds=time.perf_counter() - t0)
         return out
 

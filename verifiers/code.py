@@ -1,0 +1,245 @@
+"""The ``code`` verifier: runs a Python completion against a task's tests in a sandbox.
+
+Task formats (the dataset row, ``task``):
+
+- HumanEval: ``prompt``, ``test``, ``entry_point``. The program is prompt + completion (or prompt + the
+  completion's code block, which usually restates the whole function), then ``test`` and
+  ``check(<entry_point>)``. Reward 1 or 0.
+- Assert list (MBPP): ``tests`` (or ``test_list``): assert statements, each run against the code (optional
+  ``test_setup_code``/``test_imports`` run before each). Reward: fraction passed (all-or-nothing by option).
+- Standard I/O (CodeContests/APPS): ``inputs`` and ``outputs`` lists (or APPS' ``input_output`` JSON); the
+  program runs once per input with it on stdin, its stdout compared with the output, whitespace-normalised.
+  Reward: fraction of cases passed (all-or-nothing by option).
+
+Code is the last fenced code block of the completion when it has one, else the whole completion.
+
+Statuses: a program that fails is ``ok`` with reward 0 and ``details["failures"]`` saying which tests failed
+and why (``assertion``, an exception type name, ``timeout``, ``memory``, ``output_limit``, ``killed``,
+``exit``, ``daemon``, ``tamper``, ``wrong_answer``); a program that runs into the wall-clock deadline is
+``timeout`` (for stdio: only when every case timed out); a bad task row is ``invalid`` (the error names the
+field); a sandbox that cannot run is ``error``. A completion with no code is ``ok``, reward 0, reason
+``no code``. Every verdict has ``details["sandbox"]``, the backend's name (see :mod:`.sandbox`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterable
+
+from raylign.engine import hookimpl
+from raylign.verifiers import Verdict
+from raylign.verifiers.sandbox import Job, Limits, SandboxBackend, SandboxResult, get_backend, run_many
+
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
+_OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n", re.M)
+_PYTHON = {"python", "py", "python3", "py3"}
+_NON_PYTHON = {"text", "txt", "output", "console", "bash", "sh", "shell", "json", "plaintext"}
+
+
+def extract_code(completion: str) -> str:
+    """The last fenced code block (the last Python-tagged one if any, else the last one not tagged as
+    output/shell), an unterminated final block's body, or the completion itself when it has no fence."""
+    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(completion)]
+    if not blocks:
+        opener = None
+        for opener in _OPEN_FENCE.finditer(completion):
+            pass
+        if opener is not None:  # truncated generation: take what follows the last opener
+            return completion[opener.end():].strip("\n")
+        return completion.strip("\n")
+    python = [b for lang, b in blocks if lang in _PYTHON]
+    other = [b for lang, b in blocks if lang not in _NON_PYTHON]
+    return (python or other or [blocks[-1][1]])[-1].strip("\n")
+
+
+def normalize_output(text: str) -> list[list[str]]:
+    """Whitespace-normalised lines: tokens of each non-blank line."""
+    return [line.split() for line in text.strip().splitlines() if line.strip()]
+
+
+def _as_str_list(value: Any, field: str) -> list[str]:
+    if isinstance(value, str):
+        raise ValueError(f"task field {field!r} must be a list, got a string")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"task field {field!r} must be a list, got {type(value).__name__}")
+    return [v if isinstance(v, str) else "\n".join(map(str, v)) if isinstance(v, list) else str(v) for v in value]
+
+
+def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
+    """(format, fields) of a task row; raises ValueError naming what is missing or malformed."""
+    if not isinstance(task, dict):
+        raise ValueError(f"task must be a dict, got {type(task).__name__}")
+    if "input_output" in task and "inputs" not in task:  # APPS stores a JSON string
+        io = task["input_output"]
+        io = json.loads(io) if isinstance(io, str) else io
+        task = {**task, "inputs": io.get("inputs"), "outputs": io.get("outputs")}
+    if "inputs" in task or "outputs" in task:
+        for f in ("inputs", "outputs"):
+            if task.get(f) is None:
+                raise ValueError(f"task is missing field {f!r} (stdio tasks need 'inputs' and 'outputs')")
+        inputs, outputs = _as_str_list(task["inputs"], "inputs"), _as_str_list(task["outputs"], "outputs")
+        if len(inputs) != len(outputs) or not inputs:
+            raise ValueError(f"task fields 'inputs' and 'outputs' must be non-empty and of equal length "
+                             f"({len(inputs)} vs {len(outputs)})")
+        return "stdio", {"inputs": inputs, "outputs": outputs}
+    if "tests" in task or "test_list" in task:
+        tests = _as_str_list(task.get("tests", task.get("test_list")), "tests")
+        if not tests:
+            raise ValueError("task field 'tests' is empty")
+        setup = "\n".join(s for s in (_join(task.get("test_imports")), task.get("test_setup_code") or "") if s)
+        return "asserts", {"tests": [f"{setup}\n{t}" if setup else t for t in tests]}
+    if "test" in task or "entry_point" in task:
+        for f in ("test", "entry_point"):
+            if not task.get(f):
+                raise ValueError(f"task is missing field {f!r} (HumanEval tasks need 'prompt', 'test', "
+                                 f"'entry_point')")
+        if not re.fullmatch(r"[A-Za-z_]\w*", str(task["entry_point"])):
+            raise ValueError(f"task field 'entry_point' is not an identifier: {task['entry_point']!r}")
+        return "humaneval", {"prompt": str(task.get("prompt") or ""), "test": str(task["test"]),
+                             "entry_point": str(task["entry_point"])}
+    raise ValueError("task has no tests: give 'prompt'/'test'/'entry_point' (HumanEval), 'tests' (a list of "
+                     "asserts) or 'inputs'/'outputs' (stdin/stdout)")
+
+
+def _join(value: Any) -> str:
+    if not value:
+        return ""
+    return value if isinstance(value, str) else "\n".join(map(str, value))
+
+
+class CodeVerifier:
+    """Score Python completions by running them against the task's tests in a sandbox.
+
+    :param sandbox: backend name (``"auto"``: the strongest available, see :func:`.sandbox.default_backend`).
+    :param timeout_s: wall-clock limit per program run (per stdin case; for tests: the whole run).
+    :param memory_mb: address-space limit of the program.
+    :param all_or_nothing: reward 1 only if every test/case passes (else the fraction passed).
+    :param max_output_bytes: cap on stdout/stderr (and any file the program writes).
+    :param max_procs: processes + threads the program may have.
+    :param site_packages: let programs import the host interpreter's third-party packages (numpy...).
+    """
+
+    def __init__(self, sandbox: str | SandboxBackend = "auto", timeout_s: float = 5.0, memory_mb: int = 512,
+                 all_or_nothing: bool = False, max_output_bytes: int = 4 << 20, max_procs: int = 32,
+                 site_packages: bool = False) -> None:
+        self.limits = Limits(timeout_s=float(timeout_s), memory_mb=int(memory_mb), max_procs=int(max_procs),
+                             max_output_bytes=int(max_output_bytes))
+        self.all_or_nothing = bool(all_or_nothing)
+        self.site_packages = bool(site_packages)
+        self.backend: SandboxBackend | None = None
+        self.backend_error: str | None = None
+        if isinstance(sandbox, SandboxBackend):
+            self.backend = sandbox
+        else:
+            try:
+                self.backend = get_backend(sandbox)
+            except RuntimeError as exc:  # reported on every call as status "error"
+                self.backend_error = str(exc)
+        self._sandbox_name = self.backend.name if self.backend else str(sandbox)
+
+    @property
+    def backend_name(self) -> str:
+        """The sandbox backend in use (the engine reports it in metrics and ``raylign verify``)."""
+        return self._sandbox_name
+
+    # -- one sample --------------------------------------------------------------------------------------
+    def __call__(self, completion: str, task: dict) -> Verdict:
+        prepared = self.prepare(completion, task)
+        if isinstance(prepared, Verdict):
+            return prepared
+        return self.judge(prepared, self.backend.run(prepared[1]))
+
+    # -- many samples, concurrently --------------------------------------------------------------------
+    def verify_many(self, items: Iterable[tuple[str, dict]], workers: int | None = None) -> list[Verdict]:
+        """Verify (completion, task) pairs with a pool of ``workers`` sandboxes (default: one per CPU)."""
+        prepared = [self.prepare(c, t) for c, t in items]
+        todo = [p for p in prepared if not isinstance(p, Verdict)]
+        results = iter(run_many([p[1] for p in todo], workers=workers, backend=self.backend) if todo else [])
+        return [p if isinstance(p, Verdict) else self.judge(p, next(results)) for p in prepared]
+
+    # -- the two halves --------------------------------------------------------------------------------
+    def prepare(self, completion: str, task: dict) -> Verdict | tuple[str, Job, dict]:
+        """The job to run, or the verdict when there is nothing to run."""
+        details: dict[str, Any] = {"sandbox": self._sandbox_name}
+        try:
+            fmt, fields = parse_task(task)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            return Verdict(0.0, "invalid", str(exc), details)
+        details["format"] = fmt
+        if self.backend is None:
+            return Verdict(0.0, "error", f"sandbox unavailable: {self.backend_error}", details)
+        if not isinstance(completion, str):
+            return Verdict(0.0, "invalid", f"completion must be a str, got {type(completion).__name__}", details)
+        code = extract_code(completion)
+        if not code.strip():
+            details.update(reason="no code", passed=0, total=_total(fmt, fields), failures=[])
+            return Verdict(0.0, "ok", None, details)
+        if fmt == "humaneval":
+            # a fenced block usually restates the whole function; a bare completion continues the prompt
+            program = fields["prompt"] + ("\n" + code if _OPEN_FENCE.search(completion) else completion)
+            test = f"{fields['test']}\n\ncheck({fields['entry_point']})\n"
+            job = Job(program, tests=(test,), limits=self.limits, site_packages=self.site_packages)
+        elif fmt == "asserts":
+            job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages)
+        else:
+            job = Job(code, inputs=tuple(fields["inputs"]), limits=self.limits, site_packages=self.site_packages)
+        return fmt, job, fields
+
+    def judge(self, prepared: tuple[str, Job, dict], res: SandboxResult) -> Verdict:
+        fmt, job, fields = prepared
+        details: dict[str, Any] = {"sandbox": res.backend, "isolation": res.isolation, "format": fmt}
+        if res.error:
+            return Verdict(0.0, "error", res.error, details)
+        failures: list[dict[str, Any]] = []
+        if fmt == "stdio":
+            expected = fields["outputs"]
+            n_pass = n_timeout = 0
+            for i, (run, want) in enumerate(zip(res.runs, expected)):
+                if run.reason is None and normalize_output(run.stdout) == normalize_output(want):
+                    n_pass += 1
+                    continue
+                n_timeout += run.reason == "timeout"
+                reason, message = (run.reason, run.message) if run.reason else ("wrong_answer", _diff(run.stdout, want))
+                failures.append({"test": i, "reason": reason, "message": message})
+            total = len(expected)
+            all_timed_out = n_timeout == total
+        else:
+            total = len(res.tests)
+            n_pass = sum(t.passed for t in res.tests)
+            for i, t in enumerate(res.tests):
+                if not t.passed:
+                    failures.append({"test": i, "reason": t.reason, "message": t.message})
+            all_timed_out = bool(res.runs) and res.runs[0].reason == "timeout"
+        details.update(passed=n_pass, total=total, failures=failures[:20])
+        if len(failures) > 20:
+            details["failures_omitted"] = len(failures) - 20
+        run0 = res.runs[0] if res.runs else None
+        if run0 is not None and (run0.stderr or fmt != "stdio"):
+            details["stderr"] = run0.stderr[-1000:]
+        if all_timed_out:
+            return Verdict(0.0, "timeout", f"the program exceeded its {self.limits.timeout_s:g}s limit", details)
+        if fmt == "humaneval" or self.all_or_nothing:
+            reward = float(n_pass == total)
+        else:
+            reward = n_pass / total if total else 0.0
+        return Verdict(reward, "ok", None, details)
+
+
+def _total(fmt: str, fields: dict) -> int:
+    return len(fields["inputs"]) if fmt == "stdio" else len(fields["tests"]) if fmt == "asserts" else 1
+
+
+def _diff(got: str, want: str) -> str:
+    g, w = normalize_output(got), normalize_output(want)
+    for k, (a, b) in enumerate(zip(g, w)):
+        if a != b:
+            return f"line {k + 1}: expected {' '.join(b)[:80]!r}, got {' '.join(a)[:80]!r}"
+    return f"expected {len(w)} non-blank lines, got {len(g)}"
+
+
+@hookimpl
+def raylign_register_verifiers(register):
+    register("code", CodeVerifier)
+
+
+__all__ = ["CodeVerifier", "extract_code", "normalize_output", "parse_task", "raylign_register_verifiers"]

@@ -1,0 +1,468 @@
+"""Sandboxes that run untrusted Python programs, and the hook that registers them.
+
+Backends (registered through ``raylign_register_sandboxes``; the default is the strongest available):
+
+- ``namespaces`` (strength 100): each job gets fresh user, PID, network and mount namespaces, created with
+  ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.sandbox_harness`; nothing to install).
+  Inside: the whole file system is read-only, ``/tmp`` is a private size-capped tmpfs (the working
+  directory, gone with the namespace), ``/root``, ``/home``, ``/run`` and ``/var/tmp`` are hidden behind
+  empty tmpfs mounts (only the interpreter's own directories are put back), ``/proc`` is the namespace's
+  own, the only network device is a down loopback, and the code runs as uid 65534 without capabilities (in
+  a nested user namespace when the host is not root) under rlimits on CPU time, address space, process
+  count, file size (which also caps stdout/stderr) and open files. PID 1 of the namespace is the harness:
+  it times each run with a pidfd and kills whatever the run left behind; the job server kills PID 1 at the
+  job's wall-clock deadline, and when PID 1 dies the kernel kills every process in the namespace.
+- ``rlimits`` (strength 10): the same harness without namespaces: rlimits, a private temp dir removed
+  afterwards, uid 65534 when the host is root, and a child-subreaper that kills the process tree. No file
+  system, network or process isolation beyond that: results say ``isolation="weak"``.
+
+Files: this module (API, backends, judging what the harness reported), :mod:`.sandbox_host` (talking to the
+job servers), and the harness that runs as its own process: :mod:`.sandbox_harness` (job server),
+:mod:`.sandbox_supervisor` (PID 1 of a job), :mod:`.sandbox_runner` (the process that runs the code).
+
+Throughput: a host process starts a job server per CPU (at most 4; ``python -I -S``, once each). Each server
+keeps two namespaces warm (cloned, mounted, waiting) and hands each to exactly one job, so a job costs a
+couple of forks, not an interpreter start: :func:`run_many` runs jobs on a thread pool sized to the CPUs.
+
+How a pass is decided (tests mode; stdin/stdout programs are compared by the host and need none of this):
+the host draws a random token per test and sends it to the harness, which runs the solution and then each
+test snippet in a copy of the solution's namespace with pristine builtins, and writes ``P <i> <token>`` only
+after snippet ``i`` returned, and a last token once every snippet ran. The host counts a test as passed only
+if its token is right, the last token is there, the runner exited 0 by itself (not by a signal, not at a
+deadline) with no process left behind, and no wrong token was written. The job server never reads a spec,
+so no job's memory holds another job's tokens. So ``sys.exit(0)``/``os._exit(0)`` before or during the
+tests, raising ``SystemExit`` in a test, patching ``builtins``/``assert``/the test function from the
+solution (tests get fresh builtins and are defined after the solution ran), killing the parent (PID 1 is
+root of the namespace, out of uid 65534's reach, and ignores signals from inside it anyway), a daemon that
+outlives the run (killed, and the run fails), printing or writing a fake pass marker (needs the
+token; a wrong one fails the run) -- each ends as a fail, never as a pass.
+
+Residual risk (documented, not defended): the token for a test lives in the memory of the process that runs
+the solution, because HumanEval/assert tests call the solution in-process. An audit hook installed before
+the solution runs (tests mode only) denies the cheap ways to dig it out (``gc.get_objects``/``get_referrers``/
+``get_referents``, ``sys._getframe``, ``sys._current_frames``, ``settrace``/``setprofile``, ``tb_frame`` and
+generator/coroutine frames, all of ``ctypes``, replacing ``__code__``, opening ``/proc/*/mem``), but a
+determined program can still reach harness frames through a Python signal handler's ``frame`` argument and
+walk ``f_back``. Semantic hacks inside the rules (an object whose ``__eq__`` always returns True, patching
+a stdlib module the tests import) are not sandbox escapes and are not detected here either. The sandbox
+boundary (file system, network, processes, resources) does not depend on any of this.
+"""
+from __future__ import annotations
+
+import marshal
+import math
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable
+
+from raylign.engine import hookimpl
+from raylign.verifiers.sandbox_host import SERVER, collect
+
+NOBODY = 65534
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one program run (one stdin case, or the whole test run)."""
+
+    timeout_s: float = 5.0  # wall-clock seconds per run; CPU time is capped at ceil(timeout_s) + 1
+    memory_mb: int = 512  # address space (RLIMIT_AS) of each process
+    max_procs: int = 32  # processes + threads the program may have at once (RLIMIT_NPROC)
+    max_open_files: int = 64  # RLIMIT_NOFILE
+    max_output_bytes: int = 4 << 20  # cap on stdout, on stderr and on any file written (RLIMIT_FSIZE)
+    tmpfs_mb: int = 64  # size of the private writable /tmp (namespaces backend)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One untrusted program and what to do with it.
+
+    ``tests`` set: run ``code`` once, then each test snippet in its namespace (assert lists, HumanEval).
+    ``inputs`` set: run ``code`` once per input, the input on stdin (stdout is returned, not judged here).
+    Neither: run ``code`` once with empty stdin.
+    """
+
+    code: str
+    tests: tuple[str, ...] | None = None
+    inputs: tuple[str, ...] | None = None
+    limits: Limits = Limits()
+    site_packages: bool = False  # let the program import the host interpreter's site-packages
+
+    @property
+    def mode(self) -> str:
+        return "tests" if self.tests is not None else "stdio" if self.inputs is not None else "script"
+
+
+@dataclass
+class RunOutcome:
+    """How one run of the program ended, as observed by the trusted harness."""
+
+    exit_code: int | None  # None when killed by a signal
+    signal: str | None  # e.g. "SIGSEGV"
+    timed_out: bool  # hit the wall-clock deadline
+    wall_s: float
+    cpu_s: float
+    max_rss_mb: float
+    stdout: str
+    stderr: str
+    output_limit: bool  # stdout or stderr reached Limits.max_output_bytes
+    leftover: bool  # processes were still alive after the program ended (killed; the run fails)
+    # None: ended by itself with exit 0; else timeout|memory|output_limit|killed|daemon|exit|<ExceptionType>
+    reason: str | None = None
+    message: str = ""
+
+
+@dataclass
+class TestOutcome:
+    """Whether one test snippet passed, and if not why."""
+
+    __test__ = False  # not a pytest test class
+
+    passed: bool
+    # assertion | <ExceptionType> | timeout | memory | output_limit | killed | exit | daemon | tamper
+    reason: str | None = None
+    message: str = ""
+
+
+@dataclass
+class SandboxResult:
+    backend: str
+    isolation: str  # "strong" (namespaces) or "weak" (rlimits only)
+    error: str | None = None  # infrastructure failure (the program's fault never lands here)
+    runs: list[RunOutcome] = field(default_factory=list)
+    tests: list[TestOutcome] = field(default_factory=list)  # tests mode only
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------------------------------------
+
+class SandboxBackend:
+    """A way to run :class:`Job` s. Subclasses set ``name``, ``strength`` and implement ``run``."""
+
+    name: ClassVar[str] = ""
+    strength: ClassVar[int] = 0  # higher is stronger; the default backend is the strongest available
+    isolation: ClassVar[str] = "weak"
+
+    @classmethod
+    def available(cls) -> bool:
+        raise NotImplementedError
+
+    def run(self, job: Job) -> SandboxResult:
+        raise NotImplementedError
+
+    def run_many(self, jobs: Iterable[Job], workers: int | None = None) -> list[SandboxResult]:
+        return run_many(jobs, workers=workers, backend=self)
+
+
+class HarnessBackend(SandboxBackend):
+    """Runs jobs through the job servers of ``sandbox_harness.py`` (see the module docstring)."""
+
+    iso: ClassVar[str] = ""
+    _probe: ClassVar[dict[str, tuple[bool, str]]] = {}
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.probe()[0]
+
+    @classmethod
+    def probe(cls) -> tuple[bool, str]:
+        """Run a tiny program once per process; (works, why not)."""
+        if cls.name not in HarnessBackend._probe:
+            if not sys.platform.startswith("linux"):
+                HarnessBackend._probe[cls.name] = (False, "needs Linux")
+            else:
+                res = cls().run(Job("print(6 * 7)", limits=Limits(timeout_s=10)))
+                good = res.ok and res.runs and res.runs[0].stdout == "42\n" and res.runs[0].reason is None
+                why = "" if good else (res.error or f"probe run ended badly: {res.runs[:1]}")
+                HarnessBackend._probe[cls.name] = (bool(good), why)
+        return HarnessBackend._probe[cls.name]
+
+    def _spec(self, job: Job, tokens: list[str], workdir: str | None) -> dict[str, Any]:
+        lim = job.limits
+        root = os.geteuid() == 0
+        nproc: int | None = lim.max_procs
+        if self.iso == "rlimits":  # RLIMIT_NPROC counts every process of the uid on the host
+            nproc = lim.max_procs * (os.cpu_count() or 1) + 64 if root else None
+        return {
+            "iso": self.iso, "mode": job.mode, "code": job.code,
+            "tests": list(job.tests or ()), "tokens": tokens, "inputs": list(job.inputs or ()),
+            "timeout": float(lim.timeout_s), "cpu": int(math.ceil(lim.timeout_s)) + 1,
+            "mem": int(lim.memory_mb) << 20, "nproc": nproc, "nofile": int(lim.max_open_files),
+            "fsize": int(lim.max_output_bytes), "tmpfs_mb": int(lim.tmpfs_mb),
+            "drop_uid": NOBODY if root else None, "nest_userns": not root and self.iso == "namespaces",
+            "workdir": workdir,
+            "sys_path": [p for p in sys.path if p] if job.site_packages else None,
+        }
+
+    def run(self, job: Job) -> SandboxResult:
+        t0 = time.monotonic()
+        tokens = [secrets.token_hex(16) for _ in range(len(job.tests) + 1)] if job.mode == "tests" else []
+        n_runs = len(job.inputs) if job.mode == "stdio" else 1
+        limit = 10.0 + n_runs * (job.limits.timeout_s + 1.0)  # the server kills the job's processes then
+        workdir = None
+        spec_r, spec_w = os.pipe()
+        chan_r, chan_w = os.pipe()
+        try:
+            if self.iso == "rlimits":
+                workdir = tempfile.mkdtemp(prefix="raylign-sbx-")
+                if os.geteuid() == 0:
+                    os.chown(workdir, NOBODY, NOBODY)
+            data = marshal.dumps(self._spec(job, tokens, workdir))
+            os.set_blocking(spec_w, False)
+            try:  # most specs fit in the pipe: written before the job starts, the job need not wait for us
+                data = data[os.write(spec_w, data):]
+            except BlockingIOError:
+                pass
+            try:
+                SERVER.submit(limit, self.iso, spec_r, chan_w)
+            except OSError as exc:
+                return SandboxResult(self.name, self.isolation, error=f"cannot reach the sandbox server: {exc}",
+                                     wall_s=time.monotonic() - t0)
+            os.close(spec_r)
+            os.close(chan_w)
+            spec_r = chan_w = -1
+            spec_w, owned = -1, spec_w  # collect() closes it
+            frames, host_timeout = collect(owned, chan_r, data, t0 + limit + 5.0)
+        finally:
+            for fd in (spec_r, spec_w, chan_r, chan_w):
+                if fd >= 0:
+                    os.close(fd)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+        res = _result(self, job, tokens, frames, host_timeout, n_runs)
+        res.wall_s = time.monotonic() - t0
+        return res
+
+
+class NamespacesBackend(HarnessBackend):
+    """Fresh user+PID+net+mount namespaces per job, read-only system, private tmpfs, rlimits."""
+
+    name = "namespaces"
+    strength = 100
+    isolation = "strong"
+    iso = "namespaces"
+
+
+class RlimitsBackend(HarnessBackend):
+    """Weaker: a plain subprocess with rlimits and process-tree kill (no file/network isolation)."""
+
+    name = "rlimits"
+    strength = 10
+    isolation = "weak"
+    iso = "rlimits"
+
+
+BUILTIN_BACKENDS: dict[str, type[SandboxBackend]] = {"namespaces": NamespacesBackend, "rlimits": RlimitsBackend}
+
+
+@hookimpl
+def raylign_register_sandboxes(register):
+    for name, cls in BUILTIN_BACKENDS.items():
+        register(name, cls)
+
+
+def registered_backends() -> dict[str, type]:
+    """Backends from the process's plugin registry if it is built already (the engine builds it), else the
+    built-in ones (building the registry imports every plugin, which is slow for a verifier alone)."""
+    try:
+        from raylign.engine.plugins import get_registry
+        if get_registry.cache_info().currsize:
+            table = get_registry().entries.get("sandboxes") or {}
+            if table:
+                return {name: entry.obj for name, entry in table.items()}
+    except Exception:  # noqa: BLE001 - the engine is optional for the sandbox
+        pass
+    return dict(BUILTIN_BACKENDS)
+
+
+def default_backend(backends: dict[str, type] | None = None) -> SandboxBackend | None:
+    """An instance of the strongest available backend, or None if none works here."""
+    backends = registered_backends() if backends is None else backends
+    for cls in sorted(backends.values(), key=lambda c: -int(getattr(c, "strength", 0))):
+        try:
+            if cls.available():
+                return cls()
+        except Exception:  # noqa: BLE001 - a broken third-party backend is just unavailable
+            continue
+    return None
+
+
+def get_backend(name: str = "auto") -> SandboxBackend:
+    """The backend called ``name`` (``"auto"``: the strongest available). Raises RuntimeError if unusable."""
+    backends = registered_backends()
+    if name == "auto":
+        backend = default_backend(backends)
+        if backend is None:
+            why = {n: getattr(c, "probe", lambda: (False, "?"))()[1] for n, c in backends.items()}
+            raise RuntimeError(f"no sandbox backend works on this machine: {why}")
+        return backend
+    if name not in backends:
+        raise RuntimeError(f"unknown sandbox backend {name!r}; known: {', '.join(sorted(backends))}")
+    cls = backends[name]
+    if not cls.available():
+        why = getattr(cls, "probe", lambda: (False, ""))()[1]
+        raise RuntimeError(f"sandbox backend {name!r} is not available on this machine: {why}")
+    return cls()
+
+
+def run_many(jobs: Iterable[Job], workers: int | None = None,
+             backend: SandboxBackend | None = None) -> list[SandboxResult]:
+    """Run jobs concurrently (a thread per worker, each job its own sandbox); results in job order."""
+    backend = backend or get_backend()
+    jobs = list(jobs)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    if workers == 1:
+        return [backend.run(j) for j in jobs]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(backend.run, jobs))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Interpreting what the harness reported
+# --------------------------------------------------------------------------------------------------------
+
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Iteration))\b")
+
+
+def _last_exception(stderr: str) -> str | None:
+    for line in reversed(stderr.strip().splitlines()[-5:]):
+        m = _EXC_LINE.match(line.strip())
+        if m:
+            return m.group(1).rsplit(".", 1)[-1]
+    return None
+
+
+def _outcome(o: dict[str, Any], lim: Limits) -> RunOutcome:
+    status = o["status"]
+    sig = None
+    code: int | None = None
+    if os.WIFSIGNALED(status):
+        try:
+            sig = signal.Signals(os.WTERMSIG(status)).name
+        except ValueError:
+            sig = f"signal {os.WTERMSIG(status)}"
+    else:
+        code = os.WEXITSTATUS(status)
+    cap = lim.max_output_bytes
+    out, err = o["stdout"][:cap], o["stderr"][:cap]
+    run = RunOutcome(exit_code=code, signal=sig, timed_out=bool(o["timed_out"]), wall_s=o["wall"], cpu_s=o["cpu"],
+                     max_rss_mb=o["maxrss_kb"] / 1024, stdout=out.decode("utf-8", "replace"),
+                     stderr=err.decode("utf-8", "replace"),
+                     output_limit=len(o["stdout"]) >= cap or len(o["stderr"]) >= cap, leftover=bool(o["leftover"]))
+    cpu_limit = math.ceil(lim.timeout_s) + 1
+    exc = _last_exception(run.stderr) if code else None
+    if run.timed_out:
+        run.reason, run.message = "timeout", f"wall-clock limit of {lim.timeout_s:g}s"
+    elif sig in ("SIGXCPU",) or (sig == "SIGKILL" and run.cpu_s >= cpu_limit - 0.5):
+        run.reason, run.message = "timeout", f"CPU-time limit of {cpu_limit}s"
+    elif run.output_limit or sig == "SIGXFSZ":
+        run.reason, run.message = "output_limit", f"output reached {cap} bytes"
+    elif exc == "MemoryError" or (sig and run.max_rss_mb >= 0.8 * lim.memory_mb):
+        run.reason, run.message = "memory", f"memory limit of {lim.memory_mb} MB"
+    elif sig:
+        run.reason, run.message = "killed", f"killed by {sig}"
+    elif code:
+        run.reason = exc or "exit"
+        tail = run.stderr.strip().splitlines()
+        run.message = tail[-1][:300] if exc and tail else f"exit status {code}"
+    elif run.leftover:
+        run.reason, run.message = "daemon", "processes were still running after the program ended"
+    return run
+
+
+def _tests_outcome(run: RunOutcome, res: bytes, tokens: list[str]) -> list[TestOutcome]:
+    """Judge tests mode from the run's result lines. ``tokens[:-1]`` are the per-test pass tokens and
+    ``tokens[-1]`` the token of the run's end; the lines may have been written by the untrusted code too."""
+    n = len(tokens) - 1
+    passed: dict[int, bool] = {}
+    failed: dict[int, tuple[str, str]] = {}
+    solution_error: tuple[str, str] | None = None
+    tampered = reached_end = False
+    for line in res.decode("utf-8", "replace").splitlines():
+        kind, _, rest = line.partition(" ")
+        if kind == "P":
+            idx, _, tok = rest.partition(" ")
+            if idx.isdigit() and int(idx) < n and secrets.compare_digest(tok.encode(), tokens[int(idx)].encode()):
+                passed[int(idx)] = True
+            else:
+                tampered = True
+        elif kind == "D":
+            if secrets.compare_digest(rest.encode(), tokens[n].encode()):
+                reached_end = True
+            else:
+                tampered = True
+        elif kind == "F":
+            idx, _, rest2 = rest.partition(" ")
+            reason, _, msg = rest2.partition(" ")
+            if idx.isdigit():
+                failed.setdefault(int(idx), (reason[:40], msg[:300]))
+        elif kind == "E" and solution_error is None:
+            reason, _, msg = rest.partition(" ")
+            solution_error = (reason[:40], msg[:300])
+    ended_ok = run.reason is None and run.exit_code == 0 and reached_end and not tampered
+    out = []
+    for i in range(n):
+        if tampered:
+            out.append(TestOutcome(False, "tamper", "a wrong pass token was written"))
+        elif passed.get(i) and ended_ok:
+            out.append(TestOutcome(True))
+        elif i in failed:
+            out.append(TestOutcome(False, *failed[i]))
+        elif solution_error:
+            out.append(TestOutcome(False, solution_error[0], f"the solution raised: {solution_error[1]}"))
+        elif run.reason:
+            out.append(TestOutcome(False, run.reason, run.message))
+        else:
+            out.append(TestOutcome(False, "exit", "the program ended before the tests completed"))
+    return out
+
+
+def _result(backend: HarnessBackend, job: Job, tokens, frames, host_timeout, n_runs) -> SandboxResult:
+    res = SandboxResult(backend.name, backend.isolation)
+    raw: dict[int, dict] = {}
+    setup = False
+    for frame in frames:
+        if not isinstance(frame, tuple) or not frame:
+            continue
+        if frame[0] == "error":
+            res.error = str(frame[1])
+            return res
+        if frame[0] == "setup":
+            setup = True
+        elif frame[0] == "run":
+            raw[int(frame[1])] = frame[2]
+    if not setup:
+        why = "did not finish setting up before the deadline" if host_timeout else "ended without a word"
+        res.error = f"sandbox job {why}"
+        return res
+    for i in range(n_runs):
+        if i in raw:
+            res.runs.append(_outcome(raw[i], job.limits))
+        elif host_timeout:  # the harness itself was stuck: count what is missing as timed out
+            res.runs.append(RunOutcome(None, None, True, job.limits.timeout_s, 0.0, 0.0, "", "", False, False,
+                                       "timeout", "host deadline"))
+        else:
+            res.error = "sandbox job ended early without reporting every run"
+            return res
+    if job.mode == "tests":
+        res.tests = _tests_outcome(res.runs[0], (raw.get(0) or {}).get("res", b""), tokens)
+    return res
+
+
+__all__ = ["Limits", "Job", "RunOutcome", "TestOutcome", "SandboxResult", "SandboxBackend", "HarnessBackend",
+           "NamespacesBackend", "RlimitsBackend", "BUILTIN_BACKENDS", "default_backend", "get_backend",
+           "registered_backends", "run_many", "raylign_register_sandboxes"]

@@ -1,0 +1,170 @@
+"""Host side of the sandbox's transport: the job servers of :mod:`.sandbox_harness` and the frame pipe.
+
+Split from :mod:`.sandbox` (which interprets the frames); no raylign imports, no Ray.
+"""
+from __future__ import annotations
+
+import atexit
+import marshal
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HARNESS = str(Path(__file__).with_name("sandbox_harness.py"))
+HIDDEN_DIRS = ("/root", "/home", "/run", "/var/tmp")  # hidden inside the namespaces (interpreter dirs put back)
+_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
+
+
+_DONE = marshal.dumps(("done",))
+_DONE_FRAME = len(_DONE).to_bytes(4, "little") + _DONE
+
+
+def _ends_with_done(buf: bytearray) -> bool:
+    """The last frame is ``("done",)`` (checked by walking the frames, not by peeking at the tail)."""
+    if not buf.endswith(_DONE_FRAME):
+        return False
+    pos = 0
+    while pos + 4 <= len(buf):
+        pos += 4 + int.from_bytes(buf[pos:pos + 4], "little")
+        if pos == len(buf) - len(_DONE_FRAME):
+            return True
+    return False
+
+
+class _Server:
+    """The host's handle on the job server (one per process, started on first use, restarted if it died)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.pid = -1  # the host process that started it (a forked child starts its own)
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-B", HARNESS, "--serve", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                start_new_session=True, env=_ENV, cwd="/")
+        finally:
+            theirs.close()
+        self.sock, self.pid = ours, os.getpid()
+        expose = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix,
+                                                 sys.base_exec_prefix, os.path.dirname(sys.executable))}
+        expose |= {os.path.realpath(p) for p in sys.path if p}
+        config = {"hide": list(HIDDEN_DIRS), "expose": sorted(expose), "pool": WARM_PER_SERVER}
+        ours.send(marshal.dumps(config))
+
+    def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int) -> None:
+        with self.lock:
+            for attempt in (0, 1):
+                if self.pid != os.getpid() or self.proc is None or self.proc.poll() is not None:
+                    self.close()
+                    self._start()
+                try:
+                    socket.send_fds(self.sock, [f"{limit_s:.3f} {iso}".encode()], [spec_r, chan_w])
+                    return
+                except OSError:
+                    if attempt:
+                        raise
+                    self.close()
+
+    def close(self) -> None:
+        if self.sock is not None and self.pid == os.getpid():
+            self.sock.close()  # the server sees EOF, kills its jobs and exits
+            if self.proc is not None:
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+        self.sock = self.proc = None
+
+
+class _ServerPool:
+    """Up to ``SERVERS`` single-threaded job servers, used round-robin: a server spends CPU on every job
+    (cloning the next warm namespace), so one server alone would serialise jobs on a busy machine."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.servers: list[_Server] = []
+        self.next = 0
+
+    def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int) -> None:
+        with self.lock:
+            if not self.servers:
+                self.servers = [_Server() for _ in range(SERVERS)]
+            server = self.servers[self.next % len(self.servers)]
+            self.next += 1
+        server.submit(limit_s, iso, spec_r, chan_w)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+SERVERS = max(1, min(4, os.cpu_count() or 1))  # job servers per host process (each ~20 MB)
+WARM_PER_SERVER = 2  # namespaces each server keeps ready (cloned, mounted, waiting for a job)
+SERVER = _ServerPool()
+atexit.register(SERVER.close)
+
+
+def collect(spec_w: int, chan: int, data: bytes, deadline: float):
+    """Feed the spec, read frames until EOF (every holder of the frame pipe is gone) or the deadline."""
+    sel = selectors.DefaultSelector()
+    view, reading, host_timeout = memoryview(data), True, False
+    if view:
+        os.set_blocking(spec_w, False)
+        sel.register(spec_w, selectors.EVENT_WRITE)
+    else:
+        os.close(spec_w)
+        spec_w = -1
+    sel.register(chan, selectors.EVENT_READ)
+    buf = bytearray()
+    try:
+        while reading:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                host_timeout = True
+                break
+            for key, _ in sel.select(left):
+                if key.fd == spec_w:
+                    try:
+                        view = view[os.write(spec_w, view[:1 << 16]):]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # the job died before reading everything
+                        view = view[:0]
+                    if not view:
+                        sel.unregister(spec_w)
+                        os.close(spec_w)
+                        spec_w = -1
+                    continue
+                chunk = os.read(chan, 1 << 20)
+                if chunk:
+                    buf += chunk
+                    reading = not _ends_with_done(buf)
+                else:
+                    reading = False
+    finally:
+        sel.close()
+        if spec_w >= 0:
+            os.close(spec_w)
+    frames = []
+    pos = 0
+    while pos + 4 <= len(buf):
+        n = int.from_bytes(buf[pos:pos + 4], "little")
+        if pos + 4 + n > len(buf):
+            break
+        try:
+            frames.append(marshal.loads(bytes(buf[pos + 4:pos + 4 + n])))
+        except (EOFError, ValueError, TypeError):
+            frames.append(("error", "sandbox harness sent a corrupt frame"))
+            break
+        pos += 4 + n
+    return frames, host_timeout
