@@ -18,6 +18,7 @@ try:  # no per-file progress bars when loading tiny models
 except Exception:  # pragma: no cover
     pass
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "tekken.json")
 SUPPORTED_HINT = "an HF causal-LM directory (config.json, *.safetensors, tokenizer files), e.g. Qwen2 or Llama"
 
 
@@ -86,6 +87,9 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     p = Path(path)
+    if p.is_dir() and not any((p / f).is_file() for f in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer from config.json's model_type instead of failing
+        raise ModelError(f"{p} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
     try:
         tok = AutoTokenizer.from_pretrained(str(p))
     except Exception as exc:

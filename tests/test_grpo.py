@@ -1,0 +1,105 @@
+"""GRPO: batch building (unit) and a short real run (vLLM fleet + reward fleet + learner) whose reward rises."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from raylign.engine.types import Completion
+from raylign.plugins.grpo_batch import Group, pass_rate, sequence_batch, to_micro_batches
+
+
+def _completion(tokens, logprobs, finish="stop"):
+    return Completion(prompt_index=0, sample_index=0, prompt_token_ids=[], token_ids=tokens, text="",
+                      logprobs=logprobs, finish_reason=finish, weights_version=0)
+
+
+def test_sequence_batch_masks_completions_and_truncation():
+    g = Group(row={}, prompt_ids=[5, 6], rewards=[1.0, 0.0], statuses=["ok", "ok"], keep=[True, True],
+              completions=[_completion([7, 8, 9], [-0.1, -0.2, -0.3]), _completion([7, 8], [-1.0, -2.0], "length")])
+    adv = torch.tensor([[0.5, -0.5]])
+    ids, attn, mask, a, slp = sequence_batch([g], adv, pad_id=0, mask_truncated=True)
+    assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 7, 8, 0]]
+    assert attn.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    assert mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]  # the truncated completion is masked out
+    assert a[0].tolist() == [0, 0, 0.5, 0.5, 0.5]
+    assert slp[0].tolist() == pytest.approx([0, 0, -0.1, -0.2, -0.3])
+    _, _, mask2, _, _ = sequence_batch([g], adv, pad_id=0, mask_truncated=False)
+    assert mask2[1].tolist() == [0, 0, 1, 1, 0]
+
+
+def test_dropped_samples_leave_the_loss_and_groups_without_signal_are_detected():
+    g = Group(row={}, prompt_ids=[1], rewards=[1.0, 0.0], statuses=["ok", "timeout"], keep=[True, False],
+              completions=[_completion([2], [-0.1]), _completion([3], [-0.1])])
+    assert not g.has_signal  # one kept sample: nothing to compare
+    _, _, mask, _, _ = sequence_batch([g], torch.zeros(1, 2), 0, True)
+    assert mask[1].sum() == 0
+    mbs = to_micro_batches(torch.zeros(5, 3, dtype=torch.long), torch.ones(5, 3, dtype=torch.long),
+                           torch.ones(5, 3), {"advantages": torch.zeros(5, 3)}, micro=2)
+    assert [mb.input_ids.shape[0] for mb in mbs] == [2, 2, 1] and all(mb.loss_scale == 1.0 for mb in mbs)
+    assert pass_rate([1.0, 0.5, 0.0, 1.0]) == 0.5
+
+
+GRPO_CONFIG = """
+[run]
+name = "grpo"
+output_dir = "{out}"
+seed = 1
+pipeline = ["grpo"]
+base_model = "{model}"
+probes = []
+
+[ray]
+num_cpus = 8
+
+[rollout]
+max_model_len = 256
+
+[rewards]
+num_workers = 1
+timeout_s = 10.0
+
+[grpo]
+data = ["{data}"]
+eval_data = ["{data}"]
+eval_size = 8
+verifier = "format"
+steps = {steps}
+prompts_per_step = 4
+group_size = 8
+micro_batch_size = 32
+max_new_tokens = 6
+checkpoint_every = 0
+optim = {{ lr = 3e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.0 }}
+"""
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
+    """An easy verifiable task from random weights: replies must not contain the letter 'e'."""
+    from raylign.engine.config import load_config
+    from raylign.engine.driver import run_pipeline
+    from raylign.engine.metrics import read_metrics
+    from raylign.engine.plugins import get_registry
+
+    data = tmp_path / "tasks.jsonl"
+    with open(data, "w") as fh:
+        for i in range(32):
+            fh.write(json.dumps({"prompt": f"Say anything {i}", "format": r"[^e]*", "verifier": "format"}) + "\n")
+    cfg_path = tmp_path / "grpo.toml"
+    cfg_path.write_text(GRPO_CONFIG.format(out=tmp_path / "runs", model=tiny_model_dir, data=data, steps=16))
+    reg = get_registry()
+    summary = run_pipeline(load_config(cfg_path, reg), reg)
+    rows = [r for r in read_metrics(tmp_path / "runs" / "grpo") if r["stage"] == "grpo" and "reward_mean" in r]
+    assert [r["step"] for r in rows] == list(range(1, 17))
+    first = sum(r["reward_mean"] for r in rows[:4]) / 4
+    last = sum(r["reward_mean"] for r in rows[-4:]) / 4
+    assert last > first + 0.1, (first, last)
+    for r in rows:  # every step synced versioned weights that passed the canary
+        assert r["weights_version"] == r["step"] and r["canary_max_abs_diff"] < 0.05
+        assert r["verdict/ok"] == 32
+    metrics = summary["stages"]["grpo"]["metrics"]
+    assert {"eval_accuracy_before", "eval_accuracy", "eval_accuracy_gain"} <= set(metrics)
+    assert (tmp_path / "runs" / "grpo" / "models" / "grpo" / "config.json").exists()

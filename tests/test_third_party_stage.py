@@ -1,0 +1,162 @@
+"""A third-party stage, exactly as a user would ship one: a package of its own that declares
+``[project.entry-points.raylign]``, pip-installed into the venv, listed by ``raylign plugins`` with its package
+name, validated and run by ``raylign run`` after the built-in ``scratch`` stage (learner actor included: the
+actor rebuilds its plugin manager from the same entry points). Uninstalled afterwards, whatever happens.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+RAYLIGN = str(Path(sys.executable).with_name("raylign"))
+DIST = "raylign-mystage"
+
+PYPROJECT = f"""
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{DIST}"
+version = "0.0.1"
+description = "a throwaway raylign stage plugin (raylign's test suite installs and removes it)"
+
+[project.entry-points.raylign]
+mystage = "raylign_mystage"
+
+[tool.setuptools]
+py-modules = ["raylign_mystage"]
+"""
+
+MODULE = '''
+"""Stage ``mystage``: a few next-token steps on one sentence, then the model dir (a third-party plugin)."""
+from dataclasses import dataclass, field
+
+import ray
+import torch
+
+from raylign.engine import hookimpl
+from raylign.engine.optim import OptimConfig
+from raylign.engine.types import TrainBatch
+
+
+@dataclass(frozen=True)
+class MyStageConfig:
+    steps: int = 2  # optimizer steps
+    text: str = "The cat sits by the lake."  # what it trains on
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=0))
+
+
+class MyStage:
+    config_cls = MyStageConfig
+
+    def run(self, ctx):
+        from raylign.engine.modeling import load_tokenizer
+
+        cfg = ctx.config
+        tok = load_tokenizer(ctx.input_model)
+        ids = tok([cfg.text] * 2, return_tensors="pt")["input_ids"]
+        loss_mask = torch.ones(ids.shape, dtype=torch.float32)
+        loss_mask[:, 0] = 0.0
+        batch = TrainBatch(ids, torch.ones_like(ids), loss_mask)
+        learner = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps)
+        for step in range(1, cfg.steps + 1):
+            metrics = ray.get(learner.train_step.remote([batch], "next_token"))
+            ctx.log(step, metrics)
+        ray.get(learner.save_model.remote(str(ctx.output_model)))
+        return {"final_loss": metrics["loss"], "mystage_ran": 1.0}
+
+
+@hookimpl
+def raylign_register_stages(register):
+    register("mystage", MyStage)
+'''
+
+CONFIG = """
+[run]
+name = "third"
+output_dir = "{out}"
+pipeline = ["scratch", "mystage"]
+probes = ["Hi?"]
+probe_max_tokens = 4
+
+[ray]
+num_cpus = 4
+
+[scratch]
+corpus = ["{data}/engine_pre.jsonl"]
+vocab_size = 320
+size = {{ hidden_size = 32, num_layers = 1, num_heads = 2, num_kv_heads = 1, intermediate_size = 64 }}
+
+[mystage]
+steps = 3
+"""
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    src = tmp_path_factory.mktemp("mystage_src")
+    (src / "pyproject.toml").write_text(PYPROJECT)
+    (src / "raylign_mystage.py").write_text(textwrap.dedent(MODULE))
+    try:
+        res = _pip("install", "--no-deps", "--no-build-isolation", "--no-input", "-q", str(src))
+        assert res.returncode == 0, res.stdout + res.stderr
+        yield src
+    finally:
+        _pip("uninstall", "-y", "-q", DIST)
+        shutil.rmtree(src / "build", ignore_errors=True)
+
+
+def test_raylign_plugins_lists_the_third_party_stage(installed):
+    out = subprocess.run([RAYLIGN, "plugins"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [[c.strip() for c in re.split(r"[│┃]", line) if c.strip()] for line in out.stdout.splitlines()]
+    assert ["stage", "mystage", "mystage", DIST] in rows, out.stdout
+    assert ["stage", "pretrain", "pretrain", "raylign"] in rows
+
+
+def test_its_config_section_is_validated_like_a_built_in(installed, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG.format(out=tmp_path / "runs", data=DATA))
+    out = subprocess.run([RAYLIGN, "run", str(cfg), "--set", "mystage.stepz=1"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0
+    assert "unknown config key mystage.stepz. Did you mean mystage.steps?" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_pipeline_runs_the_third_party_stage(installed, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG.format(out=tmp_path / "runs", data=DATA))
+    out = subprocess.run([RAYLIGN, "run", str(cfg)], capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "third"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert list(summary["stages"]) == ["scratch", "mystage"]
+    mine = summary["stages"]["mystage"]
+    assert mine["plugin"] == "mystage" and mine["metrics"]["mystage_ran"] == 1.0
+    assert mine["metrics"]["final_loss"] > 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["step"]) for r in rows] == [("mystage", 1), ("mystage", 2), ("mystage", 3)]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    model = AutoModelForCausalLM.from_pretrained(str(run_dir / "models" / "mystage"))
+    assert model.config.model_type == "qwen2"
+    saved = tomllib.loads((run_dir / "config.toml").read_text())
+    assert saved["mystage"] == {"plugin": "mystage", "steps": 3, "text": "The cat sits by the lake.",
+                                "optim": saved["mystage"]["optim"]}
+    assert saved["mystage"]["optim"]["lr"] == 1e-3
