@@ -186,6 +186,9 @@ class GRPOStage:
                               keep=[not (cfg.drop_failed and f) for f in failed])
                 for v in vs:
                     statuses[v.status] = statuses.get(v.status, 0) + 1
+                    if v.details.get("sandbox"):  # the code verifier reports which sandbox ran the program
+                        key = f"sandbox/{v.details['sandbox']}"
+                        statuses[key] = statuses.get(key, 0) + 1
                 all_rewards.extend(group.rewards)
                 gen_tokens += sum(len(c.token_ids) for c in cs)
                 lengths.extend(len(c.token_ids) for c in cs)
@@ -209,7 +212,7 @@ class GRPOStage:
             "groups_dropped": dropped,
             "rollout_rounds": rounds,
         }
-        metrics.update({f"verdict/{s}": n for s, n in sorted(statuses.items())})
+        metrics.update({(s if "/" in s else f"verdict/{s}"): n for s, n in sorted(statuses.items())})
         return groups, metrics
 
     # ------------------------------------------------------------------------------------------ update

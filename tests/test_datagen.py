@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 import subprocess
 import sys
 from pathlib import Path
@@ -154,7 +155,9 @@ def test_math_rows(data):
             op, a, b = parse_arith(row["prompt"])
             assert row["answer"] == str(compute(op, a, b)), row
             assert row["solution"].endswith(f"The answer is {row['answer']}."), row
-    assert len(data["math_train.jsonl"]) == 2000 and len(data["math_eval.jsonl"]) == 200
+            assert (op == "add" and a <= 20 and b <= 9) or (op == "sub" and b <= a <= 20), row  # the small range
+    assert len(data["math_train.jsonl"]) == 1000 and 150 <= len(data["math_eval.jsonl"]) <= 200
+    assert len({r["prompt"] for r in data["math_eval.jsonl"]}) == len(data["math_eval.jsonl"])
 
 
 def test_code_rows(data):
@@ -236,20 +239,32 @@ def test_eval_questions_are_not_trained_on(data):
 
 
 def test_held_out_problems_are_unseen(data):
-    """An eval problem (op, a, b) is in no training file, whatever the phrasing, nor stated in the corpus."""
+    """An eval problem (op, a, b) is asked in no training file, whatever the phrasing; its prompt is in neither."""
     def problems(name):
         return {parse_arith(q) for q in questions(data[name])} - {None}
 
     trained = problems("sft.jsonl") | problems("math_train.jsonl")
     assert not problems("math_eval.jsonl") & trained
     assert not problems("sft_eval.jsonl") & trained
+    train_prompts = questions(data["sft.jsonl"]) | questions(data["math_train.jsonl"])
+    assert not (questions(data["math_eval.jsonl"]) | questions(data["sft_eval.jsonl"])) & train_prompts
+
+
+def test_corpus_states_every_small_fact(data):
+    """The corpus states each fact of the task range (eval facts included) many times; questions stay held out."""
     corpus = "\n".join(r["text"] for r in data["pretrain.jsonl"])
-    stated = {(OPS[op], int(a), int(b)) for a, op, b in re.findall(r"(?<!\d)(\d+) ?([+*-]) ?(\d+) ?=", corpus)}
-    words = re.findall(r"(?<!\d)(\d+) (plus|minus|times) (\d+) is", corpus)
-    stated |= {(OPS[op], int(a), int(b)) for a, op, b in words}
-    stated |= {(OPS[op], int(a), int(b)) for op, a, b in re.findall(r"The (sum|product) of (\d+) and (\d+) is", corpus)}
-    assert len(stated) > 2000
-    assert not (problems("math_eval.jsonl") | problems("sft_eval.jsonl")) & stated
+    stated = Counter((OPS[op], int(a), int(b)) for a, op, b in re.findall(r"(?<!\d)(\d+) ?([+*-]) ?(\d+) ?=", corpus))
+    stated.update((OPS[op], int(a), int(b)) for a, op, b in re.findall(r"(?<!\d)(\d+) (plus|minus|times) (\d+) is", corpus))
+    stated.update((OPS[op], int(a), int(b))
+                  for op, a, b in re.findall(r"The (sum|product) of (\d+) and (\d+) is", corpus))
+    small = [("add", a, b) for a in range(21) for b in range(10)] + [("sub", a, b) for a in range(21) for b in range(a + 1)]
+    assert min(stated[p] for p in small) >= 5
+    assert sum(stated[p] for p in small) > 0.75 * sum(stated.values()), "most arithmetic is in the small range"
+    assert problems_of(data, "math_eval.jsonl") <= set(small)
+
+
+def problems_of(data, name):
+    return {parse_arith(q) for q in questions(data[name])} - {None}
 
 
 def test_held_out_number_facts_are_unseen(data):

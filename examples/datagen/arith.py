@@ -1,8 +1,10 @@
 """Arithmetic and number facts shared by the corpus, the SFT pairs and the GRPO math tasks.
 
-Problems are (op, a, b) with op in add/sub/mul: a+b with a, b in 0..50; a-b with 0 <= b <= a <= 50;
-a*b with a, b in 0..12. A fixed held-out set (drawn from the seed) never appears in the corpus, in sft.jsonl or
-in math_train.jsonl: math_eval.jsonl and the arithmetic of sft_eval.jsonl come from it.
+Task problems are (op, a, b) in a small range a ~2M-parameter model can learn: a+b with a in 0..20, b in 0..9
+(sums <= 29) and a-b with 0 <= b <= a <= 20. A held-out set (drawn from the seed) feeds math_eval.jsonl and the
+arithmetic of sft_eval.jsonl; its *questions* never appear in sft.jsonl or math_train.jsonl. The pretraining
+corpus states every fact of the range, held-out ones included (facts of arithmetic, as any corpus has them),
+plus a few wider facts (WIDE_PROBLEMS: sums/differences up to 50, products up to 12*12).
 """
 from __future__ import annotations
 
@@ -12,15 +14,31 @@ from dataclasses import dataclass
 SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
 WORD = {"add": "plus", "sub": "minus", "mul": "times"}
 NOUN = {"add": "sum", "sub": "difference", "mul": "product"}
-ALWAYS_TRAIN = [("add", 12, 30), ("add", 2, 2), ("sub", 10, 3), ("mul", 3, 4)]  # probe prompts
+OPS = ("add", "sub")                                   # task ops (no multiplication in SFT/math tasks)
+ALWAYS_TRAIN = [("add", 12, 30), ("add", 2, 2), ("sub", 10, 3)]  # probe prompts (12+30 is out of range: SFT only)
 
-HELD_MATH_EVAL = {"add": 110, "sub": 70, "mul": 20}   # -> math_eval.jsonl (200)
-HELD_SFT_EVAL = {"add": 30, "sub": 20, "mul": 10}     # -> sft_eval.jsonl arithmetic (60)
+HELD_MATH_EVAL = {"add": 75, "sub": 85}               # -> math_eval.jsonl (160 distinct problems)
+HELD_SFT_EVAL = {"add": 10, "sub": 10}                # -> sft_eval.jsonl arithmetic (20)
 
 N_MAX = 99                                             # number facts (parity, neighbours, comparison) use 0..99
 
 
 def problems(op: str) -> list[tuple[str, int, int]]:
+    """Every task problem of one op (the small range)."""
+    if op == "add":
+        return [(op, a, b) for a in range(21) for b in range(10)]
+    return [(op, a, b) for a in range(21) for b in range(a + 1)]
+
+
+def in_range(p: tuple[str, int, int]) -> bool:
+    op, a, b = p
+    if op == "add":
+        return 0 <= a <= 20 and 0 <= b <= 9
+    return op == "sub" and 0 <= b <= a <= 20
+
+
+def wide_problems(op: str) -> list[tuple[str, int, int]]:
+    """The wider facts the corpus states now and then."""
     if op == "add":
         return [(op, a, b) for a in range(51) for b in range(51)]
     if op == "sub":
@@ -48,9 +66,11 @@ QUESTIONS = {
             ("Compute {a}+{b}.", 1)],
     "sub": [("What is {a}-{b}?", 6), ("What is {a} minus {b}?", 2), ("What is {b} subtracted from {a}?", 1),
             ("Compute {a}-{b}.", 1)],
-    "mul": [("What is {a}*{b}?", 6), ("What is {a} times {b}?", 2), ("What is the product of {a} and {b}?", 1),
-            ("Compute {a}*{b}.", 1)],
 }
+
+
+def templates(op: str) -> list[str]:
+    return [t for t, _ in QUESTIONS[op]]
 
 
 def question(rng: random.Random, op: str, a: int, b: int) -> str:
@@ -61,7 +81,7 @@ def question(rng: random.Random, op: str, a: int, b: int) -> str:
 
 @dataclass(frozen=True)
 class Split:
-    train: list          # (op, a, b) usable anywhere in training, in a fixed order
+    train: list          # (op, a, b) whose questions training may ask, in a fixed order
     math_eval: list      # held out: math_eval.jsonl
     sft_eval: list       # held out: sft_eval.jsonl
     held_numbers: dict   # number-fact family -> held-out items (sft_eval only)
@@ -74,7 +94,7 @@ class Split:
 def split(seed: int) -> Split:
     rng = random.Random(f"arith-{seed}")
     train, math_eval, sft_eval = [], [], []
-    for op in ("add", "sub", "mul"):
+    for op in OPS:
         pool = [p for p in problems(op) if p not in ALWAYS_TRAIN]
         rng.shuffle(pool)
         n1, n2 = HELD_MATH_EVAL[op], HELD_SFT_EVAL[op]

@@ -1,7 +1,8 @@
 """The pretraining corpus: a templated mini-encyclopedia, arithmetic statements and a little Python.
 
 No chat-formatted questions and answers appear here (SFT teaches the answer format); the corpus states the same
-facts declaratively. Held-out arithmetic and number facts (arith.Split) and eval code tasks are never used.
+facts declaratively. Arithmetic is dense and repetitive in the task range (arith.problems): every fact, held-out
+ones included, is stated many times in several forms. Held-out number facts and eval code tasks are never used.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from concepts import (CATEGORY_TITLES, Concept, category_sentence, definition_se
 # characters of each document kind in pretrain.jsonl (about 1.6 MB in all)
 BUDGET = {"concept": 760_000, "glossary": 170_000, "arith": 430_000, "numbers": 90_000, "code": 150_000}
 EVAL_FRACTION = 0.04                       # pretrain_eval.jsonl gets this share of each budget
-OP_WEIGHTS = {"add": 50, "sub": 35, "mul": 15}
+WIDE_SHARE = 0.08                          # arithmetic documents of wider facts (most stay in the task range)
+WIDE_WEIGHTS = {"add": 45, "sub": 35, "mul": 20}
 
 
 def concept_doc(rng: random.Random, c: Concept) -> str:
@@ -45,29 +47,45 @@ def glossary_doc(rng: random.Random, concepts: list[Concept]) -> str:
 
 
 class ArithSampler:
-    """Train-split problems, op-weighted."""
+    """Mostly facts of the task range (held-out problems' facts included), now and then a wider one."""
 
     def __init__(self, split: arith.Split):
-        self.by_op = {op: [p for p in split.train if p[0] == op] for op in OP_WEIGHTS}
-        self.held = split.held
+        self.small = {op: arith.problems(op) for op in arith.OPS}
+        self.wide = {op: arith.wide_problems(op) for op in WIDE_WEIGHTS}
 
-    def sample(self, rng: random.Random) -> tuple[str, int, int]:
-        op = rng.choices(list(OP_WEIGHTS), weights=list(OP_WEIGHTS.values()))[0]
-        return rng.choice(self.by_op[op])
+    def sample(self, rng: random.Random, wide: bool = False) -> tuple[str, int, int]:
+        if wide:
+            op = rng.choices(list(WIDE_WEIGHTS), weights=list(WIDE_WEIGHTS.values()))[0]
+            return rng.choice(self.wide[op])
+        return rng.choice(self.small[rng.choice(arith.OPS)])
+
+
+def fact_lines(rng: random.Random, op: str, a: int, b: int) -> list[str]:
+    """One in-range fact, and often its mirror ("7 plus 5 is 12." / "12 minus 5 is 7.")."""
+    lines = [arith.statement(rng, op, a, b)]
+    if rng.random() < 0.4:
+        c = arith.value(op, a, b)
+        lines.append(arith.statement(rng, "sub", c, b) if op == "add" else arith.statement(rng, "add", c, b))
+    if op == "add" and rng.random() < 0.2:
+        lines.append(arith.statement(rng, "add", b, a))
+    return lines
 
 
 def arith_doc(rng: random.Random, sampler: ArithSampler) -> str:
-    """Either a mix of random statements or a small table (one op, one first number, consecutive second)."""
-    if rng.random() < 0.6:
-        lines = [arith.statement(rng, *sampler.sample(rng)) for _ in range(rng.randint(12, 25))]
+    """Random in-range facts, a small table (one op, one first number) or, rarely, wider facts."""
+    r = rng.random()
+    if r < WIDE_SHARE:
+        return "\n".join(arith.statement(rng, *sampler.sample(rng, wide=True)) for _ in range(rng.randint(8, 16)))
+    if r < 0.55:
+        lines = []
+        for _ in range(rng.randint(8, 16)):
+            lines += fact_lines(rng, *sampler.sample(rng))
         return "\n".join(lines)
-    op, a, _ = sampler.sample(rng)
-    top = 12 if op == "mul" else (a if op == "sub" else 50)
-    start = rng.randint(0, max(0, top - 9))
+    op = rng.choice(arith.OPS)
+    a = rng.randint(0, 20)
     form = rng.choice(arith.STATEMENTS[op])
-    lines = [form.format(a=a, b=b, c=arith.value(op, a, b)) for b in range(start, min(top, start + 9) + 1)
-             if (op, a, b) not in sampler.held]
-    return "\n".join(lines) if len(lines) >= 3 else arith_doc(rng, sampler)
+    bs = range(10) if op == "add" else range(a + 1)
+    return "\n".join(form.format(a=a, b=b, c=arith.value(op, a, b)) for b in bs)
 
 
 def numbers_doc(rng: random.Random, held: dict) -> str:
@@ -77,7 +95,7 @@ def numbers_doc(rng: random.Random, held: dict) -> str:
 def code_doc(rng: random.Random, tasks: list[code_tasks.Task], sampler: ArithSampler) -> str:
     parts = [code_tasks.corpus_text(rng, t) for t in rng.sample(tasks, rng.randint(2, 4))]
     if rng.random() < 0.4:
-        op, a, b = sampler.sample(rng)
+        op, a, b = sampler.sample(rng, wide=rng.random() < WIDE_SHARE)
         parts.append(code_tasks.snippet(rng, op, a, b, arith.value(op, a, b)))
     return "\n".join(parts)
 

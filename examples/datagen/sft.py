@@ -15,7 +15,7 @@ from concepts import (DEFINITION_QUESTIONS_EVAL, DEFINITION_QUESTIONS_TRAIN, FAC
 
 MESSAGES_SHARE = 0.2
 N_HELD_CONCEPTS = 9                                # whole concepts asked about only in sft_eval.jsonl
-N_ARITH = {"add": 1000, "sub": 650, "mul": 150}    # distinct train-split problems (mul: all there are)
+N_MAIN_FORM = 2                                   # per train problem: every phrasing once, plus this many "What is a+b?"
 N_COMPARE = 300
 
 CHAT = [
@@ -54,10 +54,12 @@ def concept_pairs(rng: random.Random, concepts: list[Concept], held: list[Concep
 
 def arith_pairs(rng: random.Random, split: arith.Split):
     train = [(f"What is {arith.expression(*p)}?", arith.answer_text(*p)) for p in arith.ALWAYS_TRAIN]
-    for op, n in N_ARITH.items():
-        pool = [p for p in split.train if p[0] == op and p not in arith.ALWAYS_TRAIN]
-        for p in rng.sample(pool, min(n, len(pool))):
-            train.append((arith.question(rng, *p), arith.answer_text(*p)))
+    for p in split.train:
+        if p in arith.ALWAYS_TRAIN or not arith.in_range(p):
+            continue
+        op, a, b = p
+        forms = arith.templates(op) + [arith.templates(op)[0]] * N_MAIN_FORM
+        train += [(t.format(a=a, b=b), arith.answer_text(*p)) for t in forms]
     evals = [(arith.question(rng, *p), arith.answer_text(*p)) for p in split.sft_eval]
     return train, evals
 
