@@ -190,7 +190,8 @@ class Learner:
             os.fsync(fh.fileno())
 
     def load_state(self, directory: str) -> int:
-        state = torch.load(Path(directory) / LEARNER_FILE, map_location=self.device, weights_only=False)
+        # CPU first: RNG states must stay CPU ByteTensors; load_state_dict moves weights and optimizer state.
+        state = torch.load(Path(directory) / LEARNER_FILE, map_location="cpu", weights_only=False)
         self.model.load_state_dict(state["model"])
         if self.opt and state["optimizer"]:
             self.opt.load_state_dict(state["optimizer"])
