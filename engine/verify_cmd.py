@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+from raylign.engine import data
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import DataError
 from raylign.engine.verifier_pool import VerifierPool
@@ -22,24 +23,12 @@ from raylign.verifiers import Verdict
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The rows of a JSONL file (blank lines skipped); a bad line fails naming the file and line."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
+        return [row for _, row in data.read_jsonl(Path(path))]
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read: {exc}") from None
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
 
 
 def _write(lines: Sequence[str], output: str | None) -> None:

@@ -56,7 +56,8 @@ class GRPOConfig:
     is_cap: float = 2.0  # truncated importance-sampling cap between learner and sampler (0 = off)
     dynamic_sampling: bool = False  # drop groups whose rewards are all equal and refill the batch
     max_refills: int = 3  # extra rollout rounds per step when refilling
-    mask_truncated: bool = True  # completions cut by max_new_tokens do not contribute to the loss
+    mask_truncated: bool = False  # leave completions cut by max_new_tokens out of the loss (DAPO overlong masking;
+    # off by default: with a short max_new_tokens it removes the penalty for rambling and the policy learns to ramble)
     drop_failed: bool = False  # samples whose verdict is timeout/error are left out of the loss (else scored)
     checkpoint_every: int = 10  # steps between checkpoints
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, warmup_steps=0, schedule="constant",

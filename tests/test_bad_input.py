@@ -85,7 +85,7 @@ def test_malformed_jsonl_names_file_and_line(work):
     lines.insert(3, '{"text": "an unfinished line')
     (work / "pre.jsonl").write_text("\n".join(lines) + "\n")
     msg = _fail(work)
-    assert msg.startswith(f"{work / 'pre.jsonl'}:4: malformed JSON"), msg
+    assert msg.startswith(f"{work / 'pre.jsonl'}:4: not valid JSON"), msg
 
 
 def test_missing_field_names_field_and_line(work, tiny_model_dir):
