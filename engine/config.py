@@ -38,7 +38,8 @@ class RayConfig:
     num_gpus: int | None = None  # GPUs of a local Ray (None = detect)
     learner_num_cpus: float = 1.0  # logical CPUs reserved by the learner actor
     learner_num_gpus: float = 0.0  # GPUs of the learner actor (set 1 on GPU machines)
-    torch_threads: int = 0  # torch intra-op threads inside actors (0 = physical cores / 2, at least 1)
+    torch_threads: int = 0  # torch/OpenMP threads of rollout and reward actors (0 = cores / 2, at least 1)
+    learner_threads: int = 0  # torch threads of the learner (0 = every core of its node: the roles take turns)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class RolloutConfig:
     kv_cache_gb: int = 1  # VLLM_CPU_KVCACHE_SPACE on CPUs
     max_model_len: int = 512  # longest prompt + completion the engines accept
     max_num_seqs: int = 256  # vLLM batch size
+    max_num_batched_tokens: int = 32768  # tokens per engine step; large enough that prompts are never split
+    # (vLLM-CPU cannot rewind a seeded sampler after a split prefill: "CPU Generator does not use offset")
     enforce_eager: bool = True  # skip graph capture (faster start for tiny models)
     sync_deadline_s: float = 120.0  # a weight sync slower than this raises
     canary_tolerance: float = 0.05  # max |logprob diff| between learner and fleet after a sync

@@ -40,7 +40,7 @@ class LearnerSpec:
     total_steps: int  # optimizer steps of the stage (for the schedule)
     seed: int  # torch / numpy / python RNG seed
     device: str = "auto"  # auto | cpu | cuda
-    torch_threads: int = 0  # 0 = the environment's OMP_NUM_THREADS
+    torch_threads: int = 0  # 0 = every core of the node (stages alternate roles, so the learner may use them all)
     trainable: bool = True  # False builds a frozen reference model (no optimizer)
 
 
@@ -52,7 +52,7 @@ class Learner:
         from raylign.engine.modeling import load_model, load_tokenizer
         from raylign.engine.plugins import get_registry
 
-        set_torch_threads(spec.torch_threads)
+        set_torch_threads(spec.torch_threads or os.cpu_count() or 1)
         self.spec = spec
         self.registry = get_registry()
         self.device = pick_device(spec.device)

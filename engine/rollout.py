@@ -76,6 +76,7 @@ def engine_kwargs(model_dir: str, cfg: RolloutConfig, seed: int) -> dict[str, An
         enforce_eager=cfg.enforce_eager,
         max_model_len=cfg.max_model_len,
         max_num_seqs=cfg.max_num_seqs,
+        max_num_batched_tokens=cfg.max_num_batched_tokens,
         gpu_memory_utilization=cfg.gpu_memory_utilization,
         tensor_parallel_size=cfg.tensor_parallel_size,
         worker_extension_cls=EXTENSION_CLS,

@@ -64,7 +64,7 @@ class StageContext:
 
         ray_cfg = self.engine.ray
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
-                           device=self.run.device, torch_threads=ray_cfg.torch_threads, trainable=trainable)
+                           device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable)
         handle = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus)
         self._actors.append(handle)
         return handle

@@ -222,17 +222,23 @@ class GRPOStage:
         keep = torch.tensor([g.keep for g in groups])
         advantages = estimator(rewards, **cfg.advantage_options) * keep
         per_update = max(1, len(groups) // cfg.updates_per_batch)
-        sums: dict[str, float] = {}
-        n = 0
+        parts = []
         for u in range(0, len(groups), per_update):
-            part = groups[u : u + per_update]
-            ids, attn, loss_mask, adv, sampler = sequence_batch(part, advantages[u : u + per_update], pad_id,
+            ids, attn, loss_mask, adv, sampler = sequence_batch(groups[u : u + per_update],
+                                                                advantages[u : u + per_update], pad_id,
                                                                 cfg.mask_truncated)
             extras = {"advantages": adv, "sampler_logprobs": sampler}
             plain = to_micro_batches(ids, attn, loss_mask, {}, cfg.micro_batch_size)
-            extras["old_logprobs"] = torch.cat(ray.get(learner.token_logprobs.remote(plain)))
+            if cfg.updates_per_batch > 1:  # later parts train after earlier updates: take the ratio against the
+                # policy that sampled, computed for every part before the first update
+                extras["old_logprobs"] = torch.cat(ray.get(learner.token_logprobs.remote(plain)))
+            # (one update per batch is exactly on-policy: the loss uses its own detached logprobs as "old")
             if reference is not None:
                 extras["ref_logprobs"] = torch.cat(ray.get(reference.token_logprobs.remote(plain)))
+            parts.append((ids, attn, loss_mask, extras))
+        sums: dict[str, float] = {}
+        n = 0
+        for ids, attn, loss_mask, extras in parts:
             options = {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high, "agg": cfg.agg,
                        "kl_coef": cfg.kl_coef, "kl_estimator": cfg.kl_estimator, "entropy_coef": cfg.entropy_coef,
                        "is_cap": cfg.is_cap or None, "norm_tokens": float(loss_mask.sum().clamp(min=1)),
