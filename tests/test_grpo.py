@@ -103,3 +103,53 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
     metrics = summary["stages"]["grpo"]["metrics"]
     assert {"eval_accuracy_before", "eval_accuracy", "eval_accuracy_gain"} <= set(metrics)
     assert (tmp_path / "runs" / "grpo" / "models" / "grpo" / "config.json").exists()
+
+
+class _CrashAfter:
+    """An observer plugin that kills the stage once ``step`` has been logged (a crash mid-run)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    from raylign.engine import hookimpl
+
+    @hookimpl
+    def raylign_step_end(self, stage, step, metrics):
+        if step == self.step:
+            raise RuntimeError(f"simulated crash after step {step}")
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_interrupted_grpo_run_resumes_after_its_checkpoint(tmp_path, tiny_model_dir, ray_session):
+    """Crash after step 3 (checkpoint at 2), resume: steps 1..4 logged once each, the same prompts and rewards
+    as an uninterrupted run (sampling seeds and the prompt stream are pure functions of the step)."""
+    from raylign.engine.config import load_config
+    from raylign.engine.driver import run_pipeline
+    from raylign.engine.metrics import read_metrics
+    from raylign.engine.plugins import build_registry
+
+    data = tmp_path / "tasks.jsonl"
+    with open(data, "w") as fh:
+        for i in range(16):
+            fh.write(json.dumps({"prompt": f"Say anything {i}", "format": r"[^e]*", "verifier": "format"}) + "\n")
+
+    def config(name: str):
+        path = tmp_path / f"{name}.toml"
+        text = GRPO_CONFIG.format(out=tmp_path / name, model=tiny_model_dir, data=data, steps=4)
+        path.write_text(text.replace("checkpoint_every = 0", "checkpoint_every = 2"))
+        return path
+
+    def rewards(name: str) -> list[tuple[int, float]]:
+        return [(r["step"], r["reward_mean"]) for r in read_metrics(tmp_path / name / "grpo")
+                if r["stage"] == "grpo" and "reward_mean" in r]
+
+    plain = build_registry()
+    run_pipeline(load_config(config("a"), plain), plain)
+    crashing = build_registry(extra_plugins=[_CrashAfter(3)])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_pipeline(load_config(config("b"), crashing), crashing)
+    assert [s for s, _ in rewards("b")] == [1, 2, 3]
+    run_pipeline(load_config(config("b"), plain), plain, resume=True)
+    assert [s for s, _ in rewards("b")] == [1, 2, 3, 4]  # step 3 was dropped and redone, nothing repeated
+    assert [r for _, r in rewards("b")] == pytest.approx([r for _, r in rewards("a")], abs=1e-6)
