@@ -45,9 +45,8 @@ def init_ray(cfg: RayConfig, address: str | None = None):
     return ray
 
 
-def set_torch_threads(cfg_threads: int = 0) -> None:
-    """Called at the start of every actor that runs torch."""
+def set_torch_threads(threads: int = 0) -> None:
+    """Torch intra-op threads of the calling process (the learner actor): ``threads``, or every core if 0."""
     import torch
 
-    n = cfg_threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or default_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(threads or os.cpu_count() or 1)

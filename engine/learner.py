@@ -52,7 +52,7 @@ class Learner:
         from raylign.engine.modeling import load_model, load_tokenizer
         from raylign.engine.plugins import get_registry
 
-        set_torch_threads(spec.torch_threads or os.cpu_count() or 1)
+        set_torch_threads(spec.torch_threads)
         self.spec = spec
         self.registry = get_registry()
         self.device = pick_device(spec.device)

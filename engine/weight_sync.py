@@ -166,11 +166,10 @@ def select_transport(num_gpus: float, broadcast: Callable[[], Any] | None = None
 @torch.no_grad()
 def reference_logprobs(model, token_ids: Sequence[int]) -> list[float]:
     """The learner's logprob of each token ``token_ids[1:]`` given the tokens before it (temperature 1)."""
-    device = next(model.parameters()).device
-    ids = torch.tensor([list(token_ids)], device=device)
-    logits = model(input_ids=ids).logits[0, :-1].float()
-    lp = torch.log_softmax(logits, dim=-1)
-    return lp.gather(-1, ids[0, 1:, None]).squeeze(-1).tolist()
+    from raylign.engine.ops import token_logprobs
+
+    ids = torch.tensor([list(token_ids)], device=next(model.parameters()).device)
+    return token_logprobs(model(input_ids=ids).logits, ids)[0, 1:].tolist()
 
 
 def canary_diffs(fleet_logprobs: Sequence[Sequence[float]], ref_logprobs: Sequence[float]) -> list[float]:

@@ -80,7 +80,6 @@ class GRPOStage:
         fleet = ctx.start_rollout_fleet(ctx.input_model)
         canary_ids = tok(render_prompt(tok, "What is 12+30?") + "12+30 = 42.", add_special_tokens=False)["input_ids"]
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
-        ctx.registry.get("losses", cfg.loss)
 
         before = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
         ctx.console.print(f"{ctx.name}: held-out greedy accuracy before: {before['eval_accuracy']:.3f}")
@@ -163,6 +162,7 @@ class GRPOStage:
         """Sample and score groups until ``prompts_per_step`` groups are in (refilling when dynamic)."""
         groups: list[Group] = []
         statuses: dict[str, int] = {}
+        sandboxes: dict[str, int] = {}  # the code verifier reports which sandbox backend ran each program
         gen_tokens, gen_seconds, dropped, rounds, all_rewards = 0, 0.0, 0, 0, []
         lengths, truncated = [], 0
         need = cfg.prompts_per_step
@@ -187,9 +187,8 @@ class GRPOStage:
                               keep=[not (cfg.drop_failed and f) for f in failed])
                 for v in vs:
                     statuses[v.status] = statuses.get(v.status, 0) + 1
-                    if v.details.get("sandbox"):  # the code verifier reports which sandbox ran the program
-                        key = f"sandbox/{v.details['sandbox']}"
-                        statuses[key] = statuses.get(key, 0) + 1
+                    if v.details.get("sandbox"):
+                        sandboxes[v.details["sandbox"]] = sandboxes.get(v.details["sandbox"], 0) + 1
                 all_rewards.extend(group.rewards)
                 gen_tokens += sum(len(c.token_ids) for c in cs)
                 lengths.extend(len(c.token_ids) for c in cs)
@@ -213,7 +212,8 @@ class GRPOStage:
             "groups_dropped": dropped,
             "rollout_rounds": rounds,
         }
-        metrics.update({(s if "/" in s else f"verdict/{s}"): n for s, n in sorted(statuses.items())})
+        metrics.update({f"verdict/{s}": n for s, n in sorted(statuses.items())})
+        metrics.update({f"sandbox/{s}": n for s, n in sorted(sandboxes.items())})
         return groups, metrics
 
     # ------------------------------------------------------------------------------------------ update

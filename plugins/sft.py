@@ -63,22 +63,19 @@ def encode(tok, messages: list[dict], system: str, max_len: int) -> tuple[list[i
         messages = [{"role": "system", "content": system}] + messages
     ids: list[int] = []
     mask: list[float] = []
+    done = ""  # the conversation text tokenized so far
     for i, m in enumerate(messages):
-        before = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=m["role"] == "assistant") if i else ""
-        if m["role"] == "assistant" and not i:
-            before = tok.apply_chat_template([], tokenize=False, add_generation_prompt=True)
+        # the template up to this turn's content (the assistant header included), then the turn itself; a
+        # conversation that opens with an assistant turn has no earlier text, so its header is trained too
+        before = (tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=m["role"] == "assistant")
+                  if i else "")
         upto = tok.apply_chat_template(messages[: i + 1], tokenize=False)
-        head = tok(before[len(_text(tok, ids)):], add_special_tokens=False)["input_ids"] if before else []
-        ids.extend(head)
-        mask.extend([0.0] * len(head))
-        body = tok(upto[len(_text(tok, ids)):], add_special_tokens=False)["input_ids"]
-        ids.extend(body)
-        mask.extend([1.0 if m["role"] == "assistant" else 0.0] * len(body))
+        head = tok(before[len(done):], add_special_tokens=False)["input_ids"] if len(before) > len(done) else []
+        body = tok(upto[len(before):], add_special_tokens=False)["input_ids"]
+        ids.extend(head + body)
+        mask.extend([0.0] * len(head) + [1.0 if m["role"] == "assistant" else 0.0] * len(body))
+        done = upto
     return ids[:max_len], mask[:max_len]
-
-
-def _text(tok, ids: list[int]) -> str:
-    return tok.decode(ids, skip_special_tokens=False) if ids else ""
 
 
 def collate(examples: list[tuple[list[int], list[float]]], pad_id: int, micro: int):
