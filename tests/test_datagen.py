@@ -279,3 +279,20 @@ def test_held_out_number_facts_are_unseen(data):
 
     held, trained = facts("sft_eval.jsonl"), facts("sft.jsonl")
     assert held and not held & trained
+
+
+def test_eval_function_names_are_unseen_and_train_names_vary(data):
+    """An eval task's function name appears in no training file and not in the corpus; every train task also
+    comes under a renamed variant (so writing the asked-for name means copying it from the prompt)."""
+    def names(rows):
+        return {re.search(r"function (\w+)\(", r["prompt"]).group(1) for r in rows}
+
+    eval_names = names(data["code_eval.jsonl"]) - names(data["code_train.jsonl"])  # held-out constants share names
+    assert eval_names
+    trained = names(data["code_train.jsonl"]) | names(data["sft_code.jsonl"])
+    corpus = "\n".join(r["text"] for r in data["pretrain.jsonl"])
+    for name in eval_names:
+        assert name not in trained and not re.search(rf"(def|function) {name}\(", corpus), name
+    sft_names = names(data["sft_code.jsonl"])
+    renamed = [n for n in sft_names if not re.search(rf"(def|function) {n}\(", corpus)]
+    assert len(renamed) >= len(sft_names) // 3  # the variants are never in the corpus

@@ -3,6 +3,11 @@
 A task is one (family, function name, parameter names, constant). Per family one function name is held out,
 and for families with a constant a few constants are held out: a task using either is an eval task
 (code_eval.jsonl), every other task is a train task (code_train.jsonl, sft_code.jsonl, the corpus).
+
+Writing the asked-for name means copying it from the prompt, not recalling the family's usual names: so SFT and
+GRPO also see every train task once more under a renamed variant (:func:`renamed`: a prefix or suffix on one
+of its train names, e.g. ``calc_square`` or ``larger_fn``). Variants never take an eval name and never enter
+the corpus; eval names stay unseen everywhere.
 """
 from __future__ import annotations
 
@@ -68,6 +73,8 @@ PARAMS = {
     ("str", 1): [("s",), ("text",), ("word",)],
     ("list", 1): [("xs",), ("items",), ("nums",)],
 }
+PREFIXES = ["my_", "get_", "calc_", "do_", "compute_", "find_", "fn_", "new_", "the_", "make_"]
+SUFFIXES = ["_fn", "_value", "_result", "2", "_v2", "_func", "_it", "_now", "_op", "_out"]
 WORDS = ["cat", "dog", "ray", "code", "sun", "apple", "blue", "hello", "token", "moon", "tree", "red"]
 N_TESTS = 3
 
@@ -105,6 +112,22 @@ def all_tasks(seed: int) -> tuple[list[Task], list[Task]]:
                     task = make_task(family, name, params, k, expr, desc)
                     (held if name == eval_name or k in eval_ks else train).append(task)
     return train, held
+
+
+def renamed(rng: random.Random, train: list[Task], held: list[Task]) -> list[Task]:
+    """One variant of each train task under a new name (a prefix or a suffix on its own name), never a name of
+    any task of either split."""
+    family = {f[0]: f for f in FAMILIES}
+    taken = {t.name for t in train} | {t.name for t in held}
+    out = []
+    for t in train:
+        while True:
+            name = rng.choice(PREFIXES) + t.name if rng.random() < 0.5 else t.name + rng.choice(SUFFIXES)
+            if name not in taken:
+                break
+        _, _, _, _, expr, desc, _ = family[t.family]
+        out.append(make_task(t.family, name, t.params, t.k, expr, desc))
+    return out
 
 
 def balanced(rng: random.Random, tasks: list[Task], n: int, per_family: int) -> list[Task]:

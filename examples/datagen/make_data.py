@@ -30,7 +30,8 @@ import math_tasks  # noqa: E402
 import sft  # noqa: E402
 
 N_CODE_EVAL = 100              # balanced over the families
-CODE_TRAIN_PER_FAMILY = 24     # code_train.jsonl: each family at most this often (sft_code.jsonl has every train task)
+CODE_TRAIN_PER_FAMILY = 24     # code_train.jsonl: each family at most this often, base and renamed tasks each
+                               # (sft_code.jsonl has every train task and its renamed variant)
 N_MIXED_MATH = 600             # mixed_train.jsonl: this many math_train rows plus every code_train row
 
 
@@ -42,7 +43,14 @@ def code_rows(seed: int):
     order = random.Random(f"code-order-{seed}")
     train = code_tasks.balanced(order, train_tasks, len(train_tasks), CODE_TRAIN_PER_FAMILY)
     held = code_tasks.balanced(order, eval_tasks, N_CODE_EVAL, N_CODE_EVAL)
-    sft_code = list(train_tasks)
+    # renamed variants: own random streams, so the eval rows and the base train rows are what they were before
+    variants = code_tasks.renamed(random.Random(f"code-names-{seed}"), train_tasks, eval_tasks)
+    vrng = random.Random(f"code-variant-tests-{seed}")
+    tests.update({t.prompt: code_tasks.make_tests(vrng, t) for t in variants})
+    vorder = random.Random(f"code-variant-order-{seed}")
+    train = train + code_tasks.balanced(vorder, variants, len(variants), CODE_TRAIN_PER_FAMILY)
+    vorder.shuffle(train)
+    sft_code = list(train_tasks) + variants
     order.shuffle(sft_code)
     return ([t.row(tests[t.prompt]) for t in train], [t.row(tests[t.prompt]) for t in held],
             [code_tasks.sft_row(t) for t in sft_code], train_tasks)
