@@ -2,7 +2,8 @@
 
 Task problems are (op, a, b) in a small range a ~2M-parameter model can learn: a+b with a in 0..20, b in 0..9
 (sums <= 29) and a-b with 0 <= b <= a <= 20. A held-out set (drawn from the seed) feeds math_eval.jsonl and the
-arithmetic of sft_eval.jsonl; its *questions* never appear in sft.jsonl or math_train.jsonl. The pretraining
+arithmetic of sft_eval.jsonl; its *questions* never appear in sft.jsonl or math_train.jsonl. Of the rest, SFT asks
+one part and GRPO (math_train.jsonl) the other (RL_ONLY), as a lab keeps RL prompts apart from SFT data. The pretraining
 corpus states every fact of the range, held-out ones included (facts of arithmetic, as any corpus has them),
 plus a few wider facts (WIDE_PROBLEMS: sums/differences up to 50, products up to 12*12).
 """
@@ -19,6 +20,7 @@ ALWAYS_TRAIN = [("add", 12, 30), ("add", 2, 2), ("sub", 10, 3)]  # probe prompts
 
 HELD_MATH_EVAL = {"add": 75, "sub": 85}               # -> math_eval.jsonl (160 distinct problems)
 HELD_SFT_EVAL = {"add": 10, "sub": 10}                # -> sft_eval.jsonl arithmetic (20)
+RL_ONLY = {"add": 50, "sub": 55}                       # train problems only GRPO asks (math_train.jsonl), never SFT
 
 N_MAX = 99                                             # number facts (parity, neighbours, comparison) use 0..99
 
@@ -85,10 +87,16 @@ class Split:
     math_eval: list      # held out: math_eval.jsonl
     sft_eval: list       # held out: sft_eval.jsonl
     held_numbers: dict   # number-fact family -> held-out items (sft_eval only)
+    rl: list = ()        # the part of `train` only GRPO asks (math_train.jsonl); SFT asks the rest
 
     @property
     def held(self) -> set:
         return set(self.math_eval) | set(self.sft_eval)
+
+    @property
+    def sft_train(self) -> list:
+        rl = set(self.rl)
+        return [p for p in self.train if p not in rl]
 
 
 def split(seed: int) -> Split:
@@ -109,7 +117,14 @@ def split(seed: int) -> Split:
         "before": sorted(rng.sample(numbers[1:], 8)),
         "compare": sorted(rng.sample(pairs, 20)),
     }
-    return Split(train, math_eval, sft_eval, held_numbers)
+    # RL prompts SFT has not answered: GRPO then has something to learn (on problems SFT taught it scores ~100%).
+    # Own random stream, so the held-out sets above are what they were before this split existed.
+    rl_rng = random.Random(f"arith-rl-{seed}")
+    rl = []
+    for op in OPS:
+        pool = [p for p in train if p[0] == op and p not in ALWAYS_TRAIN]
+        rl += sorted(rl_rng.sample(pool, RL_ONLY[op]))
+    return Split(train, math_eval, sft_eval, held_numbers, rl)
 
 
 # --- number facts: (question, answer) and declarative forms for the corpus ------------------------------------
