@@ -81,8 +81,16 @@ class GRPOStage:
         canary_ids = tok(render_prompt(tok, "What is 12+30?") + "12+30 = 42.", add_special_tokens=False)["input_ids"]
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
 
+        # the same greedy eval on training prompts: a gain there without one on held-out prompts is memorization
+        seen, train_probe = set(), []
+        for r in train_rows:
+            if len(train_probe) < cfg.eval_size and tuple(r["ids"]) not in seen:
+                seen.add(tuple(r["ids"]))
+                train_probe.append(r)
         before = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
-        ctx.console.print(f"{ctx.name}: held-out greedy accuracy before: {before['eval_accuracy']:.3f}")
+        train_before = self.evaluate(fleet, rewards, train_probe, cfg, stops)["eval_accuracy"]
+        ctx.console.print(f"{ctx.name}: greedy accuracy before: held-out {before['eval_accuracy']:.3f}, "
+                          f"training prompts {train_before:.3f}")
         start = 0
         resume = ctx.resume_point()
         if resume is not None:
@@ -107,11 +115,13 @@ class GRPOStage:
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
                     ctx.save_checkpoint(step, learner, {"step": step})
         after = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
-        ctx.log(cfg.steps, after)
+        train_after = self.evaluate(fleet, rewards, train_probe, cfg, stops)["eval_accuracy"]
+        ctx.log(cfg.steps, {**after, "train_accuracy": train_after})
         ray.get(learner.save_model.remote(str(ctx.output_model)))
         return {"eval_accuracy_before": before["eval_accuracy"], "eval_accuracy": after["eval_accuracy"],
                 "eval_accuracy_gain": after["eval_accuracy"] - before["eval_accuracy"],
-                "eval_reward_mean": after["eval_reward_mean"]}
+                "eval_reward_mean": after["eval_reward_mean"],
+                "train_accuracy_before": train_before, "train_accuracy": train_after}
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod

@@ -101,7 +101,9 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
         assert r["weights_version"] == r["step"] and r["canary_max_abs_diff"] < 0.05
         assert r["verdict/ok"] == 32
     metrics = summary["stages"]["grpo"]["metrics"]
-    assert {"eval_accuracy_before", "eval_accuracy", "eval_accuracy_gain"} <= set(metrics)
+    assert {"eval_accuracy_before", "eval_accuracy", "eval_accuracy_gain", "train_accuracy_before",
+            "train_accuracy"} <= set(metrics)
+    assert 0.0 <= metrics["train_accuracy"] <= 1.0
     assert (tmp_path / "runs" / "grpo" / "models" / "grpo" / "config.json").exists()
 
 
