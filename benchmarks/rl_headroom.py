@@ -39,6 +39,7 @@ def main() -> int:
     from raylign.engine.chat_format import render_prompt
     from raylign.engine.modeling import generate_greedy, load_model, load_tokenizer, stop_token_ids
     from raylign.engine.plugins import get_registry
+    from raylign.engine.verifier_worker import instantiate_verifier
     from raylign.verifiers import Verdict
 
     if args.threads:
@@ -52,8 +53,7 @@ def main() -> int:
     def score(text: str, row: dict) -> float:
         name = row.get("verifier", args.verifier)
         if name not in verifiers:
-            obj = registry.get("verifiers", name)
-            verifiers[name] = obj() if isinstance(obj, type) else obj
+            verifiers[name] = instantiate_verifier(registry.get("verifiers", name), {})
         return Verdict.coerce(verifiers[name](text, row)).reward
 
     stops = stop_token_ids(tok)

@@ -106,7 +106,8 @@ def kill_group(pid: int) -> None:
 
 # ------------------------------------------------------------------------------------ processes
 
-def _instantiate(obj: Any, options: Mapping[str, Any]) -> Any:
+def instantiate_verifier(obj: Any, options: Mapping[str, Any]) -> Any:
+    """A registered verifier as a callable ``fn(completion, task)`` built with ``options``."""
     if isinstance(obj, type):
         return obj(**options)  # a class: one instance per worker, built with the stage's options
     if options:
@@ -148,7 +149,7 @@ def _worker_loop(sock: socket.socket, registry: Any, options: Mapping[str, Any],
         name = req["name"]
         if req["op"] == "load":
             try:
-                instances[name] = _instantiate(registry.get("verifiers", name), options.get(name, {}))
+                instances[name] = instantiate_verifier(registry.get("verifiers", name), options.get(name, {}))
                 info = {k: getattr(instances[name], k) for k in ("backend_name",) if hasattr(instances[name], k)}
                 reply = {"ok": True, "info": info}
             except BaseException as exc:  # noqa: BLE001
