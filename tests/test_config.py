@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -282,3 +283,16 @@ def _plain(obj):
 def test_dumps_toml_handles_awkward_keys_and_values():
     data = {"a": {"weird key": 1, "x.y": "v", "b": True, "f": 0.1, "lst": [1, 2], "n": {"deep": {"z": "q"}}}}
     assert tomllib.loads(dumps_toml(data)) == data
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_configs_validate_and_name_existing_data(path, registry):
+    """Every shipped example is a valid config whose data files exist (paths resolve against its folder)."""
+    cfg = load_config(path, registry)
+    for spec in cfg.stages:
+        for key in ("data", "eval_data", "corpus"):
+            for name in getattr(spec.config, key, ()) or ():
+                assert (path.parent / name).is_file(), f"{path.name}: [{spec.name}] {key} names missing {name}"
