@@ -69,6 +69,25 @@ def compute(op: str, a: int, b: int) -> int:
     return {"add": a + b, "sub": a - b, "mul": a * b}[op]
 
 
+def is_column(problem) -> bool:
+    return problem is not None and problem[0] == "add" and min(problem[1:]) >= 10
+
+
+def check_column_steps(a: int, b: int, answer: str) -> None:
+    """A long addition's worked answer, replayed column by column: ones first, each column's digits, the carry in
+    (+1) and out, the sum; the last column's sum whole; then the answer."""
+    steps = re.findall(r"(\d)\+(\d)(\+1)? = (\d+)(, carry 1)?\. ", answer)
+    assert " ".join(f"{x}+{y}{c} = {t}{o}." for x, y, c, t, o in steps) + f" The answer is {a + b}." == answer
+    da, db = str(a)[::-1], str(b)[::-1]
+    assert len(steps) == len(da) == len(db), answer
+    carry = 0
+    for i, (x, y, carry_in, total, carry_out) in enumerate(steps):
+        assert (int(x), int(y), bool(carry_in)) == (int(da[i]), int(db[i]), bool(carry)), answer
+        assert int(total) == int(x) + int(y) + carry, answer
+        carry = int(int(total) >= 10 and i < len(steps) - 1)
+        assert bool(carry_out) == bool(carry), answer
+
+
 def number_fact(question: str):
     """(kind, numbers) for a number-fact question, else None."""
     for kind, pattern in [("parity", r"Is (\d+) even or odd\?"), ("after", r"What number comes after (\d+)\?"),
@@ -137,7 +156,8 @@ def test_sft_rows_have_one_of_both_formats(data):
             n_messages += "messages" in row
             question, answer = user_and_answer(row)
             assert question.strip() and answer.endswith("."), row
-            assert len(re.findall(r"\.( |$)", answer)) <= 2, f"more than two sentences: {answer!r}"
+            if not is_column(parse_arith(question)):  # long additions take a sentence per column
+                assert len(re.findall(r"\.( |$)", answer)) <= 2, f"more than two sentences: {answer!r}"
         assert 0.1 < n_messages / len(rows) < 0.3, name
     assert 2500 <= len(data["sft.jsonl"]) <= 6000 and 150 <= len(data["sft_eval.jsonl"]) <= 300
 
@@ -145,7 +165,8 @@ def test_sft_rows_have_one_of_both_formats(data):
 def test_probe_prompts_are_covered(data):
     pairs = dict(user_and_answer(r) for r in data["sft.jsonl"])
     assert pairs["What is an LLM?"].startswith("An LLM is a large language model")
-    assert pairs["What is 12+30?"] == "12+30 = 42. The answer is 42."
+    assert pairs["What is 12+30?"] == "2+0 = 2. 1+3 = 4. The answer is 42."
+    assert pairs["What is 2+2?"] == "2+2 = 4. The answer is 4."
 
 
 def test_math_rows(data):
@@ -154,10 +175,11 @@ def test_math_rows(data):
             assert set(row) == {"prompt", "answer", "verifier", "solution"} and row["verifier"] == "math"
             op, a, b = parse_arith(row["prompt"])
             assert row["answer"] == str(compute(op, a, b)), row
-            assert row["solution"].endswith(f"The answer is {row['answer']}."), row
-            assert (op == "add" and a <= 20 and b <= 9) or (op == "sub" and b <= a <= 20), row  # the small range
-    assert len(data["math_train.jsonl"]) == 1000 and 150 <= len(data["math_eval.jsonl"]) <= 200
-    assert len({r["prompt"] for r in data["math_eval.jsonl"]}) == len(data["math_eval.jsonl"])
+            assert op == "add" and 10 <= a <= 99 and 10 <= b <= 99, row  # long additions of two-digit numbers
+            check_column_steps(a, b, row["solution"])
+    assert len(data["math_train.jsonl"]) == 1000 and len(data["math_eval.jsonl"]) == 400
+    for name in ("math_train.jsonl", "math_eval.jsonl"):  # every row a problem of its own
+        assert len({parse_arith(r["prompt"]) for r in data[name]}) == len(data[name]), name
 
 
 def test_code_rows(data):
@@ -180,13 +202,17 @@ def test_mixed_rows_route_by_verifier(data):
 
 # --- answers are right ------------------------------------------------------------------------------------------
 def test_sft_arithmetic_and_number_facts_are_correct(data):
-    n_arith = n_numbers = 0
+    n_arith = n_column = n_numbers = 0
     for name in ("sft.jsonl", "sft_eval.jsonl"):
         for row in data[name]:
             question, answer = user_and_answer(row)
             problem = parse_arith(question)
             if problem:
                 op, a, b = problem
+                if is_column(problem):
+                    check_column_steps(a, b, answer)
+                    n_column += 1
+                    continue
                 c = compute(op, a, b)
                 sym = {"add": "+", "sub": "-", "mul": "*"}[op]
                 assert answer == f"{a}{sym}{b} = {c}. The answer is {c}.", row
@@ -195,7 +221,7 @@ def test_sft_arithmetic_and_number_facts_are_correct(data):
             if fact:
                 assert answer == expected_number_answer(*fact), row
                 n_numbers += 1
-    assert n_arith > 900 and n_numbers > 400
+    assert n_arith > 900 and n_column >= 250 and n_numbers > 400
 
 
 def test_code_solutions_pass_their_tests(data):
@@ -260,7 +286,7 @@ def test_corpus_states_every_small_fact(data):
     small = [("add", a, b) for a in range(21) for b in range(10)] + [("sub", a, b) for a in range(21) for b in range(a + 1)]
     assert min(stated[p] for p in small) >= 5
     assert sum(stated[p] for p in small) > 0.75 * sum(stated.values()), "most arithmetic is in the small range"
-    assert problems_of(data, "math_eval.jsonl") <= set(small)
+    assert problems_of(data, "sft_eval.jsonl") <= set(small)
 
 
 def problems_of(data, name):
@@ -299,9 +325,11 @@ def test_eval_function_names_are_unseen_and_train_names_vary(data):
 
 
 def test_grpo_math_prompts_are_not_sft_problems(data):
-    """math_train.jsonl asks only problems SFT never asks (so GRPO has something to learn), and some of them."""
+    """math_train.jsonl asks only long additions SFT never asks: GRPO gains on held-out problems only by
+    practising the procedure, as nothing there can be remembered from SFT."""
     def problems(name):
         return {parse_arith(q) for q in questions(data[name])} - {None}
 
     rl, sft = problems("math_train.jsonl"), problems("sft.jsonl")
     assert len(rl) >= 100 and not rl & sft
+

@@ -1,11 +1,18 @@
 """Arithmetic and number facts shared by the corpus, the SFT pairs and the GRPO math tasks.
 
-Task problems are (op, a, b) in a small range a ~2M-parameter model can learn: a+b with a in 0..20, b in 0..9
-(sums <= 29) and a-b with 0 <= b <= a <= 20. A held-out set (drawn from the seed) feeds math_eval.jsonl and the
-arithmetic of sft_eval.jsonl; its *questions* never appear in sft.jsonl or math_train.jsonl. Of the rest, SFT asks
-one part and GRPO (math_train.jsonl) the other (RL_ONLY), as a lab keeps RL prompts apart from SFT data. The pretraining
-corpus states every fact of the range, held-out ones included (facts of arithmetic, as any corpus has them),
-plus a few wider facts (WIDE_PROBLEMS: sums/differences up to 50, products up to 12*12).
+Two kinds of problem:
+- facts, (op, a, b) in a small range a ~2M-parameter model can learn by heart: a+b with a in 0..20, b in 0..9
+  (sums <= 29) and a-b with 0 <= b <= a <= 20. Answered in one line ("7+8 = 15. The answer is 15."). SFT asks
+  them all but a held-out set (sft_eval.jsonl). The pretraining corpus states every fact of the range, held-out
+  ones included (facts of arithmetic, as any corpus has them), plus a few wider facts (WIDE_PROBLEMS: sums and
+  differences up to 50, products up to 12*12).
+- long additions, a+b with two-digit operands, answered column by column, ones first, with the carry written
+  out ("7+8 = 15, carry 1. 4+3+1 = 8. The answer is 85."). They are the GRPO math task. There are too many
+  (8100) to learn by heart, so a model gets held-out ones right only by running the procedure, whose steps
+  (copying the column's digits from the question, one-digit facts, the carry, reading the answer off the
+  steps) every problem shares.
+  That is what lets an RL stage that practises on some problems gain on others. SFT shows the procedure on a
+  few hundred problems; GRPO (math_train.jsonl) asks others; math_eval.jsonl holds out others again.
 """
 from __future__ import annotations
 
@@ -16,11 +23,14 @@ SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
 WORD = {"add": "plus", "sub": "minus", "mul": "times"}
 NOUN = {"add": "sum", "sub": "difference", "mul": "product"}
 OPS = ("add", "sub")                                   # task ops (no multiplication in SFT/math tasks)
-ALWAYS_TRAIN = [("add", 12, 30), ("add", 2, 2), ("sub", 10, 3)]  # probe prompts (12+30 is out of range: SFT only)
-
-HELD_MATH_EVAL = {"add": 75, "sub": 85}               # -> math_eval.jsonl (160 distinct problems)
+ALWAYS_TRAIN = [("add", 2, 2), ("sub", 10, 3)]       # probe prompts among the facts
 HELD_SFT_EVAL = {"add": 10, "sub": 10}                # -> sft_eval.jsonl arithmetic (20)
-RL_ONLY = {"add": 50, "sub": 55}                       # train problems only GRPO asks (math_train.jsonl), never SFT
+
+COLUMN_DIGITS = 2                  # long additions add two numbers of this many digits (10..99)
+COLUMN_ALWAYS_SFT = [(12, 30)]     # probe prompt ("What is 12+30?"), so always an SFT problem
+COLUMN_EVAL = 400                  # -> math_eval.jsonl
+COLUMN_SFT = 300                   # -> sft.jsonl, one phrasing each
+COLUMN_RL = 1000                   # -> math_train.jsonl, every row a problem of its own
 
 N_MAX = 99                                             # number facts (parity, neighbours, comparison) use 0..99
 
@@ -56,10 +66,33 @@ def expression(op: str, a: int, b: int) -> str:
     return f"{a}{SYMBOL[op]}{b}"
 
 
+def is_column(op: str, a: int, b: int) -> bool:
+    """A long addition (answered column by column), not a fact."""
+    return op == "add" and a >= 10 and b >= 10
+
+
 def answer_text(op: str, a: int, b: int) -> str:
-    """The SFT response and the math rows' `solution`: "12+30 = 42. The answer is 42." """
+    """The SFT response and the math rows' `solution`: a fact in one line ("7+8 = 15. The answer is 15."), a long
+    addition column by column ("7+8 = 15, carry 1. 4+3+1 = 8. The answer is 85.")."""
+    if is_column(op, a, b):
+        return column_steps(a, b)
     c = value(op, a, b)
     return f"{expression(op, a, b)} = {c}. The answer is {c}."
+
+
+def column_steps(a: int, b: int) -> str:
+    """One sentence per column, ones first: its digits (and the carry, as +1), their sum, the carry if any; the
+    last column's sum is written whole. Then the answer."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    n = max(len(da), len(db))
+    steps, carry = [], 0
+    for i in range(n):
+        x, y = (int(d[i]) if i < len(d) else 0 for d in (da, db))
+        total = x + y + carry
+        summands = f"{x}+{y}" + ("+1" if carry else "")
+        carry = int(total >= 10 and i < n - 1)
+        steps.append(f"{summands} = {total}" + (", carry 1." if carry else "."))
+    return " ".join(steps) + f" The answer is {a + b}."
 
 
 # (template, weight) per op; the same phrasing is used by sft.jsonl and the math_*.jsonl tasks
@@ -83,32 +116,45 @@ def question(rng: random.Random, op: str, a: int, b: int) -> str:
 
 @dataclass(frozen=True)
 class Split:
-    train: list          # (op, a, b) whose questions training may ask, in a fixed order
-    math_eval: list      # held out: math_eval.jsonl
-    sft_eval: list       # held out: sft_eval.jsonl
+    train: list          # facts (op, a, b) SFT asks, in a fixed order
+    sft_eval: list       # facts held out: sft_eval.jsonl
     held_numbers: dict   # number-fact family -> held-out items (sft_eval only)
-    rl: list = ()        # the part of `train` only GRPO asks (math_train.jsonl); SFT asks the rest
+    column_sft: list     # long additions ("add", a, b): sft.jsonl
+    column_rl: list      # long additions GRPO asks (math_train.jsonl), none in SFT
+    column_eval: list    # long additions held out: math_eval.jsonl
 
-    @property
-    def held(self) -> set:
-        return set(self.math_eval) | set(self.sft_eval)
 
-    @property
-    def sft_train(self) -> list:
-        rl = set(self.rl)
-        return [p for p in self.train if p not in rl]
+def column_problem(rng: random.Random) -> tuple[str, int, int]:
+    low, high = 10 ** (COLUMN_DIGITS - 1), 10 ** COLUMN_DIGITS - 1
+    return "add", rng.randint(low, high), rng.randint(low, high)
+
+
+def column_split(seed: int) -> tuple[list, list, list]:
+    """(sft, rl, eval) long additions: distinct problems, no problem in two of them."""
+    rng = random.Random(f"column-{seed}")
+    seen = {("add", a, b) for a, b in COLUMN_ALWAYS_SFT}
+    parts = []
+    for n in (COLUMN_EVAL, COLUMN_SFT, COLUMN_RL):
+        part = []
+        while len(part) < n:
+            p = column_problem(rng)
+            if p not in seen:
+                seen.add(p)
+                part.append(p)
+        parts.append(part)
+    held, sft, rl = parts
+    return [("add", a, b) for a, b in COLUMN_ALWAYS_SFT] + sft, rl, held
 
 
 def split(seed: int) -> Split:
     rng = random.Random(f"arith-{seed}")
-    train, math_eval, sft_eval = [], [], []
+    train, sft_eval = [], []
     for op in OPS:
         pool = [p for p in problems(op) if p not in ALWAYS_TRAIN]
         rng.shuffle(pool)
-        n1, n2 = HELD_MATH_EVAL[op], HELD_SFT_EVAL[op]
-        math_eval += pool[:n1]
-        sft_eval += pool[n1:n1 + n2]
-        train += sorted(pool[n1 + n2:] + [p for p in ALWAYS_TRAIN if p[0] == op])
+        n = HELD_SFT_EVAL[op]
+        sft_eval += pool[:n]
+        train += sorted(pool[n:] + [p for p in ALWAYS_TRAIN if p[0] == op])
     numbers = list(range(N_MAX + 1))
     pairs = [(a, b) for a in numbers for b in numbers if a != b]
     held_numbers = {
@@ -117,14 +163,8 @@ def split(seed: int) -> Split:
         "before": sorted(rng.sample(numbers[1:], 8)),
         "compare": sorted(rng.sample(pairs, 20)),
     }
-    # RL prompts SFT has not answered: GRPO then has something to learn (on problems SFT taught it scores ~100%).
-    # Own random stream, so the held-out sets above are what they were before this split existed.
-    rl_rng = random.Random(f"arith-rl-{seed}")
-    rl = []
-    for op in OPS:
-        pool = [p for p in train if p[0] == op and p not in ALWAYS_TRAIN]
-        rl += sorted(rl_rng.sample(pool, RL_ONLY[op]))
-    return Split(train, math_eval, sft_eval, held_numbers, rl)
+    column_sft, column_rl, column_eval = column_split(seed)
+    return Split(train, sft_eval, held_numbers, column_sft, column_rl, column_eval)
 
 
 # --- number facts: (question, answer) and declarative forms for the corpus ------------------------------------

@@ -1,9 +1,11 @@
 """Instruction pairs for SFT: concept questions, arithmetic, number facts and a little chat.
 
-Responses are one or two short sentences ending with a period: "An LLM is ... ." or "12+30 = 42. The answer is
-42." About MESSAGES_SHARE of the rows use the {"messages": [...]} format, the rest {"prompt", "response"}.
+Responses are one or two short sentences ending with a period ("An LLM is ... .", "7+8 = 15. The answer is 15."),
+except long additions, which take one sentence per column ("7+8 = 15, carry 1. 4+3+1 = 8. The answer is 85.",
+arith.column_steps). About MESSAGES_SHARE of the rows use the {"messages": [...]} format, the rest {"prompt", "response"}.
 Held out (sft_eval.jsonl, never in sft.jsonl): a few whole concepts, question phrasings of the other concepts,
-the arithmetic problems of arith.Split.sft_eval and the held-out number facts.
+the arithmetic facts of arith.Split.sft_eval and the held-out number facts. Long additions: arith.Split.column_sft
+only (GRPO's and math_eval's problems are others).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from concepts import (DEFINITION_QUESTIONS_EVAL, DEFINITION_QUESTIONS_TRAIN, FAC
 
 MESSAGES_SHARE = 0.2
 N_HELD_CONCEPTS = 9                                # whole concepts asked about only in sft_eval.jsonl
-N_MAIN_FORM = 2                                   # per train problem: every phrasing once, plus this many "What is a+b?"
+N_FACT_FORMS = 2                                  # per train fact: "What is a+b?" and this many other phrasings
 N_COMPARE = 300
 
 CHAT = [
@@ -54,12 +56,16 @@ def concept_pairs(rng: random.Random, concepts: list[Concept], held: list[Concep
 
 def arith_pairs(rng: random.Random, split: arith.Split):
     train = [(f"What is {arith.expression(*p)}?", arith.answer_text(*p)) for p in arith.ALWAYS_TRAIN]
-    for p in split.sft_train:
+    for p in split.train:
         if p in arith.ALWAYS_TRAIN or not arith.in_range(p):
             continue
         op, a, b = p
-        forms = arith.templates(op) + [arith.templates(op)[0]] * N_MAIN_FORM
+        main, *others = arith.templates(op)
+        forms = [main] + rng.sample(others, N_FACT_FORMS)
         train += [(t.format(a=a, b=b), arith.answer_text(*p)) for t in forms]
+    probes = [("add", a, b) for a, b in arith.COLUMN_ALWAYS_SFT]  # in the phrasing the probes use
+    train += [(f"What is {arith.expression(*p)}?", arith.answer_text(*p)) for p in probes]
+    train += [(arith.question(rng, *p), arith.answer_text(*p)) for p in split.column_sft if p not in probes]
     evals = [(arith.question(rng, *p), arith.answer_text(*p)) for p in split.sft_eval]
     return train, evals
 
