@@ -313,9 +313,9 @@ def test_eval_function_names_are_unseen_and_train_names_vary(data):
     def names(rows):
         return {re.search(r"function (\w+)\(", r["prompt"]).group(1) for r in rows}
 
-    eval_names = names(data["code_eval.jsonl"]) - names(data["code_train.jsonl"])  # held-out constants share names
-    assert eval_names
     trained = names(data["code_train.jsonl"]) | names(data["sft_code.jsonl"])
+    eval_names = names(data["code_eval.jsonl"]) - trained  # tasks held out by their constant share train names
+    assert eval_names
     corpus = "\n".join(r["text"] for r in data["pretrain.jsonl"])
     for name in eval_names:
         assert name not in trained and not re.search(rf"(def|function) {name}\(", corpus), name
@@ -333,3 +333,22 @@ def test_grpo_math_prompts_are_not_sft_problems(data):
     rl, sft = problems("math_train.jsonl"), problems("sft.jsonl")
     assert len(rl) >= 100 and not rl & sft
 
+
+def test_grpo_code_prompts_are_not_sft_prompts(data):
+    """code_train.jsonl asks train tasks under names SFT never gave them (another family's train names): the
+    same task (description and parameters) is in sft_code.jsonl only under its own names."""
+    def task(prompt):
+        m = re.fullmatch(r"Write a Python function (\w+)\((.*?)\) that (.*)", prompt)
+        return m[1], (m[2], m[3])
+
+    sft = {}
+    for r in data["sft_code.jsonl"]:
+        name, what = task(r["prompt"])
+        sft.setdefault(what, set()).add(name)
+    sft_names = set().union(*sft.values())
+    assert len(data["code_train.jsonl"]) >= 300
+    for r in data["code_train.jsonl"]:
+        name, what = task(r["prompt"])
+        assert what in sft and name not in sft[what] and name in sft_names, r["prompt"]
+    assert not questions(data["code_train.jsonl"]) & questions(data["sft_code.jsonl"])
+    assert len(data["code_train.jsonl"]) == len(questions(data["code_train.jsonl"]))  # no prompt twice

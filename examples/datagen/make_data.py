@@ -30,8 +30,8 @@ import math_tasks  # noqa: E402
 import sft  # noqa: E402
 
 N_CODE_EVAL = 100              # balanced over the families
-CODE_TRAIN_PER_FAMILY = 24     # code_train.jsonl: each family at most this often, base and renamed tasks each
-                               # (sft_code.jsonl has every train task and its renamed variant)
+CODE_TRAIN_PER_FAMILY = 40     # code_train.jsonl: cross-named train tasks, each family at most this often
+                               # (sft_code.jsonl has every train task under its own name and a renamed variant)
 N_MIXED_MATH = 600             # mixed_train.jsonl: this many math_train rows plus every code_train row
 
 
@@ -41,15 +41,15 @@ def code_rows(seed: int):
     rng = random.Random(f"code-tests-{seed}")
     tests = {t.prompt: code_tasks.make_tests(rng, t) for t in train_tasks + eval_tasks}
     order = random.Random(f"code-order-{seed}")
-    train = code_tasks.balanced(order, train_tasks, len(train_tasks), CODE_TRAIN_PER_FAMILY)
     held = code_tasks.balanced(order, eval_tasks, N_CODE_EVAL, N_CODE_EVAL)
-    # renamed variants: own random streams, so the eval rows and the base train rows are what they were before
+    # SFT: every train task under its own name and under a renamed variant. GRPO: every train task under another
+    # family's name, so its prompts are ones SFT never answered.
     variants = code_tasks.renamed(random.Random(f"code-names-{seed}"), train_tasks, eval_tasks)
+    rl_tasks = code_tasks.cross_named(random.Random(f"code-rl-names-{seed}"), train_tasks, eval_tasks)
     vrng = random.Random(f"code-variant-tests-{seed}")
-    tests.update({t.prompt: code_tasks.make_tests(vrng, t) for t in variants})
-    vorder = random.Random(f"code-variant-order-{seed}")
-    train = train + code_tasks.balanced(vorder, variants, len(variants), CODE_TRAIN_PER_FAMILY)
-    vorder.shuffle(train)
+    tests.update({t.prompt: code_tasks.make_tests(vrng, t) for t in variants + rl_tasks})
+    train = code_tasks.balanced(random.Random(f"code-rl-order-{seed}"), rl_tasks, len(rl_tasks),
+                                CODE_TRAIN_PER_FAMILY)
     sft_code = list(train_tasks) + variants
     order.shuffle(sft_code)
     return ([t.row(tests[t.prompt]) for t in train], [t.row(tests[t.prompt]) for t in held],
