@@ -10,9 +10,9 @@ Two kinds of problem:
   out ("7+8 = 15, carry 1. 4+3+1 = 8. The answer is 85."). They are the GRPO math task. There are too many
   (8100) to learn by heart, so a model gets held-out ones right only by running the procedure, whose steps
   (copying the column's digits from the question, one-digit facts, the carry, reading the answer off the
-  steps) every problem shares.
-  That is what lets an RL stage that practises on some problems gain on others. SFT shows the procedure on a
-  few hundred problems; GRPO (math_train.jsonl) asks others; math_eval.jsonl holds out others again.
+  steps) every problem shares: that is what lets an RL stage that practises on some problems gain on others.
+  SFT shows the procedure on a few hundred problems; GRPO (math_train.jsonl) asks others; math_eval.jsonl holds
+  out others again.
 """
 from __future__ import annotations
 

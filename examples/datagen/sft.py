@@ -2,7 +2,8 @@
 
 Responses are one or two short sentences ending with a period ("An LLM is ... .", "7+8 = 15. The answer is 15."),
 except long additions, which take one sentence per column ("7+8 = 15, carry 1. 4+3+1 = 8. The answer is 85.",
-arith.column_steps). About MESSAGES_SHARE of the rows use the {"messages": [...]} format, the rest {"prompt", "response"}.
+arith.column_steps). About MESSAGES_SHARE of the rows use the {"messages": [...]} format, the rest
+{"prompt", "response"}.
 Held out (sft_eval.jsonl, never in sft.jsonl): a few whole concepts, question phrasings of the other concepts,
 the arithmetic facts of arith.Split.sft_eval and the held-out number facts. Long additions: arith.Split.column_sft
 only (GRPO's and math_eval's problems are others).
