@@ -42,13 +42,6 @@ def problems(op: str) -> list[tuple[str, int, int]]:
     return [(op, a, b) for a in range(21) for b in range(a + 1)]
 
 
-def in_range(p: tuple[str, int, int]) -> bool:
-    op, a, b = p
-    if op == "add":
-        return 0 <= a <= 20 and 0 <= b <= 9
-    return op == "sub" and 0 <= b <= a <= 20
-
-
 def wide_problems(op: str) -> list[tuple[str, int, int]]:
     """The wider facts the corpus states now and then."""
     if op == "add":

@@ -117,10 +117,15 @@ def all_tasks(seed: int) -> tuple[list[Task], list[Task]]:
     return train, held
 
 
+def with_name(task: Task, name: str) -> Task:
+    """The same task (family, parameters, constant) asked under another function name."""
+    _, _, _, _, expr, desc, _ = next(f for f in FAMILIES if f[0] == task.family)
+    return make_task(task.family, name, task.params, task.k, expr, desc)
+
+
 def renamed(rng: random.Random, train: list[Task], held: list[Task]) -> list[Task]:
     """One variant of each train task under a new name (a prefix or a suffix on its own name), never a name of
     any task of either split."""
-    family = {f[0]: f for f in FAMILIES}
     taken = {t.name for t in train} | {t.name for t in held}
     out = []
     for t in train:
@@ -128,15 +133,13 @@ def renamed(rng: random.Random, train: list[Task], held: list[Task]) -> list[Tas
             name = rng.choice(PREFIXES) + t.name if rng.random() < 0.5 else t.name + rng.choice(SUFFIXES)
             if name not in taken:
                 break
-        _, _, _, _, expr, desc, _ = family[t.family]
-        out.append(make_task(t.family, name, t.params, t.k, expr, desc))
+        out.append(with_name(t, name))
     return out
 
 
 def cross_named(rng: random.Random, train: list[Task], held: list[Task]) -> list[Task]:
     """Each train task once more under a train name of another family ("twice(a, b) that returns a + b"): the
     prompt's name contradicts what the model remembers for the task, as an unseen eval name does."""
-    family = {f[0]: f for f in FAMILIES}
     held_names = {t.name for t in held}
     names = {}
     for t in train:
@@ -145,9 +148,8 @@ def cross_named(rng: random.Random, train: list[Task], held: list[Task]) -> list
     out, prompts = [], set()
     for t in train:
         other = sorted(n for f, ns in names.items() if f != t.family for n in ns)
-        _, _, _, _, expr, desc, _ = family[t.family]
         while True:  # no prompt twice (two train tasks can differ only in their names)
-            task = make_task(t.family, rng.choice(other), t.params, t.k, expr, desc)
+            task = with_name(t, rng.choice(other))
             if task.prompt not in prompts:
                 break
         prompts.add(task.prompt)
