@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "examples" / "datagen" / "make_data.py"
 COMMITTED = ROOT / "examples" / "data"
 FILES = ["pretrain.jsonl", "pretrain_eval.jsonl", "sft.jsonl", "sft_eval.jsonl", "sft_code.jsonl",
-         "math_train.jsonl", "math_eval.jsonl", "code_train.jsonl", "code_eval.jsonl", "mixed_train.jsonl"]
+         "math_train.jsonl", "math_eval.jsonl", "code_train.jsonl", "code_eval.jsonl", "code_eval_names.jsonl",
+         "mixed_train.jsonl"]
 
 
 def generate(out: Path, seed: int = 0) -> Path:
@@ -183,14 +184,14 @@ def test_math_rows(data):
 
 
 def test_code_rows(data):
-    for name in ("code_train.jsonl", "code_eval.jsonl"):
+    for name in ("code_train.jsonl", "code_eval.jsonl", "code_eval_names.jsonl"):
         for row in data[name]:
             assert set(row) == {"prompt", "tests", "verifier", "solution"} and row["verifier"] == "code"
             assert row["tests"] and all(t.startswith("assert ") for t in row["tests"])
             assert row["prompt"].startswith("Write a Python function ")
     for row in data["sft_code.jsonl"]:
         assert set(row) == {"prompt", "response"}
-        assert re.fullmatch(r"```python\ndef \w+\(.*\):\n    return .+\n```", row["response"]), row
+        assert re.fullmatch(r"```python\ndef \w+\(.*\):\n(    \w+ = .+\n)*    return .+\n```", row["response"]), row
 
 
 def test_mixed_rows_route_by_verifier(data):
@@ -225,7 +226,7 @@ def test_sft_arithmetic_and_number_facts_are_correct(data):
 
 
 def test_code_solutions_pass_their_tests(data):
-    rows = data["code_train.jsonl"] + data["code_eval.jsonl"]
+    rows = data["code_train.jsonl"] + data["code_eval.jsonl"] + data["code_eval_names.jsonl"]
     solutions = {r["prompt"]: r["solution"] for r in rows}
     for row in data["sft_code.jsonl"]:  # the fenced code is the canonical solution where both exist
         code = row["response"][len("```python\n"):-len("```")]
@@ -258,9 +259,10 @@ def test_eval_questions_are_not_trained_on(data):
     assert not questions(data["sft_eval.jsonl"]) & questions(data["sft.jsonl"])
     assert not questions(data["math_eval.jsonl"]) & (questions(data["math_train.jsonl"]) | questions(data["sft.jsonl"]))
     train_code = questions(data["code_train.jsonl"]) | questions(data["sft_code.jsonl"])
-    assert not questions(data["code_eval.jsonl"]) & train_code
-    train_solutions = {r["solution"] for r in data["code_train.jsonl"]}
-    assert not {r["solution"] for r in data["code_eval.jsonl"]} & train_solutions
+    for name in ("code_eval.jsonl", "code_eval_names.jsonl"):
+        assert not questions(data[name]) & train_code
+        train_solutions = {r["solution"] for r in data["code_train.jsonl"]}
+        assert not {r["solution"] for r in data[name]} & train_solutions
     assert not {r["text"] for r in data["pretrain_eval.jsonl"]} & {r["text"] for r in data["pretrain.jsonl"]}
 
 
@@ -314,7 +316,7 @@ def test_eval_function_names_are_unseen_and_train_names_vary(data):
         return {re.search(r"function (\w+)\(", r["prompt"]).group(1) for r in rows}
 
     trained = names(data["code_train.jsonl"]) | names(data["sft_code.jsonl"])
-    eval_names = names(data["code_eval.jsonl"]) - trained  # tasks held out by their constant share train names
+    eval_names = names(data["code_eval_names.jsonl"]) - trained  # tasks held out by their constant share train names
     assert eval_names
     corpus = "\n".join(r["text"] for r in data["pretrain.jsonl"])
     for name in eval_names:
@@ -334,21 +336,75 @@ def test_grpo_math_prompts_are_not_sft_problems(data):
     assert len(rl) >= 100 and not rl & sft
 
 
-def test_grpo_code_prompts_are_not_sft_prompts(data):
-    """code_train.jsonl asks train tasks under names SFT never gave them (another family's train names): the
-    same task (description and parameters) is in sft_code.jsonl only under its own names."""
-    def task(prompt):
-        m = re.fullmatch(r"Write a Python function (\w+)\((.*?)\) that (.*)", prompt)
-        return m[1], (m[2], m[3])
+# Step functions, read back with the test's own table: phrase -> (statement template, what the step does).
+STEP_PHRASES = [
+    (r"adds (\d+)", "{v} = {v} + {k}", lambda x, k: x + k),
+    (r"increases it by (\d+)", "{v} = {v} + {k}", lambda x, k: x + k),
+    (r"subtracts (\d+)", "{v} = {v} - {k}", lambda x, k: x - k),
+    (r"decreases it by (\d+)", "{v} = {v} - {k}", lambda x, k: x - k),
+    (r"multiplies it by (\d+)", "{v} = {v} * {k}", lambda x, k: x * k),
+    (r"floor-divides it by (\d+)", "{v} = {v} // {k}", lambda x, k: x // k),
+    (r"takes it modulo (\d+)", "{v} = {v} % {k}", lambda x, k: x % k),
+    (r"caps it at (\d+)", "{v} = min({v}, {k})", lambda x, k: min(x, k)),
+    (r"raises it to at least (\d+)", "{v} = max({v}, {k})", lambda x, k: max(x, k)),
+    (r"doubles it", "{v} = {v} * 2", lambda x, k: 2 * x),
+    (r"squares it", "{v} = {v} * {v}", lambda x, k: x * x),
+    (r"negates it", "{v} = -{v}", lambda x, k: -x),
+    (r"takes its absolute value", "{v} = abs({v})", lambda x, k: abs(x)),
+]
 
-    sft = {}
-    for r in data["sft_code.jsonl"]:
-        name, what = task(r["prompt"])
-        sft.setdefault(what, set()).add(name)
-    sft_names = set().union(*sft.values())
-    assert len(data["code_train.jsonl"]) >= 300
-    for r in data["code_train.jsonl"]:
-        name, what = task(r["prompt"])
-        assert what in sft and name not in sft[what] and name in sft_names, r["prompt"]
-    assert not questions(data["code_train.jsonl"]) & questions(data["sft_code.jsonl"])
-    assert len(data["code_train.jsonl"]) == len(questions(data["code_train.jsonl"]))  # no prompt twice
+
+def parse_steps(prompt: str):
+    """(name, parameter, [(phrase index, constant)]) of a step-function prompt, or None for other prompts."""
+    m = re.fullmatch(r"Write a Python function (\w+)\((\w+)\) that (.+), and returns the result\.", prompt)
+    if not m:
+        return None
+    steps = []
+    for phrase in m[3].split(", then "):
+        hits = [(i, re.fullmatch(p, phrase)) for i, (p, _, _) in enumerate(STEP_PHRASES)]
+        (i, hit), = [(i, h) for i, h in hits if h]
+        steps.append((i, int(hit[1]) if hit.groups() else None))
+    return m[1], m[2], steps
+
+
+def test_step_functions_are_written_and_tested_right(data):
+    """Each step-function solution has one statement per step, in order, and each assert's value is what the
+    steps do to its input, recomputed here from the prompt alone."""
+    n = Counter()
+    for name in ("code_train.jsonl", "code_eval.jsonl", "sft_code.jsonl"):
+        for row in data[name]:
+            parsed = parse_steps(questions([row]).pop())
+            if not parsed:
+                continue
+            fn, v, steps = parsed
+            body = "".join(f"    {STEP_PHRASES[i][1].format(v=v, k=k)}\n" for i, k in steps)
+            solution = row.get("solution") or row["response"][len("```python\n"):-len("```")]
+            assert solution == f"def {fn}({v}):\n{body}    return {v}\n", row
+            for test in row.get("tests", []):
+                x, y = re.fullmatch(rf"assert {fn}\((-?\d+)\) == (-?\d+)", test).groups()
+                value = int(x)
+                for i, k in steps:
+                    value = STEP_PHRASES[i][2](value, k)
+                assert value == int(y), (row["prompt"], test)
+            n[name] += 1
+            if "tests" in row:
+                assert 2 <= len(steps) <= 3 and len(row["tests"]) >= 5
+    assert n["code_train.jsonl"] == len(data["code_train.jsonl"]) == 1000
+    assert n["code_eval.jsonl"] == len(data["code_eval.jsonl"]) == 400
+    assert n["sft_code.jsonl"] >= 800
+
+
+def test_step_lists_are_held_out(data):
+    """No step list (the ops and constants, whatever the name, parameter and phrasing) is in two of SFT, GRPO and
+    eval, and eval ones are not asked twice: GRPO gains on code_eval.jsonl only by getting better at the steps."""
+    def step_lists(name):
+        out = []
+        for row in data[name]:
+            parsed = parse_steps(questions([row]).pop())
+            if parsed:
+                out.append(tuple((STEP_PHRASES[i][1], k) for i, k in parsed[2]))
+        return out
+
+    sft, rl, held = (step_lists(n) for n in ("sft_code.jsonl", "code_train.jsonl", "code_eval.jsonl"))
+    assert len(set(held)) == len(held) and len(set(rl)) == len(rl)
+    assert not set(held) & (set(rl) | set(sft)) and not set(rl) & set(sft)

@@ -2,15 +2,14 @@
 
 A task is one (family, function name, parameter names, constant). Per family one function name is held out,
 and for families with a constant a few constants are held out: a task using either is an eval task
-(code_eval.jsonl), every other task is a train task (code_train.jsonl, sft_code.jsonl, the corpus).
+(code_eval_names.jsonl), every other task is a train task (sft_code.jsonl, the corpus).
 
 Writing the asked-for name means copying it from the prompt, not recalling the family's usual names: so SFT
 also sees every train task once more under a renamed variant (:func:`renamed`: a prefix or suffix on one of its
-train names, e.g. ``calc_square`` or ``larger_fn``), and GRPO (code_train.jsonl) asks each train task only under
-the name of another family (:func:`cross_named`, "twice(a, b) that returns a + b"): prompts SFT never answered,
-whose reward a model earns by writing the name it is asked for rather than the one it remembers for the task,
-the skill held-out tasks need.
-Renamed variants never take an eval name and never enter the corpus; eval names stay unseen everywhere.
+train names, e.g. ``calc_square`` or ``larger_fn``). Renamed variants never take an eval name and never enter
+the corpus; eval names stay unseen everywhere. A 2M-parameter model rarely copies a name it has never seen, and no
+GRPO prompt set tried on these families moved that (README.md lists them), so GRPO's code task is
+code_steps.py's instead; code_eval_names.jsonl stays as the measure of that one skill.
 """
 from __future__ import annotations
 
@@ -134,26 +133,6 @@ def renamed(rng: random.Random, train: list[Task], held: list[Task]) -> list[Tas
             if name not in taken:
                 break
         out.append(with_name(t, name))
-    return out
-
-
-def cross_named(rng: random.Random, train: list[Task], held: list[Task]) -> list[Task]:
-    """Each train task once more under a train name of another family ("twice(a, b) that returns a + b"): the
-    prompt's name contradicts what the model remembers for the task, as an unseen eval name does."""
-    held_names = {t.name for t in held}
-    names = {}
-    for t in train:
-        if t.name not in held_names:
-            names.setdefault(t.family, set()).add(t.name)
-    out, prompts = [], set()
-    for t in train:
-        other = sorted(n for f, ns in names.items() if f != t.family for n in ns)
-        while True:  # no prompt twice (two train tasks can differ only in their names)
-            task = with_name(t, rng.choice(other))
-            if task.prompt not in prompts:
-                break
-        prompts.add(task.prompt)
-        out.append(task)
     return out
 
 
