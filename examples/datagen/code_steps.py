@@ -13,9 +13,10 @@ Every task shares the same moves: the name and parameter copied from the prompt,
 its statement (with its constant copied), the steps kept in order, and the return once the last is written.
 There are far too many step lists to learn by heart, so a model gets a held-out one right only by doing those
 moves, which is what lets an RL stage that practises on some tasks gain on others (as long additions do for
-math). SFT shows a few hundred tasks (sft_code.jsonl); GRPO (code_train.jsonl) asks others; code_eval.jsonl holds
-out others again; no two tasks in the three sets have the same step list. Function names come from a small pool
-every split shares: writing an unseen name is a different skill, measured by code_tasks' held-out names.
+math). SFT (sft_code.jsonl) shows every single step on its own and STEPS_SFT step functions of two or three
+steps; GRPO (code_train.jsonl) asks STEPS_RL others; code_eval.jsonl holds out STEPS_EVAL others again; no step
+list is in two of the three sets. Function names come from a small pool every split shares: writing an unseen
+name is a different skill, measured by code_tasks' held-out names (code_eval_names.jsonl).
 """
 from __future__ import annotations
 
