@@ -259,9 +259,9 @@ def test_eval_questions_are_not_trained_on(data):
     assert not questions(data["sft_eval.jsonl"]) & questions(data["sft.jsonl"])
     assert not questions(data["math_eval.jsonl"]) & (questions(data["math_train.jsonl"]) | questions(data["sft.jsonl"]))
     train_code = questions(data["code_train.jsonl"]) | questions(data["sft_code.jsonl"])
+    train_solutions = {r["solution"] for r in data["code_train.jsonl"]}
     for name in ("code_eval.jsonl", "code_eval_names.jsonl"):
         assert not questions(data[name]) & train_code
-        train_solutions = {r["solution"] for r in data["code_train.jsonl"]}
         assert not {r["solution"] for r in data[name]} & train_solutions
     assert not {r["text"] for r in data["pretrain_eval.jsonl"]} & {r["text"] for r in data["pretrain.jsonl"]}
 
