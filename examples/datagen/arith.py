@@ -19,6 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sampling import distinct_parts
+
 SYMBOL = {"add": "+", "sub": "-", "mul": "*"}
 WORD = {"add": "plus", "sub": "minus", "mul": "times"}
 NOUN = {"add": "sum", "sub": "difference", "mul": "product"}
@@ -125,18 +127,9 @@ def column_problem(rng: random.Random) -> tuple[str, int, int]:
 def column_split(seed: int) -> tuple[list, list, list]:
     """(sft, rl, eval) long additions: distinct problems, no problem in two of them."""
     rng = random.Random(f"column-{seed}")
-    seen = {("add", a, b) for a, b in COLUMN_ALWAYS_SFT}
-    parts = []
-    for n in (COLUMN_EVAL, COLUMN_SFT, COLUMN_RL):
-        part = []
-        while len(part) < n:
-            p = column_problem(rng)
-            if p not in seen:
-                seen.add(p)
-                part.append(p)
-        parts.append(part)
-    held, sft, rl = parts
-    return [("add", a, b) for a, b in COLUMN_ALWAYS_SFT] + sft, rl, held
+    probes = [("add", a, b) for a, b in COLUMN_ALWAYS_SFT]
+    held, sft, rl = distinct_parts(lambda: column_problem(rng), (COLUMN_EVAL, COLUMN_SFT, COLUMN_RL), seen=probes)
+    return probes + sft, rl, held
 
 
 def split(seed: int) -> Split:

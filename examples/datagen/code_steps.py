@@ -23,6 +23,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from sampling import distinct_parts
+
 # op: (phrasings, statement); {v} is the parameter, {k} the step's constant (None: the op takes none)
 OPS = {
     "add": (["adds {k}", "increases it by {k}"], "{v} = {v} + {k}"),
@@ -58,9 +60,6 @@ class StepTask:
     prompt: str
     solution: str
 
-    def row(self, tests: list[str]) -> dict:
-        return {"prompt": self.prompt, "tests": tests, "verifier": "code", "solution": self.solution}
-
     def key(self) -> tuple:
         """What a task asks, whatever its name, parameter and phrasing: its step list."""
         return tuple((op, k) for op, k, _ in self.steps)
@@ -92,17 +91,14 @@ def random_task(rng: random.Random) -> StepTask:
 def split(seed: int) -> tuple[list[StepTask], list[StepTask], list[StepTask]]:
     """(sft, rl, eval) tasks: no step list in two of them, or twice in one."""
     rng = random.Random(f"steps-{seed}")
-    seen: set = set()
-    parts = []
-    for n in (STEPS_EVAL, STEPS_SFT, STEPS_RL):
-        part = []
-        while len(part) < n:
+
+    def draw() -> StepTask:
+        while True:
             task = random_task(rng)
-            if task.key() not in seen and len(set(outputs(task, TEST_INPUTS))) > 2:  # not (nearly) constant
-                seen.add(task.key())
-                part.append(task)
-        parts.append(part)
-    held, sft, rl = parts
+            if len(set(outputs(task, TEST_INPUTS))) > 2:  # not (nearly) constant
+                return task
+
+    held, sft, rl = distinct_parts(draw, (STEPS_EVAL, STEPS_SFT, STEPS_RL), key=StepTask.key)
     return sft, rl, held
 
 
@@ -146,6 +142,3 @@ def make_tests(rng: random.Random, task: StepTask) -> list[str]:
         if len(set(outputs(task, xs))) > 1:
             return [f"assert {task.name}({x}) == {y}" for x, y in zip(xs, outputs(task, xs))]
 
-
-def sft_row(task: StepTask) -> dict:
-    return {"prompt": task.prompt, "response": f"```python\n{task.solution}```"}

@@ -90,9 +90,6 @@ class Task:
     prompt: str
     solution: str
 
-    def row(self, tests: list[str]) -> dict:
-        return {"prompt": self.prompt, "tests": tests, "verifier": "code", "solution": self.solution}
-
 
 def make_task(family, name, params, k, expr, desc) -> Task:
     signature = f"{name}({', '.join(params)})"
@@ -174,7 +171,13 @@ def make_tests(rng: random.Random, task: Task) -> list[str]:
     return [f"assert {task.name}({', '.join(repr(x) for x in args)}) == {out!r}" for args, out in zip(calls, outputs)]
 
 
-def sft_row(task: Task) -> dict:
+def row(task, tests: list[str]) -> dict:
+    """A GRPO/eval row for any task with a `prompt` and a `solution` (a Task or a code_steps.StepTask)."""
+    return {"prompt": task.prompt, "tests": tests, "verifier": "code", "solution": task.solution}
+
+
+def sft_row(task) -> dict:
+    """An SFT pair for any task with a `prompt` and a `solution`: the solution in a ```python fence."""
     return {"prompt": task.prompt, "response": f"```python\n{task.solution}```"}
 
 

@@ -49,11 +49,10 @@ def code_rows(seed: int):
     variants = code_tasks.renamed(random.Random(f"code-names-{seed}"), train_tasks, eval_tasks)
     step_sft, step_rl, step_eval = code_steps.split(seed)
     srng = random.Random(f"code-step-tests-{seed}")
-    train, evals = ([t.row(code_steps.make_tests(srng, t)) for t in part] for part in (step_rl, step_eval))
-    sft_code = ([code_tasks.sft_row(t) for t in list(train_tasks) + variants]
-                + [code_steps.sft_row(t) for t in code_steps.single_steps(seed) + step_sft])
+    train, evals = ([code_tasks.row(t, code_steps.make_tests(srng, t)) for t in part] for part in (step_rl, step_eval))
+    sft_code = [code_tasks.sft_row(t) for t in list(train_tasks) + variants + code_steps.single_steps(seed) + step_sft]
     order.shuffle(sft_code)
-    return train, evals, [t.row(tests[t.prompt]) for t in held], sft_code, train_tasks
+    return train, evals, [code_tasks.row(t, tests[t.prompt]) for t in held], sft_code, train_tasks
 
 
 def build(seed: int) -> dict[str, list[dict]]:
