@@ -23,7 +23,7 @@ from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import PluginError, RaylignError
 from raylign.engine.plugins import build_registry, get_registry
 from raylign.engine.verifier_pool import Item, VerifierPool, load_plugin_modules
-from raylign.verifiers import STATUSES, Verdict
+from raylign.engine.types import STATUSES, Verdict
 
 IN_FLIGHT_PER_ACTOR = 2  # chunks queued per actor, so an actor never idles between chunks
 

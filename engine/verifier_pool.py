@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from raylign.engine.errors import PluginError
 from raylign.engine.verifier_worker import FD_ENV, SPEC_ENV, dumps, kill_group, load_plugin_modules
-from raylign.verifiers import Verdict
+from raylign.engine.types import Verdict
 
 __all__ = ["Item", "VerifierPool", "load_plugin_modules", "unknown_verifier"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from raylign.engine.errors import PluginError
-from raylign.verifiers import Verdict
+from raylign.engine.types import Verdict
 
 SPEC_ENV = "RAYLIGN_VERIFIER_POOL_SPEC"  # the pool's spec (JSON) for the zygote
 FD_ENV = "RAYLIGN_VERIFIER_POOL_FD"  # the zygote's end of the control socket

@@ -18,7 +18,7 @@ from raylign.engine import data
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import DataError
 from raylign.engine.verifier_pool import VerifierPool
-from raylign.verifiers import Verdict
+from raylign.engine.types import Verdict
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
