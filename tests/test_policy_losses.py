@@ -233,6 +233,41 @@ def test_policy_gradient_with_truncated_is():
         policy_gradient_loss(tiny_logits(), pg_batch([0.0, 2.0, 1.0], old=lp), is_cap=2.0)
 
 
+def test_truncated_is_weight_scales_only_the_surrogate_not_kl_or_entropy():
+    # is_cap 1.5: weights 1.5 on token 1 (exp(ln 2) = 2, capped) and 0.5 on token 2 (exp(-ln 2)).
+    # KL (k3) to the reference: 0.1931472 on token 1 (ln .5 vs ln .25), 0 on token 2; entropies ln 2 and H(.75, .25).
+    # Every term sits on a token whose IS weight is not 1, so re-weighting KL or entropy changes the loss.
+    lp = [0.0, -LN2, LN075]
+    sampler = [0.0, -2 * LN2, LN075 + LN2]
+    ref = [0.0, math.log(0.25), LN075]
+    k3 = 0.5 + LN2 - 1
+    batch = pg_batch([0.0, 2.0, 1.0], old=lp, ref=ref, sampler=sampler)
+    opts = dict(kl_coef=1.0, entropy_coef=0.5)
+    loss, m = policy_gradient_loss(tiny_logits(), batch, is_cap=1.5, **opts)
+    pg = (-2.0 * 1.5 - 1.0 * 0.5) / 2  # -1.75: only the surrogate carries the weights
+    kl = (k3 + 0.0) / 2  # 0.0965736, unweighted (weighted it would be (1.5 * k3) / 2)
+    ent = (LN2 + H_75_25) / 2  # 0.6277411, unweighted (weighted it would be (1.5 ln 2 + 0.5 H) / 2)
+    close(loss, pg + 1.0 * kl - 0.5 * ent)  # -1.9672969
+    close(m["loss"], pg + kl - 0.5 * ent)
+    close(m["pg_loss"], pg)
+    close(m["kl"], kl)
+    close(m["entropy"], ent)
+    close(m["is_weight_mean"], 1.0)
+    # The same batch without IS differs by the surrogate's change alone: the KL and entropy parts cancel.
+    plain, _ = policy_gradient_loss(tiny_logits(), batch, **opts)
+    close(plain, (-2.0 - 1.0) / 2 + kl - 0.5 * ent)
+    close(loss - plain, pg - (-2.0 - 1.0) / 2)  # -0.25
+    # Gradients too: d(KL + entropy terms)/d logits is the same with and without the IS weights.
+    grads = []
+    for cap in (1.5, None):
+        logits = tiny_logits(requires_grad=True)
+        no_pg = pg_batch([0.0, 0.0, 0.0], old=lp, ref=ref, sampler=sampler)  # advantages 0: only KL + entropy
+        policy_gradient_loss(logits, no_pg, is_cap=cap, **opts)[0].backward()
+        grads.append(logits.grad)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-7, rtol=0)
+    assert grads[0].abs().sum() > 0
+
+
 def test_policy_gradient_entropy_bonus_and_seq_agg():
     lp = [0.0, -LN2, LN075]
     loss, _ = policy_gradient_loss(tiny_logits(), pg_batch([0.0, 1.0, 1.0], old=lp), entropy_coef=0.01)
