@@ -1,8 +1,14 @@
 """The sandbox backends: hostile programs end as fails with the right reason, nothing escapes, and the
-sandbox keeps serving. Real processes and namespaces, no mocks."""
+sandbox keeps serving. Real processes and namespaces, no mocks.
+
+A backend that does not work on this machine fails its tests (it never skips them silently): a run that knows
+the machine lacks one opts out by name, e.g. ``RAYLIGN_TEST_SKIP_SANDBOX=namespaces`` (comma-separated names).
+"""
 from __future__ import annotations
 
+import math
 import os
+import resource
 import shutil
 import socket
 import sys
@@ -17,8 +23,24 @@ from raylign.verifiers.sandbox import Job, Limits, NamespacesBackend, RlimitsBac
 
 FAST = Limits(timeout_s=1.5, memory_mb=256, max_procs=16, max_output_bytes=64 << 10)
 NS_OK = NamespacesBackend.available()
-needs_ns = pytest.mark.skipif(not NS_OK, reason=f"namespaces backend unavailable: {NamespacesBackend.probe()[1]}")
 ROOT = os.geteuid() == 0
+CPU_CAP_S = math.ceil(FAST.timeout_s) + 1  # the harness's RLIMIT_CPU for a run (see Limits.timeout_s)
+SKIP_ENV = "RAYLIGN_TEST_SKIP_SANDBOX"  # backend names whose tests may skip here, set on purpose by the user
+
+
+def opted_out() -> set[str]:
+    return {n.strip() for n in os.environ.get(SKIP_ENV, "").split(",") if n.strip()}
+
+
+def require_backend(name: str) -> None:
+    """Fail (or skip, if the run opted out of ``name`` by name) when backend ``name`` does not work here."""
+    works, why = sb.BUILTIN_BACKENDS[name].probe()
+    if works:
+        return
+    if name in opted_out():
+        pytest.skip(f"{name} sandbox backend unavailable ({why}); skipped because {SKIP_ENV} names it")
+    pytest.fail(f"the {name} sandbox backend does not work on this machine: {why}\n"
+                f"Fix the machine, or set {SKIP_ENV}={name} to skip its tests on purpose.", pytrace=False)
 
 
 def run(backend, code, **kw):
@@ -48,17 +70,14 @@ def processes_with(marker: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ns():
-    if not NS_OK:
-        pytest.skip(f"namespaces backend unavailable: {NamespacesBackend.probe()[1]}")
+    require_backend("namespaces")
     return NamespacesBackend()
 
 
 @pytest.fixture(scope="module", params=["namespaces", "rlimits"])
 def backend(request):
-    cls = sb.BUILTIN_BACKENDS[request.param]
-    if not cls.available():
-        pytest.skip(f"{request.param} unavailable: {cls.probe()[1]}")
-    return cls()
+    require_backend(request.param)
+    return sb.BUILTIN_BACKENDS[request.param]()
 
 
 # -- registration and selection -------------------------------------------------------------------------
@@ -89,8 +108,30 @@ def test_hook_registers_both_backends_and_default_is_strongest():
 def test_rlimits_backend_says_it_is_weaker():
     res = run(RlimitsBackend(), "print(1)")
     assert res.backend == "rlimits" and res.isolation == "weak"
-    if NS_OK:
-        assert run(NamespacesBackend(), "print(1)").isolation == "strong"
+
+
+def test_namespaces_backend_says_it_is_strong(ns):
+    res = run(ns, "print(1)")
+    assert res.backend == "namespaces" and res.isolation == "strong"
+
+
+def test_unavailable_backend_fails_unless_opted_out_by_name(monkeypatch):
+    """The guard itself: a backend that cannot run here is a failure, a skip only when named in the env var."""
+    class Missing(sb.SandboxBackend):
+        name = "missing"
+
+        @classmethod
+        def probe(cls):
+            return False, "no such kernel feature"
+
+    monkeypatch.setitem(sb.BUILTIN_BACKENDS, "missing", Missing)
+    for value in ("", "rlimits", "namespaces,missingx"):
+        monkeypatch.setenv(SKIP_ENV, value)
+        with pytest.raises(pytest.fail.Exception, match=f"(?s)no such kernel feature.*{SKIP_ENV}=missing"):
+            require_backend("missing")
+    monkeypatch.setenv(SKIP_ENV, "namespaces, missing")
+    with pytest.raises(pytest.skip.Exception, match="skipped because"):
+        require_backend("missing")
 
 
 # -- plain behaviour ------------------------------------------------------------------------------------
@@ -146,15 +187,14 @@ HOSTILE = {
 }
 
 
-@needs_ns
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_program_fails_with_the_right_reason(ns, name):
     code, reasons = HOSTILE[name]
-    t0 = time.monotonic()
     res = run(ns, code)
     run0 = res.runs[0]
     assert run0.reason in reasons, (run0, res)
-    assert time.monotonic() - t0 < FAST.timeout_s + 10
+    assert run0.timed_out or run0.reason != "timeout"  # a timeout is the harness's deadline, not a guess
+    assert run0.cpu_s <= CPU_CAP_S + 0.5, run0  # CPU time, not wall time: a loaded machine cannot fail this
     # the same program can never pass as a test run either
     res = run(ns, code + "\n", tests=("pass",))
     assert not res.tests[0].passed
@@ -204,7 +244,6 @@ print(open('scratch.txt').read())
     assert oct((sentinel_dir / "sentinel").stat().st_mode & 0o777) != oct(0o777)
 
 
-@needs_ns
 def test_private_temp_dir_is_removed_and_not_shared(ns):
     res = run(ns, "import os\nopen('/tmp/left-behind', 'w').write('x')\nprint(sorted(os.listdir('/tmp')))")
     assert "left-behind" in res.runs[0].stdout
@@ -235,7 +274,6 @@ for p in ({str(path)!r}, '/proc/{os.getpid()}/environ', '/proc/1/environ', '/pro
     assert "denied" in res.runs[0].stdout
 
 
-@needs_ns
 def test_no_network_even_to_loopback(ns):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -273,7 +311,6 @@ print('parent exits')
     assert processes_with(marker) == []
 
 
-@needs_ns
 def test_exit_before_tests_and_overriding_the_checker_fail(ns):
     tests = ("assert f(1) == 2",)
     programs = {
@@ -297,16 +334,42 @@ def test_exit_before_tests_and_overriding_the_checker_fail(ns):
 
 # -- throughput -----------------------------------------------------------------------------------------
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and every process below it: the live ones (job
+    servers, warm namespaces) from /proc, the ended ones through the parents that reaped them."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(name)] = int(fields[1])
+            cpu[int(name)] = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
+    me, total = os.getpid(), 0.0
+    for pid, seconds in cpu.items():
+        p, hops = parent.get(pid), 0
+        while p and p != me and hops < 64:
+            p, hops = parent.get(p), hops + 1
+        if p == me:
+            total += seconds
+    own, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return total + own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+
+
 def test_pool_and_per_run_overhead(backend):
+    """A run costs a couple of forks, not an interpreter start: measured in CPU time of the whole process tree
+    (the host, its job servers and every sandbox), which other load on the machine does not inflate."""
     jobs = [Job(f"print({i})", limits=FAST) for i in range(24)]
-    t0 = time.monotonic()
+    c0 = tree_cpu_seconds()
     results = sb.run_many(jobs, backend=backend)
-    elapsed = time.monotonic() - t0
+    c1 = tree_cpu_seconds()
     assert [r.runs[0].stdout for r in results] == [f"{i}\n" for i in range(24)]
-    t1 = time.monotonic()
     for job in jobs[:8]:
         backend.run(job)
-    serial = (time.monotonic() - t1) / 8
-    print(f"\n{backend.name}: {serial * 1000:.1f} ms per run serially, "
-          f"{elapsed / len(jobs) * 1000:.1f} ms per run with {os.cpu_count()} workers")
-    assert serial < 2.0
+    c2 = tree_cpu_seconds()
+    pooled, serial = (c1 - c0) / len(jobs), (c2 - c1) / 8
+    print(f"\n{backend.name}: {serial * 1000:.1f} ms CPU per run serially, {pooled * 1000:.1f} ms CPU per run "
+          f"with {os.cpu_count()} workers")
+    assert 0 < serial < 0.25 and pooled < 0.25
