@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,6 @@ size = { hidden_size = 32, num_layers = 1, num_heads = 2, num_kv_heads = 1, inte
 
 def _fail(workdir: Path, *args: str, timeout: float = 240) -> str:
     """Run ``raylign run cfg.toml ARGS`` and return its one error message (after checking how it failed)."""
-    t0 = time.monotonic()
     out = subprocess.run([RAYLIGN, "run", "cfg.toml", *args], cwd=workdir, capture_output=True, text=True,
                          timeout=timeout)
     assert out.returncode != 0, f"expected a failure, got success:\n{out.stdout[-2000:]}"
@@ -46,7 +44,6 @@ def _fail(workdir: Path, *args: str, timeout: float = 240) -> str:
     errors = [line for line in err.splitlines() if line.startswith("raylign: error: ")]
     assert len(errors) == 1, err
     assert err.rstrip().splitlines()[-1] == errors[0], "the error is the last thing printed"
-    assert time.monotonic() - t0 < timeout
     return errors[0][len("raylign: error: "):]
 
 
