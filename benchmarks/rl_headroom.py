@@ -39,7 +39,7 @@ def main() -> int:
     from raylign.engine.chat_format import render_prompt
     from raylign.engine.modeling import generate_greedy, load_model, load_tokenizer, stop_token_ids
     from raylign.engine.plugins import get_registry
-    from raylign.engine.verifier_worker import instantiate_verifier
+    from raylign.engine.rewards.worker import instantiate_verifier
     from raylign.verifiers import Verdict
 
     if args.threads:

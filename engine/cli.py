@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             from raylign.engine.listing import plugins_command
             return plugins_command(args)
         if args.command == "verify":
-            from raylign.engine.verify_cmd import verify_command
+            from raylign.engine.rewards.verify_cmd import verify_command
             return verify_command(args)
         if args.command == "serve":
-            from raylign.engine.serve import serve_command
+            from raylign.engine.rewards.serve import serve_command
             return serve_command(args)
         if args.command == "chat":
             from raylign.engine.chat import chat_command

@@ -14,7 +14,7 @@ import pytest
 
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import PluginError
-from raylign.engine.verifier_pool import VerifierPool
+from raylign.engine.rewards.pool import VerifierPool
 from raylign.verifiers import Verdict
 
 TIMEOUT = 1.5  # the hard deadline the tests use, seconds

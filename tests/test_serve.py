@@ -32,7 +32,7 @@ def call(url: str, body: dict | None = None, timeout: float = 30.0) -> tuple[int
 def service(ray_session, tmp_path_factory):
     from ray import serve
 
-    from raylign.engine.serve import build_app, start
+    from raylign.engine.rewards.serve import build_app, start
 
     plugin = write_test_plugin(tmp_path_factory.mktemp("serve_plugin"))
     t0 = time.monotonic()

@@ -11,7 +11,7 @@ import pytest
 
 from raylign.engine.cli import main
 from raylign.engine.errors import DataError, PluginError
-from raylign.engine.verify_cmd import read_jsonl, run_verify
+from raylign.engine.rewards.verify_cmd import read_jsonl, run_verify
 from test_rewards import TIMEOUT, write_test_plugin
 
 

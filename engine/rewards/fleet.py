@@ -1,4 +1,4 @@
-"""The reward fleet: CPU Ray actors, each owning a :class:`~raylign.engine.verifier_pool.VerifierPool`.
+"""The reward fleet: CPU Ray actors, each owning a :class:`~raylign.engine.rewards.pool.VerifierPool`.
 
 Each sample is routed to its verifier by name: the dataset row's ``verifier`` field, else the stage's default,
 so one dataset can mix task types. Verdicts keep their status (``ok | timeout | error | invalid``); the stage
@@ -22,7 +22,7 @@ import ray
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import PluginError, RaylignError
 from raylign.engine.plugins import build_registry, get_registry
-from raylign.engine.verifier_pool import Item, VerifierPool, load_plugin_modules
+from raylign.engine.rewards.pool import Item, VerifierPool, load_plugin_modules
 from raylign.engine.types import STATUSES, Verdict
 
 IN_FLIGHT_PER_ACTOR = 2  # chunks queued per actor, so an actor never idles between chunks

@@ -21,7 +21,7 @@ Example::
     curl -s localhost:8000/verify/math -H 'content-type: application/json' \\
          -d '{"items": [{"completion": "The answer is \\\\boxed{42}", "task": {"answer": "42"}}]}'
 
-Each replica owns a pool of killable verifier worker processes (``raylign.engine.verifier_pool``), so a
+Each replica owns a pool of killable verifier worker processes (``raylign.engine.rewards.pool``), so a
 verifier that hangs or crashes costs one worker process, never the service.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from raylign.engine.config import RayConfig, RewardsConfig
-from raylign.engine.verifier_pool import VerifierPool, unknown_verifier
+from raylign.engine.rewards.pool import VerifierPool, unknown_verifier
 
 APP_NAME = "raylign-verifiers"
 MAX_ITEMS = 10_000  # items per request

@@ -12,7 +12,7 @@ kills the worker's whole process group (SIGKILL), answers ``Verdict(status="time
 replacement from the zygote (milliseconds: nothing is imported again). A worker that dies (segfault,
 ``os._exit``, the OOM killer) yields ``status="error"`` naming the signal or exit code, and is replaced. No
 SIGALRM anywhere: it only works on the main thread and cannot stop C code. The process side (zygote and
-workers) is in :mod:`raylign.engine.verifier_worker`.
+workers) is in :mod:`raylign.engine.rewards.worker`.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 from raylign.engine.errors import PluginError
-from raylign.engine.verifier_worker import FD_ENV, SPEC_ENV, dumps, kill_group, load_plugin_modules
+from raylign.engine.rewards.worker import FD_ENV, SPEC_ENV, dumps, kill_group, load_plugin_modules
 from raylign.engine.types import Verdict
 
 __all__ = ["Item", "VerifierPool", "load_plugin_modules", "unknown_verifier"]
@@ -63,7 +63,7 @@ class _Zygote:
     def __init__(self, spec: Mapping[str, Any]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {**os.environ, **_SINGLE_THREAD_ENV, SPEC_ENV: json.dumps(spec), FD_ENV: str(theirs.fileno())}
-        code = "from raylign.engine.verifier_worker import zygote_main; zygote_main()"
+        code = "from raylign.engine.rewards.worker import zygote_main; zygote_main()"
         self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, pass_fds=[theirs.fileno()],
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         theirs.close()

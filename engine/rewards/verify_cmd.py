@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from raylign.engine import data
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import DataError
-from raylign.engine.verifier_pool import VerifierPool
+from raylign.engine.rewards.pool import VerifierPool
 from raylign.engine.types import Verdict
 
 

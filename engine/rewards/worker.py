@@ -1,6 +1,6 @@
 """The child-process side of the verifier pool: the zygote and the workers it forks. No Ray here.
 
-The zygote (``python -c "...zygote_main()"``, started by :class:`raylign.engine.verifier_pool.VerifierPool`)
+The zygote (``python -c "...zygote_main()"``, started by :class:`raylign.engine.rewards.pool.VerifierPool`)
 loads the plugins once, entry points plus extra plugin modules, then forks a worker per request on its control
 socket (SOCK_SEQPACKET) and passes the worker's socket back with SCM_RIGHTS. A worker calls ``os.setsid()`` (so
 a timeout kills its whole process group), applies the address-space rlimit, and answers JSON lines:
