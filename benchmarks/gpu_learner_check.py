@@ -24,8 +24,8 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check here")
         return 0
-    import raylign.engine.plugins as plugins
     from raylign.engine.learner import Learner, LearnerSpec
+    from raylign.engine.plugins import build_registry
     from raylign.engine.modeling import ModelSize, build_qwen2, save_model_dir
     from raylign.engine.optim import OptimConfig
     from raylign.engine.tokenizer import train_bpe
@@ -33,8 +33,7 @@ def main() -> int:
     from raylign.plugins import policy_losses
 
     # Only the loss plugin: stage plugins import Ray, which this check does not need.
-    registry = plugins.build_registry(entry_points=False, extra_plugins=[policy_losses])
-    plugins.get_registry = lambda: registry
+    registry = build_registry(entry_points=False, extra_plugins=[policy_losses])
     text = ["The quick brown fox jumps over the lazy dog. 12 plus 30 is 42."] * 200
     tok = train_bpe(text, 4096)
     size = ModelSize(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.hidden // 64,
@@ -42,7 +41,8 @@ def main() -> int:
                      max_position_embeddings=args.block)
     tmp = Path(tempfile.mkdtemp())
     save_model_dir(build_qwen2(size, tok), tok, tmp / "model")
-    learner = Learner(LearnerSpec(str(tmp / "model"), OptimConfig(lr=1e-3, warmup_steps=5), args.steps, seed=0))
+    learner = Learner(LearnerSpec(str(tmp / "model"), OptimConfig(lr=1e-3, warmup_steps=5), args.steps, seed=0),
+                      registry=registry)
     n_params = sum(p.numel() for p in learner.model.parameters())
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, 64, (args.batch, args.block), generator=g)  # a small repeated vocabulary: learnable

@@ -4,10 +4,11 @@
 
 Both sides train the same from-scratch Qwen2 (~3M parameters, loaded from the same HF directory) on the same
 pretraining batches (packed and cut into micro-batches exactly as ``plugins/pretrain.py`` does), with the same
-AdamW, schedule and clipping (``engine/optim.py``) and the same number of torch threads (the learner actor gets
-``OMP_NUM_THREADS`` from ``engine/cluster.py``'s ``actor_env``; the plain loop calls ``torch.set_num_threads`` with
-that value). The learner side is timed at the driver around ``ray.get(learner.train_step.remote(...))``, so it
-includes the Ray call, moving the batch and the loss lookup through the plugin registry.
+AdamW, schedule and clipping (``engine/optim.py``) and the same number of torch threads (what the learner actor
+resolves ``--threads`` to with ``engine/cluster.py``'s ``learner_threads``: every core for 0; the plain loop calls
+``torch.set_num_threads`` with that value). The learner side is timed at the driver around the stage's call,
+``LearnerHandle.train_step``, so it includes the option check, the Ray call, moving the batch and the loss
+lookup through the plugin registry.
 
 The timed steps are split into ``--rounds`` alternating plain/learner blocks (only one side trains at a time),
 so load from other processes on a shared machine hits both alike. Prints a table of training tokens per second
@@ -103,7 +104,8 @@ def main() -> int:
     ap.add_argument("--micro", type=int, default=16, help="sequences per forward/backward")
     ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary size")
     ap.add_argument("--docs", type=int, default=1500, help="corpus documents used")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0 = the engine default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0 = the learner's default: "
+                    "every core)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -112,13 +114,15 @@ def main() -> int:
     import ray
     import torch
 
-    from raylign.engine.cluster import actor_env, init_ray
+    from raylign.engine.cluster import init_ray, learner_threads
     from raylign.engine.config import RayConfig
     from raylign.engine.learner import LearnerSpec, start_learner
+    from raylign.engine.learner_handle import LearnerHandle
     from raylign.engine.optim import OptimConfig
+    from raylign.engine.plugins import build_registry
 
-    ray_cfg = RayConfig(num_cpus=2, torch_threads=args.threads)
-    threads = int(actor_env(ray_cfg)["OMP_NUM_THREADS"])  # what the learner actor gets
+    ray_cfg = RayConfig(num_cpus=2, learner_threads=args.threads)
+    threads = learner_threads(args.threads)  # what the learner actor runs with
     total = args.warmup + args.steps
     optim = OptimConfig(lr=3e-3, warmup_steps=5)  # the pretrain stage's defaults, shorter warmup
     texts = corpus(args.docs)
@@ -135,16 +139,17 @@ def main() -> int:
         try:
             spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total, seed=0,
                                device=args.device, torch_threads=args.threads)
-            learner = start_learner(spec, num_cpus=1.0)
+            actor = start_learner(spec, num_cpus=1.0)
+            learner = LearnerHandle(actor, build_registry())
             plain = PlainLoop(model_dir, optim, total, threads, args.device)
-            actor_threads = ray.get(learner.__ray_call__.remote(lambda self: torch.get_num_threads()))
+            actor_threads = ray.get(actor.__ray_call__.remote(lambda self: torch.get_num_threads()))
             assert actor_threads == torch.get_num_threads() == threads, (actor_threads, torch.get_num_threads())
 
             def run_plain(step: int) -> float:
                 return plain.step(batches[step])
 
             def run_learner(step: int) -> float:
-                return ray.get(learner.train_step.remote(batches[step], "next_token"))["loss"]
+                return learner.train_step(batches[step], "next_token")["loss"]
 
             losses = {"plain": [], "learner": []}
             times = {"plain": [], "learner": []}

@@ -45,8 +45,13 @@ def init_ray(cfg: RayConfig, address: str | None = None):
     return ray
 
 
+def learner_threads(threads: int = 0) -> int:
+    """The torch threads a learner runs with: ``threads``, or every core of its node if 0 (``ray.learner_threads``)."""
+    return threads or os.cpu_count() or 1
+
+
 def set_torch_threads(threads: int = 0) -> None:
-    """Torch intra-op threads of the calling process (the learner actor): ``threads``, or every core if 0."""
+    """Torch intra-op threads of the calling process (the learner actor): see :func:`learner_threads`."""
     import torch
 
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    torch.set_num_threads(learner_threads(threads))

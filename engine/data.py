@@ -5,6 +5,7 @@ Errors name the file and line (JSONL) or the file and row (Parquet) and the fiel
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -134,3 +135,32 @@ def split_holdout(items: list, fraction: float, seed: int) -> tuple[list, list]:
     held = sorted(idx[:n_eval])
     train = sorted(idx[n_eval:])
     return [items[i] for i in train], [items[i] for i in held]
+
+
+# ---------------------------------------------------------------------------------------------- example order
+# A stage's example stream is a pure function of the seed and the position, so a resumed run sees exactly the
+# examples an uninterrupted one would: no step lost or repeated.
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The seeded permutation of ``range(n)`` for ``epoch``."""
+    idx = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(idx)
+    return idx
+
+
+def indices_at(n: int, pos: int, count: int, seed: int) -> list[int]:
+    """``count`` example indices from position ``pos`` of the endless stream of per-epoch permutations."""
+    out: list[int] = []
+    while len(out) < count:
+        epoch, offset = divmod(pos, n)
+        order = epoch_order(n, seed, epoch)
+        take = min(count - len(out), n - offset)
+        out.extend(order[offset : offset + take])
+        pos += take
+    return out
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """Indices of the examples of 0-based ``step``: consecutive slices of per-epoch permutations."""
+    return indices_at(n, step * batch_size, batch_size, seed)

@@ -66,7 +66,7 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
             stage_cls = registry.get("stages", spec.plugin)
             if model is not None:
                 check_model_dir(model)
-            elif getattr(stage_cls, "needs_input_model", True):
+            elif getattr(stage_cls, "needs_input_model", True):  # Stage protocol: absent means True
                 raise ModelError(f"stage {spec.name!r} needs a model to start from: set run.base_model or put a "
                                  f"stage that builds one (e.g. 'scratch') before it")
             ctx = StageContext(

@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from raylign.engine import hookspec
+from raylign.engine.protocols import AdvantageEstimator, Loss, RewardProvider, SandboxBackend, Stage, Verifier
 
 # A register callback: register(name, obj). Names are unique per kind; a duplicate fails at start-up,
-# naming both plugins.
+# naming both plugins. Each registration hook's callback takes the kind of object its Protocol describes.
 Register = Callable[[str, Any], None]
+RegisterStage = Callable[[str, type[Stage]], None]
+RegisterVerifier = Callable[[str, "Verifier | type[Verifier]"], None]
+RegisterRewardProvider = Callable[[str, type[RewardProvider]], None]
+RegisterLoss = Callable[[str, Loss], None]
+RegisterAdvantageEstimator = Callable[[str, AdvantageEstimator], None]
+RegisterSandbox = Callable[[str, type[SandboxBackend]], None]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -23,59 +30,66 @@ Register = Callable[[str, Any], None]
 # --------------------------------------------------------------------------------------------------------
 
 @hookspec
-def raylign_register_stages(register: Register) -> None:
+def raylign_register_stages(register: RegisterStage) -> None:
     """Register pipeline stages.
 
     :param register: ``register(name, stage_cls)``. ``stage_cls`` has a class attribute ``config_cls`` (a frozen
-        dataclass: the stage's own config section) and a method ``run(ctx: StageContext) -> dict`` returning
-        the stage's final eval metrics (see :class:`raylign.engine.stage.Stage`).
+        dataclass: the stage's own config section), optionally ``needs_input_model = False``, and a method
+        ``run(ctx: StageContext) -> dict`` returning the stage's final eval metrics
+        (:class:`raylign.engine.protocols.Stage`; ``engine/stage.py`` documents everything ``ctx`` offers).
     """
 
 
 @hookspec
-def raylign_register_verifiers(register: Register) -> None:
+def raylign_register_verifiers(register: RegisterVerifier) -> None:
     """Register verifiers (reward functions that score a completion against a dataset row).
 
     :param register: ``register(name, fn_or_cls)``; ``fn(completion: str, task: dict) -> Verdict | float``.
         A class is instantiated once per worker process with the stage's ``verifier_options[name]`` as keyword
-        arguments and its instance called the same way; a function receives those options as keyword arguments.
+        arguments and its instance called the same way; a function receives those options as keyword arguments
+        (:class:`raylign.engine.protocols.Verifier`).
     """
 
 
 @hookspec
-def raylign_register_reward_providers(register: Register) -> None:
+def raylign_register_reward_providers(register: RegisterRewardProvider) -> None:
     """Register reward providers that are not plain verifiers (for example a served reward model).
 
     :param register: ``register(name, provider_cls)``; ``provider_cls(**options)`` is built inside a Ray actor and
-        called as ``provider.score(samples: list[dict]) -> list[Verdict]``.
+        called as ``provider.score(samples: list[dict]) -> list[Verdict]``
+        (:class:`raylign.engine.protocols.RewardProvider`).
     """
 
 
 @hookspec
-def raylign_register_losses(register: Register) -> None:
+def raylign_register_losses(register: RegisterLoss) -> None:
     """Register learner objectives, run inside the learner actor.
 
     :param register: ``register(name, loss_fn)`` with
         ``loss_fn(logits: Tensor[B,T,V], batch: TrainBatch, **options) -> (loss: Tensor[], metrics: dict)``.
         ``loss`` must be the micro-batch's contribution to the step's mean (see ``TrainBatch.loss_scale``).
+        The options are the function's keyword-only parameters; a stage's options are validated against them on
+        the driver (:class:`raylign.engine.protocols.Loss`, :mod:`raylign.engine.options`).
     """
 
 
 @hookspec
-def raylign_register_advantage_estimators(register: Register) -> None:
+def raylign_register_advantage_estimators(register: RegisterAdvantageEstimator) -> None:
     """Register advantage estimators for policy-gradient stages.
 
     :param register: ``register(name, fn)`` with
-        ``fn(rewards: Tensor[N_groups, G], **options) -> Tensor[N_groups, G]`` of per-sample advantages.
+        ``fn(rewards: Tensor[N_groups, G], **options) -> Tensor[N_groups, G]`` of per-sample advantages; options
+        are keyword-only parameters (:class:`raylign.engine.protocols.AdvantageEstimator`).
     """
 
 
 @hookspec
-def raylign_register_sandboxes(register: Register) -> None:
+def raylign_register_sandboxes(register: RegisterSandbox) -> None:
     """Register sandbox backends that run untrusted code.
 
     :param register: ``register(name, backend_cls)``; ``backend_cls.available() -> bool`` says whether the
-        machine supports it and ``backend_cls.strength`` (int, higher is stronger) orders the defaults.
+        machine supports it and ``backend_cls.strength`` (int, higher is stronger) orders the defaults
+        (:class:`raylign.engine.protocols.SandboxBackend`).
     """
 
 
@@ -124,7 +138,7 @@ def raylign_checkpoint_saved(stage: str, step: int, path: Path) -> None:
 
 @hookspec
 def raylign_weights_synced(stage: str, version: int, seconds: float, canary_max_abs_diff: float) -> None:
-    """The rollout fleet received new weights and passed its canary check.
+    """The rollout fleet received new weights and passed its canary check (fired by ``StageContext.sync_weights``).
 
     :param stage: the stage's name.
     :param version: the weights version now served.

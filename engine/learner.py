@@ -1,9 +1,10 @@
 """The learner role: a Ray actor that owns the PyTorch model and optimizer.
 
-Stages send it typed micro-batches (``TrainBatch``) and the *name* of a registered loss; the actor looks the
-loss up in its own plugin registry (rebuilt from the entry points), so no code is pickled across the boundary.
-One ``train_step`` call does the whole optimizer step (every micro-batch, clipping, the update), so the Ray
-round trip is paid once per step.
+Stages never call it directly: they hold a :class:`raylign.engine.learner_handle.LearnerHandle` (from
+``ctx.start_learner``), which validates the loss options on the driver and sends typed micro-batches
+(``TrainBatch``) with the *name* of a registered loss; the actor looks the loss up in its own plugin registry
+(rebuilt from the entry points), so no code is pickled across the boundary. One ``train_step`` call does the
+whole optimizer step (every micro-batch, clipping, the update), so the Ray round trip is paid once per step.
 """
 from __future__ import annotations
 
@@ -45,16 +46,19 @@ class LearnerSpec:
 
 
 class Learner:
-    """The learner's state and operations. Wrapped as a Ray actor by :func:`start_learner`; usable in-process."""
+    """The learner's state and operations. Wrapped as a Ray actor by :func:`start_learner`; usable in-process.
 
-    def __init__(self, spec: LearnerSpec):
+    :param registry: where losses are looked up; None (every actor) builds one from the entry points.
+    """
+
+    def __init__(self, spec: LearnerSpec, registry: Any = None):
         from raylign.engine.cluster import set_torch_threads
         from raylign.engine.modeling import load_model, load_tokenizer
-        from raylign.engine.plugins import get_registry
+        from raylign.engine.plugins import build_registry
 
         set_torch_threads(spec.torch_threads)
         self.spec = spec
-        self.registry = get_registry()
+        self.registry = registry if registry is not None else build_registry()
         self.device = pick_device(spec.device)
         _seed_all(spec.seed)
         self.model = load_model(spec.model_dir, self.device)
@@ -76,15 +80,9 @@ class Learner:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
             return self.model(input_ids=ids, attention_mask=mask).logits
 
-    def _to_device(self, mb: TrainBatch) -> TrainBatch:
-        return TrainBatch(
-            input_ids=mb.input_ids.to(self.device), attention_mask=mb.attention_mask.to(self.device),
-            loss_mask=mb.loss_mask.to(self.device), loss_scale=mb.loss_scale,
-            extras={k: v.to(self.device) for k, v in mb.extras.items()},
-        )
-
     def train_step(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
-        """One optimizer step over ``microbatches`` (gradient accumulation); returns averaged metrics."""
+        """One optimizer step over ``microbatches`` (gradient accumulation); returns averaged metrics.
+        ``options`` were validated against the loss's declared options by the driver-side handle."""
         assert self.opt is not None, "a frozen learner cannot train"
         loss_fn = self.registry.get("losses", loss)
         t0 = time.perf_counter()
@@ -92,7 +90,7 @@ class Learner:
         sums: dict[str, float] = {}
         tokens, weight = 0, 0.0
         for mb in microbatches:
-            mb = self._to_device(mb)
+            mb = mb.to(self.device)
             logits = self._forward(mb)
             value, metrics = loss_fn(logits, mb, **(options or {}))
             value.backward()
@@ -121,7 +119,7 @@ class Learner:
         self.model.eval()
         total, n = 0.0, 0
         for mb in microbatches:
-            mb = self._to_device(mb)
+            mb = mb.to(self.device)
             _, metrics = loss_fn(self._forward(mb), mb, **(options or {}))
             k = mb.num_tokens
             total += float(metrics["loss"]) * k

@@ -337,7 +337,7 @@ class RolloutFleet:
     def canary(self, token_ids: Sequence[int], ref_logprobs: Sequence[float], version: int | None = None,
                timeout_s: float | None = None) -> float:
         """Compare every engine's logprobs of ``token_ids[1:]`` with the learner's ``ref_logprobs`` (same length,
-        from ``weight_sync.reference_logprobs``). Returns the largest difference; raises WeightSyncError beyond
+        the learner's ``sequence_logprobs``). Returns the largest difference; raises WeightSyncError beyond
         ``rollout.canary_tolerance``, naming the version and the workers."""
         import ray
 

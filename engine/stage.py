@@ -1,26 +1,48 @@
-"""What a stage is, and the services the engine hands it (``StageContext``).
+"""What a stage is, and everything the engine hands it: read this module to write a stage.
 
 A stage plugin registers a class with a ``config_cls`` (its frozen config dataclass) and a ``run(ctx)`` method
-that trains, writes ``ctx.output_model`` and returns its final eval metrics. The loop lives in the stage; the
-engine supplies the roles (learner, rollout fleet, reward fleet), checkpoints, metrics and progress.
+that trains, writes ``ctx.output_model`` and returns its final eval metrics (see
+:class:`raylign.engine.protocols.Stage`). The loop and the algorithm live in the stage; everything else comes
+from the :class:`StageContext` it receives:
+
+- **what to run on**: ``ctx.config`` (its own section), ``ctx.input_model`` (the previous stage's HF model dir),
+  ``ctx.output_model`` (where to write its own), ``ctx.base_dir`` (relative data paths), ``ctx.seed``,
+  ``ctx.run`` (the ``[run]`` section), ``ctx.registry`` (registered losses, estimators, verifiers...).
+- **roles**, each stopped when the stage ends:
+  - ``ctx.start_learner(model_dir, optim, total_steps, role=..., trainable=...)`` ->
+    :class:`~raylign.engine.learner_handle.LearnerHandle`: ``train_step(batches, loss, options)``,
+    ``eval_loss``, ``token_logprobs``, ``sequence_logprobs``, ``generate``, ``version``, ``save_model``.
+    Several learners may run side by side (policy, reference, critic), each with its own model and optimizer.
+  - ``ctx.start_rollout_fleet(model_dir)`` -> :class:`~raylign.engine.rollout.RolloutFleet`:
+    ``generate(prompt_ids, n=..., temperature=..., seed=...)`` returns :class:`~raylign.engine.types.Completion`
+    groups with sampler logprobs and the weights version; ``generate_greedy`` for evals.
+  - ``ctx.start_reward_fleet(default_verifier, verifier_options)`` -> :class:`~raylign.engine.rewards.RewardFleet`:
+    ``score(samples)`` returns one :class:`~raylign.engine.types.Verdict` per ``{"completion", "task"}``.
+  - ``ctx.sync_weights(learner, fleet)``: the learner's weights into every engine, stamped with its version,
+    checked by the engine's canary, announced to ``raylign_weights_synced``; returns the sync's metrics.
+- **state and output**: ``ctx.log(step, metrics)`` (metrics.jsonl, TensorBoard, ``raylign_step_end``),
+  ``ctx.progress(total, start)``, ``ctx.resume_point()`` / ``ctx.restore(learners, resume)`` /
+  ``ctx.save_checkpoint(step, learners, state)`` (atomic; ``raylign_checkpoint_saved``), ``ctx.console``.
+- **data**: :mod:`raylign.engine.data` (``read_rows``, ``read_texts``, ``split_holdout``, ``require``, and
+  ``indices_at`` / ``batch_indices``: the seeded, resumable example order), typed containers in
+  :mod:`raylign.engine.types` (``TrainBatch``, ``SequenceBatch``, ``RolloutGroup``).
+
+A stage imports no Ray: the handles make the remote calls.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol
+from typing import Any, Mapping, Sequence
 
 from raylign.engine.checkpoint import CheckpointManager
 from raylign.engine.config import Config, RunConfig
+from raylign.engine.learner_handle import LearnerHandle
 from raylign.engine.metrics import MetricsLog
+from raylign.engine.protocols import Stage
 
-
-class Stage(Protocol):
-    config_cls: ClassVar[type]  # a frozen dataclass: the stage's [section]
-
-    def run(self, ctx: "StageContext") -> Mapping[str, float]:
-        """Train; write the final HF model dir to ``ctx.output_model``; return final eval metrics."""
+__all__ = ["Stage", "StageContext", "Resume", "Progress", "LearnerHandle"]
 
 
 @dataclass
@@ -46,7 +68,7 @@ class StageContext:
     registry: Any  # raylign.engine.plugins.Registry
     resume: bool = False  # continue from the latest checkpoint if there is one
     console: Any = None  # rich Console
-    _actors: list = field(default_factory=list)
+    _learners: list = field(default_factory=list)
     _closers: list = field(default_factory=list)
 
     @property
@@ -58,23 +80,33 @@ class StageContext:
         return self.engine.run.seed
 
     # ---------------------------------------------------------------------------------------------- roles
-    def start_learner(self, model_dir: Path, optim, total_steps: int, trainable: bool = True):
-        """A learner actor on ``model_dir``; killed when the stage ends."""
+    def start_learner(self, model_dir: Path, optim, total_steps: int, trainable: bool = True,
+                      role: str | None = None) -> LearnerHandle:
+        """A learner actor on ``model_dir`` (its own model and, when ``trainable``, its own optimizer with a
+        schedule over ``total_steps``); killed when the stage ends. ``role`` names it (default "policy" for a
+        trainable learner, "reference" for a frozen one) and must be unique within the stage."""
         from raylign.engine.learner import LearnerSpec, start_learner
 
+        role = role or ("policy" if trainable else "reference")
+        if any(h.role == role for h in self._learners):
+            raise ValueError(f"stage {self.name!r} already has a {role!r} learner: give each learner its own role")
         ray_cfg = self.engine.ray
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
                            device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable)
-        handle = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus)
-        self._actors.append(handle)
+        actor = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus)
+        handle = LearnerHandle(actor, self.registry, role=role, trainable=trainable)
+        self._learners.append(handle)
         return handle
 
     def start_rollout_fleet(self, model_dir: Path):
         """A vLLM rollout fleet serving ``model_dir`` (``[rollout]`` section); shut down when the stage ends."""
+        from raylign.engine.modeling import load_tokenizer
         from raylign.engine.rollout import RolloutFleet
+        from raylign.engine.weight_sync import canary_token_ids
 
         fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed)
         self._closers.append(fleet.shutdown)
+        fleet.canary_ids = canary_token_ids(load_tokenizer(model_dir))
         return fleet
 
     def start_reward_fleet(self, default_verifier: str | None, verifier_options: Mapping[str, Any] | None = None):
@@ -86,6 +118,18 @@ class StageContext:
                             procs_per_actor=self.engine.rewards.procs_per_worker)
         self._closers.append(fleet.shutdown)
         return fleet
+
+    def sync_weights(self, learner: LearnerHandle, fleet) -> dict[str, float]:
+        """Push ``learner``'s weights to every engine of ``fleet``, stamped with the learner's version, and check
+        them with the engine's canary (raises WeightSyncError on a deadline or a mismatch); fires
+        ``raylign_weights_synced``. Returns ``weight_sync_seconds``, ``canary_max_abs_diff``, ``weights_version``."""
+        from raylign.engine.weight_sync import push_weights
+
+        report = push_weights(learner, fleet, fleet.canary_ids)
+        self.registry.hook.raylign_weights_synced(stage=self.name, version=report.version, seconds=report.seconds,
+                                                  canary_max_abs_diff=report.canary_max_abs_diff)
+        return {"weight_sync_seconds": report.seconds, "canary_max_abs_diff": report.canary_max_abs_diff,
+                "weights_version": report.version}
 
     # ---------------------------------------------------------------------------------------------- state
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
@@ -102,38 +146,45 @@ class StageContext:
         self.metrics.truncate_after(self.name, step)
         return Resume(step=step, state=CheckpointManager.read_state(path), path=path)
 
-    def save_checkpoint(self, step: int, learner, state: Mapping[str, Any]) -> Path:
-        """Atomically checkpoint the learner (model, optimizer, scheduler, RNG) and the stage's ``state``."""
-        import ray
-
-        path = self.checkpoints.save(step, dict(state), lambda tmp: ray.get(learner.save_state.remote(str(tmp))))
+    def save_checkpoint(self, step: int, learners: LearnerHandle | Sequence[LearnerHandle],
+                        state: Mapping[str, Any]) -> Path:
+        """Atomically checkpoint the learners (model, optimizer, scheduler, RNG each) and the stage's ``state``.
+        The first learner's files go in the checkpoint directory itself, every other one's in a folder named
+        after its role."""
+        handles = _as_list(learners)
+        path = self.checkpoints.save(step, dict(state), lambda tmp: _each(handles, tmp, "save_state"))
         self.registry.hook.raylign_checkpoint_saved(stage=self.name, step=step, path=path)
         return path
 
-    def restore(self, learner, resume: Resume) -> None:
-        import ray
-
-        ray.get(learner.load_state.remote(str(resume.path)))
+    def restore(self, learners: LearnerHandle | Sequence[LearnerHandle], resume: Resume) -> None:
+        """Load what :meth:`save_checkpoint` wrote into the same learners."""
+        _each(_as_list(learners), resume.path, "load_state")
 
     def progress(self, total: int, start: int = 0) -> "Progress":
         return Progress(self, total, start)
 
     def close(self) -> None:
-        import ray
-
         for close in reversed(self._closers):
             try:
                 close()
             except Exception as exc:  # shutting down must not hide the stage's own error
                 if self.console:
                     self.console.print(f"[yellow]warning: shutdown failed: {exc!r}")
-        for actor in self._actors:
-            try:
-                ray.kill(actor)
-            except Exception:
-                pass
+        for learner in self._learners:
+            learner.kill()
         self._closers.clear()
-        self._actors.clear()
+        self._learners.clear()
+
+
+def _as_list(learners: LearnerHandle | Sequence[LearnerHandle]) -> list[LearnerHandle]:
+    return [learners] if isinstance(learners, LearnerHandle) else list(learners)
+
+
+def _each(handles: list[LearnerHandle], directory: Path, method: str) -> None:
+    for i, h in enumerate(handles):
+        where = Path(directory) if i == 0 else Path(directory) / h.role
+        where.mkdir(parents=True, exist_ok=True)
+        getattr(h, method)(where)
 
 
 class Progress:

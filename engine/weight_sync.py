@@ -15,8 +15,12 @@ Transports (one interface, picked by :func:`select_transport`):
   fleet receives, so the transport takes a ``broadcast`` callable that starts the learner's side.
 
 The canary: after a sync, every engine scores a fixed token sequence (prompt logprobs, temperature 1) and the
-result is compared with the learner's own logprobs of the same sequence (:func:`reference_logprobs`). A
-difference beyond ``rollout.canary_tolerance`` raises :class:`WeightSyncError` naming the version and worker.
+result is compared with the learner's own logprobs of the same sequence. The engine chooses that sequence
+(:func:`canary_token_ids`: a fixed question and answer in the model's chat format). A difference beyond
+``rollout.canary_tolerance`` raises :class:`WeightSyncError` naming the version and worker.
+
+:func:`push_weights` is the one call that does a sync (version, transfer, canary); stages reach it through
+``StageContext.sync_weights``, which also fires the ``raylign_weights_synced`` hook.
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ import torch
 from raylign.engine.errors import WeightSyncError
 
 EXTENSION_CLS = "raylign.engine.vllm_ext.RaylignWorkerExtension"
+CANARY_PROMPT = "What is 12+30?"  # the canary: this question, rendered with the model's chat template ...
+CANARY_RESPONSE = "12+30 = 42."  # ... followed by this answer
 
 
 @dataclass(frozen=True)
@@ -160,16 +166,26 @@ def select_transport(num_gpus: float, broadcast: Callable[[], Any] | None = None
     return ShmFileTransport()
 
 
+# ---------------------------------------------------------------------------------------------- one sync
+
+
+def canary_token_ids(tokenizer) -> list[int]:
+    """The canary sequence for a model: :data:`CANARY_PROMPT` in its chat format, then :data:`CANARY_RESPONSE`."""
+    from raylign.engine.chat_format import render_prompt
+
+    text = render_prompt(tokenizer, CANARY_PROMPT) + CANARY_RESPONSE
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def push_weights(learner, fleet, canary_ids: Sequence[int]) -> SyncReport:
+    """Push ``learner``'s weights (a LearnerHandle) to ``fleet`` (a RolloutFleet) stamped with the learner's
+    version, then check the canary against the learner's own logprobs of ``canary_ids``."""
+    version = learner.version
+    reference = learner.sequence_logprobs(canary_ids)
+    return fleet.sync_weights(learner.weights_ref(), version, canary=(canary_ids, reference))
+
+
 # ---------------------------------------------------------------------------------------------- canary
-
-
-@torch.no_grad()
-def reference_logprobs(model, token_ids: Sequence[int]) -> list[float]:
-    """The learner's logprob of each token ``token_ids[1:]`` given the tokens before it (temperature 1)."""
-    from raylign.engine.ops import token_logprobs
-
-    ids = torch.tensor([list(token_ids)], device=next(model.parameters()).device)
-    return token_logprobs(model(input_ids=ids).logits, ids)[0, 1:].tolist()
 
 
 def canary_diffs(fleet_logprobs: Sequence[Sequence[float]], ref_logprobs: Sequence[float]) -> list[float]:

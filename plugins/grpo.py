@@ -13,17 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray
 import torch
 
 from raylign.engine import hookimpl
+from raylign.engine import options as declared
 from raylign.engine.chat_format import render_prompt
-from raylign.engine.data import read_rows, require, split_holdout
+from raylign.engine.data import indices_at, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
-from raylign.plugins.grpo_batch import Group, pass_rate, sequence_batch, to_micro_batches
-from raylign.plugins.supervised import indices_at
+from raylign.engine.types import RolloutGroup, SequenceBatch
+from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,6 @@ class GRPOStage:
         reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False) if cfg.kl_coef > 0 else None
         rewards = ctx.start_reward_fleet(cfg.verifier, cfg.verifier_options)
         fleet = ctx.start_rollout_fleet(ctx.input_model)
-        canary_ids = tok(render_prompt(tok, "What is 12+30?") + "12+30 = 42.", add_special_tokens=False)["input_ids"]
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
 
         # the same greedy eval on training prompts: a gain there without one on held-out prompts is memorization
@@ -96,7 +95,7 @@ class GRPOStage:
         if resume is not None:
             ctx.restore(learner, resume)
             start = resume.step
-            self._sync(ctx, learner, fleet, canary_ids, start)
+            ctx.sync_weights(learner, fleet)
         with ctx.progress(cfg.steps, start) as bar:
             for step in range(start + 1, cfg.steps + 1):
                 # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
@@ -106,7 +105,7 @@ class GRPOStage:
                 groups, roll = self.collect(fleet, rewards, train_rows, cfg, stops, step, cursor, ctx.seed)
                 metrics = dict(roll)
                 metrics.update(self.update(learner, reference, groups, cfg, estimator, tok.pad_token_id))
-                metrics.update(self._sync(ctx, learner, fleet, canary_ids, step))
+                metrics.update(ctx.sync_weights(learner, fleet))
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                     metrics.update(self.evaluate(fleet, rewards, eval_rows, cfg, stops))
                 metrics["step_seconds"] = time.perf_counter() - t0
@@ -117,7 +116,7 @@ class GRPOStage:
         after = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
         train_after = self.evaluate(fleet, rewards, train_probe, cfg, stops)["eval_accuracy"]
         ctx.log(cfg.steps, {**after, "train_accuracy": train_after})
-        ray.get(learner.save_model.remote(str(ctx.output_model)))
+        learner.save_model(ctx.output_model)
         return {"eval_accuracy_before": before["eval_accuracy"], "eval_accuracy": after["eval_accuracy"],
                 "eval_accuracy_gain": after["eval_accuracy"] - before["eval_accuracy"],
                 "eval_reward_mean": after["eval_reward_mean"],
@@ -135,8 +134,10 @@ class GRPOStage:
                               f"{ctx.name}.updates_per_batch ({cfg.updates_per_batch})")
         if cfg.kl_estimator not in ("k1", "k2", "k3"):
             raise ConfigError(f"{ctx.name}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
-        ctx.registry.get("advantage_estimators", cfg.advantage)
-        ctx.registry.get("losses", cfg.loss)
+        estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
+        declared.validate(estimator, cfg.advantage_options, f"{ctx.name}.advantage {cfg.advantage!r}")
+        declared.validate(ctx.registry.get("losses", cfg.loss), GRPOStage.loss_options(cfg, 1.0, 1.0),
+                          f"{ctx.name}.loss {cfg.loss!r}")
         ctx.registry.get("verifiers", cfg.verifier)
 
     def _load(self, ctx, cfg: GRPOConfig, tok):
@@ -170,7 +171,7 @@ class GRPOStage:
     # ------------------------------------------------------------------------------------------ rollouts
     def collect(self, fleet, rewards, rows, cfg: GRPOConfig, stops, step: int, cursor: int, seed: int):
         """Sample and score groups until ``prompts_per_step`` groups are in (refilling when dynamic)."""
-        groups: list[Group] = []
+        groups: list[RolloutGroup] = []
         statuses: dict[str, int] = {}
         sandboxes: dict[str, int] = {}  # the code verifier reports which sandbox backend ran each program
         gen_tokens, gen_seconds, dropped, rounds, all_rewards = 0, 0.0, 0, 0, []
@@ -191,10 +192,8 @@ class GRPOStage:
             for b, cs in zip(batch, outs):
                 vs = verdicts[k : k + len(cs)]
                 k += len(cs)
-                failed = [v.status in ("timeout", "error") for v in vs]
-                group = Group(row=b["row"], prompt_ids=b["ids"], completions=cs, rewards=[v.reward for v in vs],
-                              statuses=[v.status for v in vs],
-                              keep=[not (cfg.drop_failed and f) for f in failed])
+                group = RolloutGroup(task=b["row"], prompt_ids=b["ids"], completions=cs, verdicts=vs,
+                                     keep=[not (cfg.drop_failed and v.failed) for v in vs])
                 for v in vs:
                     statuses[v.status] = statuses.get(v.status, 0) + 1
                     if v.details.get("sandbox"):
@@ -202,8 +201,8 @@ class GRPOStage:
                 all_rewards.extend(group.rewards)
                 gen_tokens += sum(len(c.token_ids) for c in cs)
                 lengths.extend(len(c.token_ids) for c in cs)
-                truncated += sum(c.finish_reason == "length" for c in cs)
-                if cfg.dynamic_sampling and not group.has_signal:
+                truncated += sum(c.truncated for c in cs)
+                if cfg.dynamic_sampling and not has_signal(group):
                     dropped += 1
                     continue
                 if len(groups) < cfg.prompts_per_step:
@@ -227,50 +226,39 @@ class GRPOStage:
         return groups, metrics
 
     # ------------------------------------------------------------------------------------------ update
-    def update(self, learner, reference, groups: list[Group], cfg: GRPOConfig, estimator, pad_id: int):
+    @staticmethod
+    def loss_options(cfg: GRPOConfig, norm_tokens: float, norm_seqs: float) -> dict[str, Any]:
+        """The policy loss's options for one update (``norm_*``: that update's loss tokens and sequences)."""
+        return {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high, "agg": cfg.agg, "kl_coef": cfg.kl_coef,
+                "kl_estimator": cfg.kl_estimator, "entropy_coef": cfg.entropy_coef, "is_cap": cfg.is_cap or None,
+                "norm_tokens": norm_tokens, "norm_seqs": norm_seqs, "max_len": cfg.max_new_tokens}
+
+    def update(self, learner, reference, groups: list[RolloutGroup], cfg: GRPOConfig, estimator, pad_id: int):
         rewards = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
         keep = torch.tensor([g.keep for g in groups])
         advantages = estimator(rewards, **cfg.advantage_options) * keep
         per_update = max(1, len(groups) // cfg.updates_per_batch)
         parts = []
         for u in range(0, len(groups), per_update):
-            ids, attn, loss_mask, adv, sampler = sequence_batch(groups[u : u + per_update],
-                                                                advantages[u : u + per_update], pad_id,
-                                                                cfg.mask_truncated)
-            extras = {"advantages": adv, "sampler_logprobs": sampler}
-            plain = to_micro_batches(ids, attn, loss_mask, {}, cfg.micro_batch_size)
+            part = sequence_batch(groups[u : u + per_update], advantages[u : u + per_update], pad_id,
+                                  cfg.mask_truncated)
+            plain = SequenceBatch(part.input_ids, part.attention_mask, part.loss_mask).micro_batches(cfg.micro_batch_size)
             if cfg.updates_per_batch > 1:  # later parts train after earlier updates: take the ratio against the
                 # policy that sampled, computed for every part before the first update
-                extras["old_logprobs"] = torch.cat(ray.get(learner.token_logprobs.remote(plain)))
+                part.extras["old_logprobs"] = torch.cat(learner.token_logprobs(plain))
             # (one update per batch is exactly on-policy: the loss uses its own detached logprobs as "old")
             if reference is not None:
-                extras["ref_logprobs"] = torch.cat(ray.get(reference.token_logprobs.remote(plain)))
-            parts.append((ids, attn, loss_mask, extras))
+                part.extras["ref_logprobs"] = torch.cat(reference.token_logprobs(plain))
+            parts.append(part)
         sums: dict[str, float] = {}
-        n = 0
-        for ids, attn, loss_mask, extras in parts:
-            options = {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high, "agg": cfg.agg,
-                       "kl_coef": cfg.kl_coef, "kl_estimator": cfg.kl_estimator, "entropy_coef": cfg.entropy_coef,
-                       "is_cap": cfg.is_cap or None, "norm_tokens": float(loss_mask.sum().clamp(min=1)),
-                       "norm_seqs": float((loss_mask.sum(1) > 0).sum().clamp(min=1)),
-                       "max_len": float(cfg.max_new_tokens)}
-            out = ray.get(learner.train_step.remote(
-                to_micro_batches(ids, attn, loss_mask, extras, cfg.micro_batch_size), cfg.loss, options))
+        for part in parts:
+            options = self.loss_options(cfg, part.loss_tokens, part.loss_sequences)
+            out = learner.train_step(part.micro_batches(cfg.micro_batch_size), cfg.loss, options)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-            n += 1
-        metrics = {k: v / n for k, v in sums.items()}
+        metrics = {k: v / len(parts) for k, v in sums.items()}
         metrics["advantage_abs_mean"] = float(advantages.abs().mean())
         return metrics
-
-    def _sync(self, ctx, learner, fleet, canary_ids: list[int], step: int) -> dict[str, float]:
-        version = ray.get(learner.get_version.remote())
-        reference = ray.get(learner.sequence_logprobs.remote(canary_ids))
-        report = fleet.sync_weights(learner.weights.remote(), version, canary=(canary_ids, reference))
-        ctx.registry.hook.raylign_weights_synced(stage=ctx.name, version=version, seconds=report.seconds,
-                                                 canary_max_abs_diff=report.canary_max_abs_diff)
-        return {"weight_sync_seconds": report.seconds, "canary_max_abs_diff": report.canary_max_abs_diff,
-                "weights_version": version}
 
     # ------------------------------------------------------------------------------------------ eval
     @staticmethod

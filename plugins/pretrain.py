@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 
 from raylign.engine import hookimpl
-from raylign.engine.data import read_texts, split_holdout
+from raylign.engine.data import batch_indices, read_texts, split_holdout
 from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
 from raylign.engine.optim import OptimConfig
-from raylign.plugins.supervised import LoopConfig, batch_indices, evaluate, micro_batches, train_loop
+from raylign.plugins.supervised import LoopConfig, evaluate, micro_batches, train_loop
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,7 @@ class PretrainStage:
             return as_batches(train[batch_indices(len(train), cfg.batch_size, step, ctx.seed)], cfg.micro_batch_size)
 
         final = train_loop(ctx, learner, loop, make_step, eval_batches)
-        import ray
-
-        ray.get(learner.save_model.remote(str(ctx.output_model)))
+        learner.save_model(ctx.output_model)
         return {**final, "eval_loss_initial": initial["eval_loss"], "eval_ppl_initial": initial["eval_ppl"]}
 
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import ray
 import torch
 
 from raylign.engine import hookimpl
 from raylign.engine.chat_format import render_prompt
-from raylign.engine.data import read_rows, require, split_holdout
+from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
 from raylign.engine.ops import pad_sequences
 from raylign.engine.optim import OptimConfig
-from raylign.plugins.supervised import LoopConfig, batch_indices, micro_batches, train_loop
+from raylign.plugins.supervised import LoopConfig, micro_batches, train_loop
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class SFTStage:
         prompts = list(ctx.run.probes) + [m[0]["content"] for _, m in held_rows if m[0]["role"] == "user"]
         prompts = prompts[: len(ctx.run.probes) + cfg.format_eval_prompts]
         rendered = [render_prompt(tok, p, cfg.system or None) for p in prompts]
-        before = format_rate(ray.get(learner.generate.remote(rendered, cfg.max_new_tokens)), cfg.format_regex)
+        before = format_rate(learner.generate(rendered, cfg.max_new_tokens), cfg.format_regex)
         loop = LoopConfig(cfg.steps, cfg.batch_size, cfg.micro_batch_size, cfg.eval_every, cfg.checkpoint_every,
                           cfg.log_every)
 
@@ -127,9 +126,9 @@ class SFTStage:
             return collate(picked, tok.pad_token_id, cfg.micro_batch_size)
 
         final = train_loop(ctx, learner, loop, make_step, collate(held, tok.pad_token_id, cfg.micro_batch_size))
-        replies = ray.get(learner.generate.remote(rendered, cfg.max_new_tokens))
+        replies = learner.generate(rendered, cfg.max_new_tokens)
         after = format_rate(replies, cfg.format_regex)
-        ray.get(learner.save_model.remote(str(ctx.output_model)))
+        learner.save_model(ctx.output_model)
         return {**final, "format_rate_before": before, "format_rate_after": after}
 
 

@@ -1,20 +1,18 @@
 """The training loop pretrain and SFT share: fixed-order batches by step, periodic eval and checkpoints.
 
-Batch ``s`` is a pure function of the seed and ``s``, so a resumed run sees exactly the batches an
-uninterrupted one would: no step lost or repeated.
+Batch ``s`` is a pure function of the seed and ``s`` (``raylign.engine.data.batch_indices``), so a resumed run
+sees exactly the batches an uninterrupted one would: no step lost or repeated.
 """
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import Callable
 
-import ray
 import torch
 
-from raylign.engine.ops import chunk
-from raylign.engine.types import TrainBatch
+from raylign.engine.learner_handle import LearnerHandle
+from raylign.engine.types import SequenceBatch, TrainBatch
 
 
 @dataclass(frozen=True)
@@ -27,46 +25,18 @@ class LoopConfig:
     log_every: int  # steps between metric lines
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    idx = list(range(n))
-    random.Random(seed * 1_000_003 + epoch).shuffle(idx)
-    return idx
-
-
-def indices_at(n: int, pos: int, count: int, seed: int) -> list[int]:
-    """``count`` example indices from position ``pos`` of the endless stream of per-epoch permutations."""
-    out: list[int] = []
-    while len(out) < count:
-        epoch, offset = divmod(pos, n)
-        order = epoch_order(n, seed, epoch)
-        take = min(count - len(out), n - offset)
-        out.extend(order[offset : offset + take])
-        pos += take
-    return out
-
-
-def batch_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Indices of the examples of 0-based ``step``: consecutive slices of per-epoch permutations."""
-    return indices_at(n, step * batch_size, batch_size, seed)
-
-
 def micro_batches(ids: torch.Tensor, mask: torch.Tensor, loss_mask: torch.Tensor, micro: int) -> list[TrainBatch]:
     """Split [B,T] tensors into micro-batches whose losses sum to the step's token-weighted mean."""
-    total = float(loss_mask.sum().clamp(min=1))
-    out = []
-    for sl in chunk(list(range(ids.shape[0])), micro):
-        lm = loss_mask[sl]
-        out.append(TrainBatch(ids[sl], mask[sl], lm, loss_scale=float(lm.sum()) / total))
-    return out
+    return SequenceBatch(ids, mask, loss_mask).micro_batches(micro, token_weighted=True)
 
 
-def evaluate(learner, eval_batches: list[TrainBatch]) -> dict[str, float]:
-    res = ray.get(learner.eval_loss.remote(eval_batches, "next_token"))
+def evaluate(learner: LearnerHandle, eval_batches: list[TrainBatch]) -> dict[str, float]:
+    res = learner.eval_loss(eval_batches, "next_token")
     loss = res["loss"]
     return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0))}
 
 
-def train_loop(ctx, learner, cfg: LoopConfig, make_step: Callable[[int], list[TrainBatch]],
+def train_loop(ctx, learner: LearnerHandle, cfg: LoopConfig, make_step: Callable[[int], list[TrainBatch]],
                eval_batches: list[TrainBatch]) -> dict[str, float]:
     """Run steps ``start+1 .. cfg.steps``; returns the last eval metrics. Resumes from the latest checkpoint."""
     resume = ctx.resume_point()
@@ -78,7 +48,7 @@ def train_loop(ctx, learner, cfg: LoopConfig, make_step: Callable[[int], list[Tr
     last_eval: dict[str, float] = {}
     with ctx.progress(cfg.steps, start) as bar:
         for step in range(start + 1, cfg.steps + 1):
-            metrics = ray.get(learner.train_step.remote(make_step(step - 1), "next_token"))
+            metrics = learner.train_step(make_step(step - 1), "next_token")
             metrics["tokens_per_s"] = metrics["step_tokens"] / max(metrics["learner_seconds"], 1e-9)
             if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                 last_eval = evaluate(learner, eval_batches)

@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from raylign.engine.types import Completion
-from raylign.plugins.grpo_batch import Group, pass_rate, sequence_batch, to_micro_batches
+from raylign.engine.types import Completion, RolloutGroup, SequenceBatch, Verdict
+from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
 
 
 def _completion(tokens, logprobs, finish="stop"):
@@ -16,29 +16,42 @@ def _completion(tokens, logprobs, finish="stop"):
 
 
 def test_sequence_batch_masks_completions_and_truncation():
-    g = Group(row={}, prompt_ids=[5, 6], rewards=[1.0, 0.0], statuses=["ok", "ok"], keep=[True, True],
-              completions=[_completion([7, 8, 9], [-0.1, -0.2, -0.3]), _completion([7, 8], [-1.0, -2.0], "length")])
+    g = RolloutGroup(task={}, prompt_ids=[5, 6], verdicts=[Verdict(1.0), Verdict(0.0)],
+                     completions=[_completion([7, 8, 9], [-0.1, -0.2, -0.3]),
+                                  _completion([7, 8], [-1.0, -2.0], "length")])
+    assert g.keep == [True, True] and g.rewards == [1.0, 0.0]
     adv = torch.tensor([[0.5, -0.5]])
-    ids, attn, mask, a, slp = sequence_batch([g], adv, pad_id=0, mask_truncated=True)
-    assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 7, 8, 0]]
-    assert attn.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
-    assert mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]  # the truncated completion is masked out
-    assert a[0].tolist() == [0, 0, 0.5, 0.5, 0.5]
-    assert slp[0].tolist() == pytest.approx([0, 0, -0.1, -0.2, -0.3])
-    _, _, mask2, _, _ = sequence_batch([g], adv, pad_id=0, mask_truncated=False)
-    assert mask2[1].tolist() == [0, 0, 1, 1, 0]
+    b = sequence_batch([g], adv, pad_id=0, mask_truncated=True)
+    assert b.input_ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 7, 8, 0]]
+    assert b.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    assert b.loss_mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]]  # the truncated completion is masked out
+    assert b.extras["advantages"][0].tolist() == [0, 0, 0.5, 0.5, 0.5]
+    assert b.extras["sampler_logprobs"][0].tolist() == pytest.approx([0, 0, -0.1, -0.2, -0.3])
+    assert b.loss_tokens == 3.0 and b.loss_sequences == 1.0
+    b2 = sequence_batch([g], adv, pad_id=0, mask_truncated=False)
+    assert b2.loss_mask[1].tolist() == [0, 0, 1, 1, 0]
 
 
 def test_dropped_samples_leave_the_loss_and_groups_without_signal_are_detected():
-    g = Group(row={}, prompt_ids=[1], rewards=[1.0, 0.0], statuses=["ok", "timeout"], keep=[True, False],
-              completions=[_completion([2], [-0.1]), _completion([3], [-0.1])])
-    assert not g.has_signal  # one kept sample: nothing to compare
-    _, _, mask, _, _ = sequence_batch([g], torch.zeros(1, 2), 0, True)
-    assert mask[1].sum() == 0
-    mbs = to_micro_batches(torch.zeros(5, 3, dtype=torch.long), torch.ones(5, 3, dtype=torch.long),
-                           torch.ones(5, 3), {"advantages": torch.zeros(5, 3)}, micro=2)
+    g = RolloutGroup(task={}, prompt_ids=[1], verdicts=[Verdict(1.0), Verdict(0.0, status="timeout")],
+                     keep=[True, False], completions=[_completion([2], [-0.1]), _completion([3], [-0.1])])
+    assert g.statuses == ["ok", "timeout"] and g.verdicts[1].failed
+    assert not has_signal(g)  # one kept sample: nothing to compare
+    assert sequence_batch([g], torch.zeros(1, 2), 0, True).loss_mask[1].sum() == 0
+    batch = SequenceBatch(torch.zeros(5, 3, dtype=torch.long), torch.ones(5, 3, dtype=torch.long),
+                          torch.ones(5, 3), {"advantages": torch.zeros(5, 3)})
+    mbs = batch.micro_batches(2)
     assert [mb.input_ids.shape[0] for mb in mbs] == [2, 2, 1] and all(mb.loss_scale == 1.0 for mb in mbs)
+    assert all(mb.extras["advantages"].shape[0] == mb.input_ids.shape[0] for mb in mbs)
+    weighted = batch.micro_batches(2, token_weighted=True)  # each micro-batch's share of the loss tokens
+    assert [mb.loss_scale for mb in weighted] == pytest.approx([0.4, 0.4, 0.2])
     assert pass_rate([1.0, 0.5, 0.0, 1.0]) == 0.5
+
+
+def test_a_group_needs_one_verdict_per_completion():
+    with pytest.raises(ValueError, match="2 completions but 1 verdicts"):
+        RolloutGroup(task={}, prompt_ids=[1], verdicts=[Verdict(1.0)],
+                     completions=[_completion([2], [-0.1]), _completion([3], [-0.1])])
 
 
 GRPO_CONFIG = """

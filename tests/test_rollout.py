@@ -14,13 +14,21 @@ from raylign.engine.config import RolloutConfig
 from raylign.engine.errors import ModelError, WeightSyncError
 from raylign.engine.modeling import load_model, load_tokenizer, stop_token_ids
 from raylign.engine.rollout import RolloutFleet, balanced_chunks, check_engine_model
-from raylign.engine.weight_sync import canary_diffs, check_canary, reference_logprobs
+from raylign.engine.ops import token_logprobs
+from raylign.engine.weight_sync import canary_diffs, check_canary
 
 from conftest import make_tiny_model
 
 NUM_WORKERS = 2
 CANARY_IDS = [5, 40, 41, 42, 300, 301, 9, 17, 200, 100, 7]
 PROMPTS = ["What is an LLM?", "What is 12+30?", "The quick brown fox", "def add(a, b):", "12+30 is"]
+
+
+@torch.no_grad()
+def reference_logprobs(model, token_ids: list[int]) -> list[float]:
+    """An in-process HF model's logprob of each of ``token_ids[1:]`` (what the learner's canary reference is)."""
+    ids = torch.tensor([list(token_ids)])
+    return token_logprobs(model(input_ids=ids).logits, ids)[0, 1:].tolist()
 
 
 def engine_model(directory: Path, seed: int) -> Path:

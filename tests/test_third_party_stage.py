@@ -41,7 +41,6 @@ MODULE = '''
 """Stage ``mystage``: a few next-token steps on one sentence, then the model dir (a third-party plugin)."""
 from dataclasses import dataclass, field
 
-import ray
 import torch
 
 from raylign.engine import hookimpl
@@ -70,9 +69,9 @@ class MyStage:
         batch = TrainBatch(ids, torch.ones_like(ids), loss_mask)
         learner = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps)
         for step in range(1, cfg.steps + 1):
-            metrics = ray.get(learner.train_step.remote([batch], "next_token"))
+            metrics = learner.train_step([batch], "next_token")
             ctx.log(step, metrics)
-        ray.get(learner.save_model.remote(str(ctx.output_model)))
+        learner.save_model(ctx.output_model)
         return {"final_loss": metrics["loss"], "mystage_ran": 1.0}
 
 
