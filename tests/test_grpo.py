@@ -95,7 +95,7 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
     from raylign.engine.config import load_config
     from raylign.engine.driver import run_pipeline
     from raylign.engine.metrics import read_metrics
-    from raylign.engine.plugins import get_registry
+    from raylign.engine.plugins import build_registry
 
     data = tmp_path / "tasks.jsonl"
     with open(data, "w") as fh:
@@ -103,7 +103,8 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
             fh.write(json.dumps({"prompt": f"Say anything {i}", "format": r"[^e]*", "verifier": "format"}) + "\n")
     cfg_path = tmp_path / "grpo.toml"
     cfg_path.write_text(GRPO_CONFIG.format(out=tmp_path / "runs", model=tiny_model_dir, data=data, steps=16))
-    reg = get_registry()
+    synced = _SyncObserver()
+    reg = build_registry(extra_plugins=[synced])
     summary = run_pipeline(load_config(cfg_path, reg), reg)
     rows = [r for r in read_metrics(tmp_path / "runs" / "grpo") if r["stage"] == "grpo" and "reward_mean" in r]
     assert [r["step"] for r in rows] == list(range(1, 17))
@@ -113,11 +114,30 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
     for r in rows:  # every step synced versioned weights that passed the canary
         assert r["weights_version"] == r["step"] and r["canary_max_abs_diff"] < 0.05
         assert r["verdict/ok"] == 32
+    # the engine fired raylign_weights_synced once per sync, with what the step logged
+    assert [(c["stage"], c["version"]) for c in synced.calls] == [("grpo", r["step"]) for r in rows]
+    for c, r in zip(synced.calls, rows):
+        assert c["seconds"] == r["weight_sync_seconds"] > 0
+        assert c["canary_max_abs_diff"] == r["canary_max_abs_diff"]
     metrics = summary["stages"]["grpo"]["metrics"]
     assert {"eval_accuracy_before", "eval_accuracy", "eval_accuracy_gain", "train_accuracy_before",
             "train_accuracy"} <= set(metrics)
     assert 0.0 <= metrics["train_accuracy"] <= 1.0
     assert (tmp_path / "runs" / "grpo" / "models" / "grpo" / "config.json").exists()
+
+
+class _SyncObserver:
+    """Records ``raylign_weights_synced`` calls."""
+
+    from raylign.engine import hookimpl
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    @hookimpl
+    def raylign_weights_synced(self, stage, version, seconds, canary_max_abs_diff):
+        self.calls.append(dict(stage=stage, version=version, seconds=seconds,
+                               canary_max_abs_diff=canary_max_abs_diff))
 
 
 class _CrashAfter:

@@ -196,6 +196,41 @@ def test_every_hook_spec_is_registered_with_pluggy():
         assert hasattr(pm.hook, f"raylign_register_{kind}")
 
 
+# Each hook and the test that calls it through the engine (the test implements the hook and asserts on what it
+# received). A new hookspec without an entry here fails test_every_hook_has_a_test_that_calls_it.
+HOOK_TESTS = {
+    "raylign_register_stages": "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_register_verifiers": "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_register_reward_providers": "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_register_losses": "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_register_advantage_estimators":
+        "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_register_sandboxes": "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_run_start": "test_plugins.py::test_run_start_and_end",
+    "raylign_stage_start": "test_plugins.py::test_stage_start_and_end",
+    "raylign_step_end": "test_plugins.py::test_step_end",
+    "raylign_checkpoint_saved": "test_plugins.py::test_checkpoint_saved",
+    "raylign_weights_synced": "test_grpo.py::test_short_grpo_run_raises_reward",
+    "raylign_stage_end": "test_plugins.py::test_stage_start_and_end",
+    "raylign_run_end": "test_plugins.py::test_run_start_and_end",
+}
+
+
+def test_every_hook_has_a_test_that_calls_it():
+    specs = {name for name, _ in _specs()}
+    missing = sorted(specs - set(HOOK_TESTS))
+    assert not missing, f"hooks without a test that calls them (add one and list it in HOOK_TESTS): {missing}"
+    assert not set(HOOK_TESTS) - specs, "HOOK_TESTS names a hook that no longer exists"
+    here = Path(__file__).parent
+    for hook, where in HOOK_TESTS.items():
+        file, test = where.split("::")
+        source = (here / file).read_text()
+        assert re.search(rf"^(async )?def {test}\(", source, re.M), f"{hook}: {where} does not exist"
+        # the module implements the hook (a hookimpl method, or a register hook built for the test)
+        implemented = f"def {hook}(" in source or (hook.startswith("raylign_register_") and "raylign_register_{kind}" in source)
+        assert implemented, f"{hook}: {file} never implements it"
+
+
 # ---------------------------------------------------------------------------------------------- observers
 
 
