@@ -30,7 +30,7 @@ def load_cases(path: Path) -> list[dict]:
 
 
 def ours():
-    from raylign.verifiers import math_equiv
+    from raylign.verifiers.math import equiv as math_equiv
     from raylign.verifiers.math import MathVerifier
 
     verifier = MathVerifier()

@@ -7,7 +7,7 @@ import pytest
 
 from raylign.verifiers import Verdict
 from raylign.verifiers.code import CodeVerifier, extract_code, normalize_output, parse_task
-from raylign.verifiers.sandbox import get_backend
+from raylign.verifiers.code.sandbox import get_backend
 
 ADD = {"prompt": 'def add(a, b):\n    """Return a + b."""\n', "entry_point": "add",
        "test": "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert candidate(-1, 1) == 0\n"}
@@ -22,7 +22,7 @@ def verifier():
 
 def test_registered_through_the_hook_and_reports_its_backend(verifier):
     from raylign.engine.plugins import build_registry
-    import raylign.verifiers.code as code_mod
+    import raylign.verifiers.code.verifier as code_mod
 
     reg = build_registry(extra_plugins=[code_mod], entry_points=False)
     assert reg.get("verifiers", "code") is CodeVerifier

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from raylign.verifiers import Verdict
-from raylign.verifiers import math_equiv, math_eval, math_values
-from raylign.verifiers.math import MathVerifier, raylign_register_verifiers
-from raylign.verifiers.math_extract import answer_is, extract_answer, last_boxed, last_number
+from raylign.verifiers.math import equiv as math_equiv, evaluate as math_eval, values as math_values
+from raylign.verifiers.math.verifier import MathVerifier, raylign_register_verifiers
+from raylign.verifiers.math.extract import answer_is, extract_answer, last_boxed, last_number
 
 CASES_FILE = Path(__file__).parent / "data" / "math_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]

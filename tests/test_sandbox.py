@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from raylign.verifiers import sandbox as sb
-from raylign.verifiers.sandbox import Job, Limits, NamespacesBackend, RlimitsBackend
+from raylign.verifiers.code import sandbox as sb
+from raylign.verifiers.code.sandbox import Job, Limits, NamespacesBackend, RlimitsBackend
 
 FAST = Limits(timeout_s=1.5, memory_mb=256, max_procs=16, max_output_bytes=64 << 10)
 NS_OK = NamespacesBackend.available()

@@ -3,7 +3,7 @@
 Backends (registered through ``raylign_register_sandboxes``; the default is the strongest available):
 
 - ``namespaces`` (strength 100): each job gets fresh user, PID, network and mount namespaces, created with
-  ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.sandbox_harness`; nothing to install).
+  ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.code.sandbox_harness`; nothing to install).
   Inside: the whole file system is read-only, ``/tmp`` is a private size-capped tmpfs (the working
   directory, gone with the namespace), ``/root``, ``/home``, ``/run`` and ``/var/tmp`` are hidden behind
   empty tmpfs mounts (only the interpreter's own directories are put back), ``/proc`` is the namespace's
@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
 
 from raylign.engine import hookimpl
-from raylign.verifiers.sandbox_host import SERVER, collect
+from raylign.verifiers.code.sandbox_host import SERVER, collect
 
 NOBODY = 65534
 

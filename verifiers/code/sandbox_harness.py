@@ -1,7 +1,7 @@
 """The trusted harness of raylign's sandbox: a standalone script, started (a few times) per host process as
 ``python -I -S -B sandbox_harness.py --serve FD`` (no site-packages, no environment; it never imports raylign).
 
-It is a job server (:func:`serve`). The host (:mod:`raylign.verifiers.sandbox`) sends it a request per job
+It is a job server (:func:`serve`). The host (:mod:`raylign.verifiers.code.sandbox`) sends it a request per job
 with two pipes: the job reads a ``marshal``-encoded spec from one and writes length-prefixed ``marshal``
 frames to the other: ``("setup", info)``, ``("run", i, outcome)`` per run, ``("done",)`` or ``("error", msg)``.
 Starting jobs by forking a warm server, instead of starting an interpreter per job, is what keeps the per-job

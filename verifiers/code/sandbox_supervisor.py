@@ -9,7 +9,7 @@ import sys
 try:
     from sandbox_runner import runner  # in the harness process (its directory is on sys.path)
 except ImportError:  # imported as part of the raylign package
-    from raylign.verifiers.sandbox_runner import runner
+    from raylign.verifiers.code.sandbox_runner import runner
 
 _write = os.write
 _exit = os._exit

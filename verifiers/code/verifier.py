@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
-from raylign.verifiers.sandbox import Job, Limits, SandboxBackend, SandboxResult, get_backend, run_many
+from raylign.verifiers.code.sandbox import Job, Limits, SandboxBackend, SandboxResult, get_backend, run_many
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 _OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n", re.M)

@@ -1,10 +1,10 @@
 """Decide whether two math answers are equivalent (one job: two strings in, equal or not out).
 
-Pipeline: ``clean`` (LaTeX spacing, ``\\text{}`` units, degrees, dollars...; ``math_normalize``) ->
+Pipeline: ``clean`` (LaTeX spacing, ``\\text{}`` units, degrees, dollars...; ``normalize``) ->
 ``parse_answer`` (a *value*: a scalar expression, a tuple/interval, a set, a matrix, an equation, an inequality,
-a multiple-choice letter or plain text; ``math_values``) -> ``equal`` (here). Scalars are parsed by our own small
-LaTeX parser into a tuple AST (``math_parse``: no ``eval``, no third-party LaTeX grammar: sympy's ``parse_latex``
-needs antlr4 4.11 exactly, which math-verify's 4.13 breaks) and compared by, in order (``math_eval``):
+a multiple-choice letter or plain text; ``values``) -> ``equal`` (here). Scalars are parsed by our own small
+LaTeX parser into a tuple AST (``parse``: no ``eval``, no third-party LaTeX grammar: sympy's ``parse_latex``
+needs antlr4 4.11 exactly, which math-verify's 4.13 breaks) and compared by, in order (``evaluate``):
 
 1. exact rational arithmetic (``fractions.Fraction``) when both sides are rational numbers;
 2. complex floating-point evaluation, at a few fixed points for the free symbols, relative tolerance ``rel_tol``;
@@ -44,10 +44,10 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from raylign.verifiers.math_eval import EvalError, evaluate, sympy_equal
-from raylign.verifiers.math_normalize import clean
-from raylign.verifiers.math_parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
-from raylign.verifiers.math_values import Scalar, describe, kind, parse_answer, scalar_from_node
+from raylign.verifiers.math.evaluate import EvalError, evaluate, sympy_equal
+from raylign.verifiers.math.normalize import clean
+from raylign.verifiers.math.parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
+from raylign.verifiers.math.values import Scalar, describe, kind, parse_answer, scalar_from_node
 
 __all__ = ["BudgetExceeded", "Options", "TooLarge", "Unjudgeable", "clean", "describe", "equal", "kind",
            "parse_answer", "scalar_equal"]

@@ -13,7 +13,7 @@ import cmath
 import math
 from fractions import Fraction
 
-from raylign.verifiers.math_parse import TooLarge, canon, contains
+from raylign.verifiers.math.parse import TooLarge, canon, contains
 
 MAX_BITS = 20_000  # largest exact rational (numerator/denominator bits) we are willing to build
 MAX_FACTORIAL = 1_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from raylign.verifiers.math_extract import braced
+from raylign.verifiers.math.extract import braced
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "", "∪": "\\cup ", "²": "^2", "³": "^3", "\u00a0": " ",

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from raylign.verifiers.math_eval import rational
-from raylign.verifiers.math_normalize import MATH_WORDS, clean
-from raylign.verifiers.math_parse import ParseError, TooLarge, Unjudgeable, canon, parse_expr
+from raylign.verifiers.math.evaluate import rational
+from raylign.verifiers.math.normalize import MATH_WORDS, clean
+from raylign.verifiers.math.parse import ParseError, TooLarge, Unjudgeable, canon, parse_expr
 
 MAX_ITEMS = 64  # elements of a tuple/set/matrix
 

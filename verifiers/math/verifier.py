@@ -3,17 +3,17 @@
 ``task["answer"]`` is the reference (a string or a number; a reference that contains ``\\boxed{}`` is reduced to
 the box's content). The reward is 1.0 for an equivalent answer and 0.0 otherwise.
 
-Extraction (``math_extract``), in the configured order: last ``\\boxed{}``, "answer is ..."/"Answer: ...", last
+Extraction (``extract``), in the configured order: last ``\\boxed{}``, "answer is ..."/"Answer: ...", last
 number. A completion with no answer at all is a legitimate wrong answer: reward 0.0, status ``ok``,
 ``details["extracted"] = None``.
 
-Equivalence (``math_equiv``): exact string match after normalization, then exact rational arithmetic, then
+Equivalence (``equiv``): exact string match after normalization, then exact rational arithmetic, then
 floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed points), then sympy's
 ``simplify`` as a last resort. Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a decimal with at least
 ``decimal_min_sig`` significant digits equals a value it rounds or truncates to (``0.3333`` == ``1/3``); ``1,000`` is
 a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered, sets and bare lists are not; interval brackets
 must match; ``x = 3`` equals ``3``; units, ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored;
-multiple-choice letters compare case-insensitively. See ``math_equiv``'s docstring for the full list.
+multiple-choice letters compare case-insensitively. See ``equiv``'s docstring for the full list.
 
 Status ``invalid``: the task row has no ``answer``; the completion is oversized (``max_completion_chars``); the
 extracted answer is oversized (``max_answer_chars``), nested too deeply, or too large to evaluate (``9^9^9^9``)
@@ -28,9 +28,9 @@ from fractions import Fraction
 
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
-from raylign.verifiers.math_equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
+from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
                                           parse_answer)
-from raylign.verifiers.math_extract import METHODS, extract_answer, last_boxed
+from raylign.verifiers.math.extract import METHODS, extract_answer, last_boxed
 
 
 def _order(value) -> tuple[str, ...]:
