@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,40 @@ def make_tiny_model(directory: Path, seed: int = 0, vocab_size: int = 384) -> Pa
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A session-wide tiny from-scratch model directory (read-only: copy it before changing it)."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+LAUNCHER = """#!{python}
+import sys
+from importlib.metadata import entry_points
+
+(script,) = entry_points(group="console_scripts", name="raylign")
+sys.exit(script.load()())
+"""
+
+
+def make_plugin_env(directory: Path, *projects: Path) -> Path:
+    """A throwaway environment in ``directory`` that sees this one's packages (torch, vLLM, raylign) and has
+    ``projects`` (source trees of plugin packages) pip-installed into it alone; returns its ``bin`` folder, which
+    holds ``python`` and a ``raylign`` command. Tests install plugins here, never into the shared environment.
+
+    A venv without pip whose site-packages has a ``.pth`` that adds this environment's site-packages after its
+    own; the projects are copied first, so builds leave no files in the repository. Ray actors started by a
+    process of this environment run its interpreter, so they load the same entry points.
+    """
+    venv = Path(directory) / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    bin_dir = venv / "bin"
+    own = subprocess.run([bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    base = sysconfig.get_paths()["purelib"]
+    Path(own, "_raylign_test_base.pth").write_text(f"import site; site.addsitedir({base!r})\n")
+    (bin_dir / "raylign").write_text(LAUNCHER.format(python=bin_dir / "python"))
+    (bin_dir / "raylign").chmod(0o755)
+    for i, project in enumerate(projects):
+        copy = Path(directory) / f"src{i}" / Path(project).name
+        shutil.copytree(project, copy)
+        proc = subprocess.run([bin_dir / "python", "-m", "pip", "--disable-pip-version-check", "--no-input",
+                               "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
+                               str(copy)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return bin_dir

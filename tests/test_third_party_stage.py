@@ -1,23 +1,24 @@
 """A third-party stage, exactly as a user would ship one: a package of its own that declares
-``[project.entry-points.raylign]``, pip-installed into the venv, listed by ``raylign plugins`` with its package
-name, validated and run by ``raylign run`` after the built-in ``scratch`` stage (learner actor included: the
-actor rebuilds its plugin manager from the same entry points). Uninstalled afterwards, whatever happens.
+``[project.entry-points.raylign]``, pip-installed into a throwaway environment (``make_plugin_env``: the shared
+one is never touched), listed by that environment's ``raylign plugins`` with its package name, validated and run
+by its ``raylign run`` after the built-in ``scratch`` stage (learner actor included: the actor rebuilds its
+plugin manager from the same entry points).
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
-import shutil
 import subprocess
-import sys
 import textwrap
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from conftest import make_plugin_env
+
 DATA = Path(__file__).parent / "data"
-RAYLIGN = str(Path(sys.executable).with_name("raylign"))
 DIST = "raylign-mystage"
 
 PYPROJECT = f"""
@@ -101,26 +102,22 @@ steps = 3
 """
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300)
-
-
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    src = tmp_path_factory.mktemp("mystage_src")
+def installed(tmp_path_factory) -> str:
+    """The ``raylign`` command of a throwaway environment that has the package installed."""
+    src = tmp_path_factory.mktemp("mystage_src") / "raylign-mystage"
+    src.mkdir()
     (src / "pyproject.toml").write_text(PYPROJECT)
     (src / "raylign_mystage.py").write_text(textwrap.dedent(MODULE))
-    try:
-        res = _pip("install", "--no-deps", "--no-build-isolation", "--no-input", "-q", str(src))
-        assert res.returncode == 0, res.stdout + res.stderr
-        yield src
-    finally:
-        _pip("uninstall", "-y", "-q", DIST)
-        shutil.rmtree(src / "build", ignore_errors=True)
+    return str(make_plugin_env(tmp_path_factory.mktemp("mystage_env"), src) / "raylign")
+
+
+def test_the_shared_environment_never_sees_the_package(installed):
+    assert DIST not in {d.metadata["Name"] for d in importlib.metadata.distributions()}
 
 
 def test_raylign_plugins_lists_the_third_party_stage(installed):
-    out = subprocess.run([RAYLIGN, "plugins"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([installed, "plugins"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     rows = [[c.strip() for c in re.split(r"[│┃]", line) if c.strip()] for line in out.stdout.splitlines()]
     assert ["stage", "mystage", "mystage", DIST] in rows, out.stdout
@@ -130,7 +127,7 @@ def test_raylign_plugins_lists_the_third_party_stage(installed):
 def test_its_config_section_is_validated_like_a_built_in(installed, tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG.format(out=tmp_path / "runs", data=DATA))
-    out = subprocess.run([RAYLIGN, "run", str(cfg), "--set", "mystage.stepz=1"], capture_output=True, text=True,
+    out = subprocess.run([installed, "run", str(cfg), "--set", "mystage.stepz=1"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode != 0
     assert "unknown config key mystage.stepz. Did you mean mystage.steps?" in out.stderr
@@ -142,7 +139,7 @@ def test_pipeline_runs_the_third_party_stage(installed, tmp_path):
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG.format(out=tmp_path / "runs", data=DATA))
-    out = subprocess.run([RAYLIGN, "run", str(cfg)], capture_output=True, text=True, timeout=400)
+    out = subprocess.run([installed, "run", str(cfg)], capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = tmp_path / "runs" / "third"
     summary = json.loads((run_dir / "summary.json").read_text())
