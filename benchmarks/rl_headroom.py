@@ -53,7 +53,7 @@ def main() -> int:
     def score(text: str, row: dict) -> float:
         name = row.get("verifier", args.verifier)
         if name not in verifiers:
-            verifiers[name] = instantiate_verifier(registry.get("verifiers", name), {})
+            verifiers[name] = instantiate_verifier(registry.get("verifiers", name), {}, registry)
         return Verdict.coerce(verifiers[name](text, row)).reward
 
     stops = stop_token_ids(tok)

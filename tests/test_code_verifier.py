@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 
@@ -30,6 +31,33 @@ def test_registered_through_the_hook_and_reports_its_backend(verifier):
     v = verifier("    return a + b\n", ADD)
     assert v.details["sandbox"] == verifier.backend_name
     assert CodeVerifier(sandbox="rlimits").backend_name == "rlimits"
+
+
+def test_the_sandbox_table_is_passed_in_never_looked_up():
+    """The verifier chooses among the backends it is given; the engine's workers give it their registry's."""
+    from raylign.engine import hookimpl
+    from raylign.engine.plugins import build_registry
+    from raylign.engine.rewards.worker import instantiate_verifier
+    import raylign.verifiers.code.sandbox as sandbox_mod
+    import raylign.verifiers.code.verifier as code_mod
+
+    class Toy(sandbox_mod.SandboxBackend):
+        name, strength = "toy", 1  # weaker than the built-ins: used only when named
+
+        @classmethod
+        def available(cls):
+            return True
+
+    toy = types.ModuleType("toy_sandbox")
+    toy.raylign_register_sandboxes = hookimpl(lambda register: register("toy", Toy))
+    assert CodeVerifier(sandbox="toy", sandboxes={"toy": Toy}).backend_name == "toy"
+    assert "unknown sandbox backend 'toy'" in CodeVerifier(sandbox="toy").backend_error  # not a built-in
+    reg = build_registry(extra_plugins=[code_mod, sandbox_mod, toy], entry_points=False)
+    assert instantiate_verifier(CodeVerifier, {"sandbox": "toy"}, reg).backend_name == "toy"
+    assert instantiate_verifier(CodeVerifier, {}, reg).backend_name == get_backend().name  # the strongest
+    no_sandboxes = build_registry(extra_plugins=[code_mod], entry_points=False)  # nothing registered: built-ins
+    assert instantiate_verifier(CodeVerifier, {}, no_sandboxes).backend_name == get_backend().name
+    assert instantiate_verifier(CodeVerifier, {"sandbox": "toy"}, no_sandboxes).backend_error
 
 
 def test_humaneval(verifier):

@@ -6,6 +6,8 @@ through the ``raylign_register_verifiers`` hook. Grouped by kind:
     math/      the ``math`` verifier (``math.verifier``) and its answer pipeline (extract, normalize, parse, ...)
     code/      the ``code`` verifier (``code.verifier``) and the sandbox it runs programs in (``code.sandbox``)
     format.py  the ``format`` verifier
+
+From the engine, verifiers import only its public API: ``raylign.engine.hookimpl`` and ``raylign.engine.types``.
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import resource
@@ -106,10 +107,29 @@ def kill_group(pid: int) -> None:
 
 # ------------------------------------------------------------------------------------ processes
 
-def instantiate_verifier(obj: Any, options: Mapping[str, Any]) -> Any:
-    """A registered verifier as a callable ``fn(completion, task)`` built with ``options``."""
+def _takes(cls: type, param: str) -> bool:
+    """Whether ``cls(...)`` has a parameter called ``param`` (by name, not through ``**kwargs``)."""
+    try:
+        p = inspect.signature(cls).parameters.get(param)
+    except (TypeError, ValueError):  # no introspectable signature (some builtins, C extensions)
+        return False
+    return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+
+
+def instantiate_verifier(obj: Any, options: Mapping[str, Any], registry: Any = None) -> Any:
+    """A registered verifier as a callable ``fn(completion, task)`` built with ``options``.
+
+    The registry is passed in, never looked up: a verifier class whose constructor takes ``sandboxes`` (the
+    ``code`` verifier) is given ``registry``'s sandbox backends, ``{name: backend class}``, unless its options
+    set them or the registry has none (then the class uses its own defaults).
+    """
     if isinstance(obj, type):
-        return obj(**options)  # a class: one instance per worker, built with the stage's options
+        kwargs = dict(options)  # a class: one instance per worker, built with the stage's options
+        if registry is not None and "sandboxes" not in kwargs and _takes(obj, "sandboxes"):
+            table = {name: registry.get("sandboxes", name) for name in registry.names("sandboxes")}
+            if table:
+                kwargs["sandboxes"] = table
+        return obj(**kwargs)
     if options:
         return lambda completion, task: obj(completion, task, **options)
     return obj
@@ -149,7 +169,8 @@ def _worker_loop(sock: socket.socket, registry: Any, options: Mapping[str, Any],
         name = req["name"]
         if req["op"] == "load":
             try:
-                instances[name] = instantiate_verifier(registry.get("verifiers", name), options.get(name, {}))
+                instances[name] = instantiate_verifier(registry.get("verifiers", name), options.get(name, {}),
+                                                       registry)
                 info = {k: getattr(instances[name], k) for k in ("backend_name",) if hasattr(instances[name], k)}
                 reply = {"ok": True, "info": info}
             except BaseException as exc:  # noqa: BLE001

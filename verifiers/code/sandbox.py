@@ -1,6 +1,8 @@
 """Sandboxes that run untrusted Python programs, and the hook that registers them.
 
-Backends (registered through ``raylign_register_sandboxes``; the default is the strongest available):
+Backends (registered through ``raylign_register_sandboxes``; the default is the strongest available). The
+table to choose from is passed in (``get_backend(name, backends)``): the engine hands the code verifier its
+registry's sandboxes; without one, the built-in ``BUILTIN_BACKENDS``. Nothing here reads the engine's registry.
 
 - ``namespaces`` (strength 100): each job gets fresh user, PID, network and mount namespaces, created with
   ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.code.sandbox_harness`; nothing to install).
@@ -61,7 +63,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar, Iterable, Mapping
 
 from raylign.engine import hookimpl
 from raylign.verifiers.code.sandbox_host import SERVER, collect
@@ -275,23 +277,13 @@ def raylign_register_sandboxes(register):
         register(name, cls)
 
 
-def registered_backends() -> dict[str, type]:
-    """Backends from the process's plugin registry if it is built already (the engine builds it), else the
-    built-in ones (building the registry imports every plugin, which is slow for a verifier alone)."""
-    try:
-        from raylign.engine.plugins import get_registry
-        if get_registry.cache_info().currsize:
-            table = get_registry().entries.get("sandboxes") or {}
-            if table:
-                return {name: entry.obj for name, entry in table.items()}
-    except Exception:  # noqa: BLE001 - the engine is optional for the sandbox
-        pass
-    return dict(BUILTIN_BACKENDS)
+def default_backend(backends: Mapping[str, type] | None = None) -> SandboxBackend | None:
+    """An instance of the strongest available backend, or None if none works here.
 
-
-def default_backend(backends: dict[str, type] | None = None) -> SandboxBackend | None:
-    """An instance of the strongest available backend, or None if none works here."""
-    backends = registered_backends() if backends is None else backends
+    :param backends: the backends to choose from, ``{name: backend class}`` (the engine passes those of its
+        plugin registry, see :class:`~raylign.verifiers.code.verifier.CodeVerifier`); None: the built-in ones.
+    """
+    backends = BUILTIN_BACKENDS if backends is None else backends
     for cls in sorted(backends.values(), key=lambda c: -int(getattr(c, "strength", 0))):
         try:
             if cls.available():
@@ -301,9 +293,12 @@ def default_backend(backends: dict[str, type] | None = None) -> SandboxBackend |
     return None
 
 
-def get_backend(name: str = "auto") -> SandboxBackend:
-    """The backend called ``name`` (``"auto"``: the strongest available). Raises RuntimeError if unusable."""
-    backends = registered_backends()
+def get_backend(name: str = "auto", backends: Mapping[str, type] | None = None) -> SandboxBackend:
+    """The backend called ``name`` (``"auto"``: the strongest available). Raises RuntimeError if unusable.
+
+    :param backends: the backends to choose from, ``{name: backend class}``; None: the built-in ones.
+    """
+    backends = dict(BUILTIN_BACKENDS if backends is None else backends)
     if name == "auto":
         backend = default_backend(backends)
         if backend is None:
@@ -465,4 +460,4 @@ def _result(backend: HarnessBackend, job: Job, tokens, frames, host_timeout, n_r
 
 __all__ = ["Limits", "Job", "RunOutcome", "TestOutcome", "SandboxResult", "SandboxBackend", "HarnessBackend",
            "NamespacesBackend", "RlimitsBackend", "BUILTIN_BACKENDS", "default_backend", "get_backend",
-           "registered_backends", "run_many", "raylign_register_sandboxes"]
+           "run_many", "raylign_register_sandboxes"]

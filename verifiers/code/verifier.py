@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
@@ -117,11 +117,14 @@ class CodeVerifier:
     :param max_output_bytes: cap on stdout/stderr (and any file the program writes).
     :param max_procs: processes + threads the program may have.
     :param site_packages: let programs import the host interpreter's third-party packages (numpy...).
+    :param sandboxes: the backends ``sandbox`` names one of, ``{name: backend class}``. The engine's verifier
+        workers pass the sandboxes of their plugin registry (``raylign_register_sandboxes``); None: the
+        built-in ones (:data:`.sandbox.BUILTIN_BACKENDS`).
     """
 
     def __init__(self, sandbox: str | SandboxBackend = "auto", timeout_s: float = 5.0, memory_mb: int = 512,
                  all_or_nothing: bool = False, max_output_bytes: int = 4 << 20, max_procs: int = 32,
-                 site_packages: bool = False) -> None:
+                 site_packages: bool = False, sandboxes: Mapping[str, type] | None = None) -> None:
         self.limits = Limits(timeout_s=float(timeout_s), memory_mb=int(memory_mb), max_procs=int(max_procs),
                              max_output_bytes=int(max_output_bytes))
         self.all_or_nothing = bool(all_or_nothing)
@@ -132,7 +135,7 @@ class CodeVerifier:
             self.backend = sandbox
         else:
             try:
-                self.backend = get_backend(sandbox)
+                self.backend = get_backend(sandbox, sandboxes)
             except RuntimeError as exc:  # reported on every call as status "error"
                 self.backend_error = str(exc)
         self._sandbox_name = self.backend.name if self.backend else str(sandbox)
