@@ -6,6 +6,8 @@ installed-package path through the real ``raylign`` command is in test_verifier_
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -56,6 +58,18 @@ def test_verify_prints_the_sandbox_backend(tmp_path, plugin_file, capsys):
     run_verify("scaled", src, str(tmp_path / "out.jsonl"), timeout_s=TIMEOUT, plugins=[plugin_file],
                entry_points=False)
     assert "'toy' sandbox backend" in capsys.readouterr().err
+
+
+def test_verify_starts_without_importing_torch_or_vllm(tmp_path):
+    """DESIGN: ``raylign verify`` starts without torch or vLLM (its worker processes load the plugins, not it)."""
+    src = write_rows(tmp_path / "in.jsonl", [{"completion": "The answer is 42", "answer": "42"}])
+    code = ("import json, sys\nfrom raylign.engine.cli import main\n"
+            f"rc = main(['verify', 'math', '--input', {src!r}, '--output', {str(tmp_path / 'out.jsonl')!r}])\n"
+            "print(json.dumps([rc, sorted(m for m in ('torch', 'vllm') if m in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == [0, []]
+    assert json.loads((tmp_path / "out.jsonl").read_text())["reward"] == 1.0
 
 
 def test_unknown_verifier_lists_the_known_ones(tmp_path, plugin_file):
