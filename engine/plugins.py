@@ -1,8 +1,9 @@
 """The plugin manager: built from the ``raylign`` entry-point group, then asked for its registrations.
 
 Built-in stages and verifiers are entry points of the ``raylign`` distribution itself, so they are loaded by
-exactly the same path as a third-party package's. Every Ray actor calls :func:`get_registry` to rebuild its
-own manager from the same entry points instead of receiving a pickled registry.
+exactly the same path as a third-party package's. Every Ray actor calls :func:`build_registry` to rebuild its
+own manager from the same entry points instead of receiving a pickled registry; driver-side code receives the
+run's registry as an argument (only the CLI's entry points call :func:`get_registry`).
 """
 from __future__ import annotations
 

@@ -152,7 +152,6 @@ class RolloutWorker:
 
         self.index = index
         self.version = 0  # the weights in model_dir
-        self.served = {"prompts": 0, "completions": 0, "tokens": 0}
         quiet_thread_warning()
         self.llm = LLM(**engine_kwargs(model_dir, cfg, seed + index))
         self.start_seconds = time.perf_counter() - t0
@@ -168,15 +167,7 @@ class RolloutWorker:
         of ``prompts[0]``."""
         sps = [sampling_params(prompt_index=first_index + i, **params) for i in range(len(prompts))]
         outs = self.llm.generate([as_engine_prompt(p) for p in prompts], sps, use_tqdm=False)
-        groups = [to_completions(o, first_index + i, self.version) for i, o in enumerate(outs)]
-        self.served["prompts"] += len(groups)
-        self.served["completions"] += sum(len(g) for g in groups)
-        self.served["tokens"] += sum(len(c.token_ids) for g in groups for c in g)
-        return groups
-
-    def stats(self) -> dict[str, int]:
-        """Prompts, completions and generated tokens this worker has served."""
-        return dict(self.served)
+        return [to_completions(o, first_index + i, self.version) for i, o in enumerate(outs)]
 
     def receive_weights(self, transport: str, payload: Any, version: int) -> float:
         """Load new weights through ``transport``; stamps ``version`` only once they are in. Returns seconds."""
@@ -196,9 +187,6 @@ class RolloutWorker:
 
     def init_nccl(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> list[int]:
         return self.llm.collective_rpc("raylign_nccl_init", args=(master_addr, master_port, rank_offset, world_size))
-
-    def get_version(self) -> int:
-        return self.version
 
 
 # ---------------------------------------------------------------------------------------------- fleet
@@ -353,18 +341,6 @@ class RolloutFleet:
         diffs = canary_diffs(got, ref_logprobs)
         return check_canary(diffs, self.cfg.canary_tolerance, version if version is not None else self.version,
                             self.names)
-
-    def stats(self) -> list[dict[str, int]]:
-        """Per worker: prompts, completions and generated tokens served so far."""
-        import ray
-
-        return ray.get([w.stats.remote() for w in self.workers])
-
-    def versions(self) -> list[int]:
-        """The weights version each worker serves now."""
-        import ray
-
-        return ray.get([w.get_version.remote() for w in self.workers])
 
     def init_nccl(self, master_addr: str, master_port: int) -> int:
         """Join every engine's workers to the learner's broadcast group (GPU, UNTESTED here); the learner calls

@@ -115,7 +115,7 @@ class StageContext:
 
         fleet = RewardFleet(self.engine.rewards, default_verifier=default_verifier,
                             verifier_options=dict(verifier_options or {}),
-                            procs_per_actor=self.engine.rewards.procs_per_worker)
+                            procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry)
         self._closers.append(fleet.shutdown)
         return fleet
 

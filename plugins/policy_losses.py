@@ -12,9 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from raylign.engine.ops import token_logprobs  # noqa: F401  (re-exported: stages import it from here)
-
 from raylign.engine import hookimpl
+from raylign.engine.ops import token_logprobs
 from raylign.engine.types import TrainBatch
 
 AGG_MODES = ("token_mean", "seq_mean_token_sum", "seq_mean_token_mean", "seq_mean_token_sum_norm")

@@ -21,7 +21,7 @@ import ray
 
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import PluginError, RaylignError
-from raylign.engine.plugins import build_registry, get_registry
+from raylign.engine.plugins import build_registry
 from raylign.engine.rewards.pool import Item, VerifierPool, load_plugin_modules
 from raylign.engine.types import STATUSES, Verdict
 
@@ -55,15 +55,16 @@ class RewardFleet:
     :param procs_per_actor: verifier worker processes per actor.
     :param plugins: extra plugin modules (dotted names or ``.py`` paths) besides the entry points.
     :param entry_points: load the ``raylign`` entry-point group (False: only ``plugins``, for hermetic tests).
+    :param registry: the driver's registry, checked for the verifier names (default: built from the entry points
+        and ``plugins``). The actors' worker processes always build their own from the same sources.
     """
 
     def __init__(self, cfg: RewardsConfig, default_verifier: str | None = None,
                  verifier_options: Mapping[str, Mapping[str, Any]] | None = None, procs_per_actor: int = 2,
-                 plugins: Sequence[str] = (), entry_points: bool = True) -> None:
-        if plugins or not entry_points:
-            self._registry = build_registry(load_plugin_modules(plugins), entry_points=entry_points)
-        else:
-            self._registry = get_registry()
+                 plugins: Sequence[str] = (), entry_points: bool = True, registry: Any = None) -> None:
+        if registry is None:
+            registry = build_registry(load_plugin_modules(plugins), entry_points=entry_points)
+        self._registry = registry
         self.default_verifier = default_verifier
         for name in [default_verifier, *(verifier_options or {})]:
             if name is not None:
