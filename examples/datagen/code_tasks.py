@@ -8,7 +8,7 @@ Writing the asked-for name means copying it from the prompt, not recalling the f
 also sees every train task once more under a renamed variant (:func:`renamed`: a prefix or suffix on one of its
 train names, e.g. ``calc_square`` or ``larger_fn``). Renamed variants never take an eval name and never enter
 the corpus; eval names stay unseen everywhere. A 2M-parameter model rarely copies a name it has never seen, and no
-GRPO prompt set tried on these families moved that (README.md lists them), so GRPO's code task is
+GRPO prompt set tried on these families moved that (docs/experiments.md lists them), so GRPO's code task is
 code_steps.py's instead; code_eval_names.jsonl stays as the measure of that one skill.
 """
 from __future__ import annotations
