@@ -1,11 +1,13 @@
 """End to end through the CLI: ``raylign run`` on a tiny scratch → pretrain → sft pipeline, the run directory it
-leaves, and ``--resume`` after a SIGKILL reproducing the uninterrupted run's per-step losses exactly.
+leaves, and ``--resume`` after SIGKILLs (one inside pretrain, one inside sft) reproducing the uninterrupted run's
+per-step losses exactly.
 
-Three runs share one module fixture, on the same config (only run.name differs):
-  A  uninterrupted;
-  B  started alongside A and SIGKILLed (with its whole process group: driver and local Ray) as soon as its
-     pretrain checkpoint at step 10 is complete;
-  B' ``raylign run --resume`` of B.
+Four processes share one module fixture, on the same config (only run.name differs):
+  A   uninterrupted;
+  B   started alongside A and SIGKILLed (with its whole process group: driver and local Ray) as soon as its
+      pretrain checkpoint at step 10 is complete;
+  B'  ``raylign run --resume`` of B, SIGKILLed the same way as soon as its sft checkpoint at step 3 is complete;
+  B'' ``raylign run --resume`` again, to the end.
 """
 from __future__ import annotations
 
@@ -90,6 +92,19 @@ def _finish(proc: subprocess.Popen, workdir: Path, log: str, timeout: float = 40
         pytest.fail(f"raylign run ({log}) exited {rc}:\n{(workdir / f'{log}.err').read_text()[-3000:]}")
 
 
+def _kill_when(proc: subprocess.Popen, marker: Path, workdir: Path, log: str) -> None:
+    """SIGKILL ``proc``'s process group as soon as ``marker`` exists (a checkpoint's COMPLETE file)."""
+    deadline = time.monotonic() + 400
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"run {log} ended ({proc.returncode}) before {marker}:\n"
+                        f"{(workdir / f'{log}.err').read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {log} wrote no {marker} in time")
+        time.sleep(0.005)
+    _kill_group(proc)  # like a machine crash: driver and its local Ray, no clean-up code runs
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -106,26 +121,24 @@ def runs(tmp_path_factory):
     (work / "cfg.toml").write_text(CONFIG)
     a = _start(work, [], "a")
     b = _start(work, ["--set", "run.name=b"], "b")
-    marker = work / "runs" / "b" / "checkpoints" / "pretrain" / "step_00000010" / "COMPLETE"
+    procs = [a, b]
+    ckpts = work / "runs" / "b" / "checkpoints"
     try:
-        deadline = time.monotonic() + 400
-        while not marker.exists():
-            if b.poll() is not None:
-                pytest.fail(f"run B ended ({b.returncode}) before its step-10 checkpoint:\n"
-                            f"{(work / 'b.err').read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("run B wrote no step-10 pretrain checkpoint in time")
-            time.sleep(0.005)
-        _kill_group(b)  # like a machine crash: driver and its local Ray, no clean-up code runs
+        _kill_when(b, ckpts / "pretrain" / "step_00000010" / "COMPLETE", work, "b")
         killed_summary = json.loads((work / "runs" / "b" / "summary.json").read_text())
+        procs.append(b2 := _start(work, ["--set", "run.name=b", "--resume"], "b_resume"))
+        _kill_when(b2, ckpts / "sft" / "step_00000003" / "COMPLETE", work, "b_resume")
+        killed_in_sft = {"summary": json.loads((work / "runs" / "b" / "summary.json").read_text()),
+                         "sft_model": (work / "runs" / "b" / "models" / "sft" / "config.json").exists()}
+        procs.append(b3 := _start(work, ["--set", "run.name=b", "--resume"], "b_resume2"))
         _finish(a, work, "a")
-        b2 = _start(work, ["--set", "run.name=b", "--resume"], "b_resume")
-        _finish(b2, work, "b_resume")
+        _finish(b3, work, "b_resume2")
     finally:
-        for p in (a, b):
+        for p in procs:
             if p.poll() is None:
                 _kill_group(p)
-    return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed_summary": killed_summary}
+    return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed_summary": killed_summary,
+            "killed_in_sft": killed_in_sft}
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -245,6 +258,16 @@ def test_kill_landed_inside_pretrain(runs):
     log = (runs["work"] / "b_resume.out").read_text()
     assert "scratch: done in an earlier attempt, skipped" in log
     assert "resuming pretrain after step" in log
+
+
+def test_second_kill_landed_inside_sft(runs):
+    killed = runs["killed_in_sft"]
+    assert "pretrain" in killed["summary"]["stages"] and "sft" not in killed["summary"]["stages"], killed
+    assert not killed["sft_model"], "B' was killed too late to test a mid-stage sft resume"
+    log = (runs["work"] / "b_resume2.out").read_text()
+    assert "scratch: done in an earlier attempt, skipped" in log
+    assert "pretrain: done in an earlier attempt, skipped" in log
+    assert "resuming sft after step 3" in log
 
 
 def test_resume_reproduces_the_uninterrupted_run(runs):
