@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import types
 import typing
 from typing import Any, Callable, Mapping
 
@@ -20,17 +21,34 @@ from raylign.engine.config import from_dict
 from raylign.engine.errors import ConfigError
 
 
+def _option_types(fn: Callable, params: list[inspect.Parameter]) -> dict[str, Any]:
+    """The resolved annotations of ``params`` (``fn``'s keyword-only parameters), as ``typing.get_type_hints``
+    resolves them in ``fn``'s module.
+
+    Only the options' annotations are resolved: the other parameters may name types imported for type checkers
+    only (the built-in losses annotate ``logits: torch.Tensor`` under ``if TYPE_CHECKING``, so that registering
+    them does not import torch). An option whose annotation does not resolve accepts any value.
+    """
+    globalns = getattr(inspect.unwrap(fn), "__globals__", {})
+    hints: dict[str, Any] = {}
+    for p in params:
+        if p.annotation is inspect.Parameter.empty:
+            continue
+        holder = types.SimpleNamespace(__annotations__={p.name: p.annotation})
+        try:
+            hints[p.name] = typing.get_type_hints(holder, globalns)[p.name]
+        except Exception:  # an annotation that does not resolve: accept any value for it
+            pass
+    return hints
+
+
 @functools.lru_cache(maxsize=None)
 def options_class(fn: Callable) -> type:
     """A frozen dataclass with one field per keyword-only parameter of ``fn`` (its annotated type, its default)."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an annotation that does not resolve: accept any value for it
-        hints = {}
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    hints = _option_types(fn, params)
     fields = []
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
+    for p in params:
         default = dataclasses.field() if p.default is inspect.Parameter.empty else dataclasses.field(default=p.default)
         fields.append((p.name, hints.get(p.name, Any), default))
     fields.sort(key=lambda f: f[2].default is dataclasses.MISSING, reverse=True)  # required fields first
