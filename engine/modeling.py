@@ -1,22 +1,22 @@
-"""HF-format model directories: load, save, and build a small Qwen2 from a few size knobs."""
+"""HF-format model directories: load, save, and build a small Qwen2 from a few size knobs.
+
+torch and transformers are imported by the functions that use them: stage plugins import this module when
+they are registered, and ``raylign plugins`` starts without torch.
+"""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from raylign.engine.errors import ModelError
 
-try:  # no per-file progress bars when loading tiny models
-    from transformers.utils import logging as _hf_logging
-
-    _hf_logging.disable_progress_bar()
-except Exception:  # pragma: no cover
-    pass
+if TYPE_CHECKING:
+    import torch
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "tekken.json")
 SUPPORTED_HINT = "an HF causal-LM directory (config.json, *.safetensors, tokenizer files), e.g. Qwen2 or Llama"
@@ -33,6 +33,17 @@ class ModelSize:
     tie_word_embeddings: bool = True  # share input and output embeddings
 
 
+@functools.cache
+def _quiet_transformers() -> None:
+    """No per-file progress bars when loading tiny models (once, before transformers loads anything)."""
+    try:
+        from transformers.utils import logging as _hf_logging
+
+        _hf_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover
+        pass
+
+
 def check_model_dir(path: str | Path) -> Path:
     """Fail with a clear message unless ``path`` is a loadable HF model directory."""
     p = Path(path)
@@ -47,7 +58,10 @@ def check_model_dir(path: str | Path) -> Path:
 
 def build_qwen2(size: ModelSize, tokenizer, seed: int = 0):
     """A randomly initialized Qwen2ForCausalLM sized by ``size`` for ``tokenizer``'s vocabulary."""
+    import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    _quiet_transformers()
 
     cfg = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -72,9 +86,13 @@ def build_qwen2(size: ModelSize, tokenizer, seed: int = 0):
     return model
 
 
-def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32):
+def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None):
+    """The model in ``path`` on ``device``, in ``dtype`` (None = float32)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
+    _quiet_transformers()
+    dtype = torch.float32 if dtype is None else dtype
     p = check_model_dir(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype)
@@ -86,6 +104,7 @@ def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype = torch
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
+    _quiet_transformers()
     p = Path(path)
     if p.is_dir() and not any((p / f).is_file() for f in TOKENIZER_FILES):
         # transformers would build an empty tokenizer from config.json's model_type instead of failing
@@ -110,28 +129,30 @@ def stop_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-@torch.no_grad()
 def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 32,
                     device: str = "cpu") -> list[dict]:
-    """Greedy replies to already-rendered prompts, batched with left padding.
+    """Greedy replies to already-rendered prompts, batched with left padding (no autograd).
 
     Returns ``{"text": reply, "finished": True when a stop token ended it}`` per prompt.
     """
+    import torch
+
     stops = stop_token_ids(tokenizer)
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     out: list[dict] = []
     try:
-        for i in range(0, len(prompts), batch_size):
-            enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
-                                 pad_token_id=tokenizer.pad_token_id)
-            for row in gen[:, enc["input_ids"].shape[1]:].tolist():
-                finished = any(t in stops for t in row)
-                if finished:
-                    row = row[: min(row.index(t) for t in stops if t in row)]
-                out.append({"text": tokenizer.decode(row, skip_special_tokens=True), "finished": finished})
+        with torch.no_grad():
+            for i in range(0, len(prompts), batch_size):
+                enc = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(device)
+                gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops,
+                                     pad_token_id=tokenizer.pad_token_id)
+                for row in gen[:, enc["input_ids"].shape[1]:].tolist():
+                    finished = any(t in stops for t in row)
+                    if finished:
+                        row = row[: min(row.index(t) for t in stops if t in row)]
+                    out.append({"text": tokenizer.decode(row, skip_special_tokens=True), "finished": finished})
     finally:
         tokenizer.padding_side = side
     return out

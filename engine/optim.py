@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ def lr_factor(step: int, total_steps: int, cfg: OptimConfig) -> float:
 
 
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig, total_steps: int):
+    import torch
+
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:

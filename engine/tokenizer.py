@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from transformers import PreTrainedTokenizerFast
+if TYPE_CHECKING:  # imported where it is used: the scratch plugin imports this module when it is registered
+    from transformers import PreTrainedTokenizerFast
 
 BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -22,6 +23,7 @@ CHAT_TEMPLATE = (
 def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """A byte-level BPE trained on ``texts`` with raylign's special tokens and the ChatML template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     # Digits are split one by one (as in Llama and nanochat), so arithmetic is learned digit by digit instead

@@ -6,12 +6,17 @@ learning signal and gets advantage 0 everywhere (never NaN). A group of one samp
 against and also gets 0. Options are keyword-only, so a misspelled option fails with ``TypeError``.
 
 Notation: r_i is the reward of sample i in its group, mean/std are over that group unless said otherwise.
+
+torch is imported where it is called: ``raylign plugins`` registers this module without importing torch.
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from raylign.engine import hookimpl
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _as_float(rewards: torch.Tensor) -> torch.Tensor:
@@ -60,6 +65,8 @@ def dr_grpo(rewards: torch.Tensor) -> torch.Tensor:
 def rloo(rewards: torch.Tensor) -> torch.Tensor:
     """REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024): A_i = r_i - mean_{j != i} r_j,
     which equals G / (G - 1) · (r_i - mean(r)). A group of one sample gets 0."""
+    import torch
+
     r = _as_float(rewards)
     g = r.shape[1]
     if g < 2:

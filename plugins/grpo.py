@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from raylign.engine import hookimpl
 from raylign.engine import options as declared
 from raylign.engine.chat_format import render_prompt
@@ -234,6 +232,8 @@ class GRPOStage:
                 "norm_tokens": norm_tokens, "norm_seqs": norm_seqs, "max_len": cfg.max_new_tokens}
 
     def update(self, learner, reference, groups: list[RolloutGroup], cfg: GRPOConfig, estimator, pad_id: int):
+        import torch
+
         rewards = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
         keep = torch.tensor([g.keep for g in groups])
         advantages = estimator(rewards, **cfg.advantage_options) * keep

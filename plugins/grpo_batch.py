@@ -1,10 +1,13 @@
 """Turning scored rollout groups into the learner's batch (GRPO family). No Ray, no I/O: unit-testable."""
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from raylign.engine.ops import pad_sequences
 from raylign.engine.types import RolloutGroup, SequenceBatch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def has_signal(group: RolloutGroup) -> bool:
@@ -20,6 +23,8 @@ def sequence_batch(groups: list[RolloutGroup], advantages: torch.Tensor, pad_id:
     ``loss_mask`` is 1 on kept completion tokens; ``extras``: ``advantages`` [S, T] (the sample's advantage on
     each of its completion tokens) and ``sampler_logprobs`` [S, T] (the rollout engine's token logprobs).
     """
+    import torch
+
     seqs, spans, advs, sampler = [], [], [], []
     for g, group in enumerate(groups):
         for i, c in enumerate(group.completions):

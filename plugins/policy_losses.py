@@ -6,15 +6,19 @@ thin wrappers ``loss_fn(logits, batch, **options) -> (loss, metrics)``.
 Alignment (see :class:`raylign.engine.types.TrainBatch`): every per-token tensor is [B, T] and position t refers
 to token ``input_ids[:, t]``; ``logits[:, t-1]`` predicts ``input_ids[:, t]``, so column 0 of
 :func:`token_logprobs` and :func:`token_entropy` is 0 and ``loss_mask[:, 0]`` is always 0.
+
+torch is imported where it is called: ``raylign plugins`` registers this module without importing torch.
 """
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from raylign.engine import hookimpl
 from raylign.engine.ops import token_logprobs
 from raylign.engine.types import TrainBatch
+
+if TYPE_CHECKING:
+    import torch
 
 AGG_MODES = ("token_mean", "seq_mean_token_sum", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 KL_KINDS = ("k1", "k2", "k3")
@@ -27,6 +31,9 @@ LOG_RATIO_CLAMP = 20.0  # |log ratio| is clamped here before exp() so one wild t
 
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of the distribution that predicts token t, as [B, T] float32; position 0 is 0.0."""
+    import torch
+    import torch.nn.functional as F
+
     pred = logits[:, :-1].float()
     logp = torch.log_softmax(pred, dim=-1)
     ent = -(logp.exp() * logp).sum(dim=-1)
@@ -61,6 +68,8 @@ def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: to
     :returns: ``(loss, ratio, clipped)``, all [B, T]; ``clipped`` is 1.0 where the clipped term is the larger
         (so the token's gradient is zero), 0.0 elsewhere.
     """
+    import torch
+
     log_ratio = (logp - old_logp).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = log_ratio.exp()
     unclipped = -advantages * ratio
@@ -135,6 +144,8 @@ def next_token_loss(logits: torch.Tensor, batch: TrainBatch, *, norm_tokens: flo
     loss = sum(mask · nll) / sum(mask) · loss_scale, or / ``norm_tokens`` (the step's loss tokens) when given.
     Metrics: ``loss`` (the micro-batch's mean nll, unscaled), ``tokens``.
     """
+    import torch
+
     mask = batch.loss_mask.float()
     nll = -token_logprobs(logits, batch.input_ids)
     loss = aggregate(nll, mask, "token_mean", norm_tokens=norm_tokens) * batch.loss_scale
@@ -165,6 +176,8 @@ def policy_gradient_loss(logits: torch.Tensor, batch: TrainBatch, *, clip_low: f
     ``ref_logprobs`` is given), ``clip_frac``, ``entropy``, ``ratio_mean``, ``is_weight_mean`` (when is_cap is
     set), ``tokens``.
     """
+    import torch
+
     ex = batch.extras
     if "advantages" not in ex:
         raise KeyError("policy_gradient needs batch.extras['advantages'] [B, T]")

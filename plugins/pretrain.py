@@ -8,8 +8,7 @@ training too, so the gain over the starting model is visible.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from raylign.engine import hookimpl
 from raylign.engine.data import batch_indices, read_texts, split_holdout
@@ -17,6 +16,9 @@ from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
 from raylign.engine.optim import OptimConfig
 from raylign.plugins.supervised import LoopConfig, evaluate, micro_batches, train_loop
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class PretrainConfig:
 
 def pack(docs: list[str], tokenizer, block_size: int) -> torch.Tensor:
     """Tokenize ``docs``, join them with EOS and cut into [N, block_size] blocks (the tail is dropped)."""
+    import torch
+
     eos = tokenizer.eos_token_id
     stream: list[int] = []
     for ids in tokenizer(docs, add_special_tokens=False)["input_ids"]:
@@ -50,6 +54,8 @@ def pack(docs: list[str], tokenizer, block_size: int) -> torch.Tensor:
 
 
 def as_batches(blocks: torch.Tensor, micro: int):
+    import torch
+
     mask = torch.ones_like(blocks)
     loss_mask = torch.ones_like(blocks, dtype=torch.float32)
     loss_mask[:, 0] = 0.0

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import torch
-
 from raylign.engine import hookimpl
 from raylign.engine.chat_format import render_prompt
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
@@ -78,6 +76,8 @@ def encode(tok, messages: list[dict], system: str, max_len: int) -> tuple[list[i
 
 
 def collate(examples: list[tuple[list[int], list[float]]], pad_id: int, micro: int):
+    import torch
+
     ids, attn = pad_sequences([e[0] for e in examples], pad_id)
     loss_mask = torch.zeros(ids.shape, dtype=torch.float32)
     for i, (_, m) in enumerate(examples):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from raylign.engine.learner_handle import LearnerHandle
 from raylign.engine.types import SequenceBatch, TrainBatch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)

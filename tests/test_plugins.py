@@ -365,3 +365,21 @@ def test_checkpoint_saved(observed):
     assert ck["stage"] == "pretrain" and ck["step"] == 2
     assert ck["path"] == run_dir / "checkpoints" / "pretrain" / "step_00000002"
     assert ck["complete"], "the hook fires after the atomic rename"
+
+
+def test_raylign_plugins_starts_without_importing_torch_vllm_or_ray():
+    """DESIGN 3 (CLI): ``raylign plugins`` starts without torch or vLLM: registering the built-ins imports
+    neither (nor Ray, nor transformers; they are imported where a stage, loss or estimator runs)."""
+    import json
+
+    code = ("import json, sys\nfrom raylign.engine.cli import main\nrc = main(['plugins'])\n"
+            "print(json.dumps([rc, sorted(m for m in ('torch', 'vllm', 'ray', 'transformers') if m in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    *listing, last = out.stdout.splitlines()
+    assert json.loads(last) == [0, []]
+    listed = {tuple(c.strip() for c in re.split(r"[│┃|]", line) if c.strip())[:2] for line in listing}
+    expected = [("stage", "scratch"), ("stage", "pretrain"), ("stage", "sft"), ("stage", "grpo"),
+                ("verifier", "math"), ("verifier", "code"), ("loss", "policy_gradient"),
+                ("advantage estimator", "grpo")]
+    assert [e for e in expected if e not in listed] == [], out.stdout
