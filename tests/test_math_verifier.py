@@ -2,7 +2,9 @@
 adversarial inputs that must end ``invalid``/``timeout`` quickly, the options, and the registration hook.
 
 Each table row is ``{"completion", "answer", "expected", "category", "note"}``; adversarial rows also carry
-``"status": "invalid"`` (the reward must be 0 and the status ``invalid`` or ``timeout``).
+``"status": "invalid"`` (the reward must be 0 and the status ``invalid`` or ``timeout``). The table is scored as the
+main job scores (examples/grpo_math.toml names ``last_number``, which is opt-in): some extraction rows have no
+other final answer.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import pytest
 from raylign.verifiers import Verdict
 from raylign.verifiers.math import equiv as math_equiv, evaluate as math_eval, values as math_values
 from raylign.verifiers.math.verifier import MathVerifier, raylign_register_verifiers
-from raylign.verifiers.math.extract import answer_is, extract_answer, last_boxed, last_number
+from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_is, extract_answer, last_boxed,
+                                            last_number)
 
 CASES_FILE = Path(__file__).parent / "data" / "math_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -28,9 +31,17 @@ def _id(case: dict) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", f"{case['category']}-{case['note']}").strip("-")[:60]
 
 
+TABLE_EXTRACT = ("boxed", "answer_is", "last_number")  # the defaults plus the opt-in last number
+
+
 @pytest.fixture(scope="module")
 def verifier() -> MathVerifier:
     return MathVerifier()
+
+
+@pytest.fixture(scope="module")
+def table_verifier() -> MathVerifier:
+    return MathVerifier(extract=TABLE_EXTRACT)
 
 
 def _cold_call(verifier, completion, task):
@@ -51,7 +62,8 @@ def test_case_table_is_large_and_well_formed():
 
 
 @pytest.mark.parametrize("case", REGULAR, ids=[_id(c) for c in REGULAR])
-def test_case_table(verifier, case):
+def test_case_table(table_verifier, case):
+    verifier = table_verifier
     verdict, elapsed = _cold_call(verifier, case["completion"], {"answer": case["answer"]})
     assert isinstance(verdict, Verdict)
     assert verdict.status == "ok", (case["note"], verdict.error, verdict.details)
@@ -62,7 +74,8 @@ def test_case_table(verifier, case):
 
 
 @pytest.mark.parametrize("case", ADVERSARIAL, ids=[_id(c) for c in ADVERSARIAL])
-def test_adversarial_table(verifier, case):
+def test_adversarial_table(table_verifier, case):
+    verifier = table_verifier
     verdict, elapsed = _cold_call(verifier, case["completion"], {"answer": case["answer"]})
     assert verdict.status in ("invalid", "timeout"), verdict
     assert verdict.reward == 0.0 and verdict.error
@@ -242,8 +255,32 @@ def test_last_number(text, expected):
 
 def test_extract_answer_reports_the_method():
     assert extract_answer("the answer is 4") == ("4", "answer_is")
-    assert extract_answer("we get 4 apples") == ("4", "last_number")
-    assert extract_answer("nothing") == (None, None)
+    assert extract_answer("we get 4 apples", METHODS) == ("4", "last_number")
+    assert extract_answer("nothing", METHODS) == (None, None)
+
+
+@pytest.mark.parametrize("completion", [
+    "We have 3 apples and 5 pears, so 8 fruits in total",
+    "Let me compute 12 * 7. That is 84, then add",  # cut off mid-reasoning
+    "First, 2 + 2 = 4. Next we need",
+    "The angle is 30°",
+])
+def test_last_number_is_opt_in(completion):
+    """A completion with no final answer does not score through its last number unless the config asks."""
+    answer = last_number(completion)
+    verdict = MathVerifier()(completion, {"answer": answer})
+    assert (verdict.reward, verdict.status, verdict.details["extracted"]) == (0.0, "ok", None)
+    assert verdict.details["reason"] == "no answer found"
+    assert extract_answer(completion) == (None, None)
+    opted_in = MathVerifier(extract=TABLE_EXTRACT)(completion, {"answer": answer})
+    assert (opted_in.reward, opted_in.details["method"]) == (1.0, "last_number")
+    per_row = MathVerifier()(completion, {"answer": answer, "extract": ["boxed", "last_number"]})
+    assert per_row.reward == 1.0
+
+
+def test_default_extraction_methods():
+    assert DEFAULT_METHODS == ("boxed", "answer_is") and set(DEFAULT_METHODS) < set(METHODS)
+    assert MathVerifier().extract == DEFAULT_METHODS
 
 
 # ------------------------------------------------------------------------------------------- equivalence internals
@@ -278,3 +315,32 @@ def test_parsed_kinds(text, kind):
 @pytest.mark.parametrize("text", ["9^{9^{9}}", "100000!", "\\binom{10^9}{3}", "2^{2^{64}}"])
 def test_too_large_values_are_not_built(text):
     assert math_values.make_scalar(math_equiv.clean(text)).huge
+
+
+# ------------------------------------------------------------------------------------------- linear extraction
+_PHRASE_FLOODS = {  # ~1 MB each; the old backwards search re-scanned the whole prefix once per phrase (seconds)
+    "answer-without-is": "answer " * 140_000,
+    "capitalized-answer": "the Answer x " * 75_000,
+    "answer-bold-marks": "answer **" * 110_000,
+    "answer-then-spaces": "answer" + " " * 990_000,
+    "many-answer-phrases": "the answer is 7. " * 58_000,
+    "mixed-case": "ANSWER answer Answer " * 45_000,
+}
+
+
+@pytest.mark.parametrize("name", list(_PHRASE_FLOODS))
+def test_answer_is_search_is_linear(verifier, name):
+    text = _PHRASE_FLOODS[name]
+    assert len(text) <= 1_000_000
+    start = time.process_time()
+    found = answer_is(text)
+    verdict = verifier(text, {"answer": "7"})
+    elapsed = time.process_time() - start
+    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s of CPU for {len(text)} characters"
+    assert verdict.status == "ok"
+    assert (found == "7") == (name == "many-answer-phrases") and verdict.reward == (name == "many-answer-phrases")
+
+
+def test_answer_is_takes_the_last_phrase_of_a_long_text():
+    text = "the answer is 3. " + "answer " * 100_000 + "So the final answer is 12."
+    assert answer_is(text) == "12"

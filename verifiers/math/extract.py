@@ -1,13 +1,14 @@
 """Find the final answer in a model's completion (one job: text in, answer substring out).
 
-Three methods, tried in the order the verifier is configured with (default: boxed, answer_is, last_number):
+Three methods, tried in the order the verifier is configured with (default: boxed, answer_is; ``last_number``
+only when a config names it, since a cut-off completion that merely mentions numbers has no final answer):
 
 - ``boxed``: the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) whose braces close; nested braces and
   escaped ``\\{ \\}`` are handled. A truncated last box (never closed) falls back to the box before it.
 - ``answer_is``: the text after the last "answer is", "final answer:", "Answer:", "answer =" (case-insensitive);
   a ``$...$`` or ``\\(...\\)`` right after it is taken whole, otherwise the rest of the line up to the end of the
   sentence.
-- ``last_number``: the last number in the text (thousands separators, decimals, ``a/b`` and a trailing ``%``
+- ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b`` and a trailing ``%``
   are kept).
 
 Everything here is linear in the text length (``str.rfind`` and single-pass regexes), so megabyte completions do
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 import re
 
-METHODS = ("boxed", "answer_is", "last_number")
+METHODS = ("boxed", "answer_is", "last_number")  # every method there is
+DEFAULT_METHODS = ("boxed", "answer_is")  # what a verifier uses unless configured: last_number is opt-in
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are truncated
 
 _ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*", re.IGNORECASE)
-_MAX_ANSWER_TRIES = 10_000  # "answer" occurrences looked at, from the end
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b")
 _NUMBER = re.compile(
     r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)"  # 1,234,567.89
@@ -90,15 +91,9 @@ def last_boxed(text: str) -> str | None:
 
 def answer_is(text: str) -> str | None:
     """The answer stated after the last "answer is" / "Answer:" phrase."""
-    end, last = len(text), None
-    for _ in range(_MAX_ANSWER_TRIES):  # scan backwards: the last phrase wins, and rfind is fast on megabytes
-        k = max(text.rfind(word, 0, end) for word in ("answer", "Answer", "ANSWER"))
-        if k < 0:
-            return None
-        last = _ANSWER_IS.match(text, k)
-        if last:
-            break
-        end = k
+    last = None
+    for last in _ANSWER_IS.finditer(text):  # one forward pass: each phrase is tried once, where it starts
+        pass
     if last is None:
         return None
     rest = text[last.end() : last.end() + 2000]
@@ -138,7 +133,7 @@ def last_number(text: str) -> str | None:
 _EXTRACTORS = {"boxed": last_boxed, "answer_is": answer_is, "last_number": last_number}
 
 
-def extract_answer(text: str, order=METHODS) -> tuple[str | None, str | None]:
+def extract_answer(text: str, order=DEFAULT_METHODS) -> tuple[str | None, str | None]:
     """``(answer, method)`` from the first method in ``order`` that finds one; ``(None, None)`` otherwise."""
     for method in order:
         try:
@@ -151,4 +146,4 @@ def extract_answer(text: str, order=METHODS) -> tuple[str | None, str | None]:
     return None, None
 
 
-__all__ = ["METHODS", "extract_answer", "last_boxed", "answer_is", "last_number", "braced"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "extract_answer", "last_boxed", "answer_is", "last_number", "braced"]

@@ -3,9 +3,10 @@
 ``task["answer"]`` is the reference (a string or a number; a reference that contains ``\\boxed{}`` is reduced to
 the box's content). The reward is 1.0 for an equivalent answer and 0.0 otherwise.
 
-Extraction (``extract``), in the configured order: last ``\\boxed{}``, "answer is ..."/"Answer: ...", last
-number. A completion with no answer at all is a legitimate wrong answer: reward 0.0, status ``ok``,
-``details["extracted"] = None``.
+Extraction (``extract``), in the configured order: last ``\\boxed{}``, "answer is ..."/"Answer: ...", and the
+last number only when the config asks for it (``extract = ["boxed", "answer_is", "last_number"]``): a cut-off
+completion that merely mentions numbers has no final answer. A completion with no answer at all is a legitimate
+wrong answer: reward 0.0, status ``ok``, ``details["extracted"] = None``.
 
 Equivalence (``equiv``): exact string match after normalization, then exact rational arithmetic, then
 floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed points), then sympy's
@@ -30,7 +31,7 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
                                           parse_answer)
-from raylign.verifiers.math.extract import METHODS, extract_answer, last_boxed
+from raylign.verifiers.math.extract import DEFAULT_METHODS, METHODS, extract_answer, last_boxed
 
 
 def _order(value) -> tuple[str, ...]:
@@ -58,7 +59,8 @@ class MathVerifier:
     """Scores a completion against ``task["answer"]``; instantiated once per worker.
 
     :param extract: extraction methods in order (``boxed``, ``answer_is``, ``last_number``), a tuple or a comma
-        string; a task row may override it with its own ``extract`` field.
+        string; default ``boxed, answer_is`` (``last_number`` is opt-in); a task row may override it with its
+        own ``extract`` field.
     :param rel_tol: relative tolerance for values that are not both exact rationals.
     :param decimal_min_sig: significant digits a decimal needs to match a value it rounds/truncates to.
     :param percent: ``both`` (50% == 50 == 0.5), ``number`` (50% == 50) or ``fraction`` (50% == 0.5).
@@ -67,8 +69,9 @@ class MathVerifier:
     :param time_budget_s: internal budget per verification; past it the verdict is ``timeout``.
     """
 
-    def __init__(self, extract=METHODS, rel_tol: float = 1e-6, decimal_min_sig: int = 4, percent: str = "both",
-                 max_completion_chars: int = 1_000_000, max_answer_chars: int = 1000, time_budget_s: float = 1.0):
+    def __init__(self, extract=DEFAULT_METHODS, rel_tol: float = 1e-6, decimal_min_sig: int = 4,
+                 percent: str = "both", max_completion_chars: int = 1_000_000, max_answer_chars: int = 1000,
+                 time_budget_s: float = 1.0):
         if percent not in ("both", "number", "fraction"):
             raise ValueError(f"percent must be 'both', 'number' or 'fraction', got {percent!r}")
         self.extract = _order(extract)
