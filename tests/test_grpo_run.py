@@ -1,0 +1,279 @@
+"""GRPO end to end through the CLI with the options the shipped configs use all on at once, and ``--resume``
+after a SIGKILL reproducing the uninterrupted run.
+
+One config (examples/*.toml's paths, shrunk): ``updates_per_batch = 2`` (the second update's ratio is taken
+against the old log-probs), ``dynamic_sampling`` with refills, ``drop_failed``, ``kl_coef > 0`` (a frozen
+reference model), a clip that fires and the default truncated-IS cap. The verifier is a third-party plugin
+package installed into a throwaway environment (``make_plugin_env``): it scores rows of kind ``flat`` 0.0 (a
+zero-variance group that dynamic sampling drops) and, on ``flaky`` rows, raises on some completions (``error``
+verdicts) and scores the others 1.0 or 0.0 by their length.
+
+Three runs of the same config (only run.name differs):
+  A  uninterrupted;
+  B  started alongside A and SIGKILLed (its whole process group: driver and local Ray) as soon as it has
+     logged step 2, after its step-1 checkpoint (so a logged step usually lies past the last checkpoint);
+  B' ``raylign run --resume`` of B, started as soon as B is dead.
+Every assertion reads the run directories (metrics.jsonl, checkpoints, models), never the stage's internals.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_plugin_env
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+STEPS, PROMPTS, GROUP, UPDATES, MAX_NEW = 3, 4, 8, 2, 8
+PROMPT = "Say anything."  # every row has the same prompt: prompt tokens per sample are one known constant
+
+PYPROJECT = """
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "raylign-flaky"
+version = "0.0.1"
+description = "a throwaway verifier plugin for raylign's GRPO run test"
+
+[project.entry-points.raylign]
+flaky = "raylign_flaky"
+
+[tool.setuptools]
+py-modules = ["raylign_flaky"]
+"""
+
+MODULE = '''
+"""Verifier ``flaky``: a zero-variance reward on "flat" rows, and on the others an error on some completions."""
+from raylign.engine import hookimpl
+
+
+def flaky(completion, task):
+    if task.get("kind") == "flat":
+        return 0.0
+    if len(completion) % 3 == 0:
+        raise RuntimeError("flaky: a simulated verifier failure")
+    return float(len(completion) % 3 == 1)
+
+
+@hookimpl
+def raylign_register_verifiers(register):
+    register("flaky", flaky)
+'''
+
+CONFIG = f"""
+[run]
+name = "a"
+output_dir = "runs"
+seed = 3
+pipeline = ["grpo"]
+base_model = "{{model}}"
+probes = []
+
+[ray]
+num_cpus = 8
+
+[rollout]
+max_model_len = 256
+
+[rewards]
+num_workers = 1
+timeout_s = 10.0
+
+[grpo]
+data = ["tasks.jsonl"]
+eval_data = ["tasks.jsonl"]
+eval_size = 2
+verifier = "flaky"
+steps = {STEPS}
+prompts_per_step = {PROMPTS}
+group_size = {GROUP}
+updates_per_batch = {UPDATES}
+micro_batch_size = 32
+max_new_tokens = {MAX_NEW}
+dynamic_sampling = true
+max_refills = 3
+drop_failed = true
+kl_coef = 0.05
+clip_low = 0.2
+clip_high = 0.28
+checkpoint_every = 1
+optim = {{ lr = 5e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.0 }}
+"""
+
+
+def _start(raylign: str, workdir: Path, args: list[str], log: str) -> subprocess.Popen:
+    out = open(workdir / f"{log}.out", "w")
+    err = open(workdir / f"{log}.err", "w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
+    # A session of its own, so that a crash can be simulated by killing the run's whole process group.
+    return subprocess.Popen([raylign, "run", "cfg.toml", *args], cwd=workdir, stdout=out, stderr=err, env=env,
+                            start_new_session=True)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
+def _finish(proc: subprocess.Popen, workdir: Path, log: str, timeout: float = 900) -> None:
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise
+    if rc != 0:
+        pytest.fail(f"raylign run ({log}) exited {rc}:\n{(workdir / f'{log}.err').read_text()[-3000:]}")
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _logged_steps(run_dir: Path) -> list[int]:
+    """Training steps in metrics.jsonl so far (read while the run writes it: a partial last line is skipped)."""
+    path = run_dir / "metrics.jsonl"
+    lines = path.read_text().split("\n")[:-1] if path.exists() else []
+    return [r["step"] for r in map(json.loads, lines) if "reward_mean" in r]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model_dir):
+    work = tmp_path_factory.mktemp("grpo_run")
+    src = work / "src" / "raylign-flaky"
+    src.mkdir(parents=True)
+    (src / "pyproject.toml").write_text(PYPROJECT)
+    (src / "raylign_flaky.py").write_text(MODULE)
+    raylign = str(make_plugin_env(work / "env", src) / "raylign")
+    kinds = ["flaky", "flaky", "flat"] * 4
+    with open(work / "tasks.jsonl", "w") as fh:
+        for i, kind in enumerate(kinds):
+            fh.write(json.dumps({"prompt": PROMPT, "kind": kind, "id": i}) + "\n")
+    (work / "cfg.toml").write_text(CONFIG.replace("{model}", str(tiny_model_dir)))
+    a = _start(raylign, work, [], "a")
+    b = _start(raylign, work, ["--set", "run.name=b"], "b")
+    b2 = None
+    ckpts = work / "runs" / "b" / "checkpoints" / "grpo"
+    try:
+        deadline = time.monotonic() + 900
+        while 2 not in _logged_steps(work / "runs" / "b"):
+            if b.poll() is not None:
+                pytest.fail(f"run B ended ({b.returncode}) before it logged step 2:\n"
+                            f"{(work / 'b.err').read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("run B logged no step 2 in time")
+            time.sleep(0.005)
+        _kill_group(b)  # like a machine crash: driver and its local Ray, no clean-up code runs
+        killed = {"steps": _logged_steps(work / "runs" / "b"),
+                  "checkpoints": sorted(p.name for p in ckpts.glob("step_*") if (p / "COMPLETE").exists()),
+                  "model": (work / "runs" / "b" / "models" / "grpo" / "config.json").exists()}
+        b2 = _start(raylign, work, ["--set", "run.name=b", "--resume"], "b_resume")
+        _finish(a, work, "a")
+        _finish(b2, work, "b_resume")
+    finally:
+        for p in (a, b, b2):
+            if p is not None and p.poll() is None:
+                _kill_group(p)
+    return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed": killed}
+
+
+def _steps(run_dir: Path) -> list[dict]:
+    return [r for r in _metrics(run_dir) if r["stage"] == "grpo" and "reward_mean" in r]
+
+
+def _prompt_tokens(model_dir: Path) -> int:
+    """Tokens of the rendered prompt (chat template with the generation prompt), as the stage tokenizes it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False, add_generation_prompt=True)
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+# ---------------------------------------------------------------------------------------------- the paths ran
+
+
+def test_every_step_is_logged_and_the_model_saved(runs):
+    rows = _steps(runs["a"])
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert (runs["a"] / "models" / "grpo" / "config.json").is_file()
+
+
+def test_updates_per_batch_takes_the_ratio_against_old_logprobs(runs):
+    """Two optimizer steps per rollout batch: the weights version moves by two per step, and the second
+    update's ratio (against the log-probs from before the first) is no longer 1, so the clip can fire."""
+    rows = _steps(runs["a"])
+    assert [r["weights_version"] for r in rows] == [UPDATES * s for s in range(1, STEPS + 1)]
+    for r in rows:
+        # ratio_mean averages the two updates: exactly 1.0 in both if each took its own logprobs as "old"
+        assert abs(r["ratio_mean"] - 1.0) > 1e-4, r
+        assert "is_weight_mean" in r  # the default truncated-IS cap is on
+    assert any(r["clip_frac"] > 0 for r in rows), [r["clip_frac"] for r in rows]
+
+
+def test_kl_to_the_reference_model(runs):
+    for r in _steps(runs["a"]):
+        assert r["kl"] > 0, r  # the policy moved away from the frozen reference within every step
+
+
+def test_dynamic_sampling_drops_zero_variance_groups_and_refills(runs):
+    rows = _steps(runs["a"])
+    assert sum(r["groups_dropped"] for r in rows) > 0
+    assert any(r["rollout_rounds"] > 1 for r in rows)
+    for r in rows:
+        scored = sum(v for k, v in r.items() if k.startswith("verdict/"))
+        assert scored == GROUP * (PROMPTS + r["groups_dropped"]), r  # each dropped group was replaced by one more
+        assert r["rollout_rounds"] == 1 or r["groups_dropped"] > 0, r
+
+
+def test_failed_verdicts_are_counted_and_left_out_of_the_loss(runs, tiny_model_dir):
+    """``step_tokens`` counts every sequence's prompt and completion, ``tokens`` the loss tokens. Without
+    drop_failed they differ by exactly the prompt tokens; with it, also by the tokens of the failed samples in
+    the batch: between 0 and (error verdicts x max_new_tokens), and above 0 over the run."""
+    prompt_tokens = _prompt_tokens(tiny_model_dir)
+    rows = _steps(runs["a"])
+    assert sum(r.get("verdict/error", 0) for r in rows) > 0
+    left_out = []
+    for r in rows:
+        # metrics are means over the UPDATES updates of a step, each over PROMPTS / UPDATES groups
+        dropped_tokens = UPDATES * (r["step_tokens"] - r["tokens"]) - PROMPTS * GROUP * prompt_tokens
+        assert dropped_tokens == pytest.approx(round(dropped_tokens), abs=1e-6), r
+        assert 0 <= dropped_tokens <= r.get("verdict/error", 0) * MAX_NEW, (dropped_tokens, r)
+        left_out.append(dropped_tokens)
+    assert sum(left_out) > 0, left_out
+
+
+# ---------------------------------------------------------------------------------------------- resume
+
+
+def test_kill_landed_inside_the_stage(runs):
+    killed = runs["killed"]
+    assert killed["steps"] == [1, 2] and "step_00000001" in killed["checkpoints"], killed
+    assert not killed["model"], "B was killed after the stage ended"
+    print(f"\nB killed with steps {killed['steps']} logged and checkpoints {killed['checkpoints']}")
+
+
+def test_resume_after_sigkill_reproduces_the_uninterrupted_run(runs):
+    a, b = _metrics(runs["a"]), _metrics(runs["b"])
+    # The same lines in the same order: every step once, none lost, none repeated.
+    assert [(r["stage"], r["step"], sorted(r)) for r in b] == [(r["stage"], r["step"], sorted(r)) for r in a]
+    for ra, rb in zip(a, b):
+        if "reward_mean" in ra:  # the same prompts, samples and verdicts
+            for key in ("reward_mean", "pass_rate", "groups_dropped", "rollout_rounds", "response_length"):
+                assert rb[key] == ra[key], (ra["step"], key)
+            assert {k: v for k, v in rb.items() if k.startswith("verdict/")} == \
+                   {k: v for k, v in ra.items() if k.startswith("verdict/")}
+        for key in set(ra) - {"stage", "step"}:
+            if not (key.endswith("_seconds") or key.endswith("_per_s")):
+                assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-5), (ra["step"], key)
