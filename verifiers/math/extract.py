@@ -89,6 +89,63 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+_BOX_TOKEN = re.compile(r"(\\(?:boxed|fbox)\s*\{)|\\(?:boxed|fbox)[ \t]+([^\s${}\\]+)|\\.|[{}]", re.S)
+
+
+def all_boxed(text: str, max_chars: int) -> list[tuple[int, int, str | None]]:
+    """Every closed ``\\boxed{}``/``\\fbox{}`` in order, as ``(start, end, content)``; the content is ``None`` when
+    longer than ``max_chars``.
+
+    A box that holds another box is left out (the inner one counts); a box that never closes is left out. One
+    pass over the text with a stack of open braces, so it stays linear however the boxes nest.
+    """
+    first = min((k for k in (text.find("\\boxed"), text.find("\\fbox")) if k >= 0), default=-1)
+    if first < 0:
+        return []
+    found: list[tuple[int, int, str | None]] = []
+    stack: list[list] = []  # [command start or -1 for a plain brace, content start, holds another box]
+    for m in _BOX_TOKEN.finditer(text, first):
+        if m.group(1):
+            _mark_inner(stack)
+            stack.append([m.start(), m.end(), False])
+        elif m.group(2):
+            _mark_inner(stack)
+            found.append((m.start(), m.end(), m.group(2) if len(m.group(2)) <= max_chars else None))
+        elif m.group(0) == "{":
+            stack.append([-1, m.end(), False])
+        elif m.group(0) == "}" and stack:
+            start, content, inner = stack.pop()
+            if start >= 0 and not inner:
+                size = m.start() - content
+                found.append((start, m.end(), text[content : m.start()] if size <= max_chars else None))
+    found.sort()
+    return found
+
+
+def _mark_inner(stack: list[list]) -> None:
+    for entry in reversed(stack):  # the nearest enclosing box holds another box
+        if entry[0] >= 0:
+            entry[2] = True
+            return
+
+
+_RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
+                         r"wait|actually|correction|scratch that|doesn't work|does not work)\b", re.IGNORECASE)
+
+
+def final_boxes(text: str, max_chars: int) -> list[str | None]:
+    """The contents of the boxes a completion stands by: every closed box except those it takes back before
+    the next one ("\\boxed{3}, but that is wrong. Correct: \\boxed{7}" stands by 7 only). ``None`` for an
+    oversized box. Several different answers here are hedging."""
+    boxes = all_boxed(text, max_chars)
+    kept = []
+    for (_, end, content), following in zip(boxes, boxes[1:] + [None]):
+        if following is not None and _RETRACTION.search(text, end, following[0]):
+            continue
+        kept.append(content)
+    return kept
+
+
 def answer_is(text: str) -> str | None:
     """The answer stated after the last "answer is" / "Answer:" phrase."""
     last = None
@@ -146,4 +203,4 @@ def extract_answer(text: str, order=DEFAULT_METHODS) -> tuple[str | None, str | 
     return None, None
 
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "extract_answer", "last_boxed", "answer_is", "last_number", "braced"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "all_boxed", "final_boxes", "extract_answer", "last_boxed", "answer_is", "last_number", "braced"]

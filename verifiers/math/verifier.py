@@ -31,7 +31,9 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
                                           parse_answer)
-from raylign.verifiers.math.extract import DEFAULT_METHODS, METHODS, extract_answer, last_boxed
+from raylign.verifiers.math.extract import DEFAULT_METHODS, METHODS, extract_answer, final_boxes, last_boxed
+
+_MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
 
 
 def _order(value) -> tuple[str, ...]:
@@ -104,14 +106,12 @@ class MathVerifier:
                 return Verdict(0.0, "invalid", f"{name} longer than {self.max_answer_chars} characters",
                                {**details, "extracted": extracted[:200]})
         try:
-            ref_clean, cand_clean = clean(reference), clean(extracted)
-            details["normalized"] = {"answer": ref_clean, "extracted": cand_clean}
-            if ref_clean == cand_clean and ref_clean:
-                return Verdict(1.0, "ok", None, {**details, "reason": "same normalized text"})
-            ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
-            details["normalized"] = {"answer": describe(ref_value), "extracted": describe(cand_value)}
-            details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
-            same = equal(ref_value, cand_value, self.options, deadline)
+            same, reason = self._judge(reference, extracted, details, deadline)
+            if same:
+                hedge = self._hedge(completion, reference, deadline)
+                if hedge:
+                    same, reason = False, "boxes several different answers (hedging)"
+                    details["boxed"] = hedge
         except Unjudgeable as exc:
             return Verdict(0.0, "invalid", str(exc), details)
         except BudgetExceeded as exc:
@@ -122,7 +122,42 @@ class MathVerifier:
             return Verdict(0.0, "invalid", "answer too large", details)
         except Exception as exc:  # a bug in here: say so instead of scoring it silently
             return Verdict(0.0, "error", f"{type(exc).__name__}: {exc}", details)
+        if reason:
+            details["reason"] = reason
         return Verdict(1.0 if same else 0.0, "ok", None, details)
+
+    def _judge(self, reference: str, extracted: str, details: dict, deadline: float) -> tuple[bool, str | None]:
+        ref_clean, cand_clean = clean(reference), clean(extracted)
+        details["normalized"] = {"answer": ref_clean, "extracted": cand_clean}
+        if ref_clean == cand_clean and ref_clean:
+            return True, "same normalized text"
+        ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
+        details["normalized"] = {"answer": describe(ref_value), "extracted": describe(cand_value)}
+        details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
+        return equal(ref_value, cand_value, self.options, deadline), None
+
+    def _hedge(self, completion: str, reference: str, deadline: float) -> list[str]:
+        """The distinct boxed answers when the completion stands by several that are not all the reference
+        (hedging: ``\\boxed{3} ... \\boxed{5}``), else ``[]``. The same answer boxed twice, in any form
+        (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the configured extraction took
+        instead; a box taken back before the next one ("that is wrong") is no longer an answer."""
+        if "\\boxed" not in completion and "\\fbox" not in completion:
+            return []
+        boxes = final_boxes(completion, self.max_answer_chars)
+        forms = [f for f in dict.fromkeys(clean(b) if b is not None else None for b in boxes) if f != ""]
+        if len(forms) < 2:
+            return []
+        shown = [f[:200] if f is not None else "<oversized>" for f in forms[:_MAX_DISTINCT_BOXES]]
+        if None in forms or len(forms) > _MAX_DISTINCT_BOXES:
+            return shown
+        ref_clean, ref_value = clean(reference), parse_answer(reference)
+        for form in forms:
+            try:
+                if form != ref_clean and not equal(ref_value, parse_answer(form), self.options, deadline):
+                    return shown
+            except (Unjudgeable, RecursionError, MemoryError):
+                return shown
+        return []
 
 
 @hookimpl

@@ -1,0 +1,92 @@
+"""The ``math`` verifier, class by class (issue 12): equivalences it must see and rewards it must refuse.
+
+Each class is a table of neighbours, with the negative cases that must stay unequal beside the positive ones.
+``_score(candidate, reference)`` boxes the candidate once, as a model would.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from raylign.verifiers.math.extract import all_boxed, final_boxes
+from raylign.verifiers.math.verifier import MathVerifier
+
+VERIFIER = MathVerifier()
+
+
+def _score(candidate: str, reference):
+    return VERIFIER("So the answer is $\\boxed{" + candidate + "}$.", {"answer": reference})
+
+
+def _reward(candidate: str, reference) -> float:
+    verdict = _score(candidate, reference)
+    assert verdict.status == "ok", (candidate, reference, verdict)
+    return verdict.reward
+
+
+# ------------------------------------------------------------------------------------------- hedging
+@pytest.mark.parametrize("completion,answer,reward", [
+    # several different boxed answers: refused, whichever is right
+    ("It is \\boxed{3} or \\boxed{5}.", "5", 0.0),
+    ("It is \\boxed{3} or \\boxed{5}.", "3", 0.0),
+    ("\\boxed{3}\n\nAlternatively, \\boxed{5}", "5", 0.0),
+    ("Candidates: $\\boxed{1}$, $\\boxed{2}$, $\\boxed{3}$, $\\boxed{4}$", "4", 0.0),
+    ("\\fbox{3} and \\boxed{5}", "5", 0.0),
+    ("\\boxed 3 or \\boxed 5", "5", 0.0),
+    ("\\boxed{\\frac{1}{2}} or maybe \\boxed{\\frac{1}{3}}", "\\frac13", 0.0),
+    ("\\boxed{x = 2} or \\boxed{x = -2}", "-2", 0.0),
+    ("\\boxed{" + "9" * 2000 + "} and then \\boxed{7}", "7", 0.0),  # an oversized box is an answer too
+    # the same answer boxed twice, in any form, is one answer
+    ("\\boxed{5}. Checking: 2+3=5, so \\boxed{5}", "5", 1.0),
+    ("\\boxed{\\frac12}, that is \\boxed{0.5}", "1/2", 1.0),
+    ("\\boxed{\\boxed{4}}", "4", 1.0),
+    ("We get \\boxed{x=3}, i.e. \\boxed{3}", "3", 1.0),
+    ("\\boxed{}\\boxed{6}", "6", 1.0),  # an empty box is no answer
+    # a box taken back before the next one is no longer an answer
+    ("First I get \\boxed{3}, but that is wrong. Correct: \\boxed{7}", "7", 1.0),
+    ("\\boxed{3}. Wait, I made a mistake: the answer is \\boxed{5}", "5", 1.0),
+    ("\\boxed{3}. Wait, I made a mistake: the answer is \\boxed{5}", "3", 0.0),
+    # a wrong single answer stays wrong
+    ("It is \\boxed{3}.", "5", 0.0),
+])
+def test_hedged_boxes_do_not_score(completion, answer, reward):
+    verdict = VERIFIER(completion, {"answer": answer})
+    assert verdict.status == "ok"
+    assert verdict.reward == reward, verdict.details
+    if reward == 0.0 and "boxed" in verdict.details:
+        assert "hedging" in verdict.details["reason"]
+
+
+def test_hedging_says_why():
+    verdict = VERIFIER("\\boxed{3} or \\boxed{5}", {"answer": "5"})
+    assert (verdict.reward, verdict.status, verdict.error) == (0.0, "ok", None)
+    assert verdict.details["reason"] == "boxes several different answers (hedging)"
+    assert verdict.details["boxed"] == ["3", "5"]
+
+
+def test_hedging_is_judged_whatever_the_extraction_order():
+    for order in (("answer_is", "boxed"), ("boxed", "answer_is", "last_number"), ("last_number", "boxed")):
+        verifier = MathVerifier(extract=order)
+        assert verifier("The answer is \\boxed{3} or \\boxed{5}", {"answer": "5"}).reward == 0.0
+    # one box and a different last number is not hedging between boxes: the configured order decides
+    assert MathVerifier(extract=("last_number",))("\\boxed{3} but after checking, 5", {"answer": "5"}).reward == 1.0
+
+
+def test_many_identical_boxes_are_one_answer():
+    assert VERIFIER("\\boxed{7} " * 500, {"answer": "7"}).reward == 1.0
+
+
+def test_all_boxed_is_linear_on_nested_boxes():
+    text = "\\boxed{" * 60_000 + "1" + "}" * 60_000 + " \\boxed{2}" * 30_000
+    start = time.process_time()
+    boxes = all_boxed(text, 1000)
+    assert time.process_time() - start < 1.0
+    assert [c for _, _, c in boxes[:2]] == ["1", "2"] and len(boxes) == 30_001
+    verdict = VERIFIER(text[:1_000_000], {"answer": "2"})
+    assert verdict.status in ("ok", "invalid") and verdict.reward == 0.0
+
+
+def test_final_boxes_drop_retracted_ones():
+    assert final_boxes("\\boxed{1} is wrong, \\boxed{2} or \\boxed{3}", 100) == ["2", "3"]
+    assert final_boxes("\\boxed{1} \\boxed{unclosed", 100) == ["1"]
