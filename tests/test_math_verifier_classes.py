@@ -90,3 +90,40 @@ def test_all_boxed_is_linear_on_nested_boxes():
 def test_final_boxes_drop_retracted_ones():
     assert final_boxes("\\boxed{1} is wrong, \\boxed{2} or \\boxed{3}", 100) == ["2", "3"]
     assert final_boxes("\\boxed{1} \\boxed{unclosed", 100) == ["1"]
+
+
+# ------------------------------------------------------------------------------------------- TeX's \over
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("{1 \\over 2}", "\\frac12", 1.0),
+    ("1\\over 2", "0.5", 1.0),
+    ("3\\over4", "\\frac{3}{4}", 1.0),
+    ("{3\\over4}", "0.75", 1.0),
+    ("{{1 \\over 2} \\over 3}", "\\frac{1}{6}", 1.0),
+    ("{1 \\over {2 \\over 3}}", "\\frac32", 1.0),
+    ("{a+1 \\over b}", "\\frac{a+1}{b}", 1.0),
+    ("{\\sqrt{3} \\over 2}", "\\frac{\\sqrt3}{2}", 1.0),
+    ("-{1 \\over 2}", "-\\frac12", 1.0),
+    ("2^{1 \\over 2}", "\\sqrt2", 1.0),
+    ("\\left( 1 \\over 2 \\right)", "1/2", 1.0),
+    ("x = {1 \\over 3}", "\\frac13", 1.0),
+    ("\\{ {1 \\over 2}, 3 \\}", "\\{3, \\frac12\\}", 1.0),
+    ("({1 \\over 2}, {3 \\over 4})", "(\\frac12, \\frac34)", 1.0),
+    ("{n \\choose 2}", "\\binom{n}{2}", 1.0),
+    ("{5 \\choose 2}", "10", 1.0),
+    ("\\frac12", "{1 \\over 2}", 1.0),  # the reference may be written with \over too
+    # neighbours that must stay unequal
+    ("{1 \\over 3}", "\\frac12", 0.0),
+    ("{2 \\over 1}", "\\frac12", 0.0),
+    ("{a+1 \\over b}", "a + \\frac{1}{b}", 0.0),
+    ("{{1 \\over 2} \\over 3}", "\\frac{3}{2}", 0.0),
+    ("0.\\overline{3}", "\\frac13", 1.0),  # \overline is not \over
+    ("0.\\overline{3}", "\\frac{0}{3}", 0.0),
+])
+def test_tex_over_fractions(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+def test_over_inside_a_box_is_extracted_whole():
+    verdict = VERIFIER("Hence $\\boxed{{1 \\over 2}}$", {"answer": "0.5"})
+    assert verdict.reward == 1.0 and verdict.details["extracted"] == "{1 \\over 2}"
+    assert VERIFIER("Hence $\\boxed{1 \\over 2}$", {"answer": "0.5"}).reward == 1.0

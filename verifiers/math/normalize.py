@@ -1,7 +1,7 @@
 """Normalize a math answer string before it is parsed (one job: raw answer text in, cleaned text out).
 
 ``clean`` maps Unicode math symbols to LaTeX, drops spacing and sizing commands (``\\left``, ``\\,``,
-``\\displaystyle``), unwraps ``\\text{}``-like groups, drops trailing units (``5 \\text{cm}``, ``12 dollars``),
+``\\displaystyle``), rewrites TeX's ``{a \\over b}`` as ``\\frac{a}{b}``, unwraps ``\\text{}``-like groups, drops trailing units (``5 \\text{cm}``, ``12 dollars``),
 degree marks, dollar signs and trailing periods, turns "and"/"or" into commas, ``x \\in S`` into ``S`` and
 ``1e5`` into ``1\\times10^{5}``. ``MATH_WORDS`` are the words that are never units or plain text.
 """
@@ -51,6 +51,58 @@ _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 
 
+_OVER = re.compile(r"\\(over|choose)(?![a-zA-Z])")
+_GROUP_OPEN, _GROUP_CLOSE = "{([", "})]"
+_GROUP_STOP = ",;=<>≤≥≠&"  # where a group of a written answer ends, outside brackets (TeX would go on)
+_MAX_OVERS = 32
+
+
+def _over_group(s: str, k: int, end: int) -> tuple[int, int]:
+    """The group around the ``\\over`` that spans ``s[k:end]``: the innermost brackets (braces, parentheses,
+    square brackets, escaped or not) holding it, cut at separators outside brackets; ``(start, stop)``."""
+    start, depth = 0, 0
+    for i in range(k - 1, -1, -1):
+        ch = s[i]
+        if ch in _GROUP_CLOSE:
+            depth += 1
+        elif ch in _GROUP_OPEN:
+            if depth == 0:
+                start = i + 1
+                break
+            depth -= 1
+        elif depth == 0 and ch in _GROUP_STOP:
+            start = i + 1
+            break
+    stop, depth = len(s), 0
+    for j in range(end, len(s)):
+        ch = s[j]
+        if ch in _GROUP_OPEN:
+            depth += 1
+        elif ch in _GROUP_CLOSE:
+            if depth == 0:
+                stop = j - 1 if s[j - 1] == "\\" and j - 1 >= end else j
+                break
+            depth -= 1
+        elif depth == 0 and (ch in _GROUP_STOP or s.startswith("\\\\", j)):
+            stop = j
+            break
+    return start, stop
+
+
+def _over_to_frac(s: str) -> str:
+    """TeX's ``{a \\over b}`` (and ``{n \\choose k}``): everything before it in its group over everything after,
+    rewritten as ``\\frac{a}{b}`` (``\\binom{n}{k}``)."""
+    for _ in range(_MAX_OVERS):
+        m = _OVER.search(s)
+        if m is None:
+            break
+        start, stop = _over_group(s, m.start(), m.end())
+        num, den = s[start : m.start()].strip(), s[m.end() : stop].strip()
+        cmd = "\\frac" if m.group(1) == "over" else "\\binom"
+        s = s[:start] + f"{cmd}{{{num}}}{{{den}}}" + s[stop:]
+    return s
+
+
 def _strip_text_commands(s: str) -> str:
     """Unwrap ``\\text{}``-like groups: a whole-answer group is its content; a word group after a value is a
     unit and is dropped (with a following ``^2``); "and"/"or" become commas."""
@@ -96,6 +148,8 @@ def clean(s: str) -> str:
             s = s[len(left) : len(s) - len(right)]
     for pattern, repl in _SUBS:
         s = pattern.sub(repl, s)
+    if "\\over" in s or "\\choose" in s:
+        s = _over_to_frac(s)
     if "\\" in s:
         s = _strip_text_commands(s)
     s = _SEPARATOR_WORDS.sub(",", s)
