@@ -55,7 +55,7 @@ def make_batches(model_dir: Path, texts: list[str], block: int, batch: int, micr
     """The first ``steps`` steps' micro-batches, built as the pretrain stage builds them."""
     from raylign.engine.modeling import load_tokenizer
     from raylign.plugins.pretrain import as_batches, pack
-    from raylign.plugins.supervised import batch_indices
+    from raylign.engine.data import batch_indices
 
     blocks = pack(texts, load_tokenizer(model_dir), block)
     return [as_batches(blocks[batch_indices(len(blocks), batch, s, seed)], micro) for s in range(steps)], len(blocks)

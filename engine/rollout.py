@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 from raylign.engine.config import RolloutConfig
 from raylign.engine.errors import ModelError, WeightSyncError
-from raylign.engine.modeling import check_model_dir
+from raylign.engine.modeling import check_model_dir, load_tokenizer
 from raylign.engine.types import Completion
 from raylign.engine.weight_sync import (
     EXTENSION_CLS,
@@ -41,6 +41,7 @@ from raylign.engine.weight_sync import (
     SyncReport,
     WeightTransport,
     canary_diffs,
+    canary_token_ids,
     check_canary,
     select_transport,
 )
@@ -237,6 +238,7 @@ class RolloutFleet:
         if not ray.is_initialized():
             raise RuntimeError("RolloutFleet needs a running Ray: call raylign.engine.cluster.init_ray first")
         self.model_dir = str(check_engine_model(model_dir))
+        self.canary_ids = canary_token_ids(load_tokenizer(self.model_dir))  # what every sync is checked on
         self.cfg = cfg
         self.seed = seed
         self.version = 0

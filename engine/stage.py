@@ -100,13 +100,10 @@ class StageContext:
 
     def start_rollout_fleet(self, model_dir: Path):
         """A vLLM rollout fleet serving ``model_dir`` (``[rollout]`` section); shut down when the stage ends."""
-        from raylign.engine.modeling import load_tokenizer
         from raylign.engine.rollout import RolloutFleet
-        from raylign.engine.weight_sync import canary_token_ids
 
         fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed)
         self._closers.append(fleet.shutdown)
-        fleet.canary_ids = canary_token_ids(load_tokenizer(model_dir))
         return fleet
 
     def start_reward_fleet(self, default_verifier: str | None, verifier_options: Mapping[str, Any] | None = None):
@@ -125,7 +122,7 @@ class StageContext:
         ``raylign_weights_synced``. Returns ``weight_sync_seconds``, ``canary_max_abs_diff``, ``weights_version``."""
         from raylign.engine.weight_sync import push_weights
 
-        report = push_weights(learner, fleet, fleet.canary_ids)
+        report = push_weights(learner, fleet)
         self.registry.hook.raylign_weights_synced(stage=self.name, version=report.version, seconds=report.seconds,
                                                   canary_max_abs_diff=report.canary_max_abs_diff)
         return {"weight_sync_seconds": report.seconds, "canary_max_abs_diff": report.canary_max_abs_diff,

@@ -177,12 +177,12 @@ def canary_token_ids(tokenizer) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def push_weights(learner, fleet, canary_ids: Sequence[int]) -> SyncReport:
+def push_weights(learner, fleet) -> SyncReport:
     """Push ``learner``'s weights (a LearnerHandle) to ``fleet`` (a RolloutFleet) stamped with the learner's
-    version, then check the canary against the learner's own logprobs of ``canary_ids``."""
+    version, then check the fleet's canary (``fleet.canary_ids``) against the learner's own logprobs of it."""
     version = learner.version
-    reference = learner.sequence_logprobs(canary_ids)
-    return fleet.sync_weights(learner.weights_ref(), version, canary=(canary_ids, reference))
+    reference = learner.sequence_logprobs(fleet.canary_ids)
+    return fleet.sync_weights(learner.weights_ref(), version, canary=(fleet.canary_ids, reference))
 
 
 # ---------------------------------------------------------------------------------------------- canary
