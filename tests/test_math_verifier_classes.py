@@ -127,3 +127,72 @@ def test_over_inside_a_box_is_extracted_whole():
     verdict = VERIFIER("Hence $\\boxed{{1 \\over 2}}$", {"answer": "0.5"})
     assert verdict.reward == 1.0 and verdict.details["extracted"] == "{1 \\over 2}"
     assert VERIFIER("Hence $\\boxed{1 \\over 2}$", {"answer": "0.5"}).reward == 1.0
+
+
+# ------------------------------------------------------------------------------------------- units
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("5\\text{ cm}", "5", 1.0),
+    ("5 \\text{cm}", "5", 1.0),
+    ("5\\,\\text{cm}", "5", 1.0),
+    ("5\\mbox{ cm}", "5", 1.0),
+    ("5\\text{ m}", "5", 1.0),
+    ("5\\,\\mathrm{m}", "5", 1.0),
+    ("60 \\mathrm{km/h}", "60", 1.0),
+    ("60\\text{ km/h}", "60", 1.0),
+    ("60\\ \\text{km}/\\text{h}", "60", 1.0),
+    ("60 \\text{ km per hour}", "60", 1.0),
+    ("9.8 \\text{ m/s}^2", "9.8", 1.0),
+    ("9.8\\,\\mathrm{m\\,s^{-2}}", "9.8", 1.0),
+    ("12\\text{ cm}^2", "12", 1.0),
+    ("12 \\text{ square feet}", "12", 1.0),
+    ("7\\,\\text{kg}\\cdot\\text{m}/\\text{s}^2", "7", 1.0),
+    ("30^\\circ", "30", 1.0),
+    ("30^{\\circ}", "30", 1.0),
+    ("30 degrees", "30", 1.0),
+    ("30\\text{ degrees}", "30", 1.0),
+    ("30°", "30", 1.0),
+    ("\\frac{1}{2}\\text{ cm}", "0.5", 1.0),
+    ("2\\pi\\text{ cm}", "2\\pi", 1.0),
+    ("\\sqrt{2}\\,\\mathrm{m}", "\\sqrt2", 1.0),
+    ("5 cm", "5", 1.0),
+    ("60 mph", "60", 1.0),
+    ("\\$18.90", "18.9", 1.0),
+    ("12 \\text{ dollars}", "\\$12", 1.0),
+    ("(3\\text{ cm}, 4\\text{ cm})", "(3, 4)", 1.0),
+    ("x = 5\\text{ cm}", "5", 1.0),
+    # the unit may be on the reference's side
+    ("5", "5\\text{ cm}", 1.0),
+    ("60", "60 \\mathrm{km/h}", 1.0),
+    ("30", "30^\\circ", 1.0),
+    ("5 \\text{ centimeters}", "5\\text{ cm}", 1.0),
+    ("60 \\text{ km/h}", "60 \\text{ kilometers per hour}", 1.0),
+    # a unit never makes a wrong number right
+    ("6\\text{ cm}", "5", 0.0),
+    ("50 \\mathrm{km/h}", "60", 0.0),
+    ("31^\\circ", "30", 0.0),
+    ("6", "5\\text{ cm}", 0.0),
+    ("5\\text{ cm}", "5\\text{ m}", 0.0),  # both units named, and they differ
+    ("5 \\text{ cents}", "\\$5", 0.0),
+    ("30 \\text{ radians}", "30^\\circ", 0.0),
+    ("5 \\text{ million}", "5", 0.0),  # a scale word is not a unit
+    ("5 \\text{ million}", "5000000", 1.0),
+    ("3 \\text{ thousand}", "3000", 1.0),
+    # words that are not units keep their meaning
+    ("1 \\text{ and } 2", "1", 0.0),
+    ("1 \\text{ and } 2", "2, 1", 1.0),
+    ("3 \\text{ or } 4", "3", 0.0),
+    ("x \\text{ for } x > 0", "x", 0.0),
+    ("2ab", "2", 0.0),
+    ("3s", "3", 0.0),  # 3 times s, not 3 seconds
+    ("4\\pi r h", "4\\pi r", 0.0),
+    ("2\\mathrm{e}", "2", 0.0),
+    ("3\\mathrm{i}", "3", 0.0),
+])
+def test_units_beside_a_value(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+def test_different_units_say_why():
+    verdict = _score("5\\text{ cm}", "5\\text{ m}")
+    assert (verdict.reward, verdict.details["reason"]) == (0.0, "different units")
+    assert verdict.details["units"] == {"answer": ["m"], "extracted": ["cm"]}

@@ -203,4 +203,5 @@ def extract_answer(text: str, order=DEFAULT_METHODS) -> tuple[str | None, str | 
     return None, None
 
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "all_boxed", "final_boxes", "extract_answer", "last_boxed", "answer_is", "last_number", "braced"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "all_boxed", "final_boxes", "extract_answer", "last_boxed", "answer_is",
+           "last_number", "braced"]

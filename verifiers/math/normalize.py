@@ -1,9 +1,12 @@
 """Normalize a math answer string before it is parsed (one job: raw answer text in, cleaned text out).
 
 ``clean`` maps Unicode math symbols to LaTeX, drops spacing and sizing commands (``\\left``, ``\\,``,
-``\\displaystyle``), rewrites TeX's ``{a \\over b}`` as ``\\frac{a}{b}``, unwraps ``\\text{}``-like groups, drops trailing units (``5 \\text{cm}``, ``12 dollars``),
-degree marks, dollar signs and trailing periods, turns "and"/"or" into commas, ``x \\in S`` into ``S`` and
-``1e5`` into ``1\\times10^{5}``. ``MATH_WORDS`` are the words that are never units or plain text.
+``\\displaystyle``), rewrites TeX's ``{a \\over b}`` as ``\\frac{a}{b}``, unwraps ``\\text{}``-like groups,
+drops units after a value (``5 \\text{cm}``, ``60 \\mathrm{km/h}``, ``12 dollars``; scale words become factors:
+``5 \\text{ million}``), degree marks, dollar signs and trailing periods, turns "and"/"or" into commas,
+``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``. ``units`` names the units an answer was written
+with (the ``units`` module says which words are units). ``MATH_WORDS`` are the words that are never units or
+plain text.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import re
 from functools import lru_cache
 
 from raylign.verifiers.math.extract import braced
+from raylign.verifiers.math.units import MATH_WORDS, marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "", "∪": "\\cup ", "²": "^2", "³": "^3", "\u00a0": " ",
@@ -37,15 +41,10 @@ _SUBS = [(re.compile(p), r) for p, r in [
 ]]
 _TEXT_CMD = re.compile(r"\\(text|textbf|textit|textrm|textnormal|textsf|mbox|mathrm|mathbf|mathit|mathsf|"
                        r"boldsymbol|bm|operatorname)\s*\{")
-_UNIT_TEXT = re.compile(r"[A-Za-z][A-Za-z .]*")
-_UNIT_POWER = re.compile(r"\s*\^\s*\{?\s*[23]\s*\}?")
-MATH_WORDS = {"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "arcsin", "arccos",
-              "arctan", "sinh", "cosh", "tanh", "inf", "infty", "infinity", "frac", "oo"}
-_UNITS = {"cm", "mm", "km", "kg", "mg", "ml", "ft", "in", "yd", "mi", "mph", "kph", "sec", "min", "hr", "hrs",
-          "hours", "days", "cents", "dollars", "units", "degrees", "deg", "inches", "feet", "meters", "miles",
-          "minutes", "seconds", "years", "pounds", "lbs", "oz", "grams", "liters", "gallons", "people"}
-_UNIT_WORDS = re.compile(r"^(?P<head>.*?[\d}).|])(?P<sep>\s*)(?P<units>(?:[A-Za-z]{2,}\.?)(?:\s+[A-Za-z]{2,}\.?)*)"
-                         r"(?:\^\{?[23]\}?)?$")
+_UNIT_POWER = re.compile(r"\s*\^\s*(?:\{\s*-?\s*\d\s*\}|-?\d)")
+_UNIT_CMDS = {"text", "textrm", "textnormal", "textsf", "textit", "textbf", "mbox", "mathrm"}
+_UNIT_CHAIN = re.compile(r"\s*(/|\\cdot(?![a-zA-Z])|\*|·)?\s*(?=\\(?:text|textrm|textnormal|mbox|mathrm)\s*\{)")
+_NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a unit of a value
 _SEPARATOR_WORDS = re.compile(r"\s+(?:and|or)\s+")
 _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
@@ -103,9 +102,40 @@ def _over_to_frac(s: str) -> str:
     return s
 
 
-def _strip_text_commands(s: str) -> str:
-    """Unwrap ``\\text{}``-like groups: a whole-answer group is its content; a word group after a value is a
-    unit and is dropped (with a following ``^2``); "and"/"or" become commas."""
+def _unit_group(s: str, m, inner: str, end: int, names: set[str]) -> tuple[str, int] | None:
+    """When the ``\\text{}``-like group ``m`` (content ``inner``, ending at ``end``) is a unit after a value,
+    with the unit groups chained to it (``\\text{km}/\\text{h}``) and a power (``^2``): what replaces them (a
+    scale such as ``\\times 10^{6}``, or a space) and where they end; the unit's name goes to ``names``."""
+    if m.group(1) not in _UNIT_CMDS:
+        return None
+    before = s[: m.start()].rstrip()
+    if not before or before[-1] in _NOT_A_VALUE or before.endswith("\\{"):
+        return None
+    tokens = run_tokens(inner)
+    if tokens is None:
+        return None
+    while True:
+        power = _UNIT_POWER.match(s, end)
+        if power:
+            tokens.append("^" + re.sub(r"[\s{}^]", "", power.group(0)))
+            end = power.end()
+        chain = _UNIT_CHAIN.match(s, end)
+        nxt = _TEXT_CMD.match(s, chain.end()) if chain else None
+        group = braced(s, nxt.end() - 1) if nxt else None
+        more = run_tokens(group[0]) if group else None
+        if not more:
+            break
+        tokens += (["/"] if chain.group(1) == "/" else []) + more
+        end = group[1]
+    scale, rest = scale_of(tokens)
+    if rest:
+        names.add(unit_name(rest))
+    return (scale + " " if scale else " "), end
+
+
+def _strip_text_commands(s: str, names: set[str]) -> str:
+    """Unwrap ``\\text{}``-like groups: a whole-answer group is its content; a unit group after a value is
+    dropped (with a following power, and its name goes to ``names``); "and"/"or" become commas."""
     pos = 0
     for _ in range(64):
         m = _TEXT_CMD.search(s, pos)
@@ -119,29 +149,26 @@ def _strip_text_commands(s: str) -> str:
         if m.start() == 0 and end == len(s):
             s, pos = core, 0
             continue
+        unit = None
         if core.lower() in ("and", "or", ",", ""):
             repl = ","
             if not core:
                 repl = ""
-        elif m.group(1) != "operatorname" and m.start() > 0 and _UNIT_TEXT.fullmatch(core) and len(core) >= 2 \
-                and core.lower() not in MATH_WORDS:
-            power = _UNIT_POWER.match(s, end)
-            if power:
-                end = power.end()
-            repl = " "
+        elif (unit := _unit_group(s, m, inner, end, names)) is not None:
+            repl, end = unit
         else:
             repl = "{" + inner + "}" if m.group(1) in ("mathbf", "boldsymbol", "bm", "mathrm") else inner
         s = s[: m.start()] + repl + s[end:]
-        pos = m.start() + len(repl) if repl not in (" ", ",", "") else m.start()
+        pos = m.start() + len(repl) if repl not in (" ", ",", "") and unit is None else m.start()
     return s
 
 
-@lru_cache(maxsize=16384)
-def clean(s: str) -> str:
-    """Normalize an answer string: spacing, delimiters, text/units, degrees, dollars, trailing periods."""
+def _normalize(s: str) -> tuple[str, frozenset]:
+    """The cleaned answer and the names of the units it was written with (see ``units``)."""
     s = s.strip()
     if not s:
-        return s
+        return s, frozenset()
+    names = marks(s)
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
     for left, right in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
@@ -151,15 +178,26 @@ def clean(s: str) -> str:
     if "\\over" in s or "\\choose" in s:
         s = _over_to_frac(s)
     if "\\" in s:
-        s = _strip_text_commands(s)
+        s = _strip_text_commands(s, names)
     s = _SEPARATOR_WORDS.sub(",", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
-    m = _UNIT_WORDS.match(s)
-    if m and not any(w.lower().rstrip(".") in MATH_WORDS for w in m.group("units").split()):
-        if m.group("sep") or m.group("units").lower().rstrip(".") in _UNITS:
-            s = m.group("head").rstrip()
-    s = _IN_PREFIX.sub("", s)
+    s, tail = strip_tail_units(s)
+    names |= tail
+    s = _IN_PREFIX.sub("", s.strip())
     m = _SCI.match(s)
     if m:
         s = f"{m.group(1)}\\times10^{{{m.group(2)}}}"
-    return s.strip().rstrip(".").strip()
+    return s.strip().rstrip(".").strip(), settle(names)
+
+
+@lru_cache(maxsize=16384)
+def clean(s: str) -> str:
+    """Normalize an answer string: spacing, delimiters, text/units, degrees, dollars, trailing periods."""
+    return _normalize(s)[0]
+
+
+@lru_cache(maxsize=4096)
+def units(s: str) -> frozenset:
+    """The canonical names of the units an answer is written with (``5\\text{ cm}`` -> ``{"cm"}``, ``30^\\circ``
+    -> ``{"deg"}``); ``"?"`` stands for a unit word we cannot name."""
+    return _normalize(s)[1]

@@ -13,8 +13,11 @@ floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fix
 ``simplify`` as a last resort. Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a decimal with at least
 ``decimal_min_sig`` significant digits equals a value it rounds or truncates to (``0.3333`` == ``1/3``); ``1,000`` is
 a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered, sets and bare lists are not; interval brackets
-must match; ``x = 3`` equals ``3``; units, ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored;
-multiple-choice letters compare case-insensitively. See ``equiv``'s docstring for the full list.
+must match; ``x = 3`` equals ``3``; ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so are
+units beside a value (``5\\text{ cm}`` == ``5``) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
+scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively. A
+completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so). See
+``equiv``'s docstring for the full list.
 
 Status ``invalid``: the task row has no ``answer``; the completion is oversized (``max_completion_chars``); the
 extracted answer is oversized (``max_answer_chars``), nested too deeply, or too large to evaluate (``9^9^9^9``)
@@ -32,6 +35,8 @@ from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
                                           parse_answer)
 from raylign.verifiers.math.extract import DEFAULT_METHODS, METHODS, extract_answer, final_boxes, last_boxed
+from raylign.verifiers.math.normalize import units
+from raylign.verifiers.math.units import units_differ
 
 _MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
 
@@ -130,11 +135,17 @@ class MathVerifier:
         ref_clean, cand_clean = clean(reference), clean(extracted)
         details["normalized"] = {"answer": ref_clean, "extracted": cand_clean}
         if ref_clean == cand_clean and ref_clean:
-            return True, "same normalized text"
-        ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
-        details["normalized"] = {"answer": describe(ref_value), "extracted": describe(cand_value)}
-        details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
-        return equal(ref_value, cand_value, self.options, deadline), None
+            same, reason = True, "same normalized text"
+        else:
+            ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
+            details["normalized"] = {"answer": describe(ref_value), "extracted": describe(cand_value)}
+            details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
+            same, reason = equal(ref_value, cand_value, self.options, deadline), None
+        ref_units, cand_units = units(reference), units(extracted)
+        if same and units_differ(ref_units, cand_units):
+            details["units"] = {"answer": sorted(ref_units), "extracted": sorted(cand_units)}
+            return False, "different units"
+        return same, reason
 
     def _hedge(self, completion: str, reference: str, deadline: float) -> list[str]:
         """The distinct boxed answers when the completion stands by several that are not all the reference

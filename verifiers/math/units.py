@@ -1,0 +1,191 @@
+"""Units after a value (one job: recognize them and name them): ``5\\text{ cm}``, ``60 \\mathrm{km/h}``,
+``9.8 m/s^2``, ``12 square feet``, ``\\$5``, ``30^\\circ``.
+
+A *unit run* is unit words joined by spaces, ``/``, ``\\cdot``, ``*`` or "per", each with an optional power
+(``^2``, ``^{-1}``). Unit words are the known units (``KNOWN``: ``cm``, ``km``, ``s``, ``N``...) and, in a
+``\\text{}``-like group or after a space, any word of three letters or more that is neither a math word
+(``MATH_WORDS``) nor a connecting word (``CONNECTORS``: ``and``, ``for``, ``real``...), so ``x \\text{ for } x > 0``
+keeps its words. Scale words are not units: ``5 \\text{ million}`` is ``5\\times 10^{6}``.
+
+``run_tokens`` says whether a text is a unit run; ``strip_tail_units`` drops the bare unit run that ends an answer
+or an item of it (``5 cm``, ``(3 cm, 4 cm)``); ``unit_name`` names a run (``km/h`` -> ``kph``, ``?`` when unknown);
+``units_differ`` says whether two answers' named units disagree (``5 cm`` and ``5 m``, ``\\$5`` and ``5 cents``).
+"""
+from __future__ import annotations
+
+import re
+
+MATH_WORDS = {"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "arcsin", "arccos",
+              "arctan", "sinh", "cosh", "tanh", "inf", "infty", "infinity", "frac", "oo"}
+CONNECTORS = set("""and or for if iff when where with without is are the of to at all any no not none only such that
+then than otherwise else each every so but since because both either neither yes true false undefined impossible
+real reals number numbers integer integers rational irrational complex natural positive negative nonnegative
+solution solutions infinitely many infinite exist exists does do there from by on as be it its even odd prime
+primes set empty except unless until while less more greater equal equals between also in up down left right
+times plus minus over divided constant some arbitrary root roots mod modulo gcd lcm max min det""".split())
+SCALES = {"hundred": "10^{2}", "thousand": "10^{3}", "million": "10^{6}", "billion": "10^{9}",
+          "trillion": "10^{12}", "dozen": "12"}
+_MODIFIERS = {"square": "2", "sq": "2", "cubic": "3", "cu": "3"}
+
+_SPELLED = {  # canonical name: the ways it is written
+    "mm": "mm millimeter millimeters millimetre millimetres", "cm": "cm centimeter centimeters centimetre centimetres",
+    "m": "m meter meters metre metres", "km": "km kilometer kilometers kilometre kilometres",
+    "in": "in inch inches", "ft": "ft foot feet", "yd": "yd yard yards", "mi": "mi mile miles",
+    "mg": "mg milligram milligrams", "g": "g gram grams gm", "kg": "kg kilogram kilograms kgs",
+    "lb": "lb lbs pound pounds", "oz": "oz ounce ounces", "ton": "ton tons tonne tonnes",
+    "ms": "ms millisecond milliseconds", "s": "s sec secs second seconds", "min": "min mins minute minutes",
+    "h": "h hr hrs hour hours", "day": "day days", "week": "week weeks wk wks", "month": "month months",
+    "year": "year years yr yrs", "ml": "ml mL milliliter milliliters millilitre millilitres cc",
+    "l": "l L liter liters litre litres", "gal": "gal gallon gallons", "mph": "mph", "kph": "kph kmh",
+    "N": "N newton newtons", "J": "J joule joules", "kJ": "kJ kilojoule kilojoules", "W": "W watt watts",
+    "kW": "kW kilowatt kilowatts", "V": "V volt volts", "A": "A amp amps ampere amperes", "Pa": "Pa pascal pascals",
+    "Hz": "Hz hertz", "K": "K kelvin kelvins", "deg": "deg degree degrees", "rad": "rad rads radian radians",
+    "$": "dollar dollars usd", "cent": "cent cents",
+}
+KNOWN: dict[str, str] = {}
+for _canon, _forms in _SPELLED.items():
+    for _form in _forms.split():
+        KNOWN[_form] = _canon
+_ONE_LETTER = {"m", "s", "g", "h", "l", "L", "N", "J", "W", "V", "A", "K", "C", "F"}  # C, F after a degree mark
+_RATES = {"km/h": "kph", "mi/h": "mph"}
+
+_POWER = r"\^\s*(?:\{\s*-?\s*\d\s*\}|-?\d)"
+_TOKEN = re.compile(rf"\s*(?:([A-Za-z]+)\.?|({_POWER})|(/|\\cdot(?![a-zA-Z])|\*|·))\s*")
+_TAIL = re.compile(rf"(?<![A-Za-z\\])[A-Za-z]+\.?(?:\s*{_POWER})?"
+                   rf"(?:(?:\s*(?:/|\\cdot(?![a-zA-Z])|\*|·)\s*|\s+)[A-Za-z]+\.?(?:\s*{_POWER})?)*\s*$")
+_BOUNDARY = re.compile(r"\s*(?:[,;)\]]|\\\}|$)")
+_DEGREE_MARK = re.compile(r"\^\s*\{?\s*\\circ|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|°")
+_MONEY_MARK = re.compile(r"\\\$")
+_MAX_RUN = 80  # characters a bare unit run may span
+
+
+def _word_ok(word: str, strong: bool) -> bool:
+    """Whether ``word`` can be a unit word: ``strong`` inside a ``\\text{}``-like group or after a space."""
+    low = word.lower()
+    if low in SCALES or low in _MODIFIERS or low == "per":
+        return True
+    if low in CONNECTORS or low in MATH_WORDS:
+        return False
+    if len(word) == 1:
+        return word in _ONE_LETTER
+    if len(word) == 2:
+        return word in KNOWN or low in KNOWN or strong
+    return strong
+
+
+def run_tokens(text: str, strong: bool = True) -> list[str] | None:
+    """The tokens of ``text`` when all of it is one unit run (words, ``/``, powers), else None."""
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        pos = m.end()
+        word, power, join = m.groups()
+        if word is not None:
+            if not _word_ok(word, strong):
+                return None
+            tokens.append(word)
+        elif power is not None:
+            if not tokens or not tokens[-1][0].isalpha():
+                return None
+            tokens.append("^" + re.sub(r"[\s{}^]", "", power))
+        elif join == "/":
+            tokens.append("/")
+    words = [t for t in tokens if t[0].isalpha()]
+    if not words or all(w.lower() in ("per", "square", "sq", "cubic", "cu") for w in words):
+        return None
+    return tokens
+
+
+def scale_of(tokens: list[str]) -> tuple[str, list[str]]:
+    """``(\\times 10^{6}..., the rest)`` for a run that starts with scale words (``million dollars``)."""
+    scale = ""
+    while tokens and tokens[0].lower() in SCALES:
+        scale += "\\times " + SCALES[tokens[0].lower()]
+        tokens = tokens[1:]
+    return scale, tokens
+
+
+def unit_name(tokens: list[str]) -> str:
+    """A canonical name for a unit run: ``km/h`` -> ``kph``, ``square feet`` -> ``ft^2``; ``?`` when unknown."""
+    out, power = [], ""
+    for t in tokens:
+        low = t.lower()
+        if t == "/" or low == "per":
+            out.append("/")
+        elif t.startswith("^"):
+            if out and out[-1] != "/":
+                out[-1] += t
+        elif low in _MODIFIERS:
+            power = "^" + _MODIFIERS[low]
+        else:
+            name = KNOWN.get(t) or (KNOWN.get(low) if len(t) > 2 else None) or (t if t in ("C", "F") else None)
+            if name is None:
+                return "?"
+            out.append(name + power)
+            power = ""
+    text = "*".join(out).replace("*/*", "/").replace("/*", "/").replace("*/", "/")
+    return _RATES.get(text, text)
+
+
+def strip_tail_units(s: str) -> tuple[str, set[str]]:
+    """Drop the bare unit run (``5 cm``, ``60 km/h``) that ends the answer or an item of it, after a value.
+
+    Bare runs are held to more than ``\\text{}`` groups: the value must end in a digit, a closing bracket, ``%``
+    or ``.``; a one-letter unit or an unknown word needs a space before it."""
+    names: set[str] = set()
+    if not re.search(r"[A-Za-z]", s):
+        return s, names
+    pos = 0
+    while pos <= len(s):
+        b = _BOUNDARY.search(s, pos)
+        if b is None:
+            break
+        end = b.start()
+        m = _TAIL.search(s, max(0, end - _MAX_RUN), end)
+        while m is not None:
+            head = s[: m.start()].rstrip()
+            spaced = m.start() > len(head)
+            tokens = run_tokens(m.group(0), strong=spaced)
+            if tokens and head and head[-1] in "0123456789})]|.%" and (spaced or all(
+                    len(t) > 1 for t in tokens if t[0].isalpha())):
+                scale, rest = scale_of(tokens)
+                if rest:
+                    names.add(unit_name(rest))
+                s = head + scale + s[end:]
+                end = len(head) + len(scale)
+                break
+            m = _TAIL.search(s, m.start() + 1, end)
+        pos = max(b.end(), end + 1) if m is None else end + 1
+    return s, names
+
+
+def marks(s: str) -> set[str]:
+    """The units an answer states by a mark rather than a word: degrees (``30^\\circ``), dollars (``\\$5``)."""
+    found = set()
+    if _DEGREE_MARK.search(s):
+        found.add("deg")
+    if _MONEY_MARK.search(s):
+        found.add("$")
+    return found
+
+
+def settle(names: set[str]) -> frozenset:
+    """A degree mark followed by ``C``/``F`` is a temperature."""
+    if "deg" in names and names & {"C", "F"}:
+        names = {("deg" + n if n in ("C", "F") else n) for n in names if n != "deg"}
+    return frozenset(names)
+
+
+def units_differ(a: frozenset, b: frozenset) -> bool:
+    """Whether two answers both name their units, all known, and they disagree (a degree mark goes with a
+    temperature in degrees)."""
+    if not a or not b or a == b or "?" in a or "?" in b or any(u in ("C", "F") for u in a | b):
+        return False
+    plain = lambda u: frozenset("deg" if x.startswith("deg") else x for x in u)  # noqa: E731
+    return not (plain(a) == plain(b) and ({"deg"} in (a, b)))
+
+
+__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "marks", "run_tokens", "scale_of", "settle",
+           "strip_tail_units", "unit_name", "units_differ"]
