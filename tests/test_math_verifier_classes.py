@@ -196,3 +196,47 @@ def test_different_units_say_why():
     verdict = _score("5\\text{ cm}", "5\\text{ m}")
     assert (verdict.reward, verdict.details["reason"]) == (0.0, "different units")
     assert verdict.details["units"] == {"answer": ["m"], "extracted": ["cm"]}
+
+
+# ------------------------------------------------------------------------------------------- trigonometry
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # double angle
+    ("2\\sin x\\cos x", "\\sin 2x", 1.0),
+    ("\\sin 2x", "2\\sin x \\cos x", 1.0),
+    ("2\\sin(x)\\cos(x)", "\\sin(2x)", 1.0),
+    ("\\cos^2 x - \\sin^2 x", "\\cos 2x", 1.0),
+    ("2\\cos^2 x - 1", "\\cos(2x)", 1.0),
+    ("1 - 2\\sin^2 x", "\\cos 2x", 1.0),
+    ("2\\sin\\theta\\cos\\theta", "\\sin 2\\theta", 1.0),
+    ("\\frac{2\\tan x}{1-\\tan^2 x}", "\\tan 2x", 1.0),
+    # Pythagorean forms
+    ("1-\\sin^2 x", "\\cos^2 x", 1.0),
+    ("\\sec^2 x - 1", "\\tan^2 x", 1.0),
+    ("\\csc^2 x - 1", "\\cot^2 x", 1.0),
+    ("\\sin^2 x + \\cos^2 x", "1", 1.0),
+    ("\\frac{1}{\\cos^2 x}", "1 + \\tan^2 x", 1.0),
+    ("\\frac{\\sin x}{\\cos x}", "\\tan x", 1.0),
+    ("\\sin(x + \\frac{\\pi}{2})", "\\cos x", 1.0),
+    ("\\sin^{-1} x", "\\arcsin x", 1.0),
+    ("\\sin 30^\\circ", "\\frac12", 1.0),
+    ("\\cos 60^{\\circ}", "0.5", 1.0),
+    # wrong identities stay wrong
+    ("\\sin 2x", "2\\sin x", 0.0),
+    ("2\\sin x", "\\sin 2x", 0.0),
+    ("\\sin^2 x", "\\sin x^2", 0.0),
+    ("1+\\sin^2 x", "\\cos^2 x", 0.0),
+    ("\\sec^2 x + 1", "\\tan^2 x", 0.0),
+    ("\\cos^2 x + \\sin^2 x", "\\cos 2x", 0.0),
+    ("\\sin x \\cos x", "\\sin 2x", 0.0),
+    ("\\sin^{-1} x", "\\csc x", 0.0),
+    ("\\sin 30", "\\frac12", 0.0),  # 30 radians
+])
+def test_trigonometric_identities(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+def test_agreeing_at_the_fixed_points_is_not_enough():
+    """An expression built to agree with the reference at the fixed sample points fails at the random ones."""
+    fake = "x + (x - 0.8326)(x + 1.2649)(x - 1.9173)(x - 0.3711)(x + 0.6137)(x - 2.4819)(x + 2.0931)(x - 1.3457)"
+    for _ in range(5):
+        assert _reward(fake, "x") == 0.0

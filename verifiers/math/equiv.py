@@ -7,7 +7,8 @@ LaTeX parser into a tuple AST (``parse``: no ``eval``, no third-party LaTeX gram
 needs antlr4 4.11 exactly, which math-verify's 4.13 breaks) and compared by, in order (``evaluate``):
 
 1. exact rational arithmetic (``fractions.Fraction``) when both sides are rational numbers;
-2. complex floating-point evaluation, at a few fixed points for the free symbols, relative tolerance ``rel_tol``;
+2. complex floating-point evaluation at eight fixed points for the free symbols and two random ones, all of which
+   must agree (relative tolerance ``rel_tol``): identities such as ``2\\sin x\\cos x`` == ``\\sin 2x`` hold;
 3. ``sympy.simplify(a - b) == 0`` when (2) cannot evaluate (small expressions only).
 
 Policies (documented in the verifier's docstring too):
@@ -39,6 +40,8 @@ re-exported from the modules that define them.
 from __future__ import annotations
 
 import cmath
+import os
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -65,6 +68,8 @@ class Options:
 
 
 _POINTS = (0.8326, -1.2649, 1.9173, 0.3711, -0.6137, 2.4819, -2.0931, 1.3457)
+_RANDOM_POINTS = 2
+_RNG = random.Random(os.urandom(16))
 _CHOICE_PREFIX = re.compile(r"\(([A-Za-z])\)|([A-Za-z])(?:[\s:.)]|$)")
 
 
@@ -74,10 +79,16 @@ def _check(deadline: float | None) -> None:
 
 
 def _sample_points(syms: list[str], deadline: float | None):
-    """The fixed points at which expressions in ``syms`` are compared, as bindings; checks the budget first."""
+    """The points at which expressions in ``syms`` are compared, as bindings; checks the budget first. The fixed
+    points make verdicts repeatable; the random ones (``_RANDOM_POINTS`` per call, drawn from a generator seeded
+    by the OS) keep an expression built to agree at the fixed points (``x + (x-0.8326)(x+1.2649)...``) from
+    passing."""
     for p in range(len(_POINTS)):
         _check(deadline)
         yield {s: complex(_POINTS[(p + 3 * j) % len(_POINTS)] + 0.137 * j) for j, s in enumerate(syms)}
+    for _ in range(_RANDOM_POINTS):
+        _check(deadline)
+        yield {s: complex(_RNG.choice((-1, 1)) * _RNG.uniform(0.35, 2.4)) for s in syms}
 
 
 def _close(a: complex, b: complex, tol: float) -> bool:
@@ -162,9 +173,7 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
             continue
         if not _close(va, vb, o.rel_tol):
             return False
-        agreed += 1
-        if agreed >= 3:
-            return True
+        agreed += 1  # every point is tried: agreeing at a few is not enough
     if agreed >= 2:
         return True
     if overflowed:
@@ -201,9 +210,7 @@ def _equations_proportional(r, c, deadline) -> bool:
         elif not _close(q, ratio, 1e-8):
             return False
         agreed += 1
-        if agreed >= 3:
-            return True
-    return False
+    return agreed >= 3
 
 
 _FLIP = {"<": ">", ">": "<", "≤": "≥", "≥": "≤", "≠": "≠"}

@@ -17,8 +17,8 @@ from raylign.verifiers.math.extract import braced
 from raylign.verifiers.math.units import MATH_WORDS, marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
-            "∞": "\\infty ", "√": "\\sqrt ", "°": "", "∪": "\\cup ", "²": "^2", "³": "^3", "\u00a0": " ",
-            "\u2009": " ", "\u202f": " ", "⩽": "≤", "⩾": "≥", "∈": "\\in "}
+            "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",
+            "\u00a0": " ", "\u2009": " ", "\u202f": " ", "⩽": "≤", "⩾": "≥", "∈": "\\in "}
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:left|right)\.", ""),
@@ -32,7 +32,9 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}"),
     (r"\\(?:leqslant|leq|le)(?![a-zA-Z])", "≤"), (r"\\(?:geqslant|geq|ge)(?![a-zA-Z])", "≥"),
     (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
-    (r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])", ""),
+    (r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\^\s*(?:\{[^{}]*\}|\d)\s*)?\(?\s*)(\d+(?:\.\d+)?)\s*"
+     r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
+    (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])", ""),
     (r"\\%", "%"), (r"\\\$|\$", ""), (r"\{,\}", ","),
     (r"\\langle(?![a-zA-Z])", "("), (r"\\rangle(?![a-zA-Z])", ")"),
     (r"\\(?:lvert|rvert|vert|mid)(?![a-zA-Z])", "|"),

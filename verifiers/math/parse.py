@@ -6,7 +6,9 @@ needs antlr4 4.11 exactly, which math-verify's 4.13 breaks). Nodes are tuples wh
 ``("num", Fraction, text)`` ``("sym", name)`` ``("const", name)`` ``("add", items)`` ``("neg", x)``
 ``("mul", items)`` ``("inv", x)`` ``("pow", b, e)`` ``("root", x, n)`` ``("fact", x)`` ``("binom", n, k)``
 ``("func", name, x)`` ``("log", x, base|None)`` ``("abs", x)`` ``("floor", x)`` ``("ceil", x)``.
-``e`` is Euler's number, ``i`` the imaginary unit. Nesting is bounded by ``MAX_DEPTH``.
+``e`` is Euler's number, ``i`` the imaginary unit. A function's bare argument runs to the next operator or
+function (``\\sin 2x`` is sin(2x), ``\\sin x\\cos x`` a product); ``\\sin^{-1}`` is arcsin. Nesting is bounded by
+``MAX_DEPTH``.
 
 The errors shared by the whole math pipeline live here, at its bottom layer.
 """
@@ -37,6 +39,7 @@ _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan"
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
           "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",
           "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+_INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
 _WRAPPERS = {"\\mathbf", "\\boldsymbol", "\\bm", "\\mathrm", "\\mathit", "\\vec", "\\hat", "\\bar", "\\tilde",
              "\\overline", "\\text", "\\operatorname", "\\mathsf", "\\textbf", "\\mbox"}
 _BINARY = {"\\cdot", "\\times", "\\div", "\\ast"}
@@ -278,10 +281,25 @@ class _Parser:
             arg = self.expr()
             self.depth -= 1
             self.take("op", ")")
+        elif self.peek() == ("op", "{"):
+            arg = self.group()
         else:
-            arg = self.group() if self.peek() == ("op", "{") else self.power()
+            arg = self.bare_argument()
+        if power is not None and name in _INVERSE and power == ("neg", ("num", Fraction(1), "1")):
+            return ("func", _INVERSE[name], arg)  # \sin^{-1} x is arcsin x
         node = ("log", arg, base) if name in ("log", "ln") else ("func", name, arg)
         return ("pow", node, power) if power is not None else node
+
+    def bare_argument(self):
+        """A function's argument written without brackets: ``\\sin 2x`` is sin(2x), ``\\cos \\pi x`` is cos(pi x);
+        it ends at an operator or at the next function (``\\sin x \\cos x`` is a product of two)."""
+        items = [self.power()]
+        while True:
+            k, v = self.peek()
+            if k in ("num", "letter") or (k == "cmd" and (v[1:] in _GREEK or v == "\\pi")) or (k, v) == ("name", "pi"):
+                items.append(self.power())
+            else:
+                return items[0] if len(items) == 1 else ("mul", tuple(items))
 
 
 
