@@ -26,6 +26,10 @@ from the :class:`StageContext` it receives:
 - **data**: :mod:`raylign.engine.data` (``read_rows``, ``read_texts``, ``split_holdout``, ``require``, and
   ``indices_at`` / ``batch_indices``: the seeded, resumable example order), typed containers in
   :mod:`raylign.engine.types` (``TrainBatch``, ``SequenceBatch``, ``RolloutGroup``).
+- **models and prompts**: :mod:`raylign.engine.modeling` (``load_tokenizer``, ``stop_token_ids``),
+  :mod:`raylign.engine.chat_format` (``render_prompt``: a prompt in the model's chat format).
+- **checking options early**: :mod:`raylign.engine.options` (``validate(fn, options, owner)`` checks a loss's or
+  estimator's options against its declared keyword-only parameters before any actor starts).
 
 A stage imports no Ray: the handles make the remote calls.
 """
