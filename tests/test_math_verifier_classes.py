@@ -240,3 +240,118 @@ def test_agreeing_at_the_fixed_points_is_not_enough():
     fake = "x + (x - 0.8326)(x + 1.2649)(x - 1.9173)(x - 0.3711)(x + 0.6137)(x - 2.4819)(x + 2.0931)(x - 1.3457)"
     for _ in range(5):
         assert _reward(fake, "x") == 0.0
+
+
+# ------------------------------------------------------------------------------------------- repeated elements
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # a set with repeats is the set without them
+    ("\\{1, 1, 2\\}", "\\{1, 2\\}", 1.0),
+    ("\\{2, 1, 2\\}", "\\{1, 2\\}", 1.0),
+    ("\\{1, 2\\}", "\\{1, 1, 2\\}", 1.0),
+    ("\\{\\frac12, 0.5, 3\\}", "\\{3, \\frac{1}{2}\\}", 1.0),
+    ("\\{a, a, b\\}", "\\{b, a\\}", 1.0),
+    ("\\{(1,2), (1,2), (3,4)\\}", "\\{(3,4), (1,2)\\}", 1.0),
+    ("\\{3, 3\\}", "3", 1.0),
+    ("1, 1, 2", "\\{1, 2\\}", 1.0),  # the reference asks for a set
+    ("\\{1, 1, 2\\}", "\\{1, 2, 3\\}", 0.0),
+    ("\\{1, 2, 3\\}", "\\{1, 1, 2\\}", 0.0),
+    ("\\{1, 1\\}", "\\{1, 2\\}", 0.0),
+    # a bare list (roots with multiplicity) is a multiset: repeats count
+    ("1, 1, 2", "1, 2", 0.0),
+    ("1, 2", "1, 1, 2", 0.0),
+    ("1, 2, 2", "1, 1, 2", 0.0),
+    ("2, 1, 1", "1, 1, 2", 1.0),
+    ("1, 2, 1", "1, 1, 2", 1.0),
+    ("x = 3, x = 3, x = -1", "3, -1, 3", 1.0),
+    ("\\frac12, 0.5", "\\frac12, \\frac12", 1.0),
+    ("\\frac12, 0.5", "\\frac12", 0.0),
+    ("\\{1, 2\\}", "1, 1, 2", 0.0),  # a multiset reference is not met by the set without the repeat
+    ("\\{1, 1, 2\\}", "1, 1, 2", 1.0),
+    # tuples are ordered, repeats included
+    ("(1, 1, 2)", "(1, 2)", 0.0),
+    ("(1, 2, 1)", "(1, 1, 2)", 0.0),
+    ("(1, 1, 2)", "(1, 1, 2)", 1.0),
+])
+def test_sets_with_repeated_elements_and_multisets(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- set algebra
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\{1,2\\} \\cup \\{3\\}", "\\{1,2,3\\}", 1.0),
+    ("\\{1,2,3\\}", "\\{3\\} \\cup \\{2, 1\\}", 1.0),
+    ("\\{1,2\\} \\cup \\{2,3\\}", "\\{1,2,3\\}", 1.0),
+    ("\\{1,2,3\\} \\cap \\{2,3,4\\}", "\\{2,3\\}", 1.0),
+    ("\\{1,2,3\\} \\setminus \\{2\\}", "\\{1,3\\}", 1.0),
+    ("\\{1,2,3\\} - \\{2\\}", "\\{1,3\\}", 1.0),
+    ("\\{1,2\\} \\cap \\{3\\}", "\\emptyset", 1.0),
+    ("(\\{1\\} \\cup \\{2\\}) \\cap \\{2\\}", "\\{2\\}", 1.0),
+    ("\\{a, b\\} \\cup \\{c\\}", "\\{a, b, c\\}", 1.0),
+    ("[0,1] \\cup [2,3]", "[2,3] \\cup [0,1]", 1.0),
+    ("[0,1] \\cup [1,3]", "[0,3]", 1.0),
+    ("[0,1) \\cup [1,3]", "[0,3]", 1.0),
+    ("[0,2] \\cap [1,3]", "[1,2]", 1.0),
+    ("[0,3] \\setminus (1,2)", "[0,1] \\cup [2,3]", 1.0),
+    ("[0,3] \\setminus \\{1\\}", "[0,1) \\cup (1,3]", 1.0),
+    ("(-\\infty, 2) \\cap (0, \\infty)", "(0, 2)", 1.0),
+    ("[0, \\pi] \\cup [\\pi, 4]", "[0, 4]", 1.0),
+    ("(0, 1) ∪ (1, 2)", "(0,2) \\setminus \\{1\\}", 1.0),
+    # wrong results stay wrong
+    ("\\{1,2\\} \\cup \\{3\\}", "\\{1,2\\}", 0.0),
+    ("\\{1,2,3\\} \\cap \\{2,3,4\\}", "\\{1,2,3,4\\}", 0.0),
+    ("\\{1,2,3\\} - \\{2\\}", "\\{1,2,3\\}", 0.0),
+    ("\\{1,2,3\\} \\setminus \\{2\\}", "\\{2\\}", 0.0),
+    ("[0,1) \\cup (1,3]", "[0,3]", 0.0),
+    ("[0,1] \\cup [2,3]", "[0,3]", 0.0),
+    ("[0,2] \\cap [1,3]", "[0,3]", 0.0),
+    ("[0,3] \\setminus (1,2)", "[0,3]", 0.0),
+    ("[0,2] \\cup [1,3]", "(0,3]", 0.0),
+])
+def test_set_algebra_against_its_result(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- named sets
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\mathbb{R}", "(-\\infty, \\infty)", 1.0),
+    ("(-\\infty, \\infty)", "\\mathbb{R}", 1.0),
+    ("\\R", "(-\\infty,\\infty)", 1.0),
+    ("\\reals", "\\mathbb{R}", 1.0),
+    ("ℝ", "(-\\infty, \\infty)", 1.0),
+    ("\\mathbb R", "\\mathbb{R}", 1.0),
+    ("x \\in \\mathbb{R}", "(-\\infty, \\infty)", 1.0),
+    ("\\text{all real numbers}", "\\mathbb{R}", 1.0),
+    ("(-\\infty, 0) \\cup [0, \\infty)", "\\mathbb{R}", 1.0),
+    ("\\mathbb{R} \\setminus \\{0\\}", "(-\\infty, 0) \\cup (0, \\infty)", 1.0),
+    ("\\mathbb{R} - \\{0\\}", "\\mathbb{R}^*", 1.0),
+    ("\\mathbb{R}^+", "(0, \\infty)", 1.0),
+    ("\\mathbb{R}_{>0}", "(0, \\infty)", 1.0),
+    ("\\mathbb{R}_{\\ge 0}", "[0, \\infty)", 1.0),
+    ("x > 0", "\\mathbb{R}^+", 1.0),
+    ("\\mathbb{Z}", "\\{\\ldots, -2, -1, 0, 1, 2, \\ldots\\}", 1.0),
+    ("\\mathbb{N}", "\\{1, 2, 3, \\ldots\\}", 1.0),
+    ("\\mathbb{N}", "\\{0, 1, 2, \\ldots\\}", 1.0),  # either reading of N
+    ("\\mathbb{Z}^+", "\\{1, 2, 3, \\ldots\\}", 1.0),
+    ("\\mathbb{N}_0", "\\{0, 1, 2, \\ldots\\}", 1.0),
+    ("\\mathbb{N} \\cup \\{0\\}", "\\mathbb{Z}_{\\ge 0}", 1.0),
+    ("\\mathbb{Z} \\cap [1, 5]", "\\{1, 2, 3, 4, 5\\}", 1.0),
+    ("\\{1, 2, \\ldots, 5\\}", "\\{1, 2, 3, 4, 5\\}", 1.0),
+    ("\\{2, 4, 6, \\ldots\\}", "\\{2, 4, 6, 8, \\ldots\\}", 1.0),
+    ("\\mathbb{Q}", "\\mathbb{Q}", 1.0),
+    ("\\mathbb{C}", "\\mathbb{C}", 1.0),
+    # different sets stay different
+    ("\\mathbb{N}", "\\mathbb{Z}", 0.0),
+    ("\\mathbb{Z}", "\\mathbb{N}", 0.0),
+    ("\\mathbb{R}", "\\mathbb{Z}", 0.0),
+    ("\\mathbb{Q}", "\\mathbb{R}", 0.0),
+    ("\\mathbb{R}", "\\mathbb{C}", 0.0),
+    ("\\mathbb{R}", "[0, \\infty)", 0.0),
+    ("\\mathbb{R}^+", "[0, \\infty)", 0.0),
+    ("\\mathbb{Z}^+", "\\{0, 1, 2, \\ldots\\}", 0.0),
+    ("\\mathbb{N}", "\\{2, 4, 6, \\ldots\\}", 0.0),
+    ("\\mathbb{R}", "\\mathbb{R} \\setminus \\{0\\}", 0.0),
+    ("\\{1, 2, \\ldots, 5\\}", "\\{1, 2, 3, 4\\}", 0.0),
+    ("\\mathbb{R}^2", "\\mathbb{R}", 0.0),
+])
+def test_blackboard_bold_sets(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -50,6 +50,7 @@ from fractions import Fraction
 from raylign.verifiers.math.evaluate import EvalError, evaluate, sympy_equal
 from raylign.verifiers.math.normalize import clean
 from raylign.verifiers.math.parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
+from raylign.verifiers.math.sets import finite_set_equal, set_equal
 from raylign.verifiers.math.values import Scalar, describe, kind, parse_answer, scalar_from_node
 
 __all__ = ["BudgetExceeded", "Options", "TooLarge", "Unjudgeable", "clean", "describe", "equal", "kind",
@@ -279,6 +280,25 @@ def _choice_letter(v) -> str | None:
     return None
 
 
+_SET_KINDS = {"set", "union", "setop", "named"}
+
+
+def _sets_equal(r, c, o: Options, deadline) -> bool | None:
+    """Set semantics (``sets``) when either side is a set, a set expression or a named set: repeats do not count,
+    operations are carried out, ``\\mathbb{R}`` is ``(-\\infty, \\infty)``. A bare-list reference is a multiset
+    and keeps its own rule; None when the sets' content cannot be computed (symbolic endpoints)."""
+    if r[0] == "list":
+        return None
+    if r[0] == "rel" or c[0] == "rel":
+        r = _rel_to_interval(r) if r[0] == "rel" else r
+        c = _rel_to_interval(c) if c[0] == "rel" else c
+        if r is None or c is None:
+            return None
+    if c[0] == "list":
+        c = ("set", c[1])
+    return set_equal(r, c, lambda x, y: equal(x, y, o, deadline))
+
+
 def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
     """Whether candidate value ``c`` matches reference value ``r`` (see the module docstring for the rules)."""
     _check(deadline)
@@ -303,6 +323,10 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
     if kr == "rel" and kc == "rel":
         (pr, opr), (pc, opc) = _normalize_rel(r), _normalize_rel(c)
         return opr == opc and _ordered(pr, pc, o, deadline)
+    if kr in _SET_KINDS or kc in _SET_KINDS:
+        same = _sets_equal(r, c, o, deadline)
+        if same is not None:
+            return same
     if kr == "rel" or kc == "rel":
         r = _rel_to_interval(r) if kr == "rel" else r
         c = _rel_to_interval(c) if kc == "rel" else c
@@ -311,8 +335,12 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
         return r[1] == c[1] and r[2] == c[2] and _ordered(r[3], c[3], o, deadline)
     if {kr, kc} == {"seq", "list"}:
         return _ordered(r[-1], c[-1], o, deadline)
-    if kr in ("set", "list") and kc in ("set", "list") or kr == kc == "union":
-        return _unordered(r[1], c[1], o, deadline)
+    if kr == "list" and kc in ("set", "list") or kr == kc == "union":
+        return _unordered(r[1], c[1], o, deadline)  # a bare list is a multiset: 1, 1, 2 != 1, 2
+    if kr == "set" and kc in ("set", "list"):
+        return finite_set_equal(r[1], c[1], lambda x, y: equal(x, y, o, deadline))  # repeats do not count
+    if kr == kc == "ellipsis":
+        return True
     if kr == "set" and len(r[1]) == 1 and kc == "scalar":
         return equal(r[1][0], c, o, deadline)
     if kc == "set" and len(c[1]) == 1 and kr == "scalar":

@@ -18,7 +18,9 @@ from raylign.verifiers.math.units import MATH_WORDS, marks, run_tokens, scale_of
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",
-            "\u00a0": " ", "\u2009": " ", "\u202f": " ", "⩽": "≤", "⩾": "≥", "∈": "\\in "}
+            "\u00a0": " ", "\u2009": " ", "\u202f": " ", "⩽": "≤", "⩾": "≥", "∈": "\\in ", "∩": "\\cap ",
+            "∖": "\\setminus ", "∅": "\\emptyset ", "ℝ": "\\mathbb{R}", "ℕ": "\\mathbb{N}", "ℤ": "\\mathbb{Z}",
+            "ℚ": "\\mathbb{Q}", "ℂ": "\\mathbb{C}"}
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:left|right)\.", ""),

@@ -5,7 +5,10 @@ A value is a tuple whose first item names its kind:
 - ``("scalar", Scalar)``: one expression (``Scalar`` holds its AST, exact value and how it was written);
 - ``("seq", open, close, items)``: a tuple or an interval, brackets kept (``(0,1]``);
 - ``("set", items)`` for ``\\{...\\}``; ``("list", items)`` for a bare ``1, 2`` or ``a \\pm b``;
-- ``("union", items)``: intervals joined by ``\\cup``;
+- ``("union", items)``: intervals or sets joined by ``\\cup``; ``("setop", op, a, b)``: ``cup``/``cap``/``minus``
+  of two set-like values (``\\{1,2\\} \\setminus \\{1\\}``, ``\\mathbb{R} - \\{0\\}``);
+- ``("named", letter, qualifier)``: ``\\mathbb{R}``, ``\\mathbb{Z}^+`` (qualifier ``pos``), ``\\mathbb{R}_{\\ge 0}``
+  (``nonneg``), "all real numbers"; a set's ``\\ldots`` item is ``("ellipsis",)``;
 - ``("matrix", rows)``: ``\\begin{pmatrix}...`` (any matrix or array environment);
 - ``("eq", lhs, rhs, simple)``: an equation, ``simple`` when the left side is a plain variable;
 - ``("rel", parts, ops)``: an inequality chain;
@@ -48,6 +51,20 @@ _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\
                          r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
 _OPEN, _CLOSE = "([{", ")]}"
 _REL_OPS = "<>≤≥≠"
+_NAMED = re.compile(r"\\mathbb\s*\{\s*([RNZQC])\s*\}|\\mathbb\s*([RNZQC])|\\([RNZQC])(?![a-zA-Z])|"
+                    r"\\(reals|Reals|naturals|Naturals|integers|Integers|rationals|Rationals|complexes|Complexes)"
+                    r"(?![a-zA-Z])")
+_NAMED_LETTER = {"reals": "R", "naturals": "N", "integers": "Z", "rationals": "Q", "complexes": "C"}
+_QUALIFIERS = {"": "", "+": "pos", ">0": "pos", "+*": "pos", "*+": "pos", "≥0": "nonneg", "+0": "nonneg",
+               "0+": "nonneg", "0": "nonneg", "≥1": "pos", ">-1": "nonneg", "-": "neg", "<0": "neg", "≤0": "nonpos",
+               "-0": "nonpos", "0-": "nonpos", "*": "nonzero", "≠0": "nonzero"}
+_SCRIPTS = re.compile(r"(?:\s*[\^_]\s*(?:\{[^{}]*\}|[^\s{}\\]))*\s*")  # ^+, _{\ge 0}, ^{*}_0
+_NAMED_WORDS = {"all real numbers": "R", "real numbers": "R", "all reals": "R", "the real numbers": "R",
+                "all real values": "R", "any real number": "R", "every real number": "R", "all integers": "Z",
+                "integers": "Z", "the integers": "Z", "all complex numbers": "C", "all rational numbers": "Q"}
+_ELLIPSIS = {"\\ldots", "\\dots", "\\cdots", "...", "…", "\\dotsc", "\\dotsb"}
+_SET_OPS = (("\\cup", "cup"), ("\\cap", "cap"), ("\\setminus", "minus"), ("\\backslash", "minus"),
+            ("-", "minus"))
 
 
 def split_top(s: str, seps: str) -> tuple[list[str], list[str]]:
@@ -124,6 +141,118 @@ def _repeating_to_frac(m) -> str:
     return f"(\\frac{{{value.numerator}}}{{{value.denominator}}})"
 
 
+def _named(s: str) -> tuple | None:
+    """``("named", letter, qualifier)`` for ``\\mathbb{R}``, ``\\R``, ``\\mathbb{Z}^+``, ``\\mathbb{R}_{\\ge 0}``...,
+    and for "all real numbers"; None otherwise."""
+    word = _NAMED_WORDS.get(re.sub(r"\s+", " ", s.strip().lower()))
+    if word:
+        return ("named", word, "")
+    m = _NAMED.match(s)
+    if m is None:
+        return None
+    letter = next(g for g in m.groups() if g)
+    letter = _NAMED_LETTER.get(letter.lower(), letter)
+    rest = s[m.end():]
+    if not _SCRIPTS.fullmatch(rest):
+        return None
+    rest = re.sub(r"[\s{}^_]", "", rest)
+    if rest not in _QUALIFIERS:
+        return None
+    qual = _QUALIFIERS[rest]
+    if letter == "N" and qual == "neg":
+        return None
+    return ("named", letter, "pos" if letter == "N" and qual == "nonzero" else qual)
+
+
+def _set_operand(s: str) -> bool:
+    s = s.strip()
+    return (s.startswith("\\{") and s.endswith("\\}")) or _named(s) is not None
+
+
+def _split_set_ops(s: str) -> tuple[list[str], list[str]]:
+    """Split ``s`` at set operators outside brackets; a ``-`` counts only beside a braced or named set."""
+    parts, ops, depth, start, i = [], [], 0, 0, 0
+    while i < len(s):
+        ch = s[i]
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        elif depth == 0:
+            for text, op in _SET_OPS:
+                if s.startswith(text, i) and not (text[0] == "\\" and s[i + len(text) : i + len(text) + 1].isalpha()):
+                    parts.append(s[start:i])
+                    ops.append(op)
+                    i += len(text)
+                    start = i
+                    break
+            else:
+                i += 1
+                continue
+            continue
+        i += 1
+    parts.append(s[start:])
+    merged_parts, merged_ops = [parts[0]], []
+    for op, part, text in zip(ops, parts[1:], _op_texts(s, ops)):
+        if text == "-" and not (merged_parts[-1].strip() and (_set_operand(merged_parts[-1]) or _set_operand(part))):
+            merged_parts[-1] += "-" + part  # a minus sign, not a set difference
+        else:
+            merged_parts.append(part)
+            merged_ops.append(op)
+    return merged_parts, merged_ops
+
+
+def _op_texts(s: str, ops: list[str]) -> list[str]:
+    """Whether each split was a ``-`` (set difference written as a minus) or a command."""
+    texts, depth, i = [], 0, 0
+    while i < len(s) and len(texts) < len(ops):
+        ch = s[i]
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth -= 1
+        elif depth == 0:
+            for text, _ in _SET_OPS:
+                if s.startswith(text, i) and not (text[0] == "\\" and s[i + len(text) : i + len(text) + 1].isalpha()):
+                    texts.append(text)
+                    i += len(text) - 1
+                    break
+        i += 1
+    return texts
+
+
+def _set_expression(s: str, depth: int) -> tuple | None:
+    """``A \\cup B``, ``A \\cap B``, ``A \\setminus B``, ``A - B`` (intersection binds first, the others left to
+    right; brackets group): a union of plain parts is ``("union", parts)``, anything else ``("setop", op, a, b)``."""
+    if not any(text in s for text, _ in _SET_OPS[:4]) and not (
+            "-" in s and ("\\{" in s or _NAMED.search(s))):
+        return None
+    parts, ops = _split_set_ops(s)
+    if not ops:
+        if s[0] == "(" and s[-1] == ")" and _encloses(s):
+            inner = _split_set_ops(s[1:-1])
+            return _set_expression(s[1:-1], depth + 1) if inner[1] else None
+        return None
+    if not all(p.strip() for p in parts):
+        return None
+    if len(parts) > MAX_ITEMS:
+        raise Unjudgeable("too many sets")
+    values = [_value(p, depth + 1) for p in parts]
+    if all(op == "cup" for op in ops):
+        return ("union", tuple(values))
+    terms, low_ops = [values[0]], []
+    for op, v in zip(ops, values[1:]):
+        if op == "cap":
+            terms[-1] = ("setop", "cap", terms[-1], v)
+        else:
+            terms.append(v)
+            low_ops.append(op)
+    node = terms[0]
+    for op, v in zip(low_ops, terms[1:]):
+        node = ("setop", op, node, v)
+    return node
+
+
 def _value(s: str, depth: int = 0) -> tuple:
     if depth > 8:
         raise Unjudgeable("answer nested too deeply")
@@ -133,6 +262,9 @@ def _value(s: str, depth: int = 0) -> tuple:
     m = _CHOICE.fullmatch(s)
     if m:
         return ("choice", (m.group(1) or m.group(2)).upper())
+    named = _named(s)
+    if named:
+        return named
     m = _MATRIX.fullmatch(s)
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
@@ -152,10 +284,9 @@ def _value(s: str, depth: int = 0) -> tuple:
         lhs, rhs = parts[0].strip(), parts[-1].strip()
         simple = bool(_SIMPLE_LHS.fullmatch(lhs))
         return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple)
-    if "\\cup" in s:
-        pieces = [p for p in re.split(r"\\cup(?![a-zA-Z])", s)]
-        if len(pieces) > 1 and all(p.strip() for p in pieces):
-            return ("union", tuple(_value(p, depth + 1) for p in pieces))
+    expression = _set_expression(s, depth)
+    if expression is not None:
+        return expression
     if "\\pm" in s and s.count("\\pm") == 1 and "\\pmatrix" not in s:
         return ("list", (_value(s.replace("\\pm", "+"), depth + 1), _value(s.replace("\\pm", "-"), depth + 1)))
     parts, ops = split_top(s, _REL_OPS)
@@ -168,7 +299,7 @@ def _value(s: str, depth: int = 0) -> tuple:
         items = split_top(inner, ",;")[0] if inner else []
         if len(items) > MAX_ITEMS:
             raise Unjudgeable("too many elements")
-        return ("set", tuple(_value(p, depth + 1) for p in items))
+        return ("set", tuple(("ellipsis",) if p.strip() in _ELLIPSIS else _value(p, depth + 1) for p in items))
     if s[0] in "([" and s[-1] in ")]" and _encloses(s):
         items = split_top(s[1:-1], ",")[0]
         if len(items) > 1:
@@ -207,6 +338,12 @@ def describe(value: tuple) -> str:
         return value[1]
     if k == "seq":
         return value[1] + ",".join(map(describe, value[3])) + value[2]
+    if k == "named":
+        return "\\mathbb{" + value[1] + "}" + (f"_{value[2]}" if value[2] else "")
+    if k == "setop":
+        return f"({describe(value[2])} {value[1]} {describe(value[3])})"
+    if k == "ellipsis":
+        return "..."
     if k in ("set", "list", "union"):
         left, right = {"set": ("{", "}"), "list": ("", ""), "union": ("", "")}[k]
         return left + ("," if k != "union" else " U ").join(map(describe, value[1])) + right
