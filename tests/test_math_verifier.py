@@ -207,7 +207,8 @@ def test_exhausted_time_budget_is_a_timeout():
 
 def test_size_limits_are_options():
     assert MathVerifier(max_completion_chars=10)("\\boxed{1} and more", {"answer": "1"}).status == "invalid"
-    assert MathVerifier(max_answer_chars=3)("\\boxed{1234}", {"answer": "1234"}).status == "invalid"
+    assert MathVerifier(max_answer_chars=3)("\\boxed{x+12}", {"answer": "x+12"}).status == "invalid"
+    assert MathVerifier(max_answer_chars=3)("\\boxed{1234}", {"answer": "1234"}).reward == 1.0  # numerals: any length
 
 
 @pytest.mark.parametrize("kwargs", [{"percent": "sometimes"}, {"extract": ("guess",)}, {"extract": ()}])

@@ -355,3 +355,62 @@ def test_set_algebra_against_its_result(candidate, reference, reward):
 ])
 def test_blackboard_bold_sets(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- long numerals
+_BIG = 2**10_000
+_DIGITS = str(_BIG)  # 3,011 digits
+
+
+def _last_digit_changed(digits: str) -> str:
+    return digits[:-1] + str((int(digits[-1]) + 1) % 10)
+
+
+@pytest.mark.parametrize("candidate,reference,reward", [
+    (_DIGITS, _DIGITS, 1.0),
+    (_DIGITS, "2^{10000}", 1.0),
+    ("2^{10000}", _DIGITS, 1.0),
+    ("{:,}".format(_BIG), _DIGITS, 1.0),
+    (_DIGITS + ".000", _DIGITS, 1.0),
+    ("-" + _DIGITS, "-2^{10000}", 1.0),
+    ("9" * 8_000, "10^{8000} - 1", 1.0),
+    ("1" * 50_000, "1" * 50_000, 1.0),
+    ("0" * 10 + "7" * 20_000, "7" * 20_000, 1.0),
+    ("3." + "14" * 3_000, "3." + "14" * 3_000 + "0", 1.0),
+    # one digit off, anywhere, is wrong
+    (_last_digit_changed(_DIGITS), _DIGITS, 0.0),
+    (_last_digit_changed(_DIGITS), "2^{10000}", 0.0),
+    ("1" * 50_000, "1" * 49_999 + "2", 0.0),
+    ("1" * 50_000, "1" * 49_999, 0.0),
+    ("2" + "1" * 49_999, "1" * 50_000, 0.0),
+    ("9" * 8_000, "10^{8000} + 1", 0.0),
+    ("-" + _DIGITS, _DIGITS, 0.0),
+    ("3." + "14" * 3_000 + "1", "3." + "14" * 3_000, 0.0),
+])
+def test_long_numerals_compared_exactly(candidate, reference, reward):
+    start = time.process_time()
+    assert _reward(candidate, reference) == reward
+    assert time.process_time() - start < 1.0
+
+
+def test_long_numeral_references_of_any_type():
+    """An int reference past Python's int-to-str limit (4,300 digits) and a numeral in a JSON-like string."""
+    big = 7 * 10**6_000 + 1
+    digits = "7" + "0" * 5_999 + "1"
+    assert VERIFIER("\\boxed{" + digits + "}", {"answer": big}).reward == 1.0
+    assert VERIFIER("\\boxed{" + digits + "}", {"answer": big + 10}).reward == 0.0
+    verdict = VERIFIER("\\boxed{" + digits + "}", {"answer": digits})
+    assert verdict.details["reason"] == "same number" and len(verdict.details["normalized"]["answer"]) < 600
+
+
+def test_megabyte_numeral_is_judged_quickly():
+    digits = "123456789" * 110_000  # 990,000 digits
+    start = time.process_time()
+    assert VERIFIER("\\boxed{" + digits + "}", {"answer": digits}).reward == 1.0
+    assert VERIFIER("\\boxed{" + digits + "}", {"answer": digits[:-1] + "8"}).reward == 0.0
+    assert time.process_time() - start < 1.0
+
+
+def test_long_expressions_are_still_limited():
+    verdict = VERIFIER("\\boxed{" + "1+" * 2_000 + "1}", {"answer": "2001"})
+    assert verdict.status == "invalid" and verdict.reward == 0.0

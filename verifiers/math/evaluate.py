@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from raylign.verifiers.math.parse import TooLarge, canon, contains
 
-MAX_BITS = 20_000  # largest exact rational (numerator/denominator bits) we are willing to build
+MAX_BITS = 40_000  # largest exact rational (numerator/denominator bits, about 12,000 digits) we build
 MAX_FACTORIAL = 1_000
 MAX_SYMBOLIC_EXP = 1_000  # x^n with |n| above this is not evaluated
 

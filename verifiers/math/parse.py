@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from raylign.verifiers.math.numerals import fraction_text, to_fraction
+
 MAX_DEPTH = 60  # parser nesting
 
 
@@ -146,7 +148,7 @@ class _Parser:
             node = ("neg", node) if v == "-" else node
         elif k == "num":
             self.i += 1
-            node = ("num", Fraction(v), v)
+            node = ("num", to_fraction(v), v)
         elif k == "op" and v in "({" or k in ("letter", "cmd", "name"):
             node = self.postfix()
         else:
@@ -200,7 +202,7 @@ class _Parser:
         k, v = self.peek()
         self.i += 1
         if k == "num":
-            return ("num", Fraction(v), v)
+            return ("num", to_fraction(v), v)
         if k == "letter":
             if self.peek() == ("op", "_"):
                 self.i += 1
@@ -361,7 +363,7 @@ def canon(node) -> str:
     """A deterministic string of the AST (structural comparison and details)."""
     k = node[0]
     if k == "num":
-        return str(node[1])
+        return fraction_text(node[1])
     if k in ("sym", "const"):
         return node[1]
     if k == "add":

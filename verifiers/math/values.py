@@ -26,6 +26,7 @@ from functools import lru_cache
 
 from raylign.verifiers.math.evaluate import rational
 from raylign.verifiers.math.normalize import MATH_WORDS, clean
+from raylign.verifiers.math.numerals import fraction_text
 from raylign.verifiers.math.parse import ParseError, TooLarge, Unjudgeable, canon, parse_expr
 
 MAX_ITEMS = 64  # elements of a tuple/set/matrix
@@ -117,7 +118,7 @@ def scalar_from_node(node, pct: bool = False) -> Scalar:
         rat, huge = rational(node), False
     except TooLarge:
         rat, huge = None, True
-    return Scalar(node, rat, huge, str(rat) if rat is not None else canon(node), _decimal_info(node), pct)
+    return Scalar(node, rat, huge, fraction_text(rat) if rat is not None else canon(node), _decimal_info(node), pct)
 
 
 def _text(s: str) -> tuple:

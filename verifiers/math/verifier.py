@@ -12,17 +12,23 @@ Equivalence (``equiv``): exact string match after normalization, then exact rati
 floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed and random points), then sympy's
 ``simplify`` as a last resort. Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a decimal with at least
 ``decimal_min_sig`` significant digits equals a value it rounds or truncates to (``0.3333`` == ``1/3``); ``1,000`` is
-a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered, sets and bare lists are not; interval brackets
+a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered; sets are unordered and ignore repeats
+(``\\{1,1,2\\}`` == ``\\{1,2\\}``), bare lists are unordered multisets (``1, 1, 2`` != ``1, 2``); set algebra
+(``\\cup``, ``\\cap``, ``\\setminus``) is carried out and ``\\mathbb{R}`` is ``(-\\infty, \\infty)``; interval brackets
 must match; ``x = 3`` equals ``3``; ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so are
 units beside a value (``5\\text{ cm}`` == ``5``) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
 scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively. A
 completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so). See
 ``equiv``'s docstring for the full list.
 
+Two plain numerals (``-12345``, ``1,234,567``, ``3.1400``) compare by their canonical digits, whatever their length
+(thousands of digits are exact and linear in time; ``max_answer_chars`` does not apply to them).
+
 Status ``invalid``: the task row has no ``answer``; the completion is oversized (``max_completion_chars``); the
-extracted answer is oversized (``max_answer_chars``), nested too deeply, or too large to evaluate (``9^9^9^9``)
-without being written exactly like the reference. Status ``timeout``: the internal ``time_budget_s`` ran out
-(checked between steps; the engine's wall-clock kill is the hard limit). Status ``error``: a bug in here.
+extracted answer is oversized (``max_answer_chars``; plain numerals excepted), nested too deeply, or too large
+to evaluate (``9^9^9^9``) without being written exactly like the reference. Status ``timeout``: the internal
+``time_budget_s`` ran out (checked between steps; the engine's wall-clock kill is the hard limit). Status
+``error``: a bug in here.
 """
 from __future__ import annotations
 
@@ -36,9 +42,11 @@ from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, 
                                           parse_answer)
 from raylign.verifiers.math.extract import DEFAULT_METHODS, METHODS, extract_answer, final_boxes, last_boxed
 from raylign.verifiers.math.normalize import units
+from raylign.verifiers.math.numerals import int_text, plain_numeral
 from raylign.verifiers.math.units import units_differ
 
 _MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
+_SHOWN = 400  # characters of an answer that details show
 
 
 def _order(value) -> tuple[str, ...]:
@@ -52,8 +60,11 @@ def _order(value) -> tuple[str, ...]:
 def _reference_text(answer) -> str:
     if isinstance(answer, bool):
         return str(answer)
-    if isinstance(answer, (int, Fraction)):
-        return str(answer)
+    if isinstance(answer, int):
+        return int_text(answer)  # thousands of digits: past Python's int-to-str limit
+    if isinstance(answer, Fraction):
+        return str(answer) if max(answer.numerator.bit_length(), answer.denominator.bit_length()) < 10_000 else (
+            int_text(answer.numerator) + "/" + int_text(answer.denominator))
     if isinstance(answer, float):
         return repr(answer) if not answer.is_integer() else str(int(answer))
     text = str(answer)
@@ -106,14 +117,16 @@ class MathVerifier:
         if extracted is None:
             return Verdict(0.0, "ok", None, {**details, "reason": "no answer found"})
         reference = _reference_text(task["answer"])
+        if len(extracted) > _SHOWN:
+            details["extracted"] = _shown(extracted)
         for name, text in (("extracted answer", extracted), ("reference answer", reference)):
-            if len(text) > self.max_answer_chars:
+            if len(text) > self.max_answer_chars and plain_numeral(text) is None:  # numerals: any length
                 return Verdict(0.0, "invalid", f"{name} longer than {self.max_answer_chars} characters",
                                {**details, "extracted": extracted[:200]})
         try:
             same, reason = self._judge(reference, extracted, details, deadline)
             if same:
-                hedge = self._hedge(completion, reference, deadline)
+                hedge = self._hedge(completion, reference, len(extracted), deadline)
                 if hedge:
                     same, reason = False, "boxes several different answers (hedging)"
                     details["boxed"] = hedge
@@ -132,13 +145,17 @@ class MathVerifier:
         return Verdict(1.0 if same else 0.0, "ok", None, details)
 
     def _judge(self, reference: str, extracted: str, details: dict, deadline: float) -> tuple[bool, str | None]:
+        ref_num, cand_num = plain_numeral(reference), plain_numeral(extracted)
+        if ref_num is not None and cand_num is not None:  # two plain numbers, however long: compare their digits
+            details["normalized"] = {"answer": _shown(ref_num), "extracted": _shown(cand_num)}
+            return ref_num == cand_num, "same number" if ref_num == cand_num else None
         ref_clean, cand_clean = clean(reference), clean(extracted)
-        details["normalized"] = {"answer": ref_clean, "extracted": cand_clean}
+        details["normalized"] = {"answer": _shown(ref_clean), "extracted": _shown(cand_clean)}
         if ref_clean == cand_clean and ref_clean:
             same, reason = True, "same normalized text"
         else:
             ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
-            details["normalized"] = {"answer": describe(ref_value), "extracted": describe(cand_value)}
+            details["normalized"] = {"answer": _shown(describe(ref_value)), "extracted": _shown(describe(cand_value))}
             details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
             same, reason = equal(ref_value, cand_value, self.options, deadline), None
         ref_units, cand_units = units(reference), units(extracted)
@@ -147,28 +164,37 @@ class MathVerifier:
             return False, "different units"
         return same, reason
 
-    def _hedge(self, completion: str, reference: str, deadline: float) -> list[str]:
+    def _hedge(self, completion: str, reference: str, extracted_chars: int, deadline: float) -> list[str]:
         """The distinct boxed answers when the completion stands by several that are not all the reference
         (hedging: ``\\boxed{3} ... \\boxed{5}``), else ``[]``. The same answer boxed twice, in any form
         (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the configured extraction took
         instead; a box taken back before the next one ("that is wrong") is no longer an answer."""
         if "\\boxed" not in completion and "\\fbox" not in completion:
             return []
-        boxes = final_boxes(completion, self.max_answer_chars)
-        forms = [f for f in dict.fromkeys(clean(b) if b is not None else None for b in boxes) if f != ""]
+        boxes = final_boxes(completion, max(self.max_answer_chars, extracted_chars))
+        forms: dict = {}
+        for box in boxes:
+            if box is None or box.strip():
+                forms.setdefault(None if box is None else (plain_numeral(box) or clean(box)), box)
         if len(forms) < 2:
             return []
-        shown = [f[:200] if f is not None else "<oversized>" for f in forms[:_MAX_DISTINCT_BOXES]]
+        shown = [_shown(f) if f is not None else "<oversized>" for f in list(forms)[:_MAX_DISTINCT_BOXES]]
         if None in forms or len(forms) > _MAX_DISTINCT_BOXES:
             return shown
-        ref_clean, ref_value = clean(reference), parse_answer(reference)
-        for form in forms:
+        for box in forms.values():
+            if len(box) > self.max_answer_chars and plain_numeral(box) is None:
+                return shown
             try:
-                if form != ref_clean and not equal(ref_value, parse_answer(form), self.options, deadline):
+                if not self._judge(reference, box, {}, deadline)[0]:
                     return shown
             except (Unjudgeable, RecursionError, MemoryError):
                 return shown
         return []
+
+
+def _shown(text: str) -> str:
+    """Text as details show it: long numerals and forms are cut (the verdict travels in logs)."""
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN // 2]}...({len(text)} characters)...{text[-20:]}"
 
 
 @hookimpl
