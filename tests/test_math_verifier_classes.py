@@ -220,6 +220,9 @@ def test_different_units_say_why():
     ("\\sin^{-1} x", "\\arcsin x", 1.0),
     ("\\sin 30^\\circ", "\\frac12", 1.0),
     ("\\cos 60^{\\circ}", "0.5", 1.0),
+    ("\\sin x\\, e^x", "e^x \\sin x", 1.0),  # a bare argument is one factor unless a coefficient leads
+    ("\\cos 2\\pi x", "\\cos(2\\pi x)", 1.0),
+    ("\\sin^2 2x", "(\\sin(2x))^2", 1.0),
     # wrong identities stay wrong
     ("\\sin 2x", "2\\sin x", 0.0),
     ("2\\sin x", "\\sin 2x", 0.0),

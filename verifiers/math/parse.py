@@ -293,15 +293,17 @@ class _Parser:
         return ("pow", node, power) if power is not None else node
 
     def bare_argument(self):
-        """A function's argument written without brackets: ``\\sin 2x`` is sin(2x), ``\\cos \\pi x`` is cos(pi x);
-        it ends at an operator or at the next function (``\\sin x \\cos x`` is a product of two)."""
+        """A function's argument written without brackets: a numeric coefficient takes the symbol after it
+        (``\\sin 2x`` is sin(2x), ``\\cos \\pi x`` is cos(pi x)); otherwise the argument is one factor
+        (``\\sin x \\cos x`` and ``\\sin x\\, e^x`` are products)."""
         items = [self.power()]
-        while True:
+        while items[-1][0] == "num" or items[-1] == PI:
             k, v = self.peek()
             if k in ("num", "letter") or (k == "cmd" and (v[1:] in _GREEK or v == "\\pi")) or (k, v) == ("name", "pi"):
                 items.append(self.power())
             else:
-                return items[0] if len(items) == 1 else ("mul", tuple(items))
+                break
+        return items[0] if len(items) == 1 else ("mul", tuple(items))
 
 
 
