@@ -331,6 +331,9 @@ def test_set_algebra_against_its_result(candidate, reference, reward):
     ("\\mathbb{R}_{>0}", "(0, \\infty)", 1.0),
     ("\\mathbb{R}_{\\ge 0}", "[0, \\infty)", 1.0),
     ("x > 0", "\\mathbb{R}^+", 1.0),
+    ("\\{x \\mid x > 0\\}", "\\mathbb{R}^+", 1.0),  # set-builder notation
+    ("\\{x \\in \\mathbb{R} : x \\ge 2\\}", "[2, \\infty)", 1.0),
+    ("\\{x \\mid x > 0\\}", "[0, \\infty)", 0.0),
     ("\\mathbb{Z}", "\\{\\ldots, -2, -1, 0, 1, 2, \\ldots\\}", 1.0),
     ("\\mathbb{N}", "\\{1, 2, 3, \\ldots\\}", 1.0),
     ("\\mathbb{N}", "\\{0, 1, 2, \\ldots\\}", 1.0),  # either reading of N

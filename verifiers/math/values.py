@@ -63,6 +63,7 @@ _SCRIPTS = re.compile(r"(?:\s*[\^_]\s*(?:\{[^{}]*\}|[^\s{}\\]))*\s*")  # ^+, _{\
 _NAMED_WORDS = {"all real numbers": "R", "real numbers": "R", "all reals": "R", "the real numbers": "R",
                 "all real values": "R", "any real number": "R", "every real number": "R", "all integers": "Z",
                 "integers": "Z", "the integers": "Z", "all complex numbers": "C", "all rational numbers": "Q"}
+_BUILDER = re.compile(r"[a-zA-Z](?:\s*\\in\s*\\mathbb\s*\{?R\}?)?\s*(?:\||:)\s*(.+)")
 _ELLIPSIS = {"\\ldots", "\\dots", "\\cdots", "...", "…", "\\dotsc", "\\dotsb"}
 _SET_OPS = (("\\cup", "cup"), ("\\cap", "cap"), ("\\setminus", "minus"), ("\\backslash", "minus"),
             ("-", "minus"))
@@ -297,6 +298,9 @@ def _value(s: str, depth: int = 0) -> tuple:
         return ("rel", tuple(_value(p, depth + 1) for p in parts), tuple(ops))
     if s.startswith("\\{") and s.endswith("\\}") and _encloses(s[1:]):
         inner = s[2:-2].strip()
+        m = _BUILDER.fullmatch(inner)
+        if m:  # \{x \mid x > 0\}: the condition's interval; \{x : x \in \mathbb{R}\}: the set
+            return _value(m.group(1), depth + 1)
         items = split_top(inner, ",;")[0] if inner else []
         if len(items) > MAX_ITEMS:
             raise Unjudgeable("too many elements")
