@@ -296,6 +296,15 @@ def _sets_equal(r, c, o: Options, deadline) -> bool | None:
             return None
     if c[0] == "list":
         c = ("set", c[1])
+    if {r[0], c[0]} == {"scalar", "set"}:  # \{3, 3\} is 3; \{3, 4\} is not, however large 3 is
+        scalar, items = (r, c[1]) if r[0] == "scalar" else (c, r[1])
+        if len(items) == 1 or not items:
+            return bool(items) and equal(r if r[0] == "scalar" else items[0], c if c[0] == "scalar" else items[0],
+                                         o, deadline)
+        try:
+            return all(equal(scalar, item, o, deadline) for item in items)
+        except TooLarge:
+            return False
     return set_equal(r, c, lambda x, y: equal(x, y, o, deadline))
 
 

@@ -396,11 +396,13 @@ def _drop_point(p: Prog, x: Fraction) -> list[Prog]:
 
 # ----------------------------------------------------------------------------------------------- equality
 def _same_end(a: End, b: End, eq) -> bool:
-    if a.closed != b.closed or _cmp(a.num, b.num) != 0:
+    """Two endpoints written as values compare as values (``1.5708`` may stand for ``\\frac{\\pi}{2}``);
+    otherwise by number."""
+    if a.closed != b.closed:
         return False
-    if a.value is None or b.value is None:
-        return True
-    return eq(a.value, b.value)
+    if a.value is not None and b.value is not None:
+        return eq(a.value, b.value)
+    return _cmp(a.num, b.num) == 0
 
 
 def _content_equal(a: Content, b: Content, eq) -> bool:
