@@ -159,6 +159,9 @@ def test_over_inside_a_box_is_extracted_whole():
     ("\\$18.90", "18.9", 1.0),
     ("12 \\text{ dollars}", "\\$12", 1.0),
     ("(3\\text{ cm}, 4\\text{ cm})", "(3, 4)", 1.0),
+    ("\\SI{5}{\\centi\\metre}", "5", 1.0),
+    ("\\mathrm{5\\,cm}", "5", 1.0),
+    ("5~\\text{cm}", "5", 1.0),
     ("x = 5\\text{ cm}", "5", 1.0),
     # the unit may be on the reference's side
     ("5", "5\\text{ cm}", 1.0),
@@ -166,6 +169,12 @@ def test_over_inside_a_box_is_extracted_whole():
     ("30", "30^\\circ", 1.0),
     ("5 \\text{ centimeters}", "5\\text{ cm}", 1.0),
     ("60 \\text{ km/h}", "60 \\text{ kilometers per hour}", 1.0),
+    ("60\\,\\mathrm{km\\,h^{-1}}", "60 \\text{ km/h}", 1.0),  # the same unit, written with a negative power
+    ("9.8\\,\\mathrm{m\\,s^{-2}}", "9.8 \\text{ m/s}^2", 1.0),
+    ("3 \\text{ meters per second}", "3\\text{ m/s}", 1.0),
+    ("5 \\text{ square centimeters}", "5\\text{ cm}^2", 1.0),
+    ("5\\text{ cm}", "5\\text{ cm}^2", 0.0),
+    ("60 \\text{ mph}", "60 \\text{ km/h}", 0.0),
     # a unit never makes a wrong number right
     ("6\\text{ cm}", "5", 0.0),
     ("50 \\mathrm{km/h}", "60", 0.0),
@@ -299,6 +308,10 @@ def test_sets_with_repeated_elements_and_multisets(candidate, reference, reward)
     ("(-\\infty, 2) \\cap (0, \\infty)", "(0, 2)", 1.0),
     ("[0, \\pi] \\cup [\\pi, 4]", "[0, 4]", 1.0),
     ("(0, 1) ∪ (1, 2)", "(0,2) \\setminus \\{1\\}", 1.0),
+    ("x \\neq 1", "(-\\infty, 1) \\cup (1, \\infty)", 1.0),
+    ("[0, 1.5708] \\cup [2, 3]", "[0, \\frac{\\pi}{2}] \\cup [2, 3]", 1.0),  # a decimal endpoint as in a tuple
+    ("[0, 1.57] \\cup [2, 3]", "[0, \\frac{\\pi}{2}] \\cup [2, 3]", 0.0),
+    ("x \\neq 2", "\\mathbb{R} \\setminus \\{1\\}", 0.0),
     # wrong results stay wrong
     ("\\{1,2\\} \\cup \\{3\\}", "\\{1,2\\}", 0.0),
     ("\\{1,2,3\\} \\cap \\{2,3,4\\}", "\\{1,2,3,4\\}", 0.0),

@@ -240,6 +240,17 @@ def _rel_to_interval(v):
     return None
 
 
+def _rel_to_set(v):
+    """An inequality as a set: its interval, or ``x \\ne a`` as the real line without ``a``."""
+    parts, ops = v[1], v[2]
+    if ops == ("≠",) and len(parts) == 2:
+        is_var = [p[0] == "scalar" and p[1].node[0] == "sym" for p in parts]
+        if is_var[0] != is_var[1]:
+            return ("setop", "minus", ("named", "R", ""), ("set", (parts[1] if is_var[0] else parts[0],)))
+        return None
+    return _rel_to_interval(v)
+
+
 def _ordered(a, b, o, deadline) -> bool:
     return len(a) == len(b) and all(equal(x, y, o, deadline) for x, y in zip(a, b))
 
@@ -290,8 +301,8 @@ def _sets_equal(r, c, o: Options, deadline) -> bool | None:
     if r[0] == "list":
         return None
     if r[0] == "rel" or c[0] == "rel":
-        r = _rel_to_interval(r) if r[0] == "rel" else r
-        c = _rel_to_interval(c) if c[0] == "rel" else c
+        r = _rel_to_set(r) if r[0] == "rel" else r
+        c = _rel_to_set(c) if c[0] == "rel" else c
         if r is None or c is None:
             return None
     if c[0] == "list":

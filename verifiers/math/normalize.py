@@ -26,7 +26,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:left|right)\.", ""),
     (r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])", ""),
     (r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])", ""),
-    (r"(?<!\\)\\[,;:!]", ""), (r"(?<!\\)\\ ", " "), (r"\\q?quad(?![a-zA-Z])", " "), (r"~", " "),
+    (r"(?<!\\)\\[,;:]", " "), (r"(?<!\\)\\!", ""), (r"(?<!\\)\\ ", " "),  # thin spaces part words (km\,h) (r"\\q?quad(?![a-zA-Z])", " "), (r"~", " "),
     (r"\\[dtc]frac(?![a-zA-Z])", r"\\frac"), (r"\\[dt]binom(?![a-zA-Z])", r"\\binom"),
     (r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}"),
     (r"\\frac\s*(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}"),
@@ -37,6 +37,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\^\s*(?:\{[^{}]*\}|\d)\s*)?\(?\s*)(\d+(?:\.\d+)?)\s*"
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
     (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])", ""),
+    (r"\\(?:SI|qty)\s*\{([^{}]*)\}\s*\{(?:[^{}]|\{[^{}]*\})*\}", r"\1"), (r"\\num\s*\{([^{}]*)\}", r"\1"),  # siunitx
     (r"\\%", "%"), (r"\\\$|\$", ""), (r"\{,\}", ","),
     (r"\\langle(?![a-zA-Z])", "("), (r"\\rangle(?![a-zA-Z])", ")"),
     (r"\\(?:lvert|rvert|vert|mid)(?![a-zA-Z])", "|"),

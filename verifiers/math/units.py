@@ -108,24 +108,28 @@ def scale_of(tokens: list[str]) -> tuple[str, list[str]]:
 
 
 def unit_name(tokens: list[str]) -> str:
-    """A canonical name for a unit run: ``km/h`` -> ``kph``, ``square feet`` -> ``ft^2``; ``?`` when unknown."""
-    out, power = [], ""
+    """A canonical name for a unit run, from the power of each unit: ``km/h``, ``km h^{-1}`` and "kilometers per
+    hour" are ``kph``, ``square feet`` is ``ft^2``, ``m/s^2`` is ``m/s^2``; ``?`` when a word is not a known unit."""
+    powers: dict[str, int] = {}
+    sign, modifier, last = 1, 1, None
     for t in tokens:
         low = t.lower()
         if t == "/" or low == "per":
-            out.append("/")
+            sign = -1
         elif t.startswith("^"):
-            if out and out[-1] != "/":
-                out[-1] += t
+            if last is not None:
+                powers[last] += int(t[1:]) * (1 if powers[last] > 0 else -1) - (1 if powers[last] > 0 else -1)
         elif low in _MODIFIERS:
-            power = "^" + _MODIFIERS[low]
+            modifier = int(_MODIFIERS[low])
         else:
             name = KNOWN.get(t) or (KNOWN.get(low) if len(t) > 2 else None) or (t if t in ("C", "F") else None)
             if name is None:
                 return "?"
-            out.append(name + power)
-            power = ""
-    text = "*".join(out).replace("*/*", "/").replace("/*", "/").replace("*/", "/")
+            powers[name] = powers.get(name, 0) + sign * modifier
+            last, modifier = name, 1
+    up = [u + (f"^{p}" if p != 1 else "") for u, p in sorted(powers.items()) if p > 0]
+    down = [u + (f"^{-p}" if p != -1 else "") for u, p in sorted(powers.items()) if p < 0]
+    text = "*".join(up) + ("/" + "*".join(down) if down else "")
     return _RATES.get(text, text)
 
 
