@@ -26,7 +26,8 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:left|right)\.", ""),
     (r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])", ""),
     (r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])", ""),
-    (r"(?<!\\)\\[,;:]", " "), (r"(?<!\\)\\!", ""), (r"(?<!\\)\\ ", " "),  # thin spaces part words (km\,h) (r"\\q?quad(?![a-zA-Z])", " "), (r"~", " "),
+    (r"(?<!\\)\\[,;:]", " "), (r"(?<!\\)\\!", ""), (r"(?<!\\)\\ ", " "),  # thin spaces part words (km\\,h)
+    (r"\\q?quad(?![a-zA-Z])", " "), (r"~", " "),
     (r"\\[dtc]frac(?![a-zA-Z])", r"\\frac"), (r"\\[dt]binom(?![a-zA-Z])", r"\\binom"),
     (r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}"),
     (r"\\frac\s*(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}"),
