@@ -433,3 +433,11 @@ def test_megabyte_numeral_is_judged_quickly():
 def test_long_expressions_are_still_limited():
     verdict = VERIFIER("\\boxed{" + "1+" * 2_000 + "1}", {"answer": "2001"})
     assert verdict.status == "invalid" and verdict.reward == 0.0
+
+
+def test_numeral_past_exact_arithmetic_against_an_expression_is_invalid_quickly():
+    digits = "1" + "0" * 200_000
+    start = time.process_time()
+    verdict = VERIFIER("\\boxed{" + digits + "}", {"answer": "10^{200000}"})
+    assert (verdict.status, verdict.reward) == ("invalid", 0.0)
+    assert time.process_time() - start < 1.0

@@ -47,6 +47,7 @@ from raylign.verifiers.math.units import units_differ
 
 _MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
 _SHOWN = 400  # characters of an answer that details show
+_MAX_EXACT_DIGITS = 13_000  # longer numerals are only compared with numerals (evaluate.MAX_BITS is ~12,000 digits)
 
 
 def _order(value) -> tuple[str, ...]:
@@ -149,6 +150,9 @@ class MathVerifier:
         if ref_num is not None and cand_num is not None:  # two plain numbers, however long: compare their digits
             details["normalized"] = {"answer": _shown(ref_num), "extracted": _shown(cand_num)}
             return ref_num == cand_num, "same number" if ref_num == cand_num else None
+        for num in (ref_num, cand_num):
+            if num is not None and len(num) > _MAX_EXACT_DIGITS:
+                raise Unjudgeable(f"a {len(num)}-digit number against an expression: past what is computed exactly")
         ref_clean, cand_clean = clean(reference), clean(extracted)
         details["normalized"] = {"answer": _shown(ref_clean), "extracted": _shown(cand_clean)}
         if ref_clean == cand_clean and ref_clean:
