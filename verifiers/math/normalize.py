@@ -14,7 +14,8 @@ import re
 from functools import lru_cache
 
 from raylign.verifiers.math.extract import braced
-from raylign.verifiers.math.units import MATH_WORDS, marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
+from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
+from raylign.verifiers.math.units import marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",

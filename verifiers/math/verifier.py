@@ -180,6 +180,8 @@ class MathVerifier:
         for box in boxes:
             if box is None or box.strip():
                 forms.setdefault(None if box is None else (plain_numeral(box) or clean(box)), box)
+                if len(forms) > _MAX_DISTINCT_BOXES:
+                    break
         if len(forms) < 2:
             return []
         shown = [_shown(f) if f is not None else "<oversized>" for f in list(forms)[:_MAX_DISTINCT_BOXES]]
