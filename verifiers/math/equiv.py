@@ -20,6 +20,11 @@ Policies (documented in the verifier's docstring too):
 - ``1,000`` (groups of three digits, no spaces) is one thousand; ``1, 000`` and ``1,2`` are lists;
 - tuples ``(1,2)`` are ordered; ``\\{1,2\\}`` sets and bare lists ``1, 2`` (lists of solutions) are not;
   brackets must match, so ``(0,1]`` != ``[0,1]``; ``(1,2)`` as a tuple and as an open interval are the same value;
+- the reference decides between set and multiset: a set ignores repeats (``\\{1,1,2\\}`` == ``\\{1,2\\}``), a
+  bare-list reference counts them (``1, 1, 2`` != ``1, 2``);
+- set-like values (``sets``) compare by content: set algebra is carried out (``[0,1] \\cup [1,3]`` == ``[0,3]``,
+  ``\\{1,2,3\\} \\setminus \\{2\\}`` == ``\\{1,3\\}``), ``\\mathbb{R}`` == ``(-\\infty, \\infty)``, ``\\mathbb{Z}^+`` ==
+  ``\\{1, 2, 3, \\ldots\\}``, ``\\mathbb{N}`` != ``\\mathbb{Z}``;
 - ``x = 3`` equals ``3`` when the left side is a plain variable; two equations are equal if their sides are, or
   if ``lhs - rhs`` of one is a constant non-zero multiple of the other's;
 - multiple-choice letters (``(B)``, ``\\text{(B)}``, ``B``) are compared case-insensitively;
@@ -27,7 +32,8 @@ Policies (documented in the verifier's docstring too):
 - ``e`` is Euler's number and ``i`` the imaginary unit; ``\\log`` without a base is the natural logarithm;
 - words (``\\text{no solution}``, ``Monday``) compare as lower-cased text;
 - an inequality equals the interval it describes (``x \\ge 3`` == ``[3,\\infty)``); ``0.\\overline{3}`` is 1/3;
-- degree marks are dropped (``30^\\circ`` == ``30``), radians are not converted (``\\pi/6`` != ``30^\\circ``).
+- degree marks are dropped (``30^\\circ`` == ``30``), radians are not converted (``\\pi/6`` != ``30^\\circ``), but a
+  trigonometric function of degrees is taken in degrees (``\\sin 30^\\circ`` == ``\\frac12``).
 
 Guards: powers, factorials and binomials are size-checked before they are computed (``TooLarge``); the parser
 nests at most ``MAX_DEPTH`` levels; a value too large to compute exactly or to evaluate in floating point can only
