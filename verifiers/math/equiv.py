@@ -7,8 +7,9 @@ LaTeX parser into a tuple AST (``parse``: no ``eval``, no third-party LaTeX gram
 needs antlr4 4.11 exactly, which math-verify's 4.13 breaks) and compared by, in order (``evaluate``):
 
 1. exact rational arithmetic (``fractions.Fraction``) when both sides are rational numbers;
-2. complex floating-point evaluation at eight fixed points for the free symbols and two random ones, all of which
-   must agree (relative tolerance ``rel_tol``): identities such as ``2\\sin x\\cos x`` == ``\\sin 2x`` hold;
+2. complex floating-point evaluation at fixed points for the free symbols (until three agree) and then at two random
+   ones, all of which must agree (relative tolerance ``rel_tol``): identities such as ``2\\sin x\\cos x`` ==
+   ``\\sin 2x`` hold, an expression built to agree at the fixed points does not;
 3. ``sympy.simplify(a - b) == 0`` when (2) cannot evaluate (small expressions only).
 
 Policies (documented in the verifier's docstring too):
@@ -86,16 +87,16 @@ def _check(deadline: float | None) -> None:
 
 
 def _sample_points(syms: list[str], deadline: float | None):
-    """The points at which expressions in ``syms`` are compared, as bindings; checks the budget first. The fixed
-    points make verdicts repeatable; the random ones (``_RANDOM_POINTS`` per call, drawn from a generator seeded
+    """The points at which expressions in ``syms`` are compared, as ``(bindings, random)``; checks the budget
+    first. The fixed points make verdicts repeatable; the random ones (``_RANDOM_POINTS`` per call, drawn from a generator seeded
     by the OS) keep an expression built to agree at the fixed points (``x + (x-0.8326)(x+1.2649)...``) from
     passing."""
     for p in range(len(_POINTS)):
         _check(deadline)
-        yield {s: complex(_POINTS[(p + 3 * j) % len(_POINTS)] + 0.137 * j) for j, s in enumerate(syms)}
+        yield {s: complex(_POINTS[(p + 3 * j) % len(_POINTS)] + 0.137 * j) for j, s in enumerate(syms)}, False
     for _ in range(_RANDOM_POINTS):
         _check(deadline)
-        yield {s: complex(_RNG.choice((-1, 1)) * _RNG.uniform(0.35, 2.4)) for s in syms}
+        yield {s: complex(_RNG.choice((-1, 1)) * _RNG.uniform(0.35, 2.4)) for s in syms}, True
 
 
 def _close(a: complex, b: complex, tol: float) -> bool:
@@ -167,7 +168,9 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         except _EVAL_ERRORS:
             return False  # undefined (1/0, log 0) and not written like the reference
     agreed = overflowed = 0
-    for env in _sample_points(syms, deadline):
+    for env, drawn in _sample_points(syms, deadline):
+        if agreed >= 3 and not drawn:
+            continue  # three fixed points agree: the random ones decide the rest
         try:
             va, vb = evaluate(xn, env), evaluate(yn, env)
         except OverflowError:
@@ -180,7 +183,7 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
             continue
         if not _close(va, vb, o.rel_tol):
             return False
-        agreed += 1  # every point is tried: agreeing at a few is not enough
+        agreed += 1  # the random points are always tried: agreeing at the fixed ones is not enough
     if agreed >= 2:
         return True
     if overflowed:
@@ -200,7 +203,9 @@ def _equations_proportional(r, c, deadline) -> bool:
     g = ("add", (nodes[2].node, ("neg", nodes[3].node)))
     syms = sorted(symbols(f) | symbols(g))
     ratio, agreed = None, 0
-    for env in _sample_points(syms, deadline):
+    for env, drawn in _sample_points(syms, deadline):
+        if agreed >= 3 and not drawn:
+            continue
         try:
             fa, ga = evaluate(f, env), evaluate(g, env)
         except _EVAL_ERRORS:

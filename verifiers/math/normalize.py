@@ -14,6 +14,7 @@ import re
 from functools import lru_cache
 
 from raylign.verifiers.math.extract import braced
+from raylign.verifiers.math.numerals import plain_numeral
 from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
 from raylign.verifiers.math.units import marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
 
@@ -197,14 +198,23 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     return s.strip().rstrip(".").strip(), settle(names)
 
 
-@lru_cache(maxsize=16384)
+_normalized = lru_cache(maxsize=16384)(_normalize)
+
+
 def clean(s: str) -> str:
     """Normalize an answer string: spacing, delimiters, text/units, degrees, dollars, trailing periods."""
-    return _normalize(s)[0]
+    return _normalized(s)[0]
 
 
-@lru_cache(maxsize=4096)
 def units(s: str) -> frozenset:
     """The canonical names of the units an answer is written with (``5\\text{ cm}`` -> ``{"cm"}``, ``30^\\circ``
     -> ``{"deg"}``); ``"?"`` stands for a unit word we cannot name."""
-    return _normalize(s)[1]
+    return _normalized(s)[1]
+
+
+def _clear_caches() -> None:
+    _normalized.cache_clear()
+    plain_numeral.cache_clear()
+
+
+clean.cache_clear = units.cache_clear = _clear_caches  # one cache behind both: each answer is normalized once

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 _CHUNK = 4000  # digits converted in one step (CPython's default limit is 4300)
 _WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
@@ -20,6 +21,7 @@ _GROUPED = re.compile(r"([-+]?)(\d{1,3}(?:,\d{3})+)(?:\.(\d+))?")
 _SPACED = re.compile(r"([-+]?)(\d{1,3}(?: \d{3})+)(?:\.(\d+))?")
 
 
+@lru_cache(maxsize=4096)
 def plain_numeral(text: str) -> str | None:
     """The canonical text of an answer that is just a number, else None."""
     if len(text) < 1 or not any(ch.isdigit() for ch in text[:64] + text[-64:]):

@@ -173,7 +173,7 @@ class MathVerifier:
         (hedging: ``\\boxed{3} ... \\boxed{5}``), else ``[]``. The same answer boxed twice, in any form
         (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the configured extraction took
         instead; a box taken back before the next one ("that is wrong") is no longer an answer."""
-        if "\\boxed" not in completion and "\\fbox" not in completion:
+        if completion.count("\\boxed") + completion.count("\\fbox") < 2:
             return []
         boxes = final_boxes(completion, max(self.max_answer_chars, extracted_chars))
         forms: dict = {}
