@@ -34,10 +34,15 @@ def _parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("serve", help="serve raylign components over HTTP")
     srv.add_argument("what", choices=["verifiers"], help="what to serve")
-    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--workers", type=int, default=2, help="verifier worker processes per replica")
     srv.add_argument("--timeout", type=float, default=10.0, help="hard deadline per verification, seconds")
+    srv.add_argument("--token", default=None,
+                     help="require 'Authorization: Bearer TOKEN' on every endpoint but GET /health (default: "
+                          "$RAYLIGN_SERVE_TOKEN; prefer it: a command line is visible to other local users)")
+    srv.add_argument("--max-body-mb", type=float, default=8.0, help="refuse larger request bodies (413), MiB")
+    srv.add_argument("--max-items", type=int, default=1024, help="refuse requests with more items (413)")
 
     chat = sub.add_parser("chat", help="talk to a model directory")
     chat.add_argument("model_dir")
