@@ -418,21 +418,39 @@ def _is_loopback(addr: str) -> bool:
     return ip.is_loopback or (ip.version == 6 and ip.ipv4_mapped is not None and ip.ipv4_mapped.is_loopback)
 
 
+def _start_command(args: list[str], env: dict, err_path: Path, attempts: int = 3) -> subprocess.Popen:
+    """Start ``raylign serve verifiers ARGS`` and wait for its 'serving' line.
+
+    Ray gives its node 30 s to start (not configurable); on a loaded machine its agents can take longer, and
+    ``ray.init`` fails with "timed out during startup". Only that failure is retried.
+    """
+    for attempt in range(attempts):
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen([RAYLIGN, "serve", "verifiers", *args], stdout=subprocess.DEVNULL, stderr=err,
+                                    env=env, cwd=err_path.parent, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while "serving verifiers at" not in err_path.read_text():
+            if proc.poll() is not None:
+                break
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise AssertionError("the service did not start")
+            time.sleep(1)
+        else:
+            return proc
+        text = err_path.read_text()
+        if "timed out during startup" not in text or attempt == attempts - 1:
+            raise AssertionError(text[-3000:])
+    raise AssertionError("unreachable")
+
+
 def test_command_listens_on_loopback_only_and_reads_the_token_from_the_environment(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAYLIGN_SERVE_TOKEN=TOKEN, PYTHONUNBUFFERED="1")
     err_path = tmp_path / "serve.err"
-    with open(err_path, "w") as err:
-        proc = subprocess.Popen([RAYLIGN, "serve", "verifiers", "--port", str(port), "--workers", "1",
-                                 "--max-items", "2"], stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                cwd=tmp_path, start_new_session=True)
+    proc = _start_command(["--port", str(port), "--workers", "1", "--max-items", "2"], env, err_path)
     try:
-        deadline = time.monotonic() + 300
-        while "serving verifiers at" not in err_path.read_text():
-            assert proc.poll() is None, err_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the service did not start"
-            time.sleep(1)
         url = f"http://127.0.0.1:{port}"
         assert "bearer token required" in err_path.read_text()
         assert call(f"{url}/health", token=None)[0] == 200
