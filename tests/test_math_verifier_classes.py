@@ -441,3 +441,20 @@ def test_numeral_past_exact_arithmetic_against_an_expression_is_invalid_quickly(
     verdict = VERIFIER("\\boxed{" + digits + "}", {"answer": "10^{200000}"})
     assert (verdict.status, verdict.reward) == ("invalid", 0.0)
     assert time.process_time() - start < 1.0
+
+
+def test_the_random_points_are_a_function_of_the_pair_compared():
+    """Same pair, same points (a verdict is reproducible across processes and runs); another pair, other points."""
+    from raylign.verifiers.math.equiv import _sample_points
+
+    def drawn(key):
+        return [env for env, rnd in _sample_points(["x"], None, key) if rnd]
+
+    assert drawn(("a", "b")) == drawn(("a", "b"))
+    assert drawn(("a", "b")) != drawn(("a", "c"))
+    v = MathVerifier()
+    answers = ["x + 1 + (x - 0.8326)(x + 1.2649)(x - 1.9173)", "2\\sin x\\cos x"]
+    for ans in answers:
+        first = [v(f"\\boxed{{{ans}}}", {"answer": ref}).reward for ref in ("x + 1", "\\sin 2x")]
+        assert [v(f"\\boxed{{{ans}}}", {"answer": ref}).reward for ref in ("x + 1", "\\sin 2x")] == first
+
