@@ -173,7 +173,7 @@ def _set_operand(s: str) -> bool:
 
 def _split_set_ops(s: str) -> tuple[list[str], list[str]]:
     """Split ``s`` at set operators outside brackets; a ``-`` counts only beside a braced or named set."""
-    parts, ops, depth, start, i = [], [], 0, 0, 0
+    parts, ops, texts, depth, start, i = [], [], [], 0, 0, 0
     while i < len(s):
         ch = s[i]
         if ch in _OPEN:
@@ -185,6 +185,7 @@ def _split_set_ops(s: str) -> tuple[list[str], list[str]]:
                 if s.startswith(text, i) and not (text[0] == "\\" and s[i + len(text) : i + len(text) + 1].isalpha()):
                     parts.append(s[start:i])
                     ops.append(op)
+                    texts.append(text)
                     i += len(text)
                     start = i
                     break
@@ -195,32 +196,13 @@ def _split_set_ops(s: str) -> tuple[list[str], list[str]]:
         i += 1
     parts.append(s[start:])
     merged_parts, merged_ops = [parts[0]], []
-    for op, part, text in zip(ops, parts[1:], _op_texts(s, ops)):
+    for op, part, text in zip(ops, parts[1:], texts):
         if text == "-" and not (merged_parts[-1].strip() and (_set_operand(merged_parts[-1]) or _set_operand(part))):
             merged_parts[-1] += "-" + part  # a minus sign, not a set difference
         else:
             merged_parts.append(part)
             merged_ops.append(op)
     return merged_parts, merged_ops
-
-
-def _op_texts(s: str, ops: list[str]) -> list[str]:
-    """Whether each split was a ``-`` (set difference written as a minus) or a command."""
-    texts, depth, i = [], 0, 0
-    while i < len(s) and len(texts) < len(ops):
-        ch = s[i]
-        if ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE:
-            depth -= 1
-        elif depth == 0:
-            for text, _ in _SET_OPS:
-                if s.startswith(text, i) and not (text[0] == "\\" and s[i + len(text) : i + len(text) + 1].isalpha()):
-                    texts.append(text)
-                    i += len(text) - 1
-                    break
-        i += 1
-    return texts
 
 
 def _set_expression(s: str, depth: int) -> tuple | None:
