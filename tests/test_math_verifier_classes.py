@@ -458,3 +458,19 @@ def test_the_random_points_are_a_function_of_the_pair_compared():
         first = [v(f"\\boxed{{{ans}}}", {"answer": ref}).reward for ref in ("x + 1", "\\sin 2x")]
         assert [v(f"\\boxed{{{ans}}}", {"answer": ref}).reward for ref in ("x + 1", "\\sin 2x")] == first
 
+
+
+@pytest.mark.parametrize("completion, answer, reward", [
+    ("9+9 = 18, carry 1. 7+5+1 = 13. The answer is 138 much to Cairo.", "138", 1.0),  # seen in a GRPO run
+    ("The answer is 138 so we are done.", "138", 1.0),
+    ("The answer is 42 in the end", "42", 1.0),
+    ("The answer is 137 much to Cairo.", "138", 0.0),  # words never make a wrong value right
+    ("The answer is 5 so we are done.", "5 cm", 1.0),  # a unit-less answer beside a unit-bearing reference
+    ("The answer is 3 and 5", "3, 5", 1.0),  # 'and' still separates items
+    ("The answer is 5 million dollars", "5000000", 1.0),  # scale words still scale
+    ("The answer is 2 sin x", "2\\sin x", 1.0),  # math words are not prose
+    ("The answer is 2 sin x so we are done", "2\\sin 2x", 0.0),
+])
+def test_words_after_the_value_are_not_part_of_the_answer(completion, answer, reward):
+    v = MathVerifier(extract=("boxed", "answer_is", "last_number"))
+    assert v(completion, {"answer": answer}).reward == reward

@@ -133,6 +133,18 @@ def unit_name(tokens: list[str]) -> str:
     return _RATES.get(text, text)
 
 
+_PROSE = re.compile(r"\s*[A-Za-z]{2,}\.?(?:\s+[A-Za-z]{2,}\.?)+\s*")
+
+
+def _prose(text: str) -> bool:
+    """Two or more plain words (two letters or more each, no math word, no scale): a sentence going on after the
+    value, which is not part of the answer."""
+    if not _PROSE.fullmatch(text):
+        return False
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
+    return not any(w in MATH_WORDS or w in SCALES or w in ("and", "or") for w in words)
+
+
 def strip_tail_units(s: str) -> tuple[str, set[str]]:
     """Drop the bare unit run (``5 cm``, ``60 km/h``) that ends the answer or an item of it, after a value.
 
@@ -159,6 +171,10 @@ def strip_tail_units(s: str) -> tuple[str, set[str]]:
                     names.add(unit_name(rest))
                 s = head + scale + s[end:]
                 end = len(head) + len(scale)
+                break
+            if tokens is None and spaced and head and head[-1] in "0123456789})]|%" and _prose(m.group(0)):
+                s = head + s[end:]  # "138 much to Cairo", "5 so we are done": words after the value, not units
+                end = len(head)
                 break
             m = _TAIL.search(s, m.start() + 1, end)
         pos = max(b.end(), end + 1) if m is None else end + 1
