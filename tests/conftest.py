@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -88,3 +89,66 @@ def make_plugin_env(directory: Path, *projects: Path) -> Path:
                                str(copy)], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return bin_dir
+
+
+# ---------------------------------------------------------------------------------------------- CLI runs
+# A run started in a session of its own, so that a crash can be simulated by killing its whole process group
+# (driver and its local Ray): no clean-up code runs, as on a machine crash.
+
+
+def start_run(raylign: str, workdir: Path, args: list[str], log: str) -> subprocess.Popen:
+    """``raylign run cfg.toml *args`` in ``workdir``; stdout/stderr in ``workdir/<log>.out`` / ``.err``."""
+    out = open(workdir / f"{log}.out", "w")
+    err = open(workdir / f"{log}.err", "w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
+    return subprocess.Popen([raylign, "run", "cfg.toml", *args], cwd=workdir, stdout=out, stderr=err, env=env,
+                            start_new_session=True)
+
+
+def kill_run(proc: subprocess.Popen) -> None:
+    """SIGKILL the run's whole process group."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)
+
+
+def finish_run(proc: subprocess.Popen, workdir: Path, log: str, timeout: float) -> None:
+    """Wait for the run; fail the test with the tail of its stderr if it did not exit 0."""
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_run(proc)
+        raise
+    if rc != 0:
+        pytest.fail(f"raylign run ({log}) exited {rc}:\n{(workdir / f'{log}.err').read_text()[-3000:]}")
+
+
+def write_plugin_project(directory: Path, dist: str, entry: str, module: str, source: str) -> Path:
+    """A one-module plugin package ``dist`` (its ``module`` declared as entry point ``entry`` of the ``raylign``
+    group) in ``directory/dist``, ready for :func:`make_plugin_env`."""
+    src = Path(directory) / dist
+    src.mkdir(parents=True)
+    (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT.format(dist=dist, entry=entry, module=module))
+    (src / f"{module}.py").write_text(source)
+    return src
+
+
+PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "{dist}"
+version = "0.0.1"
+description = "a throwaway raylign plugin (raylign's test suite installs it into a temporary environment)"
+
+[project.entry-points.raylign]
+{entry} = "{module}"
+
+[tool.setuptools]
+py-modules = ["{module}"]
+"""
+

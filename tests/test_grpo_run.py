@@ -18,37 +18,17 @@ Every assertion reads the run directories (metrics.jsonl, checkpoints, models), 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import make_plugin_env
+from conftest import finish_run, kill_run, make_plugin_env, start_run, write_plugin_project
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 STEPS, PROMPTS, GROUP, UPDATES, MAX_NEW = 3, 4, 8, 2, 8
 PROMPT = "Say anything."  # every row has the same prompt: prompt tokens per sample are one known constant
-
-PYPROJECT = """
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "raylign-flaky"
-version = "0.0.1"
-description = "a throwaway verifier plugin for raylign's GRPO run test"
-
-[project.entry-points.raylign]
-flaky = "raylign_flaky"
-
-[tool.setuptools]
-py-modules = ["raylign_flaky"]
-"""
 
 MODULE = '''
 """Verifier ``flaky``: a zero-variance reward on "flat" rows, and on the others an error on some completions."""
@@ -109,33 +89,6 @@ optim = {{ lr = 5e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.
 """
 
 
-def _start(raylign: str, workdir: Path, args: list[str], log: str) -> subprocess.Popen:
-    out = open(workdir / f"{log}.out", "w")
-    err = open(workdir / f"{log}.err", "w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
-    # A session of its own, so that a crash can be simulated by killing the run's whole process group.
-    return subprocess.Popen([raylign, "run", "cfg.toml", *args], cwd=workdir, stdout=out, stderr=err, env=env,
-                            start_new_session=True)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=60)
-
-
-def _finish(proc: subprocess.Popen, workdir: Path, log: str, timeout: float = 900) -> None:
-    try:
-        rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise
-    if rc != 0:
-        pytest.fail(f"raylign run ({log}) exited {rc}:\n{(workdir / f'{log}.err').read_text()[-3000:]}")
-
-
 def _metrics(run_dir: Path) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -151,18 +104,15 @@ def _logged_steps(run_dir: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model_dir):
     work = tmp_path_factory.mktemp("grpo_run")
-    src = work / "src" / "raylign-flaky"
-    src.mkdir(parents=True)
-    (src / "pyproject.toml").write_text(PYPROJECT)
-    (src / "raylign_flaky.py").write_text(MODULE)
+    src = write_plugin_project(work / "src", "raylign-flaky", "flaky", "raylign_flaky", MODULE)
     raylign = str(make_plugin_env(work / "env", src) / "raylign")
     kinds = ["flaky", "flaky", "flat"] * 4
     with open(work / "tasks.jsonl", "w") as fh:
         for i, kind in enumerate(kinds):
             fh.write(json.dumps({"prompt": PROMPT, "kind": kind, "id": i}) + "\n")
     (work / "cfg.toml").write_text(CONFIG.replace("{model}", str(tiny_model_dir)))
-    a = _start(raylign, work, [], "a")
-    b = _start(raylign, work, ["--set", "run.name=b"], "b")
+    a = start_run(raylign, work, [], "a")
+    b = start_run(raylign, work, ["--set", "run.name=b"], "b")
     b2 = None
     ckpts = work / "runs" / "b" / "checkpoints" / "grpo"
     try:
@@ -174,17 +124,17 @@ def runs(tmp_path_factory, tiny_model_dir):
             if time.monotonic() > deadline:
                 pytest.fail("run B logged no step 2 in time")
             time.sleep(0.005)
-        _kill_group(b)  # like a machine crash: driver and its local Ray, no clean-up code runs
+        kill_run(b)  # like a machine crash: driver and its local Ray, no clean-up code runs
         killed = {"steps": _logged_steps(work / "runs" / "b"),
                   "checkpoints": sorted(p.name for p in ckpts.glob("step_*") if (p / "COMPLETE").exists()),
                   "model": (work / "runs" / "b" / "models" / "grpo" / "config.json").exists()}
-        b2 = _start(raylign, work, ["--set", "run.name=b", "--resume"], "b_resume")
-        _finish(a, work, "a")
-        _finish(b2, work, "b_resume")
+        b2 = start_run(raylign, work, ["--set", "run.name=b", "--resume"], "b_resume")
+        finish_run(a, work, "a", 900)
+        finish_run(b2, work, "b_resume", 900)
     finally:
         for p in (a, b, b2):
             if p is not None and p.poll() is None:
-                _kill_group(p)
+                kill_run(p)
     return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed": killed}
 
 

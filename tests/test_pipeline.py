@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +21,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from conftest import finish_run, kill_run, start_run
 
 DATA = Path(__file__).parent / "data"
 RAYLIGN = str(Path(sys.executable).with_name("raylign"))
@@ -73,25 +73,6 @@ max_new_tokens = 6
 """
 
 
-def _start(workdir: Path, args: list[str], log: str) -> subprocess.Popen:
-    out = open(workdir / f"{log}.out", "w")
-    err = open(workdir / f"{log}.err", "w")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
-    # A session of its own, so that a crash can be simulated by killing the run's whole process group.
-    return subprocess.Popen([RAYLIGN, "run", "cfg.toml", *args], cwd=workdir, stdout=out, stderr=err, env=env,
-                            start_new_session=True)
-
-
-def _finish(proc: subprocess.Popen, workdir: Path, log: str, timeout: float = 400) -> None:
-    try:
-        rc = proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        raise
-    if rc != 0:
-        pytest.fail(f"raylign run ({log}) exited {rc}:\n{(workdir / f'{log}.err').read_text()[-3000:]}")
-
-
 def _kill_when(proc: subprocess.Popen, marker: Path, workdir: Path, log: str) -> None:
     """SIGKILL ``proc``'s process group as soon as ``marker`` exists (a checkpoint's COMPLETE file)."""
     deadline = time.monotonic() + 400
@@ -102,15 +83,7 @@ def _kill_when(proc: subprocess.Popen, marker: Path, workdir: Path, log: str) ->
         if time.monotonic() > deadline:
             pytest.fail(f"run {log} wrote no {marker} in time")
         time.sleep(0.005)
-    _kill_group(proc)  # like a machine crash: driver and its local Ray, no clean-up code runs
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=60)
+    kill_run(proc)  # like a machine crash: driver and its local Ray, no clean-up code runs
 
 
 @pytest.fixture(scope="module")
@@ -119,24 +92,24 @@ def runs(tmp_path_factory):
     shutil.copy(DATA / "engine_pre.jsonl", work / "pre.jsonl")
     shutil.copy(DATA / "engine_sft.jsonl", work / "sft.jsonl")
     (work / "cfg.toml").write_text(CONFIG)
-    a = _start(work, [], "a")
-    b = _start(work, ["--set", "run.name=b"], "b")
+    a = start_run(RAYLIGN, work, [], "a")
+    b = start_run(RAYLIGN, work, ["--set", "run.name=b"], "b")
     procs = [a, b]
     ckpts = work / "runs" / "b" / "checkpoints"
     try:
         _kill_when(b, ckpts / "pretrain" / "step_00000010" / "COMPLETE", work, "b")
         killed_summary = json.loads((work / "runs" / "b" / "summary.json").read_text())
-        procs.append(b2 := _start(work, ["--set", "run.name=b", "--resume"], "b_resume"))
+        procs.append(b2 := start_run(RAYLIGN, work, ["--set", "run.name=b", "--resume"], "b_resume"))
         _kill_when(b2, ckpts / "sft" / "step_00000003" / "COMPLETE", work, "b_resume")
         killed_in_sft = {"summary": json.loads((work / "runs" / "b" / "summary.json").read_text()),
                          "sft_model": (work / "runs" / "b" / "models" / "sft" / "config.json").exists()}
-        procs.append(b3 := _start(work, ["--set", "run.name=b", "--resume"], "b_resume2"))
-        _finish(a, work, "a")
-        _finish(b3, work, "b_resume2")
+        procs.append(b3 := start_run(RAYLIGN, work, ["--set", "run.name=b", "--resume"], "b_resume2"))
+        finish_run(a, work, "a", 400)
+        finish_run(b3, work, "b_resume2", 400)
     finally:
         for p in procs:
             if p.poll() is None:
-                _kill_group(p)
+                kill_run(p)
     return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed_summary": killed_summary,
             "killed_in_sft": killed_in_sft}
 

@@ -16,27 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_plugin_env
+from conftest import make_plugin_env, write_plugin_project
 
 DATA = Path(__file__).parent / "data"
 DIST = "raylign-mystage"
-
-PYPROJECT = f"""
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "{DIST}"
-version = "0.0.1"
-description = "a throwaway raylign stage plugin (raylign's test suite installs and removes it)"
-
-[project.entry-points.raylign]
-mystage = "raylign_mystage"
-
-[tool.setuptools]
-py-modules = ["raylign_mystage"]
-"""
 
 MODULE = '''
 """Stage ``mystage``: a few next-token steps on one sentence, then the model dir (a third-party plugin)."""
@@ -105,10 +88,8 @@ steps = 3
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> str:
     """The ``raylign`` command of a throwaway environment that has the package installed."""
-    src = tmp_path_factory.mktemp("mystage_src") / "raylign-mystage"
-    src.mkdir()
-    (src / "pyproject.toml").write_text(PYPROJECT)
-    (src / "raylign_mystage.py").write_text(textwrap.dedent(MODULE))
+    src = write_plugin_project(tmp_path_factory.mktemp("mystage_src"), DIST, "mystage", "raylign_mystage",
+                               textwrap.dedent(MODULE))
     return str(make_plugin_env(tmp_path_factory.mktemp("mystage_env"), src) / "raylign")
 
 
