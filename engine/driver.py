@@ -59,11 +59,12 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
         for spec in cfg.stages:
             out_dir = run_dir / "models" / spec.name
             done = summary["stages"].get(spec.name)
+            stage_cls = registry.get("stages", spec.plugin)
+            side = getattr(stage_cls, "side_model", False)  # Stage protocol: its model is not the next policy
             if resume and done and (out_dir / "config.json").exists():
                 console.print(f"[dim]{spec.name}: done in an earlier attempt, skipped")
-                model = out_dir
+                model = model if side else out_dir
                 continue
-            stage_cls = registry.get("stages", spec.plugin)
             if model is not None:
                 check_model_dir(model)
             elif getattr(stage_cls, "needs_input_model", True):  # Stage protocol: absent means True
@@ -84,7 +85,8 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
                 ctx.close()
             check_model_dir(out_dir)  # a stage must leave its final model dir
             final["stage_seconds"] = round(time.perf_counter() - t0, 2)
-            probes = answer_probes(out_dir, list(cfg.run.probes), cfg.run.probe_max_tokens) if cfg.run.probes else []
+            probes = (answer_probes(out_dir, list(cfg.run.probes), cfg.run.probe_max_tokens)
+                      if cfg.run.probes and not side else [])
             print_probes(console, spec.name, probes)
             summary["stages"][spec.name] = {"plugin": spec.plugin, "metrics": final, "probes": probes,
                                             "model_dir": str(out_dir)}
@@ -92,7 +94,7 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
             console.print(f"[green]{spec.name}[/] final metrics: " + json.dumps(final))
             hook.raylign_stage_end(stage=spec.name, metrics=final, model_dir=out_dir)
             write_plots(run_dir)
-            model = out_dir
+            model = model if side else out_dir
     finally:
         metrics.close()
     summary["final_model"] = str(model) if model else None

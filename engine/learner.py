@@ -43,6 +43,7 @@ class LearnerSpec:
     device: str = "auto"  # auto | cpu | cuda
     torch_threads: int = 0  # 0 = every core of the node (stages alternate roles, so the learner may use them all)
     trainable: bool = True  # False builds a frozen reference model (no optimizer)
+    head: str = "lm"  # lm: a causal LM (losses get logits [B,T,V]); value: a scalar head (losses get values [B,T])
 
 
 class Learner:
@@ -53,7 +54,7 @@ class Learner:
 
     def __init__(self, spec: LearnerSpec, registry: Any = None):
         from raylign.engine.cluster import set_torch_threads
-        from raylign.engine.modeling import load_model, load_tokenizer
+        from raylign.engine.modeling import load_model, load_tokenizer, load_value_model
         from raylign.engine.plugins import build_registry
 
         set_torch_threads(spec.torch_threads)
@@ -61,7 +62,12 @@ class Learner:
         self.registry = registry if registry is not None else build_registry()
         self.device = pick_device(spec.device)
         _seed_all(spec.seed)
-        self.model = load_model(spec.model_dir, self.device)
+        if spec.head == "value":
+            self.model = load_value_model(spec.model_dir, self.device, spec.seed)
+        elif spec.head == "lm":
+            self.model = load_model(spec.model_dir, self.device)
+        else:
+            raise ValueError(f"unknown learner head {spec.head!r}: expected 'lm' or 'value'")
         self.tokenizer = load_tokenizer(spec.model_dir)
         self.autocast = self.device == "cuda"  # bf16 autocast on GPUs, fp32 on CPUs
         self.version = 0  # bumped by every optimizer step; stamps weight syncs
@@ -75,9 +81,14 @@ class Learner:
 
     # ------------------------------------------------------------------------------------------ compute
     def _forward(self, mb: TrainBatch) -> torch.Tensor:
+        """Logits [B,T,V] of an lm learner; values [B,T] (float32) of a value learner."""
+        from raylign.engine.modeling import value_forward
+
         ids = mb.input_ids.to(self.device)
         mask = mb.attention_mask.to(self.device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            if self.spec.head == "value":
+                return value_forward(self.model, ids, mask).float()
             return self.model(input_ids=ids, attention_mask=mask).logits
 
     def train_step(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
@@ -113,24 +124,43 @@ class Learner:
 
     @torch.no_grad()
     def eval_loss(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
-        """Token-weighted mean of the loss's ``loss`` metric over ``microbatches`` (no update)."""
+        """Token-weighted means of every metric the loss reports over ``microbatches`` (no update), and
+        ``tokens``: the loss tokens counted."""
         loss_fn = self.registry.get("losses", loss)
         was_training = self.model.training
         self.model.eval()
-        total, n = 0.0, 0
+        sums: dict[str, float] = {}
+        n = 0
         for mb in microbatches:
             mb = mb.to(self.device)
             _, metrics = loss_fn(self._forward(mb), mb, **(options or {}))
             k = mb.num_tokens
-            total += float(metrics["loss"]) * k
+            for name, v in metrics.items():
+                sums[name] = sums.get(name, 0.0) + float(v) * k
             n += k
         self.model.train(was_training)
-        return {"loss": total / max(1, n), "tokens": n}
+        out = {name: v / max(1, n) for name, v in sums.items()}
+        out["tokens"] = n
+        return out
+
+    @torch.no_grad()
+    def values(self, microbatches: list[TrainBatch]) -> list[torch.Tensor]:
+        """The scalar head's value at every position [B,T] of each micro-batch (a value learner only)."""
+        if self.spec.head != "value":
+            raise RuntimeError("values() needs a learner with head='value'")
+        was_training = self.model.training
+        self.model.eval()
+        out = [self._forward(mb).float().cpu() for mb in microbatches]
+        self.model.train(was_training)
+        return out
 
     @torch.no_grad()
     def token_logprobs(self, microbatches: list[TrainBatch]) -> list[torch.Tensor]:
         """Per-token logprobs [B,T] of each micro-batch under the current weights (column 0 is 0)."""
         from raylign.engine.ops import token_logprobs
+
+        if self.spec.head != "lm":
+            raise RuntimeError("token_logprobs() needs a learner with head='lm'")
 
         was_training = self.model.training
         self.model.eval()

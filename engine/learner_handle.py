@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from raylign.engine import options as loss_options
+from raylign.engine.errors import ConfigError
 from raylign.engine.types import TrainBatch
 
 
@@ -20,22 +21,30 @@ class LearnerHandle:
     :param registry: the driver's plugin registry (loss options are validated against it before a call).
     :param role: what this learner is to the stage ("policy", "reference", "critic", ...).
     :param trainable: False for a frozen learner (no optimizer: ``train_step`` is refused on the driver).
+    :param head: ``lm`` (a causal LM: losses receive logits [B,T,V]) or ``value`` (a scalar head, a reward model
+        or critic: losses receive values [B,T]).
     """
 
-    def __init__(self, actor: Any, registry: Any, role: str = "policy", trainable: bool = True):
+    def __init__(self, actor: Any, registry: Any, role: str = "policy", trainable: bool = True, head: str = "lm"):
         self.actor = actor
         self.registry = registry
         self.role = role
         self.trainable = trainable
+        self.head = head
 
     def __repr__(self) -> str:
-        return f"LearnerHandle(role={self.role!r}, trainable={self.trainable})"
+        return f"LearnerHandle(role={self.role!r}, trainable={self.trainable}, head={self.head!r})"
 
     # ------------------------------------------------------------------------------------------ compute
     def check_loss(self, loss: str, options: Any = None) -> dict[str, Any]:
         """The loss's options as plain data, validated on the driver against what the loss declares (its
-        keyword-only parameters). Raises PluginError for an unknown loss, ConfigError for a bad option."""
+        keyword-only parameters), and its head (a loss's ``head`` attribute, default ``lm``) against this
+        learner's. Raises PluginError for an unknown loss, ConfigError for a bad option or the wrong head."""
         fn = self.registry.get("losses", loss)
+        wants = getattr(fn, "head", "lm")
+        if wants != self.head:
+            raise ConfigError(f"loss {loss!r} trains a learner with head={wants!r}, but the {self.role} learner has "
+                              f"head={self.head!r}")
         return loss_options.validate(fn, options, f"loss {loss!r}")
 
     def train_step(self, batches: Sequence[TrainBatch], loss: str, options: Any = None) -> dict[str, float]:
@@ -49,13 +58,18 @@ class LearnerHandle:
         return self._get(self.actor.train_step.remote(list(batches), loss, checked))
 
     def eval_loss(self, batches: Sequence[TrainBatch], loss: str, options: Any = None) -> dict[str, float]:
-        """Token-weighted mean of the loss's ``loss`` metric over ``batches``, no update: ``{"loss", "tokens"}``."""
+        """Token-weighted means of every metric the loss reports over ``batches`` (``loss`` among them), no
+        update; ``tokens``: the loss tokens counted."""
         checked = self.check_loss(loss, options)
         return self._get(self.actor.eval_loss.remote(list(batches), loss, checked))
 
     def token_logprobs(self, batches: Sequence[TrainBatch]) -> list:
         """Per-token logprobs [B, T] of each micro-batch under the current weights (column 0 is 0)."""
         return self._get(self.actor.token_logprobs.remote(list(batches)))
+
+    def values(self, batches: Sequence[TrainBatch]) -> list:
+        """The scalar head's value at every position [B, T] of each micro-batch (``head="value"`` learners)."""
+        return self._get(self.actor.values.remote(list(batches)))
 
     def sequence_logprobs(self, token_ids: Sequence[int]) -> list[float]:
         """Logprob of each of ``token_ids[1:]`` given the tokens before it."""

@@ -101,6 +101,48 @@ def load_model(path: str | Path, device: str = "cpu", dtype: torch.dtype | None 
     return model.to(device)
 
 
+def is_value_model(path: str | Path) -> bool:
+    """The directory holds a sequence-classification model (a reward model or critic), not a causal LM."""
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    return any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures") or [])
+
+
+def load_value_model(path: str | Path, device: str = "cpu", seed: int = 0):
+    """A model with a scalar head (HF ``...ForSequenceClassification``, one label) from ``path``.
+
+    A sequence-classification directory (a reward model) loads as it is; a causal-LM directory loads its
+    transformer body and gets a new head (normal, std = the config's ``initializer_range``, seeded), its
+    ``lm_head`` dropped. The pad token is set in the config, so transformers' own pooling works on the saved dir.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    p = check_model_dir(path)
+    tok = load_tokenizer(p)
+    torch.manual_seed(seed)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(p), num_labels=1, dtype=torch.float32,
+                                                                   pad_token_id=tok.pad_token_id)
+    except Exception as exc:
+        raise ModelError(f"cannot load {p} as a model with a scalar head: {exc}") from exc
+    if getattr(model, "score", None) is None:
+        raise ModelError(f"{p}: {type(model).__name__} has no `score` head (raylign reads values from it)")
+    model.config.pad_token_id = tok.pad_token_id
+    return model.to(device)
+
+
+def value_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The scalar head on every position: [B, T] values, position t having seen tokens 0..t.
+
+    Position ids count real tokens only, so a sequence scores the same left- or right-padded.
+    """
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    body = getattr(model, model.base_model_prefix)
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
+    return model.score(hidden).squeeze(-1)
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 

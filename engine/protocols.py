@@ -21,10 +21,13 @@ class Stage(Protocol):
 
     ``needs_input_model`` is read from the class; a stage that builds its own model (``scratch``) sets it False,
     and a class without it is taken to need one (the previous stage's model dir or ``run.base_model``).
+    ``side_model`` (default False when absent): the stage's model is not the next policy (a reward model); the
+    next stage starts from the same model this one started from, and the probes are not asked.
     """
 
     config_cls: ClassVar[type]  # a frozen dataclass: the stage's own [section]
     needs_input_model: ClassVar[bool]  # False: the stage starts without a model dir (default True when absent)
+    side_model: ClassVar[bool]  # True: its output is a side model (reward model), not the pipeline's policy
 
     def run(self, ctx: "StageContext") -> Mapping[str, float]:
         """Train; write the final HF model dir to ``ctx.output_model``; return the stage's final eval metrics."""

@@ -83,12 +83,31 @@ class StageContext:
     def seed(self) -> int:
         return self.engine.run.seed
 
+    def model_ref(self, ref: str, key: str) -> Path:
+        """The model directory ``ref`` names: an earlier stage of this run (its ``models/<stage>`` dir), else a
+        path (relative to the config file's folder). ``key`` names the config key in the error."""
+        from raylign.engine.errors import ConfigError
+        from raylign.engine.modeling import check_model_dir
+
+        names = [s.name for s in self.engine.stages]
+        if ref in names:
+            if names.index(ref) >= names.index(self.name):
+                raise ConfigError(f"{key} = {ref!r} names a stage that runs after {self.name!r}: put it earlier in "
+                                  f"run.pipeline")
+            return check_model_dir(self.run_dir / "models" / ref)
+        path = Path(ref) if Path(ref).is_absolute() else self.base_dir / ref
+        if not path.exists():
+            raise ConfigError(f"{key} = {ref!r} is neither a stage of this run ({', '.join(names)}) nor a model "
+                              f"directory ({path} does not exist)")
+        return check_model_dir(path)
+
     # ---------------------------------------------------------------------------------------------- roles
     def start_learner(self, model_dir: Path, optim, total_steps: int, trainable: bool = True,
-                      role: str | None = None) -> LearnerHandle:
+                      role: str | None = None, head: str = "lm") -> LearnerHandle:
         """A learner actor on ``model_dir`` (its own model and, when ``trainable``, its own optimizer with a
         schedule over ``total_steps``); killed when the stage ends. ``role`` names it (default "policy" for a
-        trainable learner, "reference" for a frozen one) and must be unique within the stage."""
+        trainable learner, "reference" for a frozen one) and must be unique within the stage. ``head="value"``
+        gives it a scalar head (a reward model or critic; a causal-LM dir gets a new head)."""
         from raylign.engine.learner import LearnerSpec, start_learner
 
         role = role or ("policy" if trainable else "reference")
@@ -96,9 +115,10 @@ class StageContext:
             raise ValueError(f"stage {self.name!r} already has a {role!r} learner: give each learner its own role")
         ray_cfg = self.engine.ray
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
-                           device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable)
+                           device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable,
+                           head=head)
         actor = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus)
-        handle = LearnerHandle(actor, self.registry, role=role, trainable=trainable)
+        handle = LearnerHandle(actor, self.registry, role=role, trainable=trainable, head=head)
         self._learners.append(handle)
         return handle
 
@@ -119,6 +139,35 @@ class StageContext:
                             procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry)
         self._closers.append(fleet.shutdown)
         return fleet
+
+    def start_rewards(self, terms, default_verifier: str | None = None,
+                      verifier_options: Mapping[str, Any] | None = None, key: str = "rewards"):
+        """A stage's reward as a weighted sum of ``terms`` (:class:`~raylign.engine.rewards.mix.RewardTerm`:
+        verifiers in the verifier pool, reward providers in their own actors); shut down when the stage ends.
+        A provider term's ``model`` (an earlier stage of the run, or a model dir) reaches it as option ``model``.
+        ``key`` names the terms' config key in errors (``ppo.rewards``)."""
+        from raylign.engine.rewards.mix import RewardMix
+        from raylign.engine.rewards.providers import ProviderPool
+
+        def start_provider(term):
+            options = dict(term.options)
+            if term.model:
+                options["model"] = str(self.model_ref(term.model, f"{key}.{term.key}.model"))
+            pool = ProviderPool(term.name, options, replicas=term.replicas, num_cpus=term.num_cpus,
+                                num_gpus=term.num_gpus, batch_size=term.batch_size,
+                                torch_threads=self.engine.ray.torch_threads)
+            return pool
+
+        def start_verifiers(default, options):
+            from raylign.engine.rewards import RewardFleet
+
+            return RewardFleet(self.engine.rewards, default_verifier=default, verifier_options=options,
+                               procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry)
+
+        mix = RewardMix(list(terms), self.registry, start_verifiers, start_provider, default_verifier,
+                        verifier_options, owner=key)
+        self._closers.append(mix.shutdown)
+        return mix
 
     def sync_weights(self, learner: LearnerHandle, fleet) -> dict[str, float]:
         """Push ``learner``'s weights to every engine of ``fleet``, stamped with the learner's version, and check

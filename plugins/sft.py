@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from raylign.engine import hookimpl
-from raylign.engine.chat_format import render_prompt
+from raylign.engine.chat_format import encode_conversation as encode, render_prompt
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
@@ -52,27 +52,6 @@ def to_messages(row: dict, where: str) -> list[dict[str, str]]:
     prompt = require(row, "prompt", where)
     response = require(row, "response", where)
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
-
-
-def encode(tok, messages: list[dict], system: str, max_len: int) -> tuple[list[int], list[float]]:
-    """Token ids of the conversation and a mask that is 1 on assistant tokens (their content and end marker)."""
-    if system and messages[0]["role"] != "system":
-        messages = [{"role": "system", "content": system}] + messages
-    ids: list[int] = []
-    mask: list[float] = []
-    done = ""  # the conversation text tokenized so far
-    for i, m in enumerate(messages):
-        # the template up to this turn's content (the assistant header included), then the turn itself; a
-        # conversation that opens with an assistant turn has no earlier text, so its header is trained too
-        before = (tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=m["role"] == "assistant")
-                  if i else "")
-        upto = tok.apply_chat_template(messages[: i + 1], tokenize=False)
-        head = tok(before[len(done):], add_special_tokens=False)["input_ids"] if len(before) > len(done) else []
-        body = tok(upto[len(before):], add_special_tokens=False)["input_ids"]
-        ids.extend(head + body)
-        mask.extend([0.0] * len(head) + [1.0 if m["role"] == "assistant" else 0.0] * len(body))
-        done = upto
-    return ids[:max_len], mask[:max_len]
 
 
 def collate(examples: list[tuple[list[int], list[float]]], pad_id: int, micro: int):
