@@ -19,7 +19,7 @@ C, P, K, N = "correct", "polite", "concise", "not_repetitive"
 CASES = [
     # (case, reply, reward, criteria that fail)
     ("clean", REF, 1.0, set()),
-    ("clean, no final period, extra spaces", "  An LLM is a large language model that predicts the next word ", 1.0, set()),
+    ("no final period, extra spaces", "  An LLM is a large language model that predicts the next word ", 1.0, set()),
     ("upper case", REF.upper(), 1.0, set()),
     ("rude opener", "Obviously, " + LOWER, 0.8, {P}),
     ("rude opener in capitals", "OBVIOUSLY, " + LOWER, 0.8, {P}),
