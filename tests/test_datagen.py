@@ -10,12 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from raylign.verifiers.style import StyleJudge
+
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "examples" / "datagen" / "make_data.py"
 COMMITTED = ROOT / "examples" / "data"
 FILES = ["pretrain.jsonl", "pretrain_eval.jsonl", "sft.jsonl", "sft_eval.jsonl", "sft_code.jsonl",
          "math_train.jsonl", "math_eval.jsonl", "code_train.jsonl", "code_eval.jsonl", "code_eval_names.jsonl",
-         "mixed_train.jsonl"]
+         "mixed_train.jsonl", "prefs_train.jsonl", "prefs_eval.jsonl", "rlhf_train.jsonl", "rlhf_eval.jsonl"]
+
+
+sys.path.append(str(GENERATOR.parent))
+import concepts as concept_table  # noqa: E402  (the generator's concept table: the references)
+
+CONCEPTS = concept_table.load()
+DEFINITIONS = {concept_table.definition_question(t, c): c for c in CONCEPTS
+               for t in concept_table.DEFINITION_QUESTIONS_TRAIN + concept_table.DEFINITION_QUESTIONS_EVAL}
+# The SFT flaws, as the style_judge verifier's default lists must catch them (see examples/datagen/sft.py).
+RUDE_OPENERS = ("Ugh, obviously, ", "Ugh, fine. ", "Ugh, as everyone knows, ")
+FILLER_TAILS = ("I hope that helps.", "I hope that helps, and there is much more I could say about it.")
 
 
 def generate(out: Path, seed: int = 0) -> Path:
@@ -157,7 +170,8 @@ def test_sft_rows_have_one_of_both_formats(data):
             n_messages += "messages" in row
             question, answer = user_and_answer(row)
             assert question.strip() and answer.endswith("."), row
-            if not is_column(parse_arith(question)):  # long additions take a sentence per column
+            flawed = name == "sft.jsonl" and question in DEFINITIONS  # checked in test_sft_concept_answers_...
+            if not is_column(parse_arith(question)) and not flawed:  # long additions take a sentence per column
                 assert len(re.findall(r"\.( |$)", answer)) <= 2, f"more than two sentences: {answer!r}"
         assert 0.1 < n_messages / len(rows) < 0.3, name
     assert 2500 <= len(data["sft.jsonl"]) <= 6000 and 150 <= len(data["sft_eval.jsonl"]) <= 300
@@ -165,7 +179,7 @@ def test_sft_rows_have_one_of_both_formats(data):
 
 def test_probe_prompts_are_covered(data):
     pairs = dict(user_and_answer(r) for r in data["sft.jsonl"])
-    assert pairs["What is an LLM?"].startswith("An LLM is a large language model")
+    assert "An LLM is a large language model" in pairs["What is an LLM?"]  # perhaps with flaws around it
     assert pairs["What is 12+30?"] == "2+0 = 2. 1+3 = 4. The answer is 42."
     assert pairs["What is 2+2?"] == "2+2 = 4. The answer is 4."
 
@@ -408,3 +422,143 @@ def test_step_lists_are_held_out(data):
     sft, rl, held = (step_lists(n) for n in ("sft_code.jsonl", "code_train.jsonl", "code_eval.jsonl"))
     assert len(set(held)) == len(held) and len(set(rl)) == len(rl)
     assert not set(held) & (set(rl) | set(sft)) and not set(rl) & set(sft)
+
+
+# --- concept answers with flaws (SFT) and preference pairs with a known ground truth ------------------------------
+def parse_flaws(answer: str, c) -> tuple[str | None, bool, str | None]:
+    """(rude opener, definition repeated, filler tail) of an SFT definition answer; fails on anything else."""
+    opener = next((o for o in RUDE_OPENERS if answer.startswith(o)), None)
+    rest = answer
+    if opener:
+        subject = c.A if opener.endswith(". ") else c.a
+        first = f"{opener}{subject} is {c.definition}."
+        assert answer.startswith(first), answer
+        rest = c.answer() + answer[len(first):]
+    assert rest.startswith(c.answer()), answer
+    rest = rest[len(c.answer()):]
+    repeated = rest.startswith(" " + c.answer())
+    rest = rest[len(" " + c.answer()):] if repeated else rest
+    tail = rest[1:] if rest else None
+    assert tail is None or (rest[0] == " " and tail in FILLER_TAILS), answer
+    return opener, repeated, tail
+
+
+def test_sft_concept_answers_are_mostly_flawed_and_the_judge_sees_it(data):
+    """Training answers to definition questions carry a rude opener (p 0.55), the definition twice (0.2) and a
+    filler tail (0.6), each drawn on its own; style_judge's defaults catch every one; sft_eval stays clean."""
+    judge = StyleJudge()
+    flaws = Counter()
+    n = 0
+    for row in data["sft.jsonl"]:
+        question, answer = user_and_answer(row)
+        if question not in DEFINITIONS:
+            continue
+        c = DEFINITIONS[question]
+        opener, repeated, tail = parse_flaws(answer, c)
+        n += 1
+        flaws.update({"rude": bool(opener), "repeated": repeated, "filler": bool(tail),
+                      "flawed": bool(opener or repeated or tail), opener: True, tail: True})
+        d = judge(answer, {"answer": c.answer()}).details
+        assert d["correct"] and d["polite"] != bool(opener) and d["not_repetitive"] != repeated, answer
+        assert d["concise"] == (not tail and not repeated and opener != "Ugh, as everyone knows, "), answer
+    assert n == 10 * (len(CONCEPTS) - 9)
+    assert flaws["flawed"] > 0.75 * n
+    for flaw, p in (("rude", 0.55), ("repeated", 0.2), ("filler", 0.6)):
+        assert abs(flaws[flaw] / n - p) < 0.06, (flaw, flaws[flaw] / n)
+    assert all(flaws[o] > 0.1 * n for o in RUDE_OPENERS + FILLER_TAILS)
+    for row in data["sft_eval.jsonl"]:
+        question, answer = user_and_answer(row)
+        if question in DEFINITIONS:
+            assert answer == DEFINITIONS[question].answer(), row
+
+
+def test_sft_flaws_change_nothing_else():
+    """With the flaw probabilities at zero the generator gives the same rows in the same order, formats and all;
+    only the definition answers differ, and they are then the clean ones."""
+    import arith
+    import sft
+    split, seed = arith.split(0), 0
+    flawed_train, flawed_eval = sft.build(seed, CONCEPTS, split)
+    saved = sft.P_RUDE, sft.P_REPEAT, sft.P_FILLER
+    sft.P_RUDE = sft.P_REPEAT = sft.P_FILLER = 0.0
+    try:
+        clean_train, clean_eval = sft.build(seed, CONCEPTS, split)
+    finally:
+        sft.P_RUDE, sft.P_REPEAT, sft.P_FILLER = saved
+    assert flawed_eval == clean_eval and len(flawed_train) == len(clean_train)
+    changed = 0
+    for flawed, clean in zip(flawed_train, clean_train):
+        (q1, a1), (q2, a2) = user_and_answer(flawed), user_and_answer(clean)
+        assert q1 == q2 and set(flawed) == set(clean)
+        if q1 in DEFINITIONS:
+            assert a2 == DEFINITIONS[q1].answer()
+            changed += a1 != a2
+        else:
+            assert flawed == clean
+    assert changed > 0.75 * 10 * (len(CONCEPTS) - 9)
+
+
+def content(value) -> str:
+    """A preference field's text: a string, or the one message of a chat-form field."""
+    if isinstance(value, str):
+        return value
+    (message,) = value
+    return message["content"]
+
+
+def test_preference_rows(data):
+    train, evals = data["prefs_train.jsonl"], data["prefs_eval.jsonl"]
+    assert len(train) == 4000 and len(evals) == 400
+    n_chat = 0
+    for row in train:
+        assert set(row) == {"prompt", "chosen", "rejected", "label_flipped"} and isinstance(row["label_flipped"], bool)
+        if isinstance(row["prompt"], list):
+            n_chat += 1
+            assert [m["role"] for m in row["prompt"]] == ["user"]
+            assert [m["role"] for m in row["chosen"] + row["rejected"]] == ["assistant", "assistant"]
+        else:
+            assert isinstance(row["chosen"], str) and isinstance(row["rejected"], str)
+    assert 0.15 < n_chat / len(train) < 0.25
+    assert sum(r["label_flipped"] for r in train) == len(train) // 10  # exactly 10% label noise
+    for row in evals:
+        assert set(row) == {"prompt", "chosen", "rejected", "subset"}
+        assert all(isinstance(row[k], str) for k in ("prompt", "chosen", "rejected"))
+        longer_worse = len(row["rejected"]) > len(row["chosen"])
+        assert row["subset"] == ("longer_worse" if longer_worse else "longer_better"), row
+    subsets = Counter(r["subset"] for r in evals)
+    assert subsets["longer_worse"] >= 150 and subsets["longer_better"] >= 100
+    for name in ("rlhf_train.jsonl", "rlhf_eval.jsonl"):
+        rows = data[name]
+        assert len({r["prompt"] for r in rows}) == len(rows)
+        for row in rows:
+            assert set(row) == {"prompt", "answer"} and row["answer"] == DEFINITIONS[row["prompt"]].answer()
+    assert len(data["rlhf_train.jsonl"]) == 600 and len(data["rlhf_eval.jsonl"]) == 120
+
+
+def test_chosen_beats_rejected_under_the_gold_judge_and_length_does_not_tell(data):
+    """On every row the gold judge scores chosen above rejected (below on the flipped rows); in training the
+    longer answer is the better one about half the time."""
+    judge = StyleJudge()
+    longer_chosen = 0
+    for name in ("prefs_train.jsonl", "prefs_eval.jsonl"):
+        for row in data[name]:
+            reference = {"answer": DEFINITIONS[content(row["prompt"])].answer()}
+            chosen, rejected = content(row["chosen"]), content(row["rejected"])
+            if row.get("label_flipped"):
+                chosen, rejected = rejected, chosen
+            assert judge(chosen, reference).reward > judge(rejected, reference).reward, row
+            if name == "prefs_train.jsonl":
+                longer_chosen += len(chosen) > len(rejected)
+    assert 0.45 < longer_chosen / len(data["prefs_train.jsonl"]) < 0.55
+
+
+def test_preference_and_rlhf_eval_prompts_are_held_out(data):
+    def prompts(name):
+        return {content(r["prompt"]) for r in data[name]}
+
+    sft_questions = questions(data["sft.jsonl"])
+    train = prompts("prefs_train.jsonl") | prompts("rlhf_train.jsonl")
+    assert prompts("rlhf_train.jsonl") <= sft_questions and prompts("prefs_train.jsonl") <= sft_questions
+    for name in ("prefs_eval.jsonl", "rlhf_eval.jsonl"):
+        assert not prompts(name) & (train | sft_questions), name
+    assert not prompts("rlhf_eval.jsonl") & prompts("prefs_eval.jsonl")

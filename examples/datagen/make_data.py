@@ -10,7 +10,11 @@ Files written to --out:
   code_train.jsonl, code_eval.jsonl     {"prompt", "tests", "verifier": "code", "solution"}: step functions
   code_eval_names.jsonl                 the same fields: function tasks under names no training file has
   mixed_train.jsonl                     math and code task rows, shuffled (each row's `verifier` routes it)
+  prefs_train.jsonl, prefs_eval.jsonl   {"prompt", "chosen", "rejected"} + "label_flipped" / "subset": answers to
+                                        concept questions ranked by the style_judge verifier (the gold judge)
+  rlhf_train.jsonl, rlhf_eval.jsonl     {"prompt", "answer"}: PPO prompts, answer = the reference for style_judge
 Eval files never share a question with the training files (see each module's docstring for what is held out).
+prefs.py scores answers with raylign.verifiers.style, so raylign must be importable (the project's venv).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import code_tasks  # noqa: E402
 import concepts  # noqa: E402
 import corpus  # noqa: E402
 import math_tasks  # noqa: E402
+import prefs  # noqa: E402
 import sft  # noqa: E402
 
 N_CODE_EVAL_NAMES = 100        # code_eval_names.jsonl: function tasks under unseen names, balanced over the families
@@ -72,6 +77,7 @@ def build(seed: int) -> dict[str, list[dict]]:
         "math_train.jsonl": math_train, "math_eval.jsonl": math_eval,
         "code_train.jsonl": code_train, "code_eval.jsonl": code_eval, "code_eval_names.jsonl": code_eval_names,
         "mixed_train.jsonl": mixed,
+        **prefs.build(seed, table),
     }
 
 

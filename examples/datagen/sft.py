@@ -7,6 +7,14 @@ arith.column_steps). About MESSAGES_SHARE of the rows use the {"messages": [...]
 Held out (sft_eval.jsonl, never in sft.jsonl): a few whole concepts, question phrasings of the other concepts,
 the arithmetic facts of arith.Split.sft_eval and the held-out number facts. Long additions: arith.Split.column_sft
 only (GRPO's and math_eval's problems are others).
+
+Flawed on purpose: in sft.jsonl (not sft_eval.jsonl) each answer to a concept-definition question independently
+gets a rude opener (P_RUDE, one of RUDE_OPENERS), the definition said twice (P_REPEAT) and a filler tail
+(P_FILLER, one of FILLER_TAILS): "Ugh, fine. An LLM is ... . I hope that helps." The openers share their first
+word and the tails theirs, so the SFT model's greedy answer is usually flawed while many samples are clean: the
+room that PPO against a reward model (trained on prefs.py's pairs) has to improve, as the style_judge verifier
+(raylign.verifiers.style, whose default phrase lists catch exactly these flaws) measures. The flaws are drawn
+from an rng of their own, so every other row is what it was without them.
 """
 from __future__ import annotations
 
@@ -20,6 +28,11 @@ MESSAGES_SHARE = 0.2
 N_HELD_CONCEPTS = 9                                # whole concepts asked about only in sft_eval.jsonl
 N_FACT_FORMS = 2                                  # per train fact: "What is a+b?" and this many other phrasings
 N_COMPARE = 300
+
+P_RUDE, P_REPEAT, P_FILLER = 0.55, 0.2, 0.6        # independent flaws of each training definition answer
+RUDE_OPENERS = ["Ugh, obviously, ", "Ugh, fine. ", "Ugh, as everyone knows, "]   # all rude for style_judge
+FILLER_TAILS = ["I hope that helps.",                                             # all filler for style_judge
+                "I hope that helps, and there is much more I could say about it."]
 
 CHAT = [
     (["Hello!", "Hi!", "Hello.", "Hi there!"], "Hello, I am a small language model, and I am happy to help."),
@@ -38,7 +51,26 @@ def held_concepts(rng: random.Random, concepts: list[Concept]) -> list[Concept]:
     return [c for c in concepts if c.key in chosen]
 
 
-def concept_pairs(rng: random.Random, concepts: list[Concept], held: list[Concept]):
+def held_out(seed: int, concepts: list[Concept]) -> list[Concept]:
+    """The concepts build(seed) holds out (its rng's first draw), for the other generators to hold out too."""
+    return held_concepts(random.Random(f"sft-{seed}"), concepts)
+
+
+def with_opener(opener: str, c: Concept) -> str:
+    """The definition after an opener: "Ugh, obviously, an LLM is ..." but "Ugh, fine. An LLM is ..."."""
+    return f"{opener}{c.A if opener.rstrip().endswith(('.', '!', '?')) else c.a} is {c.definition}."
+
+
+def flawed_answer(rng: random.Random, c: Concept) -> str:
+    """c.answer() with each flaw drawn independently (the draws are made in the same order every time)."""
+    rude, repeat, filler = rng.random() < P_RUDE, rng.random() < P_REPEAT, rng.random() < P_FILLER
+    opener, tail = rng.choice(RUDE_OPENERS), rng.choice(FILLER_TAILS)
+    parts = [with_opener(opener, c) if rude else c.answer()]
+    parts += [c.answer()] * repeat + [tail] * filler
+    return " ".join(parts)
+
+
+def concept_pairs(rng: random.Random, concepts: list[Concept], held: list[Concept], flaws: random.Random):
     held_keys = {c.key for c in held}
     train, evals = [], []
     for c in concepts:
@@ -47,7 +79,7 @@ def concept_pairs(rng: random.Random, concepts: list[Concept], held: list[Concep
             evals.append((definition_question(rng.choice(DEFINITION_QUESTIONS_EVAL), c), c.answer()))
             evals += list(c.facts)
             continue
-        train += [(definition_question(t, c), c.answer()) for t in DEFINITION_QUESTIONS_TRAIN]
+        train += [(definition_question(t, c), flawed_answer(flaws, c)) for t in DEFINITION_QUESTIONS_TRAIN]
         for q, a in c.facts:
             train.append((q, a))
             train.append((rng.choice(FACT_PREFIXES_TRAIN) + q, a))
@@ -94,8 +126,8 @@ def as_row(rng: random.Random, question: str, answer: str) -> dict:
 def build(seed: int, concepts: list[Concept], split: arith.Split):
     """(sft rows, sft_eval rows)."""
     rng = random.Random(f"sft-{seed}")
-    held = held_concepts(rng, concepts)
-    c_train, c_eval = concept_pairs(rng, concepts, held)
+    held = held_concepts(rng, concepts)                # the first draw: held_out(seed) repeats it
+    c_train, c_eval = concept_pairs(rng, concepts, held, random.Random(f"sft-flaws-{seed}"))
     a_train, a_eval = arith_pairs(rng, split)
     n_train, n_eval = number_pairs(rng, split.held_numbers)
     chat = [(q, a) for questions, a in CHAT for q in questions]

@@ -1,0 +1,167 @@
+"""Preference pairs with a known ground truth (reward_model), and prompts with references for PPO.
+
+Every answer is built from a concept's clean answer (concepts.Concept.answer(), the reference) in some STYLES:
+clean, rude (a rude opener), rambling (a filler tail), repetitive (the definition twice), wrong (another concept's
+definition after this concept's subject), truncated (the definition cut short: shorter, and incomplete), and
+their combinations. The gold judge (the style_judge verifier, raylign.verifiers.style.StyleJudge with its
+defaults) scores each; a pair is two answers to the same prompt with different scores, the higher one chosen.
+Length does not predict the label: half the training pairs have the longer answer (in characters) chosen
+(clean over truncated, rude over wrong-and-short, ...), half the shorter one (clean over rambling, ...).
+
+Prompts follow sft.py's split: training files ask the train phrasings of the concepts SFT trains on; eval files
+ask the held-out phrasings of those concepts and any phrasing of the concepts SFT holds out (sft.held_out).
+  prefs_train.jsonl  {"prompt", "chosen", "rejected", "label_flipped"}: exactly FLIP_SHARE of the rows are
+                     swapped (label noise, label_flipped true); CHAT_SHARE of them in chat-message form
+  prefs_eval.jsonl   {"prompt", "chosen", "rejected", "subset"}: never flipped; subset "longer_worse" when the
+                     rejected answer is the longer one, else "longer_better" (half each)
+  rlhf_train.jsonl   {"prompt", "answer"}: PPO prompts (train phrasings), answer = the reference for the judge
+  rlhf_eval.jsonl    {"prompt", "answer"}: held-out phrasings of trained concepts, in no other file here
+"""
+from __future__ import annotations
+
+import itertools
+import random
+
+import sft
+from concepts import DEFINITION_QUESTIONS_EVAL, DEFINITION_QUESTIONS_TRAIN, Concept, definition_question
+from raylign.verifiers.style import StyleJudge
+
+N_TRAIN, N_EVAL = 4000, 400          # preference pairs
+N_RLHF_TRAIN, N_RLHF_EVAL = 600, 120  # PPO prompts
+FLIP_SHARE = 0.10                    # prefs_train rows with chosen and rejected swapped
+CHAT_SHARE = 0.20                    # prefs_train rows as chat messages
+
+# sft.py's flaws first (what the SFT model says), then others, so the reward model learns the kind, not a string.
+RUDE_OPENERS = sft.RUDE_OPENERS + ["Obviously, ", "Duh. ", "Whatever. ", "As everyone knows, "]
+FILLER_TAILS = sft.FILLER_TAILS + ["Let me know if you have any other questions.",
+                                   "There is much more I could say about it, but that is the main idea.",
+                                   "I could talk about this all day."]
+STYLES = ["clean", "rude", "ramble", "repeat", "rude+ramble", "rude+repeat", "ramble+repeat", "rude+ramble+repeat",
+          "wrong", "wrong+rude", "wrong+ramble", "truncated", "truncated+rude", "truncated+ramble"]
+
+
+def wrong_definition(rng: random.Random, c: Concept, others: list[Concept], judge: StyleJudge) -> str:
+    """Another concept's definition, one that the judge finds wrong for c (every other one is, today)."""
+    for o in rng.sample(others, len(others)):
+        if not judge(f"{c.A} is {o.definition}.", {"answer": c.answer()}).details["correct"]:
+            return o.definition
+    raise ValueError(f"no definition is wrong enough for {c.key}")
+
+
+def truncated_definition(c: Concept, judge: StyleJudge) -> str:
+    """The first half of the definition's words (fewer if the judge still finds that complete), trailing
+    punctuation and stop words dropped: "a large language model: a neural network trained"."""
+    ws = c.definition.split()
+    for k in range(max(1, len(ws) // 2), 0, -1):
+        cut = list(ws[:k])
+        while len(cut) > 1 and cut[-1].lower().strip(",:;") in ("a", "an", "the", "of", "to", "and", "that", "or",
+                                                              "by", "with", "such", "as", "for", "in", "on"):
+            cut.pop()
+        text = " ".join(cut).rstrip(",:;")
+        if not judge(f"{c.A} is {text}.", {"answer": c.answer()}).details["correct"]:
+            return text
+    raise ValueError(f"cannot truncate {c.key}'s definition into an incomplete one")
+
+
+def answer(c: Concept, style: str, opener: str, tail: str, wrong: str, short: str) -> str:
+    """c's answer in a style ("rude+ramble", ...), with the given opener, filler tail and bad definitions."""
+    kinds = set(style.split("+"))
+    definition = wrong if "wrong" in kinds else short if "truncated" in kinds else c.definition
+    body = Concept(c.key, c.name, c.a, definition, c.facts, c.category)
+    first = sft.with_opener(opener, body) if "rude" in kinds else body.answer()
+    return " ".join([first] + [body.answer()] * ("repeat" in kinds) + [tail] * ("ramble" in kinds))
+
+
+class Pool:
+    """One prompt's pairs of one length kind, drawn score pair by score pair: a draw takes a (chosen score,
+    rejected score) group at random among those left, then a pair in it, so that the common middle scores
+    do not crowd out clean-versus-one-flaw pairs."""
+
+    def __init__(self, rng: random.Random, pairs: list[tuple[float, float, str, str]]):
+        self.rng, self.groups = rng, {}
+        for s_chosen, s_rejected, chosen, rejected in pairs:
+            self.groups.setdefault((s_chosen, s_rejected), []).append((chosen, rejected))
+        for group in self.groups.values():
+            rng.shuffle(group)
+
+    def draw(self) -> tuple[str, str]:
+        left = sorted(k for k, v in self.groups.items() if v)
+        if not left:
+            raise ValueError("a prompt ran out of pairs: lower N_TRAIN or add styles")
+        key = self.rng.choice(left)
+        return self.groups[key].pop()
+
+
+def pair_pools(rng: random.Random, c: Concept, others: list[Concept], judge: StyleJudge) -> tuple[Pool, Pool]:
+    """(pairs with the longer answer chosen, pairs with the shorter one chosen) for one prompt about c: one
+    answer per style (one opener, tail, wrong and truncated definition for all of them, so that two styles
+    differ only by their flaws), every two with different gold scores and lengths, the higher-scored chosen."""
+    opener, tail = rng.choice(RUDE_OPENERS), rng.choice(FILLER_TAILS)
+    wrong, short = wrong_definition(rng, c, others, judge), truncated_definition(c, judge)
+    answers = [answer(c, s, opener, tail, wrong, short) for s in STYLES]
+    scored = [(judge(a, {"answer": c.answer()}).reward, a) for a in answers]
+    longer, shorter = [], []
+    for (s1, a1), (s2, a2) in itertools.combinations(scored, 2):
+        if s1 == s2 or len(a1) == len(a2):
+            continue
+        (sc, chosen), (sr, rejected) = ((s2, a2), (s1, a1)) if s2 > s1 else ((s1, a1), (s2, a2))
+        (longer if len(chosen) > len(rejected) else shorter).append((sc, sr, chosen, rejected))
+    return Pool(rng, longer), Pool(rng, shorter)
+
+
+def prompts(seed: int, concepts: list[Concept]):
+    """(train prompts, eval prompts of trained concepts, eval prompts of held-out concepts): (question, concept)."""
+    held = {c.key for c in sft.held_out(seed, concepts)}
+    train = [(definition_question(t, c), c) for c in concepts if c.key not in held for t in DEFINITION_QUESTIONS_TRAIN]
+    known = [(definition_question(t, c), c) for c in concepts if c.key not in held for t in DEFINITION_QUESTIONS_EVAL]
+    unknown = [(definition_question(t, c), c) for c in concepts if c.key in held
+               for t in DEFINITION_QUESTIONS_TRAIN + DEFINITION_QUESTIONS_EVAL]
+    return train, known, unknown
+
+
+def pairs(rng: random.Random, asked: list[tuple[str, Concept]], concepts: list[Concept], n: int,
+          judge: StyleJudge) -> list[tuple[str, str, str]]:
+    """n (prompt, chosen, rejected): prompts in turn, alternately a longer-chosen and a shorter-chosen pair
+    (the alternation shifts on each pass, so every prompt gets both kinds)."""
+    pools = {}
+    for q, c in asked:
+        pools[q] = pair_pools(rng, c, [o for o in concepts if o.key != c.key], judge)
+    out = []
+    for i in range(n):
+        q, c = asked[i % len(asked)]
+        out.append((q, *pools[q][(i + i // len(asked)) % 2].draw()))
+    return out
+
+
+def build(seed: int, concepts: list[Concept]) -> dict[str, list[dict]]:
+    """Every file's rows, by file name."""
+    rng = random.Random(f"prefs-{seed}")
+    judge = StyleJudge()
+    train_prompts, known, unknown = prompts(seed, concepts)
+    rng.shuffle(train_prompts)
+    rng.shuffle(known)
+    rlhf_eval, known = known[:N_RLHF_EVAL], known[N_RLHF_EVAL:]
+    eval_prompts = known + unknown
+    rng.shuffle(eval_prompts)
+    rlhf_train = rng.sample(train_prompts, N_RLHF_TRAIN)
+
+    train = []
+    flipped = set(rng.sample(range(N_TRAIN), round(FLIP_SHARE * N_TRAIN)))
+    chat = set(rng.sample(range(N_TRAIN), round(CHAT_SHARE * N_TRAIN)))
+    for i, (q, chosen, rejected) in enumerate(pairs(rng, train_prompts, concepts, N_TRAIN, judge)):
+        if i in flipped:
+            chosen, rejected = rejected, chosen
+        if i in chat:
+            row = {"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": chosen}],
+                   "rejected": [{"role": "assistant", "content": rejected}]}
+        else:
+            row = {"prompt": q, "chosen": chosen, "rejected": rejected}
+        train.append({**row, "label_flipped": i in flipped})
+    evals = [{"prompt": q, "chosen": chosen, "rejected": rejected,
+              "subset": "longer_worse" if len(rejected) > len(chosen) else "longer_better"}
+             for q, chosen, rejected in pairs(rng, eval_prompts[:N_EVAL], concepts, N_EVAL, judge)]
+    return {
+        "prefs_train.jsonl": train, "prefs_eval.jsonl": evals,
+        "rlhf_train.jsonl": [{"prompt": q, "answer": c.answer()} for q, c in rlhf_train],
+        "rlhf_eval.jsonl": [{"prompt": q, "answer": c.answer()} for q, c in rlhf_eval],
+    }
