@@ -38,8 +38,10 @@ def evaluate(learner: LearnerHandle, eval_batches: list[TrainBatch]) -> dict[str
 
 
 def train_loop(ctx, learner: LearnerHandle, cfg: LoopConfig, make_step: Callable[[int], list[TrainBatch]],
-               eval_batches: list[TrainBatch]) -> dict[str, float]:
-    """Run steps ``start+1 .. cfg.steps``; returns the last eval metrics. Resumes from the latest checkpoint."""
+               eval_batches: list[TrainBatch], loss: str = "next_token", options: dict | None = None,
+               evaluate: Callable[[LearnerHandle, list[TrainBatch]], dict[str, float]] = evaluate) -> dict[str, float]:
+    """Run steps ``start+1 .. cfg.steps`` of ``loss`` (with its ``options``); returns the last ``evaluate`` metrics. Resumes from the
+    latest checkpoint."""
     resume = ctx.resume_point()
     start = 0
     if resume is not None:
@@ -49,12 +51,14 @@ def train_loop(ctx, learner: LearnerHandle, cfg: LoopConfig, make_step: Callable
     last_eval: dict[str, float] = {}
     with ctx.progress(cfg.steps, start) as bar:
         for step in range(start + 1, cfg.steps + 1):
-            metrics = learner.train_step(make_step(step - 1), "next_token")
+            metrics = learner.train_step(make_step(step - 1), loss, options)
             metrics["tokens_per_s"] = metrics["step_tokens"] / max(metrics["learner_seconds"], 1e-9)
             if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                 last_eval = evaluate(learner, eval_batches)
                 metrics.update(last_eval)
-            if step % cfg.log_every == 0 or step == cfg.steps or "eval_loss" in metrics:
+            else:
+                last_eval = {}
+            if step % cfg.log_every == 0 or step == cfg.steps or last_eval:
                 ctx.log(step, metrics)
             bar.update(step, loss=metrics["loss"])
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
