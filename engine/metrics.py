@@ -73,7 +73,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def write_plots(run_dir: Path) -> list[Path]:
-    """One PNG per stage with its loss-like curves (every metric whose name holds 'loss' or 'reward')."""
+    """One PNG per stage with its loss-like curves (every metric whose name holds 'loss', 'reward', 'pass',
+    'accuracy', 'score' or is 'kl'). A stage that logs ``eval_rm_score`` with ``kl`` (ppo, dpo) gets one more
+    panel: the reward model's and the gold judge's scores of its held-out answers against the KL to the
+    reference, where reward hacking shows as the two curves parting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,23 +90,43 @@ def write_plots(run_dir: Path) -> list[Path]:
     plot_dir = Path(run_dir) / "plots"
     plot_dir.mkdir(exist_ok=True)
     for stage, rs in stages.items():
-        keys = sorted({k for r in rs for k, v in r.items()
-                       if isinstance(v, (int, float)) and any(s in k for s in ("loss", "reward", "pass", "accuracy"))})
+        keys = sorted({k for r in rs for k, v in r.items() if isinstance(v, (int, float)) and (
+            k == "kl" or any(s in k for s in ("loss", "reward", "pass", "accuracy", "score")))})
+        scores_vs_kl = [r for r in rs if isinstance(r.get("eval_rm_score"), (int, float))
+                        and isinstance(r.get("kl"), (int, float))]
         if not keys:
             continue
-        fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.4 * len(keys)), squeeze=False)
+        panels = len(keys) + (1 if scores_vs_kl else 0)
+        fig, axes = plt.subplots(panels, 1, figsize=(7, 2.4 * panels), squeeze=False)
         for ax, key in zip(axes[:, 0], keys):
             pts = [(r["step"], r[key]) for r in rs if key in r]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None)
             ax.set_title(f"{stage}: {key}", fontsize=9)
             ax.set_xlabel("step", fontsize=8)
             ax.grid(alpha=0.3)
+        if scores_vs_kl:
+            _plot_scores_vs_kl(axes[-1, 0], stage, scores_vs_kl)
         fig.tight_layout()
         out = plot_dir / f"{stage}.png"
         fig.savefig(out, dpi=90)
         plt.close(fig)
         written.append(out)
     return written
+
+
+def _plot_scores_vs_kl(ax, stage: str, rs: list[dict]) -> None:
+    rs = sorted(rs, key=lambda r: r["kl"])
+    kl = [r["kl"] for r in rs]
+    ax.plot(kl, [r["eval_rm_score"] for r in rs], marker="o", color="tab:blue", label="reward model")
+    ax.set_ylabel("reward model score", fontsize=8, color="tab:blue")
+    gold = [(r["kl"], r["eval_gold_score"]) for r in rs if isinstance(r.get("eval_gold_score"), (int, float))]
+    if gold:
+        twin = ax.twinx()
+        twin.plot([g[0] for g in gold], [g[1] for g in gold], marker="s", color="tab:orange", label="gold judge")
+        twin.set_ylabel("gold score", fontsize=8, color="tab:orange")
+    ax.set_title(f"{stage}: held-out scores against KL to the reference", fontsize=9)
+    ax.set_xlabel("KL (per reply)", fontsize=8)
+    ax.grid(alpha=0.3)
 
 
 def write_summary(run_dir: Path, summary: Mapping[str, Any]) -> None:

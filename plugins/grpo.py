@@ -20,6 +20,7 @@ from raylign.engine.data import indices_at, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
+from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.types import RolloutGroup, SequenceBatch
 from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
 
@@ -33,6 +34,8 @@ class GRPOConfig:
     eval_every: int = 0  # steps between evals during training (0 = before and after only)
     verifier: str = "math"  # default verifier; a row's `verifier` field overrides it
     verifier_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name = {option = value}}
+    rewards: tuple[RewardTerm, ...] = ()  # a weighted sum of verifiers and reward providers (empty = each row's
+    # verifier alone); a term named "verifier" is each row's own verifier
     system: str = ""  # system message for every prompt ("" = none)
     steps: int = 20  # rollout batches (each followed by updates_per_batch optimizer steps)
     prompts_per_step: int = 16  # prompts per rollout batch
@@ -74,7 +77,8 @@ class GRPOStage:
         total_updates = cfg.steps * cfg.updates_per_batch
         learner = ctx.start_learner(ctx.input_model, cfg.optim, total_updates)
         reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False) if cfg.kl_coef > 0 else None
-        rewards = ctx.start_reward_fleet(cfg.verifier, cfg.verifier_options)
+        rewards = ctx.start_rewards(cfg.rewards or (RewardTerm(name="verifier"),), cfg.verifier,
+                                    cfg.verifier_options, key=f"{ctx.name}.rewards")
         fleet = ctx.start_rollout_fleet(ctx.input_model)
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
 
@@ -137,6 +141,8 @@ class GRPOStage:
         declared.validate(ctx.registry.get("losses", cfg.loss), GRPOStage.loss_options(cfg, 1.0, 1.0),
                           f"{ctx.name}.loss {cfg.loss!r}")
         ctx.registry.get("verifiers", cfg.verifier)
+        for i, term in enumerate(cfg.rewards):
+            RewardMix.kind_of(term, ctx.registry, f"{ctx.name}.rewards[{i}]")
 
     def _load(self, ctx, cfg: GRPOConfig, tok):
         def prepare(rows):
@@ -172,7 +178,7 @@ class GRPOStage:
         groups: list[RolloutGroup] = []
         statuses: dict[str, int] = {}
         sandboxes: dict[str, int] = {}  # the code verifier reports which sandbox backend ran each program
-        gen_tokens, gen_seconds, dropped, rounds, all_rewards = 0, 0.0, 0, 0, []
+        gen_tokens, gen_seconds, dropped, rounds, all_rewards, all_verdicts = 0, 0.0, 0, 0, [], []
         lengths, truncated = [], 0
         need = cfg.prompts_per_step
         while len(groups) < cfg.prompts_per_step and rounds <= (cfg.max_refills if cfg.dynamic_sampling else 0):
@@ -186,6 +192,7 @@ class GRPOStage:
             gen_seconds += time.perf_counter() - t0
             samples = [{"completion": c.text, "task": b["row"]} for b, cs in zip(batch, outs) for c in cs]
             verdicts = rewards.score(samples)
+            all_verdicts.extend(verdicts)
             k = 0
             for b, cs in zip(batch, outs):
                 vs = verdicts[k : k + len(cs)]
@@ -221,6 +228,7 @@ class GRPOStage:
         }
         metrics.update({f"verdict/{s}": n for s, n in sorted(statuses.items())})
         metrics.update({f"sandbox/{s}": n for s, n in sorted(sandboxes.items())})
+        metrics.update(rewards.term_metrics(all_verdicts))
         return groups, metrics
 
     # ------------------------------------------------------------------------------------------ update

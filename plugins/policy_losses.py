@@ -158,7 +158,7 @@ def policy_gradient_loss(logits: torch.Tensor, batch: TrainBatch, *, clip_low: f
                          clip_high: float = 0.28, kl_coef: float = 0.0, kl_estimator: str = "k3",
                          agg: str = "token_mean", norm_tokens: float | None = None,
                          norm_seqs: float | None = None, max_len: int | None = None,
-                         is_cap: float | None = None, entropy_coef: float = 0.0):
+                         is_cap: float | None = None, entropy_coef: float = 0.0, dual_clip: float | None = None):
     """GRPO-family objective: clipped surrogate (+ kl_coef · KL to the reference, - entropy_coef · entropy).
 
     ``batch.extras``: ``advantages`` [B, T] (required; the sample's advantage on each of its tokens),
@@ -169,7 +169,8 @@ def policy_gradient_loss(logits: torch.Tensor, batch: TrainBatch, *, clip_low: f
     re-weighted).
 
     The per-token total is reduced once with :func:`aggregate` (``agg``, ``norm_tokens``, ``norm_seqs``,
-    ``max_len``) and multiplied by ``batch.loss_scale``. When ``norm_tokens``/``norm_seqs`` already make the
+    ``max_len``) and multiplied by ``batch.loss_scale``. ``dual_clip`` = c > 1 (dual-clip PPO, Ye et al. 2020)
+    caps a negative-advantage token's surrogate at ``-c·A``, so a huge ratio on a bad token cannot dominate. When ``norm_tokens``/``norm_seqs`` already make the
     micro-batch sums the step's mean, the stage leaves ``loss_scale`` at 1.0.
 
     Metrics (micro-batch means over loss tokens, unscaled): ``loss``, ``pg_loss``, ``kl`` (when
@@ -184,9 +185,16 @@ def policy_gradient_loss(logits: torch.Tensor, batch: TrainBatch, *, clip_low: f
     mask = batch.loss_mask.float()
     logp = token_logprobs(logits, batch.input_ids)
     old_logp = ex["old_logprobs"].float() if "old_logprobs" in ex else logp.detach()
-    pg, ratio, clipped = clipped_surrogate(logp, old_logp, ex["advantages"].float(), clip_low, clip_high)
+    adv = ex["advantages"].float()
+    pg, ratio, clipped = clipped_surrogate(logp, old_logp, adv, clip_low, clip_high)
 
     metrics: dict[str, float] = {}
+    if dual_clip:
+        if dual_clip <= 1.0:
+            raise ValueError(f"dual_clip must be > 1 (or unset), got {dual_clip}")
+        capped = (adv < 0) & (pg > -dual_clip * adv)
+        pg = torch.where(capped, -dual_clip * adv, pg)
+        metrics["dual_clip_frac"] = masked_mean(capped.float(), mask).item()
     if is_cap is not None:
         if "sampler_logprobs" not in ex:
             raise KeyError("is_cap is set but batch.extras has no 'sampler_logprobs'")

@@ -1,0 +1,190 @@
+"""RLHF end to end through the CLI on the session's tiny model: ``reward_model`` → ``ppo`` → ``grpo``.
+
+The preference pairs have a ground truth the tiny model can learn (the chosen reply says "dog", the rejected one
+never does). The reward model ranks held-out pairs; PPO, rewarded by it through the ``reward_model`` provider,
+raises the reward model's score of its greedy answers; the GRPO stage after it scores its samples with the same
+provider plus a ``length`` penalty, each term logged. A second run is SIGKILLed right after PPO's step-4
+checkpoint and resumed: its PPO steps after the checkpoint match the uninterrupted run's.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import finish_run, kill_run, start_run
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+RAYLIGN = str(Path(sys.executable).with_name("raylign"))
+WORDS = "the quick brown fox jumps over lazy an is a large language model that predicts next token what".split()
+PROMPTS = ["What is an LLM?", "What is 12+30?", "What is a fox?", "What is a dog?", "What is the next token?"]
+PPO_STEPS = 10
+
+CONFIG = f"""
+[run]
+name = "a"
+base_model = "tiny"
+pipeline = ["reward_model", "ppo", "grpo"]
+probes = ["What is a dog?"]
+probe_max_tokens = 8
+
+[ray]
+num_cpus = 8
+
+[rollout]
+max_model_len = 256
+
+[reward_model]
+data = ["prefs.jsonl"]
+eval_fraction = 0.1
+steps = 60
+batch_size = 16
+micro_batch_size = 16
+eval_every = 20
+checkpoint_every = 0
+optim = {{ lr = 1e-3, warmup_steps = 2 }}
+
+[ppo]
+data = ["prompts.jsonl"]
+eval_size = 16
+rewards = [{{ name = "reward_model", model = "reward_model", batch_size = 16 }}]
+gold = "length"
+steps = {PPO_STEPS}
+prompts_per_step = 16
+samples_per_prompt = 2
+max_new_tokens = 16
+eval_every = 5
+checkpoint_every = 4
+dual_clip = 3.0
+kl_target = 1.0
+optim = {{ lr = 1e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.0 }}
+
+[grpo]
+data = ["prompts.jsonl"]
+eval_size = 8
+rewards = [{{ name = "reward_model", model = "reward_model" }}, {{ name = "length", weight = 0.05, options = {{ free = 4 }} }}]
+steps = 2
+prompts_per_step = 4
+group_size = 4
+max_new_tokens = 12
+checkpoint_every = 0
+"""
+
+
+def _reply(rng: random.Random, dog: bool) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(3, 8))]
+    if dog:
+        for _ in range(rng.randint(1, 3)):
+            words.insert(rng.randrange(len(words) + 1), "dog")
+    return " ".join(words)
+
+
+def _write_data(work: Path) -> None:
+    rng = random.Random(0)
+    with open(work / "prefs.jsonl", "w") as f:
+        for i in range(600):
+            prompt = rng.choice(PROMPTS)
+            row = {"prompt": prompt, "chosen": _reply(rng, True), "rejected": _reply(rng, False)}
+            if i % 5 == 0:  # chat-message form too
+                row = {"prompt": [{"role": "user", "content": prompt}],
+                       "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                       "rejected": [{"role": "assistant", "content": row["rejected"]}]}
+            f.write(json.dumps(row) + "\n")
+    with open(work / "prompts.jsonl", "w") as f:
+        for _ in range(200):
+            f.write(json.dumps({"prompt": rng.choice(PROMPTS)}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model_dir):
+    work = tmp_path_factory.mktemp("rlhf")
+    shutil.copytree(tiny_model_dir, work / "tiny")
+    _write_data(work)
+    (work / "cfg.toml").write_text(CONFIG)
+    a = start_run(RAYLIGN, work, [], "a")
+    b_args = ["--set", "run.name=b", "--set", 'run.pipeline=["reward_model", "ppo"]']
+    b = start_run(RAYLIGN, work, b_args, "b")
+    procs = [a, b]
+    try:
+        marker = work / "runs" / "b" / "checkpoints" / "ppo" / "step_00000004" / "COMPLETE"
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            if b.poll() is not None:
+                pytest.fail(f"run b ended ({b.returncode}) before {marker}:\n{(work / 'b.err').read_text()[-3000:]}")
+            assert time.monotonic() < deadline, "run b wrote no PPO checkpoint in time"
+            time.sleep(0.01)
+        kill_run(b)
+        procs.append(b2 := start_run(RAYLIGN, work, [*b_args, "--resume"], "b_resume"))
+        finish_run(a, work, "a", 900)
+        finish_run(b2, work, "b_resume", 900)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                kill_run(p)
+    return {"a": work / "runs" / "a", "b": work / "runs" / "b"}
+
+
+def _metrics(run_dir: Path, stage: str) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["stage"] == stage]
+
+
+def test_reward_model_ranks_held_out_pairs_and_saves_a_normalized_classifier(runs):
+    from transformers import AutoModelForSequenceClassification
+
+    summary = json.loads((runs["a"] / "summary.json").read_text())
+    rm = summary["stages"]["reward_model"]
+    m = rm["metrics"]
+    assert m["eval_accuracy"] >= 0.95 > m["eval_accuracy_before"]
+    assert m["eval_reward_chosen"] > m["eval_reward_rejected"]
+    assert rm["probes"] == []  # a side model: no probes
+    stats = json.loads((runs["a"] / "models" / "reward_model" / "reward_stats.json").read_text())
+    assert stats["std"] > 0 and stats["pairs"] == 60
+    model = AutoModelForSequenceClassification.from_pretrained(str(runs["a"] / "models" / "reward_model"))
+    assert model.config.num_labels == 1 and model.config.pad_token_id is not None
+    steps = _metrics(runs["a"], "reward_model")
+    assert {"loss", "accuracy", "reward_chosen", "reward_rejected", "margin"} <= set(steps[0])
+
+
+def test_ppo_raises_the_reward_models_score(runs):
+    summary = json.loads((runs["a"] / "summary.json").read_text())
+    ppo = summary["stages"]["ppo"]["metrics"]
+    assert ppo["eval_rm_score"] > ppo["eval_rm_score_before"] + 0.5, ppo
+    steps = [r for r in _metrics(runs["a"], "ppo") if "score_mean" in r]
+    assert len(steps) == PPO_STEPS
+    first, last = steps[0]["score_mean"], sum(r["score_mean"] for r in steps[-3:]) / 3
+    assert last > first, [r["score_mean"] for r in steps]
+    for key in ("kl", "kl_coef", "value_loss", "explained_variance", "clip_frac", "value_clip_frac", "entropy",
+                "response_length", "canary_max_abs_diff", "weights_version", "dual_clip_frac"):
+        assert key in steps[-1], key
+    assert steps[-1]["kl_coef"] != steps[0]["kl_coef"]  # adaptive to kl_target
+    # the gold judge (here the length verifier) and the comparison with the input model's answers
+    assert {"gold_win_rate", "gold_tie_rate", "eval_gold_score", "eval_gold_score_before", "kl"} <= set(ppo)
+    assert (runs["a"] / "plots" / "ppo.png").stat().st_size > 0
+    # the next stage started from the PPO policy, not from the reward model
+    grpo_cfg = json.loads((runs["a"] / "models" / "grpo" / "config.json").read_text())
+    assert grpo_cfg["architectures"] == ["Qwen2ForCausalLM"]
+
+
+def test_reward_model_provider_scores_inside_grpo_with_each_term_logged(runs):
+    steps = [r for r in _metrics(runs["a"], "grpo") if "reward_mean" in r]
+    assert len(steps) == 2
+    for r in steps:
+        assert "reward/reward_model" in r and "reward/length" in r
+        assert r["reward_mean"] == pytest.approx(r["reward/reward_model"] + 0.05 * r["reward/length"], abs=1e-4)
+        assert r.get("verdict/ok") == 16
+
+
+def test_ppo_resume_after_sigkill_matches_the_uninterrupted_run(runs):
+    a = {r["step"]: r for r in _metrics(runs["a"], "ppo") if "score_mean" in r}
+    b = {r["step"]: r for r in _metrics(runs["b"], "ppo") if "score_mean" in r}
+    assert sorted(b) == list(range(1, PPO_STEPS + 1))  # every step once
+    for step in range(5, PPO_STEPS + 1):
+        for key in ("score_mean", "reward_mean", "kl", "kl_coef", "value_loss", "policy_loss", "response_length"):
+            assert b[step][key] == pytest.approx(a[step][key], rel=1e-4, abs=1e-5), (step, key)
