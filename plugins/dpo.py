@@ -52,7 +52,7 @@ class DPOConfig:
     loss: str = "dpo"  # a registered preference loss: dpo (sigmoid) | ipo, or a plugin's
     beta: float = 0.1  # strength of the pull towards the reference (higher = stay closer)
     label_smoothing: float = 0.0  # ε: the assumed share of flipped labels (conservative DPO; dpo loss only)
-    reference: Literal["precompute", "per_step"] = "precompute"  # reference log-probs: once before training, or per batch
+    reference: Literal["precompute", "per_step"] = "precompute"  # reference log-probs: once up front, or per batch
     eval_every: int = 25  # steps between held-out pair evals (0 = before and after only)
     eval_pairs: int = 256  # held-out pairs in the eval
     checkpoint_every: int = 50  # steps between checkpoints (0 = never)
@@ -270,7 +270,8 @@ class DPOStage:
                 batch = pair_batch(picked, pad)
                 if reference is not None:
                     batch.extras["ref_logprobs"] = reference_logprobs(reference, batch, micro)
-                metrics = policy.train_step(batch.micro_batches(2 * micro), cfg.loss, self.loss_options(ctx, cfg, batch))
+                options = self.loss_options(ctx, cfg, batch)
+                metrics = policy.train_step(batch.micro_batches(2 * micro), cfg.loss, options)
                 metrics["pairs_per_s"] = len(picked) / max(metrics["learner_seconds"], 1e-9)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                     metrics.update(self.evaluate(ctx, cfg, policy, eval_batch))
@@ -358,7 +359,7 @@ class DPOStage:
     def _gold_setup(ctx, cfg: DPOConfig, tok) -> dict[str, Any]:
         from raylign.engine.rewards.mix import RewardTerm
 
-        rows = [(w, r) for w, r in read_rows(cfg.eval_prompts, ctx.base_dir)]
+        rows = read_rows(cfg.eval_prompts, ctx.base_dir)
         for w, r in rows:
             _check_turns(require(r, "prompt", w, (str, list)), "prompt", w)
         rewards = ctx.start_rewards([RewardTerm(name=cfg.gold, options=dict(cfg.gold_options))],
