@@ -18,8 +18,10 @@ binary.
 Reported: per step the loss's metrics (``loss``, ``rewards/chosen`` = β·(π_c - ref_c) mean, ``rewards/rejected``,
 ``rewards/margins``, ``rewards/accuracies``, ``logps/chosen``, ``logps/rejected``); held-out pair metrics before,
 during and after (``eval_accuracy``: the share of held-out pairs whose implicit reward ranks chosen first, 0.0
-before training since Δ = 0 there); with ``gold`` set, greedy answers to ``eval_prompts`` from the input model and
-from the trained policy scored by the gold judge (``gold_win_rate``, ``gold_tie_rate``, ``eval_gold_score*``).
+before training since Δ = 0 there; ``eval_accuracy_length_confounded`` on the pairs whose rejected reply is the
+longer one, ``eval_accuracy_longer_chosen`` on the others, as the reward_model stage reports them); with ``gold``
+set, greedy answers to ``eval_prompts`` from the input model and from the trained policy scored by the gold judge
+(``gold_win_rate``, ``gold_tie_rate``, ``eval_gold_score*``).
 """
 from __future__ import annotations
 
@@ -163,7 +165,12 @@ class Pair:
 
     chosen: tuple[list[int], list[float]]
     rejected: tuple[list[int], list[float]]
+    rejected_longer: bool = False  # the rejected reply has more characters than the chosen one
     ref: tuple[Any, Any] | None = None  # (chosen [Tc], rejected [Tr]) tensors
+
+
+def reply_text(reply: str | list[dict]) -> str:
+    return reply if isinstance(reply, str) else " ".join(m["content"] for m in reply)
 
 
 def _check_turns(value: Any, name: str, where: str) -> None:
@@ -187,7 +194,7 @@ def encode_pair(tok, row: dict, where: str, system: str, max_len: int) -> Pair |
         mask[0] = 0.0  # nothing predicts the first token
         if not any(mask):
             return None
-    return Pair(sides[0], sides[1])
+    return Pair(sides[0], sides[1], len(reply_text(row["rejected"])) > len(reply_text(row["chosen"])))
 
 
 def pair_batch(pairs: list[Pair], pad_id: int) -> SequenceBatch:
@@ -252,10 +259,12 @@ class DPOStage:
             reference.kill()  # every log-prob it will give is stored: free its memory for the training
             reference = None
         policy = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps)
-        eval_batch = pair_batch(held, pad) if held else None
+        evals = {name: pair_batch(group, pad) for name, group in (
+            ("length_confounded", [p for p in held if p.rejected_longer]),
+            ("longer_chosen", [p for p in held if not p.rejected_longer])) if group}
         gold = self._gold_setup(ctx, cfg, tok) if cfg.gold else None
         gold_before = self._gold_scores(policy, gold, cfg) if gold else None
-        before = self.evaluate(ctx, cfg, policy, eval_batch)
+        before = self.evaluate(ctx, cfg, policy, evals)
 
         start, resume = 0, ctx.resume_point()
         if resume is not None:
@@ -274,12 +283,12 @@ class DPOStage:
                 metrics = policy.train_step(batch.micro_batches(2 * micro), cfg.loss, options)
                 metrics["pairs_per_s"] = len(picked) / max(metrics["learner_seconds"], 1e-9)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-                    metrics.update(self.evaluate(ctx, cfg, policy, eval_batch))
+                    metrics.update(self.evaluate(ctx, cfg, policy, evals))
                 ctx.log(step, metrics)
                 bar.update(step, loss=metrics["loss"], acc=metrics.get("rewards/accuracies", 0.0))
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
                     ctx.save_checkpoint(step, policy, {"step": step})
-        after = self.evaluate(ctx, cfg, policy, eval_batch)
+        after = self.evaluate(ctx, cfg, policy, evals)
         final = {**after, **{f"{k}_before": before[k] for k in ("eval_loss", "eval_accuracy", "eval_margin")
                              if k in before}}
         if gold:
@@ -341,19 +350,30 @@ class DPOStage:
         held, s2 = encode(held_rows[: cfg.eval_pairs])
         if not train:
             raise DataError(f"{ctx.name}: no training pair has reply tokens within max_len = {cfg.max_len}")
-        ctx.console.print(f"{ctx.name}: {len(train)} training pairs, {len(held)} held-out; {cfg.steps} steps x "
-                          f"{cfg.batch_size} pairs = {cfg.steps * cfg.batch_size / len(train):.2f} epochs; "
-                          f"{s1 + s2} pairs skipped (a reply cut away by max_len); reference: {cfg.reference}")
+        epochs = cfg.steps * cfg.batch_size / len(train)
+        ctx.console.print(f"{ctx.name}: {len(train)} training pairs, {len(held)} held-out "
+                          f"({sum(p.rejected_longer for p in held)} with the longer reply rejected); "
+                          f"{cfg.steps} steps x {cfg.batch_size} pairs = {epochs:.2f} epochs; {s1 + s2} pairs "
+                          f"skipped (a reply cut away by max_len); reference: {cfg.reference}")
         return train, held
 
     # ------------------------------------------------------------------------------------------ evals
-    def evaluate(self, ctx, cfg: DPOConfig, policy, eval_batch: SequenceBatch | None) -> dict[str, float]:
-        """The loss's metrics over the held-out pairs (per-pair means), named ``eval_*``."""
-        if eval_batch is None:
+    def evaluate(self, ctx, cfg: DPOConfig, policy, evals: dict[str, SequenceBatch]) -> dict[str, float]:
+        """The loss's metrics over the held-out pairs (per-pair means), named ``eval_*``, and the accuracy on
+        each length subset: ``eval_accuracy_length_confounded`` (pairs whose rejected reply is the longer one),
+        ``eval_accuracy_longer_chosen`` (the others)."""
+        if not evals:
             return {}
-        res = policy.eval_loss(eval_batch.micro_batches(2 * cfg.micro_batch_size), cfg.loss,
-                               self.loss_options(ctx, cfg, eval_batch))
-        return {EVAL_NAMES.get(k, f"eval_{k}"): v for k, v in res.items() if k != "tokens"}
+        parts = {name: policy.eval_loss(b.micro_batches(2 * cfg.micro_batch_size), cfg.loss,
+                                        self.loss_options(ctx, cfg, b)) for name, b in evals.items()}
+        sizes = {name: len(b) / 2 for name, b in evals.items()}
+        names = set.intersection(*(set(res) for res in parts.values())) - {"tokens"}
+        out = {EVAL_NAMES.get(k, f"eval_{k}"): sum(parts[g][k] * sizes[g] for g in parts) / sum(sizes.values())
+               for k in sorted(names)}
+        for g, res in parts.items():
+            if "rewards/accuracies" in res:
+                out[f"eval_accuracy_{g}"] = res["rewards/accuracies"]
+        return out
 
     @staticmethod
     def _gold_setup(ctx, cfg: DPOConfig, tok) -> dict[str, Any]:

@@ -317,6 +317,7 @@ def test_a_short_dpo_run_learns_the_preference_and_resumes_exactly(dpo_work, ray
     assert m["eval_loss_before"] == pytest.approx(LN2, abs=1e-4)
     assert m["eval_accuracy"] >= 0.9 and m["eval_margin"] > 1.0 and m["eval_loss"] < 0.3, m
     assert m["eval_reward_chosen"] > m["eval_reward_rejected"]
+    assert m["eval_accuracy_length_confounded"] >= 0.9 and m["eval_accuracy_longer_chosen"] >= 0.9
     for k in ("gold_win_rate", "gold_tie_rate", "eval_gold_score_before", "eval_gold_score"):
         assert k in m
     assert 0.0 <= m["gold_win_rate"] <= 1.0 and m["gold_prompts"] == 6 and m["gold_failed"] == 0
