@@ -29,6 +29,9 @@ class RunConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"  # learner device; auto = cuda when present
     probes: tuple[str, ...] = ("What is an LLM?", "What is 12+30?")  # printed after every stage
     probe_max_tokens: int = 48  # greedy tokens generated per probe
+    rollout_groups_per_step: int = 4  # RL stages: groups per step written to rollouts/<stage>.jsonl (-1 = all)
+    rollout_eval_prompts: int = -1  # RL stages: greedy held-out answers written per eval (-1 = all, 0 = none)
+    rollout_max_chars: int = 2000  # characters kept of each prompt and completion there (details: a quarter)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from the :class:`StageContext` it receives:
   - ``ctx.sync_weights(learner, fleet)``: the learner's weights into every engine, stamped with its version,
     checked by the engine's canary, announced to ``raylign_weights_synced``; returns the sync's metrics.
 - **state and output**: ``ctx.log(step, metrics)`` (metrics.jsonl, TensorBoard, ``raylign_step_end``),
+  ``ctx.log_rollouts(step, groups, kind=..., advantages=..., extras=...)`` (a sample of the step's groups with
+  their verdicts in ``rollouts/<stage>.jsonl``; ``kind="eval"`` for greedy held-out answers),
   ``ctx.progress(total, start)``, ``ctx.resume_point()`` / ``ctx.restore(learners, resume)`` /
   ``ctx.save_checkpoint(step, learners, state)`` (atomic; ``raylign_checkpoint_saved``), ``ctx.console``.
 - **data**: :mod:`raylign.engine.data` (``read_rows``, ``read_texts``, ``split_holdout``, ``require``, and
@@ -74,6 +76,7 @@ class StageContext:
     console: Any = None  # rich Console
     _learners: list = field(default_factory=list)
     _closers: list = field(default_factory=list)
+    _rollouts: Any = None  # RolloutLog, made on first use
 
     @property
     def run(self) -> RunConfig:
@@ -185,15 +188,37 @@ class StageContext:
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         self.metrics.log(self.name, step, metrics)
 
+    @property
+    def rollouts(self):
+        """This stage's :class:`~raylign.engine.rollout_log.RolloutLog` (``rollouts/<stage>.jsonl``)."""
+        if self._rollouts is None:
+            from raylign.engine.rollout_log import RolloutLog
+
+            self._rollouts = RolloutLog(self.run_dir, self.name, self.run.rollout_groups_per_step,
+                                        self.run.rollout_eval_prompts, self.run.rollout_max_chars)
+        return self._rollouts
+
+    def log_rollouts(self, step: int, groups: Sequence[Any], kind: str = "train", advantages: Any = None,
+                     extras: Sequence[Sequence[Mapping[str, Any]]] | None = None) -> float:
+        """Write a sample of ``groups`` (:class:`~raylign.engine.types.RolloutGroup`: prompt, completions,
+        verdicts) as step ``step``'s block of ``rollouts/<stage>.jsonl``: ``[run] rollout_groups_per_step``
+        groups of a training step, ``rollout_eval_prompts`` of an eval (``kind="eval"``: greedy answers on
+        held-out prompts, one completion per group). ``advantages[g][i]`` and ``extras[g][i]`` (more fields, e.g.
+        a gold score) are optional, aligned with the completions. One write per block, fsynced; a block already
+        in the file (a resumed stage's repeated eval) is not written again. Returns the seconds it took."""
+        return self.rollouts.log(step, groups, kind, advantages, extras)
+
     def resume_point(self) -> Resume | None:
         """The latest complete checkpoint when resuming (metrics after it are dropped), else None."""
         if not self.resume:
             return None
         latest = self.checkpoints.latest()
         if latest is None:
+            self.rollouts.truncate_after(0)  # the stage starts over: only its step-0 blocks (evals) stay
             return None
         step, path = latest
         self.metrics.truncate_after(self.name, step)
+        self.rollouts.truncate_after(step)
         return Resume(step=step, state=CheckpointManager.read_state(path), path=path)
 
     def save_checkpoint(self, step: int, learners: LearnerHandle | Sequence[LearnerHandle],
