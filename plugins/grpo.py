@@ -6,6 +6,9 @@ turn rewards into advantages with a registered estimator; recompute old logprobs
 reference logprobs when ``kl_coef > 0``); run ``updates_per_batch`` optimizer steps of a registered policy loss;
 push the new weights to the fleet (versioned, canary-checked). Held-out greedy accuracy is measured on the
 fleet before and after.
+
+Rollouts: each step writes a sample of its groups (prompt, completions, verdicts, each sample's advantage) to
+``rollouts/<stage>.jsonl``, and each held-out eval its greedy answers (kind "eval"; step 0 = before training).
 """
 from __future__ import annotations
 
@@ -88,7 +91,8 @@ class GRPOStage:
             if len(train_probe) < cfg.eval_size and tuple(r["ids"]) not in seen:
                 seen.add(tuple(r["ids"]))
                 train_probe.append(r)
-        before = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
+        before = self.evaluate(fleet, rewards, eval_rows, cfg, stops,
+                               log=lambda gs: ctx.log_rollouts(0, gs, kind="eval"))
         train_before = self.evaluate(fleet, rewards, train_probe, cfg, stops)["eval_accuracy"]
         ctx.console.print(f"{ctx.name}: greedy accuracy before: held-out {before['eval_accuracy']:.3f}, "
                           f"training prompts {train_before:.3f}")
@@ -103,19 +107,24 @@ class GRPOStage:
                 # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
                 stride = cfg.prompts_per_step * (1 + cfg.max_refills if cfg.dynamic_sampling else 1)
                 cursor = (step - 1) * stride
-                t0 = time.perf_counter()
+                t0, logged = time.perf_counter(), ctx.rollouts.seconds
                 groups, roll = self.collect(fleet, rewards, train_rows, cfg, stops, step, cursor, ctx.seed)
                 metrics = dict(roll)
-                metrics.update(self.update(learner, reference, groups, cfg, estimator, tok.pad_token_id))
+                advantages = self.advantages(groups, cfg, estimator)
+                metrics.update(self.update(learner, reference, groups, advantages, cfg, tok.pad_token_id))
                 metrics.update(ctx.sync_weights(learner, fleet))
+                ctx.log_rollouts(step, groups, advantages=advantages)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-                    metrics.update(self.evaluate(fleet, rewards, eval_rows, cfg, stops))
+                    metrics.update(self.evaluate(fleet, rewards, eval_rows, cfg, stops,
+                                                 log=lambda gs: ctx.log_rollouts(step, gs, kind="eval")))
+                metrics["rollout_log_seconds"] = ctx.rollouts.seconds - logged  # this step's rollout writes
                 metrics["step_seconds"] = time.perf_counter() - t0
                 ctx.log(step, metrics)
                 bar.update(step, reward=metrics["reward_mean"], pass_rate=metrics["pass_rate"])
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
                     ctx.save_checkpoint(step, learner, {"step": step})
-        after = self.evaluate(fleet, rewards, eval_rows, cfg, stops)
+        after = self.evaluate(fleet, rewards, eval_rows, cfg, stops,
+                              log=lambda gs: ctx.log_rollouts(cfg.steps, gs, kind="eval"))
         train_after = self.evaluate(fleet, rewards, train_probe, cfg, stops)["eval_accuracy"]
         ctx.log(cfg.steps, {**after, "train_accuracy": train_after})
         learner.save_model(ctx.output_model)
@@ -239,12 +248,18 @@ class GRPOStage:
                 "kl_estimator": cfg.kl_estimator, "entropy_coef": cfg.entropy_coef, "is_cap": cfg.is_cap or None,
                 "norm_tokens": norm_tokens, "norm_seqs": norm_seqs, "max_len": cfg.max_new_tokens}
 
-    def update(self, learner, reference, groups: list[RolloutGroup], cfg: GRPOConfig, estimator, pad_id: int):
+    @staticmethod
+    def advantages(groups: list[RolloutGroup], cfg: GRPOConfig, estimator):
+        """[groups, G] advantages of the samples from their rewards (0 for samples left out of the loss)."""
         import torch
 
         rewards = torch.tensor([g.rewards for g in groups], dtype=torch.float32)
         keep = torch.tensor([g.keep for g in groups])
-        advantages = estimator(rewards, **cfg.advantage_options) * keep
+        return estimator(rewards, **cfg.advantage_options) * keep
+
+    def update(self, learner, reference, groups: list[RolloutGroup], advantages, cfg: GRPOConfig, pad_id: int):
+        import torch
+
         per_update = max(1, len(groups) // cfg.updates_per_batch)
         parts = []
         for u in range(0, len(groups), per_update):
@@ -270,12 +285,16 @@ class GRPOStage:
 
     # ------------------------------------------------------------------------------------------ eval
     @staticmethod
-    def evaluate(fleet, rewards, rows, cfg: GRPOConfig, stops) -> dict[str, float]:
+    def evaluate(fleet, rewards, rows, cfg: GRPOConfig, stops, log=None) -> dict[str, float]:
+        """Greedy accuracy on ``rows``; ``log`` (if given) receives the answers as one-completion groups."""
         if not rows:
             return {"eval_accuracy": 0.0, "eval_reward_mean": 0.0}
         outs = fleet.generate([r["ids"] for r in rows], n=1, temperature=0.0, top_p=1.0,
                               max_tokens=cfg.max_new_tokens, stop_token_ids=stops, seed=0)
         verdicts = rewards.score([{"completion": cs[0].text, "task": r["row"]} for r, cs in zip(rows, outs)])
+        if log is not None:
+            log([RolloutGroup(task=r["row"], prompt_ids=r["ids"], completions=cs[:1], verdicts=[v])
+                 for r, cs, v in zip(rows, outs, verdicts)])
         rs = [v.reward for v in verdicts]
         return {"eval_accuracy": pass_rate(rs), "eval_reward_mean": sum(rs) / len(rs)}
 

@@ -13,6 +13,13 @@ Over-optimisation made visible: at ``eval_every`` steps and at the end, the gree
 are scored by the reward (``eval_rm_score``) and, when ``gold`` names a verifier (a program the reward model
 never saw), by it (``eval_gold_score``), beside ``kl``; at the end the gold judge compares every held-out answer
 with the input model's (``gold_win_rate``, ``gold_tie_rate``).
+
+Rollouts: each step writes a sample of its replies to ``rollouts/<stage>.jsonl`` with the reward (the terms'
+weighted score, before ``reward_clip`` and ``missing_eos_penalty``), ``advantage`` = the mean over the reply's
+tokens of its GAE advantages as the loss sees them (whitened when ``whiten_advantages``; per-token advantages
+vary along a reply, the mean is their per-sequence summary) and ``kl`` = the reply's summed k1 KL to the reference; each eval writes its greedy
+held-out answers (kind "eval", step 0 = the input model) with ``reward`` = the reward's score and
+``gold_score`` = the gold judge's.
 """
 from __future__ import annotations
 
@@ -127,7 +134,8 @@ class PPOStage:
         kl_ctl = ppo_math.KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
 
         resume = ctx.resume_point()
-        before, gold_before = self.evaluate(fleet, rewards, gold, eval_rows, cfg, stops)
+        before, gold_before = self.evaluate(fleet, rewards, gold, eval_rows, cfg, stops,
+                                            log=lambda gs, ex: ctx.log_rollouts(0, gs, kind="eval", extras=ex))
         ctx.console.print(f"{ctx.name}: before: held-out rm score {before['eval_rm_score']:.3f}"
                           + (f", gold score {before['eval_gold_score']:.3f}" if gold else ""))
         start, kl = 0, 0.0
@@ -139,7 +147,7 @@ class PPOStage:
             ctx.sync_weights(policy, fleet)
         with ctx.progress(cfg.steps, start) as bar:
             for step in range(start + 1, cfg.steps + 1):
-                t0 = time.perf_counter()
+                t0, logged = time.perf_counter(), ctx.rollouts.seconds
                 groups, metrics = self.collect(fleet, rewards, train_rows, cfg, stops, step, ctx.seed)
                 batch, stats = self.prepare(policy, critic, reference, groups, cfg, kl_ctl.coef, tok.pad_token_id)
                 metrics.update(stats)
@@ -149,14 +157,22 @@ class PPOStage:
                 metrics["kl_coef"] = kl_ctl.update(kl, len(batch))
                 if train_policy:
                     metrics.update(ctx.sync_weights(policy, fleet))
+                t_log = time.perf_counter()
+                adv, seq_kl = self.per_reply(batch, groups)
+                logged -= time.perf_counter() - t_log  # per_reply's time counts as the rollout log's
+                ctx.log_rollouts(step, groups, advantages=adv, extras=seq_kl)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-                    metrics.update(self.evaluate(fleet, rewards, gold, eval_rows, cfg, stops)[0])
+                    metrics.update(self.evaluate(
+                        fleet, rewards, gold, eval_rows, cfg, stops,
+                        log=lambda gs, ex: ctx.log_rollouts(step, gs, kind="eval", extras=ex))[0])
+                metrics["rollout_log_seconds"] = ctx.rollouts.seconds - logged  # this step's rollout writes
                 metrics["step_seconds"] = time.perf_counter() - t0
                 ctx.log(step, metrics)
                 bar.update(step, score=metrics["score_mean"], kl=kl)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != cfg.steps:
                     ctx.save_checkpoint(step, [policy, critic], {"step": step, "kl_coef": kl_ctl.coef})
-        after, gold_after = self.evaluate(fleet, rewards, gold, eval_rows, cfg, stops)
+        after, gold_after = self.evaluate(fleet, rewards, gold, eval_rows, cfg, stops,
+                                          log=lambda gs, ex: ctx.log_rollouts(cfg.steps, gs, kind="eval", extras=ex))
         final = {**after, "kl": kl, "eval_rm_score_before": before["eval_rm_score"]}
         if gold:
             final.update(gold_comparison(gold_before, gold_after))
@@ -275,6 +291,22 @@ class PPOStage:
                  "value_mean": float((values * mask).sum() / mask.sum().clamp(min=1))}
         return batch, stats
 
+    @staticmethod
+    def per_reply(batch: SequenceBatch, groups: list[RolloutGroup]) -> tuple[list[list[float]], list[list[dict]]]:
+        """Per reply, aligned with ``groups``' completions: the mean of its (whitened) token advantages, and its
+        summed k1 KL to the reference (as ``{"kl": ...}`` extras for the rollout log)."""
+        mask = batch.loss_mask
+        n = mask.sum(1).clamp(min=1)
+        adv = ((batch.extras["advantages"] * mask).sum(1) / n).tolist()
+        kl = ((batch.extras["old_logprobs"] - batch.extras["ref_logprobs"]) * mask).sum(1).tolist()
+        out_adv, out_kl, k = [], [], 0
+        for g in groups:
+            m = len(g.completions)
+            out_adv.append(adv[k:k + m])
+            out_kl.append([{"kl": x} for x in kl[k:k + m]])
+            k += m
+        return out_adv, out_kl
+
     def update(self, policy, critic, batch: SequenceBatch, cfg: PPOConfig, kl_coef: float, step: int, seed: int,
                train_policy: bool) -> dict[str, float]:
         order = list(range(len(batch)))
@@ -306,9 +338,10 @@ class PPOStage:
 
     # ------------------------------------------------------------------------------------------ eval
     @staticmethod
-    def evaluate(fleet, rewards, gold, rows, cfg: PPOConfig, stops) -> tuple[dict[str, float], list[float]]:
+    def evaluate(fleet, rewards, gold, rows, cfg: PPOConfig, stops, log=None) -> tuple[dict[str, float], list[float]]:
         """Greedy answers on the held-out prompts scored by the reward and the gold judge: the metrics and the
-        per-prompt gold scores."""
+        per-prompt gold scores. ``log`` (if given) receives the answers as one-completion groups and their gold
+        scores as extras."""
         outs = fleet.generate([r["ids"] for r in rows], n=1, temperature=0.0, top_p=1.0,
                               max_tokens=cfg.max_new_tokens, stop_token_ids=stops, seed=0)
         samples = [{"completion": cs[0].text, "task": r["row"]} for r, cs in zip(rows, outs)]
@@ -320,6 +353,10 @@ class PPOStage:
         if gold is not None:
             gold_scores = [v.reward for v in gold.score(samples)]
             metrics["eval_gold_score"] = sum(gold_scores) / max(1, len(gold_scores))
+        if log is not None:
+            log([RolloutGroup(task=r["row"], prompt_ids=r["ids"], completions=cs[:1], verdicts=[v])
+                 for r, cs, v in zip(rows, outs, verdicts)],
+                [[{"gold_score": s}] for s in gold_scores] if gold_scores else None)
         return metrics, gold_scores
 
 
