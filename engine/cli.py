@@ -1,4 +1,4 @@
-"""The ``raylign`` command: run, plugins, verify, serve, chat.
+"""The ``raylign`` command: run, plugins, verify, serve, view, chat.
 
 Each subcommand lives in its own module; this one only parses arguments and turns a ``RaylignError`` into a
 clear message and a non-zero exit.
@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--max-body-mb", type=float, default=8.0, help="refuse larger request bodies (413), MiB")
     srv.add_argument("--max-items", type=int, default=1024, help="refuse requests with more items (413)")
 
+    view = sub.add_parser("view", help="a local web page over a run directory (curves, rollouts), live")
+    view.add_argument("run", help="a run directory (or a run name under runs/)")
+    view.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free one)")
+
     chat = sub.add_parser("chat", help="talk to a model directory")
     chat.add_argument("model_dir")
     chat.add_argument("--max-tokens", type=int, default=128)
@@ -69,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from raylign.engine.rewards.serve import serve_command
             return serve_command(args)
+        if args.command == "view":
+            from raylign.engine.view.server import view_command
+            return view_command(args)
         if args.command == "chat":
             from raylign.engine.chat import chat_command
             return chat_command(args)
