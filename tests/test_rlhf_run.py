@@ -188,3 +188,74 @@ def test_ppo_resume_after_sigkill_matches_the_uninterrupted_run(runs):
     for step in range(5, PPO_STEPS + 1):
         for key in ("score_mean", "reward_mean", "kl", "kl_coef", "value_loss", "policy_loss", "response_length"):
             assert b[step][key] == pytest.approx(a[step][key], rel=1e-4, abs=1e-5), (step, key)
+
+
+def _rollouts(run_dir: Path, stage: str) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "rollouts" / f"{stage}.jsonl").read_text().splitlines()]
+
+
+def _blocks(records: list[dict]) -> list[tuple[int, str]]:
+    """The (step, kind) of each block, in file order."""
+    keys: list[tuple[int, str]] = []
+    for r in records:
+        if not keys or keys[-1] != (r["step"], r["kind"]):
+            keys.append((r["step"], r["kind"]))
+    return keys
+
+
+def test_rollouts_hold_each_step_once_with_ppo_and_grpo_fields_through_the_resume(runs):
+    """rollouts/<stage>.jsonl: PPO's sampled replies (reward, mean whitened advantage, KL) and held-out greedy
+    answers (reward-model and gold scores, which average to the logged eval metrics); GRPO's with each reward
+    term. Run b, SIGKILLed after PPO's step-4 checkpoint and resumed, has every block once and, after the
+    checkpoint, the same replies as the uninterrupted run."""
+    a = _rollouts(runs["a"], "ppo")
+    expected = sorted([(s, "train") for s in range(1, PPO_STEPS + 1)] + [(s, "eval") for s in (0, 5, PPO_STEPS)],
+                      key=lambda k: (k[0], k[1] == "train"))
+    assert sorted(_blocks(a), key=lambda k: (k[0], k[1] == "train")) == expected
+    assert len(set(_blocks(a))) == len(_blocks(a))
+    for r in a:
+        assert r["of"] == (4 * 2 if r["kind"] == "train" else 10)  # 4 groups x 2 replies; all 10 held-out prompts
+        if r["kind"] == "train":
+            assert isinstance(r["advantage"], float) and isinstance(r["kl"], float) and r["length"] > 0
+        else:
+            assert isinstance(r["gold_score"], float) and r["advantage"] is None
+    metrics = {r["step"]: r for r in _metrics(runs["a"], "ppo") if "eval_rm_score" in r}
+    for step in (0, 5, PPO_STEPS):
+        block = [r for r in a if r["kind"] == "eval" and r["step"] == step]
+        assert sum(r["reward"] for r in block) / len(block) == pytest.approx(metrics[step]["eval_rm_score"], abs=1e-5)
+        assert sum(r["gold_score"] for r in block) / len(block) == pytest.approx(metrics[step]["eval_gold_score"],
+                                                                                 abs=1e-5)
+    b = _rollouts(runs["b"], "ppo")
+    assert _blocks(b) == _blocks(a)  # each block once and in order, though b ran the steps after 4 twice
+    late = [(x, y) for x, y in zip(a, b) if x["step"] > 4]
+    assert late and all(x["completion"] == y["completion"] and x["prompt"] == y["prompt"] for x, y in late)
+    assert all(x["reward"] == pytest.approx(y["reward"], abs=1e-4) for x, y in late)
+    grpo = _rollouts(runs["a"], "grpo")
+    train = [r for r in grpo if r["kind"] == "train"]
+    assert len(train) == 2 * 4 * 4  # 2 steps x 4 groups x 4 samples
+    for r in train:
+        assert set(r["terms"]) == {"reward_model", "length"} and isinstance(r["advantage"], float)
+        assert r["reward"] == pytest.approx(r["terms"]["reward_model"] + 0.05 * r["terms"]["length"], abs=1e-4)
+        assert r["details"]["length"] == len(r["completion"].split())  # the length verifier's details
+
+
+def test_the_page_draws_ppos_scores_against_kl(runs, tmp_path):
+    from chromium import Chromium, start_view, stop
+
+    rows = [r for r in _metrics(runs["a"], "ppo") if "eval_rm_score" in r and "kl" in r]
+    proc, url = start_view(RAYLIGN, runs["a"], tmp_path / "view.log")
+    browser = Chromium(tmp_path)
+    try:
+        browser.goto(f"{url}?cs=ppo&rs=ppo&kind=eval")
+        chart = browser.evaluate("(() => { const s = document.querySelector('svg[data-metric=scores_vs_kl]');"
+                                 " return [s.dataset.stage, +s.dataset.points, s.querySelectorAll('polyline').length,"
+                                 " +s.dataset.last]; })()")
+        assert chart == ["ppo", len(rows), 2, rows[-1]["eval_rm_score"]]  # reward model and gold judge
+        stages = browser.evaluate("[...document.querySelectorAll('.stage')].map(s => [s.dataset.stage,"
+                                  " s.dataset.status])")
+        assert stages == [["reward_model", "done"], ["ppo", "done"], ["grpo", "done"]]
+        assert int(browser.evaluate("document.getElementById('rollout-count').dataset.total")) == 10
+        browser.screenshot(tmp_path / "ppo.png")
+    finally:
+        browser.close()
+        stop(proc)
