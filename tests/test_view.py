@@ -130,7 +130,7 @@ def test_the_page_follows_a_run_while_it_writes(run, browser, view):
         assert time.monotonic() - t0 < 120, "the run made no run directory"
         time.sleep(0.1)
     url = view(run["dir"])
-    browser.goto(url + "?poll=300")
+    browser.goto(url + "?poll=100")
     browser.evaluate("window.__opened = 1")  # gone if the page reloads
     assert browser.evaluate("document.querySelector('.stage[data-stage=grpo]').dataset.status") == "running"
     browser.wait_for("+document.getElementById('rollout-count').dataset.total > 0", 600, "a first rollout step")
@@ -275,3 +275,36 @@ def test_view_starts_without_importing_torch_vllm_or_ray(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == ["sft", True, "127.0.0.1", []]
+
+
+def test_the_server_serves_loopback_names_only_and_nothing_outside_its_page(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from raylign.engine.view.server import serve_in_thread
+
+    (tmp_path / "metrics.jsonl").write_text('{"stage": "grpo", "step": 1, "loss": 2.5}\n{"stage": "grpo", "st')
+    server, url = serve_in_thread(tmp_path)
+
+    def get(path: str, host: str | None = None) -> tuple[int, bytes]:
+        req = urllib.request.Request(url + path.lstrip("/"), headers={"Host": host} if host else {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        status, body = get("/api/metrics?since=0")
+        assert status == 200 and json.loads(body)["rows"] == [{"stage": "grpo", "step": 1, "loss": 2.5}]  # torn line
+        assert get("/api/run", host="localhost:1")[0] == 200
+        assert get("/api/run", host="evil.example:8765")[0] == 403  # DNS rebinding
+        assert get("/static/..%2Frundir.py")[0] == 404 and get("/static/.hidden")[0] == 404
+        assert get("/api/rollouts/..%2F..%2Fetc?step=1")[0] == 404  # only stages with a rollouts file
+        status, body = get("/api/rollouts/grpo/index")
+        assert status == 200 and json.loads(body)["blocks"] == []  # an older run: no rollouts/, still answers
+        assert get("/api/metrics?since=x")[0] == 400
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -25,6 +25,7 @@ from raylign.engine.view.rundir import RunDir
 
 STATIC = Path(__file__).with_name("static")
 HOST = "127.0.0.1"
+LOCAL_NAMES = {"127.0.0.1", "localhost", "[::1]"}  # Host headers a browser on this machine sends
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -35,6 +36,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if _host_name(self.headers.get("Host") or "") not in LOCAL_NAMES:  # a page on another site reaching us through DNS rebinding: not served
+            return self._error(403, "forbidden: open the page at http://127.0.0.1:PORT/")
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         path = unquote(url.path)
@@ -96,6 +99,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, code: int, message: str) -> None:
         self._send(code, json.dumps({"error": message}).encode(), "application/json")
+
+
+def _host_name(header: str) -> str:
+    """A Host header without its port ("[::1]:8765" -> "[::1]", "localhost:8765" -> "localhost")."""
+    return header.split("]")[0] + "]" if header.startswith("[") else header.split(":")[0]
 
 
 def make_server(run_dir: Path, port: int = 0) -> ThreadingHTTPServer:

@@ -12,7 +12,7 @@ const S = {
         group: Q.has("group") ? +Q.get("group") : null },
   f: { status: Q.get("status") || "", rmin: Q.get("rmin") || "", rmax: Q.get("rmax") || "",
        lmin: Q.get("lmin") || "", lmax: Q.get("lmax") || "", q: Q.get("q") || "" },
-  polls: 0, pollMs: Math.max(250, +(Q.get("poll") || 2000)), curvesKey: "",
+  polls: 0, pollMs: Math.max(100, +(Q.get("poll") || 2000)), curvesKey: "",
 };
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 const $ = (id) => document.getElementById(id);
@@ -73,7 +73,8 @@ function ago(seconds) {
 // series: [{name, pts: [[x, y], ...], color, right}] (right: its own y axis on the right)
 function chart({ title, series, xLabel = "step", w = 340, h = 200, data = {} }) {
   const right = series.some((s) => s.right);
-  const m = { l: 50, r: right ? 50 : 14, t: 24, b: 30 };
+  const m = { l: 54, r: right ? 54 : 14, t: 24, b: 30 };
+  const tick = (v) => (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5 ? String(+v.toPrecision(3)) : fmt(v));
   const all = series.flatMap((s) => s.pts);
   const box = el("div", { class: "chart" });
   const root = svg("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}` });
@@ -97,10 +98,10 @@ function chart({ title, series, xLabel = "step", w = 340, h = 200, data = {} }) 
   for (let i = 0; i <= 4; i++) {  // grid and left ticks
     const v = L.y0 + ((L.y1 - L.y0) * i) / 4, y = L.Y(v);
     root.append(svg("line", { x1: m.l, x2: w - m.r, y1: y, y2: y, class: "grid" }));
-    root.append(svg("text", { x: m.l - 4, y: y + 3, class: "tick", "text-anchor": "end" }, fmt(v)));
+    root.append(svg("text", { x: m.l - 4, y: y + 3, class: "tick", "text-anchor": "end" }, tick(v)));
     if (scales.right && scales.left) {
       const R = scales.right, rv = R.y0 + ((R.y1 - R.y0) * i) / 4;
-      root.append(svg("text", { x: w - m.r + 4, y: R.Y(rv) + 3, class: "tick" }, fmt(rv)));
+      root.append(svg("text", { x: w - m.r + 4, y: R.Y(rv) + 3, class: "tick" }, tick(rv)));
     }
   }
   root.append(svg("line", { x1: m.l, x2: w - m.r, y1: h - m.b, y2: h - m.b, class: "axis" }));
@@ -202,7 +203,10 @@ function numericKeys(rows) {
   for (const r of rows) for (const [k, v] of Object.entries(r)) if (typeof v === "number" && k !== "step") keys.add(k);
   return [...keys].sort();
 }
-function isDefault(k) { return (k === "kl" || DEFAULT_METRIC.test(k)) && !k.endsWith("_before") && !k.startsWith("reward/") && !k.startsWith("eval_reward/"); }
+function isDefault(k) {
+  return (k === "kl" || DEFAULT_METRIC.test(k)) && !k.endsWith("_before") && !/^(eval_)?reward\//.test(k)
+    && !/^gold_(wins|losses|ties)$/.test(k);
+}
 
 function renderCurves(force) {
   const stages = [];
