@@ -227,3 +227,22 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(runs):
         for key in set(ra) - {"stage", "step"}:
             if not (key.endswith("_seconds") or key.endswith("_per_s")):
                 assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-5), (ra["step"], key)
+
+
+def test_resume_after_sigkill_writes_each_rollout_step_once(runs):
+    """rollouts/grpo.jsonl: B logged step 2's block before the kill, past its step-1 checkpoint; the resume drops
+    it and writes it again, so B's file holds A's blocks, once each and in order, with A's samples and verdicts
+    (failed verdicts left out of the loss marked ``kept: false``, with advantage 0)."""
+    def read(run_dir: Path) -> list[dict]:
+        return [json.loads(line) for line in (run_dir / "rollouts" / "grpo.jsonl").read_text().splitlines()]
+
+    a, b = read(runs["a"]), read(runs["b"])
+    blocks = [(r["step"], r["kind"]) for i, r in enumerate(a) if i == 0 or (a[i - 1]["step"], a[i - 1]["kind"])
+              != (r["step"], r["kind"])]
+    assert blocks == [(0, "eval"), *[(s, "train") for s in range(1, STEPS + 1)], (STEPS, "eval")]
+    assert [(r["step"], r["kind"], r["group"], r["sample"], r["completion"], r["reward"], r["status"]) for r in b] == \
+           [(r["step"], r["kind"], r["group"], r["sample"], r["completion"], r["reward"], r["status"]) for r in a]
+    train = [r for r in a if r["kind"] == "train"]
+    assert len(train) == STEPS * 4 * GROUP  # the default 4 groups per step, here every group
+    dropped = [r for r in train if not r["kept"]]
+    assert dropped and all(r["status"] == "error" and r["advantage"] == 0 and r["error"] for r in dropped)
