@@ -225,8 +225,10 @@ def reference_logprobs(reference, batch: SequenceBatch, micro_pairs: int) -> tor
 
 
 def attach_reference(reference, pairs: list[Pair], pad_id: int, micro_pairs: int) -> None:
-    """Compute and store every pair's reference log-probs (a few micro-batches per call)."""
-    for part in chunk(pairs, 8 * micro_pairs):
+    """Compute and store every pair's reference log-probs (a few micro-batches per call, pairs of similar length
+    together: less padding)."""
+    by_length = sorted(pairs, key=lambda p: max(len(p.chosen[0]), len(p.rejected[0])))
+    for part in chunk(by_length, 8 * micro_pairs):
         ref = reference_logprobs(reference, pair_batch(part, pad_id), micro_pairs)
         for i, p in enumerate(part):
             p.ref = (ref[2 * i, : len(p.chosen[0])].clone(), ref[2 * i + 1, : len(p.rejected[0])].clone())
