@@ -18,13 +18,13 @@ from typing import Any
 
 from raylign.engine import hookimpl
 from raylign.engine import options as declared
-from raylign.engine.chat_format import render_prompt
-from raylign.engine.data import indices_at, read_rows, require, split_holdout
+from raylign.engine.data import indices_at
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.types import RolloutGroup, SequenceBatch
+from raylign.plugins.prompt_rows import load_prompt_rows
 from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
 
 
@@ -154,30 +154,14 @@ class GRPOStage:
             RewardMix.kind_of(term, ctx.registry, f"{ctx.name}.rewards[{i}]")
 
     def _load(self, ctx, cfg: GRPOConfig, tok):
-        def prepare(rows):
-            out, skipped = [], 0
-            for where, row in rows:
-                prompt = require(row, "prompt", where, (str, list))
-                ids = tok(render_prompt(tok, prompt, cfg.system or None), add_special_tokens=False)["input_ids"]
-                if len(ids) > cfg.max_prompt_tokens:
-                    skipped += 1
-                    continue
-                name = row.get("verifier", cfg.verifier)
-                ctx.registry.get("verifiers", name)  # an unknown per-row verifier fails before any rollout
-                out.append({"row": row, "ids": ids})
-            return out, skipped
+        def check(row, where):  # an unknown per-row verifier fails before any rollout
+            ctx.registry.get("verifiers", row.get("verifier", cfg.verifier))
 
-        rows = read_rows(cfg.data, ctx.base_dir)
-        if cfg.eval_data:
-            held = read_rows(cfg.eval_data, ctx.base_dir)
-        else:
-            rows, held = split_holdout(rows, cfg.eval_fraction, ctx.seed)
-        train, s1 = prepare(rows)
-        evals, s2 = prepare(held[: cfg.eval_size])
+        train, evals, skipped = load_prompt_rows(ctx, tok, cfg, check)
         ctx.console.print(
             f"{ctx.name}: {len(train)} training prompts, {len(evals)} held-out; per step {cfg.prompts_per_step} "
             f"prompts x {cfg.group_size} samples = {cfg.prompts_per_step * cfg.group_size} completions, "
-            f"{cfg.updates_per_batch} update(s); {s1 + s2} prompts over {cfg.max_prompt_tokens} tokens skipped"
+            f"{cfg.updates_per_batch} update(s); {skipped} prompts over {cfg.max_prompt_tokens} tokens skipped"
         )
         return train, evals
 

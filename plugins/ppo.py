@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raylign.engine import hookimpl
-from raylign.engine.chat_format import render_prompt
-from raylign.engine.data import indices_at, read_rows, require, split_holdout
+from raylign.engine.data import indices_at
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.types import RolloutGroup, SequenceBatch, TrainBatch
 from raylign.plugins import ppo_math
+from raylign.plugins.prompt_rows import load_prompt_rows
 from raylign.plugins.grpo_batch import sequence_batch
 from raylign.plugins.judge import gold_comparison
 
@@ -205,28 +205,11 @@ class PPOStage:
             RewardMix.kind_of(term, ctx.registry, f"{n}.rewards[{i}]")
 
     def _load(self, ctx, cfg: PPOConfig, tok):
-        def prepare(rows):
-            out, skipped = [], 0
-            for where, row in rows:
-                prompt = require(row, "prompt", where, (str, list))
-                ids = tok(render_prompt(tok, prompt, cfg.system or None), add_special_tokens=False)["input_ids"]
-                if len(ids) > cfg.max_prompt_tokens:
-                    skipped += 1
-                    continue
-                out.append({"row": row, "ids": ids})
-            return out, skipped
-
-        rows = read_rows(cfg.data, ctx.base_dir)
-        if cfg.eval_data:
-            held = read_rows(cfg.eval_data, ctx.base_dir)
-        else:
-            rows, held = split_holdout(rows, cfg.eval_fraction, ctx.seed)
-        train, s1 = prepare(rows)
-        evals, s2 = prepare(held[: cfg.eval_size])
+        train, evals, skipped = load_prompt_rows(ctx, tok, cfg)
         ctx.console.print(
             f"{ctx.name}: {len(train)} training prompts, {len(evals)} held-out; per step {cfg.prompts_per_step} "
             f"prompts x {cfg.samples_per_prompt} = {cfg.prompts_per_step * cfg.samples_per_prompt} replies, "
-            f"{cfg.epochs} epoch(s) x {cfg.mini_batches} mini-batch(es); {s1 + s2} prompts over "
+            f"{cfg.epochs} epoch(s) x {cfg.mini_batches} mini-batch(es); {skipped} prompts over "
             f"{cfg.max_prompt_tokens} tokens skipped")
         return train, evals
 
