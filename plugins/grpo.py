@@ -24,8 +24,8 @@ from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.types import RolloutGroup, SequenceBatch
-from raylign.plugins.prompt_rows import load_prompt_rows
 from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
+from raylign.plugins.prompt_rows import load_prompt_rows
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.types import RolloutGroup, SequenceBatch, TrainBatch
 from raylign.plugins import ppo_math
-from raylign.plugins.prompt_rows import load_prompt_rows
 from raylign.plugins.grpo_batch import sequence_batch
 from raylign.plugins.judge import gold_comparison
+from raylign.plugins.prompt_rows import load_prompt_rows
 
 
 @dataclass(frozen=True)
