@@ -201,16 +201,19 @@ class RewardModelStage:
 
     @staticmethod
     def evaluate(learner, batches: list[TrainBatch], pairs: list[EncodedPair], options) -> dict[str, float]:
-        """Held-out loss, accuracy overall and on the length-confounded pairs, and the rewards' mean and std."""
+        """Held-out loss, accuracy overall and on the length-confounded pairs, and the rewards' mean and std, from
+        one pass of the reward model over the held-out pairs."""
         import torch
 
-        res = learner.eval_loss(batches, "bradley_terry", options)
+        # one forward pass: the loss is the pair mean of the same Bradley-Terry terms the learner would compute
         rewards = torch.cat([read_rewards(v, b.loss_mask) for v, b in zip(learner.values(batches), batches)])
         chosen, rejected = rewards[0::2], rewards[1::2]
+        margin = torch.cat([b.extras["margin"][0::2] for b in batches])
+        loss = bradley_terry(chosen, rejected, margin, options.get("center_coef", 0.0)).mean()
         right = (chosen > rejected).tolist()
         longer = [p.rejected_longer for p in pairs]
 
-        out = {"eval_loss": res["loss"], "eval_accuracy": sum(right) / len(right)}
+        out = {"eval_loss": float(loss), "eval_accuracy": sum(right) / len(right)}
         for key, sel in (("eval_accuracy_length_confounded", longer),
                          ("eval_accuracy_longer_chosen", [not x for x in longer])):
             picked = [r for r, s in zip(right, sel) if s]
