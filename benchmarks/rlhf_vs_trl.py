@@ -59,6 +59,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from grpo_vs_trl import model_params  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
 SIDES = ("rm-raylign", "rm-trl", "ppo-raylign", "ppo-trl")
@@ -548,19 +550,6 @@ def main() -> int:
     if ppo_sides:
         ppo_table(args, results, ppo_sides)
     return 0 if any("error" not in r for r in results.values()) else 1
-
-
-def model_params(model_dir: Path) -> int:
-    from safetensors import safe_open
-
-    n = 0
-    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
-        for key in f.keys():
-            size = 1
-            for d in f.get_slice(key).get_shape():
-                size *= d
-            n += size
-    return n
 
 
 if __name__ == "__main__":
