@@ -13,6 +13,11 @@ replacement from the zygote (milliseconds: nothing is imported again). A worker 
 ``os._exit``, the OOM killer) yields ``status="error"`` naming the signal or exit code, and is replaced. No
 SIGALRM anywhere: it only works on the main thread and cannot stop C code. The process side (zygote and
 workers) is in :mod:`raylign.engine.rewards.worker`.
+
+Work nobody waits for any more (the verifier service's client went away) is cancelled through a :class:`Batch`:
+pass one to :meth:`VerifierPool.verify` / :meth:`VerifierPool.verify_many` for every row of a request, and
+:meth:`VerifierPool.cancel` it from any thread. Its rows not started are skipped, and the workers running its
+rows are killed the way a deadline kills them (and replaced from the zygote on their slot's next row).
 """
 from __future__ import annotations
 
@@ -32,7 +37,7 @@ from raylign.engine.errors import PluginError
 from raylign.engine.rewards.worker import FD_ENV, SPEC_ENV, dumps, kill_group, load_plugin_modules
 from raylign.engine.types import Verdict
 
-__all__ = ["Item", "VerifierPool", "load_plugin_modules", "unknown_verifier"]
+__all__ = ["Batch", "Item", "VerifierPool", "cancelled_verdict", "load_plugin_modules", "unknown_verifier"]
 
 Item = tuple[str, Any, Mapping[str, Any]]  # (verifier name, completion, task row)
 
@@ -45,6 +50,28 @@ def unknown_verifier(name: str, known: Sequence[str]) -> PluginError:
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return PluginError(f"unknown verifier {name!r}.{hint} Known: {', '.join(sorted(known)) or '(none)'}")
+
+
+def cancelled_verdict() -> Verdict:
+    """What a row of a cancelled :class:`Batch` gets instead of a verdict: an error, marked ``cancelled``."""
+    return Verdict(status="error", error="cancelled: the batch was cancelled before this row finished",
+                   details={"cancelled": True})
+
+
+class Batch:
+    """Rows that are cancelled together: one request's rows, say (see :meth:`VerifierPool.cancel`).
+
+    Create one per group of rows, pass it with each of them, and read :attr:`started` and :attr:`killed`
+    afterwards. A batch belongs to one pool; it is not reusable once cancelled.
+    """
+
+    def __init__(self) -> None:
+        self.cancelled = False  # set by VerifierPool.cancel; never cleared
+        self.started = 0  # rows handed to a worker (the others were skipped, or wait for a worker)
+        self.killed = 0  # worker processes killed because the batch was cancelled
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[list, "_Worker"]] = {}  # id(slot) -> (slot, worker) while a row runs
+        self._killed: list["_Worker"] = []  # the workers killed for this batch (compared by identity)
 
 
 # ------------------------------------------------------------------ handles on the zygote and the workers
@@ -201,30 +228,61 @@ class VerifierPool:
             raise PluginError(reply["error"])
         return dict(reply["info"])
 
-    def verify(self, name: str, completion: Any, task: Mapping[str, Any]) -> Verdict:
-        """Score one sample (blocking)."""
+    def verify(self, name: str, completion: Any, task: Mapping[str, Any], batch: Batch | None = None) -> Verdict:
+        """Score one sample (blocking).
+
+        :param batch: the :class:`Batch` this row belongs to; once it is cancelled the row is skipped (or its
+            worker killed) and the result is :func:`cancelled_verdict`.
+        """
+        if batch is not None and batch.cancelled:
+            return cancelled_verdict()
         slot = self._slots.get()
         try:
-            return self._run(slot, name, completion, task)
+            if batch is None:
+                return self._run(slot, name, completion, task)
+            return self._run_in_batch(batch, slot, name, completion, task)
         finally:
             self._slots.put(slot)
 
-    def verify_many(self, items: Sequence[Item], on_done: Callable[[Verdict], None] | None = None) -> list[Verdict]:
+    def verify_many(self, items: Sequence[Item], on_done: Callable[[Verdict], None] | None = None,
+                    batch: Batch | None = None) -> list[Verdict]:
         """Score ``(name, completion, task)`` items in parallel; verdicts in input order.
 
         :param on_done: called with each verdict as it completes (from a pool thread), e.g. a progress bar.
+        :param batch: as in :meth:`verify`; cancelling it from another thread makes this return promptly, with
+            :func:`cancelled_verdict` for every row that did not finish.
         """
         if self._closed:
             raise RuntimeError("the verifier pool is closed")
         self.names()  # a plugin that fails to load fails the batch once, clearly
 
         def one(item: Item) -> Verdict:
-            verdict = self.verify(*item)
+            verdict = self.verify(*item, batch=batch)
             if on_done is not None:
                 on_done(verdict)
             return verdict
 
         return [f.result() for f in [self._executor.submit(one, item) for item in items]]
+
+    def cancel(self, batch: Batch) -> int:
+        """Stop the work of ``batch``: nobody wants its verdicts any more.
+
+        Its rows not yet started are skipped, and every worker process running one of its rows is killed with
+        its process group (SIGKILL, as at a deadline); the slot forks a fresh worker from the zygote on its next
+        row, so other batches lose only the milliseconds of that fork. Every row of the batch that has not
+        returned yet returns :func:`cancelled_verdict` (a row still loading its verifier, once the load ends).
+        Safe from any thread and idempotent; returns how many workers this call killed.
+        """
+        killed = 0
+        with batch._lock:
+            batch.cancelled = True
+            for slot, worker in batch._running.values():
+                if slot[0] is worker and not any(w is worker for w in batch._killed):
+                    kill_group(worker.pid)
+                    batch._killed.append(worker)
+                    killed += 1
+            batch.killed += killed
+        return killed
 
     def close(self) -> None:
         """Kill every worker and the zygote."""
@@ -292,6 +350,26 @@ class VerifierPool:
                 status = self._retire(slot)
                 return {"ok": False, "error": f"the worker process died while loading {name!r} ({status})"}
         return worker.loaded[name]
+
+    def _run_in_batch(self, batch: Batch, slot: list, name: str, completion: Any, task: Mapping[str, Any]) -> Verdict:
+        """:meth:`_run`, with the row's worker registered in ``batch`` so that :meth:`cancel` can kill it."""
+        loaded = self._ensure_loaded(slot, name)  # fork and construct the verifier: not yet this row's work
+        with batch._lock:
+            if batch.cancelled:  # cancelled while this row waited for a worker
+                return cancelled_verdict()
+            worker = slot[0]
+            if worker is not None and loaded.get("ok"):
+                batch._running[id(slot)] = (slot, worker)
+            batch.started += 1
+        try:
+            verdict = self._run(slot, name, completion, task)
+        finally:
+            with batch._lock:
+                batch._running.pop(id(slot), None)
+                killed = worker is not None and any(w is worker for w in batch._killed)
+            if killed and slot[0] is worker:  # killed after its row returned: never hand a dead worker on
+                self._retire(slot)
+        return cancelled_verdict() if killed else verdict
 
     def _run(self, slot: list, name: str, completion: Any, task: Mapping[str, Any]) -> Verdict:
         loaded = self._ensure_loaded(slot, name)

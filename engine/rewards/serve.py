@@ -32,8 +32,9 @@ Hardening (issue 12):
   ``Authorization: Bearer TOKEN``, else ``401`` (compared in constant time).
 - A body over ``--max-body-mb`` is refused with ``413`` before it is read: from its ``Content-Length``, or by
   counting bytes as they stream in when there is none. More than ``--max-items`` items → ``413``.
-- A request whose client goes away stops its work: rows not started are dropped, and the worker processes
-  running its rows are killed the way the pool kills a worker at the deadline (and replaced from the zygote).
+- A request whose client goes away stops its work (:meth:`VerifierPool.cancel` on the request's
+  :class:`~raylign.engine.rewards.pool.Batch`): rows not started are dropped, and the worker processes running
+  its rows are killed the way the pool kills a worker at the deadline (and replaced from the zygote).
 
 Each replica owns a pool of killable verifier worker processes (``raylign.engine.rewards.pool``), so a
 verifier that hangs or crashes costs one worker process, never the service.
@@ -48,7 +49,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Mapping, Sequence
@@ -61,8 +61,7 @@ from ray import serve
 from starlette.datastructures import Headers
 
 from raylign.engine.config import RayConfig, RewardsConfig
-from raylign.engine.rewards.pool import Item, VerifierPool, unknown_verifier
-from raylign.engine.rewards.worker import kill_group
+from raylign.engine.rewards.pool import Batch, Item, VerifierPool, unknown_verifier
 from raylign.engine.types import Verdict
 
 APP_NAME = "raylign-verifiers"
@@ -203,74 +202,23 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 # ------------------------------------------------------------------ rows a request can abandon
 
-class _Job:
-    """One request's rows: which of the pool's workers run them now, and whether the request was abandoned."""
-
-    def __init__(self) -> None:
-        self.cancelled = False
-        self.running: dict[int, tuple[list, Any]] = {}  # id(slot) -> (slot, worker) while a row runs there
-        self.killed: set[int] = set()  # id(worker) of the workers killed for this job
-        self.started = 0  # rows handed to a worker
-
-
 class CancellableScorer:
     """Scores a request's rows on a :class:`VerifierPool` so that an abandoned request stops costing anything.
 
-    Rows are separate tasks on a thread per pool worker. :meth:`score` returns the verdicts in order, or None
-    when the client went away (polled) or the handler is cancelled (Serve cancels it when the client
-    disconnects); then the rows not started are dropped and the workers running this request's rows are
-    killed. The kill is the pool's own deadline path: the pool sees its worker die, reaps it, and the slot forks
-    a fresh worker from the zygote on its next row.
-
-    Uses the pool's slot internals (``_slots``, ``_ensure_loaded``, ``_run``, ``_retire``); tests/test_serve.py
-    exercises this (a batch of sleepers abandoned, then the next request answered before their deadline).
+    Rows are separate tasks on a thread per pool worker, all in one :class:`Batch`. :meth:`score` returns the
+    verdicts in order, or None when the client went away (polled) or the handler is cancelled (Serve cancels it
+    when the client disconnects); then the batch is cancelled through :meth:`VerifierPool.cancel`: the rows not
+    started are dropped and the workers running this request's rows are killed (and replaced from the zygote).
     """
 
     def __init__(self, pool: VerifierPool, threads: int) -> None:
         self.pool = pool
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="serve-verifier")
-        self._lock = threading.Lock()
-
-    def _one(self, job: _Job, item: Item) -> Verdict | None:
-        name, completion, task = item
-        if job.cancelled:
-            return None
-        pool = self.pool
-        slot = pool._slots.get()
-        worker = None
-        try:
-            loaded = pool._ensure_loaded(slot, name)  # fork and construct the verifier: not yet this row's work
-            with self._lock:
-                if job.cancelled:
-                    return None
-                worker = slot[0]
-                if worker is not None and loaded.get("ok"):
-                    job.running[id(slot)] = (slot, worker)
-                job.started += 1
-            return pool._run(slot, name, completion, task)
-        finally:
-            with self._lock:
-                job.running.pop(id(slot), None)
-                # killed after its row had already returned: the slot must not hand a dead worker to the next row
-                stale = worker is not None and id(worker) in job.killed and slot[0] is worker
-            if stale:
-                pool._retire(slot)
-            pool._slots.put(slot)
-
-    def abandon(self, job: _Job) -> int:
-        """Mark ``job`` cancelled and kill the workers running its rows; returns how many were killed."""
-        with self._lock:
-            job.cancelled = True
-            for slot, worker in job.running.values():
-                if slot[0] is worker and id(worker) not in job.killed:
-                    kill_group(worker.pid)
-                    job.killed.add(id(worker))
-            return len(job.killed)
 
     async def score(self, items: Sequence[Item], request: Request | None = None) -> list[Verdict] | None:
-        job = _Job()
+        job = Batch()
         loop = asyncio.get_running_loop()
-        futures = [loop.run_in_executor(self._executor, self._one, job, item) for item in items]
+        futures = [loop.run_in_executor(self._executor, self.pool.verify, *item, job) for item in items]
         batch = asyncio.gather(*futures)
         watch = asyncio.ensure_future(_client_gone(request))
         try:
@@ -282,13 +230,13 @@ class CancellableScorer:
             why = "its client disconnected" if watch.done() else "it was cancelled"
             watch.cancel()
             if not batch.done():
-                killed = self.abandon(job)
+                self.pool.cancel(job)
                 for future in futures:
                     future.cancel()  # rows still queued are never started
                 batch.cancel()
                 batch.add_done_callback(lambda f: f.cancelled() or f.exception())
                 logger.info("raylign: a request was abandoned (%s): %d of its %d rows never started, %d running "
-                            "rows were killed", why, len(items) - job.started, len(items), killed)
+                            "rows were killed", why, len(items) - job.started, len(items), job.killed)
 
 
 async def _client_gone(request: Request | None) -> None:
