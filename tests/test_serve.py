@@ -171,7 +171,7 @@ def test_unknown_verifier_is_404_with_the_known_list(service):
 # ------------------------------------------------------------------ the token
 
 def test_token_matching_is_exact():
-    from raylign.engine.rewards.serve import token_matches
+    from raylign.engine.rewards.serve_guard import token_matches
 
     assert token_matches(f"Bearer {TOKEN}", TOKEN) and token_matches(f"bearer {TOKEN}", TOKEN)
     for header in [None, "", "Bearer", f"Bearer {TOKEN}x", f"Bearer {TOKEN[:-1]}", f"Basic {TOKEN}", TOKEN,
@@ -240,7 +240,7 @@ def test_invalid_json_is_422_without_the_text(service):
 
 
 def test_many_problems_are_listed_a_few_at_a_time(service):
-    from raylign.engine.rewards.serve import MAX_PROBLEMS
+    from raylign.engine.rewards.serve_schema import MAX_PROBLEMS
 
     items = [{"completion": i} for i in range(3 * MAX_PROBLEMS)]
     status, body = call(f"{service}/verify/echo", {"items": items})
@@ -336,7 +336,7 @@ def test_an_abandoned_batch_stops_and_the_next_request_is_served(apps, tmp_path)
 def test_scorer_drops_and_kills_an_abandoned_requests_rows(plugins, tmp_path, how):
     """The same without Serve: the client is seen gone by polling, or the handler is cancelled."""
     from raylign.engine.rewards.pool import VerifierPool
-    from raylign.engine.rewards.serve import CancellableScorer
+    from raylign.engine.rewards.serve_scorer import CancellableScorer
 
     class Client:  # what the scorer uses of a Starlette request
         gone = False

@@ -1,0 +1,102 @@
+"""The verifier service's HTTP application: a Ray Serve deployment with a FastAPI ingress, and how to start it.
+
+The routes are documented in :mod:`raylign.engine.rewards.serve` (and served as ``/openapi.json``). Each replica
+owns a :class:`VerifierPool` of killable worker processes, so a verifier that hangs or crashes costs one worker
+process, never the service.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from ray import serve
+
+from raylign.engine.config import RewardsConfig
+from raylign.engine.rewards.pool import VerifierPool, unknown_verifier
+from raylign.engine.rewards.serve_guard import Guard
+from raylign.engine.rewards.serve_loopback import keep_replica_grpc_on_loopback
+from raylign.engine.rewards.serve_schema import (HealthResponse, VerdictOut, VerifiersResponse, VerifyRequest,
+                                                 VerifyResponse, validation_error)
+from raylign.engine.rewards.serve_scorer import CancellableScorer
+
+APP_NAME = "raylign-verifiers"
+DEFAULT_MAX_BODY_MB = 8.0  # request body cap
+DEFAULT_MAX_ITEMS = 1024  # items per request
+
+api = FastAPI(title="raylign verifiers", version="1",
+              description="Score completions with raylign's registered verifiers under a hard deadline. "
+                          "When the service has a token, every endpoint except `GET /health` needs "
+                          "`Authorization: Bearer TOKEN`.")
+api.add_middleware(Guard)  # before serve.ingress freezes a copy of the app
+api.add_exception_handler(RequestValidationError, validation_error)
+
+_REFUSALS = {401: {"description": "missing or wrong bearer token (when the service has one)"},
+             413: {"description": "body over --max-body-mb, or more items than --max-items"},
+             422: {"description": "malformed body: where and what, never the input"}}
+
+
+@serve.deployment(name="VerifierService", ray_actor_options={"num_cpus": 0.5})
+@serve.ingress(api)
+class VerifierService:
+    def __init__(self, pool_kwargs: Mapping[str, Any], token: str | None = None,
+                 max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * (1 << 20)),
+                 max_items: int = DEFAULT_MAX_ITEMS) -> None:
+        self.token, self.max_body_bytes, self.max_items = token, int(max_body_bytes), int(max_items)
+        keep_replica_grpc_on_loopback()
+        self.pool = VerifierPool(**pool_kwargs)
+        self.names = self.pool.names()  # fail the replica now if a plugin does not load
+        self.scorer = CancellableScorer(self.pool, int(pool_kwargs.get("workers", 2)))
+
+    @api.get("/health", response_model=HealthResponse)
+    def health(self) -> HealthResponse:
+        return HealthResponse(status="ok", verifiers=len(self.names))
+
+    @api.get("/verifiers", response_model=VerifiersResponse, responses={401: _REFUSALS[401]})
+    def verifiers(self) -> VerifiersResponse:
+        return VerifiersResponse(verifiers=self.names)
+
+    @api.post("/verify/{name}", response_model=VerifyResponse,
+              responses={404: {"description": "unknown verifier; `detail.known` lists the registered ones"},
+                         **_REFUSALS})
+    async def verify(self, name: str, body: VerifyRequest, request: Request) -> Any:
+        if name not in self.names:
+            shown = name if len(name) <= 64 else name[:64] + "..."
+            raise HTTPException(404, detail={"error": str(unknown_verifier(shown, self.names)), "known": self.names})
+        if len(body.items) > self.max_items:
+            raise HTTPException(413, detail=f"{len(body.items)} items in one request; the limit is "
+                                            f"{self.max_items} (--max-items)")
+        verdicts = await self.scorer.score([(name, it.completion, it.task) for it in body.items], request)
+        if verdicts is None:  # nobody is listening any more
+            return Response(status_code=499)
+        return VerifyResponse(verdicts=[VerdictOut(**v.to_dict()) for v in verdicts])
+
+
+def build_app(workers: int = 2, timeout_s: float = 10.0, memory_mb: int | None = None,
+              verifier_options: Mapping[str, Mapping[str, Any]] | None = None, plugins: Sequence[str] = (),
+              entry_points: bool = True, num_replicas: int = 1, token: str | None = None,
+              max_body_mb: float = DEFAULT_MAX_BODY_MB, max_items: int = DEFAULT_MAX_ITEMS):
+    """The Serve application (pass it to ``serve.run``); pool arguments as in :class:`VerifierPool`.
+
+    :param token: when set, every request except ``GET /health`` needs ``Authorization: Bearer <token>``.
+    :param max_body_mb: request bodies over this many MiB are refused (413) before they are read.
+    :param max_items: requests with more items are refused (413).
+    """
+    if token is not None and not token:
+        raise ValueError("an empty token would let everyone in; pass None for no token")
+    if max_body_mb <= 0 or max_items < 1:
+        raise ValueError(f"max_body_mb must be > 0 and max_items >= 1, got {max_body_mb}, {max_items}")
+    pool_kwargs = {"workers": workers, "timeout_s": timeout_s,
+                   "memory_mb": memory_mb if memory_mb is not None else RewardsConfig().memory_mb,
+                   "verifier_options": {k: dict(v) for k, v in (verifier_options or {}).items()},
+                   "plugins": [str(p) for p in plugins], "entry_points": entry_points}
+    return VerifierService.options(num_replicas=num_replicas).bind(
+        pool_kwargs, token=token, max_body_bytes=int(max_body_mb * (1 << 20)), max_items=int(max_items))
+
+
+def start(app, host: str = "127.0.0.1", port: int = 8000, name: str = APP_NAME, route_prefix: str = "/") -> str:
+    """Start Serve's HTTP proxy on ``host:port`` in the connected Ray and deploy ``app``; returns the URL."""
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(app, name=name, route_prefix=route_prefix)
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"

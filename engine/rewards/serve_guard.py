@@ -1,0 +1,101 @@
+"""The verifier service's guard: bearer token and body-size cap, checked before FastAPI parses anything.
+
+An ASGI middleware (:class:`Guard`) in front of the service's API; :func:`token_matches` compares a request's
+``Authorization`` header with the service's token in constant time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Mapping
+
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+
+
+def token_matches(authorization: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``Bearer <token>`` (scheme case-insensitive).
+
+    Both sides are hashed first, so the comparison takes the same time whatever the length or content.
+    """
+    scheme, _, given = (authorization or "").partition(" ")
+    digest = hmac.compare_digest(hashlib.sha256(given.strip().encode("latin-1", "replace")).digest(),
+                                 hashlib.sha256(token.encode()).digest())
+    return digest and scheme.lower() == "bearer"
+
+
+def _too_large(limit: int) -> str:
+    return f"request body over the limit of {limit} bytes (--max-body-mb)"
+
+
+async def _reply(scope, receive, send, status: int, detail: str, headers: Mapping[str, str] | None = None) -> None:
+    await JSONResponse({"detail": detail}, status_code=status, headers=dict(headers or {}))(scope, receive, send)
+
+
+def _route_path(scope) -> str:
+    """The request path inside the application (without the Serve route prefix, if the scope carries it)."""
+    path, root = scope.get("path", "/"), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):] or "/"
+    return path
+
+
+def _replica_settings() -> tuple[str | None, int]:
+    """``(token, max_body_bytes)`` of the Serve replica this runs in (a :class:`VerifierService`)."""
+    from ray import serve
+
+    service = serve.get_replica_context().servable_object
+    return service.token, service.max_body_bytes
+
+
+class Guard:
+    """ASGI middleware in front of the API: the bearer token, then the body-size cap, before anything is parsed.
+
+    A body whose ``Content-Length`` is over the cap is refused at once (``413``, connection closed); one without
+    a length (chunked) is counted as it streams in and refused as soon as the count passes the cap.
+
+    :param settings: ``(token or None, max_body_bytes)``; None reads them from the Serve replica this runs in
+        (the :class:`VerifierService` instance), which is how one module-level app serves every configuration.
+    """
+
+    def __init__(self, app, settings: tuple[str | None, int] | None = None) -> None:
+        self.app = app
+        self._settings = settings
+
+    def settings(self) -> tuple[str | None, int]:
+        if self._settings is None:
+            self._settings = _replica_settings()
+        return self._settings
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token, limit = self.settings()
+        headers = Headers(scope=scope)
+        open_route = scope.get("method") in ("GET", "HEAD") and _route_path(scope) == "/health"
+        if token is not None and not open_route and not token_matches(headers.get("authorization"), token):
+            await _reply(scope, receive, send, 401, "missing or wrong bearer token "
+                         "(send 'Authorization: Bearer TOKEN')", {"www-authenticate": "Bearer"})
+            return
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                await _reply(scope, receive, send, 400, "bad Content-Length", {"connection": "close"})
+                return
+            if int(length) > limit:
+                await _reply(scope, receive, send, 413, _too_large(limit), {"connection": "close"})
+                return
+        seen = 0
+
+        async def capped_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:  # FastAPI re-raises an HTTPException met while it reads the body
+                    raise HTTPException(413, detail=_too_large(limit), headers={"connection": "close"})
+            return message
+
+        await self.app(scope, capped_receive, send)
