@@ -5,6 +5,8 @@
     worker.py      the pool's child processes: the zygote that loads plugins once and the workers it forks
     verify_cmd.py  ``raylign verify NAME --input IN.jsonl``: a file scored through a VerifierPool (no Ray)
     serve.py       ``raylign serve verifiers``: every verifier over HTTP (Ray Serve), a VerifierPool per replica
+    serve_*.py     the service's parts: app (routes), schema, guard (token, body cap), scorer (cancellation),
+                   openrlhf (OpenRLHF's remote-reward protocol), loopback (Ray's ports)
 
 ``RewardFleet`` is imported lazily, so ``raylign verify`` (which reaches this package through
 ``verify_cmd``) starts without importing Ray.

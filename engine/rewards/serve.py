@@ -14,6 +14,11 @@ Endpoints (JSON; the OpenAPI schema is at ``/openapi.json``, interactive docs at
   process was killed), ``error`` (the verifier raised or its process crashed; ``error`` says why) or
   ``invalid`` (the completion or task could not be judged). A timeout or error is reported, never turned into
   a silent zero.
+- ``POST /openrlhf/{name}``: OpenRLHF's remote-reward protocol, for ``--reward.remote_url
+  http://127.0.0.1:8000/openrlhf/math``: ``{"query": [...], "prompts": [...], "labels": [...]}`` →
+  ``{"rewards": [...], "scores": [...], "extra_logs": {...}, "verdicts": [...]}``; each response is the query
+  after its prompt, each label the reference answer or (a JSON object) the task row
+  (:mod:`raylign.engine.rewards.serve_openrlhf`).
 - An unknown verifier → ``404`` with ``{"detail": {"error": "unknown verifier ...", "known": [...]}}``;
   a malformed body → ``422`` whose ``detail`` lists each problem as ``{"loc", "msg", "type"}`` (where and what,
   never the offending input, at most ``serve_schema.MAX_PROBLEMS`` of them).
@@ -29,7 +34,8 @@ Hardening (issue 12):
   its own ports (GCS, raylet, workers, agents) on loopback too (``serve_loopback.init_loopback_ray``). Joining
   a cluster (``RAY_ADDRESS``) leaves Ray's ports as that cluster has them.
 - ``--token`` (or ``RAYLIGN_SERVE_TOKEN``): every request except ``GET /health`` needs
-  ``Authorization: Bearer TOKEN``, else ``401`` (compared in constant time).
+  ``Authorization: Bearer TOKEN``, else ``401`` (compared in constant time). Clients that cannot set headers
+  (OpenRLHF's) put the token in the URL as Basic credentials: ``http://raylign:TOKEN@host:port/...``.
 - A body over ``--max-body-mb`` is refused with ``413`` before it is read: from its ``Content-Length``, or by
   counting bytes as they stream in when there is none. More than ``--max-items`` items → ``413``.
 - A request whose client goes away stops its work (:meth:`VerifierPool.cancel` on the request's
@@ -45,6 +51,7 @@ This module is the command; the service is split by job:
     serve_schema.py    request/response bodies and the 422 that never echoes the input
     serve_guard.py     the ASGI guard: bearer token and body cap before anything is parsed
     serve_scorer.py    a request's rows on the replica's VerifierPool, cancelled when its client goes away
+    serve_openrlhf.py  OpenRLHF's remote-reward protocol: its request to rows, verdicts to its reply
     serve_loopback.py  a local Ray, and each replica's gRPC port, on loopback
 """
 from __future__ import annotations

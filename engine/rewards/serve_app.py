@@ -17,6 +17,7 @@ from raylign.engine.config import RewardsConfig
 from raylign.engine.rewards.pool import VerifierPool, unknown_verifier
 from raylign.engine.rewards.serve_guard import Guard
 from raylign.engine.rewards.serve_loopback import keep_replica_grpc_on_loopback
+from raylign.engine.rewards.serve_openrlhf import OpenRLHFRequest, OpenRLHFResponse, to_items, to_response
 from raylign.engine.rewards.serve_schema import (HealthResponse, VerdictOut, VerifiersResponse, VerifyRequest,
                                                  VerifyResponse, validation_error)
 from raylign.engine.rewards.serve_scorer import CancellableScorer
@@ -28,13 +29,15 @@ DEFAULT_MAX_ITEMS = 1024  # items per request
 api = FastAPI(title="raylign verifiers", version="1",
               description="Score completions with raylign's registered verifiers under a hard deadline. "
                           "When the service has a token, every endpoint except `GET /health` needs "
-                          "`Authorization: Bearer TOKEN`.")
+                          "`Authorization: Bearer TOKEN` (or Basic credentials whose password is the token, "
+                          "e.g. `http://raylign:TOKEN@host:port/...`, for clients that cannot set headers).")
 api.add_middleware(Guard)  # before serve.ingress freezes a copy of the app
 api.add_exception_handler(RequestValidationError, validation_error)
 
 _REFUSALS = {401: {"description": "missing or wrong bearer token (when the service has one)"},
              413: {"description": "body over --max-body-mb, or more items than --max-items"},
              422: {"description": "malformed body: where and what, never the input"}}
+_VERIFY_REFUSALS = {404: {"description": "unknown verifier; `detail.known` lists the registered ones"}, **_REFUSALS}
 
 
 @serve.deployment(name="VerifierService", ray_actor_options={"num_cpus": 0.5})
@@ -57,20 +60,36 @@ class VerifierService:
     def verifiers(self) -> VerifiersResponse:
         return VerifiersResponse(verifiers=self.names)
 
-    @api.post("/verify/{name}", response_model=VerifyResponse,
-              responses={404: {"description": "unknown verifier; `detail.known` lists the registered ones"},
-                         **_REFUSALS})
+    @api.post("/verify/{name}", response_model=VerifyResponse, responses=_VERIFY_REFUSALS)
     async def verify(self, name: str, body: VerifyRequest, request: Request) -> Any:
-        if name not in self.names:
-            shown = name if len(name) <= 64 else name[:64] + "..."
-            raise HTTPException(404, detail={"error": str(unknown_verifier(shown, self.names)), "known": self.names})
-        if len(body.items) > self.max_items:
-            raise HTTPException(413, detail=f"{len(body.items)} items in one request; the limit is "
-                                            f"{self.max_items} (--max-items)")
+        self._check(name, len(body.items))
         verdicts = await self.scorer.score([(name, it.completion, it.task) for it in body.items], request)
         if verdicts is None:  # nobody is listening any more
             return Response(status_code=499)
         return VerifyResponse(verdicts=[VerdictOut(**v.to_dict()) for v in verdicts])
+
+    @api.post("/openrlhf/{name}", response_model=OpenRLHFResponse, responses=_VERIFY_REFUSALS,
+              summary="OpenRLHF's remote-reward protocol (--reward.remote_url)")
+    async def openrlhf(self, name: str, body: OpenRLHFRequest, request: Request) -> Any:
+        """``{"query", "prompts", "labels"}`` in, ``{"rewards", "scores", "extra_logs"}`` out, one per query.
+
+        The response is the part of each query after its prompt; a label that is a JSON object is the task row,
+        any other label the reference answer (see ``raylign.engine.rewards.serve_openrlhf``).
+        """
+        self._check(name, len(body.query))
+        verdicts = await self.scorer.score(to_items(name, body), request)
+        if verdicts is None:
+            return Response(status_code=499)
+        return to_response(verdicts)
+
+    def _check(self, name: str, rows: int) -> None:
+        """404 for an unknown verifier, 413 for too many rows."""
+        if name not in self.names:
+            shown = name if len(name) <= 64 else name[:64] + "..."
+            raise HTTPException(404, detail={"error": str(unknown_verifier(shown, self.names)), "known": self.names})
+        if rows > self.max_items:
+            raise HTTPException(413, detail=f"{rows} items in one request; the limit is {self.max_items} "
+                                            "(--max-items)")
 
 
 def build_app(workers: int = 2, timeout_s: float = 10.0, memory_mb: int | None = None,

@@ -5,6 +5,8 @@ An ASGI middleware (:class:`Guard`) in front of the service's API; :func:`token_
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 from typing import Mapping
@@ -15,14 +17,21 @@ from starlette.datastructures import Headers
 
 
 def token_matches(authorization: str | None, token: str) -> bool:
-    """Whether an ``Authorization`` header carries ``Bearer <token>`` (scheme case-insensitive).
+    """Whether an ``Authorization`` header carries the token: ``Bearer <token>``, or ``Basic`` credentials whose
+    password is the token (any user name) for clients that cannot set headers but take ``http://user:TOKEN@...``
+    URLs, such as OpenRLHF's reward client. Schemes are case-insensitive.
 
     Both sides are hashed first, so the comparison takes the same time whatever the length or content.
     """
     scheme, _, given = (authorization or "").partition(" ")
-    digest = hmac.compare_digest(hashlib.sha256(given.strip().encode("latin-1", "replace")).digest(),
-                                 hashlib.sha256(token.encode()).digest())
-    return digest and scheme.lower() == "bearer"
+    scheme, secret = scheme.lower(), given.strip().encode("latin-1", "replace")  # the header's own bytes
+    if scheme == "basic":
+        try:
+            secret = base64.b64decode(secret, validate=True).partition(b":")[2]  # user:password
+        except binascii.Error:
+            return False
+    digest = hmac.compare_digest(hashlib.sha256(secret).digest(), hashlib.sha256(token.encode()).digest())
+    return digest and scheme in ("bearer", "basic")
 
 
 def _too_large(limit: int) -> str:
