@@ -154,17 +154,18 @@ def test_each_stdin_case_starts_clean(backend):
     assert [r.stdout for r in res.runs] == ["a []\n", "b []\n", "c []\n"]
 
 
-def test_tests_mode_pass_requires_harness_tokens(backend):
+def test_tests_mode_pass_is_the_test_process_word(backend):
     code = "def f(x):\n    return x * 2\n"
     res = run(backend, code, tests=("assert f(2) == 4", "assert f(2) == 5", "assert g(1)"))
     assert [t.passed for t in res.tests] == [True, False, False]
     assert [t.reason for t in res.tests[1:]] == ["assertion", "NameError"]
-    # printing / writing a fake pass line cannot pass, it marks the run as tampered
-    fake = code + ("import os\nprint('P 0 0123')\nfor fd in range(3, 30):\n    try:\n"
-                   "        os.write(fd, b'P 0 00112233445566778899aabbccddeeff\\nD 00\\n')\n"
+    # printing / writing fake result lines anywhere the solution can write cannot pass: the result file is the
+    # test process's, out of the solution's reach; what it writes on its pipe to T is a protocol violation
+    fake = code + ("import os\nprint('P 0')\nfor fd in range(3, 30):\n    try:\n"
+                   "        os.write(fd, b'P 0\\nD\\n')\n"
                    "    except OSError:\n        pass\n")
     res = run(backend, fake, tests=("assert f(2) == 4",))
-    assert not res.tests[0].passed and res.tests[0].reason == "tamper"
+    assert not res.tests[0].passed and res.tests[0].reason == "protocol", res.tests
 
 
 # -- hostile programs -----------------------------------------------------------------------------------
@@ -295,11 +296,11 @@ def test_no_network_even_to_loopback(ns):
 def test_daemon_that_outlives_the_run_is_killed_and_fails(backend):
     marker = f"raylign-daemon-{uuid.uuid4().hex[:10]}"
     code = f"""
-import os
+import os, sys
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        os.execv('/bin/sh', ['sh', '-c', 'sleep 60 # {marker}'])
+        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60) # {marker}'])
     os._exit(0)
 print('parent exits')
 """

@@ -55,7 +55,6 @@ import marshal
 import math
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
@@ -68,7 +67,8 @@ from typing import Any, ClassVar, Iterable, Mapping
 from raylign.engine import hookimpl
 from raylign.verifiers.code.sandbox_host import SERVER, collect
 
-NOBODY = 65534
+NOBODY = 65534  # the solution's uid (when the host is root)
+TESTER = 65533  # the test process's uid
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,12 @@ class Limits:
 class Job:
     """One untrusted program and what to do with it.
 
-    ``tests`` set: run ``code`` once, then each test snippet in its namespace (assert lists, HumanEval).
-    ``inputs`` set: run ``code`` once per input, the input on stdin (stdout is returned, not judged here).
-    Neither: run ``code`` once with empty stdin.
+    ``tests`` set: run ``code`` once (the solution, process S), then each test snippet in the test process T
+    (assert lists, HumanEval), whose namespace holds the solution's names as proxies (see the module docstring),
+    then ``setup`` (trusted code run in T before the tests, e.g. a HumanEval prompt: its helpers are T's own),
+    then ``entry_points`` rebound to the solution's (the function under test, which ``setup`` may define as a
+    stub). ``inputs`` set: run ``code`` once per input, the input on stdin (stdout is returned, not judged
+    here). Neither: run ``code`` once with empty stdin.
     """
 
     code: str
@@ -97,6 +100,8 @@ class Job:
     inputs: tuple[str, ...] | None = None
     limits: Limits = Limits()
     site_packages: bool = False  # let the program import the host interpreter's site-packages
+    setup: str | None = None  # tests mode: trusted code run in the test process before the tests
+    entry_points: tuple[str, ...] = ()  # tests mode: names always taken from the solution
 
     @property
     def mode(self) -> str:
@@ -120,6 +125,8 @@ class RunOutcome:
     # None: ended by itself with exit 0; else timeout|memory|output_limit|killed|daemon|exit|<ExceptionType>
     reason: str | None = None
     message: str = ""
+    tester_status: int | None = None  # tests mode: the wait status of the test process T
+    tester_stderr: str = ""
 
 
 @dataclass
@@ -129,7 +136,7 @@ class TestOutcome:
     __test__ = False  # not a pytest test class
 
     passed: bool
-    # assertion | <ExceptionType> | timeout | memory | output_limit | killed | exit | daemon | tamper
+    # assertion | <ExceptionType> | timeout | memory | output_limit | killed | exit | daemon | gone | protocol
     reason: str | None = None
     message: str = ""
 
@@ -142,6 +149,9 @@ class SandboxResult:
     runs: list[RunOutcome] = field(default_factory=list)
     tests: list[TestOutcome] = field(default_factory=list)  # tests mode only
     wall_s: float = 0.0
+    # how the job's total memory and process count were bounded: "cgroup" (its own memory and pids cgroups),
+    # else "rlimits: <why not>" (per-process rlimits only)
+    bounds: str = ""
 
     @property
     def ok(self) -> bool:
@@ -193,7 +203,7 @@ class HarnessBackend(SandboxBackend):
                 HarnessBackend._probe[cls.name] = (bool(good), why)
         return HarnessBackend._probe[cls.name]
 
-    def _spec(self, job: Job, tokens: list[str], workdir: str | None) -> dict[str, Any]:
+    def _spec(self, job: Job, workdir: str | None) -> dict[str, Any]:
         lim = job.limits
         root = os.geteuid() == 0
         nproc: int | None = lim.max_procs
@@ -201,18 +211,19 @@ class HarnessBackend(SandboxBackend):
             nproc = lim.max_procs * (os.cpu_count() or 1) + 64 if root else None
         return {
             "iso": self.iso, "mode": job.mode, "code": job.code,
-            "tests": list(job.tests or ()), "tokens": tokens, "inputs": list(job.inputs or ()),
+            "tests": list(job.tests or ()), "setup": job.setup or "", "entry_points": list(job.entry_points),
+            "inputs": list(job.inputs or ()),
             "timeout": float(lim.timeout_s), "cpu": int(math.ceil(lim.timeout_s)) + 1,
             "mem": int(lim.memory_mb) << 20, "nproc": nproc, "nofile": int(lim.max_open_files),
             "fsize": int(lim.max_output_bytes), "tmpfs_mb": int(lim.tmpfs_mb),
-            "drop_uid": NOBODY if root else None, "nest_userns": not root and self.iso == "namespaces",
+            "drop_uid": NOBODY if root else None, "tester_uid": TESTER if root else None,
+            "nest_userns": not root and self.iso == "namespaces",
             "workdir": workdir,
             "sys_path": [p for p in sys.path if p] if job.site_packages else None,
         }
 
     def run(self, job: Job) -> SandboxResult:
         t0 = time.monotonic()
-        tokens = [secrets.token_hex(16) for _ in range(len(job.tests) + 1)] if job.mode == "tests" else []
         n_runs = len(job.inputs) if job.mode == "stdio" else 1
         limit = 10.0 + n_runs * (job.limits.timeout_s + 1.0)  # the server kills the job's processes then
         workdir = None
@@ -223,14 +234,15 @@ class HarnessBackend(SandboxBackend):
                 workdir = tempfile.mkdtemp(prefix="raylign-sbx-")
                 if os.geteuid() == 0:
                     os.chown(workdir, NOBODY, NOBODY)
-            data = marshal.dumps(self._spec(job, tokens, workdir))
+            data = marshal.dumps(self._spec(job, workdir))
             os.set_blocking(spec_w, False)
             try:  # most specs fit in the pipe: written before the job starts, the job need not wait for us
                 data = data[os.write(spec_w, data):]
             except BlockingIOError:
                 pass
             try:
-                SERVER.submit(limit, self.iso, spec_r, chan_w)
+                SERVER.submit(limit, self.iso, spec_r, chan_w, mem=job.limits.memory_mb << 20,
+                              nproc=job.limits.max_procs, sites=job.site_packages)
             except OSError as exc:
                 return SandboxResult(self.name, self.isolation, error=f"cannot reach the sandbox server: {exc}",
                                      wall_s=time.monotonic() - t0)
@@ -245,7 +257,7 @@ class HarnessBackend(SandboxBackend):
                     os.close(fd)
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
-        res = _result(self, job, tokens, frames, host_timeout, n_runs)
+        res = _result(self, job, frames, host_timeout, n_runs)
         res.wall_s = time.monotonic() - t0
         return res
 
@@ -342,6 +354,8 @@ def _last_exception(stderr: str) -> str | None:
 
 
 def _outcome(o: dict[str, Any], lim: Limits) -> RunOutcome:
+    """How a run ended. Only the harness's clock makes a ``timeout``: a program that sends itself a signal
+    (SIGXCPU, SIGKILL...) ends as ``killed``, an error of the program, never as a timeout it chose."""
     status = o["status"]
     sig = None
     code: int | None = None
@@ -357,17 +371,19 @@ def _outcome(o: dict[str, Any], lim: Limits) -> RunOutcome:
     run = RunOutcome(exit_code=code, signal=sig, timed_out=bool(o["timed_out"]), wall_s=o["wall"], cpu_s=o["cpu"],
                      max_rss_mb=o["maxrss_kb"] / 1024, stdout=out.decode("utf-8", "replace"),
                      stderr=err.decode("utf-8", "replace"),
-                     output_limit=len(o["stdout"]) >= cap or len(o["stderr"]) >= cap, leftover=bool(o["leftover"]))
+                     output_limit=len(o["stdout"]) >= cap or len(o["stderr"]) >= cap, leftover=bool(o["leftover"]),
+                     tester_status=o.get("t_status"),
+                     tester_stderr=o.get("t_err", b"").decode("utf-8", "replace"))
     cpu_limit = math.ceil(lim.timeout_s) + 1
     exc = _last_exception(run.stderr) if code else None
     if run.timed_out:
         run.reason, run.message = "timeout", f"wall-clock limit of {lim.timeout_s:g}s"
-    elif sig in ("SIGXCPU",) or (sig == "SIGKILL" and run.cpu_s >= cpu_limit - 0.5):
-        run.reason, run.message = "timeout", f"CPU-time limit of {cpu_limit}s"
-    elif run.output_limit or sig == "SIGXFSZ":
+    elif run.output_limit:
         run.reason, run.message = "output_limit", f"output reached {cap} bytes"
-    elif exc == "MemoryError" or (sig and run.max_rss_mb >= 0.8 * lim.memory_mb):
+    elif exc == "MemoryError" or (sig and o.get("oom")) or (sig == "SIGKILL" and run.max_rss_mb >= 0.8 * lim.memory_mb):
         run.reason, run.message = "memory", f"memory limit of {lim.memory_mb} MB"
+    elif sig == "SIGKILL" and run.cpu_s >= cpu_limit - 0.5:
+        run.reason, run.message = "killed", f"killed at its CPU-time limit of {cpu_limit}s"
     elif sig:
         run.reason, run.message = "killed", f"killed by {sig}"
     elif code:
@@ -379,27 +395,20 @@ def _outcome(o: dict[str, Any], lim: Limits) -> RunOutcome:
     return run
 
 
-def _tests_outcome(run: RunOutcome, res: bytes, tokens: list[str]) -> list[TestOutcome]:
-    """Judge tests mode from the run's result lines. ``tokens[:-1]`` are the per-test pass tokens and
-    ``tokens[-1]`` the token of the run's end; the lines may have been written by the untrusted code too."""
-    n = len(tokens) - 1
-    passed: dict[int, bool] = {}
+def _tests_outcome(run: RunOutcome, res: bytes, n: int) -> list[TestOutcome]:
+    """Judge tests mode from the result lines of the test process T (a file only T writes and only the
+    supervisor reads). A test passes when T says so (``P i``), T reached its end (``D``) and exited 0, and the
+    solution process ended by itself with exit 0 (no signal, no deadline) with nothing left behind."""
+    passed: set[int] = set()
     failed: dict[int, tuple[str, str]] = {}
     solution_error: tuple[str, str] | None = None
-    tampered = reached_end = False
+    reached_end = False
     for line in res.decode("utf-8", "replace").splitlines():
         kind, _, rest = line.partition(" ")
-        if kind == "P":
-            idx, _, tok = rest.partition(" ")
-            if idx.isdigit() and int(idx) < n and secrets.compare_digest(tok.encode(), tokens[int(idx)].encode()):
-                passed[int(idx)] = True
-            else:
-                tampered = True
+        if kind == "P" and rest.isdigit():
+            passed.add(int(rest))
         elif kind == "D":
-            if secrets.compare_digest(rest.encode(), tokens[n].encode()):
-                reached_end = True
-            else:
-                tampered = True
+            reached_end = True
         elif kind == "F":
             idx, _, rest2 = rest.partition(" ")
             reason, _, msg = rest2.partition(" ")
@@ -408,25 +417,29 @@ def _tests_outcome(run: RunOutcome, res: bytes, tokens: list[str]) -> list[TestO
         elif kind == "E" and solution_error is None:
             reason, _, msg = rest.partition(" ")
             solution_error = (reason[:40], msg[:300])
-    ended_ok = run.reason is None and run.exit_code == 0 and reached_end and not tampered
+    tester_ok = reached_end and run.tester_status == 0
+    ended_ok = run.reason is None and run.exit_code == 0 and tester_ok
+    tester_why = (run.tester_stderr.strip().splitlines() or [f"wait status {run.tester_status}"])[-1][:300]
     out = []
     for i in range(n):
-        if tampered:
-            out.append(TestOutcome(False, "tamper", "a wrong pass token was written"))
-        elif passed.get(i) and ended_ok:
+        if i in passed and ended_ok:
             out.append(TestOutcome(True))
+        elif i in failed and failed[i][0] in ("gone", "protocol") and run.reason:
+            out.append(TestOutcome(False, run.reason, run.message))  # why the solution process went away
         elif i in failed:
             out.append(TestOutcome(False, *failed[i]))
         elif solution_error:
             out.append(TestOutcome(False, solution_error[0], f"the solution raised: {solution_error[1]}"))
         elif run.reason:
             out.append(TestOutcome(False, run.reason, run.message))
+        elif not tester_ok:
+            out.append(TestOutcome(False, "tester", f"the test process failed: {tester_why}"))
         else:
             out.append(TestOutcome(False, "exit", "the program ended before the tests completed"))
     return out
 
 
-def _result(backend: HarnessBackend, job: Job, tokens, frames, host_timeout, n_runs) -> SandboxResult:
+def _result(backend: HarnessBackend, job: Job, frames, host_timeout, n_runs) -> SandboxResult:
     res = SandboxResult(backend.name, backend.isolation)
     raw: dict[int, dict] = {}
     setup = False
@@ -438,6 +451,8 @@ def _result(backend: HarnessBackend, job: Job, tokens, frames, host_timeout, n_r
             return res
         if frame[0] == "setup":
             setup = True
+            if isinstance(frame[1], dict):
+                res.bounds = str(frame[1].get("bounds", ""))
         elif frame[0] == "run":
             raw[int(frame[1])] = frame[2]
     if not setup:
@@ -454,7 +469,7 @@ def _result(backend: HarnessBackend, job: Job, tokens, frames, host_timeout, n_r
             res.error = "sandbox job ended early without reporting every run"
             return res
     if job.mode == "tests":
-        res.tests = _tests_outcome(res.runs[0], (raw.get(0) or {}).get("res", b""), tokens)
+        res.tests = _tests_outcome(res.runs[0], (raw.get(0) or {}).get("res", b""), len(job.tests or ()))
     return res
 
 

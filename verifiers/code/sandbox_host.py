@@ -16,8 +16,65 @@ import time
 from pathlib import Path
 
 HARNESS = str(Path(__file__).with_name("sandbox_harness.py"))
-HIDDEN_DIRS = ("/root", "/home", "/run", "/var/tmp")  # hidden inside the namespaces (interpreter dirs put back)
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
+_SYSTEM_LIB_DIRS = ("/lib", "/lib32", "/lib64", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/local/lib")
+
+
+def interpreter() -> str:
+    """The base interpreter's binary (not a virtual environment's link to it): what the harness runs as."""
+    base = Path(sys.base_exec_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    return str(base) if base.is_file() else os.path.realpath(sys.executable)
+
+
+def _ldd(paths: list[str]) -> list[str]:
+    """The shared libraries ``paths`` load (as the dynamic linker resolves them), by ``ldd``; [] without it."""
+    try:
+        out = subprocess.run(["ldd", *paths], capture_output=True, text=True, timeout=30, env=_ENV).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    libs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if "=>" in parts and len(parts) > parts.index("=>") + 1 and parts[parts.index("=>") + 1].startswith("/"):
+            libs.append(parts[parts.index("=>") + 1])
+        elif parts and parts[0].startswith("/") and not parts[0].endswith(":"):
+            libs.append(parts[0])  # the dynamic linker itself
+    return sorted(set(libs))
+
+
+def minimal_root() -> dict:
+    """What the namespaces backend's root holds, all read-only: the interpreter, its standard library (with its
+    site-packages masked by an empty tmpfs), the shared libraries they load (system library directories whole,
+    any other library as a single file) and /etc/ld.so.cache (which only maps library names to those paths)."""
+    import sysconfig
+    exe = interpreter()
+    stdlib = os.path.realpath(sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+                                                       "installed_base": sys.base_prefix,
+                                                       "installed_platbase": sys.base_exec_prefix})["stdlib"])
+    dynload = os.path.join(stdlib, "lib-dynload")
+    sos = [exe] + (sorted(str(p) for p in Path(dynload).glob("*.so")) if os.path.isdir(dynload) else [])
+    files, dirs = {exe, os.path.realpath(exe)}, {stdlib}
+    libs = _ldd(sos)
+    if not libs:  # no ldd: the usual system library directories whole
+        dirs |= {d for d in _SYSTEM_LIB_DIRS if os.path.isdir(d)}
+    for lib in libs:
+        parent = os.path.dirname(lib)
+        if any(parent == d or parent.startswith(d + "/") for d in _SYSTEM_LIB_DIRS) and "ld-linux" not in lib:
+            dirs.add(parent)
+        else:
+            files |= {lib, os.path.realpath(lib)}
+    if os.path.isfile("/etc/ld.so.cache"):
+        files.add("/etc/ld.so.cache")
+    mask = [os.path.join(stdlib, "site-packages"), os.path.join(stdlib, "dist-packages")]
+    outer = sorted(d for d in dirs if not any(d != e and d.startswith(e + "/") for e in dirs))
+    files = sorted(f for f in files if not any(f.startswith(d + "/") for d in outer))
+    return {"dirs": outer, "files": files, "mask": [m for m in mask if os.path.isdir(m)]}
+
+
+def site_dirs() -> list[str]:
+    """The host interpreter's site-packages directories (bound for jobs with ``site_packages``)."""
+    return sorted({os.path.realpath(p) for p in sys.path
+                   if p and os.path.isdir(p) and os.path.basename(p) in ("site-packages", "dist-packages")})
 
 
 _DONE = marshal.dumps(("done",))
@@ -49,26 +106,25 @@ class _Server:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", HARNESS, "--serve", str(theirs.fileno())],
+                [interpreter(), "-I", "-S", "-B", HARNESS, "--serve", str(theirs.fileno())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
                 start_new_session=True, env=_ENV, cwd="/")
         finally:
             theirs.close()
         self.sock, self.pid = ours, os.getpid()
-        expose = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix,
-                                                 sys.base_exec_prefix, os.path.dirname(sys.executable))}
-        expose |= {os.path.realpath(p) for p in sys.path if p}
-        config = {"hide": list(HIDDEN_DIRS), "expose": sorted(expose), "pool": WARM_PER_SERVER}
+        config = {"root": _root(), "sites": site_dirs(), "pool": WARM_PER_SERVER}
         ours.send(marshal.dumps(config))
 
-    def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int) -> None:
+    def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int, mem: int = 0, nproc: int = 0,
+               sites: bool = False) -> None:
+        msg = f"{limit_s:.3f} {iso} {int(mem)} {int(nproc)} {int(bool(sites))}".encode()
         with self.lock:
             for attempt in (0, 1):
                 if self.pid != os.getpid() or self.proc is None or self.proc.poll() is not None:
                     self.close()
                     self._start()
                 try:
-                    socket.send_fds(self.sock, [f"{limit_s:.3f} {iso}".encode()], [spec_r, chan_w])
+                    socket.send_fds(self.sock, [msg], [spec_r, chan_w])
                     return
                 except OSError:
                     if attempt:
@@ -95,17 +151,28 @@ class _ServerPool:
         self.servers: list[_Server] = []
         self.next = 0
 
-    def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int) -> None:
+    def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int, mem: int = 0, nproc: int = 0,
+               sites: bool = False) -> None:
         with self.lock:
             if not self.servers:
                 self.servers = [_Server() for _ in range(SERVERS)]
             server = self.servers[self.next % len(self.servers)]
             self.next += 1
-        server.submit(limit_s, iso, spec_r, chan_w)
+        server.submit(limit_s, iso, spec_r, chan_w, mem, nproc, sites)
 
     def close(self) -> None:
         for server in self.servers:
             server.close()
+
+
+_ROOT: dict | None = None
+
+
+def _root() -> dict:
+    global _ROOT
+    if _ROOT is None:
+        _ROOT = minimal_root()
+    return _ROOT
 
 
 SERVERS = max(1, min(4, os.cpu_count() or 1))  # job servers per host process (each ~20 MB)

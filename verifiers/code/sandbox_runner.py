@@ -1,8 +1,10 @@
-"""The runner (R) of raylign's sandbox: the only process that runs untrusted code.
+"""The solution process (S) of raylign's sandbox: the only process that runs untrusted code.
 
 Loaded by :mod:`.sandbox_harness` (the job server) at its start and used in the processes it forks; a
 standalone module like the harness (no raylign imports). ``runner`` does the trusted set-up (file
-descriptors, uid 65534, rlimits), reports it on fd 4, then runs the program, or the solution and its tests.
+descriptors, uid 65534, rlimits), reports it on fd 4, then runs the program; in tests mode it runs the
+solution and then answers the test process's requests (:mod:`sandbox_tester`) over two pipes, as plain data
+(:mod:`sandbox_wire`). S never sees the tests, and nothing it writes decides a pass.
 """
 import os
 import sys
@@ -29,16 +31,26 @@ def _check(rc, what):
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def runner(spec, fds, ok_w, ns):
-    """R: set up (trusted), say so on fd 4, then run the untrusted code. Never returns."""
+def runner(spec, fds, ok_w, ns, rpc=None):
+    """S: set up (trusted), say so on fd 4, then run the untrusted code. Never returns.
+
+    fds: 0 stdin, 1 stdout, 2 stderr, 4 the set-up report; in tests mode 3 reads T's frames, 5 writes to T."""
     try:
-        # stdin, stdout, stderr, the result file and the set-up report on 0..4, every other fd closed (the
-        # harness's channel, the server's sockets...): via 1000.. first, whatever numbers they arrived on
-        for n, fd in enumerate((fds["in"], fds["out"], fds["err"], fds["res"], ok_w)):
-            os.dup2(fd, 1000 + n)
-        for n in range(5):
-            os.dup2(1000 + n, n)
-        os.closerange(5, 1 << 20)
+        # via 1000.. first, whatever numbers they arrived on; every other fd closed (the harness's channel,
+        # the server's sockets, T's files...)
+        src = [fds["in"], fds["out"], fds["err"], rpc[0] if rpc else None, ok_w, rpc[1] if rpc else None]
+        for n, fd in enumerate(src):
+            if fd is not None:
+                os.dup2(fd, 1000 + n)
+        for n, fd in enumerate(src):
+            if fd is not None:
+                os.dup2(1000 + n, n)
+        os.closerange(6 if rpc else 5, 1 << 20)
+        if not rpc:
+            try:
+                os.close(3)
+            except OSError:
+                pass
     except BaseException:  # noqa: BLE001 - no "+" on the report pipe: the harness reports an error
         _exit(70)
     try:
@@ -51,9 +63,8 @@ def runner(spec, fds, ok_w, ns):
     os.write(4, b"+")
     os.close(4)  # from here on everything this process does may be the untrusted code's doing
     if spec["mode"] == "tests":
-        run_tests(spec["code"], spec["tests"], spec["tokens"], 3, main)
+        serve_solution(spec["code"], main, 3, 5)
     else:
-        os.close(3)
         run_program(spec["code"], main)
 
 
@@ -62,6 +73,11 @@ def prepare_runner(spec, ns):
     import resource
     if not ns:  # die with the harness (with namespaces, the kernel does it when PID 1 dies)
         _libc().prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+    try:  # the first the job's memory cgroup kills when it is full (B and T keep the server's -1000)
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
     os.chdir(WORK_DIR if ns else spec["workdir"])
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     for sig in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2):
@@ -99,9 +115,10 @@ def prepare_runner(spec, ns):
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
     limits = [
-        (resource.RLIMIT_CPU, spec["cpu"], spec["cpu"] + 1),
+        (resource.RLIMIT_CPU, spec["cpu"], spec["cpu"]),  # soft = hard: SIGKILL, never a SIGXCPU to catch
         (resource.RLIMIT_AS, spec["mem"], spec["mem"]),
-        (resource.RLIMIT_NPROC, spec["nproc"], spec["nproc"]),  # None: left alone (see the host)
+        # None: left alone (the job's pids cgroup bounds it; or see the host)
+        (resource.RLIMIT_NPROC, spec["nproc"], spec["nproc"]),
         (resource.RLIMIT_FSIZE, spec["fsize"], spec["fsize"]),
         (resource.RLIMIT_NOFILE, spec["nofile"], spec["nofile"]),
         (resource.RLIMIT_CORE, 0, 0),
@@ -178,71 +195,136 @@ def _message(exc):
     return " ".join(text.split())[:300]
 
 
-def install_audit_hook():
-    """Deny the cheap ways for the code under test to reach the harness's state (see the host's docstring)."""
-    denied = frozenset(("gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",
-                        "sys.settrace", "sys.setprofile"))
-    frame_attrs = frozenset(("tb_frame", "gi_frame", "cr_frame", "ag_frame"))
-    _isinstance, _str, _bytes = isinstance, str, bytes
-
-    def hook(event, args):
-        if event in denied or event[:7] == "ctypes.":
-            raise RuntimeError(f"sandbox: {event} is not allowed in tests")
-        if event == "sys._getframe":
-            raise ValueError("sandbox: frame introspection is not allowed in tests")
-        if event == "object.__getattr__" and args[1] in frame_attrs:
-            raise RuntimeError(f"sandbox: .{args[1]} is not allowed in tests")
-        if event == "object.__setattr__" and args[1] == "__code__":
-            raise RuntimeError("sandbox: replacing __code__ is not allowed in tests")
-        if event == "open" and args:
-            path = args[0]
-            if _isinstance(path, _bytes):
-                path = path.decode("utf-8", "replace")
-            if _isinstance(path, _str) and path.startswith("/proc/") and path.rstrip("/").endswith("/mem"):
-                raise PermissionError("sandbox: process memory is not readable")
-
-    sys.addaudithook(hook)
-
-
-def run_tests(code, tests, tokens, res_fd, main):
-    """Run the solution, then each test snippet in a copy of its namespace with pristine builtins.
-
-    A test passes only if this function writes ``P <i> <token>`` after the snippet returned; the host also
-    requires the ``D <token>`` line written at the end, and that this process exits 0 by itself
-    (``os._exit(0)`` below) with nothing left behind.
-    """
+def serve_solution(code, main, rfd, wfd):
+    """Tests mode in S: run the solution, send T the table of its names, then answer T's requests until T
+    closes the pipe. Values go back as plain data; anything else as a handle T can only call, iterate, index,
+    measure or print through us (its ``==`` in T is identity)."""
     import builtins
-    # everything used after the solution ran is bound here, before it runs (it may patch builtins, os...)
-    _exec, _compile, _dict, _enumerate, _exit_ = exec, compile, dict, enumerate, _exit
-    _BaseException, _reason_, _message_, _flush_ = BaseException, _reason, _message, _flush
-    pristine = _dict(builtins.__dict__)
-    tokens = list(tokens)
-    tests = list(tests)
+    import types
+    try:
+        from sandbox_wire import Endpoint, Gone, Unsendable, encode, plain_of
+    except ImportError:
+        from raylign.verifiers.code.sandbox_wire import Endpoint, Gone, Unsendable, encode, plain_of
+    # bound before the solution runs (it may patch builtins, os, the wire module...)
+    _exec, _compile, _id, _len, _type, _isinstance, _getattr = exec, compile, id, len, type, isinstance, getattr
+    _iter, _next, _str, _repr, _bool = iter, next, str, repr, bool
+    _BaseException, _StopIteration, _exit_, _flush_ = BaseException, StopIteration, _exit, _flush
+    _Module = types.ModuleType
+    table, index, stubs = [], {}, {}
 
-    def emit(text, _w=_write, _fd=res_fd):
-        try:
-            _w(_fd, text.encode("utf-8", "backslashreplace"))
-        except OSError:
-            pass
+    class Forced:  # a value sent as a handle whatever its type (a large global, sent when asked for)
+        __slots__ = ("h",)
 
+        def __init__(self, h):
+            self.h = h
+
+    def handle(obj):
+        k = _id(obj)
+        if k not in index:
+            index[k] = _len(table)
+            table.append(obj)
+        return index[k]
+
+    def enc_other(v):
+        if _type(v) is Forced:
+            return b"H", v.h
+        k = _id(v)
+        if k in stubs:  # a callback of T's, going back to T
+            return b"C", stubs[k][0]
+        plain = plain_of(v)
+        if plain is not None:
+            return None, plain
+        name = _type(v).__name__
+        if name == "Fraction" and _type(v).__module__ == "fractions":
+            return b"Q", (v.numerator, v.denominator)
+        if name == "Decimal" and _type(v).__module__ == "decimal":
+            return b"D", _str(v)
+        return b"H", handle(v)
+
+    def dec_other(tag, payload):
+        if tag == b"H":
+            if _type(payload) is not int or not 0 <= payload < _len(table):
+                raise ValueError("unknown handle")
+            return table[payload]
+        if tag == b"C":
+            def callback(*args, **kwargs):
+                return endpoint.request("cb", payload, args, kwargs)
+            stubs[_id(callback)] = (payload, callback)
+            return callback
+        if tag == b"P":
+            import pickle
+            return pickle.loads(payload)  # from T, which is trusted
+        raise ValueError(f"unexpected tag {tag!r}")
+
+    def obj(h):
+        if _type(h) is not int or not 0 <= h < _len(table):
+            raise ValueError("unknown handle")
+        return table[h]
+
+    def serve(kind, args):
+        if kind == "call":
+            return obj(args[0])(*args[1], **args[2])
+        if kind == "getattr":
+            return _getattr(obj(args[0]), args[1])
+        if kind == "iter":
+            return _iter(obj(args[0]))
+        if kind == "next":
+            it, items = obj(args[0]), []
+            for _ in range(max(1, min(int(args[1]), 1024))):
+                try:
+                    items.append(_next(it))
+                except _StopIteration:
+                    return items, True
+            return items, False
+        if kind == "len":
+            return _len(obj(args[0]))
+        if kind == "bool":
+            return _bool(obj(args[0]))
+        if kind == "getitem":
+            return obj(args[0])[args[1]]
+        if kind == "str":
+            return _str(obj(args[0]))
+        if kind == "repr":
+            return _repr(obj(args[0]))
+        raise ValueError(f"unknown request {kind!r}")
+
+    endpoint = Endpoint(rfd, wfd, serve, enc_other, dec_other)
     g = main.__dict__
-    g["__builtins__"] = _dict(pristine)
-    install_audit_hook()
+    g["__builtins__"] = builtins
     try:
         _exec(_compile(code, "solution.py", "exec"), g)
     except _BaseException as exc:  # noqa: BLE001
-        emit(f"E {_reason_(exc)} {_message_(exc)}\n")
+        endpoint.send(("error", 0, _reason(exc), _message(exc)))
         _flush_()
         _exit_(0)
-    for i, test in _enumerate(tests):
-        t = _dict(g)
-        t["__builtins__"] = _dict(pristine)
-        try:
-            _exec(_compile(test, f"test_{i}.py", "exec"), t)
-        except _BaseException as exc:  # noqa: BLE001
-            emit(f"F {i} {_reason_(exc)} {_message_(exc)}\n")
+    names = []
+    for name, v in list(g.items()):
+        if name[:2] == "__":
             continue
-        emit(f"P {i} {tokens[i]}\n")
-    if _flush_() == 0:
-        emit(f"D {tokens[-1]}\n")  # the run reached its end: the host requires this too
+        try:
+            if _isinstance(v, _Module):
+                names.append((name, "module", _str(v.__name__)))
+                continue
+            mod, qual = _getattr(v, "__module__", None), _getattr(v, "__qualname__", None)
+            if _type(mod) is str and _type(qual) is str and mod != "__main__" and mod in sys.modules:
+                names.append((name, "ref", (mod, qual)))
+                continue
+            if _len(encode(v, enc_other)) > (1 << 20):
+                v = Forced(handle(v))  # a large value: T reaches it through the handle
+            names.append((name, "value", v))
+        except Unsendable:
+            names.append((name, "value", Forced(handle(v))))
+        except _BaseException:  # noqa: BLE001 - a name whose object misbehaves: left out
+            pass
+    try:
+        endpoint.send(("hello", 0, names))
+        endpoint.serve_forever()
+    except Gone:
+        pass
+    except _BaseException as exc:  # noqa: BLE001
+        try:
+            sys.stderr.write(f"sandbox: {_type(exc).__name__}: {exc}\n")
+        except _BaseException:  # noqa: BLE001
+            pass
+    _flush_()
     _exit_(0)

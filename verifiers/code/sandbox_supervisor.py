@@ -8,8 +8,10 @@ import sys
 
 try:
     from sandbox_runner import runner  # in the harness process (its directory is on sys.path)
+    from sandbox_tester import tester
 except ImportError:  # imported as part of the raylign package
     from raylign.verifiers.code.sandbox_runner import runner
+    from raylign.verifiers.code.sandbox_tester import tester
 
 _write = os.write
 _exit = os._exit
@@ -56,69 +58,92 @@ def send(chan, obj):
 
 
 # --------------------------------------------------------------------------------------------------------
-# Namespaces (in B)
+# Namespaces (in B): the minimal root
 # --------------------------------------------------------------------------------------------------------
 
-def setup_mounts(spec):
-    """Runs in B: a read-only view of the system, private tmpfs on /tmp, hidden home dirs, fresh /proc."""
+NEW_ROOT = "/tmp"  # where B builds the root (a tmpfs over the host's /tmp, in B's own mount namespace)
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}.get(os.uname().machine)
+MNT_DETACH = 2
+DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+
+
+def setattr_readonly(path):
+    """Make the mount at ``path`` and every mount below it read-only and nosuid (flags only added)."""
     import struct
     import ctypes
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
-                                                   0, 0, 0), 32)
-    rc = libc().syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, attr, 32)
+    attr = ctypes.create_string_buffer(struct.pack("QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0), 32)
+    rc = libc().syscall(SYS_MOUNT_SETATTR, AT_FDCWD, path.encode(), AT_RECURSIVE, attr, 32)
     if rc != 0:
-        remount_all_readonly()
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmpfs_mb']}m,mode=1777")
-    # hidden directories: an empty tmpfs over each, then the paths the interpreter needs moved back in
-    os.mkdir("/tmp/.stage", 0o700)
-    staged = []
-    expose = []
-    for path in sorted(set(spec["expose"])):  # outermost only
-        if not any((path + "/").startswith(e + "/") for e in expose):
-            expose.append(path)
-    for hide in spec["hide"]:
-        if not os.path.isdir(hide):
+        remount_all_readonly(path)
+
+
+def _mountpoint(target, is_dir):
+    if is_dir:
+        os.makedirs(target, 0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+        if not os.path.exists(target):
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+
+
+def setup_mounts(spec):
+    """Runs in B (root of fresh user, mount, PID, IPC and network namespaces): build a minimal root and move
+    into it. The root is an empty tmpfs holding only the read-only bind mounts the host listed in
+    ``spec["root"]`` (the interpreter, its standard library, the shared libraries it links, the device files
+    ``DEVICES``), an empty read-only tmpfs over the standard library's site-packages (``mask``), a fresh
+    ``/proc`` of the PID namespace, a private size-capped ``/tmp`` and ``/dev/shm``. The host's tree is
+    detached after ``pivot_root``: nothing else of the host (its data, homes, /etc, the project) is reachable.
+    ``spec["sites"]``: site-packages directories bound too (jobs that asked for them get such a B)."""
+    root = spec["root"]
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    new = NEW_ROOT
+    mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    binds = [(p, True) for p in root["dirs"] + list(spec.get("sites") or ())] + [(p, False) for p in root["files"]]
+    binds += [(d, False) for d in DEVICES if os.path.exists(d)]
+    for path, is_dir in binds:
+        if not os.path.exists(path):
             continue
-        for path in expose:
-            if (path + "/").startswith(hide.rstrip("/") + "/") and os.path.isdir(path):
-                stage = f"/tmp/.stage/{len(staged)}"
-                os.mkdir(stage)
-                mount(path, stage, None, MS_BIND | MS_REC)
-                staged.append((stage, path))
-        mount("tmpfs", hide, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY if not staged else MS_NOSUID | MS_NODEV,
-              "size=64k,mode=755")
-        for stage, path in staged:
-            os.makedirs(path, 0o755, exist_ok=True)
-            mount(stage, path, None, MS_MOVE)
-            os.rmdir(stage)
-        if staged:
-            mount(None, hide, None, MS_REMOUNT_RO, None)
-        staged = []
-    os.rmdir("/tmp/.stage")
-    try:
-        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
-    except OSError:
-        pass
-    try:
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        target = new + path
+        _mountpoint(target, is_dir)
+        mount(path, target, None, MS_BIND | MS_REC)
+    for path in root["mask"]:
+        if os.path.isdir(new + path) and not any(s == path or s.startswith(path + "/") for s in spec.get("sites") or ()):
+            mount("tmpfs", new + path, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=755")
+    for d in ("proc", "tmp", "dev/shm"):
+        os.makedirs(f"{new}/{d}", 0o755, exist_ok=True)
+    for name, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                     ("stderr", "/proc/self/fd/2")):
+        os.symlink(to, f"{new}/dev/{name}")
+    os.chmod(f"{new}/tmp", 0o1777)
+    setattr_readonly(new)  # the root tmpfs and every bind in it
+    try:  # the fresh /proc must be mounted while the host's is still in the namespace (mnt_too_revealing)
+        mount("proc", f"{new}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         proc = True
     except OSError:
         proc = False
-    return {"proc": proc}
+    mount("tmpfs", f"{new}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmpfs_mb']}m,mode=1777")
+    mount("tmpfs", f"{new}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+    if SYS_PIVOT_ROOT is None:
+        raise OSError("pivot_root's number is not known on this architecture")
+    os.chdir(new)
+    check(libc().syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    check(libc().umount2(b".", MNT_DETACH), "detach the host's root")
+    os.chdir("/")
+    return {"proc": proc, "root": "minimal"}
 
 
 MS_REMOUNT = 32
 MS_REMOUNT_RO = MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
 
 
-def remount_all_readonly():
-    """Fallback for kernels without mount_setattr (< 5.12): remount each mount read-only, keeping its flags."""
+def remount_all_readonly(top="/"):
+    """Fallback for kernels without mount_setattr (< 5.12): remount each mount under ``top`` read-only,
+    keeping its locked flags."""
     with open("/proc/self/mountinfo") as f:
-        targets = [line.split()[4] for line in f]
+        targets = [line.split()[4].replace("\\040", " ") for line in f]
+    targets = [t for t in targets if t == top or t.startswith(top.rstrip("/") + "/")]
     flags_of = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024, 2048: 2048, 4096: 4096}
     for target in targets:
-        target = target.replace("\\040", " ")
         try:
             st = os.statvfs(target)
         except OSError:
@@ -128,10 +153,29 @@ def remount_all_readonly():
             if st.f_flag & bit:
                 keep |= flag
         try:
-            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep)
+            mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | keep)
         except OSError:
-            if target == "/":
+            if target == top:
                 raise
+
+
+def wipe_ipc():
+    """Remove every System V IPC object of the namespace (B is root of its user namespace)."""
+    import ctypes
+    for name, rm in (("shm", "shmctl"), ("msg", "msgctl"), ("sem", "semctl")):
+        try:
+            with open(f"/proc/sysvipc/{name}") as f:
+                ids = [int(line.split()[1]) for line in f.readlines()[1:] if line.split()]
+        except (OSError, ValueError, IndexError):
+            continue
+        for ipc_id in ids:
+            try:
+                if rm == "semctl":
+                    libc().semctl(ctypes.c_int(ipc_id), 0, 0)  # IPC_RMID = 0
+                else:
+                    getattr(libc(), rm)(ctypes.c_int(ipc_id), 0, None)
+            except (AttributeError, OSError):
+                pass
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -247,128 +291,214 @@ def read_capped(path, limit):
 
 
 IO_DIR = "/tmp/.io"
+TEST_KEYS = ("tests", "setup", "entry_points")  # what only T is given: S's memory never holds the tests
 
 
-def open_run_files(io):
-    """The files of one run (created by the trusted side; the runner gets them as fds)."""
-    paths = {k: f"{io}/{k}" for k in ("in", "out", "err", "res")}
-    fds = {k: os.open(paths[k], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for k in ("in", "out", "err", "res")}
+def open_run_files(io, tests):
+    """The files of one run, created by the trusted side (mode 0600: the processes get them as fds). S: in,
+    out, err; T (tests mode): res (its result lines, read by B only) and terr."""
+    names = ("in", "out", "err") + (("res", "terr") if tests else ())
+    paths = {k: f"{io}/{k}" for k in names}
+    fds = {k: os.open(paths[k], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for k in names}
     os.close(fds["in"])
     fds["in"] = os.open(paths["in"], os.O_RDONLY)
     return paths, fds
 
 
-def prefork_runner():
-    """In a warm B: fork the first run's runner before the job arrives (it waits for the spec on a pipe),
-    so starting a job does not wait for a fork. Returns (pid, go_w, ok_r, paths, fds)."""
-    os.mkdir(IO_DIR, 0o755)
-    paths, fds = open_run_files(IO_DIR)
-    go_r, go_w = os.pipe()
-    ok_r, ok_w = os.pipe()
+class Run:
+    """The processes of one run, forked before its spec is known: S (the solution, sandbox_runner) and, for
+    tests, T (the tests, sandbox_tester). Each waits on its own pipe for its part of the spec."""
 
-    def high(fd, to):  # out of the way of the job's fds, which place_fds puts on 3 and 4
-        os.dup2(fd, to)
-        os.close(fd)
-        return to
-    fds = {k: high(fd, 900 + n) for n, (k, fd) in enumerate(sorted(fds.items()))}
-    go_r, go_w, ok_r, ok_w = (high(fd, 910 + n) for n, fd in enumerate((go_r, go_w, ok_r, ok_w)))
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(go_w)
-            os.close(ok_r)
-            import marshal
-            spec = marshal.loads(read_all(go_r))
-            os.close(go_r)
-            runner(spec, fds, ok_w, ns=True)
-        finally:
-            _exit(70)
-    os.close(go_r)
-    os.close(ok_w)
-    return pid, go_w, ok_r, paths, fds
-
-
-def supervise(spec, ns, pre=None):
-    import select
-    import marshal
-    chan = spec["chan"]
-    io = IO_DIR if ns else os.path.join(spec["workdir"], ".io")
-    if pre is None:
-        os.mkdir(io, 0o755)
-    os.chdir(os.path.dirname(io))
-    mode = spec["mode"]
-    n_runs = len(spec["inputs"]) if mode == "stdio" else 1
-    cap = spec["fsize"]
-    for i in range(n_runs):
-        if i == 0 and pre is not None:
-            pid, go_w, ok_r, paths, fds = pre
-        else:
-            paths, fds = open_run_files(io)
-        if mode == "stdio":
-            with open(paths["in"], "w", encoding="utf-8") as f:
-                f.write(spec["inputs"][i])
-        t0 = _monotonic()
-        if i == 0 and pre is not None:
-            data = marshal.dumps(spec)
-            while data:
-                data = data[os.write(go_w, data):]
-            os.close(go_w)
-        else:
-            ok_r, ok_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
+    def __init__(self, io, ns, tests, uid_t=None):
+        import marshal  # noqa: F401 - loaded before the fork
+        _next_high[0] = 900  # the previous run's fds are all closed by now
+        self.ns = ns
+        os.makedirs(io, 0o700, exist_ok=True)
+        self.paths, fds = open_run_files(io, tests)
+        fds = {k: high(fd) for k, fd in fds.items()}
+        go_s, self.go_s = pipe_high()
+        self.ok_s, ok_s_w = pipe_high()
+        if tests:
+            ts_r, ts_w = pipe_high()  # T -> S: requests and replies
+            st_r, st_w = pipe_high()  # S -> T
+        self.s_pid = os.fork()
+        if self.s_pid == 0:
+            try:
+                os.close(self.go_s)
+                os.close(self.ok_s)
+                spec = marshal.loads(read_all(go_s))
+                os.close(go_s)
+                runner(spec, {k: fds[k] for k in ("in", "out", "err")}, ok_s_w, ns,
+                       rpc=(ts_r, st_w) if tests else None)
+            finally:
+                _exit(70)
+        self.s_pidfd = high(os.pidfd_open(self.s_pid))
+        os.close(go_s)
+        os.close(ok_s_w)
+        self.t_pid = self.t_pidfd = self.go_t = self.ok_t = None
+        if tests:
+            go_t, self.go_t = pipe_high()
+            self.ok_t, ok_t_w = pipe_high()
+            self.t_pid = os.fork()
+            if self.t_pid == 0:
                 try:
-                    os.close(ok_r)
-                    runner(spec, fds, ok_w, ns)
+                    os.close(self.go_t)
+                    os.close(self.ok_t)
+                    spec = marshal.loads(read_all(go_t))
+                    os.close(go_t)
+                    tester(spec, {"res": fds["res"], "err": fds["terr"]}, ok_t_w, ns, (st_r, ts_w), self.s_pidfd)
                 finally:
                     _exit(70)
-            os.close(ok_w)
+            self.t_pidfd = high(os.pidfd_open(self.t_pid))
+            for fd in (go_t, ok_t_w, ts_r, ts_w, st_r, st_w):
+                os.close(fd)
         for fd in fds.values():
             os.close(fd)
+
+    def fds(self):
+        return [fd for fd in (self.go_s, self.ok_s, self.s_pidfd, self.go_t, self.ok_t, self.t_pidfd)
+                if fd is not None]
+
+    def drop_tester(self):
+        """Not a tests job: T is not needed."""
+        if self.t_pid is not None:
+            os.kill(self.t_pid, SIGKILL)
+            os.waitpid(self.t_pid, 0)
+            for fd in (self.go_t, self.ok_t, self.t_pidfd):
+                os.close(fd)
+            self.t_pid = self.t_pidfd = self.go_t = self.ok_t = None
+
+
+_next_high = [900]
+
+
+def high(fd):
+    """Move ``fd`` out of the way of the job's fds (place_fds puts them on 3 and 4)."""
+    to = _next_high[0]
+    _next_high[0] += 1
+    os.dup2(fd, to)
+    os.close(fd)
+    return to
+
+
+def pipe_high():
+    r, w = os.pipe()
+    return high(r), high(w)
+
+
+def _send_spec(fd, spec):
+    import marshal
+    data = marshal.dumps(spec)
+    while data:
+        data = data[os.write(fd, data):]
+    os.close(fd)
+
+
+def _setup_report(fd, status, who):
+    prepared = os.read(fd, 4096)
+    os.close(fd)
+    if prepared[:1] != b"+":  # the trusted set-up failed: not the program's doing
+        why = prepared[1:].decode("utf-8", "replace") or f"ended with status {status}"
+        raise OSError(f"{who} set-up: {why}")
+
+
+def oom_kills(fd):
+    """The memory cgroup's OOM-kill count (cgroup v1 ``memory.oom_control``, v2 ``memory.events``)."""
+    if fd is None:
+        return 0
+    try:
+        text = os.pread(fd, 4096, 0).decode()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            return int(value)
+    return 0
+
+
+def supervise(spec, ns, pre, io, cg_fd=None):
+    """Run a job's runs one after the other (B, or O for rlimits). ``pre``: the first run's processes, forked
+    before the spec was read."""
+    import select
+    chan = spec["chan"]
+    mode = spec["mode"]
+    tests = mode == "tests"
+    n_runs = len(spec["inputs"]) if mode == "stdio" else 1
+    cap = spec["fsize"]
+    s_spec = {k: v for k, v in spec.items() if k not in TEST_KEYS and k != "chan"}
+    for i in range(n_runs):
+        run = pre if i == 0 else Run(io, ns, False)
+        if not tests:
+            run.drop_tester()
+        if mode == "stdio":
+            with open(run.paths["in"], "w", encoding="utf-8") as f:
+                f.write(spec["inputs"][i])
+        ooms = oom_kills(cg_fd)
+        t0 = _monotonic()
+        _send_spec(run.go_s, s_spec)
+        if tests:
+            _send_spec(run.go_t, {k: v for k, v in spec.items() if k != "chan"})
+        waiting = {run.s_pidfd: run.s_pid}
+        if tests:
+            waiting[run.t_pidfd] = run.t_pid
+        poller = select.poll()
+        for fd in waiting:
+            poller.register(fd, select.POLLIN)
+        deadline = t0 + spec["timeout"]
         timed_out = False
-        try:
-            pidfd = os.pidfd_open(pid)
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            if not poller.poll(int(spec["timeout"] * 1000)):
+        statuses = {}
+        while waiting:
+            left = deadline - _monotonic()
+            events = poller.poll(max(0, int(left * 1000) + 1)) if left > 0 else []
+            if not events:
+                if _monotonic() < deadline:
+                    continue
                 timed_out = True
-                os.kill(pid, SIGKILL)
-            os.close(pidfd)
-        except (AttributeError, OSError):  # no pidfd (Linux < 5.3): poll with wait4
-            while _monotonic() - t0 < spec["timeout"]:
-                done, status, ru = os.wait4(pid, os.WNOHANG)
-                if done:
-                    break
-                _sleep(0.002)
-            else:
-                timed_out = True
-                os.kill(pid, SIGKILL)
-                done = 0
-        else:
-            done = 0
-        if not done:
-            _, status, ru = os.wait4(pid, 0)
+                for pid in waiting.values():
+                    os.kill(pid, SIGKILL)
+                for fd, pid in waiting.items():
+                    statuses[pid] = os.wait4(pid, 0)[1:]
+                break
+            for fd, _ in events:
+                pid = waiting.pop(fd)
+                poller.unregister(fd)
+                statuses[pid] = os.wait4(pid, 0)[1:]
+                if tests and pid == run.t_pid and run.s_pid in waiting:
+                    deadline = min(deadline, _monotonic() + GRACE_S)  # S ends when T closes its pipe
         wall = _monotonic() - t0
-        prepared = os.read(ok_r, 4096)
-        os.close(ok_r)
-        if prepared[:1] != b"+":  # the trusted set-up of the runner failed: not the program's doing
-            why = prepared[1:].decode("utf-8", "replace") or f"runner ended with status {status}"
-            raise OSError(f"runner set-up: {why}")
+        status, ru = statuses[run.s_pid]
+        _setup_report(run.ok_s, status, "runner")
+        if tests:
+            t_status = statuses[run.t_pid][0]
+            _setup_report(run.ok_t, t_status, "tester")
         left = kill_leftovers_ns() if ns else kill_leftovers_tree()
+        for fd in (run.s_pidfd, run.t_pidfd):
+            if fd is not None:
+                os.close(fd)
         outcome = {
             "status": status, "timed_out": timed_out, "wall": wall, "leftover": left,
             "cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss,
-            "stdout": read_capped(paths["out"], cap), "stderr": read_capped(paths["err"], cap),
-            "res": read_capped(paths["res"], 1 << 20) if mode == "tests" else b"",
+            "stdout": read_capped(run.paths["out"], cap), "stderr": read_capped(run.paths["err"], cap),
+            "oom": oom_kills(cg_fd) > ooms,
         }
+        if tests:
+            outcome.update(res=read_capped(run.paths["res"], 1 << 20), t_status=t_status,
+                           t_err=read_capped(run.paths["terr"], 4096)[-4096:])
         send(chan, ("run", i, outcome))
-        if i + 1 < n_runs:  # the next run starts from an empty working directory
-            wipe(os.path.dirname(io), keep=io)
-        for p in paths.values():
+        for p in run.paths.values():
             try:
                 os.unlink(p)
             except OSError:
                 pass
+        if i + 1 < n_runs:  # the next run starts from an empty working directory, /dev/shm and IPC
+            wipe(spec["workdir"] or "/tmp", keep=io)
+            if ns:
+                wipe("/dev/shm", keep="/dev/shm/\0")
+                wipe_ipc()
+
+
+GRACE_S = 1.0  # how long S may take to end after T did
 
 
 def wipe(top, keep):

@@ -1,0 +1,362 @@
+"""The test process (T) of raylign's sandbox: runs a job's test code and is the only process whose word makes
+a pass.
+
+Loaded by :mod:`sandbox_harness` at its start and used in the processes it forks (standalone: no raylign
+imports). T is forked by the job's supervisor (B) next to the solution process S, as a different uid
+(65533; S is 65534) and not dumpable, so S can neither signal, trace nor read it; the two share nothing but
+two pipes, over which values cross as plain data (:mod:`sandbox_wire`).
+
+T builds each test's namespace from its own pristine interpreter: its own builtins and modules (a module the
+solution imported is imported again here, so whatever the solution patched in its copy is not what the tests
+use), the trusted set-up code (a HumanEval prompt: its helper functions run here, not the solution's
+redefinitions), and proxies for the solution's names: a proxy call sends the arguments to S and gets the
+result back as plain data, rebuilt here as builtin objects, so ``==`` in a test is the builtin comparison of
+values, never a method of the solution's. What is not plain data comes back as a :class:`Remote` handle.
+
+Result lines, written to a file only B reads: ``P i`` (test ``i`` returned), ``F i reason message``,
+``E reason message`` (the solution itself raised), ``D`` (every test ran).
+"""
+import builtins
+import os
+import sys
+
+try:
+    from sandbox_wire import Endpoint, Gone, RemoteException, Unsendable, WireError
+except ImportError:  # imported as part of the raylign package
+    from raylign.verifiers.code.sandbox_wire import Endpoint, Gone, RemoteException, Unsendable, WireError
+
+PR_SET_DUMPABLE = 4
+TESTER_UID = 65533
+# the solution's exceptions that a test sees as themselves: every builtin Exception but those that steer
+# iteration (a StopIteration out of the solution must not end a test's loop as if it were done)
+_SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
+             if isinstance(cls, type) and issubclass(cls, Exception)
+             and not issubclass(cls, (StopIteration, StopAsyncIteration))}
+
+
+class SolutionExit(Exception):
+    """The solution raised SystemExit inside a call."""
+
+
+class SolutionError(Exception):
+    """An exception of the solution's own type (its name is the failure's reason)."""
+
+
+def tester(spec, fds, ok_w, ns, rpc, s_pidfd):
+    """T: set up (trusted), say so on fd 4, run the tests, write the result lines. Never returns.
+
+    fds: 0 and 1 /dev/null, 2 T's stderr file, 3 the result file, 4 the set-up report, 5 writes to S,
+    6 reads S's frames, 7 S's pidfd."""
+    _exit = os._exit
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+        src = [null, null, fds["err"], fds["res"], ok_w, rpc[1], rpc[0], s_pidfd]
+        for n, fd in enumerate(src):
+            os.dup2(fd, 1000 + n)
+        for n in range(len(src)):
+            os.dup2(1000 + n, n)
+        os.closerange(len(src), 1 << 20)
+    except BaseException:  # noqa: BLE001
+        _exit(70)
+    try:
+        prepare_tester(spec, ns)
+    except BaseException as exc:  # noqa: BLE001 - an infrastructure error, not a fail
+        try:
+            os.write(4, f"-{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:4000])
+        finally:
+            _exit(70)
+    os.write(4, b"+")
+    os.close(4)
+    try:
+        run_tests(spec, 3, 6, 5, 7)
+    except BaseException as exc:  # noqa: BLE001 - no D line: every test not yet passed fails
+        try:
+            os.write(2, f"tester: {type(exc).__name__}: {exc}\n".encode("utf-8", "replace"))
+        finally:
+            _exit(1)
+    _exit(0)
+
+
+def prepare_tester(spec, ns):
+    import ctypes
+    import resource
+    import _signal
+    libc = ctypes.CDLL(None, use_errno=True)
+    os.chdir("/")
+    for sig in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2):
+        _signal.signal(sig, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+    if spec["nest_userns"]:  # not root on the host: shed the capabilities over the namespaces
+        if libc.unshare(0x10000000) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(user) for the tester")
+        for name, text in (("setgroups", "deny"), ("uid_map", "0 0 1"), ("gid_map", "0 0 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    if spec["sys_path"]:
+        sys.path[:] = spec["sys_path"]
+    uid = spec.get("tester_uid")
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # after the uid change, which may reset it
+    for which, value in ((resource.RLIMIT_CPU, spec["cpu"]), (resource.RLIMIT_AS, max(spec["mem"], 256 << 20)),
+                         (resource.RLIMIT_FSIZE, 1 << 20), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(which, (value, value))
+    sys.stdin = open(0, "r", closefd=False)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+    sys.argv = ["tests.py"]
+
+
+def _clean(text, n=300):
+    return " ".join(str(text).split())[:n]
+
+
+def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
+    import importlib
+    import pickle
+    import select
+
+    def emit(text):
+        try:
+            os.write(res_fd, text.encode("utf-8", "backslashreplace") + b"\n")
+        except OSError:
+            pass
+
+    poller = select.poll()
+    poller.register(from_s, select.POLLIN)
+    poller.register(s_pidfd, select.POLLIN)
+
+    def wait():
+        """Block until S's pipe has data; Gone once S has exited and nothing is left to read (a child of S
+        that keeps the pipe open does not keep the tests waiting)."""
+        while True:
+            ready = {fd for fd, _ in poller.poll()}
+            if from_s in ready:
+                return
+            if s_pidfd in ready:
+                r = select.select([from_s], [], [], 0)[0]
+                if r:
+                    return
+                raise Gone()
+
+    remotes = {}
+    callbacks = []
+    callback_ids = {}
+
+    class Remote:
+        """An object of the solution's that is not plain data. Its ``==`` is identity; it can be called,
+        iterated, indexed, measured, tested for truth and printed, each through S, each result plain data."""
+
+        __slots__ = ("_h", "__weakref__")
+
+        def __init__(self, h):
+            object.__setattr__(self, "_h", h)
+
+        def __call__(self, *args, **kwargs):
+            return request("call", self._h, args, kwargs)
+
+        def __getattr__(self, name):
+            if name[:2] == "__":
+                raise AttributeError(name)
+            return request("getattr", self._h, name)
+
+        def __iter__(self):
+            it = request("iter", self._h)
+            if type(it) is not Remote:
+                raise TypeError("the solution's iterator is not an iterator")
+            while True:
+                items, done = checked(request("next", it._h, 256), tuple)
+                yield from checked(items, list)
+                if done:
+                    return
+
+        def __len__(self):
+            n = checked(request("len", self._h), int)
+            if n < 0:
+                raise ValueError("__len__() should return >= 0")
+            return n
+
+        def __bool__(self):
+            return checked(request("bool", self._h), bool)
+
+        def __getitem__(self, key):
+            return request("getitem", self._h, key)
+
+        def __str__(self):
+            return checked(request("str", self._h), str)
+
+        def __repr__(self):
+            try:
+                return checked(request("repr", self._h), str)
+            except Exception:  # noqa: BLE001
+                return f"<solution object {self._h}>"
+
+        def __setattr__(self, name, value):
+            raise AttributeError("the solution's objects are read-only here")
+
+        def __reduce__(self):
+            raise TypeError("a solution object cannot be pickled")
+
+        def __copy__(self):
+            return self
+
+        def __deepcopy__(self, memo):
+            return self
+
+    def checked(value, typ):
+        if type(value) is not typ:
+            raise WireError(f"expected a {typ.__name__} from the solution, got {type(value).__name__}")
+        return value
+
+    def enc_other(v):
+        if type(v) is Remote:
+            return b"H", v._h
+        if isinstance(v, type) or not callable(v):
+            try:
+                return b"P", pickle.dumps(v, protocol=5)
+            except Exception as exc:  # noqa: BLE001
+                raise Unsendable(f"a {type(v).__name__} cannot be sent to the solution: {exc}") from None
+        k = id(v)
+        if k not in callback_ids:
+            callback_ids[k] = len(callbacks)
+            callbacks.append(v)
+        return b"C", callback_ids[k]
+
+    def dec_other(tag, payload):
+        if tag == b"H":
+            if type(payload) is not int or payload < 0:
+                raise WireError("bad handle")
+            if payload not in remotes:
+                remotes[payload] = Remote(payload)
+            return remotes[payload]
+        if tag == b"C":
+            if type(payload) is not int or not 0 <= payload < len(callbacks):
+                raise WireError("bad callback")
+            return callbacks[payload]
+        raise WireError(f"unexpected tag {tag!r} from the solution")
+
+    def serve(kind, args):  # S's requests while T waits: calls of the tests' callables
+        if kind != "cb" or len(args) != 3 or type(args[0]) is not int or not 0 <= args[0] < len(callbacks) \
+                or type(args[1]) is not tuple or type(args[2]) is not dict:
+            raise WireError(f"unexpected request {kind!r} from the solution")
+        return callbacks[args[0]](*args[1], **args[2])
+
+    endpoint = Endpoint(from_s, to_s, serve, enc_other, dec_other, wait)
+
+    broken = []  # the conversation with S failed: the test fails even if its code swallowed the error
+
+    def request(kind, *args):
+        if broken:
+            raise broken[0]
+        try:
+            return endpoint.request(kind, *args)
+        except RemoteException as exc:
+            raise as_exception(exc.name, exc.message) from None
+        except (Gone, WireError) as exc:
+            broken.append(exc)
+            raise
+
+    def as_exception(name, message):
+        if name == "SystemExit":
+            return SolutionExit(message)
+        cls = _SAFE_EXC.get(name)
+        if cls is not None:
+            try:
+                return cls(message)
+            except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants 5 arguments
+                pass
+        safe = "".join(c for c in name if c.isalnum() or c == "_")[:40] or "SolutionError"
+        return type(safe, (SolutionError,), {})(message)
+
+    def reason(exc):
+        if isinstance(exc, AssertionError):
+            return "assertion"
+        if isinstance(exc, Gone):
+            return "gone"
+        if isinstance(exc, WireError):
+            return "protocol"
+        if isinstance(exc, SolutionExit):
+            return "exit"
+        if isinstance(exc, MemoryError):
+            return "memory"
+        return type(exc).__name__
+
+    def message(exc):
+        try:
+            return _clean(exc)
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    tests = list(spec["tests"])
+    try:
+        hello = endpoint.recv()
+    except (Gone, WireError) as exc:
+        for i in range(len(tests)):
+            emit(f"F {i} {reason(exc)} {message(exc)}")
+        emit("D")
+        return
+    if hello[0] == "error" and len(hello) == 4:
+        emit(f"E {_clean(hello[2], 40)} {_clean(hello[3])}")
+        emit("D")
+        return
+    if hello[0] != "hello" or len(hello) != 3 or type(hello[2]) is not list:
+        for i in range(len(tests)):
+            emit(f"F {i} protocol the solution process did not start the conversation")
+        emit("D")
+        return
+    base = {"__name__": "__main__", "__builtins__": builtins}
+    from_solution = {}
+    for entry in hello[2]:
+        if type(entry) is not tuple or len(entry) != 3 or type(entry[0]) is not str or not entry[0].isidentifier():
+            continue
+        name, kind, payload = entry
+        if name[:2] == "__" or name in builtins.__dict__:  # never shadow a builtin the tests use
+            continue
+        try:
+            if kind == "module" and type(payload) is str:
+                value = importlib.import_module(payload)  # our own copy, whatever S did to its copy
+            elif kind == "ref" and type(payload) is tuple and len(payload) == 2 \
+                    and all(type(p) is str for p in payload):
+                value = importlib.import_module(payload[0])
+                for part in payload[1].split("."):
+                    value = getattr(value, part)
+            elif kind == "value":
+                value = payload
+            else:
+                continue
+        except Exception:  # noqa: BLE001 - not importable here: not the tests' to use
+            continue
+        base[name] = value
+        from_solution[name] = value
+    setup = spec.get("setup")
+    setup_error = None
+    if setup:
+        try:
+            exec(compile(setup, "setup.py", "exec"), base)
+        except BaseException as exc:  # noqa: BLE001 - the task's own code: every test fails with it
+            setup_error = exc
+    for name in spec.get("entry_points") or ():
+        if name in from_solution:
+            base[name] = from_solution[name]
+        else:
+            base.pop(name, None)
+    for i, test in enumerate(tests):
+        if setup_error is not None:
+            emit(f"F {i} {reason(setup_error)} the task's set-up code raised: {message(setup_error)}")
+            continue
+        if broken:
+            emit(f"F {i} {reason(broken[0])} {message(broken[0])}")
+            continue
+        t = dict(base)
+        try:
+            exec(compile(test, f"test_{i}.py", "exec"), t)
+        except BaseException as exc:  # noqa: BLE001
+            emit(f"F {i} {reason(broken[0] if broken else exc)} {message(broken[0] if broken else exc)}")
+            continue
+        if broken:
+            emit(f"F {i} {reason(broken[0])} {message(broken[0])}")
+            continue
+        emit(f"P {i}")
+    emit("D")

@@ -1,0 +1,343 @@
+"""Plain data across the sandbox's process boundary: the codec between the test process (T) and the solution
+process (S), and their request/reply loop.
+
+Standalone like the rest of the harness (no raylign imports; loaded by :mod:`sandbox_harness` from this directory).
+
+What a value may be on the wire: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``,
+``bytearray``, ``list``, ``tuple``, ``dict``, ``set``, ``frozenset``, ``range``, ``Ellipsis``,
+``fractions.Fraction`` and ``decimal.Decimal`` (rebuilt from ints/str), nested at most ``MAX_DEPTH`` deep, at
+most ``MAX_FRAME`` bytes a frame. The decoder builds exactly those builtin types and nothing else, so a value
+that came from the solution compares, hashes and prints the way plain data does, whatever the solution's own
+objects would have done. An object of any other type crosses as an opaque *handle* (S keeps the object; T gets
+a :class:`Remote` whose ``==`` is identity, never the solution's), a callable from the test side as a
+*callback*, and -- from T to S only, since T is trusted -- any other picklable object as a pickle.
+
+A frame is ``<4-byte little-endian length><tagged payload>``; the payload is a tuple: a request
+``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type name, message)``.
+"""
+import os
+import struct
+
+MAX_DEPTH = 200
+MAX_FRAME = 64 << 20
+
+_pack_d = struct.Struct("<d").pack
+_unpack_d = struct.Struct("<d").unpack_from
+_pack_dd = struct.Struct("<dd").pack
+_unpack_dd = struct.Struct("<dd").unpack_from
+_pack_I = struct.Struct("<I").pack
+_unpack_I = struct.Struct("<I").unpack_from
+
+
+class WireError(BaseException):
+    """A frame that is not well-formed plain data (from the other side: a protocol violation). A
+    ``BaseException``, so that a test's ``except Exception`` cannot swallow it."""
+
+
+class Unsendable(TypeError):
+    """A value that cannot cross (no handle table on this side)."""
+
+
+def _int_bytes(n):
+    return n.to_bytes((n.bit_length() + 8) // 8, "little", signed=True)
+
+
+def encode(value, other=None):
+    """Tagged bytes of ``value``. ``other(obj) -> (tag, payload)`` handles what is not plain data (handles,
+    callbacks, pickles); without it such a value raises :class:`Unsendable`."""
+    out = []
+    append = out.append
+
+    def enc(v, depth):
+        if depth > MAX_DEPTH:
+            raise Unsendable("value nested too deeply")
+        t = type(v)
+        if v is None:
+            append(b"N")
+        elif v is True:
+            append(b"T")
+        elif v is False:
+            append(b"F")
+        elif t is int:
+            b = _int_bytes(v)
+            append(b"i" + _pack_I(len(b)) + b)
+        elif t is float:
+            append(b"f" + _pack_d(v))
+        elif t is str:
+            b = v.encode("utf-8", "surrogatepass")
+            append(b"s" + _pack_I(len(b)) + b)
+        elif t is list or t is tuple or t is set or t is frozenset:
+            append((b"l" if t is list else b"t" if t is tuple else b"S" if t is set else b"Z") + _pack_I(len(v)))
+            for x in v:
+                enc(x, depth + 1)
+        elif t is dict:
+            append(b"d" + _pack_I(len(v)))
+            for k, x in v.items():
+                enc(k, depth + 1)
+                enc(x, depth + 1)
+        elif t is bytes or t is bytearray:
+            append((b"b" if t is bytes else b"B") + _pack_I(len(v)) + bytes(v))
+        elif t is complex:
+            append(b"c" + _pack_dd(v.real, v.imag))
+        elif t is range:
+            append(b"r")
+            enc(v.start, depth + 1)
+            enc(v.stop, depth + 1)
+            enc(v.step, depth + 1)
+        elif v is Ellipsis:
+            append(b"E")
+        elif other is not None:
+            tag, payload = other(v)
+            if tag is None:  # the other side turned it into plain data (a subclass of a builtin...)
+                enc(payload, depth)
+            else:
+                append(tag)
+                enc(payload, depth + 1)
+        else:
+            raise Unsendable(f"a {t.__name__} cannot cross the sandbox boundary")
+    enc(value, 0)
+    return b"".join(out)
+
+
+def decode(data, other=None):
+    """The plain value encoded in ``data``. Extension tags (``H`` handle, ``C`` callback, ``P`` pickle,
+    ``Q`` fraction, ``D`` decimal, ``n`` name) go to ``other(tag, payload)``; without it they are errors."""
+    mv = memoryview(data)
+    end = len(data)
+    pos = [0]
+
+    def need(n):
+        p = pos[0]
+        if n < 0 or p + n > end:
+            raise WireError("truncated frame")
+        pos[0] = p + n
+        return p
+
+    def count():
+        p = need(4)
+        n = _unpack_I(mv, p)[0]
+        if n > end - pos[0]:  # every element takes at least one byte: a length past the end is a lie
+            raise WireError("length past the end of the frame")
+        return n
+
+    def dec(depth):
+        if depth > MAX_DEPTH:
+            raise WireError("value nested too deeply")
+        p = need(1)
+        tag = data[p:p + 1]
+        if tag == b"N":
+            return None
+        if tag == b"T":
+            return True
+        if tag == b"F":
+            return False
+        if tag == b"i":
+            n = count()
+            p = need(n)
+            return int.from_bytes(mv[p:p + n], "little", signed=True)
+        if tag == b"f":
+            return _unpack_d(mv, need(8))[0]
+        if tag == b"s":
+            n = count()
+            p = need(n)
+            try:
+                return str(mv[p:p + n], "utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:
+                raise WireError(f"bad text: {exc}") from None
+        if tag == b"l":
+            return [dec(depth + 1) for _ in range(count())]
+        if tag == b"t":
+            return tuple([dec(depth + 1) for _ in range(count())])
+        if tag == b"S" or tag == b"Z":
+            items = [dec(depth + 1) for _ in range(count())]
+            try:
+                return set(items) if tag == b"S" else frozenset(items)
+            except TypeError as exc:
+                raise WireError(f"unhashable set element: {exc}") from None
+        if tag == b"d":
+            n = count()
+            out = {}
+            for _ in range(n):
+                k = dec(depth + 1)
+                try:
+                    out[k] = dec(depth + 1)
+                except TypeError as exc:
+                    raise WireError(f"unhashable dict key: {exc}") from None
+            return out
+        if tag == b"b" or tag == b"B":
+            n = count()
+            p = need(n)
+            return bytes(mv[p:p + n]) if tag == b"b" else bytearray(mv[p:p + n])
+        if tag == b"c":
+            re_, im = _unpack_dd(mv, need(16))
+            return complex(re_, im)
+        if tag == b"r":
+            a, b, c = dec(depth + 1), dec(depth + 1), dec(depth + 1)
+            if type(a) is not int or type(b) is not int or type(c) is not int or c == 0:
+                raise WireError("bad range")
+            return range(a, b, c)
+        if tag == b"E":
+            return Ellipsis
+        if tag in (b"Q", b"D") or (other is not None and tag in (b"H", b"C", b"P", b"n")):
+            payload = dec(depth + 1)
+            if tag == b"Q":
+                if type(payload) is not tuple or len(payload) != 2 or not all(type(x) is int for x in payload) \
+                        or payload[1] == 0:
+                    raise WireError("bad fraction")
+                from fractions import Fraction
+                return Fraction(*payload)
+            if tag == b"D":
+                if type(payload) is not str or len(payload) > 10000:
+                    raise WireError("bad decimal")
+                from decimal import Decimal, InvalidOperation
+                try:
+                    return Decimal(payload)
+                except InvalidOperation:
+                    raise WireError("bad decimal") from None
+            return other(tag, payload)
+        raise WireError(f"unknown tag {tag!r}")
+    try:
+        value = dec(0)
+    except RecursionError:
+        raise WireError("value nested too deeply") from None
+    if pos[0] != end:
+        raise WireError("trailing bytes after the value")
+    return value
+
+
+def plain_of(v):
+    """S side: the builtin value of an instance of a *subclass* of a builtin type (a namedtuple, an IntEnum, a
+    str subclass...), compared the way the base type compares; None when ``v`` is not one."""
+    if isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, int):
+        return int.__index__(v)
+    if isinstance(v, float):
+        return float.__float__(v)
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v)
+    if isinstance(v, complex):
+        return complex(v.real, v.imag)
+    if isinstance(v, tuple):
+        return tuple(tuple.__iter__(v))
+    if isinstance(v, list):
+        return list(list.__iter__(v))
+    if isinstance(v, dict):
+        return dict(dict.items(v))
+    if isinstance(v, frozenset):
+        return frozenset(frozenset.__iter__(v))
+    if isinstance(v, set):
+        return set(set.__iter__(v))
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------------------------
+
+class Gone(BaseException):
+    """The other side closed its end (it exited, or was killed); a ``BaseException`` like :class:`WireError`."""
+
+
+def write_frame(fd, payload):
+    if len(payload) > MAX_FRAME:
+        raise Unsendable(f"a value of {len(payload)} bytes is over the {MAX_FRAME}-byte limit")
+    data = memoryview(_pack_I(len(payload)) + payload)
+    write = os.write
+    try:
+        while data:
+            data = data[write(fd, data):]
+    except BrokenPipeError:
+        raise Gone() from None
+
+
+def read_exact(fd, n, wait=None):
+    chunks = []
+    read = os.read
+    while n:
+        if wait is not None:
+            wait()
+        chunk = read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise Gone()
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd, wait=None):
+    n = _unpack_I(read_exact(fd, 4, wait))[0]
+    if n > MAX_FRAME:
+        raise WireError(f"a frame of {n} bytes is over the limit")
+    return read_exact(fd, n, wait)
+
+
+class Endpoint:
+    """One side of the T <-> S conversation: requests with sequence numbers, replies matched to the request
+    they answer (strictly: the innermost one awaited), and requests from the other side served while waiting
+    (a callback from the solution to a test's function, or a nested call back into the solution).
+
+    ``serve(kind, args) -> value`` answers the other side's requests; ``enc_other``/``dec_other`` are the
+    hooks of :func:`encode`/:func:`decode` for what is not plain data; ``wait`` is called before each read
+    (T uses it to notice that S died while a child of S still holds the pipe open)."""
+
+    def __init__(self, rfd, wfd, serve, enc_other=None, dec_other=None, wait=None):
+        self.rfd, self.wfd, self.serve = rfd, wfd, serve
+        self.enc_other, self.dec_other, self.wait = enc_other, dec_other, wait
+        self.seq = 0
+
+    def send(self, value):
+        write_frame(self.wfd, encode(value, self.enc_other))
+
+    def recv(self):
+        frame = decode(read_frame(self.rfd, self.wait), self.dec_other)
+        if type(frame) is not tuple or len(frame) < 2 or type(frame[0]) is not str or type(frame[1]) is not int:
+            raise WireError("a frame that is not a request or a reply")
+        return frame
+
+    def request(self, kind, *args):
+        seq = self.seq
+        self.seq += 1
+        self.send((kind, seq) + args)
+        while True:
+            frame = self.recv()
+            if frame[0] == "ok" or frame[0] == "exc":
+                if frame[1] != seq:
+                    raise WireError(f"a reply to request {frame[1]} while waiting for {seq}")
+                if frame[0] == "ok":
+                    if len(frame) != 3:
+                        raise WireError("bad reply")
+                    return frame[2]
+                if len(frame) != 4 or type(frame[2]) is not str or type(frame[3]) is not str:
+                    raise WireError("bad error reply")
+                raise RemoteException(frame[2], frame[3])
+            self.answer(frame)
+
+    def answer(self, frame):
+        try:
+            value = self.serve(frame[0], frame[2:])
+            payload = encode(("ok", frame[1], value), self.enc_other)
+        except (Gone, WireError):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the other side gets the error as data
+            name = type(exc).__name__
+            try:
+                msg = str(exc)
+            except BaseException:  # noqa: BLE001
+                msg = "?"
+            payload = encode(("exc", frame[1], str(name)[:100], " ".join(str(msg).split())[:1000]))
+        write_frame(self.wfd, payload)
+
+    def serve_forever(self):
+        while True:
+            self.answer(self.recv())
+
+
+class RemoteException(Exception):
+    """An exception raised on the other side, by type name and message."""
+
+    def __init__(self, name, message):
+        super().__init__(name, message)
+        self.name, self.message = name, message
