@@ -1,4 +1,4 @@
-"""The ``raylign`` command: run, plugins, verify, serve, view, chat.
+"""The ``raylign`` command: run, plugins, verify, serve, data check, view, chat.
 
 Each subcommand lives in its own module; this one only parses arguments and turns a ``RaylignError`` into a
 clear message and a non-zero exit.
@@ -44,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--max-body-mb", type=float, default=8.0, help="refuse larger request bodies (413), MiB")
     srv.add_argument("--max-items", type=int, default=1024, help="refuse requests with more items (413)")
 
+    data = sub.add_parser("data", help="check a config's task data before training")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="render the first prompts, score rows with their own references, "
+                                              "measure the starting model's solve rates")
+    check.add_argument("config", help="a TOML config with a grpo/ppo stage")
+    check.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value (repeatable)")
+    check.add_argument("--stage", default=None, help="check only this stage (default: every stage asking prompts)")
+    check.add_argument("--show", type=int, default=3, help="rendered prompts to print per stage")
+    check.add_argument("--model", default=None, help="the model to render with and measure (default: the stage's "
+                                                      "starting model, when it exists)")
+    check.add_argument("--no-model", action="store_true", help="skip the starting model's solve rates")
+
     view = sub.add_parser("view", help="a local web page over a run directory (curves, rollouts), live")
     view.add_argument("run", help="a run directory (or a run name under runs/)")
     view.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free one)")
@@ -73,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from raylign.engine.rewards.serve import serve_command
             return serve_command(args)
+        if args.command == "data":
+            from raylign.engine.tasks.data_check import data_check_command
+            return data_check_command(args)
         if args.command == "view":
             from raylign.engine.view.server import view_command
             return view_command(args)

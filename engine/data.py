@@ -65,22 +65,29 @@ def _read_parquet(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield i, row
 
 
-def _read_hf_dir(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_hf_dir(path: Path, split: str = "") -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         import datasets
     except ImportError:
         raise DataError(f"{path} is a saved HF dataset; install the 'datasets' package to read it") from None
     ds = datasets.load_from_disk(str(path))
     if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+        if split and split not in ds:
+            raise DataError(f"{path}: no split {split!r} (splits: {', '.join(ds)})")
+        ds = ds[split or "train"] if (split or "train") in ds else next(iter(ds.values()))
+    elif split:
+        raise DataError(f"{path}: split {split!r} asked of a dataset that has no splits")
     for i, row in enumerate(ds, 1):
         yield i, dict(row)
 
 
-def iter_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield (location, row) from a JSONL, Parquet or HF dataset source; location is 'file:line'."""
+def iter_records(path: Path, split: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (location, row) from a JSONL, Parquet or HF dataset source; location is 'file:line'. ``split``
+    picks a saved DatasetDict's split (default: train, else the first); other sources have none."""
+    if split and not _is_hf_dataset_dir(path):
+        raise DataError(f"{path}: split {split!r} is only for saved HF datasets")
     if _is_hf_dataset_dir(path):
-        for i, row in _read_hf_dir(path):
+        for i, row in _read_hf_dir(path, split):
             yield f"{path}[row {i}]", row
     elif path.suffix == ".parquet":
         for i, row in _read_parquet(path):

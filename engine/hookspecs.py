@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 
 from raylign.engine import hookspec
 from raylign.engine.protocols import AdvantageEstimator, Loss, RewardProvider, SandboxBackend, Stage, Verifier
+from raylign.engine.tasks.spec import Task
 
 # A register callback: register(name, obj). Names are unique per kind; a duplicate fails at start-up,
 # naming both plugins. Each registration hook's callback takes the kind of object its Protocol describes.
@@ -23,6 +24,7 @@ RegisterRewardProvider = Callable[[str, type[RewardProvider]], None]
 RegisterLoss = Callable[[str, Loss], None]
 RegisterAdvantageEstimator = Callable[[str, AdvantageEstimator], None]
 RegisterSandbox = Callable[[str, type[SandboxBackend]], None]
+RegisterTask = Callable[[str, Task], None]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -90,6 +92,18 @@ def raylign_register_sandboxes(register: RegisterSandbox) -> None:
     :param register: ``register(name, backend_cls)``; ``backend_cls.available() -> bool`` says whether the
         machine supports it and ``backend_cls.strength`` (int, higher is stronger) orders the defaults
         (:class:`raylign.engine.protocols.SandboxBackend`).
+    """
+
+
+@hookspec
+def raylign_register_tasks(register: RegisterTask) -> None:
+    """Register tasks: rows, how they are asked and how they are scored, under one name (``[grpo] task = "name"``).
+
+    :param register: ``register(name, task)`` with a :class:`raylign.engine.tasks.spec.Task`: its verifier, and
+        either a row generator ``rows(seed=..., size=..., **options) -> rows`` (held-out rows come from another
+        seed and are checked not to overlap) or ``data``/``eval_data`` files; optionally its field mapping,
+        prompt template, system message and verifier options. A stage's ``task_options`` reach the generator
+        (``size`` sets the number of training rows); the generator raises ``ValueError`` for options it refuses.
     """
 
 

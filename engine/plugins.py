@@ -17,9 +17,9 @@ import pluggy
 from raylign.engine import PROJECT, hookspecs
 from raylign.engine.errors import PluginError
 
-KINDS = ("stages", "verifiers", "reward_providers", "losses", "advantage_estimators", "sandboxes")
+KINDS = ("stages", "verifiers", "reward_providers", "losses", "advantage_estimators", "sandboxes", "tasks")
 SINGULAR = {"stages": "stage", "verifiers": "verifier", "reward_providers": "reward provider", "losses": "loss",
-            "advantage_estimators": "advantage estimator", "sandboxes": "sandbox"}
+            "advantage_estimators": "advantage estimator", "sandboxes": "sandbox", "tasks": "task"}
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,68 @@ class StageContext:
         return {"weight_sync_seconds": report.seconds, "canary_max_abs_diff": report.canary_max_abs_diff,
                 "weights_version": report.version}
 
+    # ---------------------------------------------------------------------------------------------- tasks
+    def prompt_rows(self, tok, default_verifier: str = "", verifier_options: Mapping[str, Any] | None = None):
+        """The stage's prompt rows (its config is a :class:`~raylign.engine.tasks.spec.PromptDataConfig`): sources
+        or a registered task, field-mapped, templated and rendered with ``tok``, held out; a
+        :class:`~raylign.engine.tasks.load.PromptRows` whose ``verifier``/``verifier_options`` are the stage's
+        own, or its task's. A row naming an unknown verifier fails here, before anything starts."""
+        from raylign.engine.tasks.load import load_prompt_rows
+
+        rows = load_prompt_rows(self.config, tok, self.base_dir, self.seed, self.registry, self.name,
+                                default_verifier, verifier_options)
+        notes = []
+        if rows.unmapped:
+            notes.append(f"{len(rows.unmapped)} rows left out by the field mapping (e.g. {rows.unmapped[0][1]})")
+        if rows.overlap:
+            notes.append(f"{rows.overlap} generated held-out rows dropped: a training row asks the same prompt")
+        if notes:
+            self.console.print(f"{self.name}: " + "; ".join(notes), markup=False)
+        return rows
+
+    def check_references(self, rows, rewards) -> dict[str, float]:
+        """The reference check (:mod:`raylign.engine.tasks.check`, ``[stage] check``): score ``check.rows``
+        sampled rows with their own reference through ``rewards``' verifier term, and stop (DataError, one line
+        naming the source, the mapping and a failing row) when fewer than ``check.min_pass`` pass. Run it before
+        starting the fleets: a wrong mapping stops in seconds. Returns ``check_reference_pass`` when measured."""
+        from raylign.engine.tasks.check import CheckReport, reference_check, require_pass
+
+        cfg, report = self.config.check, CheckReport()
+        score = rewards.verifier_score()
+        if cfg.rows <= 0 or score is None:
+            if score is None:
+                self.console.print(f"{self.name}: no reference check: the reward has no verifier term")
+            return {}
+
+        def verifier_of(row):
+            return self.registry.get("verifiers", row.get("verifier") or rows.verifier)
+
+        reference_check(rows.train, rows.unmapped, verifier_of, score, cfg.rows, self.seed, report)
+        self.console.print(f"{self.name}: {report.line()}", markup=False)
+        require_pass(report, cfg.min_pass, self.name, rows.sources)
+        return report.metrics()
+
+    def solve_rates(self, rows, rewards, fleet, max_tokens: int, stop_token_ids: Sequence[int] = ()
+                    ) -> dict[str, float]:
+        """The share of ``check.solve_rows`` sampled training rows the starting model on ``fleet`` solves greedily
+        and with ``check.k`` samples (``check_solve_greedy``, ``check_solve_at_k``): a task too easy or too hard
+        shows before the training does. Scored by ``rewards``' verifier term; {} without one."""
+        from raylign.engine.tasks.check import CheckReport, solve_rates
+
+        cfg, report = self.config.check, CheckReport()
+        score = rewards.verifier_score()
+        if cfg.solve_rows <= 0 or score is None:
+            return {}
+
+        def generate(ids, n, temperature):
+            outs = fleet.generate(ids, n=n, temperature=temperature, top_p=1.0, max_tokens=max_tokens,
+                                  stop_token_ids=list(stop_token_ids), seed=self.seed + 17)
+            return [[c.text for c in cs] for cs in outs]
+
+        solve_rates(rows.train, generate, score, cfg.solve_rows, cfg.k, self.seed, report)
+        self.console.print(f"{self.name}: {report.line()}", markup=False)
+        return report.metrics()
+
     # ---------------------------------------------------------------------------------------------- state
     def log(self, step: int, metrics: Mapping[str, Any]) -> None:
         self.metrics.log(self.name, step, metrics)

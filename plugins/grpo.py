@@ -23,29 +23,26 @@ from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
+from raylign.engine.tasks.spec import PromptDataConfig
 from raylign.engine.types import RolloutGroup, SequenceBatch
 from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
-from raylign.plugins.prompt_rows import load_prompt_rows
 
 
 @dataclass(frozen=True)
-class GRPOConfig:
-    data: tuple[str, ...] = ()  # JSONL/Parquet rows: prompt (string or chat messages), answer/tests, [verifier]
-    eval_data: tuple[str, ...] = ()  # held-out rows (empty = hold out eval_fraction of data)
-    eval_fraction: float = 0.05  # share held out when eval_data is empty
-    eval_size: int = 200  # held-out prompts in the greedy accuracy eval
+class GRPOConfig(PromptDataConfig):
+    # data, eval_data, eval_size, task, fields, template, system, few_shot, max_prompt_tokens, check: the prompt
+    # rows (PromptDataConfig, raylign.engine.tasks.spec): JSONL/Parquet rows of prompt and answer/tests (and an
+    # optional verifier), any other field names mapped in `fields`, or a registered task
     eval_every: int = 0  # steps between evals during training (0 = before and after only)
     verifier: str = "math"  # default verifier; a row's `verifier` field overrides it
     verifier_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # {name = {option = value}}
     rewards: tuple[RewardTerm, ...] = ()  # a weighted sum of verifiers and reward providers (empty = each row's
     # verifier alone); a term named "verifier" is each row's own verifier
-    system: str = ""  # system message for every prompt ("" = none)
     steps: int = 20  # rollout batches (each followed by updates_per_batch optimizer steps)
     prompts_per_step: int = 16  # prompts per rollout batch
     group_size: int = 8  # G completions per prompt
     micro_batch_size: int = 32  # sequences per learner forward/backward
     updates_per_batch: int = 1  # optimizer steps per rollout batch (the batch is split into this many parts)
-    max_prompt_tokens: int = 128  # longer prompts are skipped (counted in the log)
     max_new_tokens: int = 64  # completion length limit
     temperature: float = 1.0  # training sampling temperature (top-p 1, no top-k: true sampler logprobs)
     advantage: str = "grpo"  # a registered advantage estimator: grpo, dr_grpo, rloo, reinforce_pp, ...
@@ -76,13 +73,16 @@ class GRPOStage:
         self._check(ctx, cfg)
         tok = load_tokenizer(ctx.input_model)
         stops = stop_token_ids(tok)
-        train_rows, eval_rows = self._load(ctx, cfg, tok)
+        rows = self._load(ctx, cfg, tok)
+        train_rows, eval_rows = rows.train, rows.evals
+        rewards = ctx.start_rewards(cfg.rewards or (RewardTerm(name="verifier"),), rows.verifier,
+                                    rows.verifier_options, key=f"{ctx.name}.rewards")
+        checked = ctx.check_references(rows, rewards)  # a wrong field mapping stops here, before the fleets
         total_updates = cfg.steps * cfg.updates_per_batch
         learner = ctx.start_learner(ctx.input_model, cfg.optim, total_updates)
         reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False) if cfg.kl_coef > 0 else None
-        rewards = ctx.start_rewards(cfg.rewards or (RewardTerm(name="verifier"),), cfg.verifier,
-                                    cfg.verifier_options, key=f"{ctx.name}.rewards")
         fleet = ctx.start_rollout_fleet(ctx.input_model)
+        checked.update(ctx.solve_rates(rows, rewards, fleet, cfg.max_new_tokens, stops))
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
 
         # the same greedy eval on training prompts: a gain there without one on held-out prompts is memorization
@@ -131,13 +131,11 @@ class GRPOStage:
         return {"eval_accuracy_before": before["eval_accuracy"], "eval_accuracy": after["eval_accuracy"],
                 "eval_accuracy_gain": after["eval_accuracy"] - before["eval_accuracy"],
                 "eval_reward_mean": after["eval_reward_mean"],
-                "train_accuracy_before": train_before, "train_accuracy": train_after}
+                "train_accuracy_before": train_before, "train_accuracy": train_after, **checked}
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod
     def _check(ctx, cfg: GRPOConfig) -> None:
-        if not cfg.data:
-            raise ConfigError(f"{ctx.name}.data is empty: list JSONL/Parquet files of prompt/answer rows")
         if cfg.group_size < 2:
             raise ConfigError(f"{ctx.name}.group_size must be at least 2 (advantages compare samples of a group)")
         if cfg.updates_per_batch < 1 or cfg.prompts_per_step % cfg.updates_per_batch:
@@ -154,16 +152,14 @@ class GRPOStage:
             RewardMix.kind_of(term, ctx.registry, f"{ctx.name}.rewards[{i}]")
 
     def _load(self, ctx, cfg: GRPOConfig, tok):
-        def check(row, where):  # an unknown per-row verifier fails before any rollout
-            ctx.registry.get("verifiers", row.get("verifier", cfg.verifier))
-
-        train, evals, skipped = load_prompt_rows(ctx, tok, cfg, check)
+        rows = ctx.prompt_rows(tok, cfg.verifier, cfg.verifier_options)  # an unknown row verifier fails here
         ctx.console.print(
-            f"{ctx.name}: {len(train)} training prompts, {len(evals)} held-out; per step {cfg.prompts_per_step} "
-            f"prompts x {cfg.group_size} samples = {cfg.prompts_per_step * cfg.group_size} completions, "
-            f"{cfg.updates_per_batch} update(s); {skipped} prompts over {cfg.max_prompt_tokens} tokens skipped"
+            f"{ctx.name}: {len(rows.train)} training prompts, {len(rows.evals)} held-out; per step "
+            f"{cfg.prompts_per_step} prompts x {cfg.group_size} samples = {cfg.prompts_per_step * cfg.group_size} "
+            f"completions, {cfg.updates_per_batch} update(s); {rows.skipped} prompts over {cfg.max_prompt_tokens} "
+            f"tokens skipped"
         )
-        return train, evals
+        return rows
 
     # ------------------------------------------------------------------------------------------ rollouts
     def collect(self, fleet, rewards, rows, cfg: GRPOConfig, stops, step: int, cursor: int, seed: int):

@@ -34,28 +34,25 @@ from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
+from raylign.engine.tasks.spec import PromptDataConfig
 from raylign.engine.types import RolloutGroup, SequenceBatch, TrainBatch
 from raylign.plugins import ppo_math
 from raylign.plugins.grpo_batch import sequence_batch
 from raylign.plugins.judge import gold_comparison
-from raylign.plugins.prompt_rows import load_prompt_rows
 
 
 @dataclass(frozen=True)
-class PPOConfig:
-    data: tuple[str, ...] = ()  # prompt rows (prompt: string or chat messages, plus what the reward terms read)
-    eval_data: tuple[str, ...] = ()  # held-out prompts (empty = hold out eval_fraction of data)
-    eval_fraction: float = 0.05  # share held out when eval_data is empty
-    eval_size: int = 200  # held-out prompts in the greedy eval
+class PPOConfig(PromptDataConfig):
+    # data, eval_data, eval_size, task, fields, template, system, few_shot, max_prompt_tokens, check: the prompt
+    # rows (PromptDataConfig, raylign.engine.tasks.spec): prompt (string or chat messages) plus what the reward
+    # terms read, other field names mapped in `fields`, or a registered task
     eval_every: int = 0  # steps between evals (0 = before and after only)
-    system: str = ""  # system message for every prompt ("" = none)
     rewards: tuple[RewardTerm, ...] = ()  # the reward: a weighted sum of providers and verifiers (required)
     gold: str = ""  # a verifier used only to evaluate (a gold judge the reward model never saw; "" = none)
     gold_options: dict[str, Any] = field(default_factory=dict)  # its options
     steps: int = 40  # rollout batches
     prompts_per_step: int = 32  # prompts per rollout batch
     samples_per_prompt: int = 1  # replies sampled per prompt
-    max_prompt_tokens: int = 128  # longer prompts are skipped (counted in the log)
     max_new_tokens: int = 48  # reply length limit
     temperature: float = 1.0  # sampling temperature (top-p 1, no top-k: true sampler logprobs)
     epochs: int = 2  # passes over each rollout batch
@@ -121,16 +118,20 @@ class PPOStage:
         self._check(ctx, cfg)
         tok = load_tokenizer(ctx.input_model)
         stops = stop_token_ids(tok)
-        train_rows, eval_rows = self._load(ctx, cfg, tok)
+        rows = self._load(ctx, cfg, tok)
+        train_rows, eval_rows = rows.train, rows.evals
+        rewards = ctx.start_rewards(cfg.rewards, rows.verifier or None, rows.verifier_options,
+                                    key=f"{ctx.name}.rewards")
+        checked = ctx.check_references(rows, rewards)  # only when the reward has a verifier term
         per_step = cfg.epochs * cfg.mini_batches
         policy = ctx.start_learner(ctx.input_model, cfg.optim, max(1, cfg.steps - cfg.critic_warmup_steps) * per_step)
         critic_dir = ctx.model_ref(cfg.critic, f"{ctx.name}.critic") if cfg.critic else ctx.input_model
         critic = ctx.start_learner(critic_dir, cfg.critic_optim, cfg.steps * per_step, role="critic", head="value")
         reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False)
-        rewards = ctx.start_rewards(cfg.rewards, key=f"{ctx.name}.rewards")
         gold = (ctx.start_rewards([RewardTerm(name=cfg.gold, options=dict(cfg.gold_options))], key=f"{ctx.name}.gold")
                 if cfg.gold else None)
         fleet = ctx.start_rollout_fleet(ctx.input_model)
+        checked.update(ctx.solve_rates(rows, rewards, fleet, cfg.max_new_tokens, stops))
         kl_ctl = ppo_math.KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
 
         resume = ctx.resume_point()
@@ -179,14 +180,12 @@ class PPOStage:
             final["eval_gold_score_before"] = before["eval_gold_score"]
         ctx.log(cfg.steps, final)
         policy.save_model(ctx.output_model)
-        return final
+        return {**final, **checked}
 
     # ------------------------------------------------------------------------------------------ set-up
     @staticmethod
     def _check(ctx, cfg: PPOConfig) -> None:
         n = ctx.name
-        if not cfg.data:
-            raise ConfigError(f"{n}.data is empty: list JSONL/Parquet files of prompt rows")
         if not cfg.rewards:
             raise ConfigError(f'{n}.rewards is empty: e.g. rewards = [{{ name = "reward_model", model = "reward_model" }}]')
         if cfg.kl_in not in ("reward", "loss"):
@@ -205,13 +204,13 @@ class PPOStage:
             RewardMix.kind_of(term, ctx.registry, f"{n}.rewards[{i}]")
 
     def _load(self, ctx, cfg: PPOConfig, tok):
-        train, evals, skipped = load_prompt_rows(ctx, tok, cfg)
+        rows = ctx.prompt_rows(tok)
         ctx.console.print(
-            f"{ctx.name}: {len(train)} training prompts, {len(evals)} held-out; per step {cfg.prompts_per_step} "
-            f"prompts x {cfg.samples_per_prompt} = {cfg.prompts_per_step * cfg.samples_per_prompt} replies, "
-            f"{cfg.epochs} epoch(s) x {cfg.mini_batches} mini-batch(es); {skipped} prompts over "
-            f"{cfg.max_prompt_tokens} tokens skipped")
-        return train, evals
+            f"{ctx.name}: {len(rows.train)} training prompts, {len(rows.evals)} held-out; per step "
+            f"{cfg.prompts_per_step} prompts x {cfg.samples_per_prompt} = "
+            f"{cfg.prompts_per_step * cfg.samples_per_prompt} replies, {cfg.epochs} epoch(s) x {cfg.mini_batches} "
+            f"mini-batch(es); {rows.skipped} prompts over {cfg.max_prompt_tokens} tokens skipped")
+        return rows
 
     # ------------------------------------------------------------------------------------------ rollouts
     def collect(self, fleet, rewards, rows, cfg: PPOConfig, stops, step: int, seed: int):

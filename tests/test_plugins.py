@@ -206,6 +206,7 @@ HOOK_TESTS = {
     "raylign_register_advantage_estimators":
         "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
     "raylign_register_sandboxes": "test_plugins.py::test_every_registration_hook_receives_a_register_callback",
+    "raylign_register_tasks": "test_tasks.py::test_a_third_party_task_plugin_is_used_by_name",
     "raylign_run_start": "test_plugins.py::test_run_start_and_end",
     "raylign_stage_start": "test_plugins.py::test_stage_start_and_end",
     "raylign_step_end": "test_plugins.py::test_step_end",

@@ -107,6 +107,15 @@ class RewardMix:
         return self.verifiers.score([{"completion": s.get("completion"),
                                       "task": {**(s.get("task") or {}), "verifier": term.name}} for s in samples])
 
+    def verifier_score(self) -> Callable[[Sequence[Mapping[str, Any]]], list[Verdict]] | None:
+        """Scoring by the reward's verifier alone (the routed term, else the first named verifier; no weights,
+        no providers), for checks that ask whether a row's own reference passes; None without a verifier term."""
+        terms = [t for t in self.terms if self.kinds[t.key] == "verifier"]
+        terms.sort(key=lambda t: t.name != ROUTED)
+        if not terms:
+            return None
+        return lambda samples: self.score_term(terms[0], samples)
+
     def term_metrics(self, verdicts: Sequence[Verdict]) -> dict[str, float]:
         """``reward/<term>``: each term's mean raw reward (before its weight) over ``verdicts``."""
         if len(self.terms) < 2:

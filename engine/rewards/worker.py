@@ -189,7 +189,10 @@ def zygote_main() -> None:
     ctl = socket.socket(fileno=int(os.environ.pop(FD_ENV)))
 
     def send(obj: Any, fds: Sequence[int] = ()) -> None:
-        socket.send_fds(ctl, [dumps(obj)], list(fds))
+        try:
+            socket.send_fds(ctl, [dumps(obj)], list(fds))
+        except (BrokenPipeError, ConnectionResetError):  # the pool closed (even before we were ready): go quietly
+            os._exit(0)
 
     try:
         from raylign.engine.plugins import build_registry

@@ -32,6 +32,7 @@ to evaluate (``9^9^9^9``) without being written exactly like the reference. Stat
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from fractions import Fraction
@@ -99,6 +100,18 @@ class MathVerifier:
         self.max_answer_chars = max_answer_chars
         self.time_budget_s = time_budget_s
         import sympy  # noqa: F401  (the last-resort equivalence check; imported once per worker, not per call)
+
+    @staticmethod
+    def reference_completion(task: Mapping) -> str | None:
+        """A completion that states the row's own answer (boxed, after "The answer is"), for the reference check
+        that runs before training: a row whose field mapping is wrong fails it."""
+        if not isinstance(task, Mapping) or task.get("answer") is None:
+            return None
+        reference = _reference_text(task["answer"])
+        problem = _not_an_answer(reference)
+        if problem:
+            raise ValueError(f"the answer {_shown(reference)[:80]!r} {problem}")
+        return f"The answer is \\boxed{{{reference}}}."
 
     def __call__(self, completion: str, task: dict) -> Verdict:
         if not isinstance(task, Mapping) or task.get("answer") is None:
@@ -196,6 +209,24 @@ class MathVerifier:
             except (Unjudgeable, RecursionError, MemoryError):
                 return shown
         return []
+
+
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
+
+
+def _not_an_answer(reference: str) -> str | None:
+    """Why a reference reads as working, prose or a question rather than a final answer (None when it does
+    not): what a wrong field mapping gives (GSM8K's whole solution, MATH's solution text, the question)."""
+    if "####" in reference or re.search(r"<<[^>]*>>", reference):
+        return "still holds its working (a '####' or '<<...>>' marker): take the final answer out of it"
+    words = len(_WORD.findall(reference))
+    if "\n" in reference.strip() and words >= 3:
+        return "spans several lines of text: it reads as working, not a final answer"
+    if reference.rstrip().endswith("?") and words >= 3:
+        return "is a question, not an answer"
+    if words >= 6:
+        return f"reads as prose ({words} words), not a final answer"
+    return None
 
 
 def _shown(text: str) -> str:
