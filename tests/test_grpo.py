@@ -76,6 +76,7 @@ timeout_s = 10.0
 [grpo]
 data = ["{data}"]
 eval_data = ["{data}"]
+fields = {{ prompt = "text" }}    # the rows' prompt field is named text
 eval_size = 8
 verifier = "format"
 steps = {steps}
@@ -100,7 +101,7 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
     data = tmp_path / "tasks.jsonl"
     with open(data, "w") as fh:
         for i in range(32):
-            fh.write(json.dumps({"prompt": f"Say anything {i}", "format": r"[^e]*", "verifier": "format"}) + "\n")
+            fh.write(json.dumps({"text": f"Say anything {i}", "format": r"[^e]*", "verifier": "format"}) + "\n")
     cfg_path = tmp_path / "grpo.toml"
     cfg_path.write_text(GRPO_CONFIG.format(out=tmp_path / "runs", model=tiny_model_dir, data=data, steps=16))
     synced = _SyncObserver()
@@ -122,6 +123,9 @@ def test_short_grpo_run_raises_reward(tmp_path, tiny_model_dir, ray_session):
     metrics = summary["stages"]["grpo"]["metrics"]
     assert {"eval_accuracy_before", "eval_accuracy", "eval_accuracy_gain", "train_accuracy_before",
             "train_accuracy"} <= set(metrics)
+    # the starting model's solve rates were measured before training (format has no reference: no reference check)
+    assert 0.0 <= metrics["check_solve_greedy"] <= metrics["check_solve_at_k"] <= 1.0
+    assert "check_reference_pass" not in metrics
     assert 0.0 <= metrics["train_accuracy"] <= 1.0
     assert (tmp_path / "runs" / "grpo" / "models" / "grpo" / "config.json").exists()
 

@@ -415,3 +415,24 @@ def test_data_check_command_prints_prompts_and_stops_on_a_wrong_mapping(tmp_path
     assert bad.returncode == 2
     errors = [line for line in bad.stderr.splitlines() if line.startswith("raylign: error:")]
     assert len(errors) == 1 and "reference check failed: 0/8" in errors[0] and "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------------ in a run
+
+
+@pytest.mark.slow
+def test_a_grpo_stage_with_a_wrong_mapping_stops_before_its_fleets(tmp_path, tiny_model_dir, ray_session):
+    """The stage runs the reference check right after its reward fleet starts: one line, no learner, no vLLM."""
+    from raylign.engine.config import load_config
+    from raylign.engine.driver import run_pipeline
+    from raylign.engine.plugins import build_registry
+
+    path = check_config(tmp_path, gsm8k_rows(), "math", 'fields = { prompt = "question" }')
+    text = path.read_text().replace('base_model = ""', f'base_model = "{tiny_model_dir}"')
+    path.write_text(text.replace("[rewards]", "[ray]\nnum_cpus = 8\n\n[rewards]"))
+    reg = build_registry()
+    with pytest.raises(DataError, match=r"^grpo: reference check failed: 0/9 rows of rows\.jsonl with fields "
+                                        r"\{prompt = \"question\"\} .* still holds its working"):
+        run_pipeline(load_config(path, reg), reg)
+    log = (tmp_path / "runs" / "check").iterdir()
+    assert not (tmp_path / "runs" / "check" / "models" / "grpo").exists() and log
