@@ -2,7 +2,7 @@
 
 One service for the module (real Ray Serve on a free loopback port, a bearer token, the built-in verifiers plus
 the tests' toy ones). TRL trains a tiny from-scratch model for two GRPO steps with reward functions that call
-``/verify/{name}`` over HTTP; OpenRLHF is not installed, so its side is a client written to its protocol as its
+``/verify/{name}`` over HTTP, built by the README's own code; OpenRLHF is not installed, so its side is a client written to its protocol as its
 own source sends it (see ``raylign.engine.rewards.serve_openrlhf``): the 2026 single-sample aiohttp client, and
 the older batch clients that sent only ``query`` (2024-07) or ``query`` and ``prompts`` (2025-02).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -41,24 +41,19 @@ def service(ray_session, tmp_path_factory) -> str:
 
 # ------------------------------------------------------------------ TRL
 
-def raylign_reward(url: str, verifier: str, task_fields: tuple[str, ...] = (), token: str | None = None):
-    """A TRL reward function that scores each completion with a raylign verifier over HTTP (as in the README).
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_SECTION = "### raylign's verifiers from TRL or OpenRLHF"
 
-    ``task_fields`` are the dataset columns the verifier reads (TRL passes every column as a keyword list).
-    """
-    def reward(prompts, completions, **columns) -> list[float]:
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]  # chat or plain
-        items = [{"completion": text, "task": {f: columns[f][i] for f in task_fields}} for i, text in enumerate(texts)]
-        headers = {"content-type": "application/json"}
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        req = urllib.request.Request(f"{url}/verify/{verifier}", json.dumps({"items": items}).encode(), headers)
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            verdicts = json.load(resp)["verdicts"]
-        return [v["reward"] for v in verdicts]
 
-    reward.__name__ = f"raylign_{verifier}"  # TRL logs rewards/<name>/mean
-    return reward
+def readme_reward_function():
+    """``raylign_reward`` exactly as the README shows it: its section's first Python block, up to the trainer."""
+    text = README.read_text()
+    section = text[text.index(README_SECTION):]
+    block = section[section.index("```python\n") + len("```python\n"):]
+    code = block[:block.index("\ntrainer = ")]
+    namespace: dict = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    return namespace["raylign_reward"]
 
 
 def test_trl_grpo_trainer_trains_with_raylign_verifiers_over_http(service, tiny_model_dir, tmp_path):
@@ -69,7 +64,7 @@ def test_trl_grpo_trainer_trains_with_raylign_verifiers_over_http(service, tiny_
     seen: dict[str, list[list[float]]] = {"math": [], "length": []}
 
     def recorded(verifier, fields):
-        inner = raylign_reward(service, verifier, fields, token=TOKEN)
+        inner = readme_reward_function()(verifier, fields, url=service, token=TOKEN)
 
         def reward(prompts, completions, **columns):
             rewards = inner(prompts, completions, **columns)
