@@ -436,3 +436,38 @@ def test_a_grpo_stage_with_a_wrong_mapping_stops_before_its_fleets(tmp_path, tin
         run_pipeline(load_config(path, reg), reg)
     log = (tmp_path / "runs" / "check").iterdir()
     assert not (tmp_path / "runs" / "check" / "models" / "grpo").exists() and log
+
+
+# ------------------------------------------------------------------------------------------------ the README
+
+
+def readme_task_blocks() -> dict[str, str]:
+    """The README's "Your own task" TOML blocks, by the dataset named on their first line."""
+    import re
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("### Your own task"):]
+    section = section[: section.index("\n## ")]
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.S)
+    return {b.split(":", 1)[0].lstrip("# ").strip(): b for b in blocks}
+
+
+README_ROWS = {"GSM8K": ("gsm8k_train.jsonl", gsm8k_rows), "MATH": ("math_train.jsonl", math_rows),
+               "MBPP": ("mbpp_train.jsonl", mbpp_rows), "CodeContests": ("contests_train.jsonl", codecontests_rows),
+               "reasoning-gym": (None, None)}
+
+
+@pytest.mark.parametrize("shape", list(README_ROWS))
+def test_the_readme_blocks_run_on_rows_of_their_shape(tmp_path, shape):
+    blocks = readme_task_blocks()
+    assert set(blocks) == set(README_ROWS), "the README's task blocks and this test list different shapes"
+    if "code" in blocks[shape] and "namespaces" in os.environ.get("RAYLIGN_TEST_SKIP_SANDBOX", ""):
+        pytest.skip("no sandbox here")
+    name, make = README_ROWS[shape]
+    if name:
+        write_jsonl(tmp_path / name, make())
+    path = tmp_path / "readme.toml"
+    path.write_text(f'[run]\nname = "readme"\noutput_dir = "{tmp_path}"\npipeline = ["grpo"]\n\n'
+                    + blocks[shape] + "check = { rows = 64, solve_rows = 0 }\n")
+    report = run_check(path)
+    assert report.checked >= 3 and report.passed == report.checked
