@@ -51,13 +51,15 @@ def test_the_sandbox_table_is_passed_in_never_looked_up():
     toy = types.ModuleType("toy_sandbox")
     toy.raylign_register_sandboxes = hookimpl(lambda register: register("toy", Toy))
     assert CodeVerifier(sandbox="toy", sandboxes={"toy": Toy}).backend_name == "toy"
-    assert "unknown sandbox backend 'toy'" in CodeVerifier(sandbox="toy").backend_error  # not a built-in
+    with pytest.raises(RuntimeError, match="unknown sandbox backend 'toy'"):  # not a built-in
+        CodeVerifier(sandbox="toy")
     reg = build_registry(extra_plugins=[code_mod, sandbox_mod, toy], entry_points=False)
     assert instantiate_verifier(CodeVerifier, {"sandbox": "toy"}, reg).backend_name == "toy"
     assert instantiate_verifier(CodeVerifier, {}, reg).backend_name == get_backend().name  # the strongest
     no_sandboxes = build_registry(extra_plugins=[code_mod], entry_points=False)  # nothing registered: built-ins
     assert instantiate_verifier(CodeVerifier, {}, no_sandboxes).backend_name == get_backend().name
-    assert instantiate_verifier(CodeVerifier, {"sandbox": "toy"}, no_sandboxes).backend_error
+    with pytest.raises(RuntimeError, match="unknown sandbox backend 'toy'"):
+        instantiate_verifier(CodeVerifier, {"sandbox": "toy"}, no_sandboxes)
 
 
 def test_humaneval(verifier):
@@ -122,9 +124,8 @@ def test_invalid_rows_no_code_and_unavailable_sandbox(verifier):
     for empty in ("", "   \n", "```python\n```"):
         v = verifier(empty, ADD)
         assert (v.status, v.reward, v.details["reason"]) == ("ok", 0.0, "no code")
-    broken = CodeVerifier(sandbox="no-such-backend")
-    v = broken("    return a + b\n", ADD)
-    assert v.status == "error" and "no-such-backend" in v.error
+    with pytest.raises(RuntimeError, match="no-such-backend"):  # stops the run at its start, one line
+        CodeVerifier(sandbox="no-such-backend")
 
 
 @pytest.mark.parametrize("name,completion", [

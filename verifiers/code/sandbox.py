@@ -290,13 +290,15 @@ def raylign_register_sandboxes(register):
 
 
 def default_backend(backends: Mapping[str, type] | None = None) -> SandboxBackend | None:
-    """An instance of the strongest available backend, or None if none works here.
+    """An instance of the strongest available backend of ``strong`` isolation, or None if none works here. A
+    weak backend (``rlimits``) is never a default: a run uses it only when its config names it.
 
     :param backends: the backends to choose from, ``{name: backend class}`` (the engine passes those of its
         plugin registry, see :class:`~raylign.verifiers.code.verifier.CodeVerifier`); None: the built-in ones.
     """
     backends = BUILTIN_BACKENDS if backends is None else backends
-    for cls in sorted(backends.values(), key=lambda c: -int(getattr(c, "strength", 0))):
+    strong = [c for c in backends.values() if getattr(c, "isolation", "weak") == "strong"]
+    for cls in sorted(strong, key=lambda c: -int(getattr(c, "strength", 0))):
         try:
             if cls.available():
                 return cls()
@@ -305,8 +307,17 @@ def default_backend(backends: Mapping[str, type] | None = None) -> SandboxBacken
     return None
 
 
+def _why_unavailable(name: str, cls: type) -> str:
+    try:
+        why = cls.probe()[1] if hasattr(cls, "probe") else ""
+    except Exception as exc:  # noqa: BLE001
+        why = f"{type(exc).__name__}: {exc}"
+    return " ".join(str(why or "its probe failed").split())[:400]
+
+
 def get_backend(name: str = "auto", backends: Mapping[str, type] | None = None) -> SandboxBackend:
-    """The backend called ``name`` (``"auto"``: the strongest available). Raises RuntimeError if unusable.
+    """The backend called ``name`` (``"auto"``: the strongest available of strong isolation). Raises
+    RuntimeError, one line saying why, when it cannot be used here: "auto" never falls back to a weak backend.
 
     :param backends: the backends to choose from, ``{name: backend class}``; None: the built-in ones.
     """
@@ -314,15 +325,18 @@ def get_backend(name: str = "auto", backends: Mapping[str, type] | None = None) 
     if name == "auto":
         backend = default_backend(backends)
         if backend is None:
-            why = {n: getattr(c, "probe", lambda: (False, "?"))()[1] for n, c in backends.items()}
-            raise RuntimeError(f"no sandbox backend works on this machine: {why}")
+            strong = {n: c for n, c in backends.items() if getattr(c, "isolation", "weak") == "strong"}
+            weak = sorted(n for n in backends if n not in strong)
+            why = "; ".join(f"{n}: {_why_unavailable(n, c)}" for n, c in strong.items()) or "none is registered"
+            hint = f" (to run with the weaker {weak[0]!r} backend anyway, name it: sandbox = \"{weak[0]}\")" \
+                if weak else ""
+            raise RuntimeError(f"no strong sandbox backend works on this machine: {why}{hint}")
         return backend
     if name not in backends:
         raise RuntimeError(f"unknown sandbox backend {name!r}; known: {', '.join(sorted(backends))}")
     cls = backends[name]
     if not cls.available():
-        why = getattr(cls, "probe", lambda: (False, ""))()[1]
-        raise RuntimeError(f"sandbox backend {name!r} is not available on this machine: {why}")
+        raise RuntimeError(f"sandbox backend {name!r} is not available on this machine: {_why_unavailable(name, cls)}")
     return cls()
 
 

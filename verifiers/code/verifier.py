@@ -15,10 +15,14 @@ Code is the last fenced code block of the completion when it has one, else the w
 
 Statuses: a program that fails is ``ok`` with reward 0 and ``details["failures"]`` saying which tests failed
 and why (``assertion``, an exception type name, ``timeout``, ``memory``, ``output_limit``, ``killed``,
-``exit``, ``daemon``, ``tamper``, ``wrong_answer``); a program that runs into the wall-clock deadline is
-``timeout`` (for stdio: only when every case timed out); a bad task row is ``invalid`` (the error names the
-field); a sandbox that cannot run is ``error``. A completion with no code is ``ok``, reward 0, reason
-``no code``. Every verdict has ``details["sandbox"]``, the backend's name (see :mod:`.sandbox`).
+``exit``, ``daemon``, ``gone``, ``protocol``, ``tester``, ``wrong_answer``); a program that runs into the
+harness's wall-clock deadline is ``timeout`` (for stdio: only when every case timed out; a signal the program
+sends itself, SIGXCPU included, is ``killed``, scored 0); a bad task row is ``invalid`` (the error names the
+field); a sandbox job that fails is ``error``; a sandbox backend that cannot run here stops the verifier's
+construction (RuntimeError). A completion with no code is ``ok``, reward 0, reason
+``no code``. Every verdict that ran has ``details["sandbox"]`` (the backend's name), ``details["isolation"]``
+and ``details["bounds"]`` (``cgroup``, or ``rlimits: <why>`` when the job's total memory and process count
+could not be bounded; see :mod:`.sandbox`).
 """
 from __future__ import annotations
 
@@ -110,7 +114,9 @@ def _join(value: Any) -> str:
 class CodeVerifier:
     """Score Python completions by running them against the task's tests in a sandbox.
 
-    :param sandbox: backend name (``"auto"``: the strongest available, see :func:`.sandbox.default_backend`).
+    :param sandbox: backend name (``"auto"``: the strongest available of strong isolation, see
+        :func:`.sandbox.get_backend`; the weaker ``"rlimits"`` only when named). Raises RuntimeError, one line
+        saying why, when that backend cannot run here.
     :param timeout_s: wall-clock limit per program run (per stdin case; for tests: the whole run).
     :param memory_mb: address-space limit of the program.
     :param all_or_nothing: reward 1 only if every test/case passes (else the fraction passed).
@@ -129,16 +135,11 @@ class CodeVerifier:
                              max_output_bytes=int(max_output_bytes))
         self.all_or_nothing = bool(all_or_nothing)
         self.site_packages = bool(site_packages)
-        self.backend: SandboxBackend | None = None
-        self.backend_error: str | None = None
-        if isinstance(sandbox, SandboxBackend):
-            self.backend = sandbox
-        else:
-            try:
-                self.backend = get_backend(sandbox, sandboxes)
-            except RuntimeError as exc:  # reported on every call as status "error"
-                self.backend_error = str(exc)
-        self._sandbox_name = self.backend.name if self.backend else str(sandbox)
+        # a sandbox that cannot run here stops the run now, with one line saying why (RuntimeError); "auto"
+        # never falls back to the weaker rlimits backend, which a config must name to get
+        self.backend: SandboxBackend = sandbox if isinstance(sandbox, SandboxBackend) else get_backend(sandbox,
+                                                                                                       sandboxes)
+        self._sandbox_name = self.backend.name
 
     @property
     def backend_name(self) -> str:
@@ -169,8 +170,6 @@ class CodeVerifier:
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             return Verdict(0.0, "invalid", str(exc), details)
         details["format"] = fmt
-        if self.backend is None:
-            return Verdict(0.0, "error", f"sandbox unavailable: {self.backend_error}", details)
         if not isinstance(completion, str):
             return Verdict(0.0, "invalid", f"completion must be a str, got {type(completion).__name__}", details)
         code = extract_code(completion)
@@ -181,7 +180,10 @@ class CodeVerifier:
             # a fenced block usually restates the whole function; a bare completion continues the prompt
             program = fields["prompt"] + ("\n" + code if _OPEN_FENCE.search(completion) else completion)
             test = f"{fields['test']}\n\ncheck({fields['entry_point']})\n"
-            job = Job(program, tests=(test,), limits=self.limits, site_packages=self.site_packages)
+            # the prompt runs in the test process too: its helpers (poly, encode_cyclic...) are the task's,
+            # whatever the completion redefines; only the entry point is the solution's
+            job = Job(program, tests=(test,), limits=self.limits, site_packages=self.site_packages,
+                      setup=fields["prompt"], entry_points=(fields["entry_point"],))
         elif fmt == "asserts":
             job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages)
         else:
@@ -190,7 +192,8 @@ class CodeVerifier:
 
     def judge(self, prepared: tuple[str, Job, dict], res: SandboxResult) -> Verdict:
         fmt, job, fields = prepared
-        details: dict[str, Any] = {"sandbox": res.backend, "isolation": res.isolation, "format": fmt}
+        details: dict[str, Any] = {"sandbox": res.backend, "isolation": res.isolation, "format": fmt,
+                                   "bounds": res.bounds}
         if res.error:
             return Verdict(0.0, "error", res.error, details)
         failures: list[dict[str, Any]] = []
