@@ -1,53 +1,58 @@
 """Sandboxes that run untrusted Python programs, and the hook that registers them.
 
-Backends (registered through ``raylign_register_sandboxes``; the default is the strongest available). The
-table to choose from is passed in (``get_backend(name, backends)``): the engine hands the code verifier its
-registry's sandboxes; without one, the built-in ``BUILTIN_BACKENDS``. Nothing here reads the engine's registry.
+Backends (registered through ``raylign_register_sandboxes``). The table to choose from is passed in
+(``get_backend(name, backends)``): the engine hands the code verifier its registry's sandboxes; without one,
+the built-in ``BUILTIN_BACKENDS``. Nothing here reads the engine's registry. ``"auto"`` is the strongest
+available backend of *strong* isolation; the weak ``rlimits`` is used only when a config names it, and when no
+strong backend works ``get_backend`` raises RuntimeError with one line saying why (never a silent fallback).
 
-- ``namespaces`` (strength 100): each job gets fresh user, PID, network and mount namespaces, created with
-  ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.code.sandbox_harness`; nothing to install).
-  Inside: the whole file system is read-only, ``/tmp`` is a private size-capped tmpfs (the working
-  directory, gone with the namespace), ``/root``, ``/home``, ``/run`` and ``/var/tmp`` are hidden behind
-  empty tmpfs mounts (only the interpreter's own directories are put back), ``/proc`` is the namespace's
-  own, the only network device is a down loopback, and the code runs as uid 65534 without capabilities (in
-  a nested user namespace when the host is not root) under rlimits on CPU time, address space, process
-  count, file size (which also caps stdout/stderr) and open files. PID 1 of the namespace is the harness:
-  it times each run with a pidfd and kills whatever the run left behind; the job server kills PID 1 at the
-  job's wall-clock deadline, and when PID 1 dies the kernel kills every process in the namespace.
-- ``rlimits`` (strength 10): the same harness without namespaces: rlimits, a private temp dir removed
+- ``namespaces`` (strength 100, strong): each job gets fresh user, PID, IPC, network and mount namespaces,
+  created with ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.code.sandbox_harness`; nothing
+  to install). Its root is a minimal tree (``sandbox_host.minimal_root``, ``pivot_root``, the host's tree
+  detached): the interpreter, its standard library (site-packages masked) and the shared libraries they load,
+  all read-only, ``/dev/null|zero|random|urandom``, a fresh ``/proc``, a private size-capped ``/tmp`` and
+  ``/dev/shm``; no host data, homes, /etc files (but the linker's cache) or project files. The only network
+  device is a down loopback. Programs run as uid 65534 without capabilities under rlimits (CPU time, address
+  space, file size, which also caps stdout/stderr, open files). The job as a whole has its own memory and
+  pids cgroups (memory_mb + 64 MB for the harness, max_procs + 2) where the machine lets the harness create
+  them (cgroup v1 or v2, under the host process's own cgroup); where not, ``SandboxResult.bounds`` (and the
+  verdict's ``details["bounds"]``) says ``rlimits: <why>`` and only the per-process rlimits hold.
+  PID 1 of the namespace is the harness's supervisor B: it times each run with pidfds and kills whatever the
+  run left behind; the job server kills B at the job's deadline, and when B dies the kernel kills every
+  process in the namespace, and the mounts, tmpfs pages and IPC objects go with it.
+- ``rlimits`` (strength 10, weak): the same harness without namespaces: rlimits, a private temp dir removed
   afterwards, uid 65534 when the host is root, and a child-subreaper that kills the process tree. No file
-  system, network or process isolation beyond that: results say ``isolation="weak"``.
+  system, network, IPC or process isolation beyond that: results say ``isolation="weak"``.
 
-Files: this module (API, backends, judging what the harness reported), :mod:`.sandbox_host` (talking to the
-job servers), and the harness that runs as its own process: :mod:`.sandbox_harness` (job server),
-:mod:`.sandbox_supervisor` (PID 1 of a job), :mod:`.sandbox_runner` (the process that runs the code).
+Files: this module (API, backends, judging what the harness reported), :mod:`.sandbox_host` (the job
+servers, the minimal root), and the harness that runs as its own process: :mod:`.sandbox_harness` (job
+server, cgroups), :mod:`.sandbox_supervisor` (B: mounts, runs), :mod:`.sandbox_runner` (S, the solution),
+:mod:`.sandbox_tester` (T, the tests), :mod:`.sandbox_wire` (plain data between T and S).
 
-Throughput: a host process starts a job server per CPU (at most 4; ``python -I -S``, once each). Each server
-keeps two namespaces warm (cloned, mounted, waiting) and hands each to exactly one job, so a job costs a
-couple of forks, not an interpreter start: :func:`run_many` runs jobs on a thread pool sized to the CPUs.
+Throughput: a host process starts job servers on demand (``python -I -S``, one more only when every running
+one is busy, at most 4). Each server keeps two namespaces warm (cloned, mounted, their first run's processes
+forked and waiting) and hands each to exactly one job, so a job costs a few forks, not an interpreter start:
+:func:`run_many` runs jobs on a thread pool sized to the CPUs.
 
 How a pass is decided (tests mode; stdin/stdout programs are compared by the host and need none of this):
-the host draws a random token per test and sends it to the harness, which runs the solution and then each
-test snippet in a copy of the solution's namespace with pristine builtins, and writes ``P <i> <token>`` only
-after snippet ``i`` returned, and a last token once every snippet ran. The host counts a test as passed only
-if its token is right, the last token is there, the runner exited 0 by itself (not by a signal, not at a
-deadline) with no process left behind, and no wrong token was written. The job server never reads a spec,
-so no job's memory holds another job's tokens. So ``sys.exit(0)``/``os._exit(0)`` before or during the
-tests, raising ``SystemExit`` in a test, patching ``builtins``/``assert``/the test function from the
-solution (tests get fresh builtins and are defined after the solution ran), killing the parent (PID 1 is
-root of the namespace, out of uid 65534's reach, and ignores signals from inside it anyway), a daemon that
-outlives the run (killed, and the run fails), printing or writing a fake pass marker (needs the
-token; a wrong one fails the run) -- each ends as a fail, never as a pass.
+the solution runs in process S; the tests run in process T, a sibling of S under B with another uid (65533),
+not dumpable, so S can neither signal, trace nor read it (not its memory, frames, modules or files). T's test
+namespace holds T's own builtins and modules (a module the solution imported is imported again in T), the
+task's trusted set-up code (``Job.setup``: a HumanEval prompt, whose helpers are thus the task's) and proxies
+for the solution's names: a call sends its arguments to S over a pipe and gets the result back as plain data
+(:mod:`.sandbox_wire`: builtin types only, rebuilt in T), so every comparison in a test is the builtin
+comparison of values the solution cannot fake; an object that is not plain data comes back as a handle whose
+``==`` is identity. T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
+test passes when T says so and ended normally, and S ended by itself with exit 0 (no signal, no deadline)
+leaving no process behind. S never receives the tests: it is forked before the job's spec is read and gets
+only its own part. The only ``timeout`` is the harness's clock: a signal a program sends itself (SIGXCPU
+included) ends it as ``killed``, an error of the program.
 
-Residual risk (documented, not defended): the token for a test lives in the memory of the process that runs
-the solution, because HumanEval/assert tests call the solution in-process. An audit hook installed before
-the solution runs (tests mode only) denies the cheap ways to dig it out (``gc.get_objects``/``get_referrers``/
-``get_referents``, ``sys._getframe``, ``sys._current_frames``, ``settrace``/``setprofile``, ``tb_frame`` and
-generator/coroutine frames, all of ``ctypes``, replacing ``__code__``, opening ``/proc/*/mem``), but a
-determined program can still reach harness frames through a Python signal handler's ``frame`` argument and
-walk ``f_back``. Semantic hacks inside the rules (an object whose ``__eq__`` always returns True, patching
-a stdlib module the tests import) are not sandbox escapes and are not detected here either. The sandbox
-boundary (file system, network, processes, resources) does not depend on any of this.
+Residual risks (documented, not defended): a test that passes the solution's handle objects to its own
+truth tests (``assert candidate(x)`` on an object) gets the solution's ``__bool__``, as Python would; arguments
+cross by value, so a test that checks an in-place mutation of its argument sees none; on a host that is not
+root, T and S share a uid (T is still non-dumpable, so S cannot read it, but S may signal it: a fail, never a
+pass); without cgroups a job's total memory and process count are bounded per process only.
 """
 from __future__ import annotations
 
@@ -241,16 +246,19 @@ class HarnessBackend(SandboxBackend):
             except BlockingIOError:
                 pass
             try:
-                SERVER.submit(limit, self.iso, spec_r, chan_w, mem=job.limits.memory_mb << 20,
-                              nproc=job.limits.max_procs, sites=job.site_packages)
+                server = SERVER.submit(limit, self.iso, spec_r, chan_w, mem=job.limits.memory_mb << 20,
+                                       nproc=job.limits.max_procs, sites=job.site_packages)
             except OSError as exc:
                 return SandboxResult(self.name, self.isolation, error=f"cannot reach the sandbox server: {exc}",
                                      wall_s=time.monotonic() - t0)
-            os.close(spec_r)
-            os.close(chan_w)
-            spec_r = chan_w = -1
-            spec_w, owned = -1, spec_w  # collect() closes it
-            frames, host_timeout = collect(owned, chan_r, data, t0 + limit + 5.0)
+            try:
+                os.close(spec_r)
+                os.close(chan_w)
+                spec_r = chan_w = -1
+                spec_w, owned = -1, spec_w  # collect() closes it
+                frames, host_timeout = collect(owned, chan_r, data, t0 + limit + 5.0)
+            finally:
+                SERVER.done(server)
         finally:
             for fd in (spec_r, spec_w, chan_r, chan_w):
                 if fd >= 0:

@@ -9,23 +9,26 @@ overhead to a few milliseconds.
 
 Process tree of a job with ``iso == "namespaces"``:
 
-    server (host root, single-threaded)
-      B: clone(2)d into fresh user+mount+net+PID namespaces; PID 1 and root of its user namespace. It waits
-         for the server to write its uid/gid maps, mounts (read-only view, private tmpfs, hidden home dirs,
-         fresh /proc), then waits in the server's warm pool until it is handed exactly one job
-        R: one per run (one per stdin case, or one for all tests; the first one is forked while B waits):
-           drops to uid 65534 (no capabilities), sets rlimits, runs the code
+    server (host root, single-threaded; makes a memory and a pids cgroup per B where it can)
+      B: clone(2)d into fresh user+mount+net+PID+IPC namespaces; PID 1 and root of its user namespace. It
+         waits for the server to put it in its cgroups and write its uid/gid maps, builds the minimal root
+         (pivot_root), forks its first run's processes, then waits in the server's warm pool until it is
+         handed exactly one job
+        S: one per run (one per stdin case, or one for all tests; the first one is forked while B waits,
+           before any spec exists): drops to uid 65534 (no capabilities), sets rlimits, runs the code
+        T: tests mode only, forked beside S: uid 65533, not dumpable; runs the tests against S's values
 
-B never runs untrusted code. It times each run with a pidfd, kills everything left in the namespace after it
-(``kill(-1)`` from PID 1), reads the run's capped stdout/stderr/result files from its private tmpfs and sends
-them to the host. When B exits the kernel kills every process left in its namespace; B dies with the server
-(``PR_SET_PDEATHSIG``), and the server kills B at the job's deadline.
+B never runs untrusted code. It times each run with pidfds, kills everything left in the namespace after it
+(``kill(-1)`` from PID 1), reads the run's capped stdout/stderr and T's result file from its private tmpfs
+and sends them to the host. When B exits the kernel kills every process left in its namespace; B dies with
+the server (``PR_SET_PDEATHSIG``), and the server kills B at the job's deadline.
 
 With ``iso == "rlimits"`` the server forks a process O that plays B's part without namespaces (a child
 subreaper that kills the process tree), in a temp dir the host removes afterwards.
 
-Three files: this one (the server, cloning Bs), :mod:`sandbox_supervisor` (B's mounts and run loop) and
-:mod:`sandbox_runner` (R), all loaded by the server once at its start.
+Files: this one (the server, cloning Bs, cgroups), :mod:`sandbox_supervisor` (B's root and run loop),
+:mod:`sandbox_runner` (S), :mod:`sandbox_tester` (T) and :mod:`sandbox_wire`, all loaded by the server once
+at its start.
 """
 import os
 import sys

@@ -5,6 +5,7 @@ Split from :mod:`.sandbox` (which interprets the frames); no raylign imports, no
 from __future__ import annotations
 
 import atexit
+import json
 import marshal
 import os
 import selectors
@@ -17,6 +18,8 @@ from pathlib import Path
 
 HARNESS = str(Path(__file__).with_name("sandbox_harness.py"))
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
+_LINKING_MODULES = {"_ssl", "_hashlib", "_ctypes", "zlib", "_bz2", "_lzma", "_sqlite3", "_uuid", "_decimal",
+                    "pyexpat", "readline", "_curses", "_dbm", "_gdbm", "_tkinter", "nis", "_crypt"}
 _SYSTEM_LIB_DIRS = ("/lib", "/lib32", "/lib64", "/usr/lib", "/usr/lib32", "/usr/lib64", "/usr/local/lib")
 
 
@@ -52,7 +55,10 @@ def minimal_root() -> dict:
                                                        "installed_base": sys.base_prefix,
                                                        "installed_platbase": sys.base_exec_prefix})["stdlib"])
     dynload = os.path.join(stdlib, "lib-dynload")
-    sos = [exe] + (sorted(str(p) for p in Path(dynload).glob("*.so")) if os.path.isdir(dynload) else [])
+    # ldd costs a few ms a file: the interpreter and the extension modules that link libraries of their own;
+    # the others' libraries sit in the same system directories, which are bound whole
+    sos = [exe] + sorted(str(p) for p in Path(dynload).glob("*.so")
+                         if p.name.split(".")[0] in _LINKING_MODULES) if os.path.isdir(dynload) else [exe]
     files, dirs = {exe, os.path.realpath(exe)}, {stdlib}
     libs = _ldd(sos)
     if not libs:  # no ldd: the usual system library directories whole
@@ -143,22 +149,40 @@ class _Server:
 
 
 class _ServerPool:
-    """Up to ``SERVERS`` single-threaded job servers, used round-robin: a server spends CPU on every job
-    (cloning the next warm namespace), so one server alone would serialise jobs on a busy machine."""
+    """Up to ``SERVERS`` single-threaded job servers. A server spends CPU on every job (cloning the next warm
+    namespace), so one server alone would serialise concurrent jobs on a busy machine; a new one starts only
+    when every running one has a job in flight (a caller that runs one job at a time keeps one server)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.servers: list[_Server] = []
-        self.next = 0
+        self.busy: list[int] = []
 
     def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int, mem: int = 0, nproc: int = 0,
-               sites: bool = False) -> None:
+               sites: bool = False) -> int:
+        """Hand the job to a server; returns its index, to pass to :meth:`done` when the job ended."""
         with self.lock:
-            if not self.servers:
-                self.servers = [_Server() for _ in range(SERVERS)]
-            server = self.servers[self.next % len(self.servers)]
-            self.next += 1
-        server.submit(limit_s, iso, spec_r, chan_w, mem, nproc, sites)
+            free = [k for k, n in enumerate(self.busy) if n == 0]
+            if free:
+                k = free[0]
+            elif len(self.servers) < SERVERS:
+                self.servers.append(_Server())
+                self.busy.append(0)
+                k = len(self.servers) - 1
+            else:
+                k = min(range(len(self.busy)), key=self.busy.__getitem__)
+            self.busy[k] += 1
+            server = self.servers[k]
+        try:
+            server.submit(limit_s, iso, spec_r, chan_w, mem, nproc, sites)
+        except BaseException:
+            self.done(k)
+            raise
+        return k
+
+    def done(self, k: int) -> None:
+        with self.lock:
+            self.busy[k] -= 1
 
     def close(self) -> None:
         for server in self.servers:
@@ -169,9 +193,42 @@ _ROOT: dict | None = None
 
 
 def _root() -> dict:
+    """:func:`minimal_root`, computed once per machine and interpreter (``ldd`` costs a tenth of a second):
+    cached in ``~/.cache/raylign`` (mode 0600), keyed by the interpreter, its standard library and the dynamic
+    linker's cache; a cached entry is used only while every path in it exists."""
     global _ROOT
-    if _ROOT is None:
-        _ROOT = minimal_root()
+    if _ROOT is not None:
+        return _ROOT
+    import hashlib
+    exe = interpreter()
+    key = []
+    for path in (exe, os.path.join(os.path.dirname(os.__file__), "lib-dynload"), "/etc/ld.so.cache"):
+        try:
+            st = os.stat(path)
+            key.append(f"{path}:{st.st_mtime_ns}:{st.st_size}:{st.st_ino}")
+        except OSError:
+            key.append(path)
+    digest = hashlib.sha256("|".join(key).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "raylign" / f"sandbox-root-{digest}.json"
+    try:
+        st = cache.stat()
+        if st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+            root = json.loads(cache.read_text())
+            if all(os.path.exists(p) for p in root["dirs"] + root["files"] + root["mask"]):
+                _ROOT = root
+                return root
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    _ROOT = minimal_root()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(_ROOT, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
     return _ROOT
 
 
