@@ -53,14 +53,18 @@ def _hf_generate(model_dir: Path, tok, max_tokens: int, seed: int):
     def generate(ids: list[list[int]], n: int, temperature: float) -> list[list[str]]:
         torch.manual_seed(seed)
         out: list[list[str]] = []
-        for prompt in ids:
-            x = torch.tensor([prompt])
-            kwargs = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 else dict(
-                do_sample=False)
+        kwargs = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 else dict(
+            do_sample=False)
+        for start in range(0, len(ids), 16):  # left-padded batches
+            chunk = ids[start:start + 16]
+            width = max(len(p) for p in chunk)
+            x = torch.tensor([[pad] * (width - len(p)) + p for p in chunk])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
             with torch.no_grad():
-                y = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_tokens,
-                                   num_return_sequences=n, eos_token_id=stops, pad_token_id=pad, **kwargs)
-            out.append([tok.decode(row[len(prompt):], skip_special_tokens=True) for row in y])
+                y = model.generate(x, attention_mask=mask, max_new_tokens=max_tokens, num_return_sequences=n,
+                                   eos_token_id=stops, pad_token_id=pad, **kwargs)
+            texts = [tok.decode(row[width:], skip_special_tokens=True) for row in y]
+            out.extend(texts[i * n:(i + 1) * n] for i in range(len(chunk)))
         return out
 
     return generate
