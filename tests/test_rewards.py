@@ -60,6 +60,28 @@ PLUGIN_SOURCE = textwrap.dedent('''
         return 0.5
 
 
+    def setsid_child(completion, task):  # a child in its own session, then past the deadline
+        import subprocess
+        import sys
+
+        p = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"])
+        open(task["pid_file"], "w").write(str(p.pid))
+        time.sleep(3600)
+
+
+    def daemon(completion, task):  # a double-forked daemon (its parent exits), then past the deadline
+        r, w = os.pipe()
+        if os.fork() == 0:
+            if os.fork() == 0:
+                os.setsid()
+                os.write(w, str(os.getpid()).encode())
+                time.sleep(600)
+                os._exit(0)
+            os._exit(0)
+        open(task["pid_file"], "w").write(os.read(r, 32).decode())
+        time.sleep(3600)
+
+
     class Scaled:
         """A class verifier with a constructor option."""
 
@@ -74,7 +96,8 @@ PLUGIN_SOURCE = textwrap.dedent('''
     @hookimpl
     def raylign_register_verifiers(register):
         for name, fn in [("echo", echo), ("sleepy", sleepy), ("crash", crash), ("segv", segv),
-                         ("raiser", raiser), ("memhog", memhog), ("noisy", noisy), ("scaled", Scaled)]:
+                         ("raiser", raiser), ("memhog", memhog), ("noisy", noisy), ("scaled", Scaled),
+                         ("setsid_child", setsid_child), ("daemon", daemon)]:
             register(name, fn)
 ''')
 
@@ -151,9 +174,40 @@ def test_timeout_kills_the_worker_and_the_pool_keeps_serving(pool):
     assert len(killed) == 1 and not any(pid_alive(p) for p in killed)  # replaced, not just abandoned
 
 
+@pytest.mark.parametrize("name", ["setsid_child", "daemon"])
+def test_what_a_killed_worker_started_dies_with_it(pool, tmp_path, name):
+    """A grandchild that left the worker's process group (setsid), or a daemon reparented away from it, does not
+    outlive the worker's kill at the deadline."""
+    pid_file = tmp_path / "pid"
+    v = pool.verify(name, "x", {"pid_file": str(pid_file)})
+    assert v.status == "timeout"
+    pid = int(pid_file.read_text())
+    for _ in range(40):  # the kill is synchronous; give the kernel a moment to tear the process down
+        if not pid_alive(pid):
+            break
+        time.sleep(0.05)
+    assert not pid_alive(pid)
+    assert pool.verify("echo", "1", {"answer": "1"}).reward == 1.0
+
+
+def test_a_dead_zygote_is_replaced_and_not_blamed_on_the_next_row(plugin_file):
+    import signal
+
+    with VerifierPool(workers=1, timeout_s=TIMEOUT, memory_mb=768, plugins=[plugin_file], entry_points=False) as p:
+        assert p.verify("echo", "1", {"answer": "1"}).status == "ok"
+        old = p._zygote.proc.pid
+        os.kill(old, signal.SIGKILL)  # the OOM killer, an operator, ...
+        time.sleep(0.6)  # its worker follows it (the worker's watchdog)
+        v = p.verify("echo", "2", {"answer": "2"})
+        assert (v.status, v.reward) == ("ok", 1.0), v  # the unrelated next row is scored, not an error
+        assert p._zygote.proc.pid != old
+        crash = p.verify("crash", "x", {})  # a row that kills its own worker is still that row's error
+        assert crash.status == "error" and "zygote" not in crash.error
+
+
 def test_load_fails_fast_and_reports_backend(pool):
     assert pool.load("scaled") == {"backend_name": "toy"}
-    with pytest.raises(PluginError, match=r"unknown verifier 'ecoh'.*Did you mean 'echo'.*Known: crash, echo"):
+    with pytest.raises(PluginError, match=r"unknown verifier 'ecoh'.*Did you mean 'echo'.*Known: crash, daemon, echo"):
         pool.load("ecoh")
 
 

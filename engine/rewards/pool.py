@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 from raylign.engine.errors import PluginError
-from raylign.engine.rewards.worker import FD_ENV, SPEC_ENV, dumps, kill_group, load_plugin_modules
+from raylign.engine.rewards.worker import FD_ENV, SPEC_ENV, dumps, kill_tree, load_plugin_modules
 from raylign.engine.types import Verdict
 
 __all__ = ["Batch", "Item", "VerifierPool", "cancelled_verdict", "load_plugin_modules", "unknown_verifier"]
@@ -141,7 +141,7 @@ class _Zygote:
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            kill_group(self.proc.pid)
+            kill_tree(self.proc.pid)
             self.proc.wait()
 
 
@@ -278,7 +278,7 @@ class VerifierPool:
             batch.cancelled = True
             for slot, worker in batch._running.values():
                 if slot[0] is worker and not any(w is worker for w in batch._killed):
-                    kill_group(worker.pid)
+                    kill_tree(worker.pid)
                     batch._killed.append(worker)
                     killed += 1
             batch.killed += killed
@@ -293,7 +293,7 @@ class VerifierPool:
         while not self._slots.empty():
             worker = self._slots.get()[0]
             if worker is not None:
-                kill_group(worker.pid)
+                kill_tree(worker.pid)
                 worker.sock.close()
         self._zygote.close()
 
@@ -324,10 +324,10 @@ class VerifierPool:
         return _Worker(reply["pid"], socket.socket(fileno=fds[0]))
 
     def _retire(self, slot: list) -> str:
-        """Kill the slot's worker (and its process group), reap it, and say how it ended."""
+        """Kill the slot's worker (its process group and every descendant), reap it, and say how it ended."""
         worker: _Worker = slot[0]
         slot[0] = None
-        kill_group(worker.pid)
+        kill_tree(worker.pid)
         worker.sock.close()
         try:
             with self._zygote_lock:
@@ -371,7 +371,7 @@ class VerifierPool:
                 self._retire(slot)
         return cancelled_verdict() if killed else verdict
 
-    def _run(self, slot: list, name: str, completion: Any, task: Mapping[str, Any]) -> Verdict:
+    def _run(self, slot: list, name: str, completion: Any, task: Mapping[str, Any], retried: bool = False) -> Verdict:
         loaded = self._ensure_loaded(slot, name)
         if not loaded["ok"]:
             return Verdict(status="error", error=loaded["error"])
@@ -384,8 +384,12 @@ class VerifierPool:
             return Verdict(status="timeout", error=f"verification exceeded the {self.timeout_s:g} s deadline; "
                            "the worker process was killed", details={"elapsed_s": round(time.monotonic() - start, 3)})
         except _Died:
+            zygote_gone = not self._zygote.alive()  # the worker follows its zygote: not this row's doing
             status = self._retire(slot)
-            return Verdict(status="error", error=f"the verifier worker process died ({status})")
+            if zygote_gone and not retried:  # the next fork starts a fresh zygote; the row runs once more
+                return self._run(slot, name, completion, task, retried=True)
+            why = "; the verifier zygote had died too" if zygote_gone else ""
+            return Verdict(status="error", error=f"the verifier worker process died ({status}){why}")
         if reply.get("restart"):
             self._retire(slot)
         return Verdict(**reply["verdict"])

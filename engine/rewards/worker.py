@@ -105,6 +105,78 @@ def kill_group(pid: int) -> None:
             continue
 
 
+def _children_by_parent() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` in the process tree (whatever its session or process group)."""
+    tree, out, todo = _children_by_parent(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``, its process group and every descendant: a grandchild that called ``setsid()`` left the
+    group but not the tree. Everything is stopped first (SIGSTOP), so nothing forks while the tree is read."""
+    _signal(pid, signal.SIGSTOP)
+    stopped: set[int] = set()
+    for _ in range(8):  # a process forking as it was stopped adds at most one generation per pass
+        new = [p for p in descendants(pid) if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            _signal(p, signal.SIGSTOP)
+            stopped.add(p)
+    for p in stopped:
+        _signal(p, signal.SIGKILL)
+    kill_group(pid)
+    _signal(pid, signal.SIGKILL)
+
+
+def _set_child_subreaper() -> None:
+    """Orphans of the workers (a daemon's double fork) become the zygote's children, not init's, so the zygote
+    can kill them when their worker goes."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_orphans(workers: set[int]) -> None:
+    """Kill and reap the zygote's children that are not workers: processes a worker left behind."""
+    for pid in _children_by_parent().get(os.getpid(), []):
+        if pid in workers:
+            continue
+        kill_tree(pid)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 # ------------------------------------------------------------------------------------ processes
 
 def _takes(cls: type, param: str) -> bool:
@@ -207,12 +279,14 @@ def zygote_main() -> None:
         os._exit(1)
     send({"ready": True, "verifiers": registry.names("verifiers"), "vm_mb": round(used)})
 
+    _set_child_subreaper()
     children: set[int] = set()
     while True:
         msg = ctl.recv(65536)
-        if not msg:  # the pool went away: take the workers with us
+        if not msg:  # the pool went away: take the workers and whatever they left with us
             for pid in children:
-                kill_group(pid)
+                kill_tree(pid)
+            _kill_orphans(set())
             os._exit(0)
         req = json.loads(msg)
         if req["op"] == "fork":
@@ -240,4 +314,5 @@ def zygote_main() -> None:
                     break
                 time.sleep(0.05)
             children.discard(pid)
+            _kill_orphans(children)  # what the killed worker left behind, reparented here
             send({"status": status or "did not exit after SIGKILL"})
