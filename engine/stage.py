@@ -204,12 +204,16 @@ class StageContext:
         return rows
 
     def check_references(self, rows, rewards) -> dict[str, float]:
-        """The reference check (:mod:`raylign.engine.tasks.check`, ``[stage] check``): score ``check.rows``
-        sampled rows with their own reference through ``rewards``' verifier term, and stop (DataError, one line
-        naming the source, the mapping and a failing row) when fewer than ``check.min_pass`` pass. Run it before
-        starting the fleets: a wrong mapping stops in seconds. Returns ``check_reference_pass`` when measured."""
+        """Construct the verifiers the rows use (one that cannot run here, e.g. without a code sandbox, stops the
+        stage with its one-line PluginError), then the reference check (:mod:`raylign.engine.tasks.check`,
+        ``[stage] check``): score ``check.rows`` sampled rows with their own reference through ``rewards``'
+        verifier term, and stop (DataError, one line naming the source, the mapping and a failing row) when fewer
+        than ``check.min_pass`` pass. Run it before starting the fleets: a wrong mapping stops in seconds.
+        Returns ``check_reference_pass`` when measured."""
         from raylign.engine.tasks.check import CheckReport, reference_check, require_pass
 
+        used = {r["row"].get("verifier") or rows.verifier for r in rows.train + rows.evals} - {""}
+        rewards.load_verifiers(sorted(used))  # a verifier that cannot run here (no sandbox) stops the stage now
         cfg, report = self.config.check, CheckReport()
         score = rewards.verifier_score()
         if cfg.rows <= 0 or score is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from raylign.engine.errors import ConfigError, DataError
+from raylign.engine.errors import ConfigError, DataError, PluginError
 from raylign.engine.tasks import FieldMap
 from raylign.engine.tasks.fields import Unmapped, map_row
 from raylign.engine.tasks.template import build_messages, fill
@@ -434,8 +434,15 @@ def test_a_grpo_stage_with_a_wrong_mapping_stops_before_its_fleets(tmp_path, tin
     with pytest.raises(DataError, match=r"^grpo: reference check failed: 0/9 rows of rows\.jsonl with fields "
                                         r"\{prompt = \"question\"\} .* still holds its working"):
         run_pipeline(load_config(path, reg), reg)
-    log = (tmp_path / "runs" / "check").iterdir()
-    assert not (tmp_path / "runs" / "check" / "models" / "grpo").exists() and log
+    assert not (tmp_path / "runs" / "check" / "models" / "grpo").exists()
+    # a verifier that cannot run here (a sandbox backend this machine lacks) stops the stage at once, one line
+    mbpp = check_config(tmp_path, mbpp_rows(), "code", 'fields = { prompt = "text" }\n'
+                        'verifier_options = { code = { sandbox = "nope" } }', "mbpp.jsonl")
+    mbpp.write_text(mbpp.read_text().replace('base_model = ""', f'base_model = "{tiny_model_dir}"')
+                    .replace('name = "check"', 'name = "nosandbox"'))
+    with pytest.raises(PluginError, match=r"^verifier 'code' could not be loaded: RuntimeError: unknown sandbox "
+                                          r"backend 'nope'"):
+        run_pipeline(load_config(mbpp, reg), reg)
 
 
 # ------------------------------------------------------------------------------------------------ the README

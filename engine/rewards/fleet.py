@@ -39,6 +39,11 @@ class VerifierActor:
         """Wait until the workers loaded their plugins; the verifier names they know."""
         return self.pool.names()
 
+    def load(self, names: Sequence[str]) -> None:
+        """Construct each verifier in a worker now (a PluginError saying why when one cannot run here)."""
+        for name in names:
+            self.pool.load(name)
+
     def score(self, items: Sequence[Item]) -> list[dict]:
         return [v.to_dict() for v in self.pool.verify_many(items)]
 
@@ -79,6 +84,14 @@ class RewardFleet:
     def ready(self) -> list[str]:
         """Block until every actor's workers have loaded their plugins (else a PluginError)."""
         return self._get(ray.get, [a.ready.remote() for a in self.actors])[0]
+
+    def load(self, names: Sequence[str]) -> None:
+        """Construct the named verifiers in every actor before any row is scored: one that cannot run here (a
+        code sandbox this machine lacks, a bad option) stops the stage with its one-line PluginError instead of
+        failing row after row."""
+        for name in names:
+            self._registry.get("verifiers", name)
+        self._get(ray.get, [a.load.remote(sorted(set(names))) for a in self.actors])
 
     def route(self, samples: Sequence[Mapping[str, Any]]) -> list[Item]:
         """``(verifier name, completion, task)`` per sample; unknown names fail before any work is sent."""

@@ -107,6 +107,16 @@ class RewardMix:
         return self.verifiers.score([{"completion": s.get("completion"),
                                       "task": {**(s.get("task") or {}), "verifier": term.name}} for s in samples])
 
+    def load_verifiers(self, row_verifiers: Sequence[str]) -> None:
+        """Construct every verifier this reward will call (``row_verifiers``: the rows' own, for the routed term;
+        plus the named verifier terms) in the verifier pool now; PluginError when one cannot run here."""
+        if self.verifiers is None:
+            return
+        names = {t.name for t in self.terms if self.kinds[t.key] == "verifier" and t.name != ROUTED}
+        if any(t.name == ROUTED for t in self.terms):
+            names |= set(row_verifiers)
+        self.verifiers.load(sorted(names))
+
     def verifier_score(self) -> Callable[[Sequence[Mapping[str, Any]]], list[Verdict]] | None:
         """Scoring by the reward's verifier alone (the routed term, else the first named verifier; no weights,
         no providers), for checks that ask whether a row's own reference passes; None without a verifier term."""
