@@ -44,6 +44,11 @@ class LearnerSpec:
     torch_threads: int = 0  # 0 = every core of the node (stages alternate roles, so the learner may use them all)
     trainable: bool = True  # False builds a frozen reference model (no optimizer)
     head: str = "lm"  # lm: a causal LM (losses get logits [B,T,V]); value: a scalar head (losses get values [B,T])
+    pack: str = "none"  # padding: none = forward the padded micro-batches; sort = cut each to its real columns
+    # (and regroup by length for logprobs/values); pack = also pack its sequences into rows (see engine/ops.py)
+
+
+PACK_MODES = ("none", "sort", "pack")
 
 
 class Learner:
@@ -62,6 +67,8 @@ class Learner:
         self.registry = registry if registry is not None else build_registry()
         self.device = pick_device(spec.device)
         _seed_all(spec.seed)
+        if spec.pack not in PACK_MODES:
+            raise ValueError(f"unknown learner pack {spec.pack!r}: expected one of {', '.join(PACK_MODES)}")
         if spec.head == "value":
             self.model = load_value_model(spec.model_dir, self.device, spec.seed)
         elif spec.head == "lm":
@@ -80,16 +87,55 @@ class Learner:
             self.opt = self.sched = None
 
     # ------------------------------------------------------------------------------------------ compute
-    def _forward(self, mb: TrainBatch) -> torch.Tensor:
-        """Logits [B,T,V] of an lm learner; values [B,T] (float32) of a value learner."""
+    def _forward(self, mb: TrainBatch) -> tuple[torch.Tensor, TrainBatch]:
+        """Logits [B,T,V] of an lm learner, values [B,T] (float32) of a value learner, and the batch they are
+        aligned with: ``mb`` itself (pack = none), or ``mb`` cut to the columns that hold real tokens (sort, pack;
+        the cut columns hold no loss token, so a loss over the cut batch is the same)."""
         from raylign.engine.modeling import value_forward
+        from raylign.engine.ops import Packing, contiguous, real_span
 
-        ids = mb.input_ids.to(self.device)
-        mask = mb.attention_mask.to(self.device)
+        mb = mb.to(self.device)
+        if self.spec.pack != "none":
+            lo, hi = real_span(mb.attention_mask)
+            if hi > lo and (lo, hi) != (0, mb.input_ids.shape[1]):
+                mb = mb.columns(lo, hi)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            if self.spec.pack == "pack" and contiguous(mb.attention_mask):
+                p = Packing(mb.input_ids, mb.attention_mask)
+                if self.spec.head == "value":
+                    out = value_forward(self.model, p.input_ids, None, p.position_ids).float()
+                else:
+                    out = self.model(input_ids=p.input_ids, position_ids=p.position_ids, use_cache=False).logits
+                return p.scatter(out, tuple(mb.input_ids.shape)), mb
             if self.spec.head == "value":
-                return value_forward(self.model, ids, mask).float()
-            return self.model(input_ids=ids, attention_mask=mask).logits
+                return value_forward(self.model, mb.input_ids, mb.attention_mask).float(), mb
+            return self.model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits, mb
+
+    def _per_token(self, microbatches: list[TrainBatch], fn) -> list[torch.Tensor]:
+        """``fn(out, batch)`` → [b, t] per micro-batch, on CPU, in the micro-batches' own [B, T] layout (0 on
+        padding, except with pack = none, which leaves what the pad tokens produced). With pack != none the sequences are regrouped by length first (no loss
+        here: a forward-only result does not depend on which sequences share a batch)."""
+        from raylign.engine.ops import real_span
+
+        if self.spec.pack == "none":
+            return [fn(*self._forward(mb)).float().cpu() for mb in microbatches]
+        T = max(mb.input_ids.shape[1] for mb in microbatches)
+        size = max(len(mb.input_ids) for mb in microbatches)
+        ids = torch.cat([torch.nn.functional.pad(mb.input_ids, (0, T - mb.input_ids.shape[1])) for mb in microbatches])
+        mask = torch.cat([torch.nn.functional.pad(mb.attention_mask, (0, T - mb.input_ids.shape[1]))
+                          for mb in microbatches])
+        out = torch.zeros(ids.shape, dtype=torch.float32)
+        order = torch.argsort(mask.sum(1), descending=True, stable=True)
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
+            lo, hi = real_span(mask[idx])
+            if hi == lo:
+                continue  # only padding: its logprobs/values stay 0
+            sub = TrainBatch(ids[idx, lo:hi], mask[idx, lo:hi], torch.zeros(len(idx), hi - lo))
+            res, used = self._forward(sub)
+            out[idx, lo:hi] = fn(res, used).float().cpu() * sub.attention_mask
+        parts = out.split([len(mb.input_ids) for mb in microbatches])
+        return [p[:, : mb.input_ids.shape[1]] for p, mb in zip(parts, microbatches)]
 
     def train_step(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
         """One optimizer step over ``microbatches`` (gradient accumulation); returns averaged metrics.
@@ -101,8 +147,7 @@ class Learner:
         sums: dict[str, float] = {}
         tokens, weight = 0, 0.0
         for mb in microbatches:
-            mb = mb.to(self.device)
-            logits = self._forward(mb)
+            logits, mb = self._forward(mb)
             value, metrics = loss_fn(logits, mb, **(options or {}))
             value.backward()
             tokens += int(mb.attention_mask.sum())
@@ -132,8 +177,7 @@ class Learner:
         sums: dict[str, float] = {}
         n = 0
         for mb in microbatches:
-            mb = mb.to(self.device)
-            _, metrics = loss_fn(self._forward(mb), mb, **(options or {}))
+            _, metrics = loss_fn(*self._forward(mb), **(options or {}))
             k = mb.num_tokens
             for name, v in metrics.items():
                 sums[name] = sums.get(name, 0.0) + float(v) * k
@@ -150,7 +194,7 @@ class Learner:
             raise RuntimeError("values() needs a learner with head='value'")
         was_training = self.model.training
         self.model.eval()
-        out = [self._forward(mb).float().cpu() for mb in microbatches]
+        out = self._per_token(microbatches, lambda values, _: values)
         self.model.train(was_training)
         return out
 
@@ -164,7 +208,7 @@ class Learner:
 
         was_training = self.model.training
         self.model.eval()
-        out = [token_logprobs(self._forward(mb), mb.input_ids.to(self.device)).float().cpu() for mb in microbatches]
+        out = self._per_token(microbatches, lambda logits, mb: token_logprobs(logits, mb.input_ids))
         self.model.train(was_training)
         return out
 

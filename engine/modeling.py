@@ -132,14 +132,18 @@ def load_value_model(path: str | Path, device: str = "cpu", seed: int = 0):
     return model.to(device)
 
 
-def value_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def value_forward(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                  position_ids: torch.Tensor | None = None) -> torch.Tensor:
     """The scalar head on every position: [B, T] values, position t having seen tokens 0..t.
 
-    Position ids count real tokens only, so a sequence scores the same left- or right-padded.
+    Position ids count real tokens only, so a sequence scores the same left- or right-padded. Packed rows
+    (:class:`raylign.engine.ops.Packing`) pass no mask and their own ``position_ids``, restarting per sequence.
     """
-    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    if position_ids is None:
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     body = getattr(model, model.base_model_prefix)
-    hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).last_hidden_state
+    hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                  use_cache=False).last_hidden_state
     return model.score(hidden).squeeze(-1)
 
 

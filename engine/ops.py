@@ -36,3 +36,79 @@ def pad_sequences(seqs: list[list[int]], pad_id: int, length: int | None = None)
 
 def chunk(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# ---------------------------------------------------------------------------------------------- padding-free
+# The learner's padding-free forward (``LearnerSpec.pack``): a micro-batch's real tokens are either cut to the
+# columns that hold any (``trim``) or packed into rows with position ids restarting per sequence (``pack``:
+# transformers then confines attention to each sequence). Outputs come back in the micro-batch's [B, T] layout,
+# so losses see the same per-token values as on the padded batch.
+
+
+def real_span(attention_mask: torch.Tensor) -> tuple[int, int]:
+    """First and one-past-last column that holds a real token in any row ((0, 0) for an all-pad batch)."""
+    import torch
+
+    cols = torch.nonzero(attention_mask.any(0)).flatten()
+    return (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 0)
+
+
+def contiguous(attention_mask: torch.Tensor) -> bool:
+    """Every row's real tokens are one run (left, right or no padding): what packing requires."""
+    m = attention_mask.bool()
+    n = m.sum(1)
+    first = m.long().argmax(1)
+    last = m.shape[1] - 1 - m.long().flip(1).argmax(1)
+    return bool(((n == 0) | (last - first + 1 == n)).all())
+
+
+class Packing:
+    """Where each real token of a [B, T] micro-batch goes in a packed [R, L] layout.
+
+    Sequences (their real tokens only) are placed first-fit by decreasing length into rows of L = the longest
+    sequence's length; ``position_ids`` restart at 0 for every sequence (the unused tail of a row is a sequence
+    of its own), which transformers reads as packed sequences and confines attention to each one.
+    ``src`` (flat indices into the packed [R*L]) and ``rows``/``cols`` (the [B, T] places) list the real tokens in
+    the same order: ``padded[rows, cols] = packed.view(-1)[src]``.
+    """
+
+    def __init__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: int = 0):
+        import torch
+
+        mask = attention_mask.bool()
+        lengths = mask.sum(1)
+        first = mask.long().argmax(1)
+        dev = input_ids.device
+        L = max(1, int(lengths.max())) if len(lengths) else 1
+        fill: list[int] = []  # tokens placed in each row so far
+        row, off = [0] * len(lengths), [0] * len(lengths)
+        for b in sorted(range(len(lengths)), key=lambda i: -int(lengths[i])):
+            n = int(lengths[b])
+            r = next((i for i, f in enumerate(fill) if f + n <= L), None)
+            if r is None:
+                r = len(fill)
+                fill.append(0)
+            row[b], off[b] = r, fill[r]
+            fill[r] += n
+        R = max(1, len(fill))
+        seq = torch.repeat_interleave(torch.arange(len(lengths), device=dev), lengths)
+        k = torch.arange(len(seq), device=dev) - torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+        self.rows, self.cols = seq, first[seq] + k
+        self.src = (torch.tensor(row, device=dev)[seq] * L + torch.tensor(off, device=dev)[seq] + k)
+        self.shape = (R, L)
+        # the tail of each row counts 0, 1, ... as a sequence of its own; real tokens overwrite their places
+        tail_start = torch.tensor(fill + [0] * (R - len(fill)), device=dev)
+        pos = torch.arange(L, device=dev).expand(R, L) - tail_start[:, None]
+        self.position_ids = pos.clamp(min=0).reshape(-1).clone()
+        self.position_ids[self.src] = k
+        self.position_ids = self.position_ids.view(R, L)
+        self.input_ids = torch.full((R * L,), pad_id, dtype=input_ids.dtype, device=dev)
+        self.input_ids[self.src] = input_ids[self.rows, self.cols]
+        self.input_ids = self.input_ids.view(R, L)
+
+    def scatter(self, packed: torch.Tensor, like: tuple[int, int], col0: int = 0) -> torch.Tensor:
+        """[R, L, ...] per-token outputs → [B, T, ...] (zeros on padding) for a micro-batch of ``like`` = (B, T)
+        whose column ``col0`` is the packed sequences' first (differentiable)."""
+        flat = packed.reshape(-1, *packed.shape[2:])[self.src]
+        out = flat.new_zeros((*like, *packed.shape[2:]))
+        return out.index_put((self.rows, self.cols - col0), flat)

@@ -133,6 +133,12 @@ class TrainBatch:
     def num_tokens(self) -> int:
         return int(self.loss_mask.sum().item())
 
+    def columns(self, start: int, stop: int) -> "TrainBatch":
+        """The same sequences cut to columns [start, stop) (every per-token tensor, extras too)."""
+        sl = (slice(None), slice(start, stop))
+        return TrainBatch(self.input_ids[sl], self.attention_mask[sl], self.loss_mask[sl], self.loss_scale,
+                          {k: v[sl] for k, v in self.extras.items()})
+
     def to(self, device: Any) -> "TrainBatch":
         return TrainBatch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
                           self.loss_scale, {k: v.to(device) for k, v in self.extras.items()})
@@ -164,16 +170,33 @@ class SequenceBatch:
         """Sequences with at least one loss token (at least 1: a divisor)."""
         return float((self.loss_mask.sum(1) > 0).sum().clamp(min=1))
 
-    def micro_batches(self, size: int, token_weighted: bool = False) -> list[TrainBatch]:
+    def micro_batches(self, size: int, token_weighted: bool = False, by_length: bool = False) -> list[TrainBatch]:
         """Consecutive micro-batches of ``size`` sequences. ``token_weighted`` sets each one's ``loss_scale`` to
         its share of the loss tokens (so per-micro-batch means add up to the step's token mean); otherwise 1.0
-        (the loss normalizes by a step-wide constant itself)."""
+        (the loss normalizes by a step-wide constant itself).
+
+        ``by_length`` cuts them from the sequences ordered by length (longest first, ties in order) and cuts each
+        to the columns that hold its real tokens, so little compute goes to padding. The step's loss is the same
+        when the loss is a sum over sequences divided by step-wide constants (``norm_tokens``/``norm_seqs``, or
+        ``token_weighted``); a loss normalized per micro-batch, or a metric averaged per micro-batch, depends on
+        which sequences share one. The micro-batches no longer line up with the batch's rows: use it for
+        ``train_step``, not for results that are concatenated back (``token_logprobs``, ``values``)."""
+        import torch
+
         total = float(self.loss_mask.sum().clamp(min=1))
+        order = None
+        if by_length:
+            order = torch.argsort(self.attention_mask.sum(1), descending=True, stable=True)
         out = []
         for start in range(0, len(self), size):
-            sl = slice(start, start + size)
+            sl = slice(start, start + size) if order is None else order[start : start + size]
             lm = self.loss_mask[sl]
             scale = float(lm.sum()) / total if token_weighted else 1.0
-            out.append(TrainBatch(self.input_ids[sl], self.attention_mask[sl], lm, loss_scale=scale,
-                                  extras={k: v[sl] for k, v in self.extras.items()}))
+            mb = TrainBatch(self.input_ids[sl], self.attention_mask[sl], lm, loss_scale=scale,
+                            extras={k: v[sl] for k, v in self.extras.items()})
+            if by_length:
+                cols = torch.nonzero(mb.attention_mask.any(0)).flatten()
+                if len(cols):
+                    mb = mb.columns(int(cols[0]), int(cols[-1]) + 1)
+            out.append(mb)
         return out
