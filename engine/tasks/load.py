@@ -85,7 +85,7 @@ def load_prompt_rows(cfg: PromptDataConfig, tok, base: Path | None, seed: int, r
     check_few_shot(cfg.few_shot, f"{key}.few_shot")
     options = {k: dict(v) for k, v in (verifier_options or {}).items()}
     system, verifier = cfg.system, default_verifier
-    overlap = 0
+    generated = False  # a generator task: its held-out rows are checked against its training rows
     if cfg.task:
         if cfg.data or cfg.eval_data:
             raise ConfigError(f"{key}.task = {cfg.task!r} and {key}.data are both set: a task brings its own rows")
@@ -103,7 +103,7 @@ def load_prompt_rows(cfg: PromptDataConfig, tok, base: Path | None, seed: int, r
             held_src = _Source(f"task {cfg.task!r} (held out, seed {seed + EVAL_SEED_OFFSET})",
                                lambda: _generated(task, cfg.task, seed + EVAL_SEED_OFFSET, cfg.eval_size, opts, key),
                                fields, template)
-            sources, held_sources = [train_src], [held_src]
+            sources, held_sources, generated = [train_src], [held_src], True
         else:
             if cfg.task_options:
                 raise ConfigError(f"{key}.task_options: task {cfg.task!r} reads files and takes no options")
@@ -158,7 +158,7 @@ def load_prompt_rows(cfg: PromptDataConfig, tok, base: Path | None, seed: int, r
 
     prepare(records, out.train)
     prepare(held, out.evals, cfg.eval_size)
-    if cfg.task and registry.get("tasks", cfg.task).rows is not None:  # generated: no held-out prompt is trained on
+    if generated:  # no held-out prompt is one the training rows ask
         seen = {tuple(r["ids"]) for r in out.train}
         kept = [r for r in out.evals if tuple(r["ids"]) not in seen]
         out.overlap = len(out.evals) - len(kept)
