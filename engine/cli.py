@@ -1,4 +1,4 @@
-"""The ``raylign`` command: run, plugins, verify, serve, data check, view, chat.
+"""The ``raylign`` command: run, plugins, verify, serve, data check, view, plan, doctor, chat.
 
 Each subcommand lives in its own module; this one only parses arguments and turns a ``RaylignError`` into a
 clear message and a non-zero exit.
@@ -61,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("run", help="a run directory (or a run name under runs/)")
     view.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = any free one)")
 
+    plan = sub.add_parser("plan", help="placement, batch arithmetic and memory per role, without starting actors")
+    plan.add_argument("config", help="a TOML config (see examples/)")
+    plan.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                      help="override a config value (repeatable)")
+    plan.add_argument("--address", default=None, help="plan on this Ray cluster (default: [ray] address, "
+                                                      "$RAY_ADDRESS, else the local Ray [ray] describes)")
+
+    doctor = sub.add_parser("doctor", help="check the environment; exit code 0 when a run can start")
+    doctor.add_argument("--address", default=None, help="check this Ray cluster (default: $RAY_ADDRESS, else local)")
+
     chat = sub.add_parser("chat", help="talk to a model directory")
     chat.add_argument("model_dir")
     chat.add_argument("--max-tokens", type=int, default=128)
@@ -92,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "view":
             from raylign.engine.view.server import view_command
             return view_command(args)
+        if args.command == "plan":
+            from raylign.engine.plan import plan_command
+            return plan_command(args)
+        if args.command == "doctor":
+            from raylign.engine.doctor import doctor_command
+            return doctor_command(args)
         if args.command == "chat":
             from raylign.engine.chat import chat_command
             return chat_command(args)
