@@ -32,6 +32,8 @@ class RunConfig:
     rollout_groups_per_step: int = 4  # RL stages: groups per step written to rollouts/<stage>.jsonl (-1 = all)
     rollout_eval_prompts: int = -1  # RL stages: greedy held-out answers written per eval (-1 = all, 0 = none)
     rollout_max_chars: int = 2000  # characters kept of each prompt and completion there (details: a quarter)
+    observers: tuple[str, ...] = ("tensorboard",)  # who watches the run: tensorboard, wandb, mlflow (the `observers`
+    # extra) or a plugin's observer (engine/observers/); each gets the step metrics, the resolved config and the plots
 
 
 @dataclass(frozen=True)
@@ -238,11 +240,31 @@ def _is_stage_section(key: str, section: Any, registry) -> bool:
     return plugin in registry.names("stages")
 
 
+def check_observers(run: RunConfig, registry) -> None:
+    """Each of ``run.observers`` is "tensorboard" or a plugin's ``OBSERVER_NAME`` whose ``OBSERVER_REQUIRES`` module
+    is installed (see :mod:`raylign.engine.observers`)."""
+    import importlib.util
+
+    pm = getattr(registry, "pm", None)
+    plugins = {getattr(p, "OBSERVER_NAME", None): p for p in (pm.get_plugins() if pm else ())}
+    for i, name in enumerate(run.observers):
+        if name == "tensorboard" or pm is None:
+            continue
+        if name not in plugins:
+            known = ", ".join(["tensorboard", *sorted(n for n in plugins if n)])
+            raise ConfigError(f"run.observers[{i}] = {name!r} is not an observer; known: {known}")
+        need = getattr(plugins[name], "OBSERVER_REQUIRES", "")
+        if need and importlib.util.find_spec(need) is None:
+            raise ConfigError(f"run.observers[{i}] = {name!r} needs the {need} package: pip install "
+                              f"'raylign[observers]' (or pip install {need})")
+
+
 def build_config(data: Mapping[str, Any], registry, source: str = "<memory>") -> Config:
     """Validate plain data against the engine's sections and each stage plugin's ``config_cls``."""
     data = dict(data)
     engine = {name: from_dict(cls, data.get(name, {}) or {}, name) for name, cls in ENGINE_SECTIONS.items()}
     run: RunConfig = engine["run"]
+    check_observers(run, registry)
     if not run.pipeline:
         raise ConfigError(f"{source}: run.pipeline is empty: list the stages to run, e.g. pipeline = [\"pretrain\"]")
     stage_names = set(run.pipeline)

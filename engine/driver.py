@@ -54,7 +54,7 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
     hook.raylign_run_start(config=cfg.resolved, run_dir=run_dir)
     summary: dict[str, Any] = read_summary(run_dir) if resume else {}
     summary.setdefault("stages", {})
-    metrics = MetricsLog(run_dir, hook)
+    metrics = MetricsLog(run_dir, hook, tensorboard="tensorboard" in cfg.run.observers)
     try:
         for spec in cfg.stages:
             out_dir = run_dir / "models" / spec.name

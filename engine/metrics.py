@@ -8,12 +8,14 @@ from typing import Any, Mapping
 
 
 class MetricsLog:
-    """Appends step metrics to ``metrics.jsonl`` and TensorBoard, and calls the ``raylign_step_end`` hook."""
+    """Appends step metrics to ``metrics.jsonl`` and TensorBoard (unless ``tensorboard`` is false: ``[run]
+    observers`` without it), and calls the ``raylign_step_end`` hook."""
 
-    def __init__(self, run_dir: Path, hook=None):
+    def __init__(self, run_dir: Path, hook=None, tensorboard: bool = True):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
         self.hook = hook
+        self.tensorboard = tensorboard
         self._tb = None
 
     def _writer(self):
@@ -45,10 +47,11 @@ class MetricsLog:
                  for k, v in metrics.items()}
         with open(self.path, "a") as fh:
             fh.write(json.dumps({"stage": stage, "step": step, **clean}) + "\n")
-        w = self._writer()
-        for k, v in clean.items():
-            if isinstance(v, float):
-                w.add_scalar(f"{stage}/{k}", v, step)
+        if self.tensorboard:
+            w = self._writer()
+            for k, v in clean.items():
+                if isinstance(v, float):
+                    w.add_scalar(f"{stage}/{k}", v, step)
         if self.hook is not None:
             self.hook.raylign_step_end(stage=stage, step=step, metrics=clean)
 
