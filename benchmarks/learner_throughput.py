@@ -13,11 +13,24 @@ lookup through the plugin registry.
 The timed steps are split into ``--rounds`` alternating plain/learner blocks (only one side trains at a time),
 so load from other processes on a shared machine hits both alike. Prints a table of training tokens per second
 and the learner/plain ratio (target >= 0.9).
+
+    .venv/bin/python benchmarks/learner_throughput.py --workload grpo [--steps 4] [--warmup 1] [--rounds 2]
+
+``--workload grpo`` compares the learner's padding modes on GRPO-shaped batches instead: ``--prompts`` groups of
+``--group`` completions, prompts of 20-60 tokens and completions of 5-``--max-new`` tokens with a long tail
+(log-normal, median ``--median-new``), flattened by the grpo stage's own ``sequence_batch`` (right-padded to the
+longest sequence) and trained with its ``policy_gradient`` options, micro-batches of ``--micro-grpo``. One learner
+actor per side, called through ``LearnerHandle`` as the stage calls it, all from the same weights on the same
+batches: ``padded`` (pack = none), ``sorted`` (pack = sort, length-sorted micro-batches cut to their columns),
+``packed`` (pack = pack, the stage's micro-batches) and ``sorted+packed``. Tokens are real (non-pad) tokens;
+``train`` is ``train_step``, ``logprobs`` the stage's old/ref-logprob pass (``token_logprobs``). Prints tokens/s
+per side, the ratio to padded (target >= 1.3) and how far each side's loss and grad norm drift from padded.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -94,11 +107,117 @@ class PlainLoop:
         return total
 
 
+def grpo_batches(vocab: int, args, steps: int, seed: int = 0) -> list:
+    """``steps`` GRPO-shaped SequenceBatches built by the grpo stage's ``sequence_batch`` from synthetic groups."""
+    import random
+
+    import torch
+
+    from raylign.engine.types import Completion, RolloutGroup, Verdict
+    from raylign.plugins.grpo_batch import sequence_batch
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(steps):
+        groups = []
+        for p in range(args.prompts):
+            prompt = [rng.randrange(5, vocab) for _ in range(rng.randint(20, 60))]
+            comps, verdicts = [], []
+            for i in range(args.group):
+                n = min(args.max_new, max(5, round(rng.lognormvariate(math.log(args.median_new), 0.9))))
+                ids = [rng.randrange(5, vocab) for _ in range(n)]
+                comps.append(Completion(p, i, prompt, ids, "", [-rng.random() * 3 for _ in ids],
+                                        "length" if n == args.max_new else "stop", 0))
+                verdicts.append(Verdict(reward=float(rng.random() < 0.5)))
+            groups.append(RolloutGroup({}, prompt, comps, verdicts))
+        rewards = torch.tensor([g.rewards for g in groups])
+        adv = (rewards - rewards.mean(1, keepdim=True)) / (rewards.std(1, keepdim=True) + 1e-6)
+        out.append(sequence_batch(groups, adv, pad_id=0, mask_truncated=False))
+    return out
+
+
+GRPO_SIDES = (  # name, learner pack mode, length-sorted micro-batches
+    ("padded", "none", False), ("sorted", "sort", True), ("packed", "pack", False), ("sorted+packed", "pack", True))
+
+
+def grpo_main(args, model_dir: Path, n_params: int, vocab: int, ray_cfg, threads: int) -> int:
+    import ray
+
+    from raylign.engine.cluster import init_ray
+    from raylign.engine.learner import LearnerSpec, start_learner
+    from raylign.engine.learner_handle import LearnerHandle
+    from raylign.engine.optim import OptimConfig
+    from raylign.engine.plugins import build_registry
+    from raylign.engine.types import SequenceBatch
+    from raylign.plugins.grpo import GRPOConfig, GRPOStage
+
+    total = args.warmup + args.steps
+    cfg = GRPOConfig(max_new_tokens=args.max_new, micro_batch_size=args.micro_grpo)
+    batches = grpo_batches(vocab, args, total)
+    real = [int(b.attention_mask.sum()) for b in batches]
+    padded = [b.input_ids.numel() for b in batches]
+    print(f"model: Qwen2 {n_params / 1e6:.2f}M parameters, vocab {vocab}; GRPO batches of {args.prompts} x "
+          f"{args.group} sequences (prompt 20-60, completion 5-{args.max_new} tokens, median {args.median_new}): "
+          f"{sum(real) / total:.0f} real tokens/step, {sum(real) / sum(padded):.0%} of the padded batch; micro-batch "
+          f"{args.micro_grpo}; torch threads {threads}; {args.warmup} warm-up + {args.steps} timed steps per side")
+    init_ray(ray_cfg)
+    times = {name: {"train": [], "logprobs": []} for name, _, _ in GRPO_SIDES}
+    stats = {name: [] for name, _, _ in GRPO_SIDES}
+    try:
+        registry = build_registry()
+        handles = {}
+        for name, mode, _ in GRPO_SIDES:
+            spec = LearnerSpec(model_dir=str(model_dir), optim=cfg.optim, total_steps=total, seed=0,
+                               device=args.device, torch_threads=args.threads, pack=mode)
+            handles[name] = LearnerHandle(start_learner(spec, num_cpus=0.5), registry)
+
+        def run(name: str, sort: bool, step: int, timed: bool) -> None:
+            b = batches[step]
+            plain = SequenceBatch(b.input_ids, b.attention_mask, b.loss_mask).micro_batches(cfg.micro_batch_size)
+            t0 = time.perf_counter()
+            handles[name].token_logprobs(plain)
+            t1 = time.perf_counter()
+            options = GRPOStage.loss_options(cfg, b.loss_tokens, b.loss_sequences)
+            out = handles[name].train_step(b.micro_batches(cfg.micro_batch_size, by_length=sort), cfg.loss, options)
+            t2 = time.perf_counter()
+            stats[name].append((out["loss"], out["grad_norm"]))
+            if timed:
+                times[name]["logprobs"].append((t1 - t0, real[step]))
+                times[name]["train"].append((t2 - t1, real[step]))
+
+        for s in range(args.warmup):
+            for name, _, sort in GRPO_SIDES:
+                run(name, sort, s, False)
+        bounds = [args.warmup + args.steps * r // args.rounds for r in range(args.rounds + 1)]
+        for r in range(args.rounds):
+            for name, _, sort in GRPO_SIDES:
+                for s in range(bounds[r], bounds[r + 1]):
+                    run(name, sort, s, True)
+    finally:
+        ray.shutdown()
+
+    rate = {name: {k: sum(n for _, n in v) / sum(t for t, _ in v) for k, v in t.items()} for name, t in times.items()}
+    print()
+    print(f"{'side':<15}{'train tok/s':>13}{'x padded':>10}{'logprobs tok/s':>16}{'x padded':>10}"
+          f"{'max |dloss|':>13}{'max |dgrad_norm|':>18}")
+    for name, _, _ in GRPO_SIDES:
+        dl = max(abs(a[0] - b[0]) for a, b in zip(stats[name], stats["padded"]))
+        dg = max(abs(a[1] - b[1]) for a, b in zip(stats[name], stats["padded"]))
+        print(f"{name:<15}{rate[name]['train']:>13.0f}{rate[name]['train'] / rate['padded']['train']:>10.2f}"
+              f"{rate[name]['logprobs']:>16.0f}{rate[name]['logprobs'] / rate['padded']['logprobs']:>10.2f}"
+              f"{dl:>13.2e}{dg:>18.2e}")
+    best = max(rate[n]["train"] / rate["padded"]["train"] for n, _, _ in GRPO_SIDES[1:])
+    print(f"\nbest padding-free train / padded = {best:.2f}  (target >= 1.3: {'met' if best >= 1.3 else 'NOT met'}); "
+          f"loss/grad-norm drift: each side trains its own copy from the same start ({total} steps)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=30, help="timed optimizer steps per side")
-    ap.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating plain/learner blocks the timed steps use")
+    ap.add_argument("--steps", type=int, default=None, help="timed optimizer steps per side (30; grpo: 4)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps per side first (3; grpo: 1)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating blocks of sides the timed steps use "
+                    "(3; grpo: 2)")
     ap.add_argument("--block", type=int, default=256, help="tokens per sequence")
     ap.add_argument("--batch", type=int, default=16, help="sequences per optimizer step")
     ap.add_argument("--micro", type=int, default=16, help="sequences per forward/backward")
@@ -107,7 +226,17 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0 = the learner's default: "
                     "every core)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--workload", default="pretrain", choices=["pretrain", "grpo"],
+                    help="pretrain: learner vs plain loop; grpo: the learner's padding modes on GRPO batches")
+    ap.add_argument("--prompts", type=int, default=8, help="grpo: prompts (groups) per step")
+    ap.add_argument("--group", type=int, default=8, help="grpo: completions per prompt")
+    ap.add_argument("--max-new", type=int, default=256, help="grpo: longest completion (tokens)")
+    ap.add_argument("--median-new", type=int, default=48, help="grpo: median completion length (tokens)")
+    ap.add_argument("--micro-grpo", type=int, default=32, help="grpo: sequences per micro-batch (the stage's default)")
     args = ap.parse_args()
+    for key, pretrain, grpo in (("steps", 30, 4), ("warmup", 3, 1), ("rounds", 3, 2)):
+        if getattr(args, key) is None:
+            setattr(args, key, grpo if args.workload == "grpo" else pretrain)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -129,6 +258,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="raylign-bench-") as tmp:
         model_dir = Path(tmp) / "model"
         n_params, vocab = build_model(model_dir, texts, args.vocab)
+        if args.workload == "grpo":
+            return grpo_main(args, model_dir, n_params, vocab, ray_cfg, threads)
         batches, n_blocks = make_batches(model_dir, texts, args.block, args.batch, args.micro, total, seed=0)
         step_tokens = sum(int(mb.attention_mask.sum()) for mb in batches[0])
         print(f"model: Qwen2 {n_params / 1e6:.2f}M parameters, vocab {vocab}; {n_blocks} blocks of {args.block}; "
