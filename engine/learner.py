@@ -77,6 +77,8 @@ class Learner:
             raise ValueError(f"unknown learner head {spec.head!r}: expected 'lm' or 'value'")
         self.tokenizer = load_tokenizer(spec.model_dir)
         self.autocast = self.device == "cuda"  # bf16 autocast on GPUs, fp32 on CPUs
+        if spec.pack == "pack":
+            self._check_packing()
         self.version = 0  # bumped by every optimizer step; stamps weight syncs
         if spec.trainable:
             self.model.train()
@@ -87,20 +89,21 @@ class Learner:
             self.opt = self.sched = None
 
     # ------------------------------------------------------------------------------------------ compute
-    def _forward(self, mb: TrainBatch) -> tuple[torch.Tensor, TrainBatch]:
+    def _forward(self, mb: TrainBatch, pack: str | None = None) -> tuple[torch.Tensor, TrainBatch]:
         """Logits [B,T,V] of an lm learner, values [B,T] (float32) of a value learner, and the batch they are
         aligned with: ``mb`` itself (pack = none), or ``mb`` cut to the columns that hold real tokens (sort, pack;
         the cut columns hold no loss token, so a loss over the cut batch is the same)."""
         from raylign.engine.modeling import value_forward
         from raylign.engine.ops import Packing, contiguous, real_span
 
+        pack = pack or self.spec.pack
         mb = mb.to(self.device)
-        if self.spec.pack != "none":
+        if pack != "none":
             lo, hi = real_span(mb.attention_mask)
             if hi > lo and (lo, hi) != (0, mb.input_ids.shape[1]):
                 mb = mb.columns(lo, hi)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
-            if self.spec.pack == "pack" and contiguous(mb.attention_mask):
+            if pack == "pack" and contiguous(mb.attention_mask):
                 p = Packing(mb.input_ids, mb.attention_mask)
                 if self.spec.head == "value":
                     out = value_forward(self.model, p.input_ids, None, p.position_ids).float()
@@ -110,6 +113,28 @@ class Learner:
             if self.spec.head == "value":
                 return value_forward(self.model, mb.input_ids, mb.attention_mask).float(), mb
             return self.model(input_ids=mb.input_ids, attention_mask=mb.attention_mask).logits, mb
+
+    @torch.no_grad()
+    def _check_packing(self) -> None:
+        """Refuse pack = "pack" for a model that would let packed sequences attend to each other (one whose
+        transformers code does not read restarting position ids as sequence boundaries)."""
+        from raylign.engine.errors import ModelError
+
+        was_training = self.model.training
+        self.model.eval()
+        vocab = self.model.get_input_embeddings().num_embeddings
+        ids = (torch.arange(18, device=self.device) * 7 + 3).remainder(vocab).view(3, 6)
+        mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3, [1] * 3 + [0] * 3], device=self.device)  # rows [6], [3, 3]
+        mb = TrainBatch(ids, mask, mask.float())
+        padded, _ = self._forward(mb, pack="none")
+        packed, _ = self._forward(mb)
+        self.model.train(was_training)
+        real = mask.bool()
+        err = float((padded - packed)[real].abs().max())
+        scale = float(padded[real].abs().max())
+        if not err <= 1e-2 * max(scale, 1.0):
+            raise ModelError(f"learner pack = 'pack': {type(self.model).__name__} does not keep packed sequences "
+                             f"apart (outputs differ from the padded batch by {err:.3g}); use pack = 'sort'")
 
     def _per_token(self, microbatches: list[TrainBatch], fn) -> list[torch.Tensor]:
         """``fn(out, batch)`` → [b, t] per micro-batch, on CPU, in the micro-batches' own [B, T] layout (0 on

@@ -251,3 +251,16 @@ def test_unknown_pack_mode(tiny_model_dir):
                        torch_threads=1, pack="zip")
     with pytest.raises(ValueError, match="pack"):
         Learner(spec)
+
+
+def test_pack_refused_when_the_model_ignores_sequence_boundaries(learners, monkeypatch):
+    """A model whose code does not read restarting position ids as boundaries (here: transformers' detection
+    switched off) would attend across packed sequences: the learner's start-up check refuses it."""
+    import transformers.masking_utils as mu
+
+    from raylign.engine.errors import ModelError
+
+    learners["lm", "pack"]._check_packing()  # the real model passes
+    monkeypatch.setattr(mu, "find_packed_sequence_indices", lambda position_ids: None)
+    with pytest.raises(ModelError, match="pack = 'sort'"):
+        learners["lm", "pack"]._check_packing()
