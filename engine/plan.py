@@ -48,6 +48,8 @@ class Role:
     memory: float | None  # bytes per actor (None: unknown)
     memory_note: str  # how the estimate is made
     gpu_memory: float | None = None  # bytes per GPU it needs at least (None: runs on CPU, or unknown)
+    gpu_fraction: float = 0.0  # the share of a GPU's memory it may use (0: its GPU resource share)
+    gpu_what: str = ""  # what ``gpu_memory`` holds ("" = memory_note)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class StagePlan:
     roles: list[Role] = field(default_factory=list)
     batch: list[str] = field(default_factory=list)  # batch arithmetic, one line each
     warnings: list[str] = field(default_factory=list)
+    blockers: list[str] = field(default_factory=list)  # what a run would fail on, besides placement
     placement: Fit | None = None
     driver_only: str = ""  # set for a stage that starts no actor
     unknown: str = "model size unknown"  # said when ``model`` is None
@@ -124,8 +127,9 @@ def _rollout(cfg: Config, model: ModelInfo | None, gpus_mem: float | None) -> Ro
         shown = human_bytes(weights) if weights else "?"
         note = (f"vLLM takes gpu_memory_utilization {r.gpu_memory_utilization:g} of each of its {tp} GPU(s) "
                 f"(weights {shown} / {tp} + KV cache)")
-        return Role("rollout", r.num_workers, res, mem, note,
-                    gpu_memory=(weights / tp / r.gpu_memory_utilization) if weights else None)
+        return Role("rollout", r.num_workers, res, mem, note, gpu_memory=weights / tp if weights else None,
+                    gpu_fraction=r.gpu_memory_utilization,
+                    gpu_what=f"{model.dtype if model else ''} weights over tensor_parallel_size {tp}")
     mem = (weights or 0) + r.kv_cache_gb * GIB
     shown = f"{human_bytes(weights)} ({model.dtype})" if model else "? (model size unknown)"
     note = f"weights {shown} + KV cache kv_cache_gb {r.kv_cache_gb}"
@@ -253,7 +257,7 @@ def plan_stages(cfg: Config, registry: Any, view: ClusterView) -> list[StagePlan
         sp.batch, sp.warnings = batch_lines(c, cfg.rollout.max_model_len)
         r = cfg.rollout
         if _is_rl(c) and r.tensor_parallel_size > 1 and r.num_gpus < r.tensor_parallel_size:
-            sp.warnings.append(f"rollout.tensor_parallel_size {r.tensor_parallel_size} needs rollout.num_gpus = "
+            sp.blockers.append(f"rollout.tensor_parallel_size {r.tensor_parallel_size} needs rollout.num_gpus = "
                                f"{r.tensor_parallel_size} (one GPU per shard, on one node); it is {r.num_gpus:g}")
         bundles = [Bundle(f"stage {spec.name}: {role.name}" + (f" #{i + 1}" if role.actors > 1 else ""),
                           role.resources) for role in sp.roles for i in range(role.actors)]
@@ -270,9 +274,13 @@ def _memory_checks(sp: StagePlan, view: ClusterView, gpu_mem: float | None) -> N
     if gpu_mem:
         for role in sp.roles:
             share = role.resources.get("GPU", 0.0)
-            if role.gpu_memory and share and role.gpu_memory > gpu_mem * min(1.0, share):
-                sp.warnings.append(f"{role.name} needs >= {human_bytes(role.gpu_memory)} per GPU, it gets "
-                                   f"{human_bytes(gpu_mem * min(1.0, share))}")
+            budget = gpu_mem * (role.gpu_fraction or min(1.0, share))
+            if role.gpu_memory and share and role.gpu_memory > budget:
+                how = (f"gpu_memory_utilization {role.gpu_fraction:g} of {human_bytes(gpu_mem)}"
+                       if role.gpu_fraction else f"{min(1.0, share):g} of a {human_bytes(gpu_mem)} GPU")
+                sp.blockers.append(f"{role.name} needs >= {human_bytes(role.gpu_memory)} per GPU "
+                                   f"({role.gpu_what or role.memory_note}), "
+                                   f"it gets {human_bytes(budget)} ({how})")
     if sp.placement is None or sp.placement.problem:
         return
     per_node: dict[str, float] = {}
@@ -288,11 +296,10 @@ def _memory_checks(sp: StagePlan, view: ClusterView, gpu_mem: float | None) -> N
 
 
 def problems(plans: list[StagePlan]) -> list[str]:
-    """The lines that stop the plan: a stage whose actors do not fit, or a TP size its GPUs cannot hold."""
+    """The lines that stop the plan: a stage whose actors do not fit, a TP size without its GPUs, a role whose
+    memory (a lower bound) exceeds its GPU share."""
     out = [p.placement.problem for p in plans if p.placement and p.placement.problem]
-    out += [f"stage {p.name}: {w}" for p in plans for w in p.warnings if "needs rollout.num_gpus" in w
-            or "per GPU, it gets" in w]
-    return out
+    return out + [f"stage {p.name}: {b}" for p in plans for b in p.blockers]
 
 
 # ---------------------------------------------------------------------------------------------- printing
@@ -329,6 +336,8 @@ def render(plans: list[StagePlan], view: ClusterView) -> str:
             out.append(f"  batch: {line}")
         for w in sp.warnings:
             out.append(f"  warning: {w}")
+        for b in sp.blockers:
+            out.append(f"  problem: {b}")
     return "\n".join(out)
 
 

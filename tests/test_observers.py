@@ -157,3 +157,8 @@ def test_a_failing_observer_warns_once_and_never_ends_the_run(tmp_path, monkeypa
     fake_run(tmp_path, ["mlflow"], monkeypatch)
     err = capsys.readouterr().err
     assert err.count("observer 'mlflow' failed (OSError: disk full); it stops observing this run") == 1
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=(tmp_path / "runs" / "mlruns").as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("raylign").experiment_id])
+    assert run.info.status == "FAILED"  # not left RUNNING

@@ -211,3 +211,40 @@ def test_doctor_on_the_running_cluster(two_nodes):  # here to share the module's
     assert f"  ok  cluster at {two_nodes.address}: 2 node(s) alive, Ray " in result.stdout
     nodes = [line for line in result.stdout.splitlines() if line.startswith("info    node ")]
     assert len(nodes) == 2 and any("node_b 1" in n for n in nodes), result.stdout
+
+
+def test_gpu_roles_on_a_described_gpu_node(tmp_path):
+    from raylign.engine.cluster_view import Gpu
+
+    big = tmp_path / "big"  # a config.json alone (no weights): counted by the formula, ~8B parameters
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps({
+        "model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16"}))
+    registry = build_registry()
+    cfg = build_config({"run": {"pipeline": ["grpo"], "base_model": str(big)},
+                        "ray": {"learner_num_gpus": 1},
+                        "rollout": {"num_gpus": 1, "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5}},
+                       registry)
+    node = Node("gpu0", {"CPU": 16, "GPU": 1}, None, 128.0, (Gpu("NVIDIA H200", 139.8),))
+    (grpo,) = plan_stages(cfg, registry, ClusterView("test", (node,)))
+    assert grpo.model.params == 8_030_261_248 and grpo.model.dtype == "bfloat16"
+    stop = problems([grpo])
+    assert "stage grpo: learner does not fit" in stop[0]  # rollout (1 GPU) + learner (1 GPU) on a 1-GPU node
+    assert any("rollout.tensor_parallel_size 2 needs rollout.num_gpus = 2" in s for s in stop)
+    assert not any("learner needs" in s for s in stop)  # 8B x 16 B = 120 GiB fits a 140 GiB GPU
+    text = render([grpo], ClusterView("test", (node,)))
+    assert "1 x NVIDIA H200 139.8 GiB" in text
+    assert "vLLM takes gpu_memory_utilization 0.5 of each of its 2 GPU(s) (weights 15 GiB / 2 + KV cache)" in text
+
+    cfg = build_config({"run": {"pipeline": ["grpo"], "base_model": str(big)},
+                        "ray": {"learner_num_gpus": 0.5}, "rollout": {"num_gpus": 0.5, "gpu_memory_utilization": 0.05}},
+                       registry)  # colocated on one GPU: both fit as resources, not as memory
+    (grpo,) = plan_stages(cfg, registry, ClusterView("test", (node,)))
+    assert grpo.placement.problem == ""
+    assert problems([grpo]) == [
+        "stage grpo: rollout needs >= 15 GiB per GPU (bfloat16 weights over tensor_parallel_size 1), "
+        "it gets 6.99 GiB (gpu_memory_utilization 0.05 of 140 GiB)",
+        "stage grpo: learner needs >= 120 GiB per GPU (fp32 weights + grads + AdamW moments, 16 B/param), it gets "
+        "69.9 GiB (0.5 of a 140 GiB GPU)"]

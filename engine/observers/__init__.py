@@ -73,7 +73,8 @@ class Session:
 
     def __init__(self, name: str, handle: Any) -> None:
         self.name = name
-        self.handle = handle  # the observer's run object (wandb Run, MLflow run id...)
+        self.handle = handle  # the observer's run object (wandb Run, MLflow run id...); None once it failed
+        self.broken: Any = None  # the handle it had when it failed (to close the run as failed)
         self.defined: set[str] = set()  # per-observer bookkeeping (e.g. stages whose step metric is defined)
 
     def call(self, fn: Callable, *args: Any) -> bool:
@@ -85,5 +86,5 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - an observer never ends a run
             print(f"raylign: warning: observer {self.name!r} failed ({type(exc).__name__}: {exc}); "
                   f"it stops observing this run", file=sys.stderr)
-            self.handle = None
+            self.broken, self.handle = self.handle, None
             return False

@@ -99,16 +99,19 @@ def _finish(s: Session, summary: Mapping[str, Any], run_dir: Path) -> None:
 def raylign_run_end(summary: Mapping[str, Any], run_dir: Path) -> None:
     global _session
     if _session is not None:
-        _session.call(_finish, summary, run_dir)
+        if not _session.call(_finish, summary, run_dir):
+            _mark_failed()  # observing stopped part-way: the MLflow run is incomplete
         _session = None
 
 
 @atexit.register
 def _mark_failed() -> None:
-    """A run that ended without ``raylign_run_end`` (an error, Ctrl-C) is FAILED, not left RUNNING."""
-    if _session is not None and _session.handle is not None:
+    """A run that ended without ``raylign_run_end`` (an error, Ctrl-C), or whose observing failed, is FAILED in
+    MLflow, not left RUNNING."""
+    handle = _session and (_session.handle or _session.broken)
+    if handle:
         try:
-            client, run_id = _session.handle
+            client, run_id = handle
             client.set_terminated(run_id, "FAILED")
         except Exception:  # noqa: BLE001
             pass
