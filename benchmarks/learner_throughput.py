@@ -14,7 +14,7 @@ The timed steps are split into ``--rounds`` alternating plain/learner blocks (on
 so load from other processes on a shared machine hits both alike. Prints a table of training tokens per second
 and the learner/plain ratio (target >= 0.9).
 
-    .venv/bin/python benchmarks/learner_throughput.py --workload grpo [--steps 4] [--warmup 1] [--rounds 2]
+    .venv/bin/python benchmarks/learner_throughput.py --workload grpo [--steps 3] [--warmup 1] [--rounds 3]
 
 ``--workload grpo`` compares the learner's padding modes on GRPO-shaped batches instead: ``--prompts`` groups of
 ``--group`` completions, prompts of 20-60 tokens and completions of 5-``--max-new`` tokens with a long tail
@@ -24,7 +24,8 @@ actor per side, called through ``LearnerHandle`` as the stage calls it, all from
 batches: ``padded`` (pack = none), ``sorted`` (pack = sort, length-sorted micro-batches cut to their columns),
 ``packed`` (pack = pack, the stage's micro-batches) and ``sorted+packed``. Tokens are real (non-pad) tokens;
 ``train`` is ``train_step``, ``logprobs`` the stage's old/ref-logprob pass (``token_logprobs``). Prints tokens/s
-per side, the ratio to padded (target >= 1.3) and how far each side's loss and grad norm drift from padded.
+per side (median over the timed steps), the ratio to padded (target >= 1.3) and how far each side's loss and
+grad norm drift from padded.
 """
 from __future__ import annotations
 
@@ -196,7 +197,8 @@ def grpo_main(args, model_dir: Path, n_params: int, vocab: int, ray_cfg, threads
     finally:
         ray.shutdown()
 
-    rate = {name: {k: sum(n for _, n in v) / sum(t for t, _ in v) for k, v in t.items()} for name, t in times.items()}
+    # the median of the steps' rates: on a shared machine one step slowed by another job does not decide the table
+    rate = {name: {k: statistics.median(n / t for t, n in v) for k, v in t.items()} for name, t in times.items()}
     print()
     print(f"{'side':<15}{'train tok/s':>13}{'x padded':>10}{'logprobs tok/s':>16}{'x padded':>10}"
           f"{'max |dloss|':>13}{'max |dgrad_norm|':>18}")
@@ -214,10 +216,10 @@ def grpo_main(args, model_dir: Path, n_params: int, vocab: int, ray_cfg, threads
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=None, help="timed optimizer steps per side (30; grpo: 4)")
+    ap.add_argument("--steps", type=int, default=None, help="timed optimizer steps per side (30; grpo: 3)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps per side first (3; grpo: 1)")
     ap.add_argument("--rounds", type=int, default=None, help="alternating blocks of sides the timed steps use "
-                    "(3; grpo: 2)")
+                    "(3; grpo: 3, every side trains each step before the next step)")
     ap.add_argument("--block", type=int, default=256, help="tokens per sequence")
     ap.add_argument("--batch", type=int, default=16, help="sequences per optimizer step")
     ap.add_argument("--micro", type=int, default=16, help="sequences per forward/backward")
@@ -234,7 +236,7 @@ def main() -> int:
     ap.add_argument("--median-new", type=int, default=48, help="grpo: median completion length (tokens)")
     ap.add_argument("--micro-grpo", type=int, default=32, help="grpo: sequences per micro-batch (the stage's default)")
     args = ap.parse_args()
-    for key, pretrain, grpo in (("steps", 30, 4), ("warmup", 3, 1), ("rounds", 3, 2)):
+    for key, pretrain, grpo in (("steps", 30, 3), ("warmup", 3, 1), ("rounds", 3, 3)):
         if getattr(args, key) is None:
             setattr(args, key, grpo if args.workload == "grpo" else pretrain)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -39,10 +39,10 @@ def chunk(items: list, size: int) -> list[list]:
 
 
 # ---------------------------------------------------------------------------------------------- padding-free
-# The learner's padding-free forward (``LearnerSpec.pack``): a micro-batch's real tokens are either cut to the
-# columns that hold any (``trim``) or packed into rows with position ids restarting per sequence (``pack``:
-# transformers then confines attention to each sequence). Outputs come back in the micro-batch's [B, T] layout,
-# so losses see the same per-token values as on the padded batch.
+# The learner's padding-free forward (``LearnerSpec.pack``): a micro-batch is cut to the columns that hold real
+# tokens (``sort``), and its sequences are also packed into rows with position ids restarting per sequence
+# (``pack``: transformers then confines attention to each sequence). Outputs come back in the micro-batch's
+# [B, T] layout, so losses see the same per-token values as on the padded batch.
 
 
 def real_span(attention_mask: torch.Tensor) -> tuple[int, int]:
@@ -79,11 +79,12 @@ class Packing:
         lengths = mask.sum(1)
         first = mask.long().argmax(1)
         dev = input_ids.device
-        L = max(1, int(lengths.max())) if len(lengths) else 1
+        lens = lengths.tolist()  # one device sync, not one per sequence
+        L = max([1, *lens])
         fill: list[int] = []  # tokens placed in each row so far
-        row, off = [0] * len(lengths), [0] * len(lengths)
-        for b in sorted(range(len(lengths)), key=lambda i: -int(lengths[i])):
-            n = int(lengths[b])
+        row, off = [0] * len(lens), [0] * len(lens)
+        for b in sorted(range(len(lens)), key=lambda i: -lens[i]):
+            n = lens[b]
             r = next((i for i, f in enumerate(fill) if f + n <= L), None)
             if r is None:
                 r = len(fill)
