@@ -134,10 +134,12 @@ class TrainBatch:
         return int(self.loss_mask.sum().item())
 
     def columns(self, start: int, stop: int) -> "TrainBatch":
-        """The same sequences cut to columns [start, stop) (every per-token tensor, extras too)."""
+        """The same sequences cut to columns [start, stop): every per-token tensor, and the extras that are
+        per-token ([B, T, ...]; per-sequence ones such as a [B] margin stay whole)."""
         sl = (slice(None), slice(start, stop))
+        T = self.input_ids.shape[1]
         return TrainBatch(self.input_ids[sl], self.attention_mask[sl], self.loss_mask[sl], self.loss_scale,
-                          {k: v[sl] for k, v in self.extras.items()})
+                          {k: v[sl] if v.dim() >= 2 and v.shape[1] == T else v for k, v in self.extras.items()})
 
     def to(self, device: Any) -> "TrainBatch":
         return TrainBatch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
@@ -180,7 +182,8 @@ class SequenceBatch:
         when the loss is a sum over sequences divided by step-wide constants (``norm_tokens``/``norm_seqs``, or
         ``token_weighted``); a loss normalized per micro-batch, or a metric averaged per micro-batch, depends on
         which sequences share one. The micro-batches no longer line up with the batch's rows: use it for
-        ``train_step``, not for results that are concatenated back (``token_logprobs``, ``values``)."""
+        ``train_step``, not for results that are concatenated back (``token_logprobs``, ``values``), nor for
+        losses that read rows together (chosen/rejected pairs)."""
         import torch
 
         total = float(self.loss_mask.sum().clamp(min=1))

@@ -264,3 +264,14 @@ def test_pack_refused_when_the_model_ignores_sequence_boundaries(learners, monke
     monkeypatch.setattr(mu, "find_packed_sequence_indices", lambda position_ids: None)
     with pytest.raises(ModelError, match="pack = 'sort'"):
         learners["lm", "pack"]._check_packing()
+
+
+def test_columns_keeps_per_sequence_extras():
+    b = make_batch("right", lengths=(2, 5, 3))
+    b.extras["margin"] = torch.tensor([0.5, 1.0, 0.0])  # [B], as the reward_model stage sends
+    (mb,) = b.micro_batches(3)
+    cut = mb.columns(1, 4)
+    assert cut.input_ids.shape == (3, 3) and cut.extras["advantages"].shape == (3, 3)
+    assert torch.equal(cut.extras["margin"], b.extras["margin"])
+    (sorted_mb,) = b.micro_batches(3, by_length=True)
+    assert sorted_mb.extras["margin"].tolist() == [1.0, 0.0, 0.5]  # rows in length order, longest first
