@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from raylign.engine.ops import PACK_MODES
 from raylign.engine.optim import OptimConfig, build_optimizer
 from raylign.engine.types import TrainBatch
 
@@ -46,9 +47,6 @@ class LearnerSpec:
     head: str = "lm"  # lm: a causal LM (losses get logits [B,T,V]); value: a scalar head (losses get values [B,T])
     pack: str = "none"  # padding: none = forward the padded micro-batches; sort = cut each to its real columns
     # (and regroup by length for logprobs/values); pack = also pack its sequences into rows (see engine/ops.py)
-
-
-PACK_MODES = ("none", "sort", "pack")
 
 
 class Learner:

@@ -44,6 +44,8 @@ def chunk(items: list, size: int) -> list[list]:
 # (``pack``: transformers then confines attention to each sequence). Outputs come back in the micro-batch's
 # [B, T] layout, so losses see the same per-token values as on the padded batch.
 
+PACK_MODES = ("none", "sort", "pack")  # LearnerSpec.pack (stages validate their own key against it without torch)
+
 
 def real_span(attention_mask: torch.Tensor) -> tuple[int, int]:
     """First and one-past-last column that holds a real token in any row ((0, 0) for an all-pad batch)."""
