@@ -68,6 +68,7 @@ def _finish(s: Session, run_dir: Path) -> None:
     if plots:
         s.handle.log(plots)
     s.handle.finish()
+    wandb.teardown()  # finish() returns before wandb-core has flushed the run file; teardown waits for it
 
 
 @hookimpl
