@@ -114,4 +114,5 @@ class Packing:
         whose column ``col0`` is the packed sequences' first (differentiable)."""
         flat = packed.reshape(-1, *packed.shape[2:])[self.src]
         out = flat.new_zeros((*like, *packed.shape[2:]))
-        return out.index_put((self.rows, self.cols - col0), flat)
+        out[self.rows, self.cols - col0] = flat  # in place: no second [B, T, ...] copy (autograd records it)
+        return out
