@@ -136,8 +136,9 @@ class Learner:
 
     def _per_token(self, microbatches: list[TrainBatch], fn) -> list[torch.Tensor]:
         """``fn(out, batch)`` → [b, t] per micro-batch, on CPU, in the micro-batches' own [B, T] layout (0 on
-        padding, except with pack = none, which leaves what the pad tokens produced). With pack != none the sequences are regrouped by length first (no loss
-        here: a forward-only result does not depend on which sequences share a batch)."""
+        padding, except with pack = none, which leaves what the pad tokens produced). With pack != none the
+        sequences are regrouped by length first, at most the largest micro-batch's count at a time (no loss here:
+        a forward-only result does not depend on which sequences share a batch)."""
         from raylign.engine.ops import real_span
 
         if self.spec.pack == "none":
