@@ -106,11 +106,12 @@ class StageContext:
 
     # ---------------------------------------------------------------------------------------------- roles
     def start_learner(self, model_dir: Path, optim, total_steps: int, trainable: bool = True,
-                      role: str | None = None, head: str = "lm") -> LearnerHandle:
+                      role: str | None = None, head: str = "lm", pack: str = "none") -> LearnerHandle:
         """A learner actor on ``model_dir`` (its own model and, when ``trainable``, its own optimizer with a
         schedule over ``total_steps``); killed when the stage ends. ``role`` names it (default "policy" for a
         trainable learner, "reference" for a frozen one) and must be unique within the stage. ``head="value"``
-        gives it a scalar head (a reward model or critic; a causal-LM dir gets a new head)."""
+        gives it a scalar head (a reward model or critic; a causal-LM dir gets a new head). ``pack``: how it
+        spends compute on padding (``none``, ``sort``, ``pack``: :data:`raylign.engine.ops.PACK_MODES`)."""
         from raylign.engine.learner import LearnerSpec, start_learner
 
         role = role or ("policy" if trainable else "reference")
@@ -119,7 +120,7 @@ class StageContext:
         ray_cfg = self.engine.ray
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
                            device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable,
-                           head=head)
+                           head=head, pack=pack)
         actor = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus)
         handle = LearnerHandle(actor, self.registry, role=role, trainable=trainable, head=head)
         self._learners.append(handle)

@@ -21,6 +21,7 @@ from raylign.engine import options as declared
 from raylign.engine.data import indices_at
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
+from raylign.engine.ops import PACK_MODES
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.tasks.spec import PromptDataConfig
@@ -42,6 +43,8 @@ class GRPOConfig(PromptDataConfig):
     prompts_per_step: int = 16  # prompts per rollout batch
     group_size: int = 8  # G completions per prompt
     micro_batch_size: int = 32  # sequences per learner forward/backward
+    pack: str = "none"  # learner compute on padding: none | sort (micro-batches cut to their real columns) |
+    # pack (each micro-batch's sequences packed into rows, attention kept within each; the fastest)
     updates_per_batch: int = 1  # optimizer steps per rollout batch (the batch is split into this many parts)
     max_new_tokens: int = 64  # completion length limit
     temperature: float = 1.0  # training sampling temperature (top-p 1, no top-k: true sampler logprobs)
@@ -79,8 +82,9 @@ class GRPOStage:
                                     rows.verifier_options, key=f"{ctx.name}.rewards")
         checked = ctx.check_references(rows, rewards)  # a wrong field mapping stops here, before the fleets
         total_updates = cfg.steps * cfg.updates_per_batch
-        learner = ctx.start_learner(ctx.input_model, cfg.optim, total_updates)
-        reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False) if cfg.kl_coef > 0 else None
+        learner = ctx.start_learner(ctx.input_model, cfg.optim, total_updates, pack=cfg.pack)
+        reference = (ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False, pack=cfg.pack)
+                     if cfg.kl_coef > 0 else None)
         fleet = ctx.start_rollout_fleet(ctx.input_model)
         checked.update(ctx.solve_rates(rows, rewards, fleet, cfg.max_new_tokens, stops))
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
@@ -143,6 +147,8 @@ class GRPOStage:
                               f"{ctx.name}.updates_per_batch ({cfg.updates_per_batch})")
         if cfg.kl_estimator not in ("k1", "k2", "k3"):
             raise ConfigError(f"{ctx.name}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
+        if cfg.pack not in PACK_MODES:
+            raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
         declared.validate(estimator, cfg.advantage_options, f"{ctx.name}.advantage {cfg.advantage!r}")
         declared.validate(ctx.registry.get("losses", cfg.loss), GRPOStage.loss_options(cfg, 1.0, 1.0),
@@ -256,7 +262,8 @@ class GRPOStage:
         sums: dict[str, float] = {}
         for part in parts:
             options = self.loss_options(cfg, part.loss_tokens, part.loss_sequences)
-            out = learner.train_step(part.micro_batches(cfg.micro_batch_size), cfg.loss, options)
+            out = learner.train_step(part.micro_batches(cfg.micro_batch_size, by_length=cfg.pack == "sort"),
+                                     cfg.loss, options)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
         metrics = {k: v / len(parts) for k, v in sums.items()}

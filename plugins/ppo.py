@@ -32,6 +32,7 @@ from raylign.engine import hookimpl
 from raylign.engine.data import indices_at
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
+from raylign.engine.ops import PACK_MODES
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.tasks.spec import PromptDataConfig
@@ -58,6 +59,8 @@ class PPOConfig(PromptDataConfig):
     epochs: int = 2  # passes over each rollout batch
     mini_batches: int = 1  # optimizer steps per pass (the batch is shuffled and split)
     micro_batch_size: int = 32  # sequences per learner forward/backward
+    pack: str = "none"  # learner compute on padding: none | sort (micro-batches cut to their real columns) |
+    # pack (each micro-batch's sequences packed into rows, attention kept within each; the fastest)
     gamma: float = 1.0  # discount
     lam: float = 0.95  # GAE lambda
     whiten_advantages: bool = True  # normalize advantages over the batch's reply tokens
@@ -124,10 +127,12 @@ class PPOStage:
                                     key=f"{ctx.name}.rewards")
         checked = ctx.check_references(rows, rewards)  # only when the reward has a verifier term
         per_step = cfg.epochs * cfg.mini_batches
-        policy = ctx.start_learner(ctx.input_model, cfg.optim, max(1, cfg.steps - cfg.critic_warmup_steps) * per_step)
+        policy = ctx.start_learner(ctx.input_model, cfg.optim, max(1, cfg.steps - cfg.critic_warmup_steps) * per_step,
+                                   pack=cfg.pack)
         critic_dir = ctx.model_ref(cfg.critic, f"{ctx.name}.critic") if cfg.critic else ctx.input_model
-        critic = ctx.start_learner(critic_dir, cfg.critic_optim, cfg.steps * per_step, role="critic", head="value")
-        reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False)
+        critic = ctx.start_learner(critic_dir, cfg.critic_optim, cfg.steps * per_step, role="critic", head="value",
+                                   pack=cfg.pack)
+        reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False, pack=cfg.pack)
         gold = (ctx.start_rewards([RewardTerm(name=cfg.gold, options=dict(cfg.gold_options))], key=f"{ctx.name}.gold")
                 if cfg.gold else None)
         fleet = ctx.start_rollout_fleet(ctx.input_model)
@@ -192,6 +197,8 @@ class PPOStage:
             raise ConfigError(f"{n}.kl_in must be 'reward' or 'loss', got {cfg.kl_in!r}")
         if cfg.kl_estimator not in ("k1", "k2", "k3"):
             raise ConfigError(f"{n}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
+        if cfg.pack not in PACK_MODES:
+            raise ConfigError(f"{n}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
         if cfg.dual_clip and cfg.dual_clip <= 1.0:
             raise ConfigError(f"{n}.dual_clip must be > 1 (or 0 for off), got {cfg.dual_clip}")
         if cfg.epochs < 1 or cfg.mini_batches < 1:
@@ -300,7 +307,7 @@ class PPOStage:
             rng.shuffle(order)
             for start in range(0, len(order), size):
                 part = select(batch, order[start:start + size])
-                micro = part.micro_batches(cfg.micro_batch_size)
+                micro = part.micro_batches(cfg.micro_batch_size, by_length=cfg.pack == "sort")
                 out: dict[str, float] = {}
                 if train_policy:
                     opts = {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high, "dual_clip": cfg.dual_clip or None,

@@ -77,6 +77,7 @@ prompts_per_step = {PROMPTS}
 group_size = {GROUP}
 updates_per_batch = {UPDATES}
 micro_batch_size = 32
+pack = "pack"            # the learner packs each micro-batch's sequences (padding-free); resume stays exact
 max_new_tokens = {MAX_NEW}
 dynamic_sampling = true
 max_refills = 3
