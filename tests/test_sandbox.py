@@ -301,7 +301,13 @@ import os, sys
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60) # {marker}'])
+        try:  # the interpreter where the job can run it (the namespaces root), else the host's shell (rlimits:
+            # uid 65534 may not reach an interpreter under /root)
+            if os.access(sys.executable, os.X_OK):
+                os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(60) # {marker}'])
+            os.execv('/bin/sh', ['/bin/sh', '-c', 'sleep 60 # {marker}'])
+        finally:
+            os._exit(1)  # never run the rest of the program as a second copy
     os._exit(0)
 print('parent exits')
 """
