@@ -25,6 +25,11 @@ from the :class:`StageContext` it receives:
   their verdicts in ``rollouts/<stage>.jsonl``; ``kind="eval"`` for greedy held-out answers),
   ``ctx.progress(total, start)``, ``ctx.resume_point()`` / ``ctx.restore(learners, resume)`` /
   ``ctx.save_checkpoint(step, learners, state)`` (atomic; ``raylign_checkpoint_saved``), ``ctx.console``.
+- **tasks** (RL stages whose config inherits :class:`~raylign.engine.tasks.spec.PromptDataConfig`):
+  ``ctx.prompt_rows(tok, default_verifier, verifier_options)`` (sources or a registered task, field-mapped,
+  templated, rendered, held out), ``ctx.check_references(rows, rewards)`` (the verifiers constructed, rows
+  scored with their own references: a wrong mapping stops the stage) and ``ctx.solve_rates(rows, rewards, fleet,
+  max_tokens, stops)`` (the starting model's greedy and pass@k shares).
 - **data**: :mod:`raylign.engine.data` (``read_rows``, ``read_texts``, ``split_holdout``, ``require``, and
   ``indices_at`` / ``batch_indices``: the seeded, resumable example order), typed containers in
   :mod:`raylign.engine.types` (``TrainBatch``, ``SequenceBatch``, ``RolloutGroup``).
