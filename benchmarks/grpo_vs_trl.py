@@ -181,31 +181,39 @@ def run_trl(args, work: Path, use_vllm: bool) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- driver
+def run_in_subprocess(name: str, cmd: list[str], work: Path, timeout: float, tail_chars: int = 160
+                      ) -> tuple[dict, Path]:
+    """Run one side's command (it writes ``work/<name>.json``) with its output in ``work/<name>.log``; return its
+    result, with the 1-minute load average before and after (other work on the machine skews a side: shown
+    beside its numbers), or ``{"error": ...}`` ending with the log's last line; and the log's path."""
+    out, log = work / f"{name}.json", work / f"{name}.log"
+    print(f"running {name} (log: {log}) ...", flush=True)
+    t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
+    try:
+        with open(log, "w") as fh:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+        ok = proc.returncode == 0 and out.exists()
+        error = None if ok else f"exit {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        ok, error = False, f"timed out after {timeout}s"
+    if not ok:
+        tail = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
+        print(f"  {name} failed ({error})", flush=True)
+        return {"error": f"{error}: {tail[0][:tail_chars] if tail else ''}"}, log
+    result = json.loads(out.read_text())
+    result["load"] = (load0, os.getloadavg()[0])
+    print(f"  {name} done in {time.perf_counter() - t0:.0f}s", flush=True)
+    return result, log
+
+
 def run_side(name: str, args, work: Path) -> dict:
     """Run one side in a fresh interpreter (its own memory, threads and vLLM); return its result or error."""
-    out = work / f"{name}.json"
     cmd = [sys.executable, __file__, "--_side", name, "--_work", str(work), "--model", str(args.model),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--prompts", str(args.prompts),
            "--group", str(args.group), "--max-new", str(args.max_new), "--micro", str(args.micro),
            "--lr", str(args.lr), "--trl-threads", str(args.trl_threads)]
-    log = work / f"{name}.log"
-    print(f"running {name} (log: {log}) ...", flush=True)
-    t0 = time.perf_counter()
-    load0 = os.getloadavg()[0]  # other work on the machine skews a side: shown beside its numbers
-    try:
-        with open(log, "w") as fh:
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=args.timeout)
-        ok = proc.returncode == 0 and out.exists()
-        error = None if ok else f"exit {proc.returncode}"
-    except subprocess.TimeoutExpired:
-        ok, error = False, f"timed out after {args.timeout}s"
-    if not ok:
-        tail = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
-        return {"error": f"{error}: {tail[0][:160] if tail else ''}"}
-    result = json.loads(out.read_text())
-    result["load"] = (load0, os.getloadavg()[0])
-    print(f"  {name} done in {time.perf_counter() - t0:.0f}s", flush=True)
-    return result
+    return run_in_subprocess(name, cmd, work, args.timeout)[0]
 
 
 def main() -> int:

@@ -59,7 +59,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from grpo_vs_trl import model_params  # benchmarks/ is on sys.path when a script here runs
+from grpo_vs_trl import model_params, run_in_subprocess  # benchmarks/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -356,33 +356,15 @@ def run_ppo_trl(args, work: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- driver
 def run_side(name: str, args, work: Path) -> dict:
     """Run one side in a fresh interpreter (its own memory, threads, Ray); return its result or error."""
-    out = work / f"{name}.json"
     cmd = [sys.executable, __file__, "--_side", name, "--_work", str(work), "--model", str(args.model),
            "--reward-model", str(args.reward_model or ""), "--trl-ppo-path", str(args.trl_ppo_path or "")]
     for key in ("rm_steps", "rm_batch", "rm_micro", "rm_lr", "max_len", "ppo_steps", "warmup", "prompts", "max_new",
                 "epochs", "micro", "ppo_lr", "kl_coef", "setup_rm_steps", "trl_threads"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
-    log = work / f"{name}.log"
-    print(f"running {name} (log: {log}) ...", flush=True)
-    t0 = time.perf_counter()
-    load0 = os.getloadavg()[0]  # other work on the machine skews a side: shown beside its numbers
-    try:
-        with open(log, "w") as fh:
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=args.timeout)
-        ok = proc.returncode == 0 and out.exists()
-        error = None if ok else f"exit {proc.returncode}"
-    except subprocess.TimeoutExpired:
-        ok, error = False, f"timed out after {args.timeout}s"
-    if not ok:
-        tail = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:]
-        print(f"  {name} failed ({error})", flush=True)
-        return {"error": f"{error}: {tail[0][:200] if tail else ''}"}
-    result = json.loads(out.read_text())
+    result, log = run_in_subprocess(name, cmd, work, args.timeout, tail_chars=200)
     counts = re.search(r"(\d+) training pairs, (\d+) held-out", log.read_text(errors="replace"))
-    if counts:  # the reward_model stage's own count of the pairs that fit max_len
+    if counts and "error" not in result:  # the reward_model stage's own count of the pairs that fit max_len
         result["train_pairs"], result["eval_pairs"] = int(counts[1]), int(counts[2])
-    result["load"] = (load0, os.getloadavg()[0])
-    print(f"  {name} done in {time.perf_counter() - t0:.0f}s", flush=True)
     return result
 
 
