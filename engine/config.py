@@ -91,6 +91,11 @@ class Config:
     resolved: Mapping[str, Any] = field(repr=False)  # plain data of everything above (written to config.toml)
     source: str = "<memory>"  # the file it came from
 
+    @property
+    def base_dir(self) -> Path:
+        """Where relative data paths resolve: the config file's folder (the cwd for a config built in memory)."""
+        return Path(self.source).resolve().parent if self.source != "<memory>" else Path.cwd()
+
 
 ENGINE_SECTIONS = {"run": RunConfig, "ray": RayConfig, "rollout": RolloutConfig, "rewards": RewardsConfig}
 

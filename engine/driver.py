@@ -48,7 +48,7 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
     # A missing base model fails before the run dir or Ray exist (so fixing it does not need --resume).
     model: Path | None = check_model_dir(cfg.run.base_model) if cfg.run.base_model else None
     run_dir = prepare_run_dir(cfg, resume)
-    base_dir = Path(cfg.source).resolve().parent if cfg.source != "<memory>" else Path.cwd()
+    base_dir = cfg.base_dir
     hook = registry.hook
     init_ray(cfg.ray, address)
     hook.raylign_run_start(config=cfg.resolved, run_dir=run_dir)

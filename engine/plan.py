@@ -226,7 +226,7 @@ def batch_lines(c: Any, rollout_max_len: int) -> tuple[list[str], list[str]]:
 
 
 def plan_stages(cfg: Config, registry: Any, view: ClusterView) -> list[StagePlan]:
-    base_dir = Path(cfg.source).resolve().parent if cfg.source != "<memory>" else Path.cwd()
+    base_dir = cfg.base_dir
     model: ModelInfo | None = None
     unknown = "model size unknown"
     if cfg.run.base_model:

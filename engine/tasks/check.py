@@ -8,11 +8,12 @@
    share solved either way shows a task that is too easy or too hard before hours are spent.
 
 A verifier says what a reference completion is through an optional ``reference_completion(task) -> str | None``
-attribute, which raises ``ValueError`` saying why when the row's reference cannot be a right answer (the built-in
-``math`` verifier boxes the answer, and refuses one that reads as working, prose or a question); without one, a row's ``reference`` field (set by the
-field mapping from ``canonical_solution``, ``code`` or ``solutions``) is the completion. Rows with neither are
-not checked. Everything here takes plain callables, so the stage (rollout and reward fleets) and
-``raylign data check`` (in-process model, local verifier pool) run the same code.
+attribute, which raises ``ValueError`` saying why when the row's reference cannot be a right answer (the
+built-in ``math`` verifier boxes the answer, and refuses one that reads as working, prose or a question);
+without one, a row's ``reference`` field (set by the field mapping from ``canonical_solution``, ``code`` or
+``solutions``) is the completion. Rows with neither are not checked. Everything here takes plain callables, so
+the stage (rollout and reward fleets) and ``raylign data check`` (in-process model, local verifier pool) run the
+same code.
 """
 from __future__ import annotations
 

@@ -86,8 +86,7 @@ def check_stage(cfg, spec, registry, console, show: int, model_dir: Path | None,
         stage_cfg = dataclasses.replace(stage_cfg, max_prompt_tokens=10**9)
     verifier = getattr(stage_cfg, "verifier", "")
     options = getattr(stage_cfg, "verifier_options", {})
-    base = Path(cfg.source).resolve().parent if cfg.source != "<memory>" else Path.cwd()
-    rows = load_prompt_rows(stage_cfg, tok, base, cfg.run.seed, registry, spec.name, verifier, options)
+    rows = load_prompt_rows(stage_cfg, tok, cfg.base_dir, cfg.run.seed, registry, spec.name, verifier, options)
     console.print(f"[bold]{spec.name}[/]: {escape(rows.sources)}")
     console.print(f"  {len(rows.train)} training rows, {len(rows.evals)} held out, {len(rows.unmapped)} left out by "
                   f"the mapping, {rows.skipped} over {stage_cfg.max_prompt_tokens} tokens"
