@@ -178,6 +178,9 @@ def remote_cluster(address: str) -> ClusterView:
 class Bundle:
     owner: str  # the role it belongs to, e.g. "grpo: rollout #1"
     resources: Mapping[str, float]  # what one actor asks for
+    group: str = ""  # its placement group (the role; "" = none): bundles of a group are placed by its strategy
+    strategy: str = ""  # PACK (one node when it can), STRICT_PACK (one node), SPREAD (distinct nodes when it can)
+    key: str = ""  # the config key that pins it with custom resources, for messages
 
 
 @dataclass
@@ -192,7 +195,8 @@ def _fmt(res: Mapping[str, float]) -> str:
 
 def fit(bundles: Sequence[Bundle], view: ClusterView) -> Fit:
     """Place every bundle (actors alive at the same time) on the view's nodes, largest first, on the node with the
-    most room left (Ray's default spreads actors over nodes); names the first bundle that cannot be placed."""
+    most room left (Ray's default spreads actors over nodes) unless its placement group's strategy prefers another
+    (PACK: a node the group already uses; SPREAD: one it uses least); names the first bundle that cannot be placed."""
     result = Fit()
     if not bundles:
         return result
@@ -205,13 +209,14 @@ def fit(bundles: Sequence[Bundle], view: ClusterView) -> Fit:
                 kind = "custom resource" if key not in _BUILTIN else "resource"
                 offered = sorted({k for n in view.nodes for k in n.resources if not k.startswith("node:")})
                 result.problem = (f"{b.owner} asks for {kind} {key!r} ({want:g}) that no node has "
-                                  f"(nodes offer: {', '.join(offered)})")
+                                  f"(nodes offer: {', '.join(offered)})" + (f"; set by {b.key}" if b.key else ""))
                 return result
             if max(have) < want:
                 result.problem = (f"{b.owner} asks for {key} {want:g} per actor but the largest node has "
                                   f"{max(have):g}")
                 return result
     room = {n.name: dict(n.resources) for n in view.nodes}
+    group_nodes: dict[str, list[str]] = {}  # group -> nodes its bundles went to, in order
     order = sorted(bundles, key=lambda b: (-b.resources.get("GPU", 0.0), -sum(b.resources.values())))
     for b in order:
         fits = [name for name, left in room.items()
@@ -226,9 +231,26 @@ def fit(bundles: Sequence[Bundle], view: ClusterView) -> Fit:
                               f"{_fmt(asked)} together, the cluster has {_fmt(total)} "
                               f"over {len(view.nodes)} node(s)")
             return result
-        best = max(fits, key=lambda name: (room[name].get("GPU", 0.0) if b.resources.get("GPU") else 0.0,
+        used = group_nodes.setdefault(b.group, []) if b.group else []
+        if b.strategy == "STRICT_PACK" and used:
+            fits = [name for name in fits if name == used[0]]
+            if not fits:
+                result.problem = f"{b.owner} does not fit on node {used[0]} with the rest of {b.group} (STRICT_PACK)"
+                return result
+        best = max(fits, key=lambda name: (_affinity(b.strategy, name, used),
+                                           room[name].get("GPU", 0.0) if b.resources.get("GPU") else 0.0,
                                            room[name].get("CPU", 0.0)))
         for k, v in b.resources.items():
             room[best][k] = room[best].get(k, 0.0) - v
+        used.append(best)
         result.placed.append((b, best))
     return result
+
+
+def _affinity(strategy: str, node: str, used: list[str]) -> int:
+    """How a placement group's strategy ranks ``node`` given the nodes its bundles already hold (higher first)."""
+    if strategy in ("PACK", "STRICT_PACK"):
+        return int(node in used)
+    if strategy == "SPREAD":
+        return -used.count(node)
+    return 0

@@ -45,6 +45,9 @@ class RayConfig:
     learner_num_gpus: float = 0.0  # GPUs of the learner actor (set 1 on GPU machines)
     torch_threads: int = 0  # torch/OpenMP threads of rollout and reward actors (0 = cores / 2, at least 1)
     learner_threads: int = 0  # torch threads of the learner (0 = every core of its node: the roles take turns)
+    learner_resources: dict[str, float] = field(default_factory=dict)  # custom resources per learner, e.g.
+    # {node_c = 1} pins the learners to the node(s) started with that resource (engine/placement.py)
+    placement_timeout_s: float = 120.0  # a role whose placement group Ray cannot reserve in this time stops the run
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class RolloutConfig:
     sync_deadline_s: float = 120.0  # a weight sync slower than this raises
     canary_tolerance: float = 0.05  # max |logprob diff| between learner and fleet after a sync
     start_timeout_s: float = 600.0  # engine start deadline
+    resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}
+    # pins it to the node(s) that offer node_b; engine/placement.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class RewardsConfig:
     procs_per_worker: int = 2  # verifier processes per actor (each killed and replaced on a deadline)
     timeout_s: float = 10.0  # hard wall-clock deadline per verification (the worker process is killed)
     memory_mb: int = 2048  # address-space limit of a verifier worker process
+    resources: dict[str, float] = field(default_factory=dict)  # custom resources per verifier actor (pins them)
 
 
 @dataclass(frozen=True)

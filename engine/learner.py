@@ -311,12 +311,14 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def start_learner(spec: LearnerSpec, num_cpus: float = 1.0, num_gpus: float = 0.0, name: str | None = None):
-    """The learner as a Ray actor (its methods are called with ``.remote``)."""
+def start_learner(spec: LearnerSpec, num_cpus: float = 1.0, num_gpus: float = 0.0, name: str | None = None,
+                  **options: Any):
+    """The learner as a Ray actor (its methods are called with ``.remote``). ``options``: more Ray actor options
+    (resources, scheduling strategy), passed through."""
     import ray
 
     actor_cls = ray.remote(Learner)
-    opts: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus}
+    opts: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, **options}
     if name:
         opts["name"] = name
     handle = actor_cls.options(**opts).remote(spec)

@@ -32,6 +32,7 @@ from raylign.engine.cluster_view import Bundle, ClusterView, Fit, fit, local_clu
 from raylign.engine.config import Config
 from raylign.engine.errors import ConfigError
 from raylign.engine.param_count import ModelInfo, human, human_bytes, model_info, size_params
+from raylign.engine.placement import Group, learner_group, provider_group, rollout_group, verifier_group
 
 GIB = 1 << 30
 
@@ -50,6 +51,8 @@ class Role:
     gpu_memory: float | None = None  # bytes per GPU it needs at least (None: runs on CPU, or unknown)
     gpu_fraction: float = 0.0  # the share of a GPU's memory it may use (0: its GPU resource share)
     gpu_what: str = ""  # what ``gpu_memory`` holds ("" = memory_note)
+    strategy: str = ""  # its placement group's strategy (engine/placement.py)
+    key: str = ""  # the config key that pins it with custom resources
 
 
 @dataclass
@@ -87,15 +90,14 @@ def _built_model(cfg: Any) -> ModelInfo | None:
 # ---------------------------------------------------------------------------------------------- roles
 
 
-def _with_custom(base: dict[str, float], extra: Any) -> dict[str, float]:
-    """A role's resources plus the custom resources its config section pins it with (when it has such a key)."""
-    return {**base, **{k: float(v) for k, v in dict(extra or {}).items()}}
+def _role(group: Group, actors: int, memory: float | None, note: str, **kw: Any) -> Role:
+    """A role whose resources, strategy and pinning key come from its placement group (engine/placement.py)."""
+    return Role(kw.pop("name", group.role), actors, dict(group.bundles[0]), memory, note, strategy=group.strategy,
+                key=group.key if group.custom() else "", **kw)
 
 
 def _learners(spec_cfg: Any, cfg: Config, model: ModelInfo | None) -> list[Role]:
     ray = cfg.ray
-    res = _with_custom({"CPU": ray.learner_num_cpus, "GPU": ray.learner_num_gpus},
-                       getattr(ray, "learner_resources", None))
     n = max(1, int(getattr(ray, "learners", 1) or 1))  # data-parallel learners, when configured
     names = ["trained"]
     if hasattr(spec_cfg, "critic"):
@@ -111,14 +113,15 @@ def _learners(spec_cfg: Any, cfg: Config, model: ModelInfo | None) -> list[Role]
         if trained and n > 1:
             note += f", sharded over {n} learners"
         label = "learner" if name == "trained" else f"learner {name}"
-        roles.append(Role(label, n if trained else 1, res, mem, note,
-                          gpu_memory=mem if res.get("GPU") else None))
+        group = learner_group(ray, n if trained else 1, name if name != "trained" else "policy")
+        roles.append(_role(group, n if trained else 1, mem, note, name=label,
+                           gpu_memory=mem if ray.learner_num_gpus else None))
     return roles
 
 
 def _rollout(cfg: Config, model: ModelInfo | None, gpus_mem: float | None) -> Role:
     r = cfg.rollout
-    res = _with_custom({"CPU": r.num_cpus, "GPU": r.num_gpus}, getattr(r, "resources", None))
+    group = rollout_group(r)
     weights = model.params * model.dtype_bytes if model else None
     tp = max(1, r.tensor_parallel_size)
     if r.num_gpus > 0:
@@ -127,13 +130,13 @@ def _rollout(cfg: Config, model: ModelInfo | None, gpus_mem: float | None) -> Ro
         shown = human_bytes(weights) if weights else "?"
         note = (f"vLLM takes gpu_memory_utilization {r.gpu_memory_utilization:g} of each of its {tp} GPU(s) "
                 f"(weights {shown} / {tp} + KV cache)")
-        return Role("rollout", r.num_workers, res, mem, note, gpu_memory=weights / tp if weights else None,
-                    gpu_fraction=r.gpu_memory_utilization,
+        return _role(group, r.num_workers, mem, note, gpu_memory=weights / tp if weights else None,
+                     gpu_fraction=r.gpu_memory_utilization,
                     gpu_what=f"{model.dtype if model else ''} weights over tensor_parallel_size {tp}")
     mem = (weights or 0) + r.kv_cache_gb * GIB
     shown = f"{human_bytes(weights)} ({model.dtype})" if model else "? (model size unknown)"
     note = f"weights {shown} + KV cache kv_cache_gb {r.kv_cache_gb}"
-    return Role("rollout", r.num_workers, res, mem if weights is not None else None, note)
+    return _role(group, r.num_workers, mem if weights is not None else None, note)
 
 
 def _reward_roles(terms: list, registry: Any, cfg: Config, where: str, models: dict[str, ModelInfo | None],
@@ -150,17 +153,17 @@ def _reward_roles(terms: list, registry: Any, cfg: Config, where: str, models: d
         if t.model:
             info = models.get(t.model) if t.model in models else (
                 model_info(p) if (p := _find_model(t.model, base_dir)) else None)
-        res = _with_custom({"CPU": t.num_cpus, "GPU": t.num_gpus}, getattr(t, "resources", None))
         mem = info.params * 4 if info else None
-        roles.append(Role(f"{label}provider {t.key}", max(1, t.replicas), res, mem,
-                          f"fp32 weights of {t.model or 'its model'}, 4 B/param" if info else "unknown (no model)",
-                          gpu_memory=mem if t.num_gpus else None))
+        roles.append(_role(provider_group(t, f"{where}[{i}]"), max(1, t.replicas), mem,
+                           f"fp32 weights of {t.model or 'its model'}, 4 B/param" if info else "unknown (no model)",
+                           name=f"{label}provider {t.key}", gpu_memory=mem if t.num_gpus else None))
     if verifiers:
         rw = cfg.rewards
-        res = _with_custom({"CPU": rw.num_cpus}, getattr(rw, "resources", None))
+        group = verifier_group(rw)
+        res = {k: v for k, v in group.bundles[0].items() if k != "GPU"}
         roles.insert(0, Role(f"{label}verifiers ({', '.join(verifiers)})", max(1, rw.num_workers), res, None,
                              f"{rw.procs_per_worker} processes, each capped at memory_mb {rw.memory_mb} of "
-                             f"address space"))
+                             f"address space", strategy=group.strategy, key=group.key if group.custom() else ""))
     return roles
 
 
@@ -260,7 +263,8 @@ def plan_stages(cfg: Config, registry: Any, view: ClusterView) -> list[StagePlan
             sp.blockers.append(f"rollout.tensor_parallel_size {r.tensor_parallel_size} needs rollout.num_gpus = "
                                f"{r.tensor_parallel_size} (one GPU per shard, on one node); it is {r.num_gpus:g}")
         bundles = [Bundle(f"stage {spec.name}: {role.name}" + (f" #{i + 1}" if role.actors > 1 else ""),
-                          role.resources) for role in sp.roles for i in range(role.actors)]
+                          role.resources, group=f"stage {spec.name}: {role.name}", strategy=role.strategy,
+                          key=role.key) for role in sp.roles for i in range(role.actors)]
         sp.placement = fit(bundles, view)
         _memory_checks(sp, view, gpu_mem)
         models[spec.name] = sp.model

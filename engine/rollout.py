@@ -232,7 +232,7 @@ class RolloutFleet:
     """Driver-side handle on ``cfg.num_workers`` rollout actors. Ray must already be running (``init_ray``)."""
 
     def __init__(self, model_dir: str | Path, cfg: RolloutConfig = RolloutConfig(), seed: int = 0,
-                 transport: WeightTransport | None = None):
+                 transport: WeightTransport | None = None, placement: Any = None):
         import ray
 
         if not ray.is_initialized():
@@ -243,13 +243,18 @@ class RolloutFleet:
         self.seed = seed
         self.version = 0
         self.transport = transport or select_transport(cfg.num_gpus)
-        actor_cls = ray.remote(RolloutWorker).options(
-            num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, runtime_env={"env_vars": engine_env(cfg)},
-            max_concurrency=1,
-        )
-        self.workers = [actor_cls.remote(self.model_dir, cfg, seed, i) for i in range(cfg.num_workers)]
+        self.placement = placement  # engine/placement.py's Placement: worker i runs in bundle i (None: anywhere)
+        actor_cls = ray.remote(RolloutWorker)
+        self.workers = [actor_cls.options(**self.worker_options(i)).remote(self.model_dir, cfg, seed, i)
+                        for i in range(cfg.num_workers)]
         self.names = [f"rollout worker {i}" for i in range(cfg.num_workers)]
         self.info = self._wait_ready()
+
+    def worker_options(self, index: int) -> dict[str, Any]:
+        """Ray actor options of worker ``index`` (a replacement takes the same: resources and placement bundle)."""
+        cfg = self.cfg
+        return dict(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, runtime_env={"env_vars": engine_env(cfg)},
+                    max_concurrency=1, **(self.placement.options(index) if self.placement else {}))
 
     def _wait_ready(self) -> list[dict[str, Any]]:
         import ray

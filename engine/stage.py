@@ -82,6 +82,7 @@ class StageContext:
     _learners: list = field(default_factory=list)
     _closers: list = field(default_factory=list)
     _rollouts: Any = None  # RolloutLog, made on first use
+    _placements: list = field(default_factory=list)  # the roles' placement groups, released last
 
     @property
     def run(self) -> RunConfig:
@@ -110,6 +111,15 @@ class StageContext:
         return check_model_dir(path)
 
     # ---------------------------------------------------------------------------------------------- roles
+    def place(self, group):
+        """Reserve a role's placement group (:mod:`raylign.engine.placement`), named after the run, stage and
+        role so a resumed run asks for the same layout; released when the stage ends."""
+        from raylign.engine.placement import reserve
+
+        placement = reserve(group, f"{self.run.name}/{self.name}/{group.role}", self.engine.ray.placement_timeout_s)
+        self._placements.append(placement)
+        return placement
+
     def start_learner(self, model_dir: Path, optim, total_steps: int, trainable: bool = True,
                       role: str | None = None, head: str = "lm", pack: str = "none") -> LearnerHandle:
         """A learner actor on ``model_dir`` (its own model and, when ``trainable``, its own optimizer with a
@@ -126,26 +136,34 @@ class StageContext:
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
                            device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable,
                            head=head, pack=pack)
-        actor = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus)
+        from raylign.engine.placement import learner_group
+
+        placement = self.place(learner_group(ray_cfg, 1, role))
+        actor = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus,
+                              **placement.options(0))
         handle = LearnerHandle(actor, self.registry, role=role, trainable=trainable, head=head)
         self._learners.append(handle)
         return handle
 
     def start_rollout_fleet(self, model_dir: Path):
         """A vLLM rollout fleet serving ``model_dir`` (``[rollout]`` section); shut down when the stage ends."""
+        from raylign.engine.placement import rollout_group
         from raylign.engine.rollout import RolloutFleet
 
-        fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed)
+        fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed,
+                             placement=self.place(rollout_group(self.engine.rollout)))
         self._closers.append(fleet.shutdown)
         return fleet
 
     def start_reward_fleet(self, default_verifier: str | None, verifier_options: Mapping[str, Any] | None = None):
         """The verifier pool (``[rewards]`` section); shut down when the stage ends."""
+        from raylign.engine.placement import verifier_group
         from raylign.engine.rewards import RewardFleet
 
         fleet = RewardFleet(self.engine.rewards, default_verifier=default_verifier,
                             verifier_options=dict(verifier_options or {}),
-                            procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry)
+                            procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry,
+                            placement=self.place(verifier_group(self.engine.rewards)))
         self._closers.append(fleet.shutdown)
         return fleet
 
@@ -155,6 +173,7 @@ class StageContext:
         verifiers in the verifier pool, reward providers in their own actors); shut down when the stage ends.
         A provider term's ``model`` (an earlier stage of the run, or a model dir) reaches it as option ``model``.
         ``key`` names the terms' config key in errors (``ppo.rewards``)."""
+        from raylign.engine.placement import provider_group, verifier_group
         from raylign.engine.rewards.mix import RewardMix
         from raylign.engine.rewards.providers import ProviderPool
 
@@ -164,14 +183,16 @@ class StageContext:
                 options["model"] = str(self.model_ref(term.model, f"{key}.{term.key}.model"))
             pool = ProviderPool(term.name, options, replicas=term.replicas, num_cpus=term.num_cpus,
                                 num_gpus=term.num_gpus, batch_size=term.batch_size,
-                                torch_threads=self.engine.ray.torch_threads)
+                                torch_threads=self.engine.ray.torch_threads,
+                                placement=self.place(provider_group(term, f"{key}.{term.key}")))
             return pool
 
         def start_verifiers(default, options):
             from raylign.engine.rewards import RewardFleet
 
             return RewardFleet(self.engine.rewards, default_verifier=default, verifier_options=options,
-                               procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry)
+                               procs_per_actor=self.engine.rewards.procs_per_worker, registry=self.registry,
+                               placement=self.place(verifier_group(self.engine.rewards)))
 
         mix = RewardMix(list(terms), self.registry, start_verifiers, start_provider, default_verifier,
                         verifier_options, owner=key)
@@ -319,8 +340,11 @@ class StageContext:
                     self.console.print(f"[yellow]warning: shutdown failed: {exc!r}")
         for learner in self._learners:
             learner.kill()
+        for placement in self._placements:
+            placement.remove()
         self._closers.clear()
         self._learners.clear()
+        self._placements.clear()
 
 
 def _as_list(learners: LearnerHandle | Sequence[LearnerHandle]) -> list[LearnerHandle]:

@@ -62,11 +62,14 @@ class RewardFleet:
     :param entry_points: load the ``raylign`` entry-point group (False: only ``plugins``, for hermetic tests).
     :param registry: the driver's registry, checked for the verifier names (default: built from the entry points
         and ``plugins``). The actors' worker processes always build their own from the same sources.
+    :param placement: where actor ``i`` runs (:class:`raylign.engine.placement.Placement`, its bundle ``i``);
+        None: wherever Ray puts it.
     """
 
     def __init__(self, cfg: RewardsConfig, default_verifier: str | None = None,
                  verifier_options: Mapping[str, Mapping[str, Any]] | None = None, procs_per_actor: int = 2,
-                 plugins: Sequence[str] = (), entry_points: bool = True, registry: Any = None) -> None:
+                 plugins: Sequence[str] = (), entry_points: bool = True, registry: Any = None,
+                 placement: Any = None) -> None:
         if registry is None:
             registry = build_registry(load_plugin_modules(plugins), entry_points=entry_points)
         self._registry = registry
@@ -78,8 +81,9 @@ class RewardFleet:
         pool_kwargs = {"workers": self.procs_per_actor, "timeout_s": cfg.timeout_s, "memory_mb": cfg.memory_mb,
                        "verifier_options": {k: dict(v) for k, v in (verifier_options or {}).items()},
                        "plugins": [str(p) for p in plugins], "entry_points": entry_points}
-        self.actors = [VerifierActor.options(num_cpus=cfg.num_cpus, max_restarts=1, max_task_retries=1)
-                       .remote(pool_kwargs) for _ in range(max(1, cfg.num_workers))]
+        self.actors = [VerifierActor.options(num_cpus=cfg.num_cpus, max_restarts=1, max_task_retries=1,
+                                             **(placement.options(i) if placement else {}))
+                       .remote(pool_kwargs) for i in range(max(1, cfg.num_workers))]
 
     def ready(self) -> list[str]:
         """Block until every actor's workers have loaded their plugins (else a PluginError)."""

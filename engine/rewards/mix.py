@@ -34,6 +34,7 @@ class RewardTerm:
     num_cpus: float = 1.0  # logical CPUs per provider actor
     num_gpus: float = 0.0  # GPUs per provider actor
     batch_size: int = 64  # samples per provider call
+    resources: dict[str, float] = field(default_factory=dict)  # custom resources per provider actor (pins them)
 
     @property
     def key(self) -> str:

@@ -53,15 +53,16 @@ class ProviderPool:
     :param num_cpus: logical CPUs per actor. :param num_gpus: GPUs per actor.
     :param batch_size: samples per call (the provider's own batching works within it).
     :param torch_threads: torch threads per actor (0 = the engine's default).
+    :param placement: where replica ``i`` runs (:class:`raylign.engine.placement.Placement`); None: anywhere.
     """
 
     def __init__(self, name: str, options: Mapping[str, Any], replicas: int = 1, num_cpus: float = 1.0,
-                 num_gpus: float = 0.0, batch_size: int = 64, torch_threads: int = 0) -> None:
+                 num_gpus: float = 0.0, batch_size: int = 64, torch_threads: int = 0, placement: Any = None) -> None:
         self.name = name
         self.batch_size = max(1, int(batch_size))
-        self.actors = [ProviderActor.options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=1,
-                                             max_task_retries=1).remote(name, dict(options), torch_threads)
-                       for _ in range(max(1, int(replicas)))]
+        self.actors = [ProviderActor.options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=1, max_task_retries=1,
+                                             **(placement.options(i) if placement else {}))
+                       .remote(name, dict(options), torch_threads) for i in range(max(1, int(replicas)))]
         try:
             ray.get([a.ready.remote() for a in self.actors])
         except ray.exceptions.RayActorError as exc:
