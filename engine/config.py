@@ -68,6 +68,13 @@ class RolloutConfig:
     start_timeout_s: float = 600.0  # engine start deadline
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}
     # pins it to the node(s) that offer node_b; engine/placement.py)
+    max_staleness: int = 0  # weight versions generation may run ahead of training (0 = synchronous: generate,
+    # score, train, sync in turn; k > 0: the next batches are generated while the learner trains, from weights at
+    # most k syncs old; engine/rollout_stream.py)
+
+    def __post_init__(self):
+        if self.max_staleness < 0:
+            raise ValueError(f"max_staleness must be 0 (synchronous) or more, got {self.max_staleness}")
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,18 @@ class StageContext:
         return {"weight_sync_seconds": report.seconds, "canary_max_abs_diff": report.canary_max_abs_diff,
                 "weights_version": report.version}
 
+    def rollout_stream(self, produce, start: int, last: int, learner: LearnerHandle, fleet):
+        """Steps ``start + 1 .. last``'s batches from ``produce(step)``, made up to ``rollout.max_staleness``
+        weight versions ahead of ``learner`` (a :class:`~raylign.engine.rollout_stream.RolloutStream`; use it as a
+        context manager). ``stream.batch(step)`` hands over a batch, ``stream.sync(step)`` pushes the learner's
+        weights into ``fleet`` (as :meth:`sync_weights`), ``stream.staleness(version)`` says how many syncs old a
+        completion's weights are. With k = 0 this is the synchronous loop, in the stage's thread."""
+        from raylign.engine.rollout_stream import RolloutStream
+
+        k = self.engine.rollout.max_staleness
+        return RolloutStream(produce, lambda: self.sync_weights(learner, fleet), start, last, max_staleness=k,
+                             version=fleet.version)
+
     # ---------------------------------------------------------------------------------------------- tasks
     def prompt_rows(self, tok, default_verifier: str = "", verifier_options: Mapping[str, Any] | None = None):
         """The stage's prompt rows (its config is a :class:`~raylign.engine.tasks.spec.PromptDataConfig`): sources

@@ -106,17 +106,23 @@ class GRPOStage:
             ctx.restore(learner, resume)
             start = resume.step
             ctx.sync_weights(learner, fleet)
-        with ctx.progress(cfg.steps, start) as bar:
+        k = ctx.engine.rollout.max_staleness
+
+        def produce(step: int):
+            # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
+            stride = cfg.prompts_per_step * (1 + cfg.max_refills if cfg.dynamic_sampling else 1)
+            return self.collect(fleet, rewards, train_rows, cfg, stops, step, (step - 1) * stride, ctx.seed)
+
+        with ctx.progress(cfg.steps, start) as bar, ctx.rollout_stream(produce, start, cfg.steps, learner,
+                                                                        fleet) as stream:
             for step in range(start + 1, cfg.steps + 1):
-                # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
-                stride = cfg.prompts_per_step * (1 + cfg.max_refills if cfg.dynamic_sampling else 1)
-                cursor = (step - 1) * stride
                 t0, logged = time.perf_counter(), ctx.rollouts.seconds
-                groups, roll = self.collect(fleet, rewards, train_rows, cfg, stops, step, cursor, ctx.seed)
-                metrics = dict(roll)
+                (groups, roll), waited = stream.batch(step)  # made ahead while the learner trained when k > 0
+                metrics = dict(roll, rollout_wait_seconds=waited)
+                metrics.update(self.drop_stale(groups, stream, k))
                 advantages = self.advantages(groups, cfg, estimator)
                 metrics.update(self.update(learner, reference, groups, advantages, cfg, tok.pad_token_id))
-                metrics.update(ctx.sync_weights(learner, fleet))
+                metrics.update(stream.sync(step))
                 ctx.log_rollouts(step, groups, advantages=advantages)
                 if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
                     metrics.update(self.evaluate(fleet, rewards, eval_rows, cfg, stops,
@@ -147,6 +153,9 @@ class GRPOStage:
                               f"{ctx.name}.updates_per_batch ({cfg.updates_per_batch})")
         if cfg.kl_estimator not in ("k1", "k2", "k3"):
             raise ConfigError(f"{ctx.name}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
+        if ctx.engine.rollout.max_staleness > 0 and not cfg.is_cap:
+            raise ConfigError(f"{ctx.name}.is_cap = 0 with rollout.max_staleness = {ctx.engine.rollout.max_staleness}: "
+                              f"samples from older weights need the truncated importance weight (set is_cap, e.g. 2)")
         if cfg.pack not in PACK_MODES:
             raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
@@ -225,6 +234,22 @@ class GRPOStage:
         metrics.update({f"sandbox/{s}": n for s, n in sorted(sandboxes.items())})
         metrics.update(rewards.term_metrics(all_verdicts))
         return groups, metrics
+
+    @staticmethod
+    def drop_stale(groups: list[RolloutGroup], stream, max_staleness: int) -> dict[str, float]:
+        """Leave out of the loss every sample drawn with weights more than ``max_staleness`` syncs older than the
+        learner's (the stream's schedule never makes one; a replaced engine or a custom stream could). Returns
+        ``staleness_mean``, ``staleness_max`` (in syncs) and ``stale_dropped`` (samples left out)."""
+        lags, dropped = [], 0
+        for group in groups:
+            for i, c in enumerate(group.completions):
+                lag = stream.staleness(c.weights_version)
+                lags.append(lag)
+                if lag > max_staleness and group.keep[i]:
+                    group.keep[i] = False
+                    dropped += 1
+        return {"staleness_mean": sum(lags) / max(1, len(lags)), "staleness_max": max(lags, default=0),
+                "stale_dropped": dropped}
 
     # ------------------------------------------------------------------------------------------ update
     @staticmethod

@@ -13,6 +13,7 @@ Three runs of the same config (only run.name differs):
   B  started alongside A and SIGKILLed (its whole process group: driver and local Ray) as soon as it has
      logged step 2, after its step-1 checkpoint (so a logged step usually lies past the last checkpoint);
   B' ``raylign run --resume`` of B, started as soon as B is dead.
+  C  ``rollout.max_staleness = 1`` (asynchronous rollouts), after A and B' end.
 Every assertion reads the run directories (metrics.jsonl, checkpoints, models), never the stage's internals.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from conftest import finish_run, kill_run, make_plugin_env, start_run, write_plu
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 STEPS, PROMPTS, GROUP, UPDATES, MAX_NEW = 3, 4, 8, 2, 8
+ASYNC_K = 1  # run C's rollout.max_staleness
 PROMPT = "Say anything."  # every row has the same prompt: prompt tokens per sample are one known constant
 
 MODULE = '''
@@ -114,7 +116,7 @@ def runs(tmp_path_factory, tiny_model_dir):
     (work / "cfg.toml").write_text(CONFIG.replace("{model}", str(tiny_model_dir)))
     a = start_run(raylign, work, [], "a")
     b = start_run(raylign, work, ["--set", "run.name=b"], "b")
-    b2 = None
+    b2 = c = None
     ckpts = work / "runs" / "b" / "checkpoints" / "grpo"
     try:
         deadline = time.monotonic() + 900
@@ -132,11 +134,14 @@ def runs(tmp_path_factory, tiny_model_dir):
         b2 = start_run(raylign, work, ["--set", "run.name=b", "--resume"], "b_resume")
         finish_run(a, work, "a", 900)
         finish_run(b2, work, "b_resume", 900)
+        c = start_run(raylign, work, ["--set", "run.name=c", "--set", f"rollout.max_staleness={ASYNC_K}"], "c")
+        finish_run(c, work, "c", 900)
     finally:
-        for p in (a, b, b2):
+        for p in (a, b, b2, c):
             if p is not None and p.poll() is None:
                 kill_run(p)
-    return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed": killed}
+    return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "c": work / "runs" / "c",
+            "killed": killed}
 
 
 def _steps(run_dir: Path) -> list[dict]:
@@ -247,3 +252,44 @@ def test_resume_after_sigkill_writes_each_rollout_step_once(runs):
     assert len(train) == STEPS * 4 * GROUP  # the default 4 groups per step, here every group
     dropped = [r for r in train if not r["kept"]]
     assert dropped and all(r["status"] == "error" and r["advantage"] == 0 and r["error"] for r in dropped)
+
+
+# ---------------------------------------------------------------------------------------------- async rollouts
+
+
+def _rollouts(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "rollouts" / "grpo.jsonl").read_text().splitlines()]
+
+
+def test_sync_run_is_on_policy(runs):
+    rows = _steps(runs["a"])
+    assert [(r["staleness_max"], r["stale_dropped"], r["rollout_ahead"]) for r in rows] == [(0, 0, 0)] * STEPS
+
+
+def test_async_rollouts_run_ahead_by_at_most_k(runs):
+    """k = 1: batch s is sampled with the weights synced after step s - 2 (the starting weights for s <= 2), so
+    from step 2 on every sample is exactly one sync old, none older, and the next batch is made before each sync."""
+    rows = _steps(runs["c"])
+    assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
+    assert [r["staleness_max"] for r in rows] == [min(s - 1, ASYNC_K) for s in range(1, STEPS + 1)]
+    assert [r["staleness_mean"] for r in rows] == [min(s - 1, ASYNC_K) for s in range(1, STEPS + 1)]
+    assert all(r["stale_dropped"] == 0 for r in rows)
+    assert [r["rollout_ahead"] for r in rows] == [1] * (STEPS - 1) + [0]
+    assert [r["weights_version"] for r in rows] == [UPDATES * s for s in range(1, STEPS + 1)]
+    for r in rows:
+        assert r["is_weight_mean"] > 0 and r["kl"] > 0, r  # the sampler-mismatch correction ran on stale samples
+    train = [r for r in _rollouts(runs["c"]) if r["kind"] == "train"]
+    for r in train:  # each logged sample carries the version it was sampled with
+        assert r["weights_version"] == UPDATES * max(0, r["step"] - 1 - ASYNC_K), r
+
+
+def test_async_first_batch_equals_the_sync_runs(runs):
+    """Step 1 of both runs samples the same prompts with the same seeds from the starting weights: same
+    completions and verdicts; the eval before training is the same too."""
+    a = [r for r in _rollouts(runs["a"]) if r["step"] <= 1 and not (r["kind"] == "eval" and r["step"] == 1)]
+    c = [r for r in _rollouts(runs["c"]) if r["step"] <= 1 and not (r["kind"] == "eval" and r["step"] == 1)]
+    assert a and [(r["kind"], r["completion"], r["reward"], r["status"]) for r in c] == \
+           [(r["kind"], r["completion"], r["reward"], r["status"]) for r in a]
+    first_a, first_c = _steps(runs["a"])[0], _steps(runs["c"])[0]
+    for key in ("reward_mean", "pass_rate", "groups_dropped", "response_length", "loss", "kl"):
+        assert first_c[key] == pytest.approx(first_a[key], rel=1e-5, abs=1e-6), key

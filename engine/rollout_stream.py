@@ -1,0 +1,149 @@
+"""Rollouts ahead of training, at most ``max_staleness`` weight versions behind the learner.
+
+A stage hands the stream a ``produce(step)`` callable (generate and score one step's batch) and, each step, asks
+for its batch and pushes its new weights through the stream:
+
+    with ctx.rollout_stream(produce, start, steps, learner, fleet) as stream:
+        for step in range(start + 1, steps + 1):
+            batch, wait = stream.batch(step)     # produced earlier, in a background thread, when k > 0
+            ...train on batch...
+            metrics.update(stream.sync(step))    # the learner's weights into the fleet (ctx.sync_weights)
+
+``k = rollout.max_staleness``:
+
+- **k = 0** (the default) is the synchronous loop: ``batch(step)`` calls ``produce(step)`` in the caller's thread,
+  after the weights of step ``step - 1`` are in the fleet. No thread is started, so a k = 0 run does exactly what
+  a stage without the stream does.
+- **k > 0**: one producer thread makes the batches in step order while the learner trains. The schedule is fixed,
+  so a run is reproducible: batch ``j`` is generated with the weights synced after step ``j - 1 - k`` (the
+  starting weights for the first k + 1 batches), and the sync after step ``s`` is sent only once batch
+  ``s + k`` is complete. A rollout actor serves one call at a time, so no generation ever straddles a reload:
+  each completion carries the version it was sampled with (:attr:`Completion.weights_version`), and
+  :meth:`staleness` says how many syncs lie between that version and the learner's weights when it trains.
+  That lag is at most k by construction; the stage still checks every sample (a replaced worker, a custom
+  produce) and drops any older one, counted in its metrics.
+
+On resume, the first k batches after the checkpoint come from the restored weights (the older weights they were
+sampled with in the uninterrupted run are not checkpointed), so a resumed async run's first k steps differ from
+the uninterrupted run's; a k = 0 run resumes exactly.
+
+The engine owns this plumbing; the stage keeps its algorithm (what a batch is, how stale samples are treated
+in the loss: the truncated importance-sampling weight against the sampler's log-probs).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+
+class RolloutStreamError(RuntimeError):
+    """The producer thread failed; raised in the stage's thread with the producer's exception as its cause."""
+
+
+class RolloutStream:
+    """Batches of steps ``start + 1 .. last`` made by ``produce``, at most ``max_staleness`` syncs behind.
+
+    :param produce: ``produce(step) -> batch``; with k > 0 it runs in the stream's thread, so it must only use
+        thread-safe handles (the rollout fleet and reward fleet are: each call is its own set of Ray tasks).
+    :param sync: ``sync() -> metrics``: push the learner's weights into the fleet (``ctx.sync_weights``); its
+        metrics carry ``weights_version``.
+    :param start: the last step already trained (0, or the resume step).
+    :param version: the fleet's weights version at ``start``.
+    """
+
+    def __init__(self, produce: Callable[[int], Any], sync: Callable[[], dict[str, Any]], start: int, last: int,
+                 max_staleness: int = 0, version: int = 0):
+        if max_staleness < 0:
+            raise ValueError(f"max_staleness must be >= 0, got {max_staleness}")
+        self.produce = produce
+        self._sync = sync
+        self.start, self.last, self.k = start, last, max_staleness
+        self._version_step = {version: start}  # weights version -> the step after which it was synced
+        self._synced = start  # the last step whose weights are in the fleet
+        self._trained = start  # the last step handed to the stage
+        self._batches: dict[int, tuple[Any, float]] = {}  # step -> (batch, produce seconds)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if self.k > 0 and last > start:
+            self._thread = threading.Thread(target=self._run, name="raylign-rollout-stream", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------------------------------ producer
+    def _run(self) -> None:
+        for step in range(self.start + 1, self.last + 1):
+            with self._cond:  # batch `step` is sampled with the weights synced after step - 1 - k
+                self._cond.wait_for(lambda: self._closed or self._synced >= step - 1 - self.k)
+                if self._closed:
+                    return
+            t0 = time.perf_counter()
+            try:
+                batch = self.produce(step)
+            except BaseException as exc:  # noqa: BLE001 - handed to the stage's thread, which raises it
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self._batches[step] = (batch, time.perf_counter() - t0)
+                self._cond.notify_all()
+
+    def _wait(self, predicate: Callable[[], bool]) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: predicate() or self._error is not None or self._closed)
+            if self._error is not None:
+                raise RolloutStreamError(f"rollout generation failed: {self._error}") from self._error
+            if self._closed:
+                raise RolloutStreamError("the rollout stream is closed")
+
+    # ------------------------------------------------------------------------------------------ the stage's side
+    def batch(self, step: int) -> tuple[Any, float]:
+        """Step ``step``'s batch and the seconds the stage waited for it (all of produce's time when k = 0)."""
+        if step != self._trained + 1:
+            raise ValueError(f"rollout stream: asked for step {step}, expected {self._trained + 1}")
+        t0 = time.perf_counter()
+        if self._thread is None:
+            batch = self.produce(step)
+        else:
+            self._wait(lambda: step in self._batches)
+            with self._cond:
+                batch, _ = self._batches.pop(step)
+        self._trained = step
+        return batch, time.perf_counter() - t0
+
+    def sync(self, step: int) -> dict[str, Any]:
+        """Push step ``step``'s weights once the batches that must be sampled before them are made (batch
+        ``step + k``); returns the sync's metrics plus ``rollout_ahead`` (batches made but not yet trained)."""
+        if self._thread is not None and step + self.k <= self.last:
+            self._wait(lambda: step + self.k in self._batches)
+        metrics = dict(self._sync())
+        with self._cond:
+            self._version_step[int(metrics["weights_version"])] = step
+            self._synced = step
+            ahead = len(self._batches)
+            self._cond.notify_all()
+        metrics["rollout_ahead"] = ahead
+        return metrics
+
+    def staleness(self, version: int) -> int:
+        """Syncs between the weights ``version`` a sample was drawn with and the learner's weights as it trains on
+        that sample now (0 = on-policy). A version the stream never synced counts as the oldest possible."""
+        step = self._version_step.get(int(version))
+        return self._trained - 1 - (step if step is not None else self.start - self.k - 1)
+
+    # ------------------------------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Stop the producer after its current batch (its Ray calls finish on their own)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def __enter__(self) -> "RolloutStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
