@@ -45,9 +45,15 @@ class RayConfig:
     learner_num_gpus: float = 0.0  # GPUs of the learner actor (set 1 on GPU machines)
     torch_threads: int = 0  # torch/OpenMP threads of rollout and reward actors (0 = cores / 2, at least 1)
     learner_threads: int = 0  # torch threads of the learner (0 = every core of its node: the roles take turns)
+    learners: int = 1  # data-parallel ranks of every trained learner (policy, critic): each a full copy, its share
+    # of each step's micro-batches, gradients summed over torch.distributed (gloo on CPU, NCCL on GPU)
     learner_resources: dict[str, float] = field(default_factory=dict)  # custom resources per learner, e.g.
     # {node_c = 1} pins the learners to the node(s) started with that resource (engine/placement.py)
     placement_timeout_s: float = 120.0  # a role whose placement group Ray cannot reserve in this time stops the run
+
+    def __post_init__(self):
+        if self.learners < 1:
+            raise ValueError(f"learners must be 1 or more (data-parallel learner ranks), got {self.learners}")
 
 
 @dataclass(frozen=True)

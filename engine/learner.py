@@ -5,13 +5,21 @@ Stages never call it directly: they hold a :class:`raylign.engine.learner_handle
 (``TrainBatch``) with the *name* of a registered loss; the actor looks the loss up in its own plugin registry
 (rebuilt from the entry points), so no code is pickled across the boundary. One ``train_step`` call does the
 whole optimizer step (every micro-batch, clipping, the update), so the Ray round trip is paid once per step.
+
+Data parallelism (``[ray] learners = N``): N identical actors join one torch.distributed group (gloo on CPU,
+NCCL on GPU; :mod:`raylign.engine.learner_group` starts them), the handle gives each rank a share of a step's
+micro-batches, and ``train_step`` sums the ranks' gradients (all-reduce SUM) before clipping and the update.
+The losses divide by step-wide constants (``norm_tokens``/``norm_seqs``, ``loss_scale``), so a step's gradient
+is the sum of its micro-batches' gradients wherever they ran: every rank takes the single learner's update.
 """
 from __future__ import annotations
 
 import os
 import random
+import socket
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +31,8 @@ from raylign.engine.optim import OptimConfig, build_optimizer
 from raylign.engine.types import TrainBatch
 
 LEARNER_FILE = "learner.pt"
+GROUP_TIMEOUT_S = 1800  # a collective that waits longer than this (a rank died mid-step) raises on the others
+BUCKET_BYTES = 64 << 20  # gradients are all-reduced in flat buckets of about this size (fewer, larger messages)
 
 
 def pick_device(requested: str) -> str:
@@ -85,6 +95,67 @@ class Learner:
             self.model.eval()
             self.model.requires_grad_(False)
             self.opt = self.sched = None
+        self.rank, self.world_size = 0, 1  # set by join_group (data-parallel learners)
+
+    # ------------------------------------------------------------------------------------------ data parallel
+    def rendezvous_address(self) -> tuple[str, int]:
+        """Rank 0's side of the rendezvous: this node's IP and a port free on it (the group's TCP store)."""
+        import ray
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+    def join_group(self, address: str, port: int, rank: int, world_size: int, local_ranks: int = 1) -> int:
+        """Join the data-parallel group (every rank calls this at once; it returns when all have joined) and take
+        rank 0's weights, so every rank starts from the same model whatever its loading did. ``local_ranks``:
+        the ranks on this node, which share its cores when ``learner_threads`` is 0 (every core)."""
+        import torch.distributed as dist
+
+        backend = "nccl" if self.device == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://{address}:{port}", rank=rank, world_size=world_size,
+                                timeout=timedelta(seconds=GROUP_TIMEOUT_S))
+        self.rank, self.world_size = rank, world_size
+        if not self.spec.torch_threads and local_ranks > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_ranks))
+        with torch.no_grad():
+            for t in self.model.state_dict().values():
+                dist.broadcast(t, src=0)
+        return rank
+
+    def _all_reduce_grads(self) -> None:
+        """Sum every trainable parameter's gradient over the ranks. A parameter no rank computed a gradient for
+        keeps none (as on one learner, AdamW then skips it); one that only some ranks reached counts zeros on the
+        others."""
+        import torch.distributed as dist
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        has = torch.tensor([float(p.grad is not None) for p in params], device=self.device)
+        dist.all_reduce(has, op=dist.ReduceOp.MAX)
+        grads = []
+        for p, h in zip(params, has.tolist()):
+            if h:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                grads.append(p.grad)
+        for bucket in _buckets(grads, BUCKET_BYTES):
+            flat = torch.cat([g.reshape(-1) for g in bucket])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            for g, part in zip(bucket, flat.split([g.numel() for g in bucket])):
+                g.copy_(part.view_as(g))
+
+    def leave_group(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        self.rank, self.world_size = 0, 1
 
     # ------------------------------------------------------------------------------------------ compute
     def _forward(self, mb: TrainBatch, pack: str | None = None) -> tuple[torch.Tensor, TrainBatch]:
@@ -163,7 +234,9 @@ class Learner:
 
     def train_step(self, microbatches: list[TrainBatch], loss: str, options: dict[str, Any] | None = None) -> dict:
         """One optimizer step over ``microbatches`` (gradient accumulation); returns averaged metrics.
-        ``options`` were validated against the loss's declared options by the driver-side handle."""
+        ``options`` were validated against the loss's declared options by the driver-side handle. In a
+        data-parallel group every rank calls it at once with its share (possibly none) of the step's
+        micro-batches; the metrics are this rank's (the handle reduces them), ``grad_norm`` the whole step's."""
         assert self.opt is not None, "a frozen learner cannot train"
         loss_fn = self.registry.get("losses", loss)
         t0 = time.perf_counter()
@@ -179,6 +252,8 @@ class Learner:
             weight += w
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * w
+        if self.world_size > 1:
+            self._all_reduce_grads()
         clip = self.spec.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
@@ -305,6 +380,20 @@ class Learner:
         return True
 
 
+def _buckets(tensors: list[torch.Tensor], limit: int) -> list[list[torch.Tensor]]:
+    """Consecutive groups of same-dtype tensors of about ``limit`` bytes each (one flat all-reduce per group)."""
+    out: list[list[torch.Tensor]] = []
+    size = 0
+    for t in tensors:
+        nbytes = t.numel() * t.element_size()
+        if not out or out[-1][0].dtype != t.dtype or size + nbytes > limit:
+            out.append([])
+            size = 0
+        out[-1].append(t)
+        size += nbytes
+    return out
+
+
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -312,9 +401,10 @@ def _seed_all(seed: int) -> None:
 
 
 def start_learner(spec: LearnerSpec, num_cpus: float = 1.0, num_gpus: float = 0.0, name: str | None = None,
-                  **options: Any):
+                  wait: bool = True, **options: Any):
     """The learner as a Ray actor (its methods are called with ``.remote``). ``options``: more Ray actor options
-    (resources, scheduling strategy), passed through."""
+    (resources, scheduling strategy), passed through. ``wait=False`` returns before the model is loaded (the
+    data-parallel group starts its ranks side by side and waits for all of them)."""
     import ray
 
     actor_cls = ray.remote(Learner)
@@ -322,5 +412,6 @@ def start_learner(spec: LearnerSpec, num_cpus: float = 1.0, num_gpus: float = 0.
     if name:
         opts["name"] = name
     handle = actor_cls.options(**opts).remote(spec)
-    ray.get(handle.ping.remote())
+    if wait:
+        ray.get(handle.ping.remote())
     return handle

@@ -3,12 +3,19 @@
 Every method is a blocking call on the actor (the Ray round trip is the engine's business, never a stage's).
 A stage may hold several handles (policy, critic, reference), each with its own model and optimizer; ``role``
 names each one in errors and in checkpoints.
+
+A handle may stand for N data-parallel ranks (``[ray] learners = N``, :mod:`raylign.engine.learner_group`), and
+a stage cannot tell: each call's micro-batches are split among the ranks (balanced by tokens, deterministic),
+the results come back in the micro-batches' order and the metrics are reduced to what one learner returns.
+Rank 0 alone answers what needs one model (``version``, ``sequence_logprobs``, ``generate``), sends the weights
+(one copy per sync) and writes the model and the checkpoint; every rank loads a checkpoint.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
+from raylign.engine import learner_group as group
 from raylign.engine import options as loss_options
 from raylign.engine.errors import ConfigError
 from raylign.engine.types import TrainBatch
@@ -17,7 +24,8 @@ from raylign.engine.types import TrainBatch
 class LearnerHandle:
     """A PyTorch learner (model + optimizer) running in its own Ray actor.
 
-    :param actor: the Ray actor of :class:`raylign.engine.learner.Learner`.
+    :param actor: the Ray actor of :class:`raylign.engine.learner.Learner`, or the list of a data-parallel
+        group's actors (rank 0 first).
     :param registry: the driver's plugin registry (loss options are validated against it before a call).
     :param role: what this learner is to the stage ("policy", "reference", "critic", ...).
     :param trainable: False for a frozen learner (no optimizer: ``train_step`` is refused on the driver).
@@ -26,14 +34,21 @@ class LearnerHandle:
     """
 
     def __init__(self, actor: Any, registry: Any, role: str = "policy", trainable: bool = True, head: str = "lm"):
-        self.actor = actor
+        self.actors = list(actor) if isinstance(actor, (list, tuple)) else [actor]
+        self.actor = self.actors[0]  # rank 0
         self.registry = registry
         self.role = role
         self.trainable = trainable
         self.head = head
 
     def __repr__(self) -> str:
-        return f"LearnerHandle(role={self.role!r}, trainable={self.trainable}, head={self.head!r})"
+        ranks = f", ranks={len(self.actors)}" if len(self.actors) > 1 else ""
+        return f"LearnerHandle(role={self.role!r}, trainable={self.trainable}, head={self.head!r}{ranks})"
+
+    @property
+    def ranks(self) -> int:
+        """Data-parallel learners behind this handle (``[ray] learners``)."""
+        return len(self.actors)
 
     # ------------------------------------------------------------------------------------------ compute
     def check_loss(self, loss: str, options: Any = None) -> dict[str, Any]:
@@ -55,21 +70,27 @@ class LearnerHandle:
         if not self.trainable:
             raise RuntimeError(f"the {self.role} learner is frozen: it cannot train")
         checked = self.check_loss(loss, options)
-        return self._get(self.actor.train_step.remote(list(batches), loss, checked))
+        if self.ranks == 1:
+            return self._get(self.actor.train_step.remote(list(batches), loss, checked))
+        _, results = self._scatter(batches, "train_step", loss, checked)  # every rank steps, even with no share
+        return group.reduce_train_metrics(results)
 
     def eval_loss(self, batches: Sequence[TrainBatch], loss: str, options: Any = None) -> dict[str, float]:
         """Token-weighted means of every metric the loss reports over ``batches`` (``loss`` among them), no
         update; ``tokens``: the loss tokens counted."""
         checked = self.check_loss(loss, options)
-        return self._get(self.actor.eval_loss.remote(list(batches), loss, checked))
+        if self.ranks == 1:
+            return self._get(self.actor.eval_loss.remote(list(batches), loss, checked))
+        _, results = self._scatter(batches, "eval_loss", loss, checked)
+        return group.reduce_eval_metrics(results)
 
     def token_logprobs(self, batches: Sequence[TrainBatch]) -> list:
         """Per-token logprobs [B, T] of each micro-batch under the current weights (column 0 is 0)."""
-        return self._get(self.actor.token_logprobs.remote(list(batches)))
+        return self._per_batch(batches, "token_logprobs")
 
     def values(self, batches: Sequence[TrainBatch]) -> list:
         """The scalar head's value at every position [B, T] of each micro-batch (``head="value"`` learners)."""
-        return self._get(self.actor.values.remote(list(batches)))
+        return self._per_batch(batches, "values")
 
     def sequence_logprobs(self, token_ids: Sequence[int]) -> list[float]:
         """Logprob of each of ``token_ids[1:]`` given the tokens before it."""
@@ -86,7 +107,8 @@ class LearnerHandle:
         return self._get(self.actor.get_version.remote())
 
     def weights_ref(self):
-        """An ObjectRef to the current weights (CPU tensors, HF names), for the engine's weight sync."""
+        """An ObjectRef to the current weights (CPU tensors, HF names), for the engine's weight sync: rank 0's
+        (every rank holds the same weights), so a sync sends one copy."""
         return self.actor.weights.remote()
 
     def save_model(self, directory: str | Path) -> Path:
@@ -94,24 +116,56 @@ class LearnerHandle:
         return Path(self._get(self.actor.save_model.remote(str(directory))))
 
     def save_state(self, directory: str | Path) -> None:
-        """Model, optimizer, scheduler, RNG and version into ``directory`` (part of a checkpoint)."""
+        """Model, optimizer, scheduler, RNG and version into ``directory`` (part of a checkpoint); rank 0 writes
+        them (the ranks' states are the same)."""
         self._get(self.actor.save_state.remote(str(directory)))
 
     def load_state(self, directory: str | Path) -> int:
-        """Restore what :meth:`save_state` wrote; returns the restored weights version."""
-        return self._get(self.actor.load_state.remote(str(directory)))
+        """Restore what :meth:`save_state` wrote into every rank (each reads ``directory``); returns the restored
+        weights version."""
+        versions = self._get_all([a.load_state.remote(str(directory)) for a in self.actors])
+        return versions[0]
 
     # ------------------------------------------------------------------------------------------ lifetime
     def kill(self) -> None:
         import ray
 
-        try:
-            ray.kill(self.actor)
-        except Exception:
-            pass
+        for actor in self.actors:
+            try:
+                ray.kill(actor)
+            except Exception:
+                pass
+
+    # ------------------------------------------------------------------------------------------ ranks
+    def _scatter(self, batches: Sequence[TrainBatch], method: str, *args) -> tuple[list[list[int]], list]:
+        """Call ``method`` on every rank with its share of ``batches`` (:func:`~raylign.engine.learner_group.
+        split_balanced` by tokens); returns the shares' indices and the ranks' results."""
+        batches = list(batches)
+        parts = group.split_balanced([group.batch_tokens(b) for b in batches], self.ranks)
+        refs = [getattr(a, method).remote([batches[i] for i in idx], *args) for a, idx in zip(self.actors, parts)]
+        return parts, self._get_all(refs)
+
+    def _per_batch(self, batches: Sequence[TrainBatch], method: str) -> list:
+        """A per-micro-batch result list, computed on every rank's share, in the order of ``batches``."""
+        if self.ranks == 1:
+            return self._get(getattr(self.actor, method).remote(list(batches)))
+        parts, results = self._scatter(batches, method)
+        return group.gather(parts, results)
 
     @staticmethod
     def _get(ref):
         import ray
 
         return ray.get(ref)
+
+    @staticmethod
+    def _get_all(refs: list) -> list:
+        """Every rank's result; the first rank that fails raises at once (the others may be waiting for it in a
+        collective, which would otherwise hold ``ray.get`` until the group's timeout)."""
+        import ray
+
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            ray.get(done)  # raises the rank's error
+        return ray.get(refs)

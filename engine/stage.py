@@ -126,8 +126,13 @@ class StageContext:
         schedule over ``total_steps``); killed when the stage ends. ``role`` names it (default "policy" for a
         trainable learner, "reference" for a frozen one) and must be unique within the stage. ``head="value"``
         gives it a scalar head (a reward model or critic; a causal-LM dir gets a new head). ``pack``: how it
-        spends compute on padding (``none``, ``sort``, ``pack``: :data:`raylign.engine.ops.PACK_MODES`)."""
-        from raylign.engine.learner import LearnerSpec, start_learner
+        spends compute on padding (``none``, ``sort``, ``pack``: :data:`raylign.engine.ops.PACK_MODES`).
+
+        A trainable learner runs as ``[ray] learners`` data-parallel ranks behind the one handle (same results as
+        one learner; :mod:`raylign.engine.learner_group`); a frozen one, which only scores, as one actor."""
+        from raylign.engine.learner import LearnerSpec
+        from raylign.engine.learner_group import start_learner_group
+        from raylign.engine.placement import learner_group
 
         role = role or ("policy" if trainable else "reference")
         if any(h.role == role for h in self._learners):
@@ -136,12 +141,12 @@ class StageContext:
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
                            device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable,
                            head=head, pack=pack)
-        from raylign.engine.placement import learner_group
-
-        placement = self.place(learner_group(ray_cfg, 1, role))
-        actor = start_learner(spec, num_cpus=ray_cfg.learner_num_cpus, num_gpus=ray_cfg.learner_num_gpus,
-                              **placement.options(0))
-        handle = LearnerHandle(actor, self.registry, role=role, trainable=trainable, head=head)
+        ranks = ray_cfg.learners if trainable else 1
+        placement = self.place(learner_group(ray_cfg, ranks, role))  # ranks packed, rank i in bundle i
+        actors = start_learner_group(spec, ranks, num_cpus=ray_cfg.learner_num_cpus,
+                                     num_gpus=ray_cfg.learner_num_gpus,
+                                     per_rank=[placement.options(i) for i in range(ranks)])
+        handle = LearnerHandle(actors, self.registry, role=role, trainable=trainable, head=head)
         self._learners.append(handle)
         return handle
 
