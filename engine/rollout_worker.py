@@ -1,0 +1,185 @@
+"""One rollout worker: a Ray actor owning one vLLM engine (the fleet in :mod:`raylign.engine.rollout` starts them).
+
+Logprobs: engines run with ``logprobs_mode="processed_logprobs"``, so a completion's logprobs are those of the
+distribution the token was actually drawn from (logits / temperature, after top-p/top-k), which is what a
+policy-gradient ratio needs; with top_p=1 and no top-k at temperature 1 they equal the model's own logprobs.
+(vLLM's default, ``raw_logprobs``, ignores temperature.) Greedy requests return the unscaled log-softmax.
+
+Engine environment (per actor, via runtime_env): the engine runs in the actor's own process
+(``VLLM_ENABLE_V1_MULTIPROCESSING=0``): no extra engine-core and worker processes per engine, which saves memory
+and start time on a small machine, and ``collective_rpc`` is a direct call. In-process, vLLM uses its
+single-process executor, which does no OpenMP core binding; ``VLLM_CPU_OMP_THREADS_BIND=nobind`` makes sure of
+it, so the engine keeps the actor's ``OMP_NUM_THREADS`` and never pins itself onto the learner's cores.
+Measured on the 2-core development machine (vllm-cpu 0.32): an engine starts in about 10 s inside its actor, and
+in-process generation was as fast as vLLM's default multiprocess mode with automatic binding
+(benchmarks/fleet_throughput.py --default-env).
+
+The model reaches the worker through the object store (:mod:`raylign.engine.model_files`), never as a path on
+the driver's disk, so a worker runs on any node.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from raylign.engine.config import RolloutConfig
+from raylign.engine.model_files import drop_weight_files, materialise
+from raylign.engine.types import Completion
+from raylign.engine.weight_sync import EXTENSION_CLS, RECEIVERS
+
+Prompt = str | Sequence[int]
+
+
+def engine_env(cfg: RolloutConfig) -> dict[str, str]:
+    """Environment variables of a rollout actor (merged by Ray over the job's, e.g. OMP_NUM_THREADS)."""
+    return {
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",  # engine core and model in the actor's process
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # keep OMP_NUM_THREADS; never pin cores others use
+        "VLLM_CPU_KVCACHE_SPACE": str(cfg.kv_cache_gb),  # GiB of KV cache per engine (CPU)
+        "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
+        "VLLM_CONFIGURE_LOGGING": "1",
+    }
+
+
+def checkpoint_dtype(model_dir: str | Path) -> str:
+    """The dtype the checkpoint was saved in (what the learner trains in), so engine and learner logprobs
+    agree to float rounding; "auto" when config.json does not say."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    dtype = cfg.get("dtype") or cfg.get("torch_dtype") or "auto"
+    return dtype if dtype in ("float32", "bfloat16", "float16") else "auto"
+
+
+def engine_kwargs(model_dir: str, cfg: RolloutConfig, seed: int) -> dict[str, Any]:
+    """Arguments of ``vllm.LLM`` for one rollout engine (also used by benchmarks for a like-for-like engine)."""
+    kwargs = dict(
+        model=str(model_dir),
+        dtype=checkpoint_dtype(model_dir),  # not vLLM's "auto", which runs float32 checkpoints in bf16 on CPU
+        seed=seed,
+        enforce_eager=cfg.enforce_eager,
+        max_model_len=cfg.max_model_len,
+        max_num_seqs=cfg.max_num_seqs,
+        max_num_batched_tokens=cfg.max_num_batched_tokens,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        worker_extension_cls=EXTENSION_CLS,
+        logprobs_mode="processed_logprobs",
+        disable_log_stats=True,
+    )
+    if cfg.tensor_parallel_size > 1:  # GPU only (UNTESTED here): TP workers as subprocesses of the actor
+        kwargs["distributed_executor_backend"] = "mp"
+    return kwargs
+
+
+def sampling_params(n: int, temperature: float, top_p: float, max_tokens: int,
+                    stop_token_ids: Sequence[int] | None, seed: int | None, prompt_index: int):
+    """One prompt's SamplingParams. With a seed, prompt i's sample j draws from seed' + j, where
+    seed' = seed * 1_000_003 + i * n: unique per (prompt, sample), independent of how prompts are chunked."""
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        n=n,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=0,  # no top-k: sampler logprobs stay true logprobs of the tempered distribution
+        max_tokens=max_tokens,
+        stop_token_ids=list(stop_token_ids or []),
+        logprobs=0,  # the chosen token's logprob only
+        seed=None if seed is None else (seed * 1_000_003 + prompt_index * n) % (2**31),
+    )
+
+
+def as_engine_prompt(prompt: Prompt):
+    return prompt if isinstance(prompt, str) else {"prompt_token_ids": [int(t) for t in prompt]}
+
+
+def to_completions(output, prompt_index: int, version: int) -> list[Completion]:
+    """One vLLM RequestOutput → its completions, in sample order."""
+    group = []
+    for c in sorted(output.outputs, key=lambda c: c.index):
+        logprobs = [step[tok].logprob for step, tok in zip(c.logprobs or [], c.token_ids)]
+        group.append(Completion(
+            prompt_index=prompt_index,
+            sample_index=c.index,
+            prompt_token_ids=list(output.prompt_token_ids or []),
+            token_ids=list(c.token_ids),
+            text=c.text,
+            logprobs=logprobs,
+            finish_reason=c.finish_reason or "length",
+            weights_version=version,
+        ))
+    return group
+
+
+# ---------------------------------------------------------------------------------------------- worker
+
+
+def quiet_thread_warning() -> None:
+    """vLLM's CPU worker turns ``torch.set_num_threads`` into a no-op that warns, and its prompt renderer calls
+    it on every request: with the engine in-process that is several warnings per ``generate``. Drop them."""
+    logging.getLogger("vllm.v1.worker.cpu_worker").addFilter(
+        lambda record: "set_num_threads" not in record.getMessage())
+    # Rotary embeddings have no weights to reload; vLLM warns about it on every weight sync.
+    logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(
+        lambda record: "RotaryEmbedding" not in record.getMessage())
+
+
+class RolloutWorker:
+    """One vLLM engine. Runs as a Ray actor (the fleet wraps it with ``ray.remote``); calls are served one at a
+    time, so a weight reload never interleaves with a generation and every completion carries the version
+    its tokens were generated with."""
+
+    def __init__(self, model: str | Mapping[str, Any], cfg: RolloutConfig, seed: int, index: int):
+        """``model``: a model directory this actor can read, or :func:`~raylign.engine.model_files.put_model_dir`'s
+        files, written to a local temp dir first (the fleet's way: no filesystem shared with the driver)."""
+        t0 = time.perf_counter()
+        from vllm import LLM
+
+        self.index = index
+        self.version = 0  # the weights in the model directory
+        shipped = not isinstance(model, (str, Path))
+        self.model_dir = str(materialise(model, prefix=f"raylign-rollout{index}-") if shipped else model)
+        quiet_thread_warning()
+        self.llm = LLM(**engine_kwargs(self.model_dir, cfg, seed + index))
+        if shipped:
+            drop_weight_files(self.model_dir)
+        self.start_seconds = time.perf_counter() - t0
+
+    def ready(self) -> dict[str, Any]:
+        """Who and where this worker is: the fleet names its node in errors, tests kill its ``pid``."""
+        import ray
+        import torch
+
+        return {"index": self.index, "pid": os.getpid(), "start_seconds": self.start_seconds,
+                "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
+                "model_dir": self.model_dir, "version": self.version,
+                "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+    def generate(self, prompts: list[Prompt], params: dict[str, Any], first_index: int) -> list[list[Completion]]:
+        """``params``: n, temperature, top_p, max_tokens, stop_token_ids, seed; ``first_index``: the global index
+        of ``prompts[0]``."""
+        sps = [sampling_params(prompt_index=first_index + i, **params) for i in range(len(prompts))]
+        outs = self.llm.generate([as_engine_prompt(p) for p in prompts], sps, use_tqdm=False)
+        return [to_completions(o, first_index + i, self.version) for i, o in enumerate(outs)]
+
+    def receive_weights(self, transport: str, payload: Any, version: int) -> float:
+        """Load new weights through ``transport``; stamps ``version`` only once they are in. Returns seconds."""
+        t0 = time.perf_counter()
+        RECEIVERS[transport](self.llm, payload)
+        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
+        self.version = version
+        return time.perf_counter() - t0
+
+    def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
+        """The engine's logprob of each of ``token_ids[1:]`` given the tokens before it (temperature 1)."""
+        from vllm import SamplingParams
+
+        sp = SamplingParams(prompt_logprobs=0, max_tokens=1, temperature=1.0)
+        out = self.llm.generate([as_engine_prompt(token_ids)], sp, use_tqdm=False)[0]
+        return [step[tok].logprob for step, tok in zip(out.prompt_logprobs[1:], token_ids[1:])]
+
+    def init_nccl(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> list[int]:
+        return self.llm.collective_rpc("raylign_nccl_init", args=(master_addr, master_port, rank_offset, world_size))
