@@ -71,6 +71,9 @@ class RolloutConfig:
     enforce_eager: bool = True  # skip graph capture (faster start for tiny models)
     sync_deadline_s: float = 120.0  # a weight sync slower than this raises
     canary_tolerance: float = 0.05  # max |logprob diff| between learner and fleet after a sync
+    sync_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # dtype the weights travel in to the
+    # engines (auto = the learner's own); bfloat16 halves a CPU sync's bytes, and the engines then serve the
+    # learner's weights rounded to bf16 (the canary sees that rounding: benchmarks/weight_sync.py measures it)
     start_timeout_s: float = 600.0  # engine start deadline
     max_restarts: int = 3  # rollout workers replaced (SIGKILL, node loss) over a fleet's life before the run stops
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}

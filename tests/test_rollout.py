@@ -216,7 +216,7 @@ def test_weight_sync_changes_generation_passes_canary_and_stamps_version(ray_ses
     ref = ray_session.put(models["other"].state_dict())  # what the learner does
     report = fleet.sync_weights(ref, version, canary=(CANARY_IDS, reference_logprobs(models["other"], CANARY_IDS)))
     try:
-        assert report.version == version and report.transport == "shm_file"
+        assert report.version == version and report.transport == fleet.transport.name
         assert report.canary_max_abs_diff is not None and report.canary_max_abs_diff < 1e-3
         assert 0 < report.seconds < fleet.cfg.sync_deadline_s
         # every worker serves the new version: each gets a chunk of the prompts and stamps its completions

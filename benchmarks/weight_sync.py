@@ -1,0 +1,135 @@
+"""Weight-sync bandwidth, learner → rollout fleet, per transport and sync dtype, through the engine's own path.
+
+    .venv/bin/python benchmarks/weight_sync.py [--hidden 768] [--layers 12] [--intermediate 3072] [--repeats 5]
+
+The models are two from-scratch Qwen2s of the same shape and different seeds (about 104M parameters by
+default), each held by a real learner actor; one rollout worker (one vLLM engine, in its actor's process)
+serves them in turn. Every timed sync is ``weight_sync.push_weights`` (what ``StageContext.sync_weights`` runs)
+from the learner whose weights the engine does *not* hold, so each sync must change the engine's weights and
+its canary (the learner's own logprobs of a fixed sequence, checked against the engine's) proves they arrived.
+
+Columns: bytes on the way (the object the learner stored), the learner's side (packing into the object store),
+the worker's side (fetch and reload into the engine, until every worker is done), the total (the metric
+``weight_sync_seconds``), GB/s = bytes / total, and the engine-side GB/s = the engine's own parameter bytes /
+total (the same as GB/s at the engine's dtype; with ``bfloat16`` the bytes on the way are half that). Median
+over ``--repeats`` syncs after one warm-up sync per row; the best total is shown too (the machine is shared).
+The canary column is the largest |engine - learner| logprob over the timed syncs (bf16 rows: the engines serve
+the learner's weights rounded to bf16, so that rounding shows there).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import tempfile
+from pathlib import Path
+
+CORPUS = [
+    "What is an LLM? An LLM is a large language model that predicts the next token.",
+    "What is 12+30? 12+30 is 42.",
+    "The quick brown fox jumps over the lazy dog.",
+    "def add(a, b):\n    return a + b\n",
+] * 50
+
+ROWS = (("shm_file", "auto"), ("shm_file", "bfloat16"), ("flat", "auto"), ("flat", "bfloat16"))
+
+
+def build_models(directory: Path, args) -> tuple[list[Path], int, int]:
+    """Two same-shape models (seeds 0 and 1); returns their dirs, the parameter count and the float32 bytes."""
+    from raylign.engine.modeling import ModelSize, build_qwen2, save_model_dir
+    from raylign.engine.tokenizer import train_bpe
+
+    tok = train_bpe(CORPUS, args.vocab)
+    size = ModelSize(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.hidden // 64,
+                     num_kv_heads=max(1, args.hidden // 256), intermediate_size=args.intermediate,
+                     max_position_embeddings=512)
+    dirs = []
+    for seed in (0, 1):
+        model = build_qwen2(size, tok, seed=seed)
+        params = sum(p.numel() for p in model.parameters())
+        nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        dirs.append(save_model_dir(model, tok, directory / f"model{seed}"))
+        del model
+    return dirs, params, nbytes
+
+
+def start_learner(model_dir: Path):
+    from raylign.engine.learner import LearnerSpec, start_learner as start
+    from raylign.engine.learner_handle import LearnerHandle
+    from raylign.engine.optim import OptimConfig
+    from raylign.engine.plugins import build_registry
+
+    spec = LearnerSpec(model_dir=str(model_dir), optim=OptimConfig(), total_steps=1, seed=0, device="cpu",
+                       trainable=False)
+    return LearnerHandle(start(spec), build_registry(), role="reference", trainable=False)
+
+
+def measure(fleet, learners, held: list[int], transport: str, dtype: str, repeats: int) -> dict:
+    """One row: a warm-up sync, then ``repeats`` timed ones, alternating learners so every sync changes the
+    engine's weights (``held[0]``: the index of the learner whose weights the engine holds)."""
+    from raylign.engine.weight_sync import FlatTransport, ShmFileTransport, push_weights
+
+    fleet.transport = {"flat": FlatTransport, "shm_file": ShmFileTransport}[transport]()
+    fleet.cfg = dataclasses.replace(fleet.cfg, sync_dtype=dtype)
+    reports = []
+    for i in range(repeats + 1):
+        held[0] = 1 - held[0]
+        report = push_weights(learners[held[0]], fleet)
+        if i:
+            reports.append(report)
+    total = statistics.median(r.seconds for r in reports)
+    learner = statistics.median(r.learner_seconds for r in reports)
+    return {"transport": transport, "dtype": dtype, "bytes": reports[-1].bytes, "learner": learner,
+            "worker": statistics.median(r.seconds - r.learner_seconds for r in reports), "total": total,
+            "best": min(r.seconds for r in reports), "canary": max(r.canary_max_abs_diff for r in reports)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hidden", type=int, default=768, help="hidden size (heads of 64, KV heads = hidden / 256)")
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--intermediate", type=int, default=3072)
+    ap.add_argument("--vocab", type=int, default=384, help="BPE vocabulary trained on a small corpus")
+    ap.add_argument("--repeats", type=int, default=5, help="timed syncs per row (median reported)")
+    ap.add_argument("--rows", default=",".join(f"{t}:{d}" for t, d in ROWS),
+                    help="transport:dtype pairs to time, comma-separated")
+    args = ap.parse_args()
+    rows = [tuple(r.split(":")) for r in args.rows.split(",")]
+
+    from raylign.engine.cluster import init_ray
+    from raylign.engine.config import RayConfig, RolloutConfig
+    from raylign.engine.rollout import RolloutFleet
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs, params, nbytes = build_models(Path(tmp), args)
+        print(f"model: Qwen2, {params / 1e6:.1f}M parameters ({nbytes / 1e9:.3f} GB in float32), hidden "
+              f"{args.hidden}, {args.layers} layers, MLP {args.intermediate}; 1 rollout worker, "
+              f"median of {args.repeats} syncs per row", flush=True)
+        ray = init_ray(RayConfig(num_cpus=8))
+        learners = []
+        try:
+            learners = [start_learner(d) for d in dirs]
+            cfg = RolloutConfig(num_workers=1, max_model_len=256, max_num_seqs=16, kv_cache_gb=1)
+            with RolloutFleet(dirs[0], cfg, seed=0) as fleet:
+                held = [0]  # the engine starts with learners[0]'s weights
+                for transport, dtype in rows:
+                    results.append(measure(fleet, learners, held, transport, dtype, args.repeats))
+                    print(f"  done: {transport} {dtype}", flush=True)
+        finally:
+            for learner in learners:
+                learner.kill()
+            ray.shutdown()
+
+    print(f"\n{'transport':10s} {'dtype':9s} {'params':>8s} {'bytes':>9s} {'learner s':>10s} {'worker s':>9s} "
+          f"{'total s':>8s} {'best s':>7s} {'GB/s':>6s} {'engine GB/s':>12s} {'canary':>8s}")
+    for r in results:
+        print(f"{r['transport']:10s} {r['dtype']:9s} {params / 1e6:7.1f}M {r['bytes'] / 1e6:7.1f}MB "
+              f"{r['learner']:10.3f} {r['worker']:9.3f} {r['total']:8.3f} {r['best']:7.3f} "
+              f"{r['bytes'] / r['total'] / 1e9:6.2f} {nbytes / r['total'] / 1e9:12.2f} {r['canary']:8.2g}")
+    print("\nGB/s: bytes on the way / median total; engine GB/s: float32 parameter bytes / median total "
+          "(target >= 1 GB/s at >= 100M parameters)")
+
+
+if __name__ == "__main__":
+    main()
