@@ -8,11 +8,14 @@ serves them in turn. Every timed sync is ``weight_sync.push_weights`` (what ``St
 from the learner whose weights the engine does *not* hold, so each sync must change the engine's weights and
 its canary (the learner's own logprobs of a fixed sequence, checked against the engine's) proves they arrived.
 
-Columns: bytes on the way (the object the learner stored), the learner's side (packing into the object store),
-the worker's side (fetch and reload into the engine, until every worker is done), the total (the metric
-``weight_sync_seconds``), GB/s = bytes / total, and the engine-side GB/s = the engine's own parameter bytes /
-total (the same as GB/s at the engine's dtype; with ``bfloat16`` the bytes on the way are half that). Median
-over ``--repeats`` syncs after one warm-up sync per row; the best total is shown too (the machine is shared).
+Rows: transport, sync dtype and, for ``flat``, the parts the learner stores its weights in (``rollout.sync_parts``:
+with more than one, the engine loads part i while the learner stores part i+1). Columns: bytes on the way (the
+objects the learner stored), the learner's side (until its first part is stored: with one part, packing all of
+it into the object store), the worker's side (the rest: fetch and reload into the engine until every worker is
+done, overlapping the learner's later parts), the total (the metric ``weight_sync_seconds``), GB/s = bytes /
+total, and the engine GB/s = the model's float32 bytes / total (what the engine, which runs float32, receives;
+with ``bfloat16`` the bytes on the way are half that). Median over ``--repeats`` syncs after one warm-up sync per
+row; the best total is shown too (the machine is shared).
 The canary column is the largest |engine - learner| logprob over the timed syncs (bf16 rows: the engines serve
 the learner's weights rounded to bf16, so that rounding shows there).
 """
@@ -31,7 +34,7 @@ CORPUS = [
     "def add(a, b):\n    return a + b\n",
 ] * 50
 
-ROWS = (("shm_file", "auto"), ("shm_file", "bfloat16"), ("flat", "auto"), ("flat", "bfloat16"))
+ROWS = ("shm_file:auto", "shm_file:bfloat16", "flat:auto:1", "flat:auto:4", "flat:bfloat16:1", "flat:bfloat16:4")
 
 
 def build_models(directory: Path, args) -> tuple[list[Path], int, int]:
@@ -64,13 +67,13 @@ def start_learner(model_dir: Path):
     return LearnerHandle(start(spec), build_registry(), role="reference", trainable=False)
 
 
-def measure(fleet, learners, held: list[int], transport: str, dtype: str, repeats: int) -> dict:
+def measure(fleet, learners, held: list[int], transport: str, dtype: str, parts: int, repeats: int) -> dict:
     """One row: a warm-up sync, then ``repeats`` timed ones, alternating learners so every sync changes the
     engine's weights (``held[0]``: the index of the learner whose weights the engine holds)."""
     from raylign.engine.weight_sync import FlatTransport, ShmFileTransport, push_weights
 
     fleet.transport = {"flat": FlatTransport, "shm_file": ShmFileTransport}[transport]()
-    fleet.cfg = dataclasses.replace(fleet.cfg, sync_dtype=dtype)
+    fleet.cfg = dataclasses.replace(fleet.cfg, sync_dtype=dtype, sync_parts=parts)
     reports = []
     for i in range(repeats + 1):
         held[0] = 1 - held[0]
@@ -79,7 +82,7 @@ def measure(fleet, learners, held: list[int], transport: str, dtype: str, repeat
             reports.append(report)
     total = statistics.median(r.seconds for r in reports)
     learner = statistics.median(r.learner_seconds for r in reports)
-    return {"transport": transport, "dtype": dtype, "bytes": reports[-1].bytes, "learner": learner,
+    return {"transport": transport, "dtype": dtype, "parts": parts, "bytes": reports[-1].bytes, "learner": learner,
             "worker": statistics.median(r.seconds - r.learner_seconds for r in reports), "total": total,
             "best": min(r.seconds for r in reports), "canary": max(r.canary_max_abs_diff for r in reports)}
 
@@ -91,10 +94,9 @@ def main() -> None:
     ap.add_argument("--intermediate", type=int, default=3072)
     ap.add_argument("--vocab", type=int, default=384, help="BPE vocabulary trained on a small corpus")
     ap.add_argument("--repeats", type=int, default=5, help="timed syncs per row (median reported)")
-    ap.add_argument("--rows", default=",".join(f"{t}:{d}" for t, d in ROWS),
-                    help="transport:dtype pairs to time, comma-separated")
+    ap.add_argument("--rows", default=",".join(ROWS), help="transport:dtype[:parts] rows to time, comma-separated")
     args = ap.parse_args()
-    rows = [tuple(r.split(":")) for r in args.rows.split(",")]
+    rows = [(r.split(":") + ["1"])[:3] for r in args.rows.split(",")]
 
     from raylign.engine.cluster import init_ray
     from raylign.engine.config import RayConfig, RolloutConfig
@@ -113,18 +115,18 @@ def main() -> None:
             cfg = RolloutConfig(num_workers=1, max_model_len=256, max_num_seqs=16, kv_cache_gb=1)
             with RolloutFleet(dirs[0], cfg, seed=0) as fleet:
                 held = [0]  # the engine starts with learners[0]'s weights
-                for transport, dtype in rows:
-                    results.append(measure(fleet, learners, held, transport, dtype, args.repeats))
-                    print(f"  done: {transport} {dtype}", flush=True)
+                for transport, dtype, parts in rows:
+                    results.append(measure(fleet, learners, held, transport, dtype, int(parts), args.repeats))
+                    print(f"  done: {transport} {dtype} {parts}", flush=True)
         finally:
             for learner in learners:
                 learner.kill()
             ray.shutdown()
 
-    print(f"\n{'transport':10s} {'dtype':9s} {'params':>8s} {'bytes':>9s} {'learner s':>10s} {'worker s':>9s} "
-          f"{'total s':>8s} {'best s':>7s} {'GB/s':>6s} {'engine GB/s':>12s} {'canary':>8s}")
+    print(f"\n{'transport':10s} {'dtype':9s} {'parts':>5s} {'params':>8s} {'bytes':>9s} {'learner s':>10s} "
+          f"{'worker s':>9s} {'total s':>8s} {'best s':>7s} {'GB/s':>6s} {'engine GB/s':>12s} {'canary':>8s}")
     for r in results:
-        print(f"{r['transport']:10s} {r['dtype']:9s} {params / 1e6:7.1f}M {r['bytes'] / 1e6:7.1f}MB "
+        print(f"{r['transport']:10s} {r['dtype']:9s} {r['parts']:5d} {params / 1e6:7.1f}M {r['bytes'] / 1e6:7.1f}MB "
               f"{r['learner']:10.3f} {r['worker']:9.3f} {r['total']:8.3f} {r['best']:7.3f} "
               f"{r['bytes'] / r['total'] / 1e9:6.2f} {nbytes / r['total'] / 1e9:12.2f} {r['canary']:8.2g}")
     print("\nGB/s: bytes on the way / median total; engine GB/s: float32 parameter bytes / median total "

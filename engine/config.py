@@ -74,6 +74,8 @@ class RolloutConfig:
     sync_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # dtype the weights travel in to the
     # engines (auto = the learner's own); bfloat16 halves a CPU sync's bytes, and the engines then serve the
     # learner's weights rounded to bf16 (the canary sees that rounding: benchmarks/weight_sync.py measures it)
+    sync_parts: int = 4  # CPU (flat) syncs: the learner stores its weights in this many parts, so the engines
+    # load one part while it stores the next
     start_timeout_s: float = 600.0  # engine start deadline
     max_restarts: int = 3  # rollout workers replaced (SIGKILL, node loss) over a fleet's life before the run stops
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}
@@ -85,6 +87,8 @@ class RolloutConfig:
     def __post_init__(self):
         if self.max_staleness < 0:
             raise ValueError(f"max_staleness must be 0 (synchronous) or more, got {self.max_staleness}")
+        if self.sync_parts < 1:
+            raise ValueError(f"sync_parts must be 1 or more, got {self.sync_parts}")
 
 
 @dataclass(frozen=True)

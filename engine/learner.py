@@ -340,15 +340,19 @@ class Learner:
         return {k: v.detach().to("cpu", dtype=cast if v.is_floating_point() else None, copy=True).contiguous()
                 for k, v in self.model.state_dict().items()}
 
-    def weights_flat(self, dtype: str = "auto"):
-        """The current weights packed for the ``flat`` weight sync (a ``weight_sync.FlatWeights``: one buffer per
-        dtype, cast to ``dtype`` unless it is ``auto``). The buffers are kept between calls (no fresh pages per
-        sync); Ray copies them into the object store as this call returns."""
+    def weights_flat(self, dtype: str = "auto", part: int = 0, parts: int = 1):
+        """The current weights packed for the ``flat`` weight sync: a ``weight_sync.FlatWeights``, one buffer per
+        dtype, cast to ``dtype`` unless it is ``auto``; its part ``part`` of ``parts`` (call them in order: part
+        0 takes the snapshot the others slice, so the engines can load part 0 while this stores part 1). The
+        buffers are kept between syncs (no fresh pages each time); Ray copies a part into the object store as
+        this call returns."""
         from raylign.engine.weight_sync import pack_weights
 
-        if not hasattr(self, "_sync_buffers"):
-            self._sync_buffers: dict[str, torch.Tensor] = {}
-        return pack_weights(self.model.state_dict(), dtype, cache=self._sync_buffers)
+        if part == 0:
+            if not hasattr(self, "_sync_buffers"):
+                self._sync_buffers: dict[str, torch.Tensor] = {}
+            self._sync_snapshot = pack_weights(self.model.state_dict(), dtype, cache=self._sync_buffers)
+        return self._sync_snapshot.part(part, parts)
 
     def get_version(self) -> int:
         return self.version

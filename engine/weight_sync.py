@@ -40,7 +40,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -59,7 +59,7 @@ class SyncReport:
     seconds: float  # wall time of the transfer and reload on every worker (canary excluded)
     canary_max_abs_diff: float | None  # largest |fleet - learner| logprob on the canary (None: no canary given)
     transport: str = "shm_file"  # the transport that carried the weights
-    learner_seconds: float = 0.0  # of ``seconds``, the learner's part: packing its weights into the object store
+    learner_seconds: float = 0.0  # of ``seconds``, the wait for the learner to store its weights (its first part)
     bytes: int = 0  # bytes the weights took on the way (0: not known, e.g. a state dict handed to the fleet)
 
 
@@ -123,9 +123,13 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 SYNC_DTYPES = ("auto", "float32", "bfloat16", "float16")  # rollout.sync_dtype: auto sends the learner's own
 
 
+Entry = tuple[str, str, int, tuple[int, ...]]  # (name, dtype name, element offset in the whole model's buffer, shape)
+
+
 @dataclass(frozen=True)
 class FlatWeights:
-    """A model's weights as one flat byte buffer per dtype plus where each tensor lies in it.
+    """A model's weights as one flat byte buffer per dtype plus where each tensor lies in it, or one part of
+    them (:meth:`part`).
 
     The buffers are numpy arrays so that Ray stores them out of band: one copy into the object store on
     ``ray.put`` (or an actor's return), none on the way out (a worker's arrays are read-only views of the
@@ -133,8 +137,11 @@ class FlatWeights:
     points at the earlier one's bytes, so the engine still receives every name of the state dict.
     """
 
-    buffers: dict[str, np.ndarray]  # dtype name -> uint8 [bytes]
-    entries: tuple[tuple[str, str, int, tuple[int, ...]], ...]  # (name, dtype name, element offset, shape)
+    buffers: dict[str, np.ndarray]  # dtype name -> uint8 bytes of its elements from bases[dtype] on
+    entries: tuple[Entry, ...]  # every tensor of this part, in the state dict's order
+    aliases: frozenset[str] = frozenset()  # names whose bytes an earlier entry owns (tied weights)
+    bases: Mapping[str, int] = field(default_factory=dict)  # dtype -> element offset of its buffer's first
+    # element in the whole model's buffer (a part's buffers are slices of it; 0 when absent)
 
     @property
     def nbytes(self) -> int:
@@ -143,14 +150,69 @@ class FlatWeights:
     def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         """``(name, tensor)`` in packing order, each a view of its buffer (no copy; read-only memory when the
         buffers came out of the object store: load them, never write them)."""
-        flat = {}
+        return flat_tensors([self])
+
+    def part(self, index: int, parts: int) -> "FlatWeights":
+        """Part ``index`` of ``parts``: consecutive entries of about equal bytes, with views of their bytes only
+        (an alias travels with the entry before it and points at bytes an earlier part may hold: load the
+        parts in order, :func:`flat_tensors`)."""
+        if parts <= 1:
+            return self
+        total = sum(_nbytes(e) for e in self.entries if e[0] not in self.aliases) or 1
+        acc, where, mine = 0, 0, []
+        for e in self.entries:
+            if e[0] not in self.aliases:
+                where = min(parts - 1, acc * parts // total)
+                acc += _nbytes(e)
+            if where == index:
+                mine.append(e)
+        buffers, bases = {}, {}
+        for dtype, buf in self.buffers.items():
+            spans = [(off, off + _numel(shape)) for n, d, off, shape in mine if d == dtype and n not in self.aliases]
+            if spans:
+                lo, hi, base = spans[0][0], spans[-1][1], self.bases.get(dtype, 0)
+                item = getattr(torch, dtype).itemsize
+                buffers[dtype], bases[dtype] = buf[(lo - base) * item: (hi - base) * item], lo
+        return FlatWeights(buffers=buffers, entries=tuple(mine), aliases=self.aliases, bases=bases)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def _nbytes(entry: Entry) -> int:
+    return _numel(entry[3]) * getattr(torch, entry[1]).itemsize
+
+
+def flat_tensors(parts) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor view)`` of every entry of ``parts`` (FlatWeights, in order; an iterable that may fetch
+    each part as it goes). An alias is resolved against every part seen so far, which stay referenced."""
+    held: list[tuple[str, int, torch.Tensor]] = []  # (dtype, base, elements) of every buffer seen
+    for fw in parts:
         with warnings.catch_warnings():  # torch warns that the object store's arrays are not writable
             warnings.simplefilter("ignore", UserWarning)
-            for dtype, buf in self.buffers.items():
-                flat[dtype] = torch.from_numpy(buf).view(getattr(torch, dtype))
-        for name, dtype, offset, shape in self.entries:
-            numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            yield name, flat[dtype][offset: offset + numel].view(shape)
+            held += [(d, fw.bases.get(d, 0), torch.from_numpy(b).view(getattr(torch, d))) for d, b in fw.buffers.items()]
+        for name, dtype, offset, shape in fw.entries:
+            numel = _numel(shape)
+            for d, base, flat in reversed(held):
+                if d == dtype and base <= offset and offset + numel <= base + flat.numel():
+                    yield name, flat[offset - base: offset - base + numel].view(shape)
+                    break
+            else:
+                raise WeightSyncError(f"flat weights: the bytes of {name} are in no part received so far")
+
+
+@dataclass(frozen=True)
+class FlatParts:
+    """The learner's weights as ``parts`` objects in the store, part i made while the engines load part i-1:
+    the ObjectRefs of :meth:`Learner.weights_flat` calls, fetched in order by each worker."""
+
+    refs: tuple[Any, ...]  # ObjectRefs of FlatWeights parts, in order
+
+    def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        import ray
+
+        return flat_tensors(ray.get(ref) for ref in self.refs)
 
 
 def pack_weights(state: Mapping[str, torch.Tensor], dtype: str = "auto",
@@ -194,26 +256,27 @@ def pack_weights(state: Mapping[str, torch.Tensor], dtype: str = "auto",
     if any(t.is_cuda for _, t, _ in layout):
         torch.cuda.synchronize()
     buffers = {out: cache[out].view(torch.uint8).numpy() for out in sizes}
-    return FlatWeights(buffers=buffers, entries=tuple(entries))
+    return FlatWeights(buffers=buffers, entries=tuple(entries), aliases=frozenset(alias))
 
 
 class FlatTransport(WeightTransport):
     """Flat buffers in the object store → zero-copy views → the engine's in-place reload (CPU, in-process
-    engines). Also takes a plain state dict (or an ObjectRef to one), loaded without a file."""
+    engines). The payload: an ObjectRef to a :class:`FlatWeights`, a :class:`FlatParts` (the engines load part
+    i while the learner stores part i+1), or a plain state dict (or an ObjectRef to one), loaded without a file."""
 
     name = "flat"
 
     def start(self, workers: Sequence[Any], payload: Any, version: int) -> list:
         import ray
 
-        if not isinstance(payload, ray.ObjectRef):
+        if not isinstance(payload, (ray.ObjectRef, FlatParts)):
             payload = ray.put(payload if isinstance(payload, FlatWeights) else pack_weights(payload))
         # A top-level ObjectRef argument is resolved by Ray: each worker receives the object itself, its arrays
-        # mapped from the node's shared memory.
+        # mapped from the node's shared memory. FlatParts' refs are fetched by the worker, one part at a time.
         return [w.receive_weights.remote(self.name, payload, version) for w in workers]
 
     @staticmethod
-    def receive(llm, payload: FlatWeights | Mapping[str, torch.Tensor]) -> int:
+    def receive(llm, payload: FlatWeights | FlatParts | Mapping[str, torch.Tensor]) -> int:
         return llm.collective_rpc("raylign_load_weights", args=(payload,))[0]
 
 
@@ -296,34 +359,38 @@ def canary_token_ids(tokenizer) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def request_weights(learner, transport: WeightTransport, dtype: str = "auto"):
-    """Start the learner's side of a sync (a LearnerHandle: its rank 0 sends); returns the ObjectRef the fleet's
-    ``transport`` takes. ``dtype``: ``rollout.sync_dtype`` (auto = the learner's own)."""
+def request_weights(learner, transport: WeightTransport, dtype: str = "auto", parts: int = 1):
+    """Start the learner's side of a sync (a LearnerHandle: its rank 0 sends); returns the ObjectRefs whose
+    objects the fleet's ``transport`` takes (``flat``: ``parts`` of them, one :class:`FlatWeights` part each,
+    stored one after the other; else one state dict). ``dtype``: ``rollout.sync_dtype`` (auto = the learner's
+    own)."""
     if isinstance(transport, FlatTransport):
-        return learner.actor.weights_flat.remote(dtype)
-    return learner.actor.weights.remote(dtype) if dtype != "auto" else learner.weights_ref()
+        return [learner.actor.weights_flat.remote(dtype, i, parts) for i in range(parts)]
+    return [learner.actor.weights.remote(dtype) if dtype != "auto" else learner.weights_ref()]
 
 
 def push_weights(learner, fleet) -> SyncReport:
     """Push ``learner``'s weights (a LearnerHandle) to ``fleet`` (a RolloutFleet) stamped with the learner's
     version, then check the fleet's canary (``fleet.canary_ids``) against the learner's own logprobs of it.
 
-    The learner packs first and the fleet loads after (the workers could not start earlier anyway), so the
-    report splits the time: ``learner_seconds`` of the total ``seconds``."""
+    The fleet starts loading once the learner has stored the first part (``rollout.sync_parts``; the whole
+    state with one part or another transport): ``learner_seconds`` is that wait, part of ``seconds``."""
     import ray
 
     version = learner.version
     reference = learner.sequence_logprobs(fleet.canary_ids)
     t0 = time.perf_counter()
-    ref = request_weights(learner, fleet.transport, fleet.cfg.sync_dtype)
-    ready, _ = ray.wait([ref], timeout=fleet.cfg.sync_deadline_s, fetch_local=False)
+    parts = fleet.cfg.sync_parts if isinstance(fleet.transport, FlatTransport) else 1
+    refs = request_weights(learner, fleet.transport, fleet.cfg.sync_dtype, parts)
+    ready, _ = ray.wait(refs[:1], timeout=fleet.cfg.sync_deadline_s, fetch_local=False)
     if not ready:
         raise WeightSyncError(f"weight sync to version {version}: the learner did not hand over its weights within "
                               f"rollout.sync_deadline_s={fleet.cfg.sync_deadline_s}s")
     learner_seconds = time.perf_counter() - t0
-    report = fleet.sync_weights(ref, version, canary=(fleet.canary_ids, reference))
+    payload = FlatParts(tuple(refs)) if len(refs) > 1 else refs[0]
+    report = fleet.sync_weights(payload, version, canary=(fleet.canary_ids, reference))
     return replace(report, seconds=learner_seconds + report.seconds, learner_seconds=learner_seconds,
-                   bytes=_object_bytes(ref))
+                   bytes=sum(_object_bytes(r) for r in refs))
 
 
 def _object_bytes(ref) -> int:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from raylign.engine.config import RolloutConfig, from_dict
-from raylign.engine.errors import ConfigError, ModelError
+from raylign.engine.errors import ConfigError, ModelError, WeightSyncError
 from raylign.engine.modeling import load_model
 from raylign.engine.ops import token_logprobs
 from raylign.engine.weight_sync import (
@@ -22,6 +22,7 @@ from raylign.engine.weight_sync import (
     FlatWeights,
     NcclTransport,
     ShmFileTransport,
+    flat_tensors,
     pack_weights,
     push_weights,
     select_transport,
@@ -74,6 +75,23 @@ def test_pack_reuses_its_buffers_between_calls():
     assert cache["float32"].data_ptr() == ptr  # same memory, new values
     assert torch.equal(dict(second.tensors())["layer.weight"], state["layer.weight"])
     assert first.buffers["float32"].ctypes.data == ptr  # the earlier result is a view: serialize it first
+
+
+@pytest.mark.parametrize("parts", [2, 3, 5, 9])
+def test_parts_loaded_in_order_give_back_the_whole_state(parts):
+    state = {**tied_state(), "tail.weight": torch.randn(5)}
+    whole = pack_weights(state, "bfloat16")
+    pieces = [whole.part(i, parts) for i in range(parts)]
+    assert sum(p.nbytes for p in pieces) == whole.nbytes  # every byte once, the tied head's in no part
+    assert [n for p in pieces for n, _, _, _ in p.entries] == list(state)
+    got = dict(flat_tensors(pieces))  # the head's bytes are in an earlier part than its name
+    for name, t in state.items():
+        assert torch.equal(got[name], t.to(got[name].dtype)), name
+    if parts == 9:  # small parts: the head's name and its bytes are in different parts
+        (head,) = [p for p in pieces if "head.weight" in {e[0] for e in p.entries}]
+        assert "embed.weight" not in {e[0] for e in head.entries}
+        with pytest.raises(WeightSyncError, match="head.weight"):
+            dict(flat_tensors([head]))  # loaded without the part that holds its bytes
 
 
 def test_the_object_store_hands_the_buffers_over_without_a_copy(ray_session):
