@@ -333,6 +333,8 @@ def render(plans: list[StagePlan], view: ClusterView) -> str:
             res = ", ".join(f"{k} {v:g}" for k, v in role.resources.items() if v) or "no resources"
             nodes = placed.get(f"stage {sp.name}: {role.name}", [])
             where = ("on " + ", ".join(sorted(set(nodes)))) if nodes else "not placed"
+            if nodes and role.actors > 1:
+                where += f" ({role.strategy} group)"  # engine/placement.py: how Ray spreads the role's bundles
             mem = f"memory ~{human_bytes(role.memory)} each ({role.memory_note})" if role.memory else \
                 f"memory: {role.memory_note}"
             out.append(f"  {role.name}: {role.actors} x [{res}] {where}; {mem}")
