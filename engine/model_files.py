@@ -20,11 +20,12 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")  # weight files, dropp
 
 
 def put_model_dir(model_dir: str | Path) -> dict[str, Any]:
-    """Every file under ``model_dir`` as ``{relative path: ObjectRef of its bytes}`` (Ray must be running)."""
+    """The files of ``model_dir`` as ``{name: ObjectRef of its bytes}`` (Ray must be running). Top level only: an
+    HF model directory keeps everything an engine loads there, and subfolders (e.g. a repository's ``original/``
+    weights) would only be shipped for nothing."""
     import ray
 
-    root = Path(model_dir)
-    return {str(p.relative_to(root)): ray.put(p.read_bytes()) for p in sorted(root.rglob("*")) if p.is_file()}
+    return {p.name: ray.put(p.read_bytes()) for p in sorted(Path(model_dir).iterdir()) if p.is_file()}
 
 
 def materialise(files: Mapping[str, Any], prefix: str = "raylign-model-") -> Path:
