@@ -235,7 +235,8 @@ class RolloutFleet:
                 ray.get(ref)
             except ray.exceptions.RayActorError as exc:
                 if i >= len(workers):
-                    raise WeightSyncError(f"weight sync to version {version}: the learner died: {exc}") from exc
+                    raise WeightSyncError(f"weight sync to version {version}: the learner died: "
+                                          f"{death_cause(exc)}") from exc
                 self._replace(i, workers[i], exc)  # the replacement loads this version and checks its canary
             except Exception as exc:
                 who = self.names[i] if i < len(self.names) else "the learner"
