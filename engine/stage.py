@@ -113,10 +113,13 @@ class StageContext:
     # ---------------------------------------------------------------------------------------------- roles
     def place(self, group):
         """Reserve a role's placement group (:mod:`raylign.engine.placement`), named after the run, stage and
-        role so a resumed run asks for the same layout; released when the stage ends."""
+        role (``#2``, ... for a role's second group in the stage, e.g. a gold judge's verifiers: Ray refuses a name
+        twice) so a resumed run asks for the same layout; released when the stage ends."""
         from raylign.engine.placement import reserve
 
-        placement = reserve(group, f"{self.run.name}/{self.name}/{group.role}", self.engine.ray.placement_timeout_s)
+        name = f"{self.run.name}/{self.name}/{group.role}"
+        same = sum(p.group.role == group.role for p in self._placements)
+        placement = reserve(group, name + (f" #{same + 1}" if same else ""), self.engine.ray.placement_timeout_s)
         self._placements.append(placement)
         return placement
 

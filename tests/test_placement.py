@@ -100,3 +100,21 @@ def test_reserve_fails_with_one_line(ray_session):
                                          "ray.placement_timeout_s = 2 s (free now: ")
     finally:
         hold.remove()
+
+
+def test_a_stage_places_a_role_twice(ray_session, tmp_path):
+    """Two verifier fleets in one stage (its reward and a gold judge) get two groups: Ray refuses a name twice."""
+    from raylign.engine.config import build_config
+    from raylign.engine.plugins import build_registry
+    from raylign.engine.stage import StageContext
+
+    cfg = build_config({"run": {"name": "r", "pipeline": ["grpo"]}, "rewards": {"num_workers": 1, "num_cpus": 0.25}},
+                       build_registry())
+    ctx = StageContext("grpo", cfg.stages[0].config, cfg, tmp_path, None, tmp_path, tmp_path, None, None, None)
+    try:
+        first, second = (ctx.place(verifier_group(cfg.rewards)) for _ in range(2))
+        names = [ray_session.util.placement_group_table(p.pg)["name"] for p in (first, second)]
+        assert names == ["r/grpo/verifiers", "r/grpo/verifiers #2"]
+    finally:
+        ctx.close()
+    assert ray_session.util.placement_group_table(first.pg)["state"] == "REMOVED"
