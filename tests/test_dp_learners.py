@@ -154,6 +154,25 @@ def test_two_learners_take_the_same_update_as_one(ray_session, tiny_model_dir):
         two.kill()
 
 
+def test_a_failing_rank_raises_its_error_at_once(ray_session, tiny_model_dir):
+    """Rank 0's loss raises while rank 1 (no micro-batch) waits in the gradient all-reduce: the handle raises
+    rank 0's error then, not when the group's collective times out."""
+    import time
+
+    from raylign.engine.modeling import load_tokenizer
+
+    batch = _sequences(load_tokenizer(tiny_model_dir))
+    plain = SequenceBatch(batch.input_ids, batch.attention_mask, batch.loss_mask)  # no advantages
+    two = _handle(tiny_model_dir, 2)
+    try:
+        t0 = time.perf_counter()
+        with pytest.raises(KeyError, match="policy_gradient needs batch.extras\\['advantages'\\]"):
+            two.train_step(plain.micro_batches(6), "policy_gradient", {})
+        assert time.perf_counter() - t0 < 300  # the group's timeout is GROUP_TIMEOUT_S = 1800 s
+    finally:
+        two.kill()
+
+
 # ---------------------------------------------------------------------------------------------- stage context
 
 
@@ -263,3 +282,64 @@ def test_a_short_sft_stage_runs_on_two_learners(ray_session, tiny_model_dir, tmp
     assert math.isfinite(final["eval_loss"])
     assert (run_dir / "models" / "sft" / "config.json").is_file()
     assert (run_dir / "checkpoints" / "sft" / "step_00000002" / "learner.pt").is_file()
+
+
+GRPO_CONFIG = """
+[run]
+name = "dp_grpo"
+output_dir = "{out}"
+seed = 1
+pipeline = ["grpo"]
+base_model = "{model}"
+probes = []
+
+[ray]
+learners = 2
+learner_num_cpus = 0.5
+
+[rollout]
+max_model_len = 256
+
+[rewards]
+num_workers = 1
+
+[grpo]
+data = ["{data}"]
+eval_data = ["{data}"]
+fields = {{ prompt = "text" }}
+eval_size = 4
+verifier = "format"
+steps = 2
+prompts_per_step = 4
+group_size = 4
+micro_batch_size = 4
+max_new_tokens = 6
+kl_coef = 0.05
+checkpoint_every = 0
+"""
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_short_grpo_stage_on_two_learners_syncs_rank_0s_weights(ray_session, tiny_model_dir, tmp_path):
+    """GRPO with two policy ranks and a frozen reference: every step's weights reach the engine (rank 0's copy,
+    the canary scored against rank 0's logprobs) and the metrics are finite."""
+    from rich.console import Console
+
+    from raylign.engine.config import load_config
+    from raylign.engine.driver import run_pipeline
+    from raylign.engine.metrics import read_metrics
+    from raylign.engine.plugins import build_registry
+
+    data = tmp_path / "tasks.jsonl"
+    data.write_text("".join(json.dumps({"text": f"Say anything {i}", "format": r"[^e]*"}) + "\n" for i in range(8)))
+    (tmp_path / "cfg.toml").write_text(GRPO_CONFIG.format(out=tmp_path / "runs", model=tiny_model_dir, data=data))
+    reg = build_registry()
+    summary = run_pipeline(load_config(tmp_path / "cfg.toml", reg), reg, console=Console(quiet=True))
+    rows = [r for r in read_metrics(tmp_path / "runs" / "dp_grpo") if r["stage"] == "grpo" and "grad_norm" in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["weights_version"] == r["step"] and r["canary_max_abs_diff"] < 0.05
+        assert all(math.isfinite(float(v)) for v in r.values() if isinstance(v, (int, float)))
+        assert "kl" in r
+    assert 0.0 <= summary["stages"]["grpo"]["metrics"]["eval_accuracy"] <= 1.0
