@@ -85,21 +85,21 @@ def _steps(batch: SequenceBatch) -> list[tuple[list[TrainBatch], str, dict]]:
             (plain.micro_batches(6), "next_token", {"norm_tokens": plain.loss_tokens})]
 
 
-def _spec(model_dir: Path):
+def _spec(model_dir: Path, head: str = "lm"):
     from raylign.engine.learner import LearnerSpec
     from raylign.engine.optim import OptimConfig
 
     return LearnerSpec(model_dir=str(model_dir), optim=OptimConfig(lr=1e-3, warmup_steps=0, grad_clip=1.0),
-                       total_steps=10, seed=0, device="cpu", torch_threads=1)
+                       total_steps=10, seed=0, device="cpu", torch_threads=1, head=head)
 
 
-def _handle(model_dir: Path, ranks: int):
+def _handle(model_dir: Path, ranks: int, head: str = "lm"):
     from raylign.engine.learner_group import start_learner_group
     from raylign.engine.learner_handle import LearnerHandle
     from raylign.engine.plugins import build_registry
 
-    actors = start_learner_group(_spec(model_dir), ranks, num_cpus=0.5)
-    return LearnerHandle(actors, build_registry(), role="policy")
+    actors = start_learner_group(_spec(model_dir, head), ranks, num_cpus=0.5)
+    return LearnerHandle(actors, build_registry(), role="policy" if head == "lm" else "critic", head=head)
 
 
 def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -149,6 +149,34 @@ def test_two_learners_take_the_same_update_as_one(ray_session, tiny_model_dir):
         assert e2["tokens"] == e1["tokens"] and e2["loss"] == pytest.approx(e1["loss"], rel=TOL)
         canary = batch.input_ids[0, :12].tolist()
         assert two.sequence_logprobs(canary) == pytest.approx(one.sequence_logprobs(canary), abs=TOL)
+    finally:
+        one.kill()
+        two.kill()
+
+
+def test_two_value_learners_score_and_train_as_one(ray_session, tiny_model_dir):
+    """A critic (a new scalar head, seeded) on 2 ranks: the same values, and PPO's clipped value loss takes the
+    same step."""
+    import ray
+
+    from raylign.engine.modeling import load_tokenizer
+
+    batch = _sequences(load_tokenizer(tiny_model_dir))
+    g = torch.Generator().manual_seed(1)
+    batch.extras = {"returns": torch.randn(batch.input_ids.shape, generator=g),
+                    "old_values": 0.1 * torch.randn(batch.input_ids.shape, generator=g)}
+    micro = batch.micro_batches(2)
+    one, two = _handle(tiny_model_dir, 1, "value"), _handle(tiny_model_dir, 2, "value")
+    try:
+        v1, v2 = one.values(micro), two.values(micro)
+        assert max(float((a - b).abs().max()) for a, b in zip(v1, v2)) < TOL
+        options = {"clip": 0.2, "norm_tokens": batch.loss_tokens}
+        m1, m2 = one.train_step(micro, "value_clipped", options), two.train_step(micro, "value_clipped", options)
+        for k in m1.keys() - {"learner_seconds"}:
+            assert m2[k] == pytest.approx(m1[k], rel=TOL, abs=TOL), k
+        w1, w2 = ray.get(one.weights_ref()), ray.get(two.weights_ref())
+        assert _max_diff(w1, w2) < TOL
+        assert _max_diff(w2, ray.get(two.actors[1].weights.remote())) == 0.0
     finally:
         one.kill()
         two.kill()
