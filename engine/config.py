@@ -54,6 +54,9 @@ class RayConfig:
     def __post_init__(self):
         if self.learners < 1:
             raise ValueError(f"learners must be 1 or more (data-parallel learner ranks), got {self.learners}")
+        if self.learners > 1 and 0 < self.learner_num_gpus < 1:
+            raise ValueError(f"learners = {self.learners} needs a whole GPU per rank (NCCL refuses two ranks on one "
+                             f"device): set learner_num_gpus = 1, not {self.learner_num_gpus}")
 
 
 @dataclass(frozen=True)

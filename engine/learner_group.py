@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
+from raylign.engine.errors import ConfigError
+
 # train_step metrics that are not token-weighted means of the loss's own metrics
 _STEP_KEYS = ("grad_norm", "lr", "step_tokens", "tokens", "learner_seconds")
 
@@ -29,6 +31,9 @@ def start_learner_group(spec: Any, n: int, num_cpus: float = 1.0, num_gpus: floa
 
     from raylign.engine.learner import start_learner
 
+    if n > 1 and 0 < num_gpus < 1:
+        raise ConfigError(f"ray.learners = {n} with ray.learner_num_gpus = {num_gpus}: data-parallel ranks on GPUs "
+                          f"need a whole GPU each (NCCL refuses two ranks on one device); set learner_num_gpus = 1")
     own = list(per_rank) if per_rank is not None else [{}] * n
     if len(own) != n:
         raise ValueError(f"per_rank has {len(own)} entries for {n} learner ranks")

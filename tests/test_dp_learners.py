@@ -49,6 +49,20 @@ def test_rank_metrics_reduce_to_the_token_weighted_means_of_one_learner():
     assert ev == {"loss": pytest.approx(26 / 8), "tokens": 8}
 
 
+@pytest.mark.parametrize("ray_section, message", [
+    ({"learners": 0}, r"^ray: learners must be 1 or more"),
+    ({"learners": 2, "learner_num_gpus": 0.5}, r"^ray: learners = 2 needs a whole GPU per rank .* = 1"),
+])
+def test_bad_learner_counts_fail_naming_the_key(ray_section, message):
+    from raylign.engine.config import build_config
+    from raylign.engine.errors import ConfigError
+    from raylign.engine.plugins import build_registry
+
+    with pytest.raises(ConfigError, match=message):
+        build_config({"run": {"name": "x", "pipeline": ["sft"], "base_model": "m"}, "ray": ray_section,
+                      "sft": {"data": ["a.jsonl"]}}, build_registry())
+
+
 # ---------------------------------------------------------------------------------------------- 1 vs 2 learners
 
 
