@@ -77,14 +77,14 @@ class Pool:
     rejected score) group at random among those left, then a pair in it, so that the common middle scores
     do not crowd out clean-versus-one-flaw pairs."""
 
-    def __init__(self, rng: random.Random, pairs: list[tuple[float, float, str, str]]):
+    def __init__(self, rng: random.Random, pairs: list[tuple[float, float, str, str, str, str]]):
         self.rng, self.groups = rng, {}
-        for s_chosen, s_rejected, chosen, rejected in pairs:
-            self.groups.setdefault((s_chosen, s_rejected), []).append((chosen, rejected))
+        for s_chosen, s_rejected, *pair in pairs:  # pair: chosen, rejected, the chosen's and rejected's style
+            self.groups.setdefault((s_chosen, s_rejected), []).append(tuple(pair))
         for group in self.groups.values():
             rng.shuffle(group)
 
-    def draw(self) -> tuple[str, str]:
+    def draw(self) -> tuple[str, str, str, str]:
         left = sorted(k for k, v in self.groups.items() if v)
         if not left:
             raise ValueError("a prompt ran out of pairs: lower N_TRAIN or add styles")
@@ -95,18 +95,23 @@ class Pool:
 def pair_pools(rng: random.Random, c: Concept, others: list[Concept], judge: StyleJudge) -> tuple[Pool, Pool]:
     """(pairs with the longer answer chosen, pairs with the shorter one chosen) for one prompt about c: one
     answer per style (one opener, tail, wrong and truncated definition for all of them, so that two styles
-    differ only by their flaws), every two with different gold scores and lengths, the higher-scored chosen."""
+    differ only by their flaws), every two with different gold scores and lengths, the higher-scored chosen.
+    Each pool also keeps the opener and tail (``Pool.opener``, ``Pool.tail``) for ``varied``."""
     opener, tail = rng.choice(RUDE_OPENERS), rng.choice(FILLER_TAILS)
     wrong, short = wrong_definition(rng, c, others, judge), truncated_definition(c, judge)
-    answers = [answer(c, s, opener, tail, wrong, short) for s in STYLES]
-    scored = [(judge(a, {"answer": c.answer()}).reward, a) for a in answers]
+    answers = [(s, answer(c, s, opener, tail, wrong, short)) for s in STYLES]
+    scored = [(judge(a, {"answer": c.answer()}).reward, a, s) for s, a in answers]
     longer, shorter = [], []
-    for (s1, a1), (s2, a2) in itertools.combinations(scored, 2):
+    for (s1, a1, t1), (s2, a2, t2) in itertools.combinations(scored, 2):
         if s1 == s2 or len(a1) == len(a2):
             continue
-        (sc, chosen), (sr, rejected) = ((s2, a2), (s1, a1)) if s2 > s1 else ((s1, a1), (s2, a2))
-        (longer if len(chosen) > len(rejected) else shorter).append((sc, sr, chosen, rejected))
-    return Pool(rng, longer), Pool(rng, shorter)
+        (sc, chosen, tc), (sr, rejected, tr) = ((s2, a2, t2), (s1, a1, t1)) if s2 > s1 else \
+            ((s1, a1, t1), (s2, a2, t2))
+        (longer if len(chosen) > len(rejected) else shorter).append((sc, sr, chosen, rejected, tc, tr))
+    pools = Pool(rng, longer), Pool(rng, shorter)
+    for pool in pools:
+        pool.opener, pool.tail = opener, tail
+    return pools
 
 
 def prompts(seed: int, concepts: list[Concept]):
@@ -120,17 +125,60 @@ def prompts(seed: int, concepts: list[Concept]):
 
 
 def pairs(rng: random.Random, asked: list[tuple[str, Concept]], concepts: list[Concept], n: int,
-          judge: StyleJudge) -> list[tuple[str, str, str]]:
+          judge: StyleJudge, vary: random.Random | None = None,
+          wrong_from: list[Concept] | None = None) -> list[tuple[str, str, str]]:
     """n (prompt, chosen, rejected): prompts in turn, alternately a longer-chosen and a shorter-chosen pair
-    (the alternation shifts on each pass, so every prompt gets both kinds)."""
+    (the alternation shifts on each pass, so every prompt gets both kinds). With ``vary`` (an rng of its own,
+    so that ``rng`` draws exactly what it draws without it), each pair is rewritten by ``varied`` with wrong
+    definitions taken from ``wrong_from``."""
     pools = {}
     for q, c in asked:
         pools[q] = pair_pools(rng, c, [o for o in concepts if o.key != c.key], judge)
     out = []
     for i in range(n):
         q, c = asked[i % len(asked)]
-        out.append((q, *pools[q][(i + i // len(asked)) % 2].draw()))
+        pool = pools[q][(i + i // len(asked)) % 2]
+        chosen, rejected, style_c, style_r = pool.draw()
+        if vary is not None:
+            others = [o for o in wrong_from if o.key != c.key]
+            chosen, rejected = varied(vary, c, (style_c, style_r), pool.opener, pool.tail, others, judge,
+                                      (chosen, rejected))
+        out.append((q, chosen, rejected))
     return out
+
+
+def random_truncation(rng: random.Random, c: Concept, judge: StyleJudge) -> str:
+    """Like truncated_definition, but cut after a random number of words (a quarter to a half of them)."""
+    ws = c.definition.split()
+    for k in rng.sample(range(max(1, len(ws) // 4), max(1, len(ws) // 2) + 1),
+                        max(1, len(ws) // 2) + 1 - max(1, len(ws) // 4)):
+        cut = list(ws[:k])
+        while len(cut) > 1 and cut[-1].lower().strip(",:;") in ("a", "an", "the", "of", "to", "and", "that", "or",
+                                                              "by", "with", "such", "as", "for", "in", "on"):
+            cut.pop()
+        text = " ".join(cut).rstrip(",:;")
+        if not judge(f"{c.A} is {text}.", {"answer": c.answer()}).details["correct"]:
+            return text
+    return truncated_definition(c, judge)
+
+
+def varied(rng: random.Random, c: Concept, styles: tuple[str, str], opener: str, tail: str, others: list[Concept],
+           judge: StyleJudge, pair: tuple[str, str], tries: int = 20) -> tuple[str, str]:
+    """The pair with a wrong definition drawn for it alone (from ``others``) and a cut-off point of its own,
+    so that the reward model sees many wrong definitions per subject instead of one per prompt and learns to
+    match a definition to its subject rather than to remember which sentence was wrong. The gold judge still
+    scores the chosen answer higher, and the longer answer is the same one; else the pair is kept as it was."""
+    reference = {"answer": c.answer()}
+    longer = len(pair[0]) > len(pair[1])
+    for _ in range(tries):
+        wrong, short = rng.choice(others).definition, random_truncation(rng, c, judge)
+        if judge(f"{c.A} is {wrong}.", reference).details["correct"]:
+            continue
+        chosen, rejected = (answer(c, s, opener, tail, wrong, short) for s in styles)
+        if judge(chosen, reference).reward > judge(rejected, reference).reward and \
+                (len(chosen) > len(rejected)) == longer and len(chosen) != len(rejected):
+            return chosen, rejected
+    return pair
 
 
 def build(seed: int, concepts: list[Concept]) -> dict[str, list[dict]]:
@@ -148,7 +196,10 @@ def build(seed: int, concepts: list[Concept]) -> dict[str, list[dict]]:
     train = []
     flipped = set(rng.sample(range(N_TRAIN), round(FLIP_SHARE * N_TRAIN)))
     chat = set(rng.sample(range(N_TRAIN), round(CHAT_SHARE * N_TRAIN)))
-    for i, (q, chosen, rejected) in enumerate(pairs(rng, train_prompts, concepts, N_TRAIN, judge)):
+    held = {c.key for c in sft.held_out(seed, concepts)}
+    trained = [c for c in concepts if c.key not in held]  # wrong definitions in training: never a held-out one
+    drawn = pairs(rng, train_prompts, concepts, N_TRAIN, judge, random.Random(f"prefs-vary-{seed}"), trained)
+    for i, (q, chosen, rejected) in enumerate(drawn):
         if i in flipped:
             chosen, rejected = rejected, chosen
         if i in chat:
