@@ -42,11 +42,13 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
     from rich.console import Console
 
     from raylign.engine.cluster import init_ray
+    from raylign.engine.placement import check_pins
     from raylign.engine.probe import answer_probes, print_probes
 
     console = console or Console()
     # A missing base model fails before the run dir or Ray exist (so fixing it does not need --resume).
     model: Path | None = check_model_dir(cfg.run.base_model) if cfg.run.base_model else None
+    check_pins(cfg, address)  # so does a role pinned to a custom resource no node offers (engine/placement.py)
     run_dir = prepare_run_dir(cfg, resume)
     base_dir = cfg.base_dir
     hook = registry.hook

@@ -100,6 +100,31 @@ def check(group: Group, view: ClusterView) -> Fit:
     return fit(bundles(group, ""), view)
 
 
+def pinned_groups(cfg: Any) -> list[Group]:
+    """The roles ``cfg`` pins with custom resources (engine sections and the stages' reward terms), one actor each."""
+    groups = [rollout_group(cfg.rollout, 1), learner_group(cfg.ray), verifier_group(cfg.rewards)]
+    for spec in cfg.stages:
+        for i, term in enumerate(getattr(spec.config, "rewards", ()) or ()):
+            groups.append(provider_group(term, f"{spec.name}.rewards[{i}]"))
+    return [g for g in groups if g.custom()]
+
+
+def check_pins(cfg: Any, address: str | None = None) -> None:
+    """Stop (PlacementError, one line naming the key) when a role is pinned to a custom resource that no node of
+    the cluster the run would use offers, or offers too little of: ``raylign run`` calls it before the run
+    directory or any actor exists. Asks the cluster only when something is pinned."""
+    groups = pinned_groups(cfg)
+    if not groups:
+        return
+    from raylign.engine.plan import cluster_for
+
+    view = cluster_for(cfg, address)
+    for g in groups:
+        problem = fit([Bundle(g.role, g.custom(), key=g.key)], view).problem
+        if problem:
+            raise PlacementError(problem)
+
+
 # ---------------------------------------------------------------------------------------------- on Ray
 
 

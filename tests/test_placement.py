@@ -118,3 +118,21 @@ def test_a_stage_places_a_role_twice(ray_session, tmp_path):
     finally:
         ctx.close()
     assert ray_session.util.placement_group_table(first.pg)["state"] == "REMOVED"
+
+
+def test_run_stops_before_anything_on_a_pin_no_node_offers(tmp_path):
+    """``raylign run`` with a role pinned to a custom resource the (local) cluster lacks: one line naming the key,
+    exit 2, no run directory and no Ray started."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "cfg.toml").write_text('[run]\nname = "pinned"\noutput_dir = "runs"\npipeline = ["sft"]\n'
+                                       '[ray]\nlearner_resources = { node_c = 1 }\n[sft]\ndata = ["x.jsonl"]\n')
+    raylign = str(Path(sys.executable).with_name("raylign"))
+    out = subprocess.run([raylign, "run", "cfg.toml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "raylign: error: learner policy asks for custom resource 'node_c' (1) that no node has (nodes offer: CPU, "
+        "GPU); set by ray.learner_resources"]
+    assert not (tmp_path / "runs").exists()
