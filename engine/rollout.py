@@ -346,8 +346,16 @@ class RolloutFleet:
     def shutdown(self) -> None:
         """Kill the worker actors (each engine lives in its actor's process, so that frees it) and drop the
         model and weights the fleet kept in the object store."""
+        import ray
+
         self._closed = True
-        for w in getattr(self, "workers", []):
+        workers = getattr(self, "workers", [])
+        try:  # their model copies first: a killed actor runs no clean-up
+            if workers:
+                ray.wait([w.close.remote() for w in workers], num_returns=len(workers), timeout=5.0)
+        except Exception:  # Ray already down, or an actor gone: nothing left to clean
+            pass
+        for w in workers:
             kill_actor(w)
         self.workers = []
         self._files, self._current = {}, (None, self.version, None)

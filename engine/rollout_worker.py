@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -142,6 +143,7 @@ class RolloutWorker:
         self.version = 0  # the weights in the model directory
         shipped = not isinstance(model, (str, Path))
         self.model_dir = str(materialise(model, prefix=f"raylign-rollout{index}-") if shipped else model)
+        self.own_dir = shipped  # a temp dir of this actor's: removed by close()
         quiet_thread_warning()
         self.llm = LLM(**engine_kwargs(self.model_dir, cfg, seed + index))
         if shipped:
@@ -180,6 +182,12 @@ class RolloutWorker:
         sp = SamplingParams(prompt_logprobs=0, max_tokens=1, temperature=1.0)
         out = self.llm.generate([as_engine_prompt(token_ids)], sp, use_tqdm=False)[0]
         return [step[tok].logprob for step, tok in zip(out.prompt_logprobs[1:], token_ids[1:])]
+
+    def close(self) -> None:
+        """Remove this worker's copy of the model (the fleet calls it before killing the actor, whose exit runs
+        no clean-up; a SIGKILLed worker leaves only the small config and tokenizer files behind)."""
+        if self.own_dir:
+            shutil.rmtree(self.model_dir, ignore_errors=True)
 
     def init_nccl(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> list[int]:
         return self.llm.collective_rpc("raylign_nccl_init", args=(master_addr, master_port, rank_offset, world_size))

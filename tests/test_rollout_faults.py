@@ -10,6 +10,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +146,14 @@ def test_killed_workers_are_replaced_with_current_weights_until_the_budget_runs_
         assert "rollout worker 1" in message and where in message and fleet.info[1]["node_id"] in message
         assert "exited" in message and "rollout.max_restarts=2" in message
         assert fleet.restarts == 2
+
+        # A killed worker leaves only small files behind; one shut down removes its copy of the model.
+        left = Path(fleet.info[1]["model_dir"])
+        assert left.is_dir() and not any(p.suffix == ".safetensors" for p in left.iterdir())
+        kept = Path(fleet.info[0]["model_dir"])
+        fleet.shutdown()
+        assert not kept.exists()
+        shutil.rmtree(left)
     finally:
         fleet.shutdown()
 
