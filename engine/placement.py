@@ -14,8 +14,8 @@ providers       the term's ``num_cpus``, ``num_gpus``                     SPREAD
 
 A rollout replica is one bundle holding all ``tensor_parallel_size`` GPUs of its engine: Ray never splits a bundle
 over nodes, so a replica's shards are packed on one node (what STRICT_PACK of per-shard bundles would give) and
-vLLM starts its shard workers inside the actor (engine/rollout.py). Replicas spread over the nodes (SPREAD is soft:
-a one-node cluster holds them all); learners pack (their all-reduce stays on one node when it can).
+vLLM starts its shard workers inside the actor (engine/rollout_worker.py). Replicas spread over the nodes (SPREAD
+is soft: a one-node cluster holds them all); learners pack (their all-reduce stays on one node when it can).
 
 Custom resources pin a role: start a node with ``ray start --resources='{"node_b": 100}'`` and set
 ``[rollout] resources = {node_b = 1}``: every rollout actor asks for one unit of ``node_b``, so they run on the
