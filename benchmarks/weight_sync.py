@@ -15,7 +15,9 @@ it into the object store), the worker's side (the rest: fetch and reload into th
 done, overlapping the learner's later parts), the total (the metric ``weight_sync_seconds``), GB/s = bytes /
 total, and the engine GB/s = the model's float32 bytes / total (what the engine, which runs float32, receives;
 with ``bfloat16`` the bytes on the way are half that). Median over ``--repeats`` syncs after one warm-up sync per
-row; the best total is shown too (the machine is shared).
+row; the best total is shown too. On a shared machine wall time says more about the neighbours than about the
+sync, so the CPU time each side's process spent is measured too (psutil, every thread), and cpu GB/s = the
+float32 bytes / (learner + worker CPU seconds): the rate with a core per side and no overlap.
 The canary column is the largest |engine - learner| logprob over the timed syncs (bf16 rows: the engines serve
 the learner's weights rounded to bf16, so that rounding shows there).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -64,27 +67,49 @@ def start_learner(model_dir: Path):
 
     spec = LearnerSpec(model_dir=str(model_dir), optim=OptimConfig(), total_steps=1, seed=0, device="cpu",
                        trainable=False)
-    return LearnerHandle(start(spec), build_registry(), role="reference", trainable=False)
+    handle = LearnerHandle(start(spec), build_registry(), role="reference", trainable=False)
+    handle.pid = actor_pid(handle)
+    return handle
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads: Ray's copies into the store included)."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def actor_pid(handle) -> int:
+    return __import__("ray").get(handle.actor.__ray_call__.remote(lambda self: os.getpid()))
 
 
 def measure(fleet, learners, held: list[int], transport: str, dtype: str, parts: int, repeats: int) -> dict:
     """One row: a warm-up sync, then ``repeats`` timed ones, alternating learners so every sync changes the
-    engine's weights (``held[0]``: the index of the learner whose weights the engine holds)."""
+    engine's weights (``held[0]``: the index of the learner whose weights the engine holds). Each sync is
+    timed without its canary (a forward pass on both sides), which is checked right after it."""
     from raylign.engine.weight_sync import FlatTransport, ShmFileTransport, push_weights
 
     fleet.transport = {"flat": FlatTransport, "shm_file": ShmFileTransport}[transport]()
     fleet.cfg = dataclasses.replace(fleet.cfg, sync_dtype=dtype, sync_parts=parts)
-    reports = []
+    worker_pid = fleet.info[0]["pid"]
+    rows = []
     for i in range(repeats + 1):
         held[0] = 1 - held[0]
-        report = push_weights(learners[held[0]], fleet)
+        learner = learners[held[0]]
+        cpu0 = cpu_seconds(learner.pid), cpu_seconds(worker_pid)
+        report = push_weights(learner, fleet, canary=False)
+        cpu1 = cpu_seconds(learner.pid), cpu_seconds(worker_pid)
+        diff = fleet.canary(fleet.canary_ids, learner.sequence_logprobs(fleet.canary_ids))
         if i:
-            reports.append(report)
-    total = statistics.median(r.seconds for r in reports)
-    learner = statistics.median(r.learner_seconds for r in reports)
-    return {"transport": transport, "dtype": dtype, "parts": parts, "bytes": reports[-1].bytes, "learner": learner,
-            "worker": statistics.median(r.seconds - r.learner_seconds for r in reports), "total": total,
-            "best": min(r.seconds for r in reports), "canary": max(r.canary_max_abs_diff for r in reports)}
+            rows.append((report, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], diff))
+    med = statistics.median
+    return {"transport": transport, "dtype": dtype, "parts": parts, "bytes": rows[-1][0].bytes,
+            "learner": med(r.learner_seconds for r, *_ in rows),
+            "worker": med(r.seconds - r.learner_seconds for r, *_ in rows),
+            "total": med(r.seconds for r, *_ in rows), "best": min(r.seconds for r, *_ in rows),
+            "learner_cpu": med(c for _, c, _, _ in rows), "worker_cpu": med(c for _, _, c, _ in rows),
+            "canary": max(d for *_, d in rows)}
 
 
 def main() -> None:
@@ -123,14 +148,21 @@ def main() -> None:
                 learner.kill()
             ray.shutdown()
 
-    print(f"\n{'transport':10s} {'dtype':9s} {'parts':>5s} {'params':>8s} {'bytes':>9s} {'learner s':>10s} "
-          f"{'worker s':>9s} {'total s':>8s} {'best s':>7s} {'GB/s':>6s} {'engine GB/s':>12s} {'canary':>8s}")
+    print(f"\n{'transport':9s} {'dtype':8s} {'parts':>5s} {'params':>7s} {'bytes':>8s} {'learner s':>9s} "
+          f"{'worker s':>8s} {'total s':>7s} {'best s':>6s} {'GB/s':>5s} {'engine GB/s':>11s} {'learner cpu s':>13s} "
+          f"{'worker cpu s':>12s} {'cpu GB/s':>8s} {'canary':>7s}")
     for r in results:
-        print(f"{r['transport']:10s} {r['dtype']:9s} {r['parts']:5d} {params / 1e6:7.1f}M {r['bytes'] / 1e6:7.1f}MB "
-              f"{r['learner']:10.3f} {r['worker']:9.3f} {r['total']:8.3f} {r['best']:7.3f} "
-              f"{r['bytes'] / r['total'] / 1e9:6.2f} {nbytes / r['total'] / 1e9:12.2f} {r['canary']:8.2g}")
-    print("\nGB/s: bytes on the way / median total; engine GB/s: float32 parameter bytes / median total "
-          "(target >= 1 GB/s at >= 100M parameters)")
+        cpu = r["learner_cpu"] + r["worker_cpu"]
+        print(f"{r['transport']:9s} {r['dtype']:8s} {r['parts']:5d} {params / 1e6:6.1f}M {r['bytes'] / 1e6:6.1f}MB "
+              f"{r['learner']:9.3f} {r['worker']:8.3f} {r['total']:7.3f} {r['best']:6.3f} "
+              f"{r['bytes'] / r['total'] / 1e9:5.2f} {nbytes / r['total'] / 1e9:11.2f} {r['learner_cpu']:13.3f} "
+              f"{r['worker_cpu']:12.3f} {nbytes / cpu / 1e9:8.2f} {r['canary']:7.2g}")
+    load = os.getloadavg()[0]
+    print(f"\nGB/s: bytes on the way / median total; engine GB/s: float32 parameter bytes / median total (target "
+          f">= 1 GB/s at >= 100M parameters). cpu s: CPU time the learner's and the worker's processes spent on a "
+          f"sync (median); cpu GB/s: float32 parameter bytes / (learner + worker cpu s), the wall-clock rate when "
+          f"each side has a core to itself and nothing overlaps. Load average at the end: {load:.1f} on "
+          f"{os.cpu_count()} cores.")
 
 
 if __name__ == "__main__":

@@ -346,7 +346,7 @@ class Learner:
         0 takes the snapshot the others slice, so the engines can load part 0 while this stores part 1). The
         buffers are kept between syncs (no fresh pages each time); Ray copies a part into the object store as
         this call returns."""
-        from raylign.engine.weight_sync import pack_weights
+        from raylign.engine.flat_weights import pack_weights
 
         if part == 0:
             if not hasattr(self, "_sync_buffers"):

@@ -15,18 +15,10 @@ import torch
 
 from raylign.engine.config import RolloutConfig, from_dict
 from raylign.engine.errors import ConfigError, ModelError, WeightSyncError
+from raylign.engine.flat_weights import FlatWeights, flat_tensors, pack_weights
 from raylign.engine.modeling import load_model
 from raylign.engine.ops import token_logprobs
-from raylign.engine.weight_sync import (
-    FlatTransport,
-    FlatWeights,
-    NcclTransport,
-    ShmFileTransport,
-    flat_tensors,
-    pack_weights,
-    push_weights,
-    select_transport,
-)
+from raylign.engine.weight_sync import FlatTransport, NcclTransport, ShmFileTransport, push_weights, select_transport
 
 from conftest import make_tiny_model
 
