@@ -231,10 +231,11 @@ def check(args) -> dict:
     prompts = [render_prompt(tok, make_prompt(rng)[0]) for _ in range(args.samples)]
     quiet_thread_warning()
     llm = LLM(**engine_kwargs(str(args.out), RolloutConfig(max_model_len=args.max_new + 64), seed=args.seed))
-    sp = SamplingParams(temperature=1.0, top_p=1.0, top_k=0, max_tokens=args.max_new, seed=args.seed,
-                        stop_token_ids=stop_token_ids(tok))
+    # one seed per request (one seed for all would draw the same noise for every reply)
+    sps = [SamplingParams(temperature=1.0, top_p=1.0, top_k=0, max_tokens=args.max_new, seed=args.seed * 1000 + i,
+                          stop_token_ids=stop_token_ids(tok)) for i in range(len(prompts))]
     t0 = time.perf_counter()
-    outs = llm.generate(prompts, sp, use_tqdm=False)
+    outs = llm.generate(prompts, sps, use_tqdm=False)
     seconds = time.perf_counter() - t0
     comps = [o.outputs[0] for o in outs]
     lengths = sorted(len(c.token_ids) for c in comps)
