@@ -81,8 +81,8 @@ class LearnerHandle:
         checked = self.check_loss(loss, options)
         if self.ranks == 1:
             return self._get(self.actor.eval_loss.remote(list(batches), loss, checked))
-        _, results = self._scatter(batches, "eval_loss", loss, checked)
-        return group.reduce_eval_metrics(results)
+        _, results = self._scatter(batches, "eval_loss", loss, checked, every_rank=False)
+        return group.reduce_eval_metrics(results) if results else {"tokens": 0}
 
     def token_logprobs(self, batches: Sequence[TrainBatch]) -> list:
         """Per-token logprobs [B, T] of each micro-batch under the current weights (column 0 is 0)."""
@@ -137,19 +137,22 @@ class LearnerHandle:
                 pass
 
     # ------------------------------------------------------------------------------------------ ranks
-    def _scatter(self, batches: Sequence[TrainBatch], method: str, *args) -> tuple[list[list[int]], list]:
-        """Call ``method`` on every rank with its share of ``batches`` (:func:`~raylign.engine.learner_group.
-        split_balanced` by tokens); returns the shares' indices and the ranks' results."""
+    def _scatter(self, batches: Sequence[TrainBatch], method: str, *args,
+                 every_rank: bool = True) -> tuple[list[list[int]], list]:
+        """Call ``method`` on the ranks with their shares of ``batches`` (:func:`~raylign.engine.learner_group.
+        split_balanced` by tokens): every rank (``train_step``: each takes part in the all-reduce) or, for a
+        forward-only call, only those with a share. Returns the shares' indices and the results, in rank order."""
         batches = list(batches)
         parts = group.split_balanced([group.batch_tokens(b) for b in batches], self.ranks)
-        refs = [getattr(a, method).remote([batches[i] for i in idx], *args) for a, idx in zip(self.actors, parts)]
-        return parts, self._get_all(refs)
+        calls = [(a, idx) for a, idx in zip(self.actors, parts) if every_rank or idx]
+        refs = [getattr(a, method).remote([batches[i] for i in idx], *args) for a, idx in calls]
+        return [idx for _, idx in calls], self._get_all(refs)
 
     def _per_batch(self, batches: Sequence[TrainBatch], method: str) -> list:
-        """A per-micro-batch result list, computed on every rank's share, in the order of ``batches``."""
+        """A per-micro-batch result list, computed on the ranks' shares, in the order of ``batches``."""
         if self.ranks == 1:
             return self._get(getattr(self.actor, method).remote(list(batches)))
-        parts, results = self._scatter(batches, method)
+        parts, results = self._scatter(batches, method, every_rank=False)
         return group.gather(parts, results)
 
     @staticmethod

@@ -99,20 +99,20 @@ def _steps(batch: SequenceBatch) -> list[tuple[list[TrainBatch], str, dict]]:
             (plain.micro_batches(6), "next_token", {"norm_tokens": plain.loss_tokens})]
 
 
-def _spec(model_dir: Path, head: str = "lm"):
+def _spec(model_dir: Path, head: str = "lm", pack: str = "none"):
     from raylign.engine.learner import LearnerSpec
     from raylign.engine.optim import OptimConfig
 
     return LearnerSpec(model_dir=str(model_dir), optim=OptimConfig(lr=1e-3, warmup_steps=0, grad_clip=1.0),
-                       total_steps=10, seed=0, device="cpu", torch_threads=1, head=head)
+                       total_steps=10, seed=0, device="cpu", torch_threads=1, head=head, pack=pack)
 
 
-def _handle(model_dir: Path, ranks: int, head: str = "lm"):
+def _handle(model_dir: Path, ranks: int, head: str = "lm", pack: str = "none"):
     from raylign.engine.learner_group import start_learner_group
     from raylign.engine.learner_handle import LearnerHandle
     from raylign.engine.plugins import build_registry
 
-    actors = start_learner_group(_spec(model_dir, head), ranks, num_cpus=0.5)
+    actors = start_learner_group(_spec(model_dir, head, pack), ranks, num_cpus=0.5)
     return LearnerHandle(actors, build_registry(), role="policy" if head == "lm" else "critic", head=head)
 
 
@@ -169,8 +169,8 @@ def test_two_learners_take_the_same_update_as_one(ray_session, tiny_model_dir):
 
 
 def test_two_value_learners_score_and_train_as_one(ray_session, tiny_model_dir):
-    """A critic (a new scalar head, seeded) on 2 ranks: the same values, and PPO's clipped value loss takes the
-    same step."""
+    """A critic (a new scalar head, seeded; padding-free ``sort``) on 2 ranks: the same values, also for a single
+    micro-batch (only rank 0 computes), and PPO's clipped value loss takes the same step."""
     import ray
 
     from raylign.engine.modeling import load_tokenizer
@@ -180,10 +180,12 @@ def test_two_value_learners_score_and_train_as_one(ray_session, tiny_model_dir):
     batch.extras = {"returns": torch.randn(batch.input_ids.shape, generator=g),
                     "old_values": 0.1 * torch.randn(batch.input_ids.shape, generator=g)}
     micro = batch.micro_batches(2)
-    one, two = _handle(tiny_model_dir, 1, "value"), _handle(tiny_model_dir, 2, "value")
+    one, two = _handle(tiny_model_dir, 1, "value", "sort"), _handle(tiny_model_dir, 2, "value", "sort")
     try:
-        v1, v2 = one.values(micro), two.values(micro)
-        assert max(float((a - b).abs().max()) for a, b in zip(v1, v2)) < TOL
+        for mbs in (micro, batch.micro_batches(6)):
+            v1, v2 = one.values(mbs), two.values(mbs)
+            assert len(v1) == len(v2) == len(mbs)
+            assert max(float((a - b).abs().max()) for a, b in zip(v1, v2)) < TOL
         options = {"clip": 0.2, "norm_tokens": batch.loss_tokens}
         m1, m2 = one.train_step(micro, "value_clipped", options), two.train_step(micro, "value_clipped", options)
         for k in m1.keys() - {"learner_seconds"}:
