@@ -87,7 +87,8 @@ def flat_tensors(parts) -> Iterator[tuple[str, torch.Tensor]]:
     for fw in parts:
         with warnings.catch_warnings():  # torch warns that the object store's arrays are not writable
             warnings.simplefilter("ignore", UserWarning)
-            held += [(d, fw.bases.get(d, 0), torch.from_numpy(b).view(getattr(torch, d))) for d, b in fw.buffers.items()]
+            held += [(d, fw.bases.get(d, 0), torch.from_numpy(b).view(getattr(torch, d)))
+                     for d, b in fw.buffers.items()]
         for name, dtype, offset, shape in fw.entries:
             numel = _numel(shape)
             for d, base, flat in reversed(held):
