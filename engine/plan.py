@@ -108,10 +108,10 @@ def _learners(spec_cfg: Any, cfg: Config, model: ModelInfo | None) -> list[Role]
     for name in names:
         trained = name != "reference"
         per_param = 16 if trained else 4
-        mem = model.params * per_param / (n if trained else 1) if model else None
+        mem = model.params * per_param if model else None  # per rank: data parallelism keeps a full copy each
         note = ("fp32 weights + grads + AdamW moments, 16 B/param" if trained else "fp32 weights, 4 B/param")
         if trained and n > 1:
-            note += f", sharded over {n} learners"
+            note += f", each of the {n} data-parallel ranks holding a full copy"
         label = "learner" if name == "trained" else f"learner {name}"
         group = learner_group(ray, n if trained else 1, name if name != "trained" else "policy")
         roles.append(_role(group, n if trained else 1, mem, note, name=label,
