@@ -13,8 +13,9 @@ Transports (one interface, picked by :func:`select_transport`):
   so no page faults; the cast happens here), → the object store, → the engine's parameters (then vLLM
   repacks them). It needs the engine in the actor's process (``collective_rpc`` arguments are then passed by
   reference), which the fleet's engines always are on CPU. Measured (benchmarks/weight_sync.py, 103M-parameter
-  Qwen2, 412 MB in float32): 0.14 CPU-seconds on the learner and 0.30 in the worker per sync (of those 0.30,
-  vLLM's reload and repacking take about 0.28), against 0.90 and 0.83 for ``shm_file``.
+  Qwen2, 412 MB in float32): about 0.1 CPU-seconds on the learner and 0.3 in the worker per sync (vLLM's
+  reload and repacking take about 0.28 of those), against 0.9 and 0.8 for ``shm_file``; 0.65 s of wall time
+  against 2.5 s on the loaded 2-core development machine.
 - ``shm_file`` (the fallback, and the choice for GPU engines without NCCL): the learner's state dict travels
   through Ray's object store (``ray.put`` once, the same ref to every rollout worker); each worker writes it to
   a safetensors file in /dev/shm and its engine reloads from that file through
