@@ -20,6 +20,13 @@ stop" easy to learn in a few minutes of CPU training.
 Prints the parameter count, the build time, and a check (also alone with ``--check-only``): ``--samples`` replies
 sampled with vLLM at temperature 1 and ``--max-new`` tokens, their length distribution, the truncated share and
 the share with a digit. The model dir goes to ``--out`` (its run directory, data and logs under ``--out``/build).
+
+Measured (defaults, seed 0; 2 cores shared with other jobs, 1-minute load 35-55): 13.31M parameters (vocab 1863),
+build 1765 s, of which SFT 1701 s (60 steps x 6 rows, ~28 s per step, ~36 training tokens/s; far from the ~5
+minutes aimed at, which this load did not allow checking), held-out loss 2.13. Check, 64 replies at 256 tokens:
+5 truncated (7.8%), median 84 tokens (p10 12, p90 235, mean 100), 47% in 60-200, 62% with a digit. The text is
+still word salad with the steps' shape; the lengths and the ending are what the benchmarks need. More steps
+(``--steps``) should cut the short replies (unmeasured).
 """
 from __future__ import annotations
 
