@@ -38,7 +38,9 @@ def init_ray(cfg: RayConfig, address: str | None = None):
     if addr:
         ray.init(address=addr, runtime_env=runtime_env, log_to_driver=True)
     else:
-        kwargs = {"num_cpus": cfg.num_cpus, "include_dashboard": False, "runtime_env": runtime_env}
+        # address="local": always a new local Ray, never one a `ray start` left running on this machine
+        kwargs = {"address": "local", "num_cpus": cfg.num_cpus, "include_dashboard": False,
+                  "runtime_env": runtime_env}
         if cfg.num_gpus is not None:
             kwargs["num_gpus"] = cfg.num_gpus
         ray.init(**kwargs)
