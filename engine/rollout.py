@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from raylign.engine.config import RolloutConfig
 from raylign.engine.errors import ModelError, RoleFailed, WeightSyncError
@@ -105,7 +105,9 @@ class RolloutFleet:
     """
 
     def __init__(self, model_dir: str | Path, cfg: RolloutConfig = RolloutConfig(), seed: int = 0,
-                 transport: WeightTransport | None = None, placement: Any = None):
+                 transport: WeightTransport | None = None, placement: Any = None, wait: bool = True):
+        """``wait=False`` returns as soon as the engines are starting (they start in their actors while the caller
+        starts other roles); the first call that needs them waits, or :meth:`wait_ready`."""
         import ray
 
         if not ray.is_initialized():
@@ -126,7 +128,21 @@ class RolloutFleet:
         self._actor_cls = ray.remote(RolloutWorker)
         self.workers = [self._spawn(i) for i in range(cfg.num_workers)]
         self.names = [f"rollout worker {i}" for i in range(cfg.num_workers)]
-        self.info = self._wait_ready()
+        self._info: list[dict[str, Any]] | None = None
+        if wait:
+            self.wait_ready()
+
+    @property
+    def info(self) -> list[dict[str, Any]]:
+        """Per worker, its ``ready()`` info (pid, node, start seconds, ...); waits for the engines to start."""
+        return self.wait_ready()
+
+    def wait_ready(self) -> list[dict[str, Any]]:
+        """Block until every engine has started (``rollout.start_timeout_s``); returns :attr:`info`."""
+        with self._lock:
+            if self._info is None:
+                self._info = self._wait_ready()
+            return self._info
 
     def _spawn(self, index: int):
         return self._actor_cls.options(**self.worker_options(index)).remote(self._files, self.cfg, self.seed, index)
@@ -163,9 +179,63 @@ class RolloutFleet:
         params = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                       stop_token_ids=list(stop_token_ids or []), seed=seed)
         prompts = list(prompts)
+        self.wait_ready()
         chunks = balanced_chunks(len(prompts), len(self.workers))
         parts = self._call_each("generate", [(prompts[a:b], params, a) for a, b in chunks])
         return [group for part in parts for group in part]
+
+    def generate_stream(self, prompts: Sequence[Prompt], n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
+                        max_tokens: int = 64, stop_token_ids: Sequence[int] | None = None,
+                        seed: int | None = None) -> Iterator[tuple[int, list[Completion]]]:
+        """As :meth:`generate`, but yields ``(prompt_index, group)`` as soon as a prompt's samples are all done, in
+        the order they finish (a caller scores a group while the rest are generating); the same completions as
+        :meth:`generate`. A worker that dies is replaced and its prompts not yet yielded run again there."""
+        import queue
+
+        params = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                      stop_token_ids=list(stop_token_ids or []), seed=seed)
+        prompts = list(prompts)
+        self.wait_ready()
+        chunks = balanced_chunks(len(prompts), len(self.workers))
+        out: queue.Queue = queue.Queue()
+        done = object()
+        threads = [threading.Thread(target=self._pump, args=(i, prompts, range(a, b), params, out, done),
+                                    name=f"raylign-rollout-stream-{i}", daemon=True) for i, (a, b) in enumerate(chunks)]
+        for t in threads:
+            t.start()
+        finished = 0
+        while finished < len(threads):
+            item = out.get()
+            if item is done:
+                finished += 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+
+    def _pump(self, i: int, prompts: list, indices: range, params: dict, out, done) -> None:
+        """Worker ``i``'s share of :meth:`generate_stream`: its groups into ``out`` as they come, then ``done``; a
+        death replaces the worker and asks the new one for the prompts not yet received; an error goes into
+        ``out`` for the caller to raise."""
+        import ray
+
+        left = list(indices)
+        try:
+            with self._lock:
+                worker = self.workers[i]
+            while left:
+                try:
+                    stream = worker.generate_stream.options(num_returns="streaming").remote(
+                        [prompts[j] for j in left], params, left)
+                    for ref in stream:
+                        j, group = ray.get(ref)
+                        left.remove(j)
+                        out.put((j, group))
+                except ray.exceptions.RayActorError as exc:
+                    worker = self._replace(i, worker, exc)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            out.put(exc)
+        out.put(done)
 
     def generate_greedy(self, prompts: Sequence[Prompt], max_tokens: int = 64,
                         stop_token_ids: Sequence[int] | None = None) -> list[Completion]:
@@ -216,6 +286,7 @@ class RolloutFleet:
         """
         import ray
 
+        self.wait_ready()
         deadline = self.cfg.sync_deadline_s if deadline_s is None else deadline_s
         if isinstance(state, Mapping):
             state = ray.put(dict(state))
@@ -253,6 +324,7 @@ class RolloutFleet:
         ``rollout.canary_tolerance``, naming the version and the workers."""
         import ray
 
+        self.wait_ready()
         token_ids = [int(t) for t in token_ids]
         if len(ref_logprobs) != len(token_ids) - 1:
             raise ValueError(f"canary: {len(token_ids)} tokens need {len(token_ids) - 1} reference logprobs, "

@@ -167,6 +167,23 @@ class RolloutWorker:
         outs = self.llm.generate([as_engine_prompt(p) for p in prompts], sps, use_tqdm=False)
         return [to_completions(o, first_index + i, self.version) for i, o in enumerate(outs)]
 
+    def generate_stream(self, prompts: list[Prompt], params: dict[str, Any], indices: list[int]):
+        """As :meth:`generate`, but a generator (a Ray streaming call) that yields ``(index, group)`` for each prompt
+        as soon as all its samples are done, in the order they finish; ``indices[i]`` is ``prompts[i]``'s global
+        index (its seeds). The same requests as :meth:`generate` make the same completions: vLLM's own
+        ``enqueue`` and engine steps, which ``LLM.generate`` runs too, only read as they finish."""
+        sps = [sampling_params(prompt_index=j, **params) for j in indices]
+        request_ids = self.llm.enqueue([as_engine_prompt(p) for p in prompts], sps, use_tqdm=False)
+        # enqueue returns vLLM's internal ids ("<id>-<8 random characters>"); outputs carry the "<id>" part
+        index = {rid.rsplit("-", 1)[0]: j for rid, j in zip(request_ids, indices)}
+        index.update(zip(request_ids, indices))
+        engine = self.llm.llm_engine
+        while engine.has_unfinished_requests():
+            for out in engine.step():
+                if out.finished:
+                    j = index[out.request_id]
+                    yield j, to_completions(out, j, self.version)
+
     def receive_weights(self, transport: str, payload: Any, version: int) -> float:
         """Load new weights through ``transport``; stamps ``version`` only once they are in. Returns seconds."""
         t0 = time.perf_counter()

@@ -272,3 +272,51 @@ def test_a_seeded_batch_larger_than_the_default_step_budget_generates(fleet, tok
     long_prompts = [" ".join(["token"] * 150) + f" {i}" for i in range(16)]
     groups = fleet.generate(long_prompts, n=8, temperature=1.0, max_tokens=2, seed=3)
     assert len(groups) == 16 and all(len(g) == 8 for g in groups)
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+
+
+def test_stream_yields_every_group_once_with_the_completions_generate_makes(fleet):
+    """generate_stream hands each prompt's group over as it finishes; the groups are those generate makes with
+    the same seed (the same requests, read as they finish), across both workers."""
+    prompts = PROMPTS * 2
+    whole = fleet.generate(prompts, n=3, temperature=1.0, max_tokens=12, seed=11)
+    streamed = list(fleet.generate_stream(prompts, n=3, temperature=1.0, max_tokens=12, seed=11))
+    assert sorted(i for i, _ in streamed) == list(range(len(prompts)))
+    by_index = dict(streamed)
+    for i, group in enumerate(whole):
+        assert [(c.prompt_index, c.sample_index, c.token_ids, c.finish_reason, c.weights_version)
+                for c in by_index[i]] == \
+               [(c.prompt_index, c.sample_index, c.token_ids, c.finish_reason, c.weights_version) for c in group]
+        for a, b in zip(by_index[i], group):
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+
+
+def test_generate_and_score_scores_every_group_as_it_comes(fleet):
+    """Groups go to a real reward fleet (the built-in format verifier) in chunks while the rest generate; the
+    verdicts are in prompt order and equal scoring everything at the end."""
+    from raylign.engine.config import RewardsConfig
+    from raylign.engine.plugins import get_registry
+    from raylign.engine.rewards import RewardFleet
+    from raylign.engine.rollout_score import generate_and_score
+
+    rewards = RewardFleet(RewardsConfig(num_workers=1, num_cpus=0.5), default_verifier="format",
+                          registry=get_registry())
+    try:
+        prompts = PROMPTS * 2
+        tasks = [{"format": r"[\s\S]*\d[\s\S]*"} if i % 2 else {"format": r"[\s\S]*[a-z][\s\S]*"}
+                 for i in range(len(prompts))]
+        gen = dict(n=4, temperature=1.0, max_tokens=10, seed=5)
+        scored = generate_and_score(fleet, rewards, prompts,
+                                    lambda i, cs: [{"completion": c.text, "task": tasks[i]} for c in cs],
+                                    chunk_groups=2, **gen)
+        whole = fleet.generate(prompts, **gen)
+        expected = rewards.score([{"completion": c.text, "task": tasks[i]} for i, g in enumerate(whole) for c in g])
+        assert [[c.token_ids for c in g] for g in scored.groups] == [[c.token_ids for c in g] for g in whole]
+        assert [v.reward for vs in scored.verdicts for v in vs] == [v.reward for v in expected]
+        assert all(v.status == "ok" for vs in scored.verdicts for v in vs)
+        assert scored.score_seconds > 0 and scored.generate_seconds > 0
+        assert 0 <= scored.overlap_seconds <= scored.score_seconds
+    finally:
+        rewards.shutdown()
