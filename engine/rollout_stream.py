@@ -5,7 +5,7 @@ for its batch and pushes its new weights through the stream:
 
     with ctx.rollout_stream(produce, start, steps, learner, fleet) as stream:
         for step in range(start + 1, steps + 1):
-            batch, wait = stream.batch(step)     # produced earlier, in a background thread, when k > 0
+            batch = stream.batch(step)           # produced earlier, in a background thread, when k > 0
             ...train on batch...
             metrics.update(stream.sync(step))    # the learner's weights into the fleet (ctx.sync_weights)
 
@@ -36,9 +36,12 @@ import threading
 import time
 from typing import Any, Callable
 
+from raylign.engine.errors import RaylignError
+
 
 class RolloutStreamError(RuntimeError):
-    """The producer thread failed; raised in the stage's thread with the producer's exception as its cause."""
+    """The producer thread failed; raised in the stage's thread with the producer's exception as its cause (a
+    :class:`RaylignError`, which the CLI prints as one line, is raised as it is)."""
 
 
 class RolloutStream:
@@ -59,10 +62,12 @@ class RolloutStream:
         self.produce = produce
         self._sync = sync
         self.start, self.last, self.k = start, last, max_staleness
-        self._version_step = {version: start}  # weights version -> the step after which it was synced
+        self._version_step = {version: start}  # weights version -> the last step after which it was current
+        self._current = version  # the version the fleet serves
         self._synced = start  # the last step whose weights are in the fleet
         self._trained = start  # the last step handed to the stage
-        self._batches: dict[int, tuple[Any, float]] = {}  # step -> (batch, produce seconds)
+        self._batches: dict[int, Any] = {}  # step -> batch, made and not yet handed over
+        self._waited = 0.0  # seconds the stage waited for rollouts in the current step
         self._error: BaseException | None = None
         self._closed = False
         self._cond = threading.Condition()
@@ -78,7 +83,6 @@ class RolloutStream:
                 self._cond.wait_for(lambda: self._closed or self._synced >= step - 1 - self.k)
                 if self._closed:
                     return
-            t0 = time.perf_counter()
             try:
                 batch = self.produce(step)
             except BaseException as exc:  # noqa: BLE001 - handed to the stage's thread, which raises it
@@ -87,20 +91,22 @@ class RolloutStream:
                     self._cond.notify_all()
                 return
             with self._cond:
-                self._batches[step] = (batch, time.perf_counter() - t0)
+                self._batches[step] = batch
                 self._cond.notify_all()
 
     def _wait(self, predicate: Callable[[], bool]) -> None:
         with self._cond:
             self._cond.wait_for(lambda: predicate() or self._error is not None or self._closed)
+            if isinstance(self._error, RaylignError):  # a one-line error for the CLI (e.g. RoleFailed): as is
+                raise self._error
             if self._error is not None:
                 raise RolloutStreamError(f"rollout generation failed: {self._error}") from self._error
             if self._closed:
                 raise RolloutStreamError("the rollout stream is closed")
 
     # ------------------------------------------------------------------------------------------ the stage's side
-    def batch(self, step: int) -> tuple[Any, float]:
-        """Step ``step``'s batch and the seconds the stage waited for it (all of produce's time when k = 0)."""
+    def batch(self, step: int) -> Any:
+        """Step ``step``'s batch (made here, in the caller's thread, when k = 0)."""
         if step != self._trained + 1:
             raise ValueError(f"rollout stream: asked for step {step}, expected {self._trained + 1}")
         t0 = time.perf_counter()
@@ -109,22 +115,32 @@ class RolloutStream:
         else:
             self._wait(lambda: step in self._batches)
             with self._cond:
-                batch, _ = self._batches.pop(step)
+                batch = self._batches.pop(step)
         self._trained = step
-        return batch, time.perf_counter() - t0
+        self._waited = time.perf_counter() - t0
+        return batch
 
-    def sync(self, step: int) -> dict[str, Any]:
+    def sync(self, step: int, push: bool = True) -> dict[str, Any]:
         """Push step ``step``'s weights once the batches that must be sampled before them are made (batch
-        ``step + k``); returns the sync's metrics plus ``rollout_ahead`` (batches made but not yet trained)."""
+        ``step + k``). Returns the sync's metrics plus ``rollout_ahead`` (batches made but not yet trained) and
+        ``rollout_wait_seconds``: the time this step's learner sat idle waiting for rollouts, for its batch and
+        before this sync (all of the batch's making when k = 0; none when generation keeps ahead).
+
+        ``push=False``: the step did not change the policy (e.g. a critic warm-up step): nothing is sent, the
+        fleet's weights count as current as of this step, and the schedule moves on as if they had been synced."""
+        t0 = time.perf_counter()
         if self._thread is not None and step + self.k <= self.last:
             self._wait(lambda: step + self.k in self._batches)
-        metrics = dict(self._sync())
+        waited = self._waited + time.perf_counter() - t0
+        metrics = dict(self._sync()) if push else {}
         with self._cond:
-            self._version_step[int(metrics["weights_version"])] = step
+            if push:
+                self._current = int(metrics["weights_version"])
+            self._version_step[self._current] = step  # without a push: the same weights, current as of this step
             self._synced = step
             ahead = len(self._batches)
             self._cond.notify_all()
-        metrics["rollout_ahead"] = ahead
+        metrics.update(rollout_ahead=ahead, rollout_wait_seconds=waited)
         return metrics
 
     def staleness(self, version: int) -> int:
@@ -132,6 +148,21 @@ class RolloutStream:
         that sample now (0 = on-policy). A version the stream never synced counts as the oldest possible."""
         step = self._version_step.get(int(version))
         return self._trained - 1 - (step if step is not None else self.start - self.k - 1)
+
+    def mark_stale(self, groups) -> dict[str, float]:
+        """Leave out of the loss (``keep = False``) every sample of ``groups`` (:class:`RolloutGroup`) drawn with
+        weights more than k syncs older than the learner's: the schedule never makes one, a replaced engine or a
+        custom produce could. Returns ``staleness_mean``, ``staleness_max`` (in syncs) and ``stale_dropped``."""
+        lags, dropped = [], 0
+        for group in groups:
+            for i, c in enumerate(group.completions):
+                lag = self.staleness(c.weights_version)
+                lags.append(lag)
+                if lag > self.k and group.keep[i]:
+                    group.keep[i] = False
+                    dropped += 1
+        return {"staleness_mean": sum(lags) / max(1, len(lags)), "staleness_max": max(lags, default=0),
+                "stale_dropped": dropped}
 
     # ------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:

@@ -153,13 +153,15 @@ class StageContext:
         self._learners.append(handle)
         return handle
 
-    def start_rollout_fleet(self, model_dir: Path):
-        """A vLLM rollout fleet serving ``model_dir`` (``[rollout]`` section); shut down when the stage ends."""
+    def start_rollout_fleet(self, model_dir: Path, wait: bool = True):
+        """A vLLM rollout fleet serving ``model_dir`` (``[rollout]`` section); shut down when the stage ends.
+        ``wait=False``: return while the engines start, so the stage starts its other roles meanwhile (the fleet's
+        first call waits for them)."""
         from raylign.engine.placement import rollout_group
         from raylign.engine.rollout import RolloutFleet
 
         fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed,
-                             placement=self.place(rollout_group(self.engine.rollout)))
+                             placement=self.place(rollout_group(self.engine.rollout)), wait=wait)
         self._closers.append(fleet.shutdown)
         return fleet
 

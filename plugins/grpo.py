@@ -24,6 +24,7 @@ from raylign.engine.modeling import load_tokenizer, stop_token_ids
 from raylign.engine.ops import PACK_MODES
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
+from raylign.engine.rollout_score import generate_and_score
 from raylign.engine.tasks.spec import PromptDataConfig
 from raylign.engine.types import RolloutGroup, SequenceBatch
 from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
@@ -72,6 +73,7 @@ class GRPOStage:
     config_cls = GRPOConfig
 
     def run(self, ctx):
+        t_start = time.perf_counter()
         cfg: GRPOConfig = ctx.config
         self._check(ctx, cfg)
         tok = load_tokenizer(ctx.input_model)
@@ -82,10 +84,12 @@ class GRPOStage:
                                     rows.verifier_options, key=f"{ctx.name}.rewards")
         checked = ctx.check_references(rows, rewards)  # a wrong field mapping stops here, before the fleets
         total_updates = cfg.steps * cfg.updates_per_batch
+        fleet = ctx.start_rollout_fleet(ctx.input_model, wait=False)  # the engines start while the learners do
         learner = ctx.start_learner(ctx.input_model, cfg.optim, total_updates, pack=cfg.pack)
         reference = (ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False, pack=cfg.pack)
                      if cfg.kl_coef > 0 else None)
-        fleet = ctx.start_rollout_fleet(ctx.input_model)
+        fleet.wait_ready()
+        checked["startup_seconds"] = time.perf_counter() - t_start  # every role started, from the stage's start
         checked.update(ctx.solve_rates(rows, rewards, fleet, cfg.max_new_tokens, stops))
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
 
@@ -106,8 +110,6 @@ class GRPOStage:
             ctx.restore(learner, resume)
             start = resume.step
             ctx.sync_weights(learner, fleet)
-        k = ctx.engine.rollout.max_staleness
-
         def produce(step: int):
             # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
             stride = cfg.prompts_per_step * (1 + cfg.max_refills if cfg.dynamic_sampling else 1)
@@ -117,9 +119,8 @@ class GRPOStage:
                                                                         fleet) as stream:
             for step in range(start + 1, cfg.steps + 1):
                 t0, logged = time.perf_counter(), ctx.rollouts.seconds
-                (groups, roll), waited = stream.batch(step)  # made ahead while the learner trained when k > 0
-                metrics = dict(roll, rollout_wait_seconds=waited)
-                metrics.update(self.drop_stale(groups, stream, k))
+                groups, metrics = stream.batch(step)  # made ahead while the learner trained when k > 0
+                metrics.update(stream.mark_stale(groups))
                 advantages = self.advantages(groups, cfg, estimator)
                 metrics.update(self.update(learner, reference, groups, advantages, cfg, tok.pad_token_id))
                 metrics.update(stream.sync(step))
@@ -128,6 +129,7 @@ class GRPOStage:
                     metrics.update(self.evaluate(fleet, rewards, eval_rows, cfg, stops,
                                                  log=lambda gs: ctx.log_rollouts(step, gs, kind="eval")))
                 metrics["rollout_log_seconds"] = ctx.rollouts.seconds - logged  # this step's rollout writes
+                metrics["rollout_restarts"] = fleet.restarts  # rollout workers replaced so far (rollout.max_restarts)
                 metrics["step_seconds"] = time.perf_counter() - t0
                 ctx.log(step, metrics)
                 bar.update(step, reward=metrics["reward_mean"], pass_rate=metrics["pass_rate"])
@@ -154,7 +156,8 @@ class GRPOStage:
         if cfg.kl_estimator not in ("k1", "k2", "k3"):
             raise ConfigError(f"{ctx.name}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
         if ctx.engine.rollout.max_staleness > 0 and not cfg.is_cap:
-            raise ConfigError(f"{ctx.name}.is_cap = 0 with rollout.max_staleness = {ctx.engine.rollout.max_staleness}: "
+            raise ConfigError(f"{ctx.name}.is_cap = 0 with rollout.max_staleness = "
+                              f"{ctx.engine.rollout.max_staleness}: "
                               f"samples from older weights need the truncated importance weight (set is_cap, e.g. 2)")
         if cfg.pack not in PACK_MODES:
             raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
@@ -183,24 +186,23 @@ class GRPOStage:
         statuses: dict[str, int] = {}
         sandboxes: dict[str, int] = {}  # the code verifier reports which sandbox backend ran each program
         gen_tokens, gen_seconds, dropped, rounds, all_rewards, all_verdicts = 0, 0.0, 0, 0, [], []
-        lengths, truncated = [], 0
+        lengths, truncated, score_seconds, score_tail = [], 0, 0.0, 0.0
         need = cfg.prompts_per_step
         while len(groups) < cfg.prompts_per_step and rounds <= (cfg.max_refills if cfg.dynamic_sampling else 0):
             idx = indices_at(len(rows), cursor, need, seed)
             cursor += need
             batch = [rows[i] for i in idx]
-            t0 = time.perf_counter()
-            outs = fleet.generate([b["ids"] for b in batch], n=cfg.group_size, temperature=cfg.temperature,
-                                  top_p=1.0, max_tokens=cfg.max_new_tokens, stop_token_ids=stops,
-                                  seed=seed * 100_003 + step * 101 + rounds)
-            gen_seconds += time.perf_counter() - t0
-            samples = [{"completion": c.text, "task": b["row"]} for b, cs in zip(batch, outs) for c in cs]
-            verdicts = rewards.score(samples)
-            all_verdicts.extend(verdicts)
-            k = 0
-            for b, cs in zip(batch, outs):
-                vs = verdicts[k : k + len(cs)]
-                k += len(cs)
+            # each group is scored as soon as its samples are done, while the fleet generates the rest
+            scored = generate_and_score(
+                fleet, rewards, [b["ids"] for b in batch],
+                lambda i, cs, batch=batch: [{"completion": c.text, "task": batch[i]["row"]} for c in cs],
+                n=cfg.group_size, temperature=cfg.temperature, top_p=1.0, max_tokens=cfg.max_new_tokens,
+                stop_token_ids=stops, seed=seed * 100_003 + step * 101 + rounds)
+            gen_seconds += scored.generate_seconds
+            score_seconds += scored.score_seconds
+            score_tail += scored.score_tail_seconds
+            for b, cs, vs in zip(batch, scored.groups, scored.verdicts):
+                all_verdicts.extend(vs)
                 group = RolloutGroup(task=b["row"], prompt_ids=b["ids"], completions=cs, verdicts=vs,
                                      keep=[not (cfg.drop_failed and v.failed) for v in vs])
                 for v in vs:
@@ -227,6 +229,8 @@ class GRPOStage:
             "truncated_frac": truncated / max(1, len(lengths)),
             "rollout_tokens_per_s": gen_tokens / max(gen_seconds, 1e-9),
             "rollout_seconds": gen_seconds,
+            "score_seconds": score_seconds,  # the scoring calls' own time, mostly hidden behind generation
+            "score_wait_seconds": score_tail,  # scoring still running once generation had ended
             "groups_dropped": dropped,
             "rollout_rounds": rounds,
         }
@@ -234,22 +238,6 @@ class GRPOStage:
         metrics.update({f"sandbox/{s}": n for s, n in sorted(sandboxes.items())})
         metrics.update(rewards.term_metrics(all_verdicts))
         return groups, metrics
-
-    @staticmethod
-    def drop_stale(groups: list[RolloutGroup], stream, max_staleness: int) -> dict[str, float]:
-        """Leave out of the loss every sample drawn with weights more than ``max_staleness`` syncs older than the
-        learner's (the stream's schedule never makes one; a replaced engine or a custom stream could). Returns
-        ``staleness_mean``, ``staleness_max`` (in syncs) and ``stale_dropped`` (samples left out)."""
-        lags, dropped = [], 0
-        for group in groups:
-            for i, c in enumerate(group.completions):
-                lag = stream.staleness(c.weights_version)
-                lags.append(lag)
-                if lag > max_staleness and group.keep[i]:
-                    group.keep[i] = False
-                    dropped += 1
-        return {"staleness_mean": sum(lags) / max(1, len(lags)), "staleness_max": max(lags, default=0),
-                "stale_dropped": dropped}
 
     # ------------------------------------------------------------------------------------------ update
     @staticmethod

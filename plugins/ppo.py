@@ -117,6 +117,7 @@ class PPOStage:
     config_cls = PPOConfig
 
     def run(self, ctx):
+        t_start = time.perf_counter()
         cfg: PPOConfig = ctx.config
         self._check(ctx, cfg)
         tok = load_tokenizer(ctx.input_model)
@@ -127,6 +128,7 @@ class PPOStage:
                                     key=f"{ctx.name}.rewards")
         checked = ctx.check_references(rows, rewards)  # only when the reward has a verifier term
         per_step = cfg.epochs * cfg.mini_batches
+        fleet = ctx.start_rollout_fleet(ctx.input_model, wait=False)  # the engines start while the learners do
         policy = ctx.start_learner(ctx.input_model, cfg.optim, max(1, cfg.steps - cfg.critic_warmup_steps) * per_step,
                                    pack=cfg.pack)
         critic_dir = ctx.model_ref(cfg.critic, f"{ctx.name}.critic") if cfg.critic else ctx.input_model
@@ -135,7 +137,8 @@ class PPOStage:
         reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False, pack=cfg.pack)
         gold = (ctx.start_rewards([RewardTerm(name=cfg.gold, options=dict(cfg.gold_options))], key=f"{ctx.name}.gold")
                 if cfg.gold else None)
-        fleet = ctx.start_rollout_fleet(ctx.input_model)
+        fleet.wait_ready()
+        checked["startup_seconds"] = time.perf_counter() - t_start  # every role started, from the stage's start
         checked.update(ctx.solve_rates(rows, rewards, fleet, cfg.max_new_tokens, stops))
         kl_ctl = ppo_math.KLController(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
 
@@ -151,18 +154,23 @@ class PPOStage:
             ctx.restore([policy, critic], resume)
             start, kl_ctl.coef = resume.step, resume.state["kl_coef"]
             ctx.sync_weights(policy, fleet)
-        with ctx.progress(cfg.steps, start) as bar:
+
+        def produce(step: int):
+            return self.collect(fleet, rewards, train_rows, cfg, stops, step, ctx.seed)
+
+        with ctx.progress(cfg.steps, start) as bar, ctx.rollout_stream(produce, start, cfg.steps, policy,
+                                                                        fleet) as stream:
             for step in range(start + 1, cfg.steps + 1):
                 t0, logged = time.perf_counter(), ctx.rollouts.seconds
-                groups, metrics = self.collect(fleet, rewards, train_rows, cfg, stops, step, ctx.seed)
+                groups, metrics = stream.batch(step)  # made ahead while the learners trained when k > 0
+                metrics.update(stream.mark_stale(groups))
                 batch, stats = self.prepare(policy, critic, reference, groups, cfg, kl_ctl.coef, tok.pad_token_id)
                 metrics.update(stats)
                 train_policy = step > cfg.critic_warmup_steps
                 metrics.update(self.update(policy, critic, batch, cfg, kl_ctl.coef, step, ctx.seed, train_policy))
                 kl = stats["kl"]
                 metrics["kl_coef"] = kl_ctl.update(kl, len(batch))
-                if train_policy:
-                    metrics.update(ctx.sync_weights(policy, fleet))
+                metrics.update(stream.sync(step, push=train_policy))  # critic warm-up: the policy did not move
                 t_log = time.perf_counter()
                 adv, seq_kl = self.per_reply(batch, groups)
                 logged -= time.perf_counter() - t_log  # per_reply's time counts as the rollout log's
@@ -172,6 +180,7 @@ class PPOStage:
                         fleet, rewards, gold, eval_rows, cfg, stops,
                         log=lambda gs, ex: ctx.log_rollouts(step, gs, kind="eval", extras=ex))[0])
                 metrics["rollout_log_seconds"] = ctx.rollouts.seconds - logged  # this step's rollout writes
+                metrics["rollout_restarts"] = fleet.restarts  # rollout workers replaced so far (rollout.max_restarts)
                 metrics["step_seconds"] = time.perf_counter() - t0
                 ctx.log(step, metrics)
                 bar.update(step, score=metrics["score_mean"], kl=kl)
@@ -199,6 +208,9 @@ class PPOStage:
             raise ConfigError(f"{n}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
         if cfg.pack not in PACK_MODES:
             raise ConfigError(f"{n}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
+        if ctx.engine.rollout.max_staleness > 0 and not cfg.is_cap:
+            raise ConfigError(f"{n}.is_cap = 0 with rollout.max_staleness = {ctx.engine.rollout.max_staleness}: "
+                              f"samples from older weights need the truncated importance weight (set is_cap, e.g. 2)")
         if cfg.dual_clip and cfg.dual_clip <= 1.0:
             raise ConfigError(f"{n}.dual_clip must be > 1 (or 0 for off), got {cfg.dual_clip}")
         if cfg.epochs < 1 or cfg.mini_batches < 1:

@@ -4,7 +4,9 @@ The preference pairs have a ground truth the tiny model can learn (the chosen re
 never does). The reward model ranks held-out pairs; PPO, rewarded by it through the ``reward_model`` provider,
 raises the reward model's score of its greedy answers; the GRPO stage after it scores its samples with the same
 provider plus a ``length`` penalty, each term logged. A second run is SIGKILLed right after PPO's step-4
-checkpoint and resumed: its PPO steps after the checkpoint match the uninterrupted run's.
+checkpoint and resumed: its PPO steps after the checkpoint match the uninterrupted run's. A third, PPO alone on
+the first run's reward model with asynchronous rollouts (``rollout.max_staleness = 1``) and two critic warm-up
+steps, checks the stream's schedule inside PPO.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ RAYLIGN = str(Path(sys.executable).with_name("raylign"))
 WORDS = "the quick brown fox jumps over lazy an is a large language model that predicts next token what".split()
 PROMPTS = ["What is an LLM?", "What is 12+30?", "What is a fox?", "What is a dog?", "What is the next token?"]
 PPO_STEPS = 10
+WARMUP = 2  # run c's critic warm-up steps
 
 CONFIG = f"""
 [run]
@@ -123,11 +126,17 @@ def runs(tmp_path_factory, tiny_model_dir):
         procs.append(b2 := start_run(RAYLIGN, work, [*b_args, "--resume"], "b_resume"))
         finish_run(a, work, "a", 900)
         finish_run(b2, work, "b_resume", 900)
+        rm = work / "runs" / "a" / "models" / "reward_model"
+        c_args = ["--set", "run.name=c", "--set", 'run.pipeline=["ppo"]', "--set", "rollout.max_staleness=1",
+                  "--set", f"ppo.critic_warmup_steps={WARMUP}", "--set", f'ppo.critic="{rm}"',
+                  "--set", f'ppo.rewards=[{{ name = "reward_model", model = "{rm}", batch_size = 16 }}]']
+        procs.append(c := start_run(RAYLIGN, work, c_args, "c"))
+        finish_run(c, work, "c", 900)
     finally:
         for p in procs:
             if p.poll() is None:
                 kill_run(p)
-    return {"a": work / "runs" / "a", "b": work / "runs" / "b"}
+    return {"a": work / "runs" / "a", "b": work / "runs" / "b", "c": work / "runs" / "c"}
 
 
 def _metrics(run_dir: Path, stage: str) -> list[dict]:
@@ -259,3 +268,20 @@ def test_the_page_draws_ppos_scores_against_kl(runs, tmp_path):
     finally:
         browser.close()
         stop(proc)
+
+
+def test_async_ppo_samples_at_most_one_sync_old(runs):
+    """k = 1 with two critic warm-up steps (no push: the starting weights stay current through step 2): batch j
+    comes from the weights current after step j - 2, so steps 1-3 are on-policy and later ones one sync old."""
+    steps = [r for r in _metrics(runs["c"], "ppo") if "score_mean" in r]
+    assert [r["step"] for r in steps] == list(range(1, PPO_STEPS + 1))
+    assert [r["staleness_max"] for r in steps] == [0] * (WARMUP + 1) + [1] * (PPO_STEPS - WARMUP - 1)
+    assert all(r["stale_dropped"] == 0 for r in steps)
+    assert ["weights_version" in r for r in steps] == [False] * WARMUP + [True] * (PPO_STEPS - WARMUP)
+    train = [json.loads(line) for line in (runs["c"] / "rollouts" / "ppo.jsonl").read_text().splitlines()]
+    versions = {r["step"]: r["weights_version"] for r in train if r["kind"] == "train"}
+    pushed = {r["step"]: r["weights_version"] for r in steps if "weights_version" in r}
+    for step, version in versions.items():  # sampled with the weights current after step - 2
+        assert version == pushed.get(step - 2, 0), (step, version, pushed)
+    summary = json.loads((runs["c"] / "summary.json").read_text())["stages"]["ppo"]["metrics"]
+    assert summary["eval_rm_score"] > summary["eval_rm_score_before"], summary

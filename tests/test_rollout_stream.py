@@ -40,7 +40,7 @@ def train(stream: RolloutStream, fleet: Fleet, start: int, last: int, train_s: f
     """The stage's loop: take the batch, 'train' (the learner's version moves by per_step), sync."""
     seen = []
     for step in range(start + 1, last + 1):
-        batch, _ = stream.batch(step)
+        batch = stream.batch(step)
         seen.append((step, batch["version"], stream.staleness(batch["version"]), stream.k))
         time.sleep(train_s)
         stream.sync(step)
@@ -94,6 +94,25 @@ def test_generation_overlaps_training():
     assert time.perf_counter() - t0 < 0.95
 
 
+@pytest.mark.parametrize("k", [0, 1])
+def test_the_wait_for_rollouts_is_reported(k):
+    """The learner's idle time: the whole batch's making each step when synchronous; about none once the
+    producer keeps ahead (it makes a 0.05 s batch while the learner trains 0.1 s)."""
+    fleet = Fleet()
+    stream = RolloutStream(lambda s: fleet.produce(s, 0.05), lambda: fleet.sync(stream._trained), 0, 5,
+                           max_staleness=k)
+    waits = []
+    with stream:
+        for step in range(1, 6):
+            stream.batch(step)
+            time.sleep(0.1)
+            waits.append(stream.sync(step)["rollout_wait_seconds"])
+    if k == 0:
+        assert all(w >= 0.05 for w in waits), waits
+    else:
+        assert all(w < 0.03 for w in waits[1:]), waits
+
+
 def test_resume_starts_from_the_restored_step_and_version():
     fleet = Fleet(version=40)
     stream = RolloutStream(fleet.produce, lambda: fleet.sync(10 * stream._trained), 4, 7, max_staleness=2,
@@ -126,6 +145,21 @@ def test_a_producer_failure_is_raised_in_the_stage_thread():
     assert isinstance(err.value.__cause__, ValueError)
 
 
+def test_a_raylign_error_in_the_producer_keeps_its_one_line_form():
+    from raylign.engine.errors import RoleFailed
+
+    def produce(step):
+        if step == 2:
+            raise RoleFailed("rollout worker 0 on node x died: SIGKILL; rollout.max_restarts=0 replacements made")
+        return {"step": step, "version": 0}
+
+    stream = RolloutStream(produce, lambda: {"weights_version": stream._trained}, 0, 3, max_staleness=1)
+    with stream, pytest.raises(RoleFailed, match="rollout worker 0"):
+        for step in range(1, 4):
+            stream.batch(step)
+            stream.sync(step)
+
+
 def test_steps_are_taken_in_order():
     stream = RolloutStream(lambda s: s, lambda: {"weights_version": 0}, 0, 3, max_staleness=1)
     with stream, pytest.raises(ValueError, match="expected 1"):
@@ -148,3 +182,46 @@ def test_negative_staleness_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"rollout: max_staleness must be 0 \(synchronous\) or more, got -1"):
         build_config({"run": {"pipeline": ["grpo"]}, "rollout": {"max_staleness": -1}}, get_registry())
+
+
+def test_a_step_without_push_keeps_the_weights_current():
+    """A critic warm-up step does not move the policy: nothing is sent, the schedule moves on, and samples of the
+    unchanged weights are not stale."""
+    fleet = Fleet()
+    pushes = []
+
+    def sync():
+        pushes.append(stream._trained)
+        return fleet.sync(10 * stream._trained)
+
+    stream = RolloutStream(fleet.produce, sync, 0, 5, max_staleness=1)
+    seen = []
+    with stream:
+        for step in range(1, 6):
+            batch = stream.batch(step)
+            seen.append((step, batch["version"], stream.staleness(batch["version"])))
+            stream.sync(step, push=step > 2)  # two warm-up steps
+    assert pushes == [3, 4, 5]
+    # batches 1-3 come from the starting weights, which stay current through step 2: on-policy until step 3
+    assert seen == [(1, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 1), (5, 30, 1)]
+
+
+def test_mark_stale_leaves_older_samples_out_of_the_loss():
+    from raylign.engine.types import Completion, RolloutGroup, Verdict
+
+    def completion(version):
+        return Completion(prompt_index=0, sample_index=0, prompt_token_ids=[1], token_ids=[2], text="x",
+                          logprobs=[-1.0], finish_reason="stop", weights_version=version)
+
+    fleet = Fleet()
+    stream = RolloutStream(fleet.produce, lambda: fleet.sync(stream._trained), 0, 4, max_staleness=1)
+    with stream:
+        for step in (1, 2, 3):
+            stream.batch(step)
+            stream.sync(step)
+        stream.batch(4)  # the learner holds the weights of step 3
+        group = RolloutGroup(task={}, prompt_ids=[1], completions=[completion(v) for v in (3, 2, 1, 0)],
+                             verdicts=[Verdict(reward=1.0)] * 4)
+        metrics = stream.mark_stale([group])
+    assert group.keep == [True, True, False, False]
+    assert metrics == {"staleness_mean": 1.5, "staleness_max": 3, "stale_dropped": 2}
