@@ -5,7 +5,9 @@ in the reward fleet (verifier by row); optionally drop zero-variance groups and 
 turn rewards into advantages with a registered estimator; recompute old logprobs on the learner (and
 reference logprobs when ``kl_coef > 0``); run ``updates_per_batch`` optimizer steps of a registered policy loss;
 push the new weights to the fleet (versioned, canary-checked). Held-out greedy accuracy is measured on the
-fleet before and after.
+fleet before and after. Groups are scored as they finish generating; with ``rollout.max_staleness = k > 0`` the
+engine makes the next batches while the learner trains (engine/rollout_stream.py), and samples from weights more
+than k syncs old are left out of the loss.
 
 Rollouts: each step writes a sample of its groups (prompt, completions, verdicts, each sample's advantage) to
 ``rollouts/<stage>.jsonl``, and each held-out eval its greedy answers (kind "eval"; step 0 = before training).
@@ -110,6 +112,7 @@ class GRPOStage:
             ctx.restore(learner, resume)
             start = resume.step
             ctx.sync_weights(learner, fleet)
+
         def produce(step: int):
             # the prompt stream position is a pure function of the step, so a resumed run sees the same prompts
             stride = cfg.prompts_per_step * (1 + cfg.max_refills if cfg.dynamic_sampling else 1)
