@@ -11,7 +11,9 @@ Length does not predict the label: half the training pairs have the longer answe
 Prompts follow sft.py's split: training files ask the train phrasings of the concepts SFT trains on; eval files
 ask the held-out phrasings of those concepts and any phrasing of the concepts SFT holds out (sft.held_out).
   prefs_train.jsonl  {"prompt", "chosen", "rejected", "label_flipped"}: exactly FLIP_SHARE of the rows are
-                     swapped (label noise, label_flipped true); CHAT_SHARE of them in chat-message form
+                     swapped (label noise, label_flipped true); CHAT_SHARE of them in chat-message form. Each
+                     pair has a wrong definition and a cut-off point of its own (``varied``), never a held-out
+                     concept's definition, so a reward model must match a definition to its subject
   prefs_eval.jsonl   {"prompt", "chosen", "rejected", "subset"}: never flipped; subset "longer_worse" when the
                      rejected answer is the longer one, else "longer_better" (half each)
   rlhf_train.jsonl   {"prompt", "answer"}: PPO prompts (train phrasings), answer = the reference for the judge
