@@ -86,8 +86,9 @@ def run_raylign(args, work: Path, staleness: int = 0) -> dict:
     from raylign.engine.driver import run_pipeline
     from raylign.engine.plugins import get_registry
 
+    name = "raylign-async" if staleness else "raylign"
     data = {
-        "run": {"name": "raylign", "output_dir": str(work / "runs"), "seed": 0, "pipeline": ["grpo"],
+        "run": {"name": name, "output_dir": str(work / "runs"), "seed": 0, "pipeline": ["grpo"],
                 "base_model": str(args.model), "probes": []},
         "rollout": {"num_workers": 1, "max_staleness": staleness},
         "rewards": {"num_workers": 1},
@@ -109,7 +110,7 @@ def run_raylign(args, work: Path, staleness: int = 0) -> dict:
     t0 = time.perf_counter()
     run_pipeline(cfg, registry)
     wall = time.perf_counter() - t0
-    rows = [json.loads(line) for line in open(work / "runs" / "raylign" / "metrics.jsonl")]
+    rows = [json.loads(line) for line in open(work / "runs" / name / "metrics.jsonl")]
     steps = sorted((r for r in rows if r.get("stage") == "grpo" and "step_seconds" in r), key=lambda r: r["step"])
     kept = steps[args.warmup:]
     parts = {k: statistics.mean(r.get(k, 0.0) for r in kept) for k in PHASES if kept}
