@@ -50,17 +50,24 @@ def wrong_definition(rng: random.Random, c: Concept, others: list[Concept], judg
     raise ValueError(f"no definition is wrong enough for {c.key}")
 
 
+def cut_definition(c: Concept, ws: list[str], k: int, judge: StyleJudge) -> str | None:
+    """The definition's first ``k`` words ``ws[:k]``, trailing stop words and punctuation dropped, if the judge
+    finds that incomplete; else None."""
+    cut = list(ws[:k])
+    while len(cut) > 1 and cut[-1].lower().strip(",:;") in ("a", "an", "the", "of", "to", "and", "that", "or",
+                                                          "by", "with", "such", "as", "for", "in", "on"):
+        cut.pop()
+    text = " ".join(cut).rstrip(",:;")
+    return None if judge(f"{c.A} is {text}.", {"answer": c.answer()}).details["correct"] else text
+
+
 def truncated_definition(c: Concept, judge: StyleJudge) -> str:
     """The first half of the definition's words (fewer if the judge still finds that complete), trailing
     punctuation and stop words dropped: "a large language model: a neural network trained"."""
     ws = c.definition.split()
     for k in range(max(1, len(ws) // 2), 0, -1):
-        cut = list(ws[:k])
-        while len(cut) > 1 and cut[-1].lower().strip(",:;") in ("a", "an", "the", "of", "to", "and", "that", "or",
-                                                              "by", "with", "such", "as", "for", "in", "on"):
-            cut.pop()
-        text = " ".join(cut).rstrip(",:;")
-        if not judge(f"{c.A} is {text}.", {"answer": c.answer()}).details["correct"]:
+        text = cut_definition(c, ws, k, judge)
+        if text is not None:
             return text
     raise ValueError(f"cannot truncate {c.key}'s definition into an incomplete one")
 
@@ -152,14 +159,10 @@ def pairs(rng: random.Random, asked: list[tuple[str, Concept]], concepts: list[C
 def random_truncation(rng: random.Random, c: Concept, judge: StyleJudge) -> str:
     """Like truncated_definition, but cut after a random number of words (a quarter to a half of them)."""
     ws = c.definition.split()
-    for k in rng.sample(range(max(1, len(ws) // 4), max(1, len(ws) // 2) + 1),
-                        max(1, len(ws) // 2) + 1 - max(1, len(ws) // 4)):
-        cut = list(ws[:k])
-        while len(cut) > 1 and cut[-1].lower().strip(",:;") in ("a", "an", "the", "of", "to", "and", "that", "or",
-                                                              "by", "with", "such", "as", "for", "in", "on"):
-            cut.pop()
-        text = " ".join(cut).rstrip(",:;")
-        if not judge(f"{c.A} is {text}.", {"answer": c.answer()}).details["correct"]:
+    lo, hi = max(1, len(ws) // 4), max(1, len(ws) // 2)
+    for k in rng.sample(range(lo, hi + 1), hi + 1 - lo):
+        text = cut_definition(c, ws, k, judge)
+        if text is not None:
             return text
     return truncated_definition(c, judge)
 
