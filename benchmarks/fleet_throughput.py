@@ -52,13 +52,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # gen_model's prompts
-
-CORPUS = [
-    "What is an LLM? An LLM is a large language model that predicts the next token.",
-    "What is 12+30? 12+30 is 42.",
-    "The quick brown fox jumps over the lazy dog.",
-    "def add(a, b):\n    return a + b\n",
-] * 50
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import CORPUS  # noqa: E402 - the tests' tokenizer corpus (the same text the test models train on)
 
 # --size presets: (hidden, layers, heads, kv heads, intermediate, vocab); head dim 32 or 64 (vLLM CPU attention)
 SIZES = {"0.8m": (128, 4, 4, 2, 384, 384), "13m": (384, 8, 6, 2, 1024, 2048), "45m": (512, 14, 8, 2, 1536, 2048)}

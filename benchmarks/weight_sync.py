@@ -27,15 +27,12 @@ import argparse
 import dataclasses
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
-CORPUS = [
-    "What is an LLM? An LLM is a large language model that predicts the next token.",
-    "What is 12+30? 12+30 is 42.",
-    "The quick brown fox jumps over the lazy dog.",
-    "def add(a, b):\n    return a + b\n",
-] * 50
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from conftest import CORPUS  # noqa: E402 - the tests' tokenizer corpus (the same text the test models train on)
 
 ROWS = ("shm_file:auto", "shm_file:bfloat16", "flat:auto:1", "flat:auto:4", "flat:bfloat16:1", "flat:bfloat16:4")
 
