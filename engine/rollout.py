@@ -73,6 +73,13 @@ def check_engine_model(model_dir: str | Path) -> Path:
     return p
 
 
+def request_params(n: int, temperature: float, top_p: float, max_tokens: int,
+                   stop_token_ids: Sequence[int] | None, seed: int | None) -> dict[str, Any]:
+    """One generate call's sampling settings, as the workers' ``sampling_params`` takes them (plain data)."""
+    return dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                stop_token_ids=list(stop_token_ids or []), seed=seed)
+
+
 def balanced_chunks(count: int, parts: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of ``parts`` contiguous chunks of ``range(count)`` whose sizes differ by at most 1
     (empty chunks dropped)."""
@@ -176,8 +183,7 @@ class RolloutFleet:
                  seed: int | None = None) -> list[list[Completion]]:
         """``n`` completions per prompt, as ``result[prompt_index][sample_index]``. ``seed`` (e.g. the step)
         makes the samples reproducible whatever the number of workers, and across a worker's replacement."""
-        params = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                      stop_token_ids=list(stop_token_ids or []), seed=seed)
+        params = request_params(n, temperature, top_p, max_tokens, stop_token_ids, seed)
         prompts = list(prompts)
         self.wait_ready()
         chunks = balanced_chunks(len(prompts), len(self.workers))
@@ -192,8 +198,7 @@ class RolloutFleet:
         :meth:`generate`. A worker that dies is replaced and its prompts not yet yielded run again there."""
         import queue
 
-        params = dict(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                      stop_token_ids=list(stop_token_ids or []), seed=seed)
+        params = request_params(n, temperature, top_p, max_tokens, stop_token_ids, seed)
         prompts = list(prompts)
         self.wait_ready()
         chunks = balanced_chunks(len(prompts), len(self.workers))
