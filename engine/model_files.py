@@ -46,6 +46,15 @@ def materialise(files: Mapping[str, Any], prefix: str = "raylign-model-") -> Pat
     return local
 
 
+def ship_model_option(options: Mapping[str, Any], key: str = "model") -> dict[str, Any]:
+    """``options`` with ``options[key]``, when it names a directory here, replaced by :func:`put_model_dir`'s files
+    (what an actor passes to :func:`materialise`); any other value (a hub id, files already put) is kept."""
+    out = dict(options)
+    if isinstance(out.get(key), (str, Path)) and Path(out[key]).is_dir():
+        out[key] = put_model_dir(out[key])
+    return out
+
+
 def drop_weight_files(local: str | Path) -> None:
     """Delete the weight files of a materialised directory, keeping config and tokenizer files (small, and read
     again by some libraries). A SIGKILLed actor cannot clean up after itself, so the large files go early."""

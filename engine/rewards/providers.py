@@ -8,21 +8,29 @@ actor, scored in batches spread over the replicas.
 
 The actors rebuild their registry from the entry points (only the provider's name and options cross), like
 every other role. A replica that dies is restarted by Ray; the batch it held is retried once.
+
+A provider's ``model`` option that names a directory on the driver never reaches the actors as a path: the pool
+reads it once into the object store (:mod:`raylign.engine.model_files`) and each actor writes it to a temp dir of
+its own node, passes that path as ``model`` to the provider's constructor, then deletes the weight files (the
+provider holds them in memory). Reward actors therefore run on nodes that cannot see the driver's disk.
 """
 from __future__ import annotations
 
+import shutil
 from collections import deque
 from typing import Any, Mapping, Sequence
 
 import ray
 
 from raylign.engine.errors import RaylignError
+from raylign.engine.model_files import drop_weight_files, materialise, ship_model_option
 from raylign.engine.types import Verdict
 
 
 @ray.remote
 class ProviderActor:
-    """One replica of a reward provider: ``cls(**options)`` from the actor's own registry."""
+    """One replica of a reward provider: ``cls(**options)`` from the actor's own registry; a ``model`` option
+    given as :func:`~raylign.engine.model_files.put_model_dir`'s files is written to a local temp dir first."""
 
     def __init__(self, name: str, options: Mapping[str, Any], torch_threads: int = 0) -> None:
         from raylign.engine.cluster import set_torch_threads
@@ -32,7 +40,21 @@ class ProviderActor:
             set_torch_threads(torch_threads)
         except ImportError:  # a provider without torch
             pass
-        self.provider = build_registry().get("reward_providers", name)(**dict(options))
+        options = dict(options)
+        shipped = isinstance(options.get("model"), Mapping)
+        self.model_dir = materialise(options["model"], prefix="raylign-provider-") if shipped else None
+        if shipped:
+            options["model"] = str(self.model_dir)
+        try:
+            self.provider = build_registry().get("reward_providers", name)(**options)
+        finally:  # loaded (or failed): the weights need not stay on this node's disk
+            if self.model_dir is not None:
+                drop_weight_files(self.model_dir)
+
+    def close(self) -> None:
+        """Remove this actor's copy of the model (the pool calls it before killing the actor)."""
+        if self.model_dir is not None:
+            shutil.rmtree(self.model_dir, ignore_errors=True)
 
     def ready(self) -> bool:
         return True
@@ -48,7 +70,8 @@ class ProviderPool:
     """Driver-side handle on the replicas of one reward provider.
 
     :param name: the registered reward provider.
-    :param options: keyword arguments of the provider's constructor.
+    :param options: keyword arguments of the provider's constructor; a ``model`` that is a directory here is
+        shipped to the actors through the object store (see the module docstring).
     :param replicas: actors serving it.
     :param num_cpus: logical CPUs per actor. :param num_gpus: GPUs per actor.
     :param batch_size: samples per call (the provider's own batching works within it).
@@ -60,9 +83,10 @@ class ProviderPool:
                  num_gpus: float = 0.0, batch_size: int = 64, torch_threads: int = 0, placement: Any = None) -> None:
         self.name = name
         self.batch_size = max(1, int(batch_size))
+        self.options = ship_model_option(options)  # kept: a restarted actor reads the shipped model again
         self.actors = [ProviderActor.options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=1, max_task_retries=1,
                                              **(placement.options(i) if placement else {}))
-                       .remote(name, dict(options), torch_threads) for i in range(max(1, int(replicas)))]
+                       .remote(name, self.options, torch_threads) for i in range(max(1, int(replicas)))]
         try:
             ray.get([a.ready.remote() for a in self.actors])
         except ray.exceptions.RayActorError as exc:
@@ -99,9 +123,14 @@ class ProviderPool:
         return [Verdict(**d) for d in results]
 
     def shutdown(self) -> None:
+        try:  # their model copies first: a killed actor runs no clean-up
+            if self.actors:
+                ray.wait([a.close.remote() for a in self.actors], num_returns=len(self.actors), timeout=5.0)
+        except Exception:  # noqa: BLE001 - Ray already down, or an actor gone
+            pass
         for a in self.actors:
             try:
                 ray.kill(a)
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        self.actors = []
+        self.actors, self.options = [], {}
