@@ -47,6 +47,11 @@ class RayConfig:
     learner_threads: int = 0  # torch threads of the learner (0 = every core of its node: the roles take turns)
     learners: int = 1  # data-parallel ranks of every trained learner (policy, critic): each a full copy, its share
     # of each step's micro-batches, gradients summed over torch.distributed (gloo on CPU, NCCL on GPU)
+    learner_strategy: Literal["ddp", "fsdp2"] = "ddp"  # how learners > 1 hold the model: ddp = a whole copy per
+    # rank; fsdp2 = parameters, gradients and AdamW state sharded over the ranks (torch FSDP2, per decoder layer
+    # + root; engine/fsdp.py). Checkpoints and model dirs are the same either way (a resume may switch)
+    learner_param_dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # fsdp2: dtype the gathered parameters
+    # compute in (auto: bfloat16 on GPUs, float32 on CPUs); shards, gradient reduction and AdamW stay float32
     learner_resources: dict[str, float] = field(default_factory=dict)  # custom resources per learner, e.g.
     # {node_c = 1} pins the learners to the node(s) started with that resource (engine/placement.py)
     placement_timeout_s: float = 120.0  # a role whose placement group Ray cannot reserve in this time stops the run
@@ -102,6 +107,8 @@ class RewardsConfig:
     timeout_s: float = 10.0  # hard wall-clock deadline per verification (the worker process is killed)
     memory_mb: int = 2048  # address-space limit of a verifier worker process
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per verifier actor (pins them)
+    max_restarts: int = 3  # actors replaced per reward role (the verifier actors; each provider term's replicas)
+    # over a stage's life before the run stops; a verifier *process* that dies is re-forked and never counted
 
 
 @dataclass(frozen=True)

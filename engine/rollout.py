@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from raylign.engine.config import RolloutConfig
 from raylign.engine.errors import ModelError, RoleFailed, WeightSyncError
+from raylign.engine.faults import death_cause, kill_actor, node_label, one_line  # noqa: F401  (tests import them here)
 from raylign.engine.model_files import put_model_dir
 from raylign.engine.modeling import check_model_dir, load_tokenizer
 from raylign.engine.rollout_worker import (  # noqa: F401  (re-exported: benchmarks import them from here)
@@ -237,7 +237,7 @@ class RolloutFleet:
                         left.remove(j)
                         out.put((j, group))
                 except ray.exceptions.RayActorError as exc:
-                    worker = self._replace(i, worker, exc)
+                    worker = self._replace(i, worker, exc, redo=len(left))
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
             out.put(exc)
         out.put(done)
@@ -270,7 +270,8 @@ class RolloutFleet:
                 results[i] = ray.get(refs.pop(i))
             except ray.exceptions.RayActorError as exc:
                 t0 = time.monotonic()
-                workers[i] = self._replace(i, workers[i], exc)
+                redo = len(calls[i][0]) if method == "generate" else 0  # prompts the replacement generates again
+                workers[i] = self._replace(i, workers[i], exc, redo=redo)
                 deadline = None if deadline is None else deadline + time.monotonic() - t0
                 refs[i] = getattr(workers[i], method).remote(*calls[i])
         return results
@@ -357,10 +358,11 @@ class RolloutFleet:
 
     # ------------------------------------------------------------------------------------------ replacement
 
-    def _replace(self, i: int, dead: Any, exc: BaseException) -> Any:
+    def _replace(self, i: int, dead: Any, exc: BaseException, redo: int = 0) -> Any:
         """Replace worker ``i``, whose handle ``dead`` raised ``exc``, and return the new handle (the current one if
-        another thread replaced it already). Raises RoleFailed past ``rollout.max_restarts`` or when the
-        replacement cannot be started and given the current weights."""
+        another thread replaced it already); ``redo``: the prompts the caller will ask the new worker for again (for
+        the log). Raises RoleFailed past ``rollout.max_restarts`` or when the replacement cannot be started and
+        given the current weights."""
         import ray
 
         with self._lock:
@@ -390,10 +392,11 @@ class RolloutFleet:
                 self.workers[i], self.info[i] = dead, info
                 self.restart_log.append({"worker": self.names[i], "node": where, "cause": cause, "seconds": seconds,
                                          "new_node": node_label(info), "version": info["version"],
-                                         "canary_max_abs_diff": diff})
-                log.warning("%s on %s died (%s); replaced on %s in %.1f s with weights version %s (restart %d of "
-                            "rollout.max_restarts=%d)", self.names[i], where, cause, node_label(info), seconds,
-                            info["version"], self.restarts, self.cfg.max_restarts)
+                                         "canary_max_abs_diff": diff, "redo": redo})
+                log.warning("%s on %s died (%s); replaced on %s in %.1f s with weights version %s (canary max abs "
+                            "diff %s), generating its %d unfinished prompts again (restart %d of rollout.max_restarts="
+                            "%d)", self.names[i], where, cause, node_label(info), seconds, info["version"],
+                            "n/a" if diff is None else f"{diff:.2g}", redo, self.restarts, self.cfg.max_restarts)
                 return dead
 
     def _restore(self, i: int, worker: Any) -> tuple[dict[str, Any], float | None]:
@@ -401,10 +404,7 @@ class RolloutFleet:
         fleet's transport, check the last canary on it. Returns its ``ready()`` info and the canary difference."""
         import ray
 
-        try:
-            ray.get(worker.ready.remote(), timeout=self.cfg.start_timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            raise RuntimeError(f"it did not start within rollout.start_timeout_s={self.cfg.start_timeout_s}s") from None
+        self._wait_started(i, worker.ready.remote())
         payload, version, canary = self._current
         if payload is None and version != 0:
             raise WeightSyncError(f"weights version {version} came by the {self.transport.name} transport, which a "
@@ -417,6 +417,34 @@ class RolloutFleet:
                           timeout=self.cfg.sync_deadline_s)
             diff = check_canary(canary_diffs([got], canary[1]), self.cfg.canary_tolerance, version, [self.names[i]])
         return ray.get(worker.ready.remote(), timeout=self.cfg.start_timeout_s), diff
+
+    def _wait_started(self, i: int, ready: Any) -> None:
+        """Wait for replacement ``i``'s ``ready`` call (``rollout.start_timeout_s``). Ray re-reserves the bundle of a
+        lost node on any live node that has the bundle's resources; when none has (a role pinned to a resource
+        that only the lost node offered) the wait stops within seconds, naming the resource and its config key."""
+        import ray
+
+        deadline = time.monotonic() + self.cfg.start_timeout_s
+        while True:
+            done, _ = ray.wait([ready], timeout=min(5.0, max(0.0, deadline - time.monotonic())))
+            if done:
+                ray.get(ready)
+                return
+            problem = self._unplaceable(i)
+            if problem:
+                raise RuntimeError(f"its placement bundle has no node left to go to: {problem}")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"it did not start within rollout.start_timeout_s={self.cfg.start_timeout_s}s")
+
+    def _unplaceable(self, i: int) -> str:
+        """Why no live node could hold worker ``i``'s bundle ("" when some node could, or without a placement)."""
+        if self.placement is None or not self.placement.group.custom(i):
+            return ""
+        from raylign.engine.cluster_view import Bundle, fit
+        from raylign.engine.placement import live_view
+
+        g = self.placement.group
+        return fit([Bundle(g.role, g.custom(i), key=g.key)], live_view()).problem or ""
 
     # ------------------------------------------------------------------------------------------ lifetime
 
@@ -442,36 +470,3 @@ class RolloutFleet:
 
     def __exit__(self, *exc) -> None:
         self.shutdown()
-
-
-# ---------------------------------------------------------------------------------------------- failures
-
-
-def kill_actor(handle: Any) -> None:
-    """``ray.kill``, ignoring an actor that is gone already."""
-    import ray
-
-    try:
-        ray.kill(handle)
-    except Exception:
-        pass
-
-
-def node_label(info: dict[str, Any]) -> str:
-    """A worker's node as errors name it: IP and Ray node id (from its ``ready()`` info)."""
-    return f"node {info.get('node_ip', '?')} (id {info.get('node_id', '?')})"
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def death_cause(exc: BaseException) -> str:
-    """Why an actor died, in one line, from Ray's error (whose message is a page of possible causes)."""
-    text = str(exc)
-    m = re.search(r"Worker exit type: (\S+) Worker exit detail: (.*?)(?: Some common causes|\n|$)", text, re.S)
-    if m:
-        return one_line(RuntimeError(f"its process exited ({m.group(1)}: {m.group(2).strip()})"))
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return one_line(RuntimeError(lines[-1] if lines else type(exc).__name__))

@@ -11,6 +11,13 @@ decides what a timeout or an error is worth (e.g. GRPO's ``drop_failed``), never
 
 Actors rebuild their registry from the entry points (inside their worker processes); nothing is pickled but
 names and options.
+
+Faults: a verifier worker *process* that dies (a verifier's segfault, the OOM killer, SIGKILL) gives its row an
+``error`` verdict naming the signal and is forked again from its actor's zygote; that costs nothing from any budget.
+A verifier *actor* that dies gives every row it held an ``error`` verdict ("verifier actor 1 died: ...", never a
+0 that looks scored) and is replaced in its placement bundle with the same verifiers loaded, at most
+``rewards.max_restarts`` times over the fleet's life; the next death raises :class:`RoleFailed` (one line: actor,
+node, cause). See :mod:`raylign.engine.faults`.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ import ray
 
 from raylign.engine.config import RewardsConfig
 from raylign.engine.errors import PluginError, RaylignError
+from raylign.engine.faults import ActorGroup, death_cause, where_am_i
 from raylign.engine.plugins import build_registry
 from raylign.engine.rewards.pool import Item, VerifierPool, load_plugin_modules
 from raylign.engine.types import STATUSES, Verdict
@@ -38,6 +46,10 @@ class VerifierActor:
     def ready(self) -> list[str]:
         """Wait until the workers loaded their plugins; the verifier names they know."""
         return self.pool.names()
+
+    def where(self) -> dict[str, Any]:
+        """This actor's pid and node (errors name them)."""
+        return where_am_i()
 
     def load(self, names: Sequence[str]) -> None:
         """Construct each verifier in a worker now (a PluginError saying why when one cannot run here)."""
@@ -81,9 +93,19 @@ class RewardFleet:
         pool_kwargs = {"workers": self.procs_per_actor, "timeout_s": cfg.timeout_s, "memory_mb": cfg.memory_mb,
                        "verifier_options": {k: dict(v) for k, v in (verifier_options or {}).items()},
                        "plugins": [str(p) for p in plugins], "entry_points": entry_points}
-        self.actors = [VerifierActor.options(num_cpus=cfg.num_cpus, max_restarts=1, max_task_retries=1,
-                                             **(placement.options(i) if placement else {}))
-                       .remote(pool_kwargs) for i in range(max(1, cfg.num_workers))]
+        self._loaded: set[str] = set()  # verifiers constructed by load(): a replacement constructs them too
+
+        def spawn(i: int):
+            return VerifierActor.options(num_cpus=cfg.num_cpus, **(placement.options(i) if placement else {})) \
+                .remote(pool_kwargs)
+
+        def restore(i: int, actor) -> None:
+            self._get(lambda refs: ray.get(refs, timeout=300), actor.ready.remote())
+            if self._loaded:
+                self._get(lambda refs: ray.get(refs, timeout=300), actor.load.remote(sorted(self._loaded)))
+
+        self.actors = ActorGroup("verifier actor", spawn, max(1, cfg.num_workers), cfg.max_restarts,
+                                 "rewards.max_restarts", restore)
 
     def ready(self) -> list[str]:
         """Block until every actor's workers have loaded their plugins (else a PluginError)."""
@@ -96,6 +118,7 @@ class RewardFleet:
         for name in names:
             self._registry.get("verifiers", name)
         self._get(ray.get, [a.load.remote(sorted(set(names))) for a in self.actors])
+        self._loaded |= set(names)
 
     def route(self, samples: Sequence[Mapping[str, Any]]) -> list[Item]:
         """``(verifier name, completion, task)`` per sample; unknown names fail before any work is sent."""
@@ -116,11 +139,12 @@ class RewardFleet:
         size = self.procs_per_actor * 2
         todo = deque((start, items[start:start + size]) for start in range(0, len(items), size))
         results: list[dict | None] = [None] * len(items)
-        pending: dict[Any, tuple[int, int, int]] = {}  # ref -> (actor index, first item, item count)
+        pending: dict[Any, tuple[int, int, int, Any]] = {}  # ref -> (actor index, first item, item count, handle)
 
         def submit(actor: int) -> None:
             start, chunk = todo.popleft()
-            pending[self.actors[actor].score.remote(chunk)] = (actor, start, len(chunk))
+            handle = self.actors[actor]
+            pending[handle.score.remote(chunk)] = (actor, start, len(chunk), handle)
 
         for actor in range(len(self.actors)):
             for _ in range(IN_FLIGHT_PER_ACTOR):
@@ -128,11 +152,13 @@ class RewardFleet:
                     submit(actor)
         while pending:
             [ref], _ = ray.wait(list(pending), num_returns=1)
-            actor, start, count = pending.pop(ref)
+            actor, start, count, handle = pending.pop(ref)
             try:
                 out = self._get(ray.get, ref)
             except ray.exceptions.RayActorError as exc:  # the actor itself died (not a worker): say so per row
-                out = [Verdict(status="error", error=f"reward actor died: {exc}").to_dict()] * count
+                error = f"verifier actor {actor} died while scoring this row: {death_cause(exc)}"
+                out = [Verdict(status="error", error=error).to_dict()] * count
+                self.actors.replace(actor, handle, exc)  # RoleFailed past rewards.max_restarts
             results[start:start + count] = out
             if todo:
                 submit(actor)
@@ -146,15 +172,18 @@ class RewardFleet:
             counts[f"verdict/{v.status}"] += 1
         return counts
 
+    @property
+    def restarts(self) -> int:
+        """Verifier actors replaced so far (``rewards.max_restarts`` bounds it)."""
+        return self.actors.restarts
+
     def shutdown(self) -> None:
         """Kill the worker processes and the actors."""
         try:
             ray.get([a.shutdown.remote() for a in self.actors], timeout=30)
         except Exception:  # noqa: BLE001 - an actor already gone is fine; kill below regardless
             pass
-        for a in self.actors:
-            ray.kill(a)
-        self.actors = []
+        self.actors.kill_all()
 
     @staticmethod
     def _get(get, refs):
