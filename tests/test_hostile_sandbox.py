@@ -514,6 +514,70 @@ def test_system_v_ipc_is_the_jobs_own(ns):
     assert_no_traces(shm_key=key)
 
 
+LISTENER = """
+import socket, time
+t0 = time.time()
+s = socket.socket(socket.AF_UNIX)
+s.bind("\\0{name}")
+s.listen()
+time.sleep(4)
+print("held", t0, time.time())
+"""
+DIALER = """
+import socket, time
+t0 = time.time()
+reached = False
+while time.time() - t0 < 3:
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect("\\0{name}")
+        reached = True
+        break
+    except OSError:
+        time.sleep(0.05)
+print("reached" if reached else "alone", t0, time.time())
+"""
+
+
+def test_jobs_running_at_once_share_no_network_namespace(ns):
+    """Network namespaces are reused once their job is gone (sandbox_harness.NetPool); two live jobs never share
+    one. An abstract UNIX socket (scoped by network namespace, reachable even with the loopback down) bound by
+    one job is out of reach of others running at the same time. Four jobs at once on a host process's job
+    servers (at most one per CPU, up to 4) put two on one server at least where there are fewer than 4 CPUs;
+    if each server kept a single namespace for its jobs, a dialer there would reach the listener."""
+    name = f"raylign-{uuid.uuid4().hex[:8]}"
+    slow = Limits(timeout_s=10.0, memory_mb=256, max_procs=16, max_output_bytes=64 << 10)
+    for _ in range(3):  # the jobs must overlap in time; a loaded machine may serialise them once
+        listen, *dials = sb.run_many([Job(LISTENER.format(name=name), limits=slow)] +
+                                     [Job(DIALER.format(name=name), limits=slow)] * 3, workers=4, backend=ns)
+        held = listen.runs[0].stdout.split()
+        dialed = [d.runs[0].stdout.split() for d in dials]
+        assert held[:1] == ["held"] and all(d[:1] in (["reached"], ["alone"]) for d in dialed), \
+            (listen.runs[0], [d.runs[0] for d in dials])
+        if all(float(d[1]) < float(held[2]) and float(held[1]) < float(d[2]) for d in dialed):
+            break
+    else:
+        pytest.skip("the jobs never ran at the same time on this machine")
+    assert [d[0] for d in dialed] == ["alone"] * 3, (listen.runs[0], [d.runs[0] for d in dials])
+
+
+def test_network_namespaces_are_reused_only_once_free(ns):
+    """Jobs one after another may get the same network namespace (root hosts: the server keeps a few), never the
+    host's; each one has nothing but a down loopback."""
+    code = ("import os, socket\nprint(os.readlink('/proc/self/ns/net'), sorted(socket.if_nameindex()))\n"
+            "print(open('/sys/class/net/lo/operstate').read().strip() if os.path.exists('/sys/class/net/lo') "
+            "else 'down')")
+    seen = []
+    for _ in range(6):
+        seen.append(script_job(ns, code).runs[0].stdout.split("\n")[0])
+        time.sleep(0.3)  # the job's B is reaped, its namespace free for the next B the server clones
+    host = os.readlink("/proc/self/ns/net")
+    assert all(line.startswith("net:[") and not line.startswith(host) for line in seen), (host, seen)
+    assert all(line.endswith("[(1, 'lo')]") for line in seen), seen
+    if os.geteuid() == 0:
+        assert len({line.split()[0] for line in seen}) <= 4, seen  # namespaces served again, not one per job
+
+
 def test_a_job_of_many_processes_is_bound_as_a_whole(ns):
     """RLIMIT_AS is per process: eight children of 150 MB each stay under it, yet the job as a whole is held
     to its memory_mb (plus the harness's slack) by its memory cgroup."""

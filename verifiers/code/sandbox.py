@@ -6,9 +6,10 @@ the built-in ``BUILTIN_BACKENDS``. Nothing here reads the engine's registry. ``"
 available backend of *strong* isolation; the weak ``rlimits`` is used only when a config names it, and when no
 strong backend works ``get_backend`` raises RuntimeError with one line saying why (never a silent fallback).
 
-- ``namespaces`` (strength 100, strong): each job gets fresh user, PID, IPC, network and mount namespaces,
-  created with ``clone(2)`` by the trusted harness (:mod:`raylign.verifiers.code.sandbox_harness`; nothing
-  to install). Its root is a minimal tree (``sandbox_host.minimal_root``, ``pivot_root``, the host's tree
+- ``namespaces`` (strength 100, strong): each job gets fresh user, PID, IPC and mount namespaces and a network
+  namespace no other live job shares (on root hosts one the server made for an earlier job that is gone:
+  ``sandbox_harness.NetPool``), created with ``clone(2)`` by the trusted harness
+  (:mod:`raylign.verifiers.code.sandbox_harness`; nothing to install). Its root is a minimal tree (``sandbox_host.minimal_root``, ``pivot_root``, the host's tree
   detached): the interpreter, its standard library (site-packages masked) and the shared libraries they load,
   all read-only, ``/dev/null|zero|random|urandom``, a fresh ``/proc``, a private size-capped ``/tmp`` and
   ``/dev/shm``; no host data, homes, /etc files (but the linker's cache) or project files. The only network

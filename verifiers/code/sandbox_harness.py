@@ -10,10 +10,10 @@ overhead to a few milliseconds.
 Process tree of a job with ``iso == "namespaces"``:
 
     server (host root, single-threaded; makes a memory and a pids cgroup per B where it can)
-      B: clone(2)d into fresh user+mount+net+PID+IPC namespaces; PID 1 and root of its user namespace. It
-         waits for the server to put it in its cgroups and write its uid/gid maps, builds the minimal root
-         (pivot_root), forks its first run's processes, then waits in the server's warm pool until it is
-         handed exactly one job
+      B: clone(2)d into fresh user+mount+PID+IPC namespaces and a network namespace no other live B is in
+         (NetPool); PID 1 and root of its user namespace. It waits for the server to put it in its cgroups
+         and write its uid/gid maps, builds the minimal root (pivot_root), forks its first run's processes,
+         then waits in the server's warm pool until it is handed exactly one job
         S: one per run (one per stdin case, or one for all tests; the first one is forked while B waits,
            before any spec exists): drops to uid 65534 (no capabilities), sets rlimits, runs the code
         T: tests mode only, forked beside S: uid 65533, not dumpable; runs the tests against S's values
@@ -36,8 +36,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the other halves, next to this file
 from sandbox_supervisor import (  # noqa: E402
     CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, MS_NODEV, MS_NOSUID, MS_REMOUNT, PR_SET_CHILD_SUBREAPER,
-    PR_SET_DUMPABLE, PR_SET_PDEATHSIG, SIGKILL, IO_DIR, Run, _exit, libc, mount, read_all, send, setup_mounts,
-    supervise,
+    PR_SET_DUMPABLE, PR_SET_PDEATHSIG, SIGKILL, IO_DIR, Run, _exit, check, libc, mount, read_all, send,
+    setup_mounts, supervise,
 )
 
 del sys.path[0]
@@ -121,12 +121,56 @@ SIGCHLD = 17
 DEFAULT_TMPFS_MB = 64
 
 
-def clone_ready(config, root, uid, gid, cgroup=None, sites=()):
-    """Server side: clone(2) a B straight into fresh user+mount+net+PID+IPC namespaces (one copy of the server
-    instead of fork, unshare, fork), put it in its cgroups, write its uid/gid maps and let it prepare its
-    mounts; it then waits for a job (:func:`ready_main`). Returns (pid, the socket to send it the job's fds
-    on). ``cgroup``: a :class:`JobCgroup` to put B in (None: no cgroup bounds); ``sites``: site-packages
-    directories to bind into its root."""
+class NetPool:
+    """Network namespaces for Bs, each held by one B at a time (root hosts).
+
+    A network namespace with nothing but a down loopback holds no state an unprivileged process can leave in it
+    once every process of its job is gone (abstract UNIX sockets and bound ports die with their processes; the
+    loopback, routes, sysctls and filters need CAP_NET_ADMIN over it, which nobody in a job has: the server,
+    host root, creates it, so B's user namespace does not own it). So instead of creating one per B (the
+    kernel's most expensive namespace: every network subsystem initialises and tears down), the server keeps
+    the ones whose B has been reaped and moves into a free one before cloning the next B, which then shares
+    it with no other live B, and goes back to its own (:meth:`home`) right after the clone, so that nothing else
+    it forks (an ``rlimits`` job's O) is ever in one. Without root the server cannot create them and
+    ``CLONE_NEWNET`` gives each B its own, as before. ``self.ok``: whether the pool is in use."""
+
+    def __init__(self, root):
+        self.free, self.ok, self.own = [], False, -1
+        if root:
+            try:
+                self.own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                self.give(self.take())  # probe: one namespace made and left again
+                self.home()
+                self.ok = True
+            except OSError:
+                self.free = []
+
+    def take(self):
+        """Move the server into a free namespace (a new one when none is); returns its fd (held for the B)."""
+        if self.free:
+            fd = self.free.pop()
+            check(libc().setns(fd, CLONE_NEWNET), "setns into a network namespace")
+            return fd
+        check(libc().unshare(CLONE_NEWNET), "unshare a network namespace")
+        return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+    def home(self):
+        """Back to the server's own network namespace."""
+        check(libc().setns(self.own, CLONE_NEWNET), "setns back to the server's network namespace")
+
+    def give(self, fd):
+        """The namespace ``fd`` of a B that has been reaped (every process of its job gone) is free again."""
+        if fd is not None:
+            self.free.append(fd)
+
+
+def clone_ready(config, root, uid, gid, cgroup=None, sites=(), own_net=True):
+    """Server side: clone(2) a B straight into fresh user+mount+PID+IPC namespaces, and a fresh network one
+    when ``own_net`` (else the server's, see :class:`NetPool`) (one copy of the server instead of fork,
+    unshare, fork), put it in its cgroups, write its uid/gid maps and let it prepare its mounts; it then waits
+    for a job (:func:`ready_main`). Returns (pid, the socket to send it the job's fds on). ``cgroup``: a
+    :class:`JobCgroup` to put B in (None: no cgroup bounds); ``sites``: site-packages directories to bind into
+    its root."""
     import ctypes
     import socket
     r, w = os.pipe()
@@ -135,7 +179,7 @@ def clone_ready(config, root, uid, gid, cgroup=None, sites=()):
     # PyDLL: the GIL stays held across the call, so the child resumes with a consistent interpreter
     syscall = ctypes.PyDLL(None, use_errno=True).syscall
     syscall.restype = ctypes.c_long
-    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD | (CLONE_NEWNET if own_net else 0)
     pid = syscall(SYS_CLONE, flags, 0, 0, 0, 0)
     if pid == 0:  # B: PID 1 of the new namespaces (single-threaded, like its parent)
         try:
@@ -406,6 +450,7 @@ def serve(ctl_fd):
     config = marshal.loads(ctl.recv(1 << 20))
     cgroups = Cgroups()
     config["no_cgroup"] = cgroups.why
+    nets = NetPool(root)
     gc.collect()
     gc.freeze()  # fewer copy-on-write faults in the forks
     poller = select.poll()
@@ -417,9 +462,18 @@ def serve(ctl_fd):
 
     def start_b(sites=()):
         cg = cgroups.new() if cgroups.bases else None
+        net = None
         try:
-            pid, sock = clone_ready(config, root, uid, gid, cg, sites)
+            if nets.ok:
+                net = nets.take()
+                try:
+                    pid, sock = clone_ready(config, root, uid, gid, cg, sites, own_net=False)
+                finally:
+                    nets.home()
+            else:
+                pid, sock = clone_ready(config, root, uid, gid, cg, sites)
         except OSError:
+            nets.give(net)
             if cg is not None:
                 cgroups.pending.append(cg)
             raise
@@ -428,7 +482,7 @@ def serve(ctl_fd):
             cg.oom_fd = -1
         pidfd = os.pidfd_open(pid)
         poller.register(pidfd, select.POLLIN)
-        jobs[pidfd] = [pid, None, False, cg]
+        jobs[pidfd] = [pid, None, False, cg, net]
         return pidfd, sock
 
     def top_up():
@@ -515,7 +569,7 @@ def serve(ctl_fd):
                             job_main(3, 4, bounds="rlimits: the rlimits backend does not use cgroups")
                         pidfd = os.pidfd_open(pid)
                         poller.register(pidfd, select.POLLIN)
-                        jobs[pidfd] = [pid, deadline, False, None]
+                        jobs[pidfd] = [pid, deadline, False, None, None]
                 except OSError as exc:
                     try:
                         send(chan_w, ("error", f"sandbox server: cannot start the job: {exc}"))
@@ -525,10 +579,11 @@ def serve(ctl_fd):
                 os.close(chan_w)
                 top_up()
             elif fd in jobs:
-                pid, deadline, _, cg = jobs.pop(fd)
+                pid, deadline, _, cg, net = jobs.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
-                os.waitpid(pid, 0)
+                os.waitpid(pid, 0)  # B was PID 1: its whole job is gone once it is reaped
+                nets.give(net)
                 if cg is not None and not cg.remove():
                     cgroups.pending.append(cg)  # its last processes are still exiting
                 if deadline is None:  # a warm B died before getting a job

@@ -87,12 +87,13 @@ def _mountpoint(target, is_dir):
 
 
 def setup_mounts(spec):
-    """Runs in B (root of fresh user, mount, PID, IPC and network namespaces): build a minimal root and move
-    into it. The root is an empty tmpfs holding only the read-only bind mounts the host listed in
-    ``spec["root"]`` (the interpreter, its standard library, the shared libraries it links, the device files
-    ``DEVICES``), an empty read-only tmpfs over the standard library's site-packages (``mask``), a fresh
-    ``/proc`` of the PID namespace, a private size-capped ``/tmp`` and ``/dev/shm``. The host's tree is
-    detached after ``pivot_root``: nothing else of the host (its data, homes, /etc, the project) is reachable.
+    """Runs in B (root of fresh user, mount, PID and IPC namespaces, in a network namespace no other live job
+    shares): build a minimal root and move into it. The root is an empty tmpfs holding only the read-only bind
+    mounts the host listed in ``spec["root"]`` (the interpreter, its standard library, the shared libraries it
+    links, the device files ``DEVICES``), an empty read-only tmpfs over the standard library's site-packages
+    (``mask``), a fresh ``/proc`` of the PID namespace, a private size-capped ``/tmp`` and ``/dev/shm``. The
+    host's tree is detached after ``pivot_root``: nothing else of the host (its data, homes, /etc, the
+    project) is reachable.
     ``spec["sites"]``: site-packages directories bound too (jobs that asked for them get such a B)."""
     root = spec["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
