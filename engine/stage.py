@@ -194,7 +194,8 @@ class StageContext:
             pool = ProviderPool(term.name, options, replicas=term.replicas, num_cpus=term.num_cpus,
                                 num_gpus=term.num_gpus, batch_size=term.batch_size,
                                 torch_threads=self.engine.ray.torch_threads,
-                                placement=self.place(provider_group(term, f"{key}.{term.key}")))
+                                placement=self.place(provider_group(term, f"{key}.{term.key}")),
+                                max_restarts=self.engine.rewards.max_restarts)
             return pool
 
         def start_verifiers(default, options):

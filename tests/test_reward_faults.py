@@ -132,3 +132,68 @@ def test_a_killed_verifier_actor_errors_its_rows_is_replaced_then_the_budget_sto
     assert "\n" not in message and message.startswith("verifier actor 0 on node "), message
     assert after["node_ip"] in message and after["node_id"] in message and str(after["pid"]) in message
     assert "exited" in message and "rewards.max_restarts=1" in message, message
+
+
+# ---------------------------------------------------------------------------------------------- reward providers
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(scope="module")
+def reward_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A one-label sequence-classification model (the tiny model's body, a seeded head) with its stats file."""
+    from raylign.engine.modeling import load_tokenizer, load_value_model, save_model_dir
+
+    out = save_model_dir(load_value_model(tiny_model_dir, seed=3), load_tokenizer(tiny_model_dir),
+                         tmp_path_factory.mktemp("rm") / "reward_model")
+    (out / "reward_stats.json").write_text(json.dumps({"mean": 0.0, "std": 1.0}))
+    return out
+
+
+def test_a_killed_reward_model_replica_errors_its_batch_is_replaced_then_the_budget_stops_the_run(
+        ray_session, reward_model_dir):
+    from raylign.engine.rewards.providers import ProviderPool
+
+    batch = 4
+    samples = [{"completion": f"the quick brown fox {i} " * 8, "task": {"prompt": f"What is {i}?"}} for i in range(400)]
+    pool = ProviderPool("reward_model", {"model": str(reward_model_dir)}, replicas=1, num_cpus=0.5, batch_size=batch,
+                        torch_threads=1, max_restarts=1)
+    try:
+        expected = pool.score(samples)
+        assert {v.status for v in expected} == {"ok"}
+        before = pool.actors.info(0)
+        thread, out = score_in_thread(pool, samples)
+        start = cpu_seconds(before["pid"])
+        while cpu_seconds(before["pid"]) - start < 0.2 and thread.is_alive():  # batches are being scored
+            time.sleep(0.005)
+        assert thread.is_alive(), "the scoring ended before the kill: give it more samples"
+        os.kill(before["pid"], signal.SIGKILL)
+        thread.join(timeout=300)
+        verdicts = out["verdicts"]
+        failed = [i for i, v in enumerate(verdicts) if v.status != "ok"]
+        # the batch in flight, and only it, is an error naming the replica; the rest were scored (before the kill
+        # by the dead replica, after it by its replacement) with the very same scores
+        assert len(failed) == batch and failed[0] % batch == 0 and failed == list(range(failed[0], failed[0] + batch))
+        assert 0 < failed[0] < len(samples) - batch, failed  # scored before and after the death
+        for i in failed:
+            assert verdicts[i].status == "error" and verdicts[i].reward == 0.0
+            assert "reward provider 'reward_model' replica 0 died while scoring this row" in verdicts[i].error
+        assert [v.reward for i, v in enumerate(verdicts) if i not in failed] == \
+               pytest.approx([v.reward for i, v in enumerate(expected) if i not in failed], abs=1e-5)
+        assert pool.restarts == 1
+        after = pool.actors.info(0)
+        assert after["pid"] != before["pid"]
+
+        os.kill(after["pid"], signal.SIGKILL)  # rewards.max_restarts = 1: the next death stops the run
+        with pytest.raises(RoleFailed) as failed_run:
+            pool.score(samples[:2])
+        message = str(failed_run.value)
+        assert "\n" not in message and message.startswith("reward provider 'reward_model' replica 0 on node "), message
+        assert after["node_id"] in message and str(after["pid"]) in message and "exited" in message
+        assert "rewards.max_restarts=1" in message
+    finally:
+        pool.shutdown()
