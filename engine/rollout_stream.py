@@ -23,9 +23,12 @@ for its batch and pushes its new weights through the stream:
   That lag is at most k by construction; the stage still checks every sample (a replaced worker, a custom
   produce) and drops any older one, counted in its metrics.
 
-On resume, the first k batches after the checkpoint come from the restored weights (the older weights they were
-sampled with in the uninterrupted run are not checkpointed), so a resumed async run's first k steps differ from
-the uninterrupted run's; a k = 0 run resumes exactly.
+Resume is exact for any k: when the stage checkpoints after step ``s`` (after ``sync(s)``, which waited for batch
+``s + k``), the batches made for steps ``s + 1 .. s + k`` are with it (:meth:`ahead`, saved by
+``StageContext.save_checkpoint`` beside the learners), with the weights versions they were sampled with. A
+resumed stream is given them back (``made``, ``versions``) and trains on them as the uninterrupted run did; its
+producer starts at batch ``s + k + 1``, which the uninterrupted run also sampled from step ``s``'s weights, the
+ones the checkpoint restores.
 
 The engine owns this plumbing; the stage keeps its algorithm (what a batch is, how stale samples are treated
 in the loss: the truncated importance-sampling weight against the sampler's log-probs).
@@ -34,7 +37,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from raylign.engine.errors import RaylignError
 
@@ -53,20 +56,27 @@ class RolloutStream:
         metrics carry ``weights_version``.
     :param start: the last step already trained (0, or the resume step).
     :param version: the fleet's weights version at ``start``.
+    :param made: batches already made for steps after ``start`` (a checkpoint's :meth:`ahead`): trained on as they
+        are, never made again. :param versions: the weights versions they were sampled with, each with the step
+        after which it was current (the same checkpoint's), so their staleness counts as it did.
     """
 
     def __init__(self, produce: Callable[[int], Any], sync: Callable[[], dict[str, Any]], start: int, last: int,
-                 max_staleness: int = 0, version: int = 0):
+                 max_staleness: int = 0, version: int = 0, made: Mapping[int, Any] | None = None,
+                 versions: Mapping[int, int] | None = None):
         if max_staleness < 0:
             raise ValueError(f"max_staleness must be >= 0, got {max_staleness}")
         self.produce = produce
         self._sync = sync
         self.start, self.last, self.k = start, last, max_staleness
-        self._version_step = {version: start}  # weights version -> the last step after which it was current
+        self._version_step = {**{int(v): int(s) for v, s in (versions or {}).items()}, version: start}
+        # weights version -> the last step after which it was current
         self._current = version  # the version the fleet serves
         self._synced = start  # the last step whose weights are in the fleet
         self._trained = start  # the last step handed to the stage
-        self._batches: dict[int, Any] = {}  # step -> batch, made and not yet handed over
+        self._batches: dict[int, Any] = {int(s): b for s, b in (made or {}).items() if start < int(s) <= last}
+        # step -> batch, made and not yet handed over
+        self._made = set(self._batches)  # steps the producer skips: a checkpoint brought their batches
         self._waited = 0.0  # seconds the stage waited for rollouts in the current step
         self._error: BaseException | None = None
         self._closed = False
@@ -79,6 +89,8 @@ class RolloutStream:
     # ------------------------------------------------------------------------------------------ producer
     def _run(self) -> None:
         for step in range(self.start + 1, self.last + 1):
+            if step in self._made:
+                continue
             with self._cond:  # batch `step` is sampled with the weights synced after step - 1 - k
                 self._cond.wait_for(lambda: self._closed or self._synced >= step - 1 - self.k)
                 if self._closed:
@@ -110,7 +122,7 @@ class RolloutStream:
         if step != self._trained + 1:
             raise ValueError(f"rollout stream: asked for step {step}, expected {self._trained + 1}")
         t0 = time.perf_counter()
-        if self._thread is None:
+        if self._thread is None and step not in self._batches:
             batch = self.produce(step)
         else:
             self._wait(lambda: step in self._batches)
@@ -142,6 +154,13 @@ class RolloutStream:
             self._cond.notify_all()
         metrics.update(rollout_ahead=ahead, rollout_wait_seconds=waited)
         return metrics
+
+    def ahead(self) -> tuple[dict[int, Any], dict[int, int]]:
+        """What a checkpoint after the last synced step needs to resume exactly: the batches made for later steps
+        (step -> batch; with k > 0, those up to ``step + k`` once :meth:`sync` returned) and the weights versions
+        seen so far (version -> the last step after which it was current)."""
+        with self._cond:
+            return dict(self._batches), dict(self._version_step)
 
     def staleness(self, version: int) -> int:
         """Syncs between the weights ``version`` a sample was drawn with and the learner's weights as it trains on

@@ -42,6 +42,7 @@ A stage imports no Ray: the handles make the remote calls.
 """
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,8 @@ from raylign.engine.config import Config, RunConfig
 from raylign.engine.learner_handle import LearnerHandle
 from raylign.engine.metrics import MetricsLog
 from raylign.engine.protocols import Stage
+
+AHEAD_FILE = "rollouts_ahead.pkl"  # in a checkpoint: RolloutStream.ahead() when it was saved
 
 __all__ = ["Stage", "StageContext", "Resume", "Progress", "LearnerHandle"]
 
@@ -83,6 +86,8 @@ class StageContext:
     _closers: list = field(default_factory=list)
     _rollouts: Any = None  # RolloutLog, made on first use
     _placements: list = field(default_factory=list)  # the roles' placement groups, released last
+    _stream: Any = None  # the open RolloutStream: checkpoints keep the batches it made ahead
+    _resumed: Any = None  # the Resume that resume_point returned: rollout_stream gives those batches back
 
     @property
     def run(self) -> RunConfig:
@@ -231,8 +236,15 @@ class StageContext:
         from raylign.engine.rollout_stream import RolloutStream
 
         k = self.engine.rollout.max_staleness
-        return RolloutStream(produce, lambda: self.sync_weights(learner, fleet), start, last, max_staleness=k,
-                             version=fleet.version)
+        made = versions = None
+        if self._resumed is not None and self._resumed.step == start:  # the batches made ahead before the stop
+            path = self._resumed.path / AHEAD_FILE
+            if path.exists():
+                with open(path, "rb") as f:
+                    made, versions = pickle.load(f)
+        self._stream = RolloutStream(produce, lambda: self.sync_weights(learner, fleet), start, last,
+                                     max_staleness=k, version=fleet.version, made=made, versions=versions)
+        return self._stream
 
     # ---------------------------------------------------------------------------------------------- tasks
     def prompt_rows(self, tok, default_verifier: str = "", verifier_options: Mapping[str, Any] | None = None):
@@ -335,15 +347,24 @@ class StageContext:
         step, path = latest
         self.metrics.truncate_after(self.name, step)
         self.rollouts.truncate_after(step)
-        return Resume(step=step, state=CheckpointManager.read_state(path), path=path)
+        self._resumed = Resume(step=step, state=CheckpointManager.read_state(path), path=path)
+        return self._resumed
 
     def save_checkpoint(self, step: int, learners: LearnerHandle | Sequence[LearnerHandle],
                         state: Mapping[str, Any]) -> Path:
         """Atomically checkpoint the learners (model, optimizer, scheduler, RNG each) and the stage's ``state``.
         The first learner's files go in the checkpoint directory itself, every other one's in a folder named
-        after its role."""
+        after its role. With a rollout stream open, the batches it made ahead of ``step`` and their weights
+        versions go with them (``rollouts_ahead.pkl``), so that a resume trains on the same samples."""
         handles = _as_list(learners)
-        path = self.checkpoints.save(step, dict(state), lambda tmp: _each(handles, tmp, "save_state"))
+
+        def write(tmp: Path) -> None:
+            _each(handles, tmp, "save_state")
+            if self._stream is not None and self._stream.k > 0:
+                with open(tmp / AHEAD_FILE, "wb") as f:
+                    pickle.dump(self._stream.ahead(), f, protocol=pickle.HIGHEST_PROTOCOL)
+
+        path = self.checkpoints.save(step, dict(state), write)
         self.registry.hook.raylign_checkpoint_saved(stage=self.name, step=step, path=path)
         return path
 

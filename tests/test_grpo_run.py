@@ -8,12 +8,13 @@ package installed into a throwaway environment (``make_plugin_env``): it scores 
 zero-variance group that dynamic sampling drops) and, on ``flaky`` rows, raises on some completions (``error``
 verdicts) and scores the others 1.0 or 0.0 by their length.
 
-Three runs of the same config (only run.name differs):
+Runs of the same config (only run.name and max_staleness differ):
   A  uninterrupted;
   B  started alongside A and SIGKILLed (its whole process group: driver and local Ray) as soon as it has
      logged step 2, after its step-1 checkpoint (so a logged step usually lies past the last checkpoint);
   B' ``raylign run --resume`` of B, started as soon as B is dead.
-  C  ``rollout.max_staleness = 1`` (asynchronous rollouts), after A and B' end.
+  C  ``rollout.max_staleness = 1`` (asynchronous rollouts), after A and B' end;
+  D  as C, alongside it, SIGKILLed like B; D' its ``--resume``.
 Every assertion reads the run directories (metrics.jsonl, checkpoints, models), never the stage's internals.
 """
 from __future__ import annotations
@@ -114,34 +115,45 @@ def runs(tmp_path_factory, tiny_model_dir):
         for i, kind in enumerate(kinds):
             fh.write(json.dumps({"prompt": PROMPT, "kind": kind, "id": i}) + "\n")
     (work / "cfg.toml").write_text(CONFIG.replace("{model}", str(tiny_model_dir)))
+    async_k = ["--set", f"rollout.max_staleness={ASYNC_K}"]
     a = start_run(raylign, work, [], "a")
     b = start_run(raylign, work, ["--set", "run.name=b"], "b")
-    b2 = c = None
-    ckpts = work / "runs" / "b" / "checkpoints" / "grpo"
+    b2 = c = d = d2 = None
     try:
-        deadline = time.monotonic() + 900
-        while 2 not in _logged_steps(work / "runs" / "b"):
-            if b.poll() is not None:
-                pytest.fail(f"run B ended ({b.returncode}) before it logged step 2:\n"
-                            f"{(work / 'b.err').read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("run B logged no step 2 in time")
-            time.sleep(0.005)
-        kill_run(b)  # like a machine crash: driver and its local Ray, no clean-up code runs
-        killed = {"steps": _logged_steps(work / "runs" / "b"),
-                  "checkpoints": sorted(p.name for p in ckpts.glob("step_*") if (p / "COMPLETE").exists()),
-                  "model": (work / "runs" / "b" / "models" / "grpo" / "config.json").exists()}
+        killed = kill_after_step_2(work, b, "b")
         b2 = start_run(raylign, work, ["--set", "run.name=b", "--resume"], "b_resume")
         finish_run(a, work, "a", 900)
         finish_run(b2, work, "b_resume", 900)
-        c = start_run(raylign, work, ["--set", "run.name=c", "--set", f"rollout.max_staleness={ASYNC_K}"], "c")
+        c = start_run(raylign, work, ["--set", "run.name=c", *async_k], "c")
+        d = start_run(raylign, work, ["--set", "run.name=d", *async_k], "d")
+        killed_async = kill_after_step_2(work, d, "d")
+        d2 = start_run(raylign, work, ["--set", "run.name=d", *async_k, "--resume"], "d_resume")
         finish_run(c, work, "c", 900)
+        finish_run(d2, work, "d_resume", 900)
     finally:
-        for p in (a, b, b2, c):
+        for p in (a, b, b2, c, d, d2):
             if p is not None and p.poll() is None:
                 kill_run(p)
     return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "c": work / "runs" / "c",
-            "killed": killed}
+            "d": work / "runs" / "d", "killed": killed, "killed_async": killed_async}
+
+
+def kill_after_step_2(work: Path, proc, name: str) -> dict:
+    """SIGKILL run ``name`` as soon as it has logged step 2 (after its step-1 checkpoint); what it left."""
+    deadline = time.monotonic() + 900
+    while 2 not in _logged_steps(work / "runs" / name):
+        if proc.poll() is not None:
+            pytest.fail(f"run {name} ended ({proc.returncode}) before it logged step 2:\n"
+                        f"{(work / f'{name}.err').read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {name} logged no step 2 in time")
+        time.sleep(0.005)
+    kill_run(proc)  # like a machine crash: driver and its local Ray, no clean-up code runs
+    ckpts = work / "runs" / name / "checkpoints" / "grpo"
+    return {"steps": _logged_steps(work / "runs" / name),
+            "checkpoints": sorted(p.name for p in ckpts.glob("step_*") if (p / "COMPLETE").exists()),
+            "model": (work / "runs" / name / "models" / "grpo" / "config.json").exists(),
+            "ahead": [p.parent.name for p in ckpts.glob("step_*/rollouts_ahead.pkl")]}
 
 
 def _steps(run_dir: Path) -> list[dict]:
@@ -220,8 +232,7 @@ def test_kill_landed_inside_the_stage(runs):
     print(f"\nB killed with steps {killed['steps']} logged and checkpoints {killed['checkpoints']}")
 
 
-def test_resume_after_sigkill_reproduces_the_uninterrupted_run(runs):
-    a, b = _metrics(runs["a"]), _metrics(runs["b"])
+def assert_same_metrics(a: list[dict], b: list[dict]) -> None:
     # The same lines in the same order: every step once, none lost, none repeated.
     assert [(r["stage"], r["step"], sorted(r)) for r in b] == [(r["stage"], r["step"], sorted(r)) for r in a]
     for ra, rb in zip(a, b):
@@ -233,6 +244,20 @@ def test_resume_after_sigkill_reproduces_the_uninterrupted_run(runs):
         for key in set(ra) - {"stage", "step"}:
             if not (key.endswith("_seconds") or key.endswith("_per_s")):
                 assert rb[key] == pytest.approx(ra[key], rel=1e-4, abs=1e-5), (ra["step"], key)
+
+
+def test_resume_after_sigkill_reproduces_the_uninterrupted_run(runs):
+    assert_same_metrics(_metrics(runs["a"]), _metrics(runs["b"]))
+
+
+def test_async_resume_after_sigkill_reproduces_the_uninterrupted_async_run(runs):
+    """k = 1, killed after step 2 with its step-1 checkpoint: the checkpoint holds batch 2, made before the stop
+    from the starting weights; the resume trains on it and samples batch 3 from step 1's (restored) weights, as
+    the uninterrupted run C did. Every metric but timings equals C's, staleness included."""
+    killed = runs["killed_async"]
+    assert killed["steps"] == [1, 2] and "step_00000001" in killed["checkpoints"], killed
+    assert "step_00000001" in killed["ahead"], killed
+    assert_same_metrics(_metrics(runs["c"]), _metrics(runs["d"]))
 
 
 def test_resume_after_sigkill_writes_each_rollout_step_once(runs):

@@ -122,6 +122,32 @@ def test_resume_starts_from_the_restored_step_and_version():
     assert [(s, v, lag) for s, v, lag, _ in seen] == [(5, 40, 0), (6, 40, 1), (7, 40, 2)]
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_resume_from_the_batches_made_ahead_trains_as_the_uninterrupted_run(k):
+    """A checkpoint after step s keeps what :meth:`RolloutStream.ahead` returns (the batches made for steps
+    s + 1 .. s + k and the versions seen). A stream resumed from it, with the restored weights in the fleet,
+    hands over exactly the uninterrupted run's batches with the same staleness, and makes none of those again."""
+    fleet = Fleet()
+    whole = RolloutStream(fleet.produce, lambda: fleet.sync(10 * whole._trained), 0, 8, max_staleness=k)
+    with whole:
+        expected = train(whole, fleet, 0, 8, train_s=0.005)
+
+    fleet = Fleet()
+    first = RolloutStream(fleet.produce, lambda: fleet.sync(10 * first._trained), 0, 8, max_staleness=k)
+    with first:
+        seen = train(first, fleet, 0, 3, train_s=0.005)
+        made, versions = first.ahead()  # what save_checkpoint(3) writes, right after sync(3)
+    assert sorted(made)[:k] == list(range(4, 4 + k)), made
+
+    fleet = Fleet(version=30)  # a new fleet after the stop, given step 3's weights by the resume's sync
+    resumed = RolloutStream(fleet.produce, lambda: fleet.sync(10 * resumed._trained), 3, 8, max_staleness=k,
+                            version=30, made=made, versions=versions)
+    with resumed:
+        seen += train(resumed, fleet, 3, 8, train_s=0.005)
+    assert seen == expected
+    assert not [s for event, s, _ in fleet.log if event == "produce" and s in made]
+
+
 def test_a_version_never_synced_counts_as_older_than_k():
     fleet = Fleet()
     stream = RolloutStream(fleet.produce, lambda: fleet.sync(stream._trained), 0, 2, max_staleness=1)
