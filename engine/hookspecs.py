@@ -59,7 +59,9 @@ def raylign_register_reward_providers(register: RegisterRewardProvider) -> None:
 
     :param register: ``register(name, provider_cls)``; ``provider_cls(**options)`` is built inside a Ray actor and
         called as ``provider.score(samples: list[dict]) -> list[Verdict]``
-        (:class:`raylign.engine.protocols.RewardProvider`).
+        (:class:`raylign.engine.protocols.RewardProvider`). A ``model`` option naming a directory on the driver
+        reaches the constructor as the path of the actor's own copy (shipped through the object store: no
+        shared disk), whose weight files are deleted once the constructor returns: load them in ``__init__``.
     """
 
 
