@@ -113,12 +113,14 @@ class FlatParts:
 
 
 def pack_weights(state: Mapping[str, torch.Tensor], dtype: str = "auto",
-                 cache: dict[str, torch.Tensor] | None = None) -> FlatWeights:
+                 cache: dict[str, torch.Tensor] | None = None, whole=None) -> FlatWeights:
     """Pack ``state`` (a state dict, any device) into a :class:`FlatWeights`, casting floating-point tensors to
     ``dtype`` when given (one pass: the cast is the copy). ``cache``: a dict the caller keeps between calls; its
     flat buffers are reused when the layout is unchanged, so a sync does not fault in fresh pages each time.
     The returned arrays are views of those buffers: serialize them (``ray.put``, an actor's return) before the
-    next call overwrites them."""
+    next call overwrites them. ``whole``: for a sharded learner, the function that gathers a value of ``state``
+    (a shard) whole; it is called once per tensor as that tensor is copied (no second whole copy of the model),
+    and tied values are then recognised as the same object."""
     if dtype not in SYNC_DTYPES:
         raise ValueError(f"unknown sync dtype {dtype!r}: expected one of {', '.join(SYNC_DTYPES)}")
     dtype = "" if dtype == "auto" else dtype
@@ -126,7 +128,7 @@ def pack_weights(state: Mapping[str, torch.Tensor], dtype: str = "auto",
     first: dict[tuple[int, int, tuple[int, ...]], str] = {}  # storage, offset, shape -> the first name seen there
     alias: dict[str, str] = {}  # name -> the earlier name it shares memory with
     for name, t in state.items():
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        key = (id(t),) if whole else (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
         if key in first:
             alias[name] = first[key]
             continue
@@ -149,7 +151,7 @@ def pack_weights(state: Mapping[str, torch.Tensor], dtype: str = "auto",
     with torch.no_grad():
         for name, t, out in layout:
             offset = placed[name][2]
-            cache[out][offset: offset + t.numel()].view(t.shape).copy_(t.detach())
+            cache[out][offset: offset + t.numel()].view(t.shape).copy_((whole(t) if whole else t).detach())
     if any(t.is_cuda for _, t, _ in layout):
         torch.cuda.synchronize()
     buffers = {out: cache[out].view(torch.uint8).numpy() for out in sizes}

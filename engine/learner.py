@@ -11,6 +11,13 @@ NCCL on GPU; :mod:`raylign.engine.learner_group` starts them), the handle gives 
 micro-batches, and ``train_step`` sums the ranks' gradients (all-reduce SUM) before clipping and the update.
 The losses divide by step-wide constants (``norm_tokens``/``norm_seqs``, ``loss_scale``), so a step's gradient
 is the sum of its micro-batches' gradients wherever they ran: every rank takes the single learner's update.
+
+``strategy = "fsdp2"`` (``[ray] learner_strategy``) shards the group's model instead (:mod:`raylign.engine.fsdp`):
+each rank keeps 1/N of the parameters, gradients and optimizer state, and every rank must then take part in each
+forward, each backward and each gather of whole tensors. So in a sharded group every call reaches every rank:
+a rank with fewer micro-batches than another runs empty passes (:meth:`Learner._lockstep`), every rank generates
+the same replies, and what leaves the learner (weights, checkpoints, the
+model dir) is gathered whole one tensor at a time and kept by rank 0 alone (the others return None).
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ from raylign.engine.types import TrainBatch
 LEARNER_FILE = "learner.pt"
 GROUP_TIMEOUT_S = 1800  # a collective that waits longer than this (a rank died mid-step) raises on the others
 BUCKET_BYTES = 64 << 20  # gradients are all-reduced in flat buckets of about this size (fewer, larger messages)
+STRATEGIES = ("ddp", "fsdp2")  # how a data-parallel group holds its model (LearnerSpec.strategy)
 
 
 def pick_device(requested: str) -> str:
@@ -57,6 +65,10 @@ class LearnerSpec:
     head: str = "lm"  # lm: a causal LM (losses get logits [B,T,V]); value: a scalar head (losses get values [B,T])
     pack: str = "none"  # padding: none = forward the padded micro-batches; sort = cut each to its real columns
     # (and regroup by length for logprobs/values); pack = also pack its sequences into rows (see engine/ops.py)
+    strategy: str = "ddp"  # a data-parallel group (learners > 1): ddp = a whole model per rank, gradients
+    # all-reduced; fsdp2 = parameters, gradients and AdamW state sharded over the ranks (engine/fsdp.py)
+    param_dtype: str = "auto"  # fsdp2: dtype parameters are gathered and computed in (auto: bfloat16 on GPUs,
+    # float32 on CPUs); the shards, the gradient reduction and the optimizer stay float32
 
 
 class Learner:
@@ -75,6 +87,8 @@ class Learner:
         self.registry = registry if registry is not None else build_registry()
         self.device = pick_device(spec.device)
         _seed_all(spec.seed)
+        if spec.strategy not in STRATEGIES:
+            raise ValueError(f"unknown learner strategy {spec.strategy!r}: expected one of {', '.join(STRATEGIES)}")
         if spec.pack not in PACK_MODES:
             raise ValueError(f"unknown learner pack {spec.pack!r}: expected one of {', '.join(PACK_MODES)}")
         if spec.head == "value":
@@ -96,6 +110,7 @@ class Learner:
             self.model.requires_grad_(False)
             self.opt = self.sched = None
         self.rank, self.world_size = 0, 1  # set by join_group (data-parallel learners)
+        self.sharded = False  # set by join_group: this rank holds a shard of the model (strategy fsdp2)
 
     # ------------------------------------------------------------------------------------------ data parallel
     def rendezvous_address(self) -> tuple[str, int]:
@@ -127,7 +142,43 @@ class Learner:
         with torch.no_grad():
             for t in self.model.state_dict().values():
                 dist.broadcast(t, src=0)
+        if self.spec.strategy == "fsdp2" and self.opt is not None:
+            self._shard()
         return rank
+
+    def _shard(self) -> None:
+        """Shard the model over the group (FSDP2) and build the optimizer again on the shards (no step was taken)."""
+        from raylign.engine.fsdp import shard_model
+
+        if self.spec.head == "value":  # value_forward calls the body and the head, never the model's own forward
+            roots = [getattr(self.model, self.model.base_model_prefix), self.model.score]
+        else:
+            roots = [self.model]
+        shard_model(self.model, self.device, self.spec.param_dtype, roots)
+        self.opt, self.sched = build_optimizer(self.model, self.spec.optim, self.spec.total_steps)
+        self.sharded = True
+
+    def is_sharded(self) -> bool:
+        return self.sharded
+
+    def _lockstep(self, passes: int) -> int:
+        """How many empty passes this rank adds to its ``passes`` forwards (or forward + backward) so that every
+        rank of a sharded group runs as many (each one gathers every layer with the others); 0 when not sharded."""
+        if not self.sharded:
+            return 0
+        import torch.distributed as dist
+
+        most = torch.tensor([passes], device=self.device)
+        dist.all_reduce(most, op=dist.ReduceOp.MAX)
+        return int(most.item()) - passes
+
+    def _empty_pass(self, backward: bool) -> None:
+        """A forward of one pad token (and a backward of zero times it: every gradient it adds is 0), so this rank
+        takes part in the gathers and reductions of a pass another rank runs on real data."""
+        ids = torch.zeros(1, 1, dtype=torch.long)
+        out, _ = self._forward(TrainBatch(ids, torch.ones_like(ids), torch.zeros(1, 1)), pack="none")
+        if backward:
+            (out.float().sum() * 0.0).backward()
 
     def _all_reduce_grads(self) -> None:
         """Sum every trainable parameter's gradient over the ranks. A parameter no rank computed a gradient for
@@ -212,8 +263,12 @@ class Learner:
         a forward-only result does not depend on which sequences share a batch)."""
         from raylign.engine.ops import real_span
 
-        if self.spec.pack == "none":
-            return [fn(*self._forward(mb)).float().cpu() for mb in microbatches]
+        if self.spec.pack == "none" or not microbatches:
+            empty = self._lockstep(len(microbatches))
+            out = [fn(*self._forward(mb)).float().cpu() for mb in microbatches]
+            for _ in range(empty):
+                self._empty_pass(backward=False)
+            return out
         T = max(mb.input_ids.shape[1] for mb in microbatches)
         size = max(len(mb.input_ids) for mb in microbatches)
         ids = torch.cat([torch.nn.functional.pad(mb.input_ids, (0, T - mb.input_ids.shape[1])) for mb in microbatches])
@@ -221,14 +276,15 @@ class Learner:
                           for mb in microbatches])
         out = torch.zeros(ids.shape, dtype=torch.float32)
         order = torch.argsort(mask.sum(1), descending=True, stable=True)
-        for start in range(0, len(order), size):
-            idx = order[start : start + size]
-            lo, hi = real_span(mask[idx])
-            if hi == lo:
-                continue  # only padding: its logprobs/values stay 0
+        chunks = [(order[s : s + size], *real_span(mask[order[s : s + size]])) for s in range(0, len(order), size)]
+        chunks = [(idx, lo, hi) for idx, lo, hi in chunks if hi > lo]  # only padding: its values stay 0
+        empty = self._lockstep(len(chunks))
+        for idx, lo, hi in chunks:
             sub = TrainBatch(ids[idx, lo:hi], mask[idx, lo:hi], torch.zeros(len(idx), hi - lo))
             res, used = self._forward(sub)
             out[idx, lo:hi] = fn(res, used).float().cpu() * sub.attention_mask
+        for _ in range(empty):
+            self._empty_pass(backward=False)
         parts = out.split([len(mb.input_ids) for mb in microbatches])
         return [p[:, : mb.input_ids.shape[1]] for p, mb in zip(parts, microbatches)]
 
@@ -243,20 +299,28 @@ class Learner:
         self.opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         tokens, weight = 0, 0.0
+        empty = self._lockstep(len(microbatches))
         for mb in microbatches:
             logits, mb = self._forward(mb)
             value, metrics = loss_fn(logits, mb, **(options or {}))
-            value.backward()
+            value.backward()  # sharded: FSDP sums this pass's gradients into every rank's shards here
             tokens += int(mb.attention_mask.sum())
             w = float(mb.loss_mask.sum())  # metrics are token-weighted means over the step
             weight += w
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * w
-        if self.world_size > 1:
+        for _ in range(empty):
+            self._empty_pass(backward=True)
+        if self.world_size > 1 and not self.sharded:
             self._all_reduce_grads()
         clip = self.spec.optim.grad_clip
         params = [p for p in self.model.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
+        if self.sharded:
+            from raylign.engine.fsdp import clip_grad_norm
+
+            grad_norm = clip_grad_norm(params, clip if clip > 0 else float("inf"))
+        else:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else float("inf"))
         lr = self.opt.param_groups[0]["lr"]
         self.opt.step()
         self.sched.step()
@@ -275,12 +339,15 @@ class Learner:
         self.model.eval()
         sums: dict[str, float] = {}
         n = 0
+        empty = self._lockstep(len(microbatches))
         for mb in microbatches:
             _, metrics = loss_fn(*self._forward(mb), **(options or {}))
             k = mb.num_tokens
             for name, v in metrics.items():
                 sums[name] = sums.get(name, 0.0) + float(v) * k
             n += k
+        for _ in range(empty):
+            self._empty_pass(backward=False)
         self.model.train(was_training)
         out = {name: v / max(1, n) for name, v in sums.items()}
         out["tokens"] = n
@@ -326,6 +393,8 @@ class Learner:
         """
         from raylign.engine.modeling import generate_greedy
 
+        # Sharded: every rank generates the same replies, each forward gathering layer by layer with the others
+        # (transformers keeps the ranks of an FSDP model stepping together until the last is done: synced_gpus).
         was_training = self.model.training
         self.model.eval()
         out = generate_greedy(self.model, self.tokenizer, prompts, max_new_tokens, batch_size, self.device)
@@ -336,9 +405,13 @@ class Learner:
     def weights(self, dtype: str = "auto") -> dict[str, torch.Tensor]:
         """The current weights as CPU tensors in the HF checkpoint's names (what the rollout fleet loads), floating
         point ones cast to ``dtype`` unless it is ``auto`` (``rollout.sync_dtype``)."""
+        from raylign.engine.fsdp import full_tensors, model_tensors
+
         cast = None if dtype == "auto" else getattr(torch, dtype)
-        return {k: v.detach().to("cpu", dtype=cast if v.is_floating_point() else None, copy=True).contiguous()
-                for k, v in self.model.state_dict().items()}
+        keep = self.rank == 0 or not self.sharded  # sharded: every rank gathers, rank 0 keeps (the others: None)
+        out = {k: v.detach().to("cpu", dtype=cast if v.is_floating_point() else None, copy=True).contiguous()
+               for k, v in full_tensors(model_tensors(self.model), keep, device=None) if v is not None}
+        return out if keep else None
 
     def weights_flat(self, dtype: str = "auto", part: int = 0, parts: int = 1):
         """The current weights packed for the ``flat`` weight sync: a ``weight_sync.FlatWeights``, one buffer per
@@ -346,27 +419,53 @@ class Learner:
         0 takes the snapshot the others slice, so the engines can load part 0 while this stores part 1). The
         buffers are kept between syncs (no fresh pages each time); Ray copies a part into the object store as
         this call returns."""
+        from raylign.engine.fsdp import full_tensor, full_tensors, model_tensors
         from raylign.engine.flat_weights import pack_weights
 
+        if self.sharded and self.rank != 0:  # takes part in rank 0's gathers (part 0 only), keeps nothing
+            if part == 0:
+                for _ in full_tensors(model_tensors(self.model), keep=False):
+                    pass
+            return None
         if part == 0:
             if not hasattr(self, "_sync_buffers"):
                 self._sync_buffers: dict[str, torch.Tensor] = {}
-            self._sync_snapshot = pack_weights(self.model.state_dict(), dtype, cache=self._sync_buffers)
+            if self.sharded:  # gathered one tensor at a time straight into the buffers: no second whole copy
+                self._sync_snapshot = pack_weights(model_tensors(self.model), dtype, cache=self._sync_buffers,
+                                                   whole=full_tensor)
+            else:
+                self._sync_snapshot = pack_weights(self.model.state_dict(), dtype, cache=self._sync_buffers)
         return self._sync_snapshot.part(part, parts)
 
     def get_version(self) -> int:
         return self.version
 
     def save_model(self, directory: str) -> str:
+        from raylign.engine.fsdp import gather_state, unsharded_copy
         from raylign.engine.modeling import save_model_dir
 
-        return str(save_model_dir(self.model, self.tokenizer, directory))
+        if not self.sharded:
+            return str(save_model_dir(self.model, self.tokenizer, directory))
+        state = gather_state(self.model.state_dict(), keep=self.rank == 0)  # every rank gathers, rank 0 writes
+        if self.rank == 0:
+            save_model_dir(unsharded_copy(self.model, state), self.tokenizer, directory)
+        return str(directory)
 
     def save_state(self, directory: str) -> None:
-        """Model, optimizer, scheduler, RNG and version into ``directory/learner.pt`` (inside a .tmp checkpoint)."""
+        """Model, optimizer, scheduler, RNG and version into ``directory/learner.pt`` (inside a .tmp checkpoint).
+        Sharded: every rank gathers the whole tensors, rank 0 writes them (the file is a single learner's)."""
+        from raylign.engine.fsdp import gather_optimizer_state, gather_state
+
+        if self.sharded:
+            keep = self.rank == 0
+            model, optim = gather_state(self.model.state_dict(), keep), gather_optimizer_state(self.opt, keep)
+            if not keep:
+                return
+        else:
+            model, optim = self.model.state_dict(), self.opt.state_dict() if self.opt else None
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict() if self.opt else None,
+            "model": model,
+            "optimizer": optim,
             "scheduler": self.sched.state_dict() if self.sched else None,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
@@ -379,10 +478,18 @@ class Learner:
 
     def load_state(self, directory: str) -> int:
         # CPU first: RNG states must stay CPU ByteTensors; load_state_dict moves weights and optimizer state.
+        # Sharded: every rank reads the whole state and keeps its slices (the file does not say which strategy
+        # wrote it: a run may resume under the other one).
+        from raylign.engine.fsdp import load_full_state, shard_optimizer_state
+
         state = torch.load(Path(directory) / LEARNER_FILE, map_location="cpu", weights_only=False)
-        self.model.load_state_dict(state["model"])
+        if self.sharded:
+            load_full_state(self.model, state["model"])
+        else:
+            self.model.load_state_dict(state["model"])
         if self.opt and state["optimizer"]:
-            self.opt.load_state_dict(state["optimizer"])
+            optim = shard_optimizer_state(self.opt, state["optimizer"]) if self.sharded else state["optimizer"]
+            self.opt.load_state_dict(optim)
             self.sched.load_state_dict(state["scheduler"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])

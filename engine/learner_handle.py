@@ -9,6 +9,10 @@ a stage cannot tell: each call's micro-batches are split among the ranks (balanc
 the results come back in the micro-batches' order and the metrics are reduced to what one learner returns.
 Rank 0 alone answers what needs one model (``version``, ``sequence_logprobs``, ``generate``), sends the weights
 (one copy per sync) and writes the model and the checkpoint; every rank loads a checkpoint.
+
+A sharded group (``[ray] learner_strategy = "fsdp2"``) holds no whole model on any rank, so there every call goes
+to every rank (each takes part in the gathers): a forward-only call with fewer micro-batches than ranks still
+calls them all, and a call that needs one model is made on all of them and rank 0's answer kept.
 """
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ class LearnerHandle:
         self.role = role
         self.trainable = trainable
         self.head = head
+        self._sharded: bool | None = None  # asked of rank 0 on first use (a single learner never is)
+        self._followers: list = []  # the other ranks' calls of a sharded rank-0 call (their errors raise later)
 
     def __repr__(self) -> str:
         ranks = f", ranks={len(self.actors)}" if len(self.actors) > 1 else ""
@@ -49,6 +55,13 @@ class LearnerHandle:
     def ranks(self) -> int:
         """Data-parallel learners behind this handle (``[ray] learners``)."""
         return len(self.actors)
+
+    @property
+    def sharded(self) -> bool:
+        """The ranks hold shards of one model (FSDP2): every call must reach every rank."""
+        if self._sharded is None:
+            self._sharded = self.ranks > 1 and bool(self._get(self.actor.is_sharded.remote()))
+        return self._sharded
 
     # ------------------------------------------------------------------------------------------ compute
     def check_loss(self, loss: str, options: Any = None) -> dict[str, Any]:
@@ -81,7 +94,7 @@ class LearnerHandle:
         checked = self.check_loss(loss, options)
         if self.ranks == 1:
             return self._get(self.actor.eval_loss.remote(list(batches), loss, checked))
-        _, results = self._scatter(batches, "eval_loss", loss, checked, every_rank=False)
+        _, results = self._scatter(batches, "eval_loss", loss, checked, every_rank=self.sharded)
         return group.reduce_eval_metrics(results) if results else {"tokens": 0}
 
     def token_logprobs(self, batches: Sequence[TrainBatch]) -> list:
@@ -94,11 +107,11 @@ class LearnerHandle:
 
     def sequence_logprobs(self, token_ids: Sequence[int]) -> list[float]:
         """Logprob of each of ``token_ids[1:]`` given the tokens before it."""
-        return self._get(self.actor.sequence_logprobs.remote([int(t) for t in token_ids]))
+        return self._on_rank0("sequence_logprobs", [int(t) for t in token_ids])
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int, batch_size: int = 32) -> list[dict]:
         """Greedy HF generation on the learner (probes, small evals): ``{"text", "finished"}`` per prompt."""
-        return self._get(self.actor.generate.remote(list(prompts), max_new_tokens, batch_size))
+        return self._on_rank0("generate", list(prompts), max_new_tokens, batch_size)
 
     # ------------------------------------------------------------------------------------------ weights
     @property
@@ -106,19 +119,27 @@ class LearnerHandle:
         """The weights version: the number of optimizer steps taken (restored with the state)."""
         return self._get(self.actor.get_version.remote())
 
-    def weights_ref(self):
-        """An ObjectRef to the current weights (CPU tensors, HF names), for the engine's weight sync: rank 0's
-        (every rank holds the same weights), so a sync sends one copy."""
-        return self.actor.weights.remote()
+    def weights_ref(self, dtype: str = "auto"):
+        """An ObjectRef to the current weights (CPU tensors, HF names, floating point ones cast to ``dtype`` unless
+        ``auto``), for the engine's weight sync: rank 0's (every rank holds the same weights; a sharded group
+        gathers them whole, rank 0 keeps them), so a sync sends one copy."""
+        return self._rank0("weights", dtype)
+
+    def weights_flat_refs(self, dtype: str = "auto", parts: int = 1) -> list:
+        """ObjectRefs to the current weights for the ``flat`` sync: ``parts`` ``FlatWeights`` parts of rank 0's
+        copy, in order (:meth:`raylign.engine.learner.Learner.weights_flat`). A sharded group gathers the whole
+        tensors one at a time into rank 0's buffers while part 0 is made."""
+        refs = [self._rank0("weights_flat", dtype, 0, parts)]
+        return refs + [self.actor.weights_flat.remote(dtype, i, parts) for i in range(1, parts)]
 
     def save_model(self, directory: str | Path) -> Path:
         """Write the model as an HF model directory (transformers and vLLM load it unchanged)."""
-        return Path(self._get(self.actor.save_model.remote(str(directory))))
+        return Path(self._on_rank0("save_model", str(directory)))
 
     def save_state(self, directory: str | Path) -> None:
         """Model, optimizer, scheduler, RNG and version into ``directory`` (part of a checkpoint); rank 0 writes
-        them (the ranks' states are the same)."""
-        self._get(self.actor.save_state.remote(str(directory)))
+        them (the ranks' states are the same; a sharded group gathers them whole first)."""
+        self._on_rank0("save_state", str(directory))
 
     def load_state(self, directory: str | Path) -> int:
         """Restore what :meth:`save_state` wrote into every rank (each reads ``directory``); returns the restored
@@ -137,11 +158,35 @@ class LearnerHandle:
                 pass
 
     # ------------------------------------------------------------------------------------------ ranks
+    def _on_rank0(self, method: str, *args) -> Any:
+        """Rank 0's ``method(*args)``; a sharded group's every rank runs it (each takes part in the gathers) and
+        the first rank that fails raises at once."""
+        self._settle()
+        if self.ranks > 1 and self.sharded:
+            return self._get_all([getattr(a, method).remote(*args) for a in self.actors])[0]
+        return self._get(getattr(self.actor, method).remote(*args))
+
+    def _rank0(self, method: str, *args):
+        """The ObjectRef of rank 0's ``method(*args)``, not waited for (the weight sync's). A sharded group calls
+        it on every rank (the others take part in the gathers and return None) and keeps their refs, whose
+        errors the next call raises."""
+        self._settle()
+        if self.ranks > 1 and self.sharded:
+            self._followers = [getattr(a, method).remote(*args) for a in self.actors[1:]]
+        return getattr(self.actor, method).remote(*args)
+
+    def _settle(self) -> None:
+        """Raise the error of an earlier sharded call on a rank other than 0, if one failed."""
+        followers, self._followers = self._followers, []
+        if followers:
+            self._get_all(followers)
+
     def _scatter(self, batches: Sequence[TrainBatch], method: str, *args,
                  every_rank: bool = True) -> tuple[list[list[int]], list]:
         """Call ``method`` on the ranks with their shares of ``batches`` (:func:`~raylign.engine.learner_group.
         split_balanced` by tokens): every rank (``train_step``: each takes part in the all-reduce) or, for a
         forward-only call, only those with a share. Returns the shares' indices and the results, in rank order."""
+        self._settle()
         batches = list(batches)
         parts = group.split_balanced([group.batch_tokens(b) for b in batches], self.ranks)
         calls = [(a, idx) for a, idx in zip(self.actors, parts) if every_rank or idx]
@@ -152,7 +197,7 @@ class LearnerHandle:
         """A per-micro-batch result list, computed on the ranks' shares, in the order of ``batches``."""
         if self.ranks == 1:
             return self._get(getattr(self.actor, method).remote(list(batches)))
-        parts, results = self._scatter(batches, method, every_rank=False)
+        parts, results = self._scatter(batches, method, every_rank=self.sharded)
         return group.gather(parts, results)
 
     @staticmethod

@@ -15,9 +15,10 @@ terms, else each row's verifier); a ``gold`` judge gets its own reward terms. A 
 (``needs_input_model = False``) runs in the driver.
 
 Memory: learners hold float32 weights; a trained one also float32 gradients and AdamW's two moments (16 bytes per
-parameter), a frozen one the weights (4); activations are not counted. A rollout engine holds the weights in the
-checkpoint's dtype plus its KV cache (``kv_cache_gb`` on CPUs; on GPUs vLLM takes ``gpu_memory_utilization`` of
-each GPU, weights included). Parameter counts come from the model directory (safetensors headers, else
+parameter), a frozen one the weights (4); activations are not counted; with ``learner_strategy = "fsdp2"`` each
+of the N ranks of a trained learner holds 1/N of that. A rollout engine holds the weights in the checkpoint's
+dtype plus its KV cache (``kv_cache_gb`` on CPUs; on GPUs vLLM takes ``gpu_memory_utilization`` of each GPU,
+weights included). Parameter counts come from the model directory (safetensors headers, else
 config.json), or from a ``size`` table for a model built from scratch.
 """
 from __future__ import annotations
@@ -108,9 +109,12 @@ def _learners(spec_cfg: Any, cfg: Config, model: ModelInfo | None) -> list[Role]
     for name in names:
         trained = name != "reference"
         per_param = 16 if trained else 4
-        mem = model.params * per_param if model else None  # per rank: data parallelism keeps a full copy each
+        shards = n if trained and n > 1 and getattr(ray, "learner_strategy", "ddp") == "fsdp2" else 1
+        mem = model.params * per_param / shards if model else None  # per rank (ddp: a full copy each)
         note = ("fp32 weights + grads + AdamW moments, 16 B/param" if trained else "fp32 weights, 4 B/param")
-        if trained and n > 1:
+        if shards > 1:
+            note += f", sharded over the {n} fsdp2 ranks (1/{n} each; the layer being gathered is not counted)"
+        elif trained and n > 1:
             note += f", each of the {n} data-parallel ranks holding a full copy"
         label = "learner" if name == "trained" else f"learner {name}"
         group = learner_group(ray, n if trained else 1, name if name != "trained" else "policy")

@@ -148,7 +148,8 @@ class StageContext:
         ray_cfg = self.engine.ray
         spec = LearnerSpec(model_dir=str(model_dir), optim=optim, total_steps=total_steps, seed=self.seed,
                            device=self.run.device, torch_threads=ray_cfg.learner_threads, trainable=trainable,
-                           head=head, pack=pack)
+                           head=head, pack=pack, strategy=ray_cfg.learner_strategy,
+                           param_dtype=ray_cfg.learner_param_dtype)
         ranks = ray_cfg.learners if trainable else 1
         placement = self.place(learner_group(ray_cfg, ranks, role))  # ranks packed, rank i in bundle i
         actors = start_learner_group(spec, ranks, num_cpus=ray_cfg.learner_num_cpus,

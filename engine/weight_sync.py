@@ -227,8 +227,8 @@ def request_weights(learner, transport: WeightTransport, dtype: str = "auto", pa
     stored one after the other; else one state dict). ``dtype``: ``rollout.sync_dtype`` (auto = the learner's
     own)."""
     if isinstance(transport, FlatTransport):
-        return [learner.actor.weights_flat.remote(dtype, i, parts) for i in range(parts)]
-    return [learner.actor.weights.remote(dtype) if dtype != "auto" else learner.weights_ref()]
+        return learner.weights_flat_refs(dtype, parts)
+    return [learner.weights_ref(dtype)]
 
 
 def push_weights(learner, fleet, canary: bool = True) -> SyncReport:
