@@ -13,9 +13,14 @@ Every task shares the same moves: the name and parameter copied from the prompt,
 its statement (with its constant copied), the steps kept in order, and the return once the last is written.
 There are far too many step lists to learn by heart, so a model gets a held-out one right only by doing those
 moves, which is what lets an RL stage that practises on some tasks gain on others (as long additions do for
-math). SFT (sft_code.jsonl) shows every single step on its own and STEPS_SFT step functions of two or three
-steps; GRPO (code_train.jsonl) asks STEPS_RL others; code_eval.jsonl holds out STEPS_EVAL others again; no step
-list is in two of the three sets. Function names come from a small pool every split shares: writing an unseen
+math). SFT (sft_code.jsonl) shows every single step on its own and STEPS_SFT step functions, all but
+STEPS_SFT_LONG of them two steps long; GRPO (code_train.jsonl) asks STEPS_RL step functions of three steps and
+code_eval.jsonl holds out STEPS_EVAL others of three steps again; no step list is in two of the three sets. The
+chains GRPO practises and the eval asks are longer than nearly all SFT shows, so no seed's SFT model has learned
+them already (with two- and three-step chains in equal parts everywhere, the SFT start ranged from 36% to 96%
+held-out over four seeds, leaving one seed nothing to gain). The few three-step SFT rows are there so that the
+SFT model writes a third statement at all: with none it wrote two for every three-step prompt, and GRPO had no
+right program to reinforce. Function names come from a small pool every split shares: writing an unseen
 name is a different skill, measured by code_tasks' held-out names (code_eval_names.jsonl).
 """
 from __future__ import annotations
@@ -42,12 +47,13 @@ OPS = {
 CONSTS = range(2, 10)
 NAMES = ["transform", "process", "apply_steps", "compute", "run_steps", "pipeline", "calc", "steps"]
 PARAMS = ["x", "n", "v", "num"]
-MIN_STEPS, MAX_STEPS = 2, 3
+SHORT_STEPS, LONG_STEPS = 2, 3     # SFT's step functions are mostly SHORT; GRPO's and eval's are all LONG
 N_TESTS = 6
 TEST_INPUTS = range(-20, 31)
 
 STEPS_EVAL = 400                   # -> code_eval.jsonl
 STEPS_SFT = 800                    # -> sft_code.jsonl, with every single step (single_steps)
+STEPS_SFT_LONG = 100               # of STEPS_SFT: this many LONG, the others SHORT
 SINGLE_STEP_COPIES = 2             # each single-step task this many times, under different names
 STEPS_RL = 1000                    # -> code_train.jsonl
 
@@ -76,9 +82,9 @@ def make_task(name: str, param: str, steps) -> StepTask:
     return StepTask(name, param, tuple(steps), prompt, f"def {name}({param}):\n{body}    return {param}\n")
 
 
-def random_task(rng: random.Random) -> StepTask:
+def random_task(rng: random.Random, n_steps: int) -> StepTask:
     steps = []
-    for _ in range(rng.randint(MIN_STEPS, MAX_STEPS)):
+    for _ in range(n_steps):
         while True:
             op = rng.choice(sorted(OPS))
             if not steps or op != steps[-1][0]:  # no op twice in a row ("doubles it, then doubles it")
@@ -89,17 +95,21 @@ def random_task(rng: random.Random) -> StepTask:
 
 
 def split(seed: int) -> tuple[list[StepTask], list[StepTask], list[StepTask]]:
-    """(sft, rl, eval) tasks: no step list in two of them, or twice in one."""
+    """(sft, rl, eval) tasks: RL's and eval's of LONG_STEPS steps, SFT's of SHORT_STEPS but STEPS_SFT_LONG of
+    them; no step list in two of them, or twice in one."""
     rng = random.Random(f"steps-{seed}")
 
-    def draw() -> StepTask:
-        while True:
-            task = random_task(rng)
-            if len(set(outputs(task, TEST_INPUTS))) > 2:  # not (nearly) constant
-                return task
+    def drawer(n_steps: int):
+        def draw() -> StepTask:
+            while True:
+                task = random_task(rng, n_steps)
+                if len(set(outputs(task, TEST_INPUTS))) > 2:  # not (nearly) constant
+                    return task
+        return draw
 
-    held, sft, rl = distinct_parts(draw, (STEPS_EVAL, STEPS_SFT, STEPS_RL), key=StepTask.key)
-    return sft, rl, held
+    held, rl, sft_long = distinct_parts(drawer(LONG_STEPS), (STEPS_EVAL, STEPS_RL, STEPS_SFT_LONG), key=StepTask.key)
+    sft_short, = distinct_parts(drawer(SHORT_STEPS), (STEPS_SFT - STEPS_SFT_LONG,), key=StepTask.key)
+    return sft_short + sft_long, rl, held
 
 
 def single_steps(seed: int) -> list[StepTask]:
