@@ -145,8 +145,10 @@ class Run:
     def generating(self, node) -> int:
         """Wait until the rollout worker on ``node`` has spent CPU_BEFORE_KILL on the current step; its pid."""
         (pid,) = rollout_workers(node)
-        start = cpu_seconds(pid)
+        start, deadline = cpu_seconds(pid), time.monotonic() + 600
         while cpu_seconds(pid) - start < CPU_BEFORE_KILL:
+            assert self.proc.poll() is None, (self.work / "c.err").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the rollout worker never generated"
             time.sleep(0.005)
         return pid
 
@@ -202,7 +204,7 @@ def runs(ray_session, tiny_model_dir, tmp_path_factory):
             c.generating(node)
             cluster.remove_node(node)
             removed = time.monotonic()
-            while not rollout_workers(other) and c.proc.poll() is None:
+            while not rollout_workers(other) and c.proc.poll() is None and time.monotonic() < removed + 600:
                 time.sleep(0.05)
             events["removed"] = {"node": node.node_id, "other": other.node_id, "other_ip": other.node_ip_address,
                                  "moved": bool(rollout_workers(other)), "seconds": time.monotonic() - removed}
