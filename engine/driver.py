@@ -17,7 +17,8 @@ from raylign.engine.stage import StageContext
 
 
 def prepare_run_dir(cfg: Config, resume: bool) -> Path:
-    run_dir = Path(cfg.run.output_dir) / cfg.run.name
+    # absolute: actors on other nodes (or in other working directories) get the same path the driver means
+    run_dir = (Path(cfg.run.output_dir) / cfg.run.name).absolute()
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         raise ConfigError(
             f"run directory {run_dir} already exists: add --resume to continue it, or pick another name "
@@ -47,7 +48,7 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
 
     console = console or Console()
     # A missing base model fails before the run dir or Ray exist (so fixing it does not need --resume).
-    model: Path | None = check_model_dir(cfg.run.base_model) if cfg.run.base_model else None
+    model: Path | None = check_model_dir(Path(cfg.run.base_model).absolute()) if cfg.run.base_model else None
     check_pins(cfg, address)  # so does a role pinned to a custom resource no node offers (engine/placement.py)
     run_dir = prepare_run_dir(cfg, resume)
     base_dir = cfg.base_dir
