@@ -135,7 +135,9 @@ def test_the_page_follows_a_run_while_it_writes(run, browser, view):
     assert browser.evaluate("document.querySelector('.stage[data-stage=grpo]').dataset.status") == "running"
     browser.wait_for("+document.getElementById('rollout-count').dataset.total > 0", 600, "a first rollout step")
     first = _shown_step(browser)
-    first_points = int(browser.evaluate("document.querySelector('svg[data-metric=reward_mean]').dataset.points"))
+    # the rollouts of a step are written before its metrics line: the curve may come a poll later
+    first_points = int(browser.wait_for("(() => { const s = document.querySelector('svg[data-metric=reward_mean]');"
+                                        " return s && +s.dataset.points; })()", 600, "a first reward point"))
     assert run["proc"].poll() is None, "the run ended before the page saw it write: make it longer"
     later = browser.wait_for(f"+document.getElementById('ro-step').value > {first} && "
                              f"document.getElementById('ro-step').value", 600, "a later step")
