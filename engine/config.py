@@ -55,8 +55,12 @@ class RayConfig:
     learner_resources: dict[str, float] = field(default_factory=dict)  # custom resources per learner, e.g.
     # {node_c = 1} pins the learners to the node(s) started with that resource (engine/placement.py)
     placement_timeout_s: float = 120.0  # a role whose placement group Ray cannot reserve in this time stops the run
+    learner_max_restarts: int = 2  # a learner that dies restarts its stage from the stage's last checkpoint (the
+    # same steps and metrics as a `--resume`), at most this many times per stage; then the run stops with one line
 
     def __post_init__(self):
+        if self.learner_max_restarts < 0:
+            raise ValueError(f"learner_max_restarts must be 0 or more, got {self.learner_max_restarts}")
         if self.learners < 1:
             raise ValueError(f"learners must be 1 or more (data-parallel learner ranks), got {self.learners}")
         if self.learners > 1 and 0 < self.learner_num_gpus < 1:

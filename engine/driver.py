@@ -9,7 +9,7 @@ from typing import Any
 
 from raylign.engine.checkpoint import CheckpointManager
 from raylign.engine.config import Config, dumps_toml, load_config
-from raylign.engine.errors import ConfigError, ModelError
+from raylign.engine.errors import ConfigError, ModelError, RoleFailed
 from raylign.engine.metrics import MetricsLog, read_summary, write_plots, write_summary
 from raylign.engine.modeling import check_model_dir
 from raylign.engine.plugins import Registry, get_registry
@@ -73,21 +73,38 @@ def run_pipeline(cfg: Config, registry: Registry, resume: bool = False, address:
             elif getattr(stage_cls, "needs_input_model", True):  # Stage protocol: absent means True
                 raise ModelError(f"stage {spec.name!r} needs a model to start from: set run.base_model or put a "
                                  f"stage that builds one (e.g. 'scratch') before it")
-            ctx = StageContext(
-                name=spec.name, config=spec.config, engine=cfg, run_dir=run_dir, input_model=model,
-                output_model=out_dir, base_dir=base_dir,
-                checkpoints=CheckpointManager(run_dir / "checkpoints" / spec.name), metrics=metrics,
-                registry=registry, resume=resume, console=console,
-            )
             console.rule(f"[bold]stage {spec.name}[/] ({spec.plugin})")
             hook.raylign_stage_start(stage=spec.name, input_model=model, run_dir=run_dir)
             t0 = time.perf_counter()
-            try:
-                final = dict(stage_cls().run(ctx) or {})
-            finally:
-                ctx.close()
+            restarts = 0
+            while True:  # a learner's death restarts the stage from its last checkpoint, within the budget
+                ctx = StageContext(
+                    name=spec.name, config=spec.config, engine=cfg, run_dir=run_dir, input_model=model,
+                    output_model=out_dir, base_dir=base_dir,
+                    checkpoints=CheckpointManager(run_dir / "checkpoints" / spec.name), metrics=metrics,
+                    registry=registry, resume=resume or restarts > 0, console=console,
+                )
+                try:
+                    final = dict(stage_cls().run(ctx) or {})
+                    break
+                except Exception as exc:
+                    death = ctx.dead_learner(exc)
+                    if death is None:
+                        raise
+                    budget = cfg.ray.learner_max_restarts
+                    if restarts >= budget:
+                        raise RoleFailed(f"stage {spec.name!r}: {death}; ray.learner_max_restarts={budget} "
+                                         f"restarts already made, so the run stops (`raylign run --resume` "
+                                         f"continues from the last checkpoint)") from exc
+                    restarts += 1
+                    console.print(f"[yellow]stage {spec.name}: {death}; restarting the stage from its last "
+                                  f"checkpoint (restart {restarts} of ray.learner_max_restarts={budget})")
+                finally:
+                    ctx.close()
             check_model_dir(out_dir)  # a stage must leave its final model dir
             final["stage_seconds"] = round(time.perf_counter() - t0, 2)
+            if restarts:
+                final["learner_restarts"] = restarts
             probes = (answer_probes(out_dir, list(cfg.run.probes), cfg.run.probe_max_tokens)
                       if cfg.run.probes and not side else [])
             print_probes(console, spec.name, probes)

@@ -156,3 +156,28 @@ class ActorGroup:
         for h in self.handles:
             kill_actor(h)
         self.handles = []
+
+
+def dead_learner(exc: BaseException, learners) -> str | None:
+    """One line naming the learner whose death ``exc`` (or an exception it was raised from) reports: role, rank,
+    node, pid and cause; None when ``exc`` is not the death of one of ``learners`` (LearnerHandles).
+
+    Learners are not replaced in place like the other roles' actors: a new one would lack the optimizer state
+    and the steps since the last checkpoint. The driver restarts the whole stage from its last checkpoint
+    instead (``ray.learner_max_restarts``), which a resume already reproduces exactly."""
+    import ray
+
+    ids = {a._actor_id.hex(): (h.role, rank) for h in learners for rank, a in enumerate(h.actors)}
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ray.exceptions.RayActorError) and getattr(e, "actor_id", None) in ids:
+            role, rank = ids[e.actor_id]
+            text = str(e)
+            ip = re.search(r"^\s*ip: (\S+)", text, re.M)
+            pid = re.search(r"^\s*pid: (\d+)", text, re.M)
+            return (f"{role} learner{f' rank {rank}' if rank else ''} on node "
+                    f"{ip.group(1) if ip else '?'}, pid {pid.group(1) if pid else '?'}, died: {death_cause(e)}")
+        e = e.__cause__ or e.__context__
+    return None

@@ -342,8 +342,9 @@ class StageContext:
         if not self.resume:
             return None
         latest = self.checkpoints.latest()
-        if latest is None:
-            self.rollouts.truncate_after(0)  # the stage starts over: only its step-0 blocks (evals) stay
+        if latest is None:  # the stage starts over: it logs every step again, step 0 included
+            self.metrics.truncate_after(self.name, -1)
+            self.rollouts.truncate_after(0)  # only its step-0 blocks (evals) stay: they are not written twice
             return None
         step, path = latest
         self.metrics.truncate_after(self.name, step)
@@ -375,6 +376,13 @@ class StageContext:
 
     def progress(self, total: int, start: int = 0) -> "Progress":
         return Progress(self, total, start)
+
+    def dead_learner(self, exc: BaseException) -> str | None:
+        """For the driver: one line naming the learner of this stage whose death ``exc`` reports (role, rank,
+        node, pid, cause), or None when ``exc`` is something else (:func:`raylign.engine.faults.dead_learner`)."""
+        from raylign.engine.faults import dead_learner
+
+        return dead_learner(exc, self._learners)
 
     def close(self) -> None:
         for close in reversed(self._closers):

@@ -2,12 +2,15 @@
 leaves, and ``--resume`` after SIGKILLs (one inside pretrain, one inside sft) reproducing the uninterrupted run's
 per-step losses exactly.
 
-Four processes share one module fixture, on the same config (only run.name differs):
+Six processes share one module fixture, on the same config (only run.name differs):
   A   uninterrupted;
   B   started alongside A and SIGKILLed (with its whole process group: driver and local Ray) as soon as its
       pretrain checkpoint at step 10 is complete;
   B'  ``raylign run --resume`` of B, SIGKILLed the same way as soon as its sft checkpoint at step 3 is complete;
-  B'' ``raylign run --resume`` again, to the end.
+  B'' ``raylign run --resume`` again, to the end;
+  C   whose pretrain learner actor alone is SIGKILLed as soon as that checkpoint is complete: the driver restarts
+      the stage from it (``ray.learner_max_restarts``) and the run ends like A;
+  D   the same with ``ray.learner_max_restarts = 0``: the run stops with one line naming the learner.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,6 +90,29 @@ def _kill_when(proc: subprocess.Popen, marker: Path, workdir: Path, log: str) ->
     kill_run(proc)  # like a machine crash: driver and its local Ray, no clean-up code runs
 
 
+def _kill_learner_when(proc: subprocess.Popen, marker: Path, workdir: Path, log: str) -> int:
+    """SIGKILL the learner actor's process among ``proc``'s descendants (its local Ray's workers) as soon as
+    ``marker`` exists; returns its pid."""
+    import psutil
+
+    deadline = time.monotonic() + 400
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"run {log} ended ({proc.returncode}) before its learner was killed:\n"
+                        f"{(workdir / f'{log}.err').read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {log}: no learner process after {marker}")
+        if marker.exists():
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    if " ".join(child.cmdline()).startswith("ray::Learner"):
+                        child.kill()
+                        return child.pid
+                except psutil.NoSuchProcess:
+                    pass
+        time.sleep(0.005)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     work = tmp_path_factory.mktemp("pipeline")
@@ -94,10 +121,17 @@ def runs(tmp_path_factory):
     (work / "cfg.toml").write_text(CONFIG)
     a = start_run(RAYLIGN, work, [], "a")
     b = start_run(RAYLIGN, work, ["--set", "run.name=b"], "b")
-    procs = [a, b]
+    c = start_run(RAYLIGN, work, ["--set", "run.name=c"], "c")
+    d = start_run(RAYLIGN, work, ["--set", "run.name=d", "--set", "ray.learner_max_restarts=0"], "d")
+    procs = [a, b, c, d]
     ckpts = work / "runs" / "b" / "checkpoints"
+    ckpt10 = Path("checkpoints") / "pretrain" / "step_00000010" / "COMPLETE"
     try:
-        _kill_when(b, ckpts / "pretrain" / "step_00000010" / "COMPLETE", work, "b")
+        with ThreadPoolExecutor(3) as pool:  # the three runs reach their checkpoints at about the same time
+            kill_c = pool.submit(_kill_learner_when, c, work / "runs" / "c" / ckpt10, work, "c")
+            kill_d = pool.submit(_kill_learner_when, d, work / "runs" / "d" / ckpt10, work, "d")
+            pool.submit(_kill_when, b, ckpts / "pretrain" / "step_00000010" / "COMPLETE", work, "b").result()
+            killed = {"c": kill_c.result(), "d": kill_d.result()}
         killed_summary = json.loads((work / "runs" / "b" / "summary.json").read_text())
         procs.append(b2 := start_run(RAYLIGN, work, ["--set", "run.name=b", "--resume"], "b_resume"))
         _kill_when(b2, ckpts / "sft" / "step_00000003" / "COMPLETE", work, "b_resume")
@@ -106,12 +140,15 @@ def runs(tmp_path_factory):
         procs.append(b3 := start_run(RAYLIGN, work, ["--set", "run.name=b", "--resume"], "b_resume2"))
         finish_run(a, work, "a", 400)
         finish_run(b3, work, "b_resume2", 400)
+        finish_run(c, work, "c", 400)
+        d_rc = d.wait(timeout=400)
     finally:
         for p in procs:
             if p.poll() is None:
                 kill_run(p)
     return {"work": work, "a": work / "runs" / "a", "b": work / "runs" / "b", "killed_summary": killed_summary,
-            "killed_in_sft": killed_in_sft}
+            "killed_in_sft": killed_in_sft, "c": work / "runs" / "c", "d": work / "runs" / "d", "d_rc": d_rc,
+            "killed_learners": killed}
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -257,6 +294,34 @@ def test_resume_reproduces_the_uninterrupted_run(runs):
             if key not in TIMING_KEYS:
                 assert sb[stage]["metrics"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (stage, key)
         assert sb[stage]["probes"] == sa[stage]["probes"]
+
+
+def test_a_dead_learner_restarts_its_stage_from_the_last_checkpoint(runs):
+    """C's pretrain learner was SIGKILLed after its step-10 checkpoint: the stage started again from it, and every
+    step was logged once with A's values (the restart is a resume inside the same driver)."""
+    out = " ".join((runs["work"] / "c.out").read_text().split())  # the console wraps long lines
+    assert f"pid {runs['killed_learners']['c']}, died" in out, out[-3000:]
+    assert "restarting the stage from its last checkpoint" in out and "resuming pretrain after step 10" in out
+    a, c = _metrics(runs["a"]), _metrics(runs["c"])
+    assert [(r["stage"], r["step"], sorted(r)) for r in c] == [(r["stage"], r["step"], sorted(r)) for r in a]
+    for ra, rc in zip(a, c):
+        for key in set(ra) - TIMING_KEYS - {"stage", "step"}:
+            assert rc[key] == pytest.approx(ra[key], rel=1e-5, abs=1e-6), (ra["stage"], ra["step"], key)
+    sc = json.loads((runs["c"] / "summary.json").read_text())["stages"]
+    assert sc["pretrain"]["metrics"]["learner_restarts"] == 1
+    assert "learner_restarts" not in sc["sft"]["metrics"]
+
+
+def test_past_its_restart_budget_a_dead_learner_stops_the_run_with_one_line(runs):
+    assert runs["d_rc"] != 0
+    err = (runs["work"] / "d.err").read_text()
+    assert "Traceback" not in err, err[-3000:]
+    line = [ln for ln in err.splitlines() if "learner_max_restarts" in ln]
+    assert len(line) == 1, err[-3000:]
+    assert "stage 'pretrain': policy learner on node" in line[0]
+    assert f"pid {runs['killed_learners']['d']}, died" in line[0]
+    assert "ray.learner_max_restarts=0" in line[0] and "--resume" in line[0]
+    assert (runs["d"] / "checkpoints" / "pretrain" / "step_00000010" / "COMPLETE").exists()  # nothing lost
 
 
 def test_resumed_final_weights_match(runs):
