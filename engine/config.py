@@ -55,6 +55,9 @@ class RayConfig:
     learner_resources: dict[str, float] = field(default_factory=dict)  # custom resources per learner, e.g.
     # {node_c = 1} pins the learners to the node(s) started with that resource (engine/placement.py)
     placement_timeout_s: float = 120.0  # a role whose placement group Ray cannot reserve in this time stops the run
+    placement: Literal["separate", "colocated"] = "separate"  # separate: a placement group per role; colocated:
+    # policy learner rank i and rollout replica i share bundle i (its devices), and the engines sleep while the
+    # learner trains (rollout.sleep_level; engine/colocate.py). Needs rollout.num_workers = learners, max_staleness 0
     learner_max_restarts: int = 2  # a learner that dies restarts its stage from the stage's last checkpoint (the
     # same steps and metrics as a `--resume`), at most this many times per stage; then the run stops with one line
 
@@ -63,9 +66,10 @@ class RayConfig:
             raise ValueError(f"learner_max_restarts must be 0 or more, got {self.learner_max_restarts}")
         if self.learners < 1:
             raise ValueError(f"learners must be 1 or more (data-parallel learner ranks), got {self.learners}")
-        if self.learners > 1 and 0 < self.learner_num_gpus < 1:
+        if self.learners > 1 and 0 < self.learner_num_gpus < 1 and self.placement != "colocated":
             raise ValueError(f"learners = {self.learners} needs a whole GPU per rank (NCCL refuses two ranks on one "
-                             f"device): set learner_num_gpus = 1, not {self.learner_num_gpus}")
+                             f"device): set learner_num_gpus = 1, not {self.learner_num_gpus} (colocated mode gives "
+                             f"each rank its own GPU, shared with a rollout engine)")
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class RolloutConfig:
     max_restarts: int = 3  # rollout workers replaced (SIGKILL, node loss) over a fleet's life before the run stops
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}
     # pins it to the node(s) that offer node_b; engine/placement.py)
+    sleep_level: int = 1  # colocated mode (ray.placement): vLLM sleep level while the learner trains; 1 = weights
+    # offloaded to CPU memory, KV cache discarded; 2 = both discarded (the following weight sync reloads them)
     max_staleness: int = 0  # weight versions generation may run ahead of training (0 = synchronous: generate,
     # score, train, sync in turn; k > 0: the next batches are generated while the learner trains, from weights at
     # most k syncs old; engine/rollout_stream.py)
@@ -101,6 +107,9 @@ class RolloutConfig:
             raise ValueError(f"max_staleness must be 0 (synchronous) or more, got {self.max_staleness}")
         if self.sync_parts < 1:
             raise ValueError(f"sync_parts must be 1 or more, got {self.sync_parts}")
+        if self.sleep_level not in (1, 2):
+            raise ValueError(f"sleep_level must be 1 (weights offloaded to CPU) or 2 (weights discarded), got "
+                             f"{self.sleep_level}")
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,9 @@ def build_config(data: Mapping[str, Any], registry, source: str = "<memory>") ->
                 f"unknown config section [{key}] in {source}: it is neither an engine section "
                 f"({', '.join(ENGINE_SECTIONS)}) nor a stage in run.pipeline ({', '.join(run.pipeline)}).{hint}"
             )
+    from raylign.engine.placement import check_colocated
+
+    check_colocated(engine["ray"], engine["rollout"])  # colocated mode's constraints (engine/colocate.py)
     if len(stage_names) != len(run.pipeline):
         raise ConfigError(f"run.pipeline names a stage twice: {list(run.pipeline)}; give each a distinct name")
     stages = []

@@ -21,6 +21,12 @@ Custom resources pin a role: start a node with ``ray start --resources='{"node_b
 ``[rollout] resources = {node_b = 1}``: every rollout actor asks for one unit of ``node_b``, so they run on the
 nodes that offer it (give a node as many units as actors it should hold).
 
+Colocated mode (``[ray] placement = "colocated"``, engine/colocate.py) replaces the rollout group and the policy
+learners' group with one PACK group of ``ray.learners`` bundles: bundle ``i`` holds learner rank ``i`` and rollout
+replica ``i`` (CPUs, GPUs and custom resources of both, summed), so the two share a node and, on GPUs, a device
+(``learner_num_gpus + rollout.num_gpus``, e.g. 0.5 + 0.5). Each actor still asks for its own share
+(:class:`Share`), in its bundle. Frozen learners (reference) and critics keep groups of their own.
+
 Ranks are stable: actor ``i`` of a role always runs in bundle ``i`` of the role's group (a replacement too), and
 the group is named after the run, stage and role, so a resumed run asks for the same layout in the same order.
 
@@ -70,6 +76,36 @@ def learner_group(ray_cfg: Any, count: int = 1, role: str = "policy") -> Group:
     """``count`` learners of one role (data-parallel ranks), packed (``[ray] learner_*``)."""
     res = resources(ray_cfg.learner_num_cpus, ray_cfg.learner_num_gpus, ray_cfg.learner_resources)
     return Group(f"learner {role}", "ray.learner_resources", (res,) * max(1, count), PACK)
+
+
+def colocated_group(ray_cfg: Any, rollout_cfg: Any) -> Group:
+    """Colocated mode: ``ray.learners`` bundles, each a policy learner rank plus a rollout replica, packed."""
+    custom = dict(ray_cfg.learner_resources)
+    for k, v in rollout_cfg.resources.items():
+        custom[k] = custom.get(k, 0.0) + v
+    res = resources(ray_cfg.learner_num_cpus + rollout_cfg.num_cpus, ray_cfg.learner_num_gpus + rollout_cfg.num_gpus,
+                    custom)
+    return Group("colocated", "ray.placement", (res,) * max(1, ray_cfg.learners), PACK)
+
+
+def check_colocated(ray_cfg: Any, rollout_cfg: Any) -> None:
+    """What colocated mode needs of the config (one-line ConfigError naming the key); nothing in separate mode."""
+    if ray_cfg.placement != "colocated":
+        return
+    if rollout_cfg.max_staleness > 0:
+        raise ConfigError(f"ray.placement = \"colocated\" needs rollout.max_staleness = 0 (the engines sleep while "
+                          f"the learner trains, so they cannot generate ahead); it is {rollout_cfg.max_staleness}")
+    if rollout_cfg.num_workers != ray_cfg.learners:
+        raise ConfigError(f"ray.placement = \"colocated\" puts rollout replica i beside learner rank i: set "
+                          f"rollout.num_workers = ray.learners (they are {rollout_cfg.num_workers} and "
+                          f"{ray_cfg.learners})")
+    if rollout_cfg.tensor_parallel_size > 1:
+        raise ConfigError(f"ray.placement = \"colocated\" shares one bundle's GPU between a learner rank and one "
+                          f"engine: rollout.tensor_parallel_size must be 1, got {rollout_cfg.tensor_parallel_size}")
+    gpus = ray_cfg.learner_num_gpus + rollout_cfg.num_gpus
+    if gpus > 1 and gpus != int(gpus):
+        raise ConfigError(f"ray.placement = \"colocated\": ray.learner_num_gpus + rollout.num_gpus = {gpus:g} is a "
+                          f"fraction above 1, which Ray cannot reserve; share one GPU (e.g. 0.5 + 0.5)")
 
 
 def verifier_group(cfg: Any) -> Group:
@@ -161,6 +197,27 @@ class Placement:
             remove_placement_group(self.pg)
         except Exception:  # noqa: BLE001 - already removed, or Ray gone at exit
             pass
+
+
+class Share:
+    """One role's actors in a shared (colocated) placement: actor ``i`` goes into bundle ``i`` of ``placement`` and
+    asks for its own custom resources (``group``: the role's own group, as in separate mode)."""
+
+    def __init__(self, placement: Placement, group: Group) -> None:
+        self.placement, self.group, self.pg = placement, group, placement.pg
+
+    def options(self, index: int) -> dict[str, Any]:
+        out = self.placement.options(index)
+        out.pop("resources", None)
+        if self.group.custom(index):
+            out["resources"] = self.group.custom(index)
+        return out
+
+    def nodes(self) -> list[str]:
+        return self.placement.nodes()[:len(self.group.bundles)]
+
+    def remove(self) -> None:
+        """Nothing: the shared group is released by its owner (the stage)."""
 
 
 def _ray_bundle(res: Mapping[str, float]) -> dict[str, float]:

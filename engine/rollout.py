@@ -112,9 +112,11 @@ class RolloutFleet:
     """
 
     def __init__(self, model_dir: str | Path, cfg: RolloutConfig = RolloutConfig(), seed: int = 0,
-                 transport: WeightTransport | None = None, placement: Any = None, wait: bool = True):
+                 transport: WeightTransport | None = None, placement: Any = None, wait: bool = True,
+                 sleeper: Any = None):
         """``wait=False`` returns as soon as the engines are starting (they start in their actors while the caller
-        starts other roles); the first call that needs them waits, or :meth:`wait_ready`."""
+        starts other roles); the first call that needs them waits, or :meth:`wait_ready`. ``sleeper``: colocated
+        mode's :class:`~raylign.engine.colocate.Colocation` (the engines sleep while the learner trains)."""
         import ray
 
         if not ray.is_initialized():
@@ -132,6 +134,7 @@ class RolloutFleet:
         self._files = put_model_dir(self.model_dir)  # read once, here; workers materialise it locally
         self._current: tuple[Any, int, Any] = (None, 0, None)  # (weights payload, version, canary) a new worker loads
         self.placement = placement  # engine/placement.py's Placement: worker i runs in bundle i (None: anywhere)
+        self.sleeper = sleeper  # engine/colocate.py: wakes the engines before a load or a generation
         self._actor_cls = ray.remote(RolloutWorker)
         self.workers = [self._spawn(i) for i in range(cfg.num_workers)]
         self.names = [f"rollout worker {i}" for i in range(cfg.num_workers)]
@@ -152,7 +155,8 @@ class RolloutFleet:
             return self._info
 
     def _spawn(self, index: int):
-        return self._actor_cls.options(**self.worker_options(index)).remote(self._files, self.cfg, self.seed, index)
+        return self._actor_cls.options(**self.worker_options(index)).remote(self._files, self.cfg, self.seed, index,
+                                                                        self.sleeper is not None)
 
     def worker_options(self, index: int) -> dict[str, Any]:
         """Ray actor options of worker ``index`` (a replacement takes the same: resources and placement bundle)."""
@@ -186,6 +190,8 @@ class RolloutFleet:
         params = request_params(n, temperature, top_p, max_tokens, stop_token_ids, seed)
         prompts = list(prompts)
         self.wait_ready()
+        if self.sleeper is not None:
+            self.sleeper.use("generate")
         chunks = balanced_chunks(len(prompts), len(self.workers))
         parts = self._call_each("generate", [(prompts[a:b], params, a) for a, b in chunks])
         return [group for part in parts for group in part]
@@ -201,6 +207,8 @@ class RolloutFleet:
         params = request_params(n, temperature, top_p, max_tokens, stop_token_ids, seed)
         prompts = list(prompts)
         self.wait_ready()
+        if self.sleeper is not None:
+            self.sleeper.use("generate")
         chunks = balanced_chunks(len(prompts), len(self.workers))
         out: queue.Queue = queue.Queue()
         done = object()
@@ -276,6 +284,12 @@ class RolloutFleet:
                 refs[i] = getattr(workers[i], method).remote(*calls[i])
         return results
 
+    def call_workers(self, method: str, args: tuple = ()) -> list[Any]:
+        """``method(*args)`` on every worker (e.g. colocated mode's ``sleep``/``wake``), results in worker order; a
+        dead worker is replaced (in its bundle, awake, with the current weights) and the call made on it."""
+        self.wait_ready()
+        return self._call_each(method, [args] * len(self.workers))
+
     # ------------------------------------------------------------------------------------------ weights
 
     def sync_weights(self, state: Any, version: int,
@@ -300,6 +314,8 @@ class RolloutFleet:
         with self._lock:  # a worker replaced from here on loads this version
             self._current = (None if isinstance(state, NcclPayload) else state, version, canary)
             workers = list(self.workers)
+        if self.sleeper is not None:  # colocated: the weights' memory back first, the KV cache after the load
+            self.sleeper.before_load()
         refs = self.transport.start(workers, state, version)
         ready, pending = ray.wait(refs, num_returns=len(refs), timeout=deadline)
         if pending:
@@ -320,6 +336,8 @@ class RolloutFleet:
                 raise WeightSyncError(f"weight sync to version {version} failed on {who}: {exc}") from exc
         seconds = time.perf_counter() - t0
         self.version = version
+        if self.sleeper is not None:
+            self.sleeper.after_load()
         diff = self.canary(*canary, version=version, timeout_s=deadline) if canary is not None else None
         return SyncReport(version=version, seconds=seconds, canary_max_abs_diff=diff, transport=self.transport.name)
 
@@ -331,6 +349,8 @@ class RolloutFleet:
         import ray
 
         self.wait_ready()
+        if self.sleeper is not None:
+            self.sleeper.use("canary")
         token_ids = [int(t) for t in token_ids]
         if len(ref_logprobs) != len(token_ids) - 1:
             raise ValueError(f"canary: {len(token_ids)} tokens need {len(token_ids) - 1} reference logprobs, "

@@ -59,15 +59,17 @@ class RolloutStream:
     :param made: batches already made for steps after ``start`` (a checkpoint's :meth:`ahead`): trained on as they
         are, never made again. :param versions: the weights versions they were sampled with, each with the step
         after which it was current (the same checkpoint's), so their staleness counts as it did.
+    :param idle: ``idle() -> metrics``, called by :meth:`sync` instead of ``sync`` when a step pushes no weights.
     """
 
     def __init__(self, produce: Callable[[int], Any], sync: Callable[[], dict[str, Any]], start: int, last: int,
                  max_staleness: int = 0, version: int = 0, made: Mapping[int, Any] | None = None,
-                 versions: Mapping[int, int] | None = None):
+                 versions: Mapping[int, int] | None = None, idle: Callable[[], dict[str, Any]] | None = None):
         if max_staleness < 0:
             raise ValueError(f"max_staleness must be >= 0, got {max_staleness}")
         self.produce = produce
         self._sync = sync
+        self._idle = idle  # called instead of sync by a step that pushes nothing (colocated mode wakes the engines)
         self.start, self.last, self.k = start, last, max_staleness
         self._version_step = {**{int(v): int(s) for v, s in (versions or {}).items()}, version: start}
         # weights version -> the last step after which it was current
@@ -144,7 +146,7 @@ class RolloutStream:
         if self._thread is not None and step + self.k <= self.last:
             self._wait(lambda: step + self.k in self._batches)
         waited = self._waited + time.perf_counter() - t0
-        metrics = dict(self._sync()) if push else {}
+        metrics = dict(self._sync()) if push else dict(self._idle() if self._idle else {})
         with self._cond:
             if push:
                 self._current = int(metrics["weights_version"])

