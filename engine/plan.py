@@ -18,7 +18,11 @@ Memory: learners hold float32 weights; a trained one also float32 gradients and 
 parameter), a frozen one the weights (4); activations are not counted; with ``learner_strategy = "fsdp2"`` each
 of the N ranks of a trained learner holds 1/N of that. A rollout engine holds the weights in the checkpoint's
 dtype plus its KV cache (``kv_cache_gb`` on CPUs; on GPUs vLLM takes ``gpu_memory_utilization`` of each GPU,
-weights included). Parameter counts come from the model directory (safetensors headers, else
+weights included). In colocated mode (``[ray] placement = "colocated"``) an RL stage's rollout replicas and policy
+learner ranks are one role, a bundle each pair (engine/colocate.py): on GPUs its memory per device is the learner's
+(it stays while the engine generates) plus the engine's ``gpu_memory_utilization`` share, and the two must fit
+one GPU; the engine sleeps while the learner trains, so the learner's activations (not counted) get the engine's
+share then. Parameter counts come from the model directory (safetensors headers, else
 config.json), or from a ``size`` table for a model built from scratch.
 """
 from __future__ import annotations
@@ -33,7 +37,14 @@ from raylign.engine.cluster_view import Bundle, ClusterView, Fit, fit, local_clu
 from raylign.engine.config import Config
 from raylign.engine.errors import ConfigError
 from raylign.engine.param_count import ModelInfo, human, human_bytes, model_info, size_params
-from raylign.engine.placement import Group, learner_group, provider_group, rollout_group, verifier_group
+from raylign.engine.placement import (
+    Group,
+    colocated_group,
+    learner_group,
+    provider_group,
+    rollout_group,
+    verifier_group,
+)
 
 GIB = 1 << 30
 
@@ -141,6 +152,39 @@ def _rollout(cfg: Config, model: ModelInfo | None, gpus_mem: float | None) -> Ro
     shown = f"{human_bytes(weights)} ({model.dtype})" if model else "? (model size unknown)"
     note = f"weights {shown} + KV cache kv_cache_gb {r.kv_cache_gb}"
     return _role(group, r.num_workers, mem if weights is not None else None, note)
+
+
+def _colocate(roles: list[Role], cfg: Config, gpu_mem: float | None) -> tuple[list[Role], list[str]]:
+    """Colocated mode: the rollout role and the policy learner role become one role of shared bundles. Returns the
+    roles and the blockers (a pair that does not fit one GPU's memory)."""
+    rollout = next(r for r in roles if r.name == "rollout")
+    learner = next(r for r in roles if r.name == "learner")
+    ray, r = cfg.ray, cfg.rollout
+    group = colocated_group(ray, r)
+    blockers = []
+    if r.num_gpus > 0 and gpu_mem:
+        engine = r.gpu_memory_utilization * gpu_mem
+        learned = learner.memory or 0.0
+        mem = learned + engine
+        note = (f"per GPU: learner {human_bytes(learned)} ({learner.memory_note}; it stays while the engine "
+                f"generates) + vLLM gpu_memory_utilization {r.gpu_memory_utilization:g} x {human_bytes(gpu_mem)} = "
+                f"{human_bytes(engine)} (weights + KV cache; asleep at rollout.sleep_level {r.sleep_level} while the "
+                f"learner trains) = {human_bytes(mem)} of {human_bytes(gpu_mem)}")
+        if mem > gpu_mem:
+            blockers.append(f"colocated learner {human_bytes(learned)} + vLLM {human_bytes(engine)} "
+                            f"(gpu_memory_utilization {r.gpu_memory_utilization:g}) need {human_bytes(mem)} per GPU, "
+                            f"it has {human_bytes(gpu_mem)}: lower rollout.gpu_memory_utilization or add learners")
+        if rollout.gpu_memory and rollout.gpu_memory > engine:
+            blockers.append(f"colocated rollout needs >= {human_bytes(rollout.gpu_memory)} per GPU "
+                            f"({rollout.gpu_what}), it gets {human_bytes(engine)} (gpu_memory_utilization "
+                            f"{r.gpu_memory_utilization:g} of {human_bytes(gpu_mem)})")
+    else:
+        mem = (learner.memory or 0.0) + (rollout.memory or 0.0) if learner.memory and rollout.memory else None
+        note = (f"learner ({learner.memory_note}) + engine ({rollout.memory_note}) in one bundle; the engine sleeps "
+                f"while the learner trains (on CPU it frees nothing)")
+    role = Role(f"rollout + learner (colocated, bundle i = replica i + rank i)", len(group.bundles),
+                dict(group.bundles[0]), mem, note, strategy=group.strategy, key=group.key if group.custom() else "")
+    return [role] + [x for x in roles if x is not rollout and x is not learner], blockers
 
 
 def _reward_roles(terms: list, registry: Any, cfg: Config, where: str, models: dict[str, ModelInfo | None],
@@ -255,6 +299,9 @@ def plan_stages(cfg: Config, registry: Any, view: ClusterView) -> list[StagePlan
             sp.roles += _learners(c, cfg, model)
             if _is_rl(c):
                 sp.roles.insert(0, _rollout(cfg, model, gpu_mem))
+                if cfg.ray.placement == "colocated":
+                    sp.roles, blockers = _colocate(sp.roles, cfg, gpu_mem)
+                    sp.blockers += blockers
                 sp.roles += _reward_roles(_terms(c), registry, cfg, f"{spec.name}.rewards", models, base_dir, "")
             if getattr(c, "gold", ""):
                 from raylign.engine.rewards.mix import RewardTerm
