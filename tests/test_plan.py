@@ -240,7 +240,8 @@ def test_gpu_roles_on_a_described_gpu_node(tmp_path):
 
     cfg = build_config({"run": {"pipeline": ["grpo"], "base_model": str(big)},
                         "ray": {"learner_num_gpus": 0.5}, "rollout": {"num_gpus": 0.5, "gpu_memory_utilization": 0.05}},
-                       registry)  # colocated on one GPU: both fit as resources, not as memory
+                       registry)  # separate mode, halves of one GPU: both fit as resources, not as memory
+    # ([ray] placement = "colocated", which shares bundles and sleeps the engine: tests/test_colocated.py)
     (grpo,) = plan_stages(cfg, registry, ClusterView("test", (node,)))
     assert grpo.placement.problem == ""
     assert problems([grpo]) == [
