@@ -66,11 +66,13 @@ class Colocation:
 
     :param placement: the reserved :func:`~raylign.engine.placement.colocated_group` (a ``Placement``).
     :param level: ``rollout.sleep_level`` (1 or 2).
+    :param name: who the records are of (``run/stage``), in each event's ``colocation`` field.
     """
 
-    def __init__(self, placement: Any, level: int):
+    def __init__(self, placement: Any, level: int, name: str = ""):
         self.placement = placement
         self.level = level
+        self.name = name
         self.fleet: Any = None  # the RolloutFleet in the bundles (set by StageContext)
         self.learner: LearnerHandle | None = None  # the policy learner in the bundles
         self.asleep: tuple[str, ...] = ()  # the tags now asleep (vLLM's: weights, kv_cache)
@@ -81,7 +83,7 @@ class Colocation:
 
     # ------------------------------------------------------------------------------------------ record
     def record(self, event: str, t0: float, t1: float | None = None, **fields: Any) -> None:
-        row = {"event": event, "t0": t0, "t1": t0 if t1 is None else t1, **fields}
+        row = {"colocation": self.name, "event": event, "t0": t0, "t1": t0 if t1 is None else t1, **fields}
         self.events.append(row)
         log.debug("colocated: %s", event, extra={"raylign_event": row})
 

@@ -187,7 +187,7 @@ class StageContext:
             from raylign.engine.placement import Share, colocated_group
 
             colo = Colocation(self.place(colocated_group(self.engine.ray, self.engine.rollout)),
-                              self.engine.rollout.sleep_level)
+                              self.engine.rollout.sleep_level, name=f"{self.run.name}/{self.name}")
         elif self.engine.ray.placement == "colocated" and self.console:
             self.console.print(f"[yellow]{self.name}: this rollout fleet is placed on its own (colocated mode shares "
                                f"the stage's first fleet, started before its learners)")

@@ -3,7 +3,7 @@ share one placement-group bundle, and the engine sleeps while the learner trains
 learner, the session's tiny model.
 
 Two GRPO runs of one job (same seed) run side by side in this process on the session's Ray: S in separate mode, C
-colocated. While C runs, the test watches Ray's placement-group table and resource view: C's learner and rollout
+colocated; beside them P, a 2-step PPO run colocated at sleep_level 2 whose first step trains only the critic. While C runs, the test watches Ray's placement-group table and resource view: C's learner and rollout
 worker fill bundle 0 of C's one ``colocated`` group (1 + 1 of its 2 CPUs), and C has no rollout or policy-learner
 group of its own. C's sleep/wake calls are read from the ``raylign.engine.colocate`` logger; when C's engine goes
 to sleep after step 2's batch, the test SIGKILLs its process (the learner is about to train): the wake before the
@@ -11,7 +11,8 @@ sync finds it dead, and it comes back in the same bundle, awake, with step 1's w
 
 Asserted: the bundle sharing; per step the order rollout -> sleep -> learner trains -> wake(weights) -> load ->
 wake(kv_cache) -> canary -> next generation, with vLLM's own ``is_sleeping`` after each call; the per-step sleep/wake
-metrics; and that C's per-step rewards, completions and losses equal S's (the sleeping changes nothing).
+metrics; that C's per-step rewards, completions and losses equal S's (the sleeping changes nothing); and that PPO,
+unchanged, gets the same sequence (its warm-up step, which pushes no policy weights, wakes the engine with a load).
 """
 from __future__ import annotations
 
@@ -66,19 +67,63 @@ optim = {{ lr = 5e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.
 """
 
 
+PPO_CONFIG = """
+[run]
+name = "p"
+output_dir = "{out}"
+seed = 5
+pipeline = ["ppo"]
+base_model = "{model}"
+probes = []
+
+[ray]
+placement = "colocated"
+learner_num_cpus = 0.5    # policy, critic and reference: room for all three runs on the session's 8 CPUs
+
+[rollout]
+num_cpus = 0.5
+max_model_len = 256
+kv_cache_gb = 1
+sleep_level = 2           # weights discarded: every wake is followed by a load, the warm-up step's too
+
+[rewards]
+num_workers = 1
+
+[ppo]
+data = ["tasks.jsonl"]
+eval_size = 2
+rewards = [{{ name = "length" }}]
+critic = ""
+critic_warmup_steps = 1   # step 1 trains the critic only: no new policy weights, the engine wakes all the same
+check = {{ rows = 0, solve_rows = 0 }}
+steps = 2
+prompts_per_step = 4
+samples_per_prompt = 2
+max_new_tokens = 16
+epochs = 2
+micro_batch_size = 16
+checkpoint_every = 0
+optim = {{ lr = 5e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.0 }}
+"""
+
+
 def write_job(work: Path, model: Path, name: str, placement: str) -> Path:
     with open(work / "tasks.jsonl", "w") as fh:
         for i in range(12):
             fh.write(json.dumps({"prompt": f"Say anything, {i}."}) + "\n")
     cfg = work / f"{name}.toml"
+    if name == "p":
+        cfg.write_text(PPO_CONFIG.format(out=work / "runs", model=model))
+        return cfg
     cfg.write_text(CONFIG.format(name=name, out=work / "runs", model=model, placement=placement, steps=STEPS,
                                  prompts=PROMPTS, group=GROUP, updates=UPDATES))
     return cfg
 
 
-def step_rows(run_dir: Path) -> list[dict]:
+def step_rows(run_dir: Path, stage: str = "grpo") -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("stage") == "grpo" and "reward_mean" in r]
+    return [r for r in map(json.loads, lines) if r.get("stage") == stage and r["step"] > 0
+            and ("reward_mean" in r or "score_mean" in r)]
 
 
 def rollouts(run_dir: Path) -> list[tuple]:
@@ -91,13 +136,18 @@ class Events(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.rows: list[dict] = []
+        self.rows: list[dict] = []  # run C's
+        self.ppo: list[dict] = []  # run P's
         self.killed: dict = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         row = getattr(record, "raylign_event", None)
         if row is None:
             return
+        if row["colocation"] == "p/ppo":
+            self.ppo.append(row)
+            return
+        assert row["colocation"] == "c/grpo", row
         self.rows.append(row)
         if row["event"] == "sleep" and sum(r["event"] == "sleep" for r in self.rows) == KILL_AT_SLEEP:
             (state,) = row["workers"]
@@ -149,7 +199,8 @@ def runs(ray_session, tiny_model_dir, tmp_path_factory):
 
     stop, seen = threading.Event(), []
     watcher = threading.Thread(target=watch_bundles, args=(ray_session, stop, seen), daemon=True)
-    threads = [threading.Thread(target=run, args=(n, p)) for n, p in (("s", "separate"), ("c", "colocated"))]
+    threads = [threading.Thread(target=run, args=(n, p))
+               for n, p in (("s", "separate"), ("c", "colocated"), ("p", "colocated"))]
     watcher.start()
     for t in threads:
         t.start()
@@ -160,9 +211,10 @@ def runs(ray_session, tiny_model_dir, tmp_path_factory):
     logger.removeHandler(events)
     for name, exc in errors.items():
         raise AssertionError(f"run {name} failed: {exc!r}") from exc
-    print(f"\nrun s (separate) {seconds['s']:.1f} s, run c (colocated, one engine SIGKILL) {seconds['c']:.1f} s")
-    return {"s": work / "runs" / "s", "c": work / "runs" / "c", "events": events.rows, "killed": events.killed,
-            "seen": seen}
+    print(f"\nrun s (separate) {seconds['s']:.1f} s, run c (colocated, one engine SIGKILL) {seconds['c']:.1f} s, "
+          f"run p (PPO, colocated, level 2) {seconds['p']:.1f} s, side by side")
+    return {"s": work / "runs" / "s", "c": work / "runs" / "c", "p": work / "runs" / "p", "events": events.rows,
+            "ppo_events": events.ppo, "killed": events.killed, "seen": seen}
 
 
 # ---------------------------------------------------------------------------------------------- placement
@@ -246,6 +298,27 @@ def test_the_killed_engine_came_back_with_the_current_weights(runs):
     assert [r["rollout_restarts"] for r in c] == [0, 1, 1]
     assert runs["killed"]["pid"] not in {w["pid"] for e in runs["events"] if e["event"] == "wake" for w in
                                          e["workers"] if e["t0"] > runs["killed"]["at"]}
+
+
+def test_ppo_gets_the_same_sequence_with_no_stage_change_and_level_2(runs):
+    """PPO (policy, critic, reference; the critic's warm-up step pushes no policy weights) at sleep_level 2: every
+    step sleeps after its batch and wakes with a weight load, the warm-up step reloading the unchanged weights."""
+    steps = steps_of(runs["ppo_events"])
+    assert len(steps) == 2
+    for n, ev in enumerate(steps, start=1):
+        kinds = [label(e) for e in ev]
+        trains = ["train"] * (0 if n == 1 else 2)  # step 1: the critic only; step 2: 2 epochs x 1 mini-batch
+        assert kinds == ["rollout", "sleep", *trains, "wake:weights", "loaded", "wake:kv_cache", "use:canary"], kinds
+        assert ev[1]["level"] == 2 and ev[1]["workers"][0]["sleeping"] is True
+        times = [t for e in ev for t in (e["t0"], e["t1"])]
+        assert times == sorted(times), n
+    rows = step_rows(runs["p"], "ppo")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert "weight_sync_seconds" not in rows[0] and rows[1]["weights_version"] >= 1  # step 1 pushed nothing new
+    assert all(r["rollout_sleep_seconds"] > 0 and r["rollout_wake_seconds"] > 0 for r in rows)
+    groups = {g for s in runs["seen"] for g in s["groups"] if g.startswith("p/")}
+    assert "p/ppo/colocated" in groups and not {"p/ppo/rollout", "p/ppo/learner policy"} & groups
+    assert {"p/ppo/learner critic", "p/ppo/learner reference"} <= groups  # frozen and critic learners: their own
 
 
 # ---------------------------------------------------------------------------------------------- same results
