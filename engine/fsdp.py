@@ -77,6 +77,18 @@ def full_tensor(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if is_sharded(t) else t
 
 
+def reshard(model: torch.nn.Module) -> torch.nn.Module:
+    """Put every FSDP2 module of ``model`` back on its shards. A forward without a backward (a no-grad forward:
+    the sync canary's logprobs) leaves the root module's parameters gathered, and reading them then (the weights
+    a sync packs) crashed the process (SIGSEGV in the copy) on torch 2.13's CPU build."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
+    return model
+
+
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The model's state dict names mapped to its own parameter and buffer objects (``state_dict()`` makes a new
     object per name for a shard, so tied weights would no longer show as one tensor; these do, on every rank)."""

@@ -36,6 +36,7 @@ import torch
 from raylign.engine.ops import PACK_MODES
 from raylign.engine.optim import OptimConfig, build_optimizer
 from raylign.engine.types import TrainBatch
+from raylign.engine.weight_group import WeightGroupSender
 
 LEARNER_FILE = "learner.pt"
 GROUP_TIMEOUT_S = 1800  # a collective that waits longer than this (a rank died mid-step) raises on the others
@@ -71,7 +72,7 @@ class LearnerSpec:
     # float32 on CPUs); the shards, the gradient reduction and the optimizer stay float32
 
 
-class Learner:
+class Learner(WeightGroupSender):  # WeightGroupSender: the collective weight sync's rank 0
     """The learner's state and operations. Wrapped as a Ray actor by :func:`start_learner`; usable in-process.
 
     :param registry: where losses are looked up; None (every actor) builds one from the entry points.
@@ -405,8 +406,10 @@ class Learner:
     def weights(self, dtype: str = "auto") -> dict[str, torch.Tensor]:
         """The current weights as CPU tensors in the HF checkpoint's names (what the rollout fleet loads), floating
         point ones cast to ``dtype`` unless it is ``auto`` (``rollout.sync_dtype``)."""
-        from raylign.engine.fsdp import full_tensors, model_tensors
+        from raylign.engine.fsdp import full_tensors, model_tensors, reshard
 
+        if self.sharded:
+            reshard(self.model)  # a no-grad forward (the canary's) leaves the root gathered
         cast = None if dtype == "auto" else getattr(torch, dtype)
         keep = self.rank == 0 or not self.sharded  # sharded: every rank gathers, rank 0 keeps (the others: None)
         out = {k: v.detach().to("cpu", dtype=cast if v.is_floating_point() else None, copy=True).contiguous()
@@ -419,9 +422,11 @@ class Learner:
         0 takes the snapshot the others slice, so the engines can load part 0 while this stores part 1). The
         buffers are kept between syncs (no fresh pages each time); Ray copies a part into the object store as
         this call returns."""
-        from raylign.engine.fsdp import full_tensor, full_tensors, model_tensors
+        from raylign.engine.fsdp import full_tensor, full_tensors, model_tensors, reshard
         from raylign.engine.flat_weights import pack_weights
 
+        if self.sharded and part == 0:
+            reshard(self.model)  # a no-grad forward (the canary's) leaves the root gathered
         if self.sharded and self.rank != 0:  # takes part in rank 0's gathers (part 0 only), keeps nothing
             if part == 0:
                 for _ in full_tensors(model_tensors(self.model), keep=False):
