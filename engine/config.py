@@ -92,6 +92,9 @@ class RolloutConfig:
     # learner's weights rounded to bf16 (the canary sees that rounding: benchmarks/weight_sync.py measures it)
     sync_parts: int = 4  # CPU (flat) syncs: the learner stores its weights in this many parts, so the engines
     # load one part while it stores the next
+    weight_transport: Literal["auto", "flat", "shm_file", "collective"] = "auto"  # how weights reach the engines
+    # (engine/weight_sync.py): auto = flat for CPU engines, shm_file for GPU engines; collective = the learner
+    # broadcasts in a process group of its own with every engine worker (gloo on CPU, NCCL on GPU)
     start_timeout_s: float = 600.0  # engine start deadline
     max_restarts: int = 3  # rollout workers replaced (SIGKILL, node loss) over a fleet's life before the run stops
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per rollout actor ({node_b = 1}
@@ -110,6 +113,13 @@ class RolloutConfig:
         if self.sleep_level not in (1, 2):
             raise ValueError(f"sleep_level must be 1 (weights offloaded to CPU) or 2 (weights discarded), got "
                              f"{self.sleep_level}")
+        if self.weight_transport == "flat" and self.tensor_parallel_size > 1:
+            raise ValueError(f"weight_transport = 'flat' needs each engine in its actor's process, but "
+                             f"tensor_parallel_size = {self.tensor_parallel_size} runs it multiprocess: use shm_file "
+                             f"or collective")
+        if self.weight_transport == "collective" and 0 < self.num_gpus < 1:
+            raise ValueError(f"weight_transport = 'collective' on GPUs broadcasts over NCCL, which refuses two ranks "
+                             f"on one device: num_gpus = {self.num_gpus} shares a GPU; use whole GPUs or shm_file")
 
 
 @dataclass(frozen=True)
@@ -336,6 +346,14 @@ def build_config(data: Mapping[str, Any], registry, source: str = "<memory>") ->
                 f"unknown config section [{key}] in {source}: it is neither an engine section "
                 f"({', '.join(ENGINE_SECTIONS)}) nor a stage in run.pipeline ({', '.join(run.pipeline)}).{hint}"
             )
+    rollout, ray_cfg = engine["rollout"], engine["ray"]
+    if rollout.weight_transport == "collective" and rollout.num_gpus > 0 and ray_cfg.learner_num_gpus != 1:
+        raise ConfigError(f"rollout.weight_transport = 'collective' with GPU engines broadcasts over NCCL from the "
+                          f"learner's own GPU: set ray.learner_num_gpus = 1 (it is {ray_cfg.learner_num_gpus})")
+    if rollout.weight_transport == "collective" and rollout.num_gpus > 0 and ray_cfg.placement == "colocated":
+        raise ConfigError("rollout.weight_transport = 'collective' with GPU engines broadcasts over NCCL, which "
+                          "refuses two ranks on one device, and ray.placement = 'colocated' puts learner rank i and "
+                          "engine i on one GPU: use weight_transport = 'shm_file' or 'auto'")
     from raylign.engine.placement import check_colocated
 
     check_colocated(engine["ray"], engine["rollout"])  # colocated mode's constraints (engine/colocate.py)

@@ -132,6 +132,12 @@ class LearnerHandle:
         refs = [self._rank0("weights_flat", dtype, 0, parts)]
         return refs + [self.actor.weights_flat.remote(dtype, i, parts) for i in range(1, parts)]
 
+    def weights_group_ref(self, dtype: str = "auto"):
+        """The ObjectRef of rank 0's ``weight_group_pack`` for the ``collective`` sync: the layout of the weights
+        it packed into its sync buffers, which it then broadcasts (:mod:`raylign.engine.weight_group`). A
+        sharded group gathers them into rank 0's buffers."""
+        return self._rank0("weight_group_pack", dtype)
+
     def save_model(self, directory: str | Path) -> Path:
         """Write the model as an HF model directory (transformers and vLLM load it unchanged)."""
         return Path(self._on_rank0("save_model", str(directory)))

@@ -36,7 +36,6 @@ from raylign.engine.rollout_worker import (  # noqa: F401  (re-exported: benchma
 )
 from raylign.engine.types import Completion
 from raylign.engine.weight_sync import (
-    NcclPayload,
     SyncReport,
     WeightTransport,
     canary_diffs,
@@ -126,7 +125,7 @@ class RolloutFleet:
         self.cfg = cfg
         self.seed = seed
         self.version = 0
-        self.transport = transport or select_transport(cfg.num_gpus)
+        self.transport = transport or select_transport(cfg)
         self.restarts = 0  # workers replaced so far
         self.restart_log: list[dict[str, Any]] = []  # per replacement: worker, node, cause, seconds, version
         self._lock = threading.RLock()
@@ -298,8 +297,8 @@ class RolloutFleet:
         """Load new weights into every engine and stamp them ``version``.
 
         :param state: a state dict of tensors, or an ObjectRef to one (``ray.put`` by the learner); for the
-            ``nccl`` transport an ``NcclPayload``. The fleet keeps it (a state dict is put in the object store
-            first) until the next sync: a worker that replaces a dead one loads it.
+            ``collective`` transport a ``weight_group.CollectivePayload``. The fleet keeps it (a state dict is
+            put in the object store first) until the next sync: a worker that replaces a dead one loads it.
         :param canary: ``(token_ids, learner_logprobs)`` checked after the load (see :meth:`canary`).
         :param deadline_s: overrides ``rollout.sync_deadline_s``.
         Raises WeightSyncError when the load fails, misses the deadline or fails the canary.
@@ -312,7 +311,7 @@ class RolloutFleet:
             state = ray.put(dict(state))
         t0 = time.perf_counter()
         with self._lock:  # a worker replaced from here on loads this version
-            self._current = (None if isinstance(state, NcclPayload) else state, version, canary)
+            self._current = (state, version, canary)
             workers = list(self.workers)
         if self.sleeper is not None:  # colocated: the weights' memory back first, the KV cache after the load
             self.sleeper.before_load()
@@ -363,18 +362,6 @@ class RolloutFleet:
         diffs = canary_diffs(got, ref_logprobs)
         return check_canary(diffs, self.cfg.canary_tolerance, version if version is not None else self.version,
                             self.names)
-
-    def init_nccl(self, master_addr: str, master_port: int) -> int:
-        """Join every engine's workers to the learner's broadcast group (GPU, UNTESTED here); the learner calls
-        ``weight_sync.nccl_learner_group`` with the returned world size at the same time. A replaced worker is
-        not in the group (see :meth:`_restore`)."""
-        import ray
-
-        tp = self.cfg.tensor_parallel_size
-        world = 1 + tp * len(self.workers)
-        ray.get([w.init_nccl.remote(master_addr, master_port, 1 + i * tp, world) for i, w in enumerate(self.workers)],
-                timeout=self.cfg.start_timeout_s)
-        return world
 
     # ------------------------------------------------------------------------------------------ replacement
 
@@ -429,8 +416,8 @@ class RolloutFleet:
         if payload is None and version != 0:
             raise WeightSyncError(f"weights version {version} came by the {self.transport.name} transport, which a "
                                   "replaced worker cannot receive without the learner")
-        if payload is not None:
-            ray.get(self.transport.start([worker], payload, version)[0], timeout=self.cfg.sync_deadline_s)
+        if payload is not None:  # collective: every worker joins a fresh group for it (the transport's restore)
+            self.transport.restore(self, i, worker, payload, version)
         diff = None
         if canary is not None:
             got = ray.get(worker.prompt_logprobs.remote([int(t) for t in canary[0]]),
@@ -475,6 +462,10 @@ class RolloutFleet:
 
         self._closed = True
         workers = getattr(self, "workers", [])
+        try:
+            self.transport.close()  # the collective weight group: every rank leaves it
+        except Exception:
+            pass
         try:  # their model copies first: a killed actor runs no clean-up
             if workers:
                 ray.wait([w.close.remote() for w in workers], num_returns=len(workers), timeout=5.0)

@@ -239,5 +239,7 @@ class RolloutWorker:
         if self.own_dir:
             shutil.rmtree(self.model_dir, ignore_errors=True)
 
-    def init_nccl(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> list[int]:
-        return self.llm.collective_rpc("raylign_nccl_init", args=(master_addr, master_port, rank_offset, world_size))
+    def weight_group(self, op: str, *args) -> list:
+        """The ``collective`` weight sync's group (engine/weight_group.py): ``join`` or ``leave`` on every vLLM
+        worker of this engine (its tensor-parallel ranks); returns their results."""
+        return self.llm.collective_rpc(f"raylign_group_{op}", args=args)

@@ -15,7 +15,7 @@ import torch
 
 class RaylignWorkerExtension:
     """Weight reloading for a running vLLM engine (CPU: from the object store's buffers or a file in /dev/shm;
-    GPU: NCCL broadcast)."""
+    a broadcast in the weight group: gloo on CPU, NCCL on GPU)."""
 
     # ------------------------------------------------------------------------------------------ reloading
 
@@ -67,29 +67,37 @@ class RaylignWorkerExtension:
         if method is not None:
             method.process_weights_after_loading(head)
 
-    # ------------------------------------------------------------------------------------------ NCCL (GPU)
-    # UNTESTED here (no GPU on the development machine). The learner is rank 0; engine e's vLLM worker with
-    # tensor-parallel rank r is rank 1 + e * tp + r. Every rank calls broadcast in the same tensor order.
+    # ------------------------------------------------------------------------------------------ weight group
+    # The ``collective`` sync (engine/weight_group.py): the learner is rank 0; engine e's vLLM worker with
+    # tensor-parallel rank r is rank 1 + e * tp + r. gloo on CPU (tested), NCCL on GPU (UNTESTED here).
 
-    def raylign_nccl_init(self, master_addr: str, master_port: int, rank_offset: int, world_size: int) -> int:
-        from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
-        from vllm.distributed.utils import StatelessProcessGroup
+    def raylign_group_join(self, backend: str, host: str, port: int, rank_offset: int, world_size: int,
+                           timeout_s: float, tag: str) -> int:
+        """Join a fresh weight group (leaving any earlier one); returns this worker's rank in it."""
+        from raylign.engine.weight_group import open_group
 
+        self.raylign_group_leave()
         rank = rank_offset + self.rank  # self.rank: this worker's rank inside its engine (0..tp-1)
-        group = StatelessProcessGroup.create(host=master_addr, port=master_port, rank=rank, world_size=world_size)
-        self._raylign_nccl = PyNcclCommunicator(group, device=self.device)
+        self._raylign_group = open_group(backend, host, port, rank, world_size, timeout_s, tag, self.device)
+        self._raylign_group_rank = rank
         return rank
 
-    def raylign_nccl_receive(self, meta: list[tuple[str, tuple[int, ...], str]]) -> int:
-        """Receive each ``(name, shape, dtype)`` tensor broadcast by rank 0 and reload it."""
-        comm = self._raylign_nccl
+    def raylign_group_receive(self, payload) -> int:
+        """Receive a ``weight_group.CollectivePayload`` broadcast by rank 0 and reload it (or only receive it,
+        when this worker's rank is not in ``payload.load_ranks``). Returns the tensors loaded."""
+        from raylign.engine.weight_group import receive_tensors
 
-        def tensors() -> Iterator[tuple[str, torch.Tensor]]:
-            for name, shape, dtype in meta:
-                buf = torch.empty(shape, dtype=getattr(torch, dtype), device=self.device)
-                comm.broadcast(buf, src=0, stream=torch.cuda.current_stream())
-                yield name, buf
+        comm = getattr(self, "_raylign_group", None)
+        if comm is None:
+            raise RuntimeError("collective weight sync: this engine worker is in no weight group")
+        if not hasattr(self, "_raylign_group_buffers"):
+            self._raylign_group_buffers = {}
+        tensors = receive_tensors(comm, payload, self._raylign_group_buffers)
+        if payload.load_ranks is not None and self._raylign_group_rank not in payload.load_ranks:
+            for _ in tensors:  # take part in the broadcast, keep the weights this engine already serves
+                pass
+            return 0
+        return self._raylign_reload(tensors)
 
-        out = self._raylign_reload(tensors())
-        torch.cuda.synchronize()
-        return out
+    def raylign_group_leave(self) -> None:
+        self._raylign_group = None  # dropping the group closes its connections

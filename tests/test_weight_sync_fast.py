@@ -7,7 +7,6 @@ a second one with other weights. Tests that change the fleet's weights put the b
 from __future__ import annotations
 
 import dataclasses
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from raylign.engine.errors import ConfigError, ModelError, WeightSyncError
 from raylign.engine.flat_weights import FlatWeights, flat_tensors, pack_weights
 from raylign.engine.modeling import load_model
 from raylign.engine.ops import token_logprobs
-from raylign.engine.weight_sync import FlatTransport, NcclTransport, ShmFileTransport, push_weights, select_transport
+from raylign.engine.weight_sync import FlatTransport, ShmFileTransport, push_weights, select_transport
 
 from conftest import make_tiny_model
 
@@ -97,10 +96,9 @@ def test_the_object_store_hands_the_buffers_over_without_a_copy(ray_session):
 
 
 def test_cpu_engines_get_the_flat_transport_and_gpu_engines_keep_theirs():
-    assert isinstance(select_transport(0.0), FlatTransport)
-    assert isinstance(select_transport(1.0), ShmFileTransport)  # may be multiprocess (tensor parallel)
-    if torch.cuda.is_available():
-        assert isinstance(select_transport(1.0, broadcast=lambda: None), NcclTransport)
+    assert isinstance(select_transport(RolloutConfig()), FlatTransport)  # rollout.weight_transport = "auto"
+    assert isinstance(select_transport(RolloutConfig(num_gpus=1)), ShmFileTransport)  # may be multiprocess (TP)
+    # the collective transport (gloo on CPU, NCCL on GPU): tests/test_weight_group.py
 
 
 def test_sync_dtype_is_checked_with_its_dotted_path():
@@ -231,43 +229,3 @@ def test_bfloat16_sync_serves_the_learners_weights_rounded_to_bf16(fleet, learne
         for p in rounded.parameters():
             p.copy_(p.to(torch.bfloat16).float())
     assert max_diff(engine_logprobs(fleet), [hf_logprobs(rounded, ids) for ids in PROBES]) < 1e-4  # exactly those
-
-
-# ---------------------------------------------------------------------------------------------- GPU
-
-
-@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL weight broadcast: needs 2 CUDA GPUs (learner and "
-                                                           "engine each on its own; NCCL refuses 2 ranks on 1 GPU)")
-def test_nccl_broadcast_reaches_a_gpu_engine(ray_session, dirs):  # pragma: no cover - no GPU on the dev machine
-    import ray
-
-    from raylign.engine.modeling import load_tokenizer
-    from raylign.engine.rollout import RolloutFleet
-    from raylign.engine.weight_sync import NcclPayload, canary_token_ids, nccl_broadcast, nccl_learner_group
-
-    @ray.remote(num_gpus=1)
-    class Sender:
-        def __init__(self, path: str):
-            self.state = {k: v.cuda() for k, v in load_model(path).state_dict().items()}
-
-        def join(self, addr: str, port: int, world: int) -> bool:
-            self.comm = nccl_learner_group(addr, port, world)
-            return True
-
-        def send(self) -> bool:
-            nccl_broadcast(self.comm, self.state)
-            return True
-
-    other = load_model(dirs["other"]).eval()
-    sender = Sender.remote(str(dirs["other"]))
-    cfg = RolloutConfig(num_workers=1, num_gpus=1, max_model_len=256, max_num_seqs=16)
-    with RolloutFleet(dirs["base"], cfg, seed=0, transport=NcclTransport(lambda: sender.send.remote())) as f:
-        with socket.socket() as s:
-            s.bind(("", 0))
-            port = s.getsockname()[1]
-        addr = ray.util.get_node_ip_address()
-        joined = sender.join.remote(addr, port, 2)  # rank 0 waits for the engine's worker to join
-        assert f.init_nccl(addr, port) == 2 and ray.get(joined)
-        ids = canary_token_ids(load_tokenizer(dirs["other"]))
-        report = f.sync_weights(NcclPayload.of(other.state_dict()), 1, canary=(ids, hf_logprobs(other, ids)))
-        assert report.transport == "nccl" and report.canary_max_abs_diff < 0.05
