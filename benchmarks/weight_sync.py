@@ -8,14 +8,16 @@ serves them in turn. Every timed sync is ``weight_sync.push_weights`` (what ``St
 from the learner whose weights the engine does *not* hold, so each sync must change the engine's weights and
 its canary (the learner's own logprobs of a fixed sequence, checked against the engine's) proves they arrived.
 
-Rows: transport, sync dtype and, for ``flat``, the parts the learner stores its weights in (``rollout.sync_parts``:
-with more than one, the engine loads part i while the learner stores part i+1). Columns: bytes on the way (the
-objects the learner stored), the learner's side (until its first part is stored: with one part, packing all of
-it into the object store), the worker's side (the rest: fetch and reload into the engine until every worker is
-done, overlapping the learner's later parts), the total (the metric ``weight_sync_seconds``), GB/s = bytes /
-total, and the engine GB/s = the model's float32 bytes / total (what the engine, which runs float32, receives;
-with ``bfloat16`` the bytes on the way are half that). Median over ``--repeats`` syncs after one warm-up sync per
-row; the best total is shown too. On a shared machine wall time says more about the neighbours than about the
+Rows: transport (``shm_file``, ``flat`` or ``collective``: the learner broadcasts into the engine over gloo in a
+process group of their own, engine/weight_group.py), sync dtype and, for ``flat``, the parts the learner stores
+its weights in (``rollout.sync_parts``: with more than one, the engine loads part i while the learner stores part
+i+1). Columns: bytes on the way (the objects the learner stored; ``collective``: the buffers it broadcasts), the
+learner's side (until its first part is stored: with one part, packing all of it into the object store;
+``collective``: packing into its kept buffers), the worker's side (the rest: fetch, or the broadcast, and reload
+into the engine until every worker is done, overlapping the learner's later parts), the total (the metric
+``weight_sync_seconds``), GB/s = bytes / total, and the engine GB/s = the model's float32 bytes / total (what
+the engine, which runs float32, receives; with ``bfloat16`` the bytes on the way are half that). Median over
+``--repeats`` syncs after one warm-up sync per row; the best total is shown too. On a shared machine wall time says more about the neighbours than about the
 sync, so the CPU time each side's process spent is measured too (psutil, every thread), and cpu GB/s = the
 float32 bytes / (learner + worker CPU seconds): the rate with a core per side and no overlap.
 The canary column is the largest |engine - learner| logprob over the timed syncs (bf16 rows: the engines serve
@@ -34,7 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import CORPUS  # noqa: E402 - the tests' tokenizer corpus (the same text the test models train on)
 
-ROWS = ("shm_file:auto", "shm_file:bfloat16", "flat:auto:1", "flat:auto:4", "flat:bfloat16:1", "flat:bfloat16:4")
+ROWS = ("shm_file:auto", "shm_file:bfloat16", "flat:auto:1", "flat:auto:4", "flat:bfloat16:1", "flat:bfloat16:4",
+        "collective:auto", "collective:bfloat16")
 
 
 def build_models(directory: Path, args) -> tuple[list[Path], int, int]:
@@ -85,9 +88,13 @@ def measure(fleet, learners, held: list[int], transport: str, dtype: str, parts:
     """One row: a warm-up sync, then ``repeats`` timed ones, alternating learners so every sync changes the
     engine's weights (``held[0]``: the index of the learner whose weights the engine holds). Each sync is
     timed without its canary (a forward pass on both sides), which is checked right after it."""
-    from raylign.engine.weight_sync import FlatTransport, ShmFileTransport, push_weights
+    from raylign.engine.weight_sync import CollectiveTransport, FlatTransport, ShmFileTransport, push_weights
 
-    fleet.transport = {"flat": FlatTransport, "shm_file": ShmFileTransport}[transport]()
+    fleet.transport.close()  # a collective row's group (every rank leaves it)
+    fleet.transport = {"flat": FlatTransport, "shm_file": ShmFileTransport, "collective": CollectiveTransport}[
+        transport]()  # collective: gloo. The learners alternate as rank 0, so every sync forms a fresh group
+    # first (a run forms one per stage); push_weights forms it before its clock starts, so the wall columns
+    # leave it out, the CPU columns do not
     fleet.cfg = dataclasses.replace(fleet.cfg, sync_dtype=dtype, sync_parts=parts)
     worker_pid = fleet.info[0]["pid"]
     rows = []
