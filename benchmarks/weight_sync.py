@@ -17,9 +17,10 @@ learner's side (until its first part is stored: with one part, packing all of it
 into the engine until every worker is done, overlapping the learner's later parts), the total (the metric
 ``weight_sync_seconds``), GB/s = bytes / total, and the engine GB/s = the model's float32 bytes / total (what
 the engine, which runs float32, receives; with ``bfloat16`` the bytes on the way are half that). Median over
-``--repeats`` syncs after one warm-up sync per row; the best total is shown too. On a shared machine wall time says more about the neighbours than about the
-sync, so the CPU time each side's process spent is measured too (psutil, every thread), and cpu GB/s = the
-float32 bytes / (learner + worker CPU seconds): the rate with a core per side and no overlap.
+``--repeats`` syncs after one warm-up sync per row; the best total is shown too. On a shared machine wall time
+says more about the neighbours than about the sync, so the CPU time each side's process spent is measured too
+(psutil, every thread), and cpu GB/s = the float32 bytes / (learner + worker CPU seconds): the rate with a core
+per side and no overlap.
 The canary column is the largest |engine - learner| logprob over the timed syncs (bf16 rows: the engines serve
 the learner's weights rounded to bf16, so that rounding shows there).
 """
