@@ -214,6 +214,25 @@ def test_an_fsdp2_group_broadcasts_from_rank_0_alone(ray_session, fleet, dirs):
 
 
 @pytest.mark.vllm
+def test_a_sync_issued_while_the_fleet_generates_waits_for_it(fleet, learners):
+    """As with max_staleness > 0: the engines serve one call at a time, so the broadcast starts on each engine once
+    its generation is done; the generation keeps the version it started with, the sync then lands whole."""
+    import threading
+
+    push_weights(learners["base"], fleet)
+    version = fleet.version
+    out = {}
+    gen = threading.Thread(target=lambda: out.update(groups=fleet.generate([[5, 40, 41, 42]] * 8, n=4, max_tokens=48,
+                                                                          seed=1)))
+    gen.start()
+    time.sleep(0.5)
+    report = push_weights(learners["other"], fleet)
+    gen.join(timeout=120)
+    assert report.canary_max_abs_diff < 1e-4 and report.version == fleet.version
+    assert {c.weights_version for g in out["groups"] for c in g} == {version}  # sampled before the load
+
+
+@pytest.mark.vllm
 def test_a_replaced_worker_joins_a_fresh_group_and_gets_the_current_weights(fleet, learners):
     transport = fleet.transport
     push_weights(learners["other"], fleet)
