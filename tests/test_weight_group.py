@@ -272,6 +272,7 @@ num_cpus = 8
 [rollout]
 max_model_len = 256
 weight_transport = "{transport}"
+max_staleness = {staleness}
 
 [rewards]
 num_workers = 1
@@ -295,10 +296,13 @@ optim = {{ lr = 3e-3, warmup_steps = 0, schedule = "constant", weight_decay = 0.
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_a_grpo_run_over_the_collective_transport_equals_the_flat_one(tmp_path, tiny_model_dir, ray_session, caplog):
+@pytest.mark.parametrize("staleness", [0, 1])
+def test_a_grpo_run_over_the_collective_transport_equals_the_flat_one(tmp_path, tiny_model_dir, ray_session, caplog,
+                                                                      staleness):
     """Two 2-step GRPO runs of one config but rollout.weight_transport: every metric but timings is equal (the
     same weights arrive, bit for bit: the same samples, rewards, losses), and the collective run formed its
-    group once, the learner and the one engine, over gloo."""
+    group once, the learner and the one engine, over gloo. With max_staleness = 1 the next batch is generated
+    while the learner trains, so a sync's broadcast waits for the engine's generation."""
     from raylign.engine.config import load_config
     from raylign.engine.driver import run_pipeline
     from raylign.engine.metrics import read_metrics
@@ -314,7 +318,7 @@ def test_a_grpo_run_over_the_collective_transport_equals_the_flat_one(tmp_path, 
         caplog.clear()
         path = tmp_path / f"{transport}.toml"
         path.write_text(GRPO_CONFIG.format(name=transport, out=tmp_path / "runs", model=tiny_model_dir, data=data,
-                                           transport=transport))
+                                           transport=transport, staleness=staleness))
         reg = build_registry()
         run_pipeline(load_config(path, reg), reg)
         rows[transport] = [r for r in read_metrics(tmp_path / "runs" / transport) if r["stage"] == "grpo"]
