@@ -63,6 +63,23 @@ sys.exit(script.load()())
 """
 
 
+def frozen_learners(dirs: dict[str, Path], **actor_options) -> dict:
+    """A frozen (scoring-only) learner actor per model dir, keyed like ``dirs``, each with that key as its role
+    (weight-sync tests push their weights to the engines); ``actor_options`` go to ``start_learner``."""
+    from raylign.engine.learner import LearnerSpec, start_learner
+    from raylign.engine.learner_handle import LearnerHandle
+    from raylign.engine.optim import OptimConfig
+    from raylign.engine.plugins import build_registry
+
+    handles = {}
+    for name, path in dirs.items():
+        spec = LearnerSpec(model_dir=str(path), optim=OptimConfig(), total_steps=1, seed=0, device="cpu",
+                           torch_threads=1, trainable=False)
+        handles[name] = LearnerHandle(start_learner(spec, **actor_options), build_registry(), role=name,
+                                      trainable=False)
+    return handles
+
+
 def make_plugin_env(directory: Path, *projects: Path) -> Path:
     """A throwaway environment in ``directory`` that sees this one's packages (torch, vLLM, raylign) and has
     ``projects`` (source trees of plugin packages) pip-installed into it alone; returns its ``bin`` folder, which

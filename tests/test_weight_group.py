@@ -32,7 +32,7 @@ from raylign.engine.weight_group import CollectivePayload, plan_buckets
 from raylign.engine.weight_sync import (CollectiveTransport, FlatTransport, ShmFileTransport, push_weights,
                                         select_transport)
 
-from conftest import make_tiny_model
+from conftest import frozen_learners, make_tiny_model
 
 PROBES = [[5, 40, 41, 42, 300, 301, 9, 17, 200, 100, 7], [12, 13, 14, 15, 16, 17, 18, 19, 20]]
 
@@ -100,17 +100,7 @@ def dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def learners(ray_session, dirs):
-    from raylign.engine.learner import LearnerSpec, start_learner
-    from raylign.engine.learner_handle import LearnerHandle
-    from raylign.engine.optim import OptimConfig
-    from raylign.engine.plugins import build_registry
-
-    handles = {}
-    for name, path in dirs.items():
-        spec = LearnerSpec(model_dir=str(path), optim=OptimConfig(), total_steps=1, seed=0, device="cpu",
-                           torch_threads=1, trainable=False)
-        handles[name] = LearnerHandle(start_learner(spec, num_cpus=0.5), build_registry(), role=name,
-                                      trainable=False)
+    handles = frozen_learners(dirs, num_cpus=0.5)
     yield handles
     for h in handles.values():
         h.kill()
