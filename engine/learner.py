@@ -422,25 +422,30 @@ class Learner(WeightGroupSender):  # WeightGroupSender: the collective weight sy
         0 takes the snapshot the others slice, so the engines can load part 0 while this stores part 1). The
         buffers are kept between syncs (no fresh pages each time); Ray copies a part into the object store as
         this call returns."""
-        from raylign.engine.fsdp import full_tensor, full_tensors, model_tensors, reshard
-        from raylign.engine.flat_weights import pack_weights
-
-        if self.sharded and part == 0:
-            reshard(self.model)  # a no-grad forward (the canary's) leaves the root gathered
-        if self.sharded and self.rank != 0:  # takes part in rank 0's gathers (part 0 only), keeps nothing
-            if part == 0:
-                for _ in full_tensors(model_tensors(self.model), keep=False):
-                    pass
-            return None
         if part == 0:
             if not hasattr(self, "_sync_buffers"):
                 self._sync_buffers: dict[str, torch.Tensor] = {}
-            if self.sharded:  # gathered one tensor at a time straight into the buffers: no second whole copy
-                self._sync_snapshot = pack_weights(model_tensors(self.model), dtype, cache=self._sync_buffers,
-                                                   whole=full_tensor)
-            else:
-                self._sync_snapshot = pack_weights(self.model.state_dict(), dtype, cache=self._sync_buffers)
+            self._sync_snapshot = self._pack_weights(dtype, self._sync_buffers)
+        if self._sync_snapshot is None:  # a sharded group's rank other than 0: took part in the gathers only
+            return None
         return self._sync_snapshot.part(part, parts)
+
+    def _pack_weights(self, dtype: str, cache: dict[str, torch.Tensor]):
+        """The current weights packed into ``cache``'s flat buffers (``flat_weights.pack_weights``, cast to ``dtype``
+        unless ``auto``), for the ``flat`` and ``collective`` syncs. A sharded group's every rank calls it (each takes
+        part in the gathers); rank 0 packs, gathering one tensor at a time straight into the buffers (no second whole
+        copy), and the others return None."""
+        from raylign.engine.flat_weights import pack_weights
+        from raylign.engine.fsdp import full_tensor, full_tensors, model_tensors, reshard
+
+        if not self.sharded:
+            return pack_weights(self.model.state_dict(), dtype, cache=cache)
+        reshard(self.model)  # a no-grad forward (the canary's) leaves the root gathered
+        if self.rank != 0:
+            for _ in full_tensors(model_tensors(self.model), keep=False):
+                pass
+            return None
+        return pack_weights(model_tensors(self.model), dtype, cache=cache, whole=full_tensor)
 
     def get_version(self) -> int:
         return self.version

@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from raylign.engine.errors import WeightSyncError
-from raylign.engine.flat_weights import Entry, pack_weights
+from raylign.engine.flat_weights import Entry
 
 BUCKET_BYTES = 256 << 20  # one broadcast call carries about this many bytes (a few calls for a 100M model)
 BACKENDS = ("gloo", "nccl")
@@ -211,20 +211,11 @@ class WeightGroupSender:
         """Pack the current weights into this learner's sync buffers (kept until the next pack: a replaced
         engine receives them again) and return their layout. A sharded group's every rank calls it (each takes
         part in the gathers); only rank 0 keeps the weights and returns a payload (the others: None)."""
-        from raylign.engine.fsdp import full_tensor, full_tensors, model_tensors, reshard
-
-        if self.sharded:
-            reshard(self.model)
-        if self.sharded and self.rank != 0:
-            for _ in full_tensors(model_tensors(self.model), keep=False):
-                pass
-            return None
         if not hasattr(self, "_wg_buffers"):
             self._wg_buffers: dict[str, torch.Tensor] = {}
-        if self.sharded:
-            fw = pack_weights(model_tensors(self.model), dtype, cache=self._wg_buffers, whole=full_tensor)
-        else:
-            fw = pack_weights(self.model.state_dict(), dtype, cache=self._wg_buffers)
+        fw = self._pack_weights(dtype, self._wg_buffers)  # the learner's, shared with the flat sync
+        if fw is None:  # a sharded group's rank other than 0: took part in the gathers only
+            return None
         sizes = tuple((d, int(self._wg_buffers[d].numel())) for d in fw.buffers)
         self._wg_payload = CollectivePayload(entries=fw.entries, aliases=fw.aliases, sizes=sizes,
                                              buckets=plan_buckets(sizes, fw.entries, fw.aliases, bucket_bytes),
