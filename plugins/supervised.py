@@ -26,9 +26,12 @@ class LoopConfig:
     log_every: int  # steps between metric lines
 
 
-def micro_batches(ids: torch.Tensor, mask: torch.Tensor, loss_mask: torch.Tensor, micro: int) -> list[TrainBatch]:
-    """Split [B,T] tensors into micro-batches whose losses sum to the step's token-weighted mean."""
-    return SequenceBatch(ids, mask, loss_mask).micro_batches(micro, token_weighted=True)
+def micro_batches(ids: torch.Tensor, mask: torch.Tensor, loss_mask: torch.Tensor, micro: int,
+                  by_length: bool = False) -> list[TrainBatch]:
+    """Split [B,T] tensors into micro-batches whose losses sum to the step's token-weighted mean; ``by_length``:
+    cut from the sequences ordered by length, each cut to its real columns (a stage's ``pack = "sort"``; the
+    token-weighted mean, and so the step's loss and the eval loss, stay the same)."""
+    return SequenceBatch(ids, mask, loss_mask).micro_batches(micro, token_weighted=True, by_length=by_length)
 
 
 def evaluate(learner: LearnerHandle, eval_batches: list[TrainBatch]) -> dict[str, float]:

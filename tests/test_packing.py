@@ -275,3 +275,74 @@ def test_columns_keeps_per_sequence_extras():
     assert torch.equal(cut.extras["margin"], b.extras["margin"])
     (sorted_mb,) = b.micro_batches(3, by_length=True)
     assert sorted_mb.extras["margin"].tolist() == [1.0, 0.0, 0.5]  # rows in length order, longest first
+
+
+# ---------------------------------------------------------------------------------------------- the sft stage
+
+SFT_ROWS = [("What is 12+30?", "42."), ("What is an LLM?", "An LLM is a large language model. " * 3),
+            ("Hi?", "The lazy dog sits."), ("What is 12+30? " * 3, "12+30 is 42."),
+            ("Say a word.", "Dog."), ("Write code.", "def add(a, b):\n    return a + b\n" * 2), ("Go.", "Go.")]
+
+
+def test_sft_pack_modes_give_the_padded_step_and_eval(tiny_model_dir):
+    """The sft stage's path with pack = sort (micro-batches by length, cut to their real columns) and pack
+    (packed rows) against none: one optimizer step's metrics from the same weights, then the held-out eval loss
+    (the step moved the model), within TOL-sized tolerances, on chat-encoded examples of very different lengths."""
+    from raylign.engine.config import build_config
+    from raylign.engine.modeling import load_tokenizer
+    from raylign.engine.plugins import build_registry
+    from raylign.plugins.sft import collate, encode
+    from raylign.plugins.supervised import evaluate
+
+    reg = build_registry()
+    tok = load_tokenizer(tiny_model_dir)
+    examples = [encode(tok, [{"role": "user", "content": p}, {"role": "assistant", "content": r}], "", 256)
+                for p, r in SFT_ROWS]
+    threads, out = torch.get_num_threads(), {}
+    try:
+        for mode in MODES:
+            cfg = build_config({"run": {"pipeline": ["sft"], "base_model": str(tiny_model_dir)},
+                                "sft": {"data": ["x.jsonl"], "micro_batch_size": 3, "pack": mode}},
+                               reg).stages[0].config
+            spec = LearnerSpec(model_dir=str(tiny_model_dir), total_steps=10, seed=0, device="cpu", torch_threads=1,
+                               pack=mode, optim=OptimConfig(lr=1e-2, warmup_steps=0, schedule="constant"))
+            lrn = Learner(spec, registry=reg)
+            by_length = cfg.pack == "sort"
+            mbs = collate(examples, tok.pad_token_id, cfg.micro_batch_size, by_length)
+            assert any(mb.attention_mask.sum() < mb.attention_mask.numel() for mb in mbs)  # real padding
+            if by_length:
+                lengths = [int(mb.attention_mask.sum(1).max()) for mb in mbs]
+                assert lengths == sorted(lengths, reverse=True) and mbs[-1].input_ids.shape[1] == lengths[-1]
+            step = lrn.train_step(mbs, "next_token")
+            ev = evaluate(lrn, collate(examples, tok.pad_token_id, cfg.micro_batch_size, by_length))
+            out[mode] = {"step": step, "eval": ev}
+    finally:
+        torch.set_num_threads(threads)
+    ref = out["none"]
+    assert abs(ref["eval"]["eval_loss"] - ref["step"]["loss"]) > 1e-3  # the step moved the model: a real check
+    for mode in ("sort", "pack"):
+        for part in ("step", "eval"):
+            assert out[mode][part].keys() == ref[part].keys()
+            for k, v in ref[part].items():
+                if k != "learner_seconds":
+                    got = out[mode][part][k]
+                    assert abs(got - v) < 1e-4 * max(1.0, abs(v)), (mode, part, k, v, got)
+
+
+def test_sft_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir):
+    from raylign.engine.config import build_config
+    from raylign.engine.errors import ConfigError
+    from raylign.engine.plugins import build_registry
+    from raylign.plugins.sft import SFTStage
+
+    reg = build_registry()
+    data = {"run": {"pipeline": ["sft"], "base_model": str(tiny_model_dir)}, "sft": {"data": ["x.jsonl"]}}
+    assert build_config(data, reg).stages[0].config.pack == "none"  # the default: the padded path
+
+    class Ctx:  # the check comes before the tokenizer, the data or any actor
+        name = "sft"
+        config = build_config({**data, "sft": {"data": ["x.jsonl"], "pack": "zip"}}, reg).stages[0].config
+
+    with pytest.raises(ConfigError) as err:
+        SFTStage().run(Ctx)
+    assert str(err.value) == "sft.pack must be one of none, sort, pack, got 'zip'"
