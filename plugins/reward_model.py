@@ -24,7 +24,7 @@ from raylign.engine.chat_format import conversation, encode_conversation, reply_
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
-from raylign.engine.ops import pad_sequences
+from raylign.engine.ops import PACK_MODES, pad_sequences
 from raylign.engine.optim import OptimConfig
 from raylign.engine.types import SequenceBatch, TrainBatch
 from raylign.plugins.supervised import LoopConfig, train_loop
@@ -50,6 +50,8 @@ class RewardModelConfig:
     eval_every: int = 50  # steps between held-out evals (0 = at the end only)
     checkpoint_every: int = 50  # steps between checkpoints
     log_every: int = 5  # steps between metric lines
+    pack: str = "none"  # learner compute on padding: none | sort (micro-batches cut to their real columns) |
+    # pack (each micro-batch's sequences packed into rows, attention kept within each; the fastest)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=10))
 
 
@@ -74,6 +76,8 @@ def bradley_terry(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Te
 def bradley_terry_loss(values: torch.Tensor, batch: TrainBatch, *, center_coef: float = 0.0):
     """Registered loss ``bradley_terry`` (value learners). Rows 2i / 2i+1 of the batch are pair i's chosen /
     rejected reply; ``loss_mask`` is one-hot at each row's read position; ``extras["margin"]`` [B] (optional).
+    ``values`` and ``batch`` are the learner's aligned pair (with pack = sort | pack both cut to the real columns,
+    the read mask with them, so the read position stays the reply's last real token).
 
     Metrics (means over pairs): ``loss``, ``accuracy``, ``reward_chosen``, ``reward_rejected``, ``margin``."""
     import torch
@@ -128,11 +132,16 @@ def encode_pair(tok, row: dict, where: str, system: str, max_len: int) -> Encode
     return EncodedPair(sides[0][0], sides[1][0], (sides[0][1], sides[1][1]), float(margin), longer)
 
 
-def pair_batch(pairs: list[EncodedPair], pad_id: int, micro_pairs: int) -> list[TrainBatch]:
+def pair_batch(pairs: list[EncodedPair], pad_id: int, micro_pairs: int, by_length: bool = False) -> list[TrainBatch]:
     """Pairs as micro-batches: rows 2i (chosen) and 2i+1 (rejected), never split; loss_mask one-hot at the read
-    position; ``extras["margin"]`` [B]."""
+    position; ``extras["margin"]`` [B]. ``by_length``: the pairs ordered by their longer side first (longest
+    first, ties in order; a pack = "sort" learner then cuts each micro-batch to its real columns): the step's
+    loss and metrics are the same, the rows no longer follow ``pairs`` (training only, never the eval, whose
+    rewards are matched back to the pairs)."""
     import torch
 
+    if by_length:
+        pairs = sorted(pairs, key=lambda p: -max(len(p.chosen), len(p.rejected)))  # stable: ties keep their order
     seqs = [s for p in pairs for s in (p.chosen, p.rejected)]
     ids, attn = pad_sequences(seqs, pad_id)
     read = torch.zeros(ids.shape, dtype=torch.float32)
@@ -153,6 +162,8 @@ class RewardModelStage:
         cfg: RewardModelConfig = ctx.config
         if not cfg.data:
             raise ConfigError(f"{ctx.name}.data is empty: list JSONL/Parquet files of prompt/chosen/rejected rows")
+        if cfg.pack not in PACK_MODES:
+            raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
         tok = load_tokenizer(ctx.input_model)
         rows = read_rows(cfg.data, ctx.base_dir)
         held = read_rows(cfg.eval_data, ctx.base_dir) if cfg.eval_data else None
@@ -166,13 +177,16 @@ class RewardModelStage:
                           f"({sum(p.rejected_longer for p in evals)} with the longer reply rejected); "
                           f"{skipped + skipped_eval} pairs over {cfg.max_len} tokens skipped; {cfg.steps} steps x "
                           f"{cfg.batch_size} pairs = {cfg.steps * cfg.batch_size / len(train):.2f} epochs")
-        learner = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps, role="reward_model", head="value")
+        learner = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps, role="reward_model", head="value",
+                                    pack=cfg.pack)
+        # in the pairs' order (evaluate matches rewards back to them); with pack != none the learner's values()
+        # regroups the sequences by length itself and returns them in this layout
         eval_batches = pair_batch(evals, tok.pad_token_id, cfg.micro_batch_size)
         options = {"center_coef": cfg.center_coef}
 
         def make_step(step: int):
             picked = [train[i] for i in batch_indices(len(train), cfg.batch_size, step, ctx.seed)]
-            return pair_batch(picked, tok.pad_token_id, cfg.micro_batch_size)
+            return pair_batch(picked, tok.pad_token_id, cfg.micro_batch_size, by_length=cfg.pack == "sort")
 
         def evaluate(handle, batches):
             return self.evaluate(handle, batches, evals, options)

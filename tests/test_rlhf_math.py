@@ -94,6 +94,99 @@ def test_reward_is_read_at_the_reply_end_under_left_and_right_padding(tiny_model
     assert pooled.tolist() == pytest.approx(alone, abs=1e-4)
 
 
+# ---------------------------------------------------------------------------------------------- reward model: pack
+
+RM_ROWS = [  # replies of very different lengths: every micro-batch holds real padding
+    {"prompt": "What is 12+30?", "chosen": "42.", "rejected": "The quick brown fox jumps over the lazy dog. " * 4},
+    {"prompt": "What is an LLM?", "chosen": "An LLM is a large language model that predicts the next token.",
+     "rejected": "a + b", "margin": 0.5},
+    {"prompt": "Hi?", "chosen": "The lazy dog sits.", "rejected": "def add(a, b):\n    return a + b\n" * 3},
+    {"prompt": "What is 12+30? " * 3, "chosen": "12+30 is 42.", "rejected": "The fox."},
+    {"prompt": "Say a word.", "chosen": "Dog.", "rejected": "An LLM predicts the next token. " * 2},
+]
+
+
+def test_reward_model_pack_modes_read_the_same_rewards_and_loss(tiny_model_dir):
+    """The reward_model stage's path with pack = sort (pairs ordered by length, micro-batches cut to their real
+    columns) and pack (packed rows) against none, in process: each reply's reward read through the learner's
+    aligned (values, batch) equals a forward of that sequence alone (its reply-end token, wherever the cut or
+    the packing put it); one optimizer step's loss, accuracy and rewards, and then the held-out eval
+    (``RewardModelStage.evaluate``: loss, accuracies, reward means and std) agree within a small tolerance."""
+    from raylign.engine.config import build_config
+    from raylign.engine.learner import Learner, LearnerSpec
+    from raylign.engine.modeling import load_tokenizer, value_forward
+    from raylign.engine.optim import OptimConfig
+    from raylign.engine.plugins import build_registry
+    from raylign.plugins.reward_model import RewardModelStage
+
+    reg = build_registry()
+    tok = load_tokenizer(tiny_model_dir)
+    pairs = [encode_pair(tok, r, f"row {i}", "", 256) for i, r in enumerate(RM_ROWS)]
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    options = {"center_coef": 0.1}
+    threads = torch.get_num_threads()
+    out = {}
+    try:
+        for mode in ("none", "sort", "pack"):
+            cfg = build_config({"run": {"pipeline": ["reward_model"], "base_model": str(tiny_model_dir)},
+                                "reward_model": {"data": ["x.jsonl"], "micro_batch_size": 2, "pack": mode}},
+                               reg).stages[0].config
+            spec = LearnerSpec(model_dir=str(tiny_model_dir), total_steps=10, seed=0, device="cpu",
+                               torch_threads=1, head="value", pack=mode,
+                               optim=OptimConfig(lr=1e-2, warmup_steps=0, schedule="constant", weight_decay=0.0))
+            learner = Learner(spec, registry=reg)
+            mbs = pair_batch(pairs, tok.pad_token_id, cfg.micro_batch_size, by_length=cfg.pack == "sort")
+            assert all(mb.attention_mask.sum() < mb.attention_mask.numel() for mb in mbs)  # real padding
+            if mode != "none":
+                with torch.no_grad():  # the read position, through the batch the learner's forward returns
+                    learner.model.eval()
+                    widths = []
+                    for mb in mbs:
+                        values, used = learner._forward(mb)
+                        widths.append((used.input_ids.shape[1], mb.input_ids.shape[1]))
+                        rows = zip(mb.input_ids, mb.attention_mask, mb.loss_mask, read_rewards(values, used.loss_mask))
+                        for ids, attn, read, got in rows:  # right-padded: column = index in the sequence
+                            seq = ids[attn.bool()].view(1, -1)
+                            alone = value_forward(learner.model, seq, torch.ones_like(seq))[0, int(read.argmax())]
+                            assert float(got) == pytest.approx(float(alone), abs=1e-4)
+                            assert int(seq[0, int(read.argmax())]) == im_end  # the reply's end-of-turn token
+                    assert any(cut < whole for cut, whole in widths)  # the learner did cut columns
+                    learner.model.train()
+            step = learner.train_step(mbs, "bradley_terry", options)
+            ev = RewardModelStage.evaluate(learner, pair_batch(pairs, tok.pad_token_id, 2), pairs, options)
+            out[mode] = {"step": step, "eval": ev}
+    finally:
+        torch.set_num_threads(threads)
+    ref = out["none"]
+    assert ref["eval"]["eval_loss"] != pytest.approx(ref["step"]["loss"], abs=1e-4)  # the step moved the model
+    for mode in ("sort", "pack"):
+        for part in ("step", "eval"):
+            assert out[mode][part].keys() == ref[part].keys()
+            for k, v in ref[part].items():
+                if k not in ("learner_seconds", "lr"):
+                    assert out[mode][part][k] == pytest.approx(v, rel=1e-4, abs=1e-4), (mode, part, k)
+
+
+def test_reward_model_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir):
+    from raylign.engine.config import build_config
+    from raylign.engine.errors import ConfigError
+    from raylign.engine.plugins import build_registry
+    from raylign.plugins.reward_model import RewardModelStage
+
+    reg = build_registry()
+    data = {"run": {"pipeline": ["reward_model"], "base_model": str(tiny_model_dir)},
+            "reward_model": {"data": ["x.jsonl"]}}
+    assert build_config(data, reg).stages[0].config.pack == "none"  # the default: the padded path
+
+    class Ctx:  # the check comes before the tokenizer, the data or any actor
+        name = "reward_model"
+        config = build_config({**data, "reward_model": {"data": ["x.jsonl"], "pack": "zip"}}, reg).stages[0].config
+
+    with pytest.raises(ConfigError) as err:
+        RewardModelStage().run(Ctx)
+    assert str(err.value) == "reward_model.pack must be one of none, sort, pack, got 'zip'"
+
+
 # ---------------------------------------------------------------------------------------------- GAE and friends
 
 def test_gae_hand_values_with_prompt_and_padding_masks():
