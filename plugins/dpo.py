@@ -33,7 +33,7 @@ from raylign.engine import options as declared
 from raylign.engine.chat_format import conversation, encode_conversation, render_prompt
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
-from raylign.engine.ops import chunk, pad_sequences, token_logprobs
+from raylign.engine.ops import PACK_MODES, chunk, pad_sequences, token_logprobs
 from raylign.engine.optim import OptimConfig
 from raylign.engine.types import SequenceBatch, TrainBatch
 
@@ -62,6 +62,8 @@ class DPOConfig:
     gold_options: dict[str, Any] = field(default_factory=dict)  # the gold judge's options
     eval_prompts: tuple[str, ...] = ()  # held-out prompt rows (prompt + what the gold judge reads, e.g. answer)
     max_new_tokens: int = 48  # greedy tokens per answer in the gold eval
+    pack: str = "none"  # learner compute on padding: none | sort (micro-batches cut to their real columns) |
+    # pack (each micro-batch's sequences packed into rows, attention kept within each; the fastest)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, warmup_steps=10, weight_decay=0.0))
 
 
@@ -197,11 +199,16 @@ def encode_pair(tok, row: dict, where: str, system: str, max_len: int) -> Pair |
     return Pair(sides[0], sides[1], len(reply_text(row["rejected"])) > len(reply_text(row["chosen"])))
 
 
-def pair_batch(pairs: list[Pair], pad_id: int) -> SequenceBatch:
+def pair_batch(pairs: list[Pair], pad_id: int, by_length: bool = False) -> SequenceBatch:
     """Pairs as interleaved rows (2i chosen, 2i+1 rejected), right-padded; ``ref_logprobs`` when every pair has
-    them."""
+    them. ``by_length``: the pairs ordered by their longer side (longest first, ties in order), so the
+    micro-batches hold pairs of similar length (a pack = "sort" learner cuts each to its real columns); a pair
+    stays whole, and the registered losses' step-wide ``norm_pairs``/``norm_tokens`` make the loss and metrics
+    the same in any order."""
     import torch
 
+    if by_length:
+        pairs = sorted(pairs, key=lambda p: -max(len(p.chosen[0]), len(p.rejected[0])))  # stable sort
     seqs = [side for p in pairs for side in (p.chosen, p.rejected)]
     ids, attn = pad_sequences([s[0] for s in seqs], pad_id)
     loss_mask = torch.zeros(ids.shape, dtype=torch.float32)
@@ -254,14 +261,15 @@ class DPOStage:
         tok = load_tokenizer(ctx.input_model)
         train, held = self._load(ctx, cfg, tok)
         pad, micro = tok.pad_token_id, cfg.micro_batch_size
-        reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False)
+        reference = ctx.start_learner(ctx.input_model, cfg.optim, 1, trainable=False, pack=cfg.pack)
         attach_reference(reference, held, pad, micro)
         if cfg.reference == "precompute":
             attach_reference(reference, train, pad, micro)
             reference.kill()  # every log-prob it will give is stored: free its memory for the training
             reference = None
-        policy = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps)
-        evals = {name: pair_batch(group, pad) for name, group in (
+        policy = ctx.start_learner(ctx.input_model, cfg.optim, cfg.steps, pack=cfg.pack)
+        by_length = cfg.pack == "sort"
+        evals = {name: pair_batch(group, pad, by_length) for name, group in (
             ("length_confounded", [p for p in held if p.rejected_longer]),
             ("longer_chosen", [p for p in held if not p.rejected_longer])) if group}
         gold = self._gold_setup(ctx, cfg, tok) if cfg.gold else None
@@ -278,7 +286,7 @@ class DPOStage:
         with ctx.progress(cfg.steps, start) as bar:
             for step in range(start + 1, cfg.steps + 1):
                 picked = [train[i] for i in batch_indices(len(train), cfg.batch_size, step - 1, ctx.seed)]
-                batch = pair_batch(picked, pad)
+                batch = pair_batch(picked, pad, by_length)
                 if reference is not None:
                     batch.extras["ref_logprobs"] = reference_logprobs(reference, batch, micro)
                 options = self.loss_options(ctx, cfg, batch)
@@ -312,6 +320,8 @@ class DPOStage:
             raise ConfigError(f"{n}.beta must be > 0, got {cfg.beta}")
         if not 0.0 <= cfg.label_smoothing < 0.5:
             raise ConfigError(f"{n}.label_smoothing must be in [0, 0.5), got {cfg.label_smoothing}")
+        if cfg.pack not in PACK_MODES:
+            raise ConfigError(f"{n}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
         fn = ctx.registry.get("losses", cfg.loss)
         if getattr(fn, "head", "lm") != "lm":
             raise ConfigError(f"{n}.loss = {cfg.loss!r} trains a value head; dpo trains a causal LM")

@@ -224,6 +224,91 @@ def test_the_example_config_is_valid_and_its_rows_encode(tiny_model_dir):
     assert all("prompt" in r for _, r in read_rows(dpo.eval_prompts, path.parent))
 
 
+# ---------------------------------------------------------------------------------------------- pack
+
+def test_a_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir):
+    from raylign.engine.config import build_config
+    from raylign.engine.errors import ConfigError
+    from raylign.engine.plugins import build_registry
+    from raylign.plugins.dpo import DPOStage
+
+    reg = build_registry()
+    data = {"run": {"pipeline": ["dpo"], "base_model": str(tiny_model_dir)}, "dpo": {"data": ["x.jsonl"]}}
+    assert build_config(data, reg).stages[0].config.pack == "none"  # the default: the padded path
+
+    class Ctx:
+        name, registry = "dpo", reg
+
+    cfg = build_config({**data, "dpo": {"data": ["x.jsonl"], "pack": "zip"}}, reg).stages[0].config
+    with pytest.raises(ConfigError) as err:
+        DPOStage._check(Ctx, cfg)
+    assert str(err.value) == "dpo.pack must be one of none, sort, pack, got 'zip'"
+
+
+PACK_ROWS = [  # replies of very different lengths: every micro-batch holds real padding
+    {"prompt": "What is 12+30?", "chosen": "42.", "rejected": "The quick brown fox jumps over the lazy dog. " * 4},
+    {"prompt": "What is an LLM?", "chosen": "An LLM is a large language model that predicts the next token.",
+     "rejected": "a + b"},
+    {"prompt": "Hi?", "chosen": "The lazy dog sits.", "rejected": "def add(a, b):\n    return a + b\n" * 3},
+    {"prompt": "What is 12+30? " * 3, "chosen": "12+30 is 42.", "rejected": "The fox."},
+    {"prompt": "Say a word.", "chosen": "Dog.", "rejected": "An LLM predicts the next token. " * 2},
+]
+
+
+@pytest.mark.parametrize("loss", ["dpo", "ipo"])
+def test_pack_modes_give_the_padded_step_and_eval(tiny_model_dir, loss):
+    """The stage's path with pack = sort (pairs ordered by length) and pack (packed rows) against none, in
+    process: the reference log-probs, one optimizer step's loss and metrics, then the held-out eval (the policy
+    has moved off the reference, so Δ != 0) agree within a small tolerance."""
+    from raylign.engine.config import build_config
+    from raylign.engine.learner import Learner, LearnerSpec
+    from raylign.engine.modeling import load_tokenizer
+    from raylign.engine.optim import OptimConfig
+    from raylign.engine.plugins import build_registry
+    from raylign.plugins.dpo import DPOStage, attach_reference
+
+    reg = build_registry()
+    tok = load_tokenizer(tiny_model_dir)
+    threads = torch.get_num_threads()
+    optim = OptimConfig(lr=1e-2, warmup_steps=0, schedule="constant", weight_decay=0.0)
+    micro, out = 2, {}
+    try:
+        for mode in ("none", "sort", "pack"):
+            cfg = build_config({"run": {"pipeline": ["dpo"], "base_model": str(tiny_model_dir)},
+                                "dpo": {"data": ["x.jsonl"], "loss": loss, "beta": 0.5, "pack": mode}},
+                               reg).stages[0].config
+
+            class Ctx:
+                name, registry = "dpo", reg
+
+            def learner(trainable: bool) -> Learner:
+                spec = LearnerSpec(model_dir=str(tiny_model_dir), optim=optim, total_steps=10, seed=0,
+                                   device="cpu", torch_threads=1, trainable=trainable, pack=mode)
+                return Learner(spec, registry=reg)
+
+            pairs = [encode_pair(tok, r, f"row {i}", "", 256) for i, r in enumerate(PACK_ROWS)]
+            attach_reference(learner(False), pairs, tok.pad_token_id, micro)
+            by_length = cfg.pack == "sort"
+            batch = pair_batch(pairs, tok.pad_token_id, by_length)
+            assert batch.attention_mask.sum() < batch.attention_mask.numel()  # real padding
+            policy = learner(True)
+            step = policy.train_step(batch.micro_batches(2 * micro), cfg.loss, DPOStage.loss_options(Ctx, cfg, batch))
+            held = pair_batch(pairs, tok.pad_token_id, by_length)
+            ev = policy.eval_loss(held.micro_batches(2 * micro), cfg.loss, DPOStage.loss_options(Ctx, cfg, held))
+            out[mode] = {"ref": [torch.cat(p.ref) for p in pairs], "step": step, "eval": ev}
+    finally:
+        torch.set_num_threads(threads)
+    ref = out["none"]
+    assert abs(ref["eval"]["loss"] - ref["step"]["loss"]) > 1e-4  # the step moved the policy: a real check
+    for mode in ("sort", "pack"):
+        got = out[mode]
+        assert max(float((a - b).abs().max()) for a, b in zip(got["ref"], ref["ref"])) < 1e-4, mode
+        for part in ("step", "eval"):
+            for k, v in ref[part].items():
+                if k not in ("learner_seconds", "lr"):
+                    assert got[part][k] == pytest.approx(v, rel=1e-4, abs=1e-4), (mode, part, k)
+
+
 # ---------------------------------------------------------------------------------------------- a real run
 
 STEPS = 10
