@@ -10,7 +10,9 @@ needs antlr4 4.11 exactly, which math-verify's 4.13 breaks) and compared by, in 
 2. complex floating-point evaluation at fixed points for the free symbols (until three agree) and then at two random
    ones, all of which must agree (relative tolerance ``rel_tol``): identities such as ``2\\sin x\\cos x`` ==
    ``\\sin 2x`` hold, an expression built to agree at the fixed points does not;
-3. ``sympy.simplify(a - b) == 0`` when (2) cannot evaluate (small expressions only).
+3. ``sympy.simplify(a - b) == 0`` when (2) cannot evaluate either side at any point (small expressions only;
+   ``simplify`` cannot be interrupted, so a candidate undefined everywhere beside a reference that has values,
+   ``0^{-x^2-1} + ...`` or ``\\frac{...}{x-x}``, is unequal without it).
 
 Policies (documented in the verifier's docstring too):
 
@@ -168,17 +170,23 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
             raise TooLarge("answer overflows floating point and is not written like the reference") from None
         except _EVAL_ERRORS:
             return False  # undefined (1/0, log 0) and not written like the reference
-    agreed = overflowed = 0
+    agreed = overflowed = defined = 0
     for env, drawn in _sample_points(syms, deadline, (xn, yn)):
         if agreed >= 3 and not drawn:
             continue  # three fixed points agree: the random ones decide the rest
-        try:
-            va, vb = evaluate(xn, env), evaluate(yn, env)
-        except OverflowError:
-            overflowed += 1
+        values = []
+        for node in (xn, yn):
+            try:
+                values.append(evaluate(node, env))
+                defined += 1
+            except OverflowError:
+                values.append(None)
+                overflowed += 1
+            except _EVAL_ERRORS:
+                values.append(None)
+        if None in values:
             continue
-        except _EVAL_ERRORS:
-            continue
+        va, vb = values
         if not (_finite(va) and _finite(vb)):
             overflowed += 1
             continue
@@ -189,8 +197,10 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         return True
     if overflowed:
         raise TooLarge("answer overflows floating point and is not written like the reference")
+    if defined:
+        return False  # one side has values where the other has none (1/(x-x) beside x): not the same function
     _check(deadline)
-    return bool(sympy_equal(xn, yn))
+    return bool(sympy_equal(xn, yn))  # neither side evaluates anywhere: the only case sympy is given
 
 
 def _equations_proportional(r, c, deadline) -> bool:

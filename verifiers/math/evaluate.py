@@ -2,7 +2,9 @@
 
 - ``rational``: the exact ``Fraction`` value when the AST is a rational number, else None. Powers, factorials
   and binomials are size-checked before they are computed (``TooLarge``, bounded by ``MAX_BITS``,
-  ``MAX_FACTORIAL`` and ``MAX_SYMBOLIC_EXP``).
+  ``MAX_FACTORIAL``, ``MAX_BINOMIAL_BITS`` and ``MAX_SYMBOLIC_EXP``), and so is their number: the big steps of
+  one answer (``exact_work``: ``parse_answer`` opens one per answer; a lone call has its own) share
+  ``MAX_WORK`` bits of results, so forty ``\\sqrt[63]{7^{13000}}`` are ``TooLarge`` rather than seconds of work.
 - ``evaluate``: the complex floating-point value with the free symbols bound; raises on overflow or where the
   expression is undefined (``EvalError``, ``ArithmeticError``, ``ValueError``).
 - ``sympy_equal``: ``sympy.simplify(a - b) == 0``, the last resort, for small expressions only.
@@ -11,13 +13,47 @@ from __future__ import annotations
 
 import cmath
 import math
+import threading
+from contextlib import contextmanager
 from fractions import Fraction
+from functools import lru_cache
 
 from raylign.verifiers.math.parse import TooLarge, canon, contains
 
 MAX_BITS = 40_000  # largest exact rational (numerator/denominator bits, about 12,000 digits) we build
 MAX_FACTORIAL = 1_000
 MAX_SYMBOLIC_EXP = 1_000  # x^n with |n| above this is not evaluated
+MAX_BINOMIAL_BITS = 16_000  # binomials past this size are not computed (math.comb's time grows with its square)
+MAX_WORK = 4 * MAX_BITS  # bits of big results (powers, roots, factorials, binomials, long products) per answer
+_BIG_STEP = 256  # results of fewer bits are not counted
+
+
+class _Work:
+    """What is left of the ``MAX_WORK`` budget of the answer being computed (one per thread)."""
+
+    def __init__(self):
+        self.left: int | None = None  # None: no answer-wide budget open
+
+
+_WORK = threading.local()
+
+
+@contextmanager
+def exact_work(bits: int = MAX_WORK):
+    """Share one budget of ``bits`` among every ``rational`` call inside (one answer's scalars)."""
+    outer = getattr(_WORK, "left", None)
+    _WORK.left = [bits]
+    try:
+        yield
+    finally:
+        _WORK.left = outer
+
+
+def _charge(budget: list, bits: int) -> None:
+    if bits >= _BIG_STEP:
+        budget[0] -= bits
+        if budget[0] < 0:
+            raise TooLarge("too much exact arithmetic in one answer")
 
 
 # ----------------------------------------------------------------------------------------------- exact values
@@ -25,7 +61,12 @@ def _iroot(n: int, q: int) -> int | None:
     """The exact integer q-th root of n >= 0, or None."""
     if n < 2:
         return n
-    r = int(round(n ** (1.0 / q))) if n.bit_length() < 1000 else 1 << (n.bit_length() // q)
+    bits = n.bit_length()
+    if bits < 1000:
+        r = int(round(n ** (1.0 / q)))
+    else:  # the root of the leading ~200 bits, shifted: Newton then doubles the correct bits at each step
+        shift = (bits - 200) // q * q
+        r = int(round(float(n >> shift) ** (1.0 / q))) << (shift // q)
     for _ in range(200):  # Newton from a nearby start
         nr = ((q - 1) * r + n // r ** (q - 1)) // q
         if abs(nr - r) <= 1:
@@ -37,7 +78,7 @@ def _iroot(n: int, q: int) -> int | None:
     return None
 
 
-def _rpow(b: Fraction | None, e: Fraction | None) -> Fraction | None:
+def _rpow(b: Fraction | None, e: Fraction | None, budget: list) -> Fraction | None:
     if e is None:
         return None
     if b is None:
@@ -53,6 +94,7 @@ def _rpow(b: Fraction | None, e: Fraction | None) -> Fraction | None:
     bits = max(b.numerator.bit_length(), b.denominator.bit_length())
     if abs(e) * bits > MAX_BITS:
         raise TooLarge("power too large to evaluate")
+    _charge(budget, int(abs(e) * bits) + bits)
     p, q = e.numerator, e.denominator
     if q == 1:
         return b**p
@@ -66,7 +108,14 @@ def _rpow(b: Fraction | None, e: Fraction | None) -> Fraction | None:
 
 
 def rational(node) -> Fraction | None:
-    """The exact rational value of a tuple AST, or None; raises TooLarge instead of building huge numbers."""
+    """The exact rational value of a tuple AST, or None; raises TooLarge instead of building huge numbers (or
+    too many big ones: ``exact_work``)."""
+    shared = getattr(_WORK, "left", None)
+    return _rational(node, shared if shared is not None else [MAX_WORK])
+
+
+def _rational(node, budget: list) -> Fraction | None:
+    rational = lambda n: _rational(n, budget)  # noqa: E731  (the same budget all the way down)
     k = node[0]
     if k == "num":
         return node[1]
@@ -79,8 +128,10 @@ def rational(node) -> Fraction | None:
         acc = vals[0]
         for v in vals[1:]:
             acc = acc + v if k == "add" else acc * v
-            if max(acc.numerator.bit_length(), acc.denominator.bit_length()) > MAX_BITS:
+            size = max(acc.numerator.bit_length(), acc.denominator.bit_length())
+            if size > MAX_BITS:
                 raise TooLarge("product too large to evaluate")
+            _charge(budget, size)
         return acc
     if k == "neg":
         v = rational(node[1])
@@ -89,16 +140,17 @@ def rational(node) -> Fraction | None:
         v = rational(node[1])
         return None if not v else 1 / v
     if k == "pow":
-        return _rpow(rational(node[1]), rational(node[2]))
+        return _rpow(rational(node[1]), rational(node[2]), budget)
     if k == "root":
         x, n = rational(node[1]), rational(node[2])
-        return None if not n else _rpow(x, 1 / n)
+        return None if not n else _rpow(x, 1 / n, budget)
     if k == "fact":
         v = rational(node[1])
         if v is None or v.denominator != 1 or v < 0:
             return None
         if v > MAX_FACTORIAL:
             raise TooLarge("factorial too large to evaluate")
+        _charge(budget, int(v) * max(1, int(v).bit_length()))
         return Fraction(math.factorial(int(v)))
     if k == "binom":
         n, r = rational(node[1]), rational(node[2])
@@ -106,7 +158,14 @@ def rational(node) -> Fraction | None:
             return None
         if n > MAX_BITS:
             raise TooLarge("binomial too large to evaluate")
-        return Fraction(math.comb(int(n), int(r))) if 0 <= r <= n else Fraction(0)
+        if not 0 <= r <= n:
+            return Fraction(0)
+        n, r = int(n), int(min(r, n - r))
+        size = (math.lgamma(n + 1) - math.lgamma(r + 1) - math.lgamma(n - r + 1)) / math.log(2) if r > 0 else 0
+        if size > MAX_BINOMIAL_BITS:
+            raise TooLarge("binomial too large to evaluate")
+        _charge(budget, 8 * int(size))  # math.comb takes longer than a power of that size
+        return Fraction(math.comb(n, r))
     if k == "abs":
         v = rational(node[1])
         return None if v is None else abs(v)
@@ -131,9 +190,11 @@ _CFUNCS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda z
            "exp": cmath.exp}
 
 
+@lru_cache(maxsize=1024)
 def _safe_rational(node):
+    """``rational`` or None, remembered: an exponent is asked for at every point an expression is evaluated."""
     try:
-        return rational(node)
+        return _rational(node, [MAX_WORK])  # its own budget, whatever answer is open: the same node, the same value
     except TooLarge:
         return None
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from raylign.verifiers.math.evaluate import rational
+from raylign.verifiers.math.evaluate import exact_work, rational
 from raylign.verifiers.math.normalize import MATH_WORDS, clean
 from raylign.verifiers.math.numerals import fraction_text
 from raylign.verifiers.math.parse import ParseError, TooLarge, Unjudgeable, canon, parse_expr
@@ -308,8 +308,10 @@ def _value(s: str, depth: int = 0) -> tuple:
 
 @lru_cache(maxsize=8192)
 def parse_answer(s: str) -> tuple:
-    """The value of an answer string (see the module docstring); raises Unjudgeable."""
-    return _value(clean(s))
+    """The value of an answer string (see the module docstring); raises Unjudgeable. The exact values of all its
+    scalars share one budget (``evaluate.exact_work``): past it a scalar is too large to compute."""
+    with exact_work():
+        return _value(clean(s))
 
 
 def kind(value: tuple) -> str:
