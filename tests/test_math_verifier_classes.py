@@ -196,6 +196,20 @@ def test_over_inside_a_box_is_extracted_whole():
     ("4\\pi r h", "4\\pi r", 0.0),
     ("2\\mathrm{e}", "2", 0.0),
     ("3\\mathrm{i}", "3", 0.0),
+    # a unit on a term of a sum is not dropped: 5 m + 2 cm is not 7
+    ("5\\text{ m} + 2\\text{ cm}", "7", 0.0),
+    ("5\\text{ cm} + 2", "7", 0.0),
+    ("5 + 2\\text{ cm}", "7", 0.0),
+    ("5\\text{ m} - 2", "3", 0.0),
+    ("5 m + 2 cm", "7", 0.0),
+    ("5 + 2 cm", "7", 0.0),
+    ("5\\text{ cm}^2 + 2\\text{ cm}", "7", 0.0),
+    ("-5\\text{ cm}", "-5", 1.0),  # a sign is not a sum
+    ("x = -5\\text{ cm}", "-5", 1.0),
+    ("1.2 \\times 10^{-3}\\text{ m}", "0.0012", 1.0),
+    ("2\\text{ m} \\times 3\\text{ m}", "6", 1.0),
+    ("(-3\\text{ cm}, 4\\text{ cm})", "(-3, 4)", 1.0),
+    ("3 \\text{ million} + 2", "3000002", 1.0),  # scale words still scale
 ])
 def test_units_beside_a_value(candidate, reference, reward):
     assert _reward(candidate, reference) == reward

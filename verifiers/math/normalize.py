@@ -3,7 +3,8 @@
 ``clean`` maps Unicode math symbols to LaTeX, drops spacing and sizing commands (``\\left``, ``\\,``,
 ``\\displaystyle``), rewrites TeX's ``{a \\over b}`` as ``\\frac{a}{b}``, unwraps ``\\text{}``-like groups,
 drops units after a value (``5 \\text{cm}``, ``60 \\mathrm{km/h}``, ``12 dollars``; scale words become factors:
-``5 \\text{ million}``), degree marks, dollar signs and trailing periods, turns "and"/"or" into commas,
+``5 \\text{ million}``; a unit on a term of a sum stays, so ``5\\text{ m} + 2\\text{ cm}`` is not 7), degree
+marks, dollar signs and trailing periods, turns "and"/"or" into commas,
 ``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``. ``units`` names the units an answer was written
 with (the ``units`` module says which words are units). ``MATH_WORDS`` are the words that are never units or
 plain text.
@@ -16,7 +17,7 @@ from functools import lru_cache
 from raylign.verifiers.math.extract import braced
 from raylign.verifiers.math.numerals import plain_numeral
 from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
-from raylign.verifiers.math.units import marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
+from raylign.verifiers.math.units import in_sum, marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",
@@ -136,6 +137,8 @@ def _unit_group(s: str, m, inner: str, end: int, names: set[str]) -> tuple[str, 
         tokens += (["/"] if chain.group(1) == "/" else []) + more
         end = group[1]
     scale, rest = scale_of(tokens)
+    if rest and (in_sum(s, m.start(), -1) or in_sum(s, end, 1)):
+        return None  # 5 m + 2 cm is not 7: a unit beside a sum stays in the answer (scale words still scale)
     if rest:
         names.add(unit_name(rest))
     return (scale + " " if scale else " "), end

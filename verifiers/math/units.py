@@ -8,7 +8,7 @@ A *unit run* is unit words joined by spaces, ``/``, ``\\cdot``, ``*`` or "per", 
 keeps its words. Scale words are not units: ``5 \\text{ million}`` is ``5\\times 10^{6}``.
 
 ``run_tokens`` says whether a text is a unit run; ``strip_tail_units`` drops the bare unit run that ends an answer
-or an item of it (``5 cm``, ``(3 cm, 4 cm)``); ``unit_name`` names a run (``km/h`` -> ``kph``, ``?`` when unknown);
+or an item of it (``5 cm``, ``(3 cm, 4 cm)``), but not one on a term of a sum (``in_sum``: ``5 + 2 cm`` is not 7); ``unit_name`` names a run (``km/h`` -> ``kph``, ``?`` when unknown);
 ``units_differ`` says whether two answers' named units disagree (``5 cm`` and ``5 m``, ``\\$5`` and ``5 cents``).
 """
 from __future__ import annotations
@@ -145,6 +145,33 @@ def _prose(text: str) -> bool:
     return not any(w in MATH_WORDS or w in SCALES or w in ("and", "or") for w in words)
 
 
+_VALUE_END = set("0123456789)]}%.") | set("abcdfghijklmnopqrstuvwxyzABCDFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def in_sum(s: str, pos: int, step: int) -> bool:
+    """Whether the term that ends (``step`` -1, scanning left from ``pos``) or starts (``step`` 1, scanning right)
+    at ``pos`` is added to or subtracted from another, within its item: a ``+``/``-`` outside brackets before the
+    next ``,``, ``;``, ``=`` or enclosing bracket, that is not a sign (``-5``, ``10^-3``, ``1e-5``)."""
+    depth, i = 0, pos - 1 if step < 0 else pos
+    opens, closes = ("([{", ")]}") if step > 0 else (")]}", "([{")
+    while 0 <= i < len(s):
+        ch = s[i]
+        if ch in opens:
+            depth += 1
+        elif ch in closes:
+            if depth == 0:
+                return False
+            depth -= 1
+        elif depth == 0 and ch in ",;=&":
+            return False
+        elif depth == 0 and ch in "+-":
+            before = s[:i].rstrip()
+            if before and before[-1] in _VALUE_END and not (before[-1] in "eE" and before[-2:-1].isdigit()):
+                return True
+        i += step
+    return False
+
+
 def strip_tail_units(s: str) -> tuple[str, set[str]]:
     """Drop the bare unit run (``5 cm``, ``60 km/h``) that ends the answer or an item of it, after a value.
 
@@ -165,7 +192,8 @@ def strip_tail_units(s: str) -> tuple[str, set[str]]:
             spaced = m.start() > len(head)
             tokens = run_tokens(m.group(0), strong=spaced)
             if tokens and head and head[-1] in "0123456789})]|.%" and (spaced or all(
-                    len(t) > 1 for t in tokens if t[0].isalpha())):
+                    len(t) > 1 for t in tokens if t[0].isalpha())) and not (
+                    scale_of(tokens)[1] and in_sum(s, len(head), -1)):
                 scale, rest = scale_of(tokens)
                 if rest:
                     names.add(unit_name(rest))
@@ -207,5 +235,5 @@ def units_differ(a: frozenset, b: frozenset) -> bool:
     return not (plain(a) == plain(b) and ({"deg"} in (a, b)))
 
 
-__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "marks", "run_tokens", "scale_of", "settle",
+__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "marks", "run_tokens", "scale_of", "settle",
            "strip_tail_units", "unit_name", "units_differ"]
