@@ -533,3 +533,37 @@ def test_heavy_answers_are_refused_quickly(candidate, reference):
 ])
 def test_exact_arithmetic_within_its_limits(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+@pytest.mark.parametrize("completion,answer,reward", [
+    ("\\boxed{5}\\boxed{}", "5", 1.0),  # an empty last box is no answer: the box before it is
+    ("\\boxed{5} \\boxed{ }", "5", 1.0),
+    ("\\boxed{5}\\boxed{}", "6", 0.0),
+    ("\\boxed{3} \\boxed{5} \\boxed{}", "5", 0.0),  # still hedging
+    ("\\boxed{}", "5", 0.0),
+])
+def test_an_empty_box_is_no_answer(completion, answer, reward):
+    verdict = VERIFIER(completion, {"answer": answer})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("5 = x", "5", 1.0),
+    ("5 = x", "x = 5", 1.0),
+    ("2x + 1 = y", "2x+1", 1.0),
+    ("6 = x", "5", 0.0),
+    ("5 = 2x", "5", 0.0),  # neither side a plain variable
+    ("x = 5", "x = 6", 0.0),
+])
+def test_an_equation_may_name_its_variable_on_the_right(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+def test_last_number_does_not_rescan_the_text_after_it():
+    from raylign.verifiers.math.extract import last_number
+
+    text = "so it is 12" + "a" * 900_000
+    start = time.process_time()
+    for _ in range(5):
+        assert last_number(text) == "12"
+    assert time.process_time() - start < 0.5

@@ -4,7 +4,8 @@ Three methods, tried in the order the verifier is configured with (default: boxe
 only when a config names it, since a cut-off completion that merely mentions numbers has no final answer):
 
 - ``boxed``: the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) whose braces close; nested braces and
-  escaped ``\\{ \\}`` are handled. A truncated last box (never closed) falls back to the box before it.
+  escaped ``\\{ \\}`` are handled. A truncated last box (never closed) or an empty one falls back to the box
+  before it.
 - ``answer_is``: the text after the last "answer is", "final answer:", "Answer:", "answer =" (case-insensitive);
   a ``$...$`` or ``\\(...\\)`` right after it is taken whole, otherwise the rest of the line up to the end of the
   sentence.
@@ -80,8 +81,11 @@ def last_boxed(text: str) -> str | None:
             end = best
             continue
         group = braced(text, after)
-        if group is not None:
+        if group is not None and group[0].strip():
             return group[0]
+        if group is not None:  # an empty box is no answer: the box before it may be
+            end = best
+            continue
         m = re.match(r"[ \t]+([^\s$]+)", text[after : after + 200])
         if m:
             return m.group(1)
@@ -169,17 +173,17 @@ def answer_is(text: str) -> str | None:
 
 def last_number(text: str) -> str | None:
     """The last number in the text, with a percent sign if one follows it."""
-    start = max(0, len(text) - _NUMBER_TAIL)
+    start, stop = max(0, len(text) - _NUMBER_TAIL), len(text)
     if start > 0 and _DIGIT.search(text, start) is None:  # no digit near the end: find the last one quickly
         m = _DIGIT.search(text[::-1])
         if m is None:
             return None
-        end = len(text) - m.start()
+        end = stop = len(text) - m.start()  # nothing after the last digit is scanned again
         start = end - 1
         while start > 0 and end - start < 1000 and text[start - 1] in "0123456789.,/-":
             start -= 1
     last = None
-    for last in _NUMBER.finditer(text, start):
+    for last in _NUMBER.finditer(text, start, stop):
         pass
     if last is None:
         return None

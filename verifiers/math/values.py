@@ -10,7 +10,8 @@ A value is a tuple whose first item names its kind:
 - ``("named", letter, qualifier)``: ``\\mathbb{R}``, ``\\mathbb{Z}^+`` (qualifier ``pos``), ``\\mathbb{R}_{\\ge 0}``
   (``nonneg``), "all real numbers"; a set's ``\\ldots`` item is ``("ellipsis",)``;
 - ``("matrix", rows)``: ``\\begin{pmatrix}...`` (any matrix or array environment);
-- ``("eq", lhs, rhs, simple)``: an equation, ``simple`` when the left side is a plain variable;
+- ``("eq", lhs, rhs, simple)``: an equation, ``simple`` when the left side is a plain variable (``5 = x`` is
+  read as ``x = 5``);
 - ``("rel", parts, ops)``: an inequality chain;
 - ``("choice", letter)``: a multiple-choice letter; ``("text", words)``: lower-cased text.
 
@@ -267,6 +268,8 @@ def _value(s: str, depth: int = 0) -> tuple:
     if len(parts) > 1:
         lhs, rhs = parts[0].strip(), parts[-1].strip()
         simple = bool(_SIMPLE_LHS.fullmatch(lhs))
+        if not simple and len(parts) == 2 and _SIMPLE_LHS.fullmatch(rhs):
+            lhs, rhs, simple = rhs, lhs, True  # 5 = x is x = 5
         return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple)
     expression = _set_expression(s, depth)
     if expression is not None:
