@@ -329,20 +329,24 @@ def test_sft_pack_modes_give_the_padded_step_and_eval(tiny_model_dir):
                     assert abs(got - v) < 1e-4 * max(1.0, abs(v)), (mode, part, k, v, got)
 
 
-def test_sft_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir):
+@pytest.mark.parametrize("stage,module,cls", [("sft", "sft", "SFTStage"),
+                                              ("reward_model", "reward_model", "RewardModelStage")])
+def test_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir, stage, module, cls):
+    """sft and reward_model check ``pack`` on the driver (dpo in its _check: tests/test_dpo.py)."""
+    import importlib
+
     from raylign.engine.config import build_config
     from raylign.engine.errors import ConfigError
     from raylign.engine.plugins import build_registry
-    from raylign.plugins.sft import SFTStage
 
     reg = build_registry()
-    data = {"run": {"pipeline": ["sft"], "base_model": str(tiny_model_dir)}, "sft": {"data": ["x.jsonl"]}}
+    data = {"run": {"pipeline": [stage], "base_model": str(tiny_model_dir)}, stage: {"data": ["x.jsonl"]}}
     assert build_config(data, reg).stages[0].config.pack == "none"  # the default: the padded path
 
     class Ctx:  # the check comes before the tokenizer, the data or any actor
-        name = "sft"
-        config = build_config({**data, "sft": {"data": ["x.jsonl"], "pack": "zip"}}, reg).stages[0].config
+        name = stage
+        config = build_config({**data, stage: {"data": ["x.jsonl"], "pack": "zip"}}, reg).stages[0].config
 
     with pytest.raises(ConfigError) as err:
-        SFTStage().run(Ctx)
-    assert str(err.value) == "sft.pack must be one of none, sort, pack, got 'zip'"
+        getattr(importlib.import_module(f"raylign.plugins.{module}"), cls)().run(Ctx)
+    assert str(err.value) == f"{stage}.pack must be one of none, sort, pack, got 'zip'"

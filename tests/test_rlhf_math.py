@@ -167,26 +167,6 @@ def test_reward_model_pack_modes_read_the_same_rewards_and_loss(tiny_model_dir):
                     assert out[mode][part][k] == pytest.approx(v, rel=1e-4, abs=1e-4), (mode, part, k)
 
 
-def test_reward_model_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir):
-    from raylign.engine.config import build_config
-    from raylign.engine.errors import ConfigError
-    from raylign.engine.plugins import build_registry
-    from raylign.plugins.reward_model import RewardModelStage
-
-    reg = build_registry()
-    data = {"run": {"pipeline": ["reward_model"], "base_model": str(tiny_model_dir)},
-            "reward_model": {"data": ["x.jsonl"]}}
-    assert build_config(data, reg).stages[0].config.pack == "none"  # the default: the padded path
-
-    class Ctx:  # the check comes before the tokenizer, the data or any actor
-        name = "reward_model"
-        config = build_config({**data, "reward_model": {"data": ["x.jsonl"], "pack": "zip"}}, reg).stages[0].config
-
-    with pytest.raises(ConfigError) as err:
-        RewardModelStage().run(Ctx)
-    assert str(err.value) == "reward_model.pack must be one of none, sort, pack, got 'zip'"
-
-
 # ---------------------------------------------------------------------------------------------- GAE and friends
 
 def test_gae_hand_values_with_prompt_and_padding_masks():
