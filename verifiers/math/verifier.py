@@ -10,7 +10,8 @@ wrong answer: reward 0.0, status ``ok``, ``details["extracted"] = None``.
 
 Equivalence (``equiv``): exact string match after normalization, then exact rational arithmetic, then
 floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed and random points), then sympy's
-``simplify`` as a last resort. Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a decimal with at least
+``simplify`` as a last resort (only when neither side evaluates at any point). Policies: ``50%`` equals ``50``
+and ``0.5`` (``percent``); a decimal with at least
 ``decimal_min_sig`` significant digits equals a value it rounds or truncates to (``0.3333`` == ``1/3``); ``1,000`` is
 a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered; sets are unordered and ignore repeats
 (``\\{1,1,2\\}`` == ``\\{1,2\\}``), bare lists are unordered multisets (``1, 1, 2`` != ``1, 2``); set algebra
