@@ -44,7 +44,16 @@ def chunk(items: list, size: int) -> list[list]:
 # (``pack``: transformers then confines attention to each sequence). Outputs come back in the micro-batch's
 # [B, T] layout, so losses see the same per-token values as on the padded batch.
 
-PACK_MODES = ("none", "sort", "pack")  # LearnerSpec.pack (stages validate their own key against it without torch)
+PACK_MODES = ("none", "sort", "pack")  # LearnerSpec.pack (stages check their own key with check_pack, no torch)
+
+
+def check_pack(key: str, value: str) -> None:
+    """A stage's ``pack`` key (``key``: its dotted name, e.g. ``sft.pack``) against ``PACK_MODES``: one ConfigError
+    line naming the key (no torch needed)."""
+    from raylign.engine.errors import ConfigError
+
+    if value not in PACK_MODES:
+        raise ConfigError(f"{key} must be one of {', '.join(PACK_MODES)}, got {value!r}")
 
 
 def real_span(attention_mask: torch.Tensor) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from raylign.engine import options as declared
 from raylign.engine.data import indices_at
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
-from raylign.engine.ops import PACK_MODES
+from raylign.engine.ops import check_pack
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.rollout_score import generate_and_score
@@ -162,8 +162,7 @@ class GRPOStage:
             raise ConfigError(f"{ctx.name}.is_cap = 0 with rollout.max_staleness = "
                               f"{ctx.engine.rollout.max_staleness}: "
                               f"samples from older weights need the truncated importance weight (set is_cap, e.g. 2)")
-        if cfg.pack not in PACK_MODES:
-            raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
+        check_pack(f"{ctx.name}.pack", cfg.pack)
         estimator = ctx.registry.get("advantage_estimators", cfg.advantage)
         declared.validate(estimator, cfg.advantage_options, f"{ctx.name}.advantage {cfg.advantage!r}")
         declared.validate(ctx.registry.get("losses", cfg.loss), GRPOStage.loss_options(cfg, 1.0, 1.0),

@@ -32,7 +32,7 @@ from raylign.engine import hookimpl
 from raylign.engine.data import indices_at
 from raylign.engine.errors import ConfigError
 from raylign.engine.modeling import load_tokenizer, stop_token_ids
-from raylign.engine.ops import PACK_MODES
+from raylign.engine.ops import check_pack
 from raylign.engine.optim import OptimConfig
 from raylign.engine.rewards.mix import RewardMix, RewardTerm
 from raylign.engine.tasks.spec import PromptDataConfig
@@ -206,8 +206,7 @@ class PPOStage:
             raise ConfigError(f"{n}.kl_in must be 'reward' or 'loss', got {cfg.kl_in!r}")
         if cfg.kl_estimator not in ("k1", "k2", "k3"):
             raise ConfigError(f"{n}.kl_estimator must be k1, k2 or k3, got {cfg.kl_estimator!r}")
-        if cfg.pack not in PACK_MODES:
-            raise ConfigError(f"{n}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
+        check_pack(f"{n}.pack", cfg.pack)
         if ctx.engine.rollout.max_staleness > 0 and not cfg.is_cap:
             raise ConfigError(f"{n}.is_cap = 0 with rollout.max_staleness = {ctx.engine.rollout.max_staleness}: "
                               f"samples from older weights need the truncated importance weight (set is_cap, e.g. 2)")

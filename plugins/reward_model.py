@@ -24,7 +24,7 @@ from raylign.engine.chat_format import conversation, encode_conversation, reply_
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
-from raylign.engine.ops import PACK_MODES, pad_sequences
+from raylign.engine.ops import check_pack, pad_sequences
 from raylign.engine.optim import OptimConfig
 from raylign.engine.types import SequenceBatch, TrainBatch
 from raylign.plugins.supervised import LoopConfig, train_loop
@@ -162,8 +162,7 @@ class RewardModelStage:
         cfg: RewardModelConfig = ctx.config
         if not cfg.data:
             raise ConfigError(f"{ctx.name}.data is empty: list JSONL/Parquet files of prompt/chosen/rejected rows")
-        if cfg.pack not in PACK_MODES:
-            raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
+        check_pack(f"{ctx.name}.pack", cfg.pack)
         tok = load_tokenizer(ctx.input_model)
         rows = read_rows(cfg.data, ctx.base_dir)
         held = read_rows(cfg.eval_data, ctx.base_dir) if cfg.eval_data else None

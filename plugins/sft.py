@@ -14,7 +14,7 @@ from raylign.engine.chat_format import encode_conversation as encode, render_pro
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
 from raylign.engine.modeling import load_tokenizer
-from raylign.engine.ops import PACK_MODES, pad_sequences
+from raylign.engine.ops import check_pack, pad_sequences
 from raylign.engine.optim import OptimConfig
 from raylign.plugins.supervised import LoopConfig, micro_batches, train_loop
 
@@ -84,8 +84,7 @@ class SFTStage:
             re.compile(cfg.format_regex)
         except re.error as exc:
             raise ConfigError(f"{ctx.name}.format_regex is not a valid regular expression: {exc}") from None
-        if cfg.pack not in PACK_MODES:
-            raise ConfigError(f"{ctx.name}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
+        check_pack(f"{ctx.name}.pack", cfg.pack)
         tok = load_tokenizer(ctx.input_model)
         rows = [(w, to_messages(r, w)) for w, r in read_rows(cfg.data, ctx.base_dir)]
         if cfg.eval_data:
