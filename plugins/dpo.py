@@ -33,7 +33,7 @@ from raylign.engine import options as declared
 from raylign.engine.chat_format import conversation, encode_conversation, render_prompt
 from raylign.engine.data import batch_indices, read_rows, require, split_holdout
 from raylign.engine.errors import ConfigError, DataError
-from raylign.engine.ops import PACK_MODES, chunk, pad_sequences, token_logprobs
+from raylign.engine.ops import check_pack, chunk, pad_sequences, token_logprobs
 from raylign.engine.optim import OptimConfig
 from raylign.engine.types import SequenceBatch, TrainBatch
 
@@ -320,8 +320,7 @@ class DPOStage:
             raise ConfigError(f"{n}.beta must be > 0, got {cfg.beta}")
         if not 0.0 <= cfg.label_smoothing < 0.5:
             raise ConfigError(f"{n}.label_smoothing must be in [0, 0.5), got {cfg.label_smoothing}")
-        if cfg.pack not in PACK_MODES:
-            raise ConfigError(f"{n}.pack must be one of {', '.join(PACK_MODES)}, got {cfg.pack!r}")
+        check_pack(f"{n}.pack", cfg.pack)
         fn = ctx.registry.get("losses", cfg.loss)
         if getattr(fn, "head", "lm") != "lm":
             raise ConfigError(f"{n}.loss = {cfg.loss!r} trains a value head; dpo trains a causal LM")
