@@ -214,8 +214,10 @@ class RolloutWorker:
         on CPU vLLM pauses the engine and frees nothing). Returns the seconds and vLLM's own ``is_sleeping``."""
         t0 = time.perf_counter()
         self.llm.sleep(level=level)
-        return {"pid": os.getpid(), "seconds": time.perf_counter() - t0,
-                "sleeping": self.llm.llm_engine.is_sleeping()}
+        import ray
+
+        return {"pid": os.getpid(), "seconds": time.perf_counter() - t0, "sleeping": self.llm.llm_engine.is_sleeping(),
+                "placement_group_id": ray.get_runtime_context().get_placement_group_id()}
 
     def wake(self, tags: list[str] | None = None) -> dict[str, Any]:
         """``LLM.wake_up(tags)`` (``weights``, ``kv_cache``; None: all). Returns the seconds, whether vLLM slept
