@@ -350,3 +350,30 @@ def test_bad_pack_is_one_config_error_naming_the_key(tiny_model_dir, stage, modu
     with pytest.raises(ConfigError) as err:
         getattr(importlib.import_module(f"raylign.plugins.{module}"), cls)().run(Ctx)
     assert str(err.value) == f"{stage}.pack must be one of none, sort, pack, got 'zip'"
+
+
+@pytest.mark.parametrize("stage,cls,section", [
+    ("grpo", "GRPOStage", {"data": ["x.jsonl"], "verifier": "length"}),
+    ("ppo", "PPOStage", {"data": ["x.jsonl"], "rewards": [{"name": "length"}]})])
+def test_bad_pack_in_an_rl_stage_is_one_config_error_naming_the_key(tiny_model_dir, stage, cls, section):
+    """grpo and ppo check ``pack`` in their ``_check``, which runs before the data, the fleet or any learner."""
+    import importlib
+
+    from raylign.engine.config import build_config
+    from raylign.engine.errors import ConfigError
+    from raylign.engine.plugins import build_registry
+
+    reg = build_registry()
+    data = {"run": {"pipeline": [stage], "base_model": str(tiny_model_dir)}, stage: section}
+    stage_cls = getattr(importlib.import_module(f"raylign.plugins.{stage}"), cls)
+    built = build_config(data, reg)
+    assert built.stages[0].config.pack == "none"  # the default: the padded path
+
+    class Ctx:
+        name, engine, registry = stage, built, reg
+
+    stage_cls._check(Ctx, built.stages[0].config)  # the same job with a good pack passes
+    bad = build_config({**data, stage: {**section, "pack": "zip"}}, reg)
+    with pytest.raises(ConfigError) as err:
+        stage_cls._check(Ctx, bad.stages[0].config)
+    assert str(err.value) == f"{stage}.pack must be one of none, sort, pack, got 'zip'"
