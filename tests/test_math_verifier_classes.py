@@ -567,3 +567,39 @@ def test_last_number_does_not_rescan_the_text_after_it():
     for _ in range(5):
         assert last_number(text) == "12"
     assert time.process_time() - start < 0.5
+
+
+# ------------------------------------------------------------------------------------------- mixed numbers
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # an integer before a proper fraction is a mixed number (math-verify and MATH's answers read it so)
+    ("2\\frac{1}{2}", "5/2", 1.0),
+    ("2\\frac12", "\\frac52", 1.0),
+    ("2\\tfrac12", "5/2", 1.0),
+    ("2\\dfrac{1}{2}", "2.5", 1.0),
+    ("2 \\frac{1}{2}", "5/2", 1.0),
+    ("2\\,\\frac{1}{2}", "5/2", 1.0),
+    ("2{1\\over2}", "5/2", 1.0),  # TeX's \over inside its group
+    ("2{1 \\over 2}", "2.5", 1.0),
+    ("2{\\frac12}", "5/2", 1.0),
+    ("-2{1\\over 2}", "-5/2", 1.0),
+    ("-1\\frac{1}{4}", "-\\frac54", 1.0),
+    ("2 1/2", "5/2", 1.0),
+    ("x = 2\\frac{1}{2}", "5/2", 1.0),
+    ("(2\\frac12, 3)", "(\\frac52, 3)", 1.0),
+    ("2\\frac{1}{2}\\text{ cups}", "2.5", 1.0),
+    ("5/2", "2\\frac{1}{2}", 1.0),  # the reference may be the mixed number
+    # neighbours: a product is written with an operator; the mixed number is not the product
+    ("2 \\cdot \\frac12", "1", 1.0),
+    ("2 \\cdot \\frac12", "5/2", 0.0),
+    ("2\\times\\frac{1}{2}", "5/2", 0.0),
+    ("2\\frac{1}{2}", "1", 0.0),
+    ("2{1\\over2}", "1", 0.0),
+    ("2\\frac{1}{2}", "-5/2", 0.0),
+    ("-2\\frac{1}{2}", "-3/2", 0.0),  # -(2 + 1/2), not -2 + 1/2
+    ("2\\frac{1}{3}", "5/2", 0.0),
+    ("2\\frac{3}{2}", "3", 1.0),  # an improper fraction after an integer is not a mixed number: a product
+    ("2\\frac{3}{2}", "7/2", 0.0),
+    ("x\\frac{1}{2}", "\\frac{x}{2}", 1.0),
+])
+def test_mixed_numbers(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

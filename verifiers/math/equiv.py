@@ -31,7 +31,8 @@ Policies (documented in the verifier's docstring too):
 - ``x = 3`` equals ``3`` when the left side is a plain variable; two equations are equal if their sides are, or
   if ``lhs - rhs`` of one is a constant non-zero multiple of the other's;
 - multiple-choice letters (``(B)``, ``\\text{(B)}``, ``B``) are compared case-insensitively;
-- a whole answer ``2\\frac{1}{2}`` or ``2 1/2`` is a mixed number (5/2), not a product;
+- a whole answer ``2\\frac{1}{2}``, ``2{1 \\over 2}`` or ``2 1/2`` is a mixed number (5/2), not a product (an
+  improper fraction after an integer, ``2\\frac{3}{2}``, is: 3);
 - ``e`` is Euler's number and ``i`` the imaginary unit; ``\\log`` without a base is the natural logarithm;
 - words (``\\text{no solution}``, ``Monday``) compare as lower-cased text;
 - an inequality equals the interval it describes (``x \\ge 3`` == ``[3,\\infty)``); ``0.\\overline{3}`` is 1/3;

@@ -48,7 +48,9 @@ _WORDS = re.compile(r"(?=.*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*")
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
 _MATRIX = re.compile(r"[(\[]?\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
-_MIXED = re.compile(r"(-?)(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}|(-?)(\d+)\s+(\d+)/(\d+)")
+# a mixed number: 2\frac{1}{2}, 2 \frac12, 2{1 \over 2} (cleaned to 2{\frac{1}{2}}) or 2 1/2, a whole answer only
+_MIXED = (re.compile(r"(-?)(\d+)\s*(\{\s*)?\\frac\{(\d+)\}\{(\d+)\}(?(3)\s*\})"),
+          re.compile(r"(-?)(\d+)\s+()(\d+)/(\d+)"))
 _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\{?-1\}?)?(?:\([a-zA-Z, ]*\))?"
                          r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
 _OPEN, _CLOSE = "([{", ")]}"
@@ -298,15 +300,30 @@ def _value(s: str, depth: int = 0) -> tuple:
             return ("seq", s[0], s[-1], tuple(_value(p, depth + 1) for p in items))
     if "\\overline" in s:
         s = _REPEATING.sub(_repeating_to_frac, s)
-    m = _MIXED.fullmatch(s)
-    if m:
-        g = [x for x in m.groups() if x is not None]
-        sign, whole, num, den = g[0], int(g[1]), int(g[2]), int(g[3])
-        if 0 < num < den:
-            n = ("add", (("num", Fraction(whole), g[1]), ("mul", (("num", Fraction(num), g[2]),
-                                                                   ("inv", ("num", Fraction(den), g[3]))))))
-            return ("scalar", scalar_from_node(("neg", n) if sign else n))
+    mixed = _mixed_number(s)
+    if mixed is not None:
+        return mixed
     return _leaf(s)
+
+
+def _mixed_number(s: str) -> tuple | None:
+    """A whole answer written as a mixed number, ``2\\frac{1}{2}`` or ``2 1/2``, as its value (5/2); None otherwise.
+
+    An integer followed by a *proper* fraction is a mixed number, as math-verify (latex2sympy2's
+    ``interpret_as_mixed_fractions``) and the MATH answers that use it (``6\\frac{1}{4}``) read it; a product is
+    written with an operator (``2 \\cdot \\frac12``). An improper fraction after an integer (``2\\frac{3}{2}``)
+    is not a mixed number anyone writes: it stays a product (3), where math-verify would read 7/2."""
+    for pattern in _MIXED:
+        m = pattern.fullmatch(s)
+        if m is None:
+            continue
+        sign, whole, _, num, den = m.groups()
+        if not 0 < int(num) < int(den):
+            return None
+        n = ("add", (("num", Fraction(int(whole)), whole), ("mul", (("num", Fraction(int(num)), num),
+                                                                     ("inv", ("num", Fraction(int(den)), den))))))
+        return ("scalar", scalar_from_node(("neg", n) if sign else n))
+    return None
 
 
 @lru_cache(maxsize=8192)
