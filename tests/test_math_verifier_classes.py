@@ -603,3 +603,30 @@ def test_last_number_does_not_rescan_the_text_after_it():
 ])
 def test_mixed_numbers(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- inches
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("6\\text{ in}", "6", 1.0),
+    ("6 \\text{in}", "6", 1.0),
+    ("6\\text{ in.}", "6", 1.0),
+    ("6\\mathrm{\\,in}", "6", 1.0),
+    ("6 in", "6", 1.0),
+    ("12\\text{ in}^2", "12", 1.0),
+    ("12 \\text{ sq in}", "12", 1.0),
+    ("(3\\text{ in}, 4\\text{ in})", "(3, 4)", 1.0),
+    ("6\\text{ in}", "6\\text{ inches}", 1.0),
+    ("6", "6\\text{ in}", 1.0),
+    # a unit never makes a wrong number right, and inches are not feet
+    ("6\\text{ in}", "7", 0.0),
+    ("6\\text{ in}", "6\\text{ ft}", 0.0),
+    ("6\\text{ in}", "6\\text{ cm}", 0.0),
+    ("12\\text{ in}^2", "12\\text{ in}", 0.0),
+    ("6\\text{ in} + 2", "8", 0.0),  # a unit on one term of a sum stays
+    # "in" between things is a word
+    ("x \\text{ in } [0,1]", "x", 0.0),
+    ("x \\text{ in } [0,1]", "[0,1]", 0.0),
+    ("x \\in [0,1]", "[0,1]", 1.0),
+])
+def test_inches(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

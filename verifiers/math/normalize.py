@@ -17,7 +17,8 @@ from functools import lru_cache
 from raylign.verifiers.math.extract import braced
 from raylign.verifiers.math.numerals import plain_numeral
 from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
-from raylign.verifiers.math.units import in_sum, marks, run_tokens, scale_of, settle, strip_tail_units, unit_name
+from raylign.verifiers.math.units import (in_sum, is_inches, marks, run_tokens, scale_of, settle, strip_tail_units,
+                                          unit_name)
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",
@@ -54,6 +55,7 @@ _UNIT_POWER = re.compile(r"\s*\^\s*(?:\{\s*-?\s*\d\s*\}|-?\d)")
 _UNIT_CMDS = {"text", "textrm", "textnormal", "textsf", "textit", "textbf", "mbox", "mathrm"}
 _UNIT_CHAIN = re.compile(r"\s*(/|\\cdot(?![a-zA-Z])|\*|·)?\s*(?=\\(?:text|textrm|textnormal|mbox|mathrm)\s*\{)")
 _NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a unit of a value
+_ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a unit that ends its item
 _SEPARATOR_WORDS = re.compile(r"\s+(?:and|or)\s+")
 _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
@@ -121,7 +123,7 @@ def _unit_group(s: str, m, inner: str, end: int, names: set[str]) -> tuple[str, 
     if not before or before[-1] in _NOT_A_VALUE or before.endswith("\\{"):
         return None
     tokens = run_tokens(inner)
-    if tokens is None:
+    if tokens is None or (is_inches(tokens) and not _ITEM_END.match(s, end)):
         return None
     while True:
         power = _UNIT_POWER.match(s, end)

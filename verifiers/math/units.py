@@ -6,6 +6,8 @@ A *unit run* is unit words joined by spaces, ``/``, ``\\cdot``, ``*`` or "per", 
 ``\\text{}``-like group or after a space, any word of three letters or more that is neither a math word
 (``MATH_WORDS``) nor a connecting word (``CONNECTORS``: ``and``, ``for``, ``real``...), so ``x \\text{ for } x > 0``
 keeps its words. Scale words are not units: ``5 \\text{ million}`` is ``5\\times 10^{6}``.
+"in" is a connecting word except where it stands alone as the unit that ends a value's item: ``6\\text{ in}``,
+``6 in``, ``12\\text{ sq in}`` are inches; ``5 in total`` and ``x \\text{ in } [0, 1]`` are words.
 
 ``run_tokens`` says whether a text is a unit run; ``strip_tail_units`` drops the bare unit run that ends an answer
 or an item of it (``5 cm``, ``(3 cm, 4 cm)``), but not one on a term of a sum (``in_sum``: ``5 + 2 cm`` is not 7); ``unit_name`` names a run (``km/h`` -> ``kph``, ``?`` when unknown);
@@ -64,6 +66,8 @@ def _word_ok(word: str, strong: bool) -> bool:
     low = word.lower()
     if low in SCALES or low in _MODIFIERS or low == "per":
         return True
+    if low == "in":
+        return strong  # inches, where the run is "in" alone (``run_tokens``); elsewhere "in" is a word
     if low in CONNECTORS or low in MATH_WORDS:
         return False
     if len(word) == 1:
@@ -95,7 +99,15 @@ def run_tokens(text: str, strong: bool = True) -> list[str] | None:
     words = [t for t in tokens if t[0].isalpha()]
     if not words or all(w.lower() in ("per", "square", "sq", "cubic", "cu") for w in words):
         return None
+    if any(w.lower() == "in" for w in words) and sum(w.lower() not in _MODIFIERS for w in words) > 1:
+        return None  # "in" is inches only on its own (6 in, 12 sq in, 4 in^2): "in total", "in meters" are words
     return tokens
+
+
+def is_inches(tokens: list[str]) -> bool:
+    """Whether a unit run is inches: "in" is a unit only where the run ends the value's item (``6\\text{ in}``,
+    not ``x \\text{ in } [0, 1]``)."""
+    return any(t.lower() == "in" for t in tokens)
 
 
 def scale_of(tokens: list[str]) -> tuple[str, list[str]]:
@@ -235,5 +247,5 @@ def units_differ(a: frozenset, b: frozenset) -> bool:
     return not (plain(a) == plain(b) and ({"deg"} in (a, b)))
 
 
-__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "marks", "run_tokens", "scale_of", "settle",
+__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "is_inches", "marks", "run_tokens", "scale_of", "settle",
            "strip_tail_units", "unit_name", "units_differ"]
