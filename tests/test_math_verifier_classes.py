@@ -630,3 +630,26 @@ def test_mixed_numbers(candidate, reference, reward):
 ])
 def test_inches(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- set algebra against a list
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # a bare list without repeats is met by a set expression with the same elements
+    ("\\{1,2\\}\\cup\\{3\\}", "1,2,3", 1.0),
+    ("\\{1\\}\\cup\\{2\\}\\cup\\{3\\}", "3, 2, 1", 1.0),
+    ("\\{1,2,3\\}\\setminus\\{2\\}", "1, 3", 1.0),
+    ("\\{1,2,3\\} \\cap \\{2,3,4\\}", "3, 2", 1.0),
+    ("\\{(1,2)\\} \\cup \\{(3,4)\\}", "(3,4), (1,2)", 1.0),
+    ("1, 2, 3", "\\{1,2\\}\\cup\\{3\\}", 1.0),
+    ("\\{1,2\\}\\cup\\{3\\}", "\\{1,2,3\\}", 1.0),
+    # neighbours: other elements, and a list that counts a repeat no set holds
+    ("\\{1,2\\}\\cup\\{3\\}", "1,2", 0.0),
+    ("\\{1,2\\}\\cup\\{3\\}", "1,2,4", 0.0),
+    ("\\{1,2\\}\\cup\\{3\\}", "1,2,3,3", 0.0),
+    ("\\{1,2\\}\\cup\\{2\\}", "1,2,2", 0.0),
+    ("\\{1,2,3\\}\\setminus\\{2\\}", "1, 2", 0.0),
+    ("[1,2]\\cup[3,4]", "1,2,3,4", 0.0),  # intervals are not their endpoints
+    ("\\{1,2\\}\\cap\\{3\\}", "1", 0.0),
+])
+def test_set_algebra_against_a_list(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -292,6 +292,11 @@ def _unordered(a, b, o, deadline) -> bool:
     return True
 
 
+def _distinct(items, o, deadline) -> bool:
+    """Whether no two items of a list are equal."""
+    return not any(equal(x, y, o, deadline) for i, x in enumerate(items) for y in items[i + 1:])
+
+
 def _vector(m):
     rows = m[1]
     if len(rows) == 1:
@@ -320,9 +325,14 @@ _SET_KINDS = {"set", "union", "setop", "named"}
 def _sets_equal(r, c, o: Options, deadline) -> bool | None:
     """Set semantics (``sets``) when either side is a set, a set expression or a named set: repeats do not count,
     operations are carried out, ``\\mathbb{R}`` is ``(-\\infty, \\infty)``. A bare-list reference is a multiset
-    and keeps its own rule; None when the sets' content cannot be computed (symbolic endpoints)."""
+    and keeps its own rule, but a set expression meets one without repeats (``1, 2, 3`` is
+    ``\\{1,2\\} \\cup \\{3\\}``); None when the sets' content cannot be computed (symbolic endpoints)."""
     if r[0] == "list":
-        return None
+        if c[0] not in ("union", "setop"):
+            return None
+        if not _distinct(r[1], o, deadline):
+            return False  # 1, 1, 2 counts a repeat that no set holds
+        r = ("set", r[1])
     if r[0] == "rel" or c[0] == "rel":
         r = _rel_to_set(r) if r[0] == "rel" else r
         c = _rel_to_set(c) if c[0] == "rel" else c
