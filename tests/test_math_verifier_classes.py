@@ -653,3 +653,49 @@ def test_inches(candidate, reference, reward):
 ])
 def test_set_algebra_against_a_list(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- equations ending in the value
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # a true computation answers with its right-hand side
+    ("5+1=6", "6", 1.0),
+    ("6 = 5+1", "6", 1.0),
+    ("3 \\times 2 = 6", "6", 1.0),
+    ("\\frac{12}{2} = 6", "6", 1.0),
+    ("2^{10} = 1024", "1024", 1.0),
+    ("\\sqrt{16} = 4", "4", 1.0),
+    ("\\frac{1}{2} = 0.5", "\\frac12", 1.0),
+    ("5 + 1 = 6", "5+1", 1.0),
+    ("(x+1)^2 = x^2+2x+1", "x^2+2x+1", 1.0),
+    ("5+1=6", "x = 6", 0.0),  # a computation is not the equation x = 6
+    # a chain holds step by step; variables in it are names
+    ("2+2=4=4", "4", 1.0),
+    ("x = 2+3 = 5", "5", 1.0),
+    ("x = 2+3 = 5", "x = 5", 1.0),
+    ("x = y = 3", "3", 1.0),
+    ("y = 2(x+1) = 2x+2", "2x+2", 1.0),
+    # a false computation answers neither side
+    ("2+2=5", "4", 0.0),
+    ("2+2=5", "5", 0.0),
+    ("5 = 6", "6", 0.0),
+    ("5 = 6", "5", 0.0),
+    ("2+2=4=5", "5", 0.0),
+    ("2+2=4=5", "4", 0.0),
+    ("x = 2+3 = 6", "6", 0.0),
+    ("x = 2+3 = 6", "5", 0.0),
+    ("x = 2+3 = 6", "x = 6", 0.0),
+    ("9^{9^{9^{9}}} = 5", "5", 0.0),
+    # a condition is not its right-hand side
+    ("2x = 6", "6", 0.0),
+    ("2x = 6", "3", 0.0),
+    ("x+1 = 6", "6", 0.0),
+    ("x+y = 3", "3", 0.0),
+    ("y = 2x+1", "2x - y + 1 = 0", 1.0),  # equations still compare as equations
+])
+def test_an_equation_ending_in_the_value(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+def test_a_computation_may_be_the_reference():
+    assert VERIFIER("\\boxed{6}", {"answer": "5+1=6"}).reward == 1.0
+    assert VERIFIER("\\boxed{5}", {"answer": "2+2=5"}).reward == 0.0

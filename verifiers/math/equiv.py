@@ -28,8 +28,10 @@ Policies (documented in the verifier's docstring too):
 - set-like values (``sets``) compare by content: set algebra is carried out (``[0,1] \\cup [1,3]`` == ``[0,3]``,
   ``\\{1,2,3\\} \\setminus \\{2\\}`` == ``\\{1,3\\}``), ``\\mathbb{R}`` == ``(-\\infty, \\infty)``, ``\\mathbb{Z}^+`` ==
   ``\\{1, 2, 3, \\ldots\\}``, ``\\mathbb{N}`` != ``\\mathbb{Z}``;
-- ``x = 3`` equals ``3`` when the left side is a plain variable; two equations are equal if their sides are, or
-  if ``lhs - rhs`` of one is a constant non-zero multiple of the other's;
+- ``x = 3`` equals ``3`` when the left side is a plain variable, and so does a true computation ending in it
+  (``5 + 1 = 6`` is 6; ``2 + 2 = 5`` is neither 4 nor 5, ``2x = 6`` is not 6); a chain's steps must all hold
+  (``x = 2+3 = 6`` is not 6); two equations are equal if their sides are, or if ``lhs - rhs`` of one is a constant
+  non-zero multiple of the other's;
 - multiple-choice letters (``(B)``, ``\\text{(B)}``, ``B``) are compared case-insensitively;
 - a whole answer ``2\\frac{1}{2}``, ``2{1 \\over 2}`` or ``2 1/2`` is a mixed number (5/2), not a product (an
   improper fraction after an integer, ``2\\frac{3}{2}``, is: 3);
@@ -297,6 +299,30 @@ def _distinct(items, o, deadline) -> bool:
     return not any(equal(x, y, o, deadline) for i, x in enumerate(items) for y in items[i + 1:])
 
 
+def _chain_holds(v, o: Options, deadline) -> bool:
+    """Whether every computed step of an equation chain equals its right-hand side (``x = 2+3 = 5``; not
+    ``x = 2+3 = 6``). A step too large to compare does not hold."""
+    try:
+        return all(equal(step, v[2], o, deadline) for step in v[4])
+    except TooLarge:
+        return False
+
+
+def _stands_for_rhs(v, o: Options, deadline) -> bool:
+    """Whether an equation answers with its right-hand side: it names a variable (``x = 5``, ``f(x) = x^2``), or
+    it is a true computation whose result is the right-hand side (``5 + 1 = 6``, ``\\frac{12}{2} = 6``); a chain's
+    steps must hold too. A false one (``2 + 2 = 5``) is no value, and neither is a condition (``2x = 6``,
+    ``x + y = 3``): it answers neither side."""
+    if not _chain_holds(v, o, deadline):
+        return False
+    if v[3]:
+        return True
+    try:
+        return equal(v[1], v[2], o, deadline)
+    except TooLarge:
+        return False
+
+
 def _vector(m):
     rows = m[1]
     if len(rows) == 1:
@@ -357,15 +383,17 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
     _check(deadline)
     kr, kc = r[0], c[0]
     if kr == "eq" and kc == "eq":
+        if not (_chain_holds(r, o, deadline) and _chain_holds(c, o, deadline)):
+            return False
         if equal(r[1], c[1], o, deadline) and equal(r[2], c[2], o, deadline):
             return True
         if equal(r[1], c[2], o, deadline) and equal(r[2], c[1], o, deadline):
             return True
         return _equations_proportional(r, c, deadline)
     if kr == "eq":
-        return r[3] and equal(r[2], c, o, deadline)
+        return _stands_for_rhs(r, o, deadline) and equal(r[2], c, o, deadline)
     if kc == "eq":
-        return c[3] and equal(r, c[2], o, deadline)
+        return _stands_for_rhs(c, o, deadline) and equal(r, c[2], o, deadline)
     if kr == "choice" or kc == "choice":
         a, b = _choice_letter(r), _choice_letter(c)
         return a is not None and a == b

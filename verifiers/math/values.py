@@ -10,8 +10,9 @@ A value is a tuple whose first item names its kind:
 - ``("named", letter, qualifier)``: ``\\mathbb{R}``, ``\\mathbb{Z}^+`` (qualifier ``pos``), ``\\mathbb{R}_{\\ge 0}``
   (``nonneg``), "all real numbers"; a set's ``\\ldots`` item is ``("ellipsis",)``;
 - ``("matrix", rows)``: ``\\begin{pmatrix}...`` (any matrix or array environment);
-- ``("eq", lhs, rhs, simple)``: an equation, ``simple`` when the left side is a plain variable (``5 = x`` is
-  read as ``x = 5``);
+- ``("eq", lhs, rhs, simple, middle)``: an equation, ``simple`` when the left side is a plain variable (``5 = x``
+  is read as ``x = 5``); ``middle`` holds the steps of a chain between them (``x = 2+3 = 5``) that are not plain
+  variables (``x = y = 3`` names two);
 - ``("rel", parts, ops)``: an inequality chain;
 - ``("choice", letter)``: a multiple-choice letter; ``("text", words)``: lower-cased text.
 
@@ -268,11 +269,14 @@ def _value(s: str, depth: int = 0) -> tuple:
         return ("list", tuple(_value(p, depth + 1) for p in parts))
     parts, _ = split_top(s, "=")
     if len(parts) > 1:
+        if len(parts) > MAX_ITEMS:
+            raise Unjudgeable("too many '=' in one answer")
         lhs, rhs = parts[0].strip(), parts[-1].strip()
         simple = bool(_SIMPLE_LHS.fullmatch(lhs))
         if not simple and len(parts) == 2 and _SIMPLE_LHS.fullmatch(rhs):
             lhs, rhs, simple = rhs, lhs, True  # 5 = x is x = 5
-        return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple)
+        middle = tuple(_value(p, depth + 1) for p in parts[1:-1] if not _SIMPLE_LHS.fullmatch(p.strip()))
+        return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple, middle)
     expression = _set_expression(s, depth)
     if expression is not None:
         return expression
@@ -357,7 +361,7 @@ def describe(value: tuple) -> str:
         left, right = {"set": ("{", "}"), "list": ("", ""), "union": ("", "")}[k]
         return left + ("," if k != "union" else " U ").join(map(describe, value[1])) + right
     if k == "eq":
-        return f"{describe(value[1])}={describe(value[2])}"
+        return "=".join(map(describe, (value[1], *value[4], value[2])))
     if k == "rel":
         out = describe(value[1][0])
         for op, part in zip(value[2], value[1][1:]):
