@@ -699,3 +699,61 @@ def test_an_equation_ending_in_the_value(candidate, reference, reward):
 def test_a_computation_may_be_the_reference():
     assert VERIFIER("\\boxed{6}", {"answer": "5+1=6"}).reward == 1.0
     assert VERIFIER("\\boxed{5}", {"answer": "2+2=5"}).reward == 0.0
+
+
+# ------------------------------------------------------------------------------------------- one unit on every term of a sum
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # every term in the same unit: the sum of the values, in that unit
+    ("5\\text{ cm}+2\\text{ cm}", "7", 1.0),
+    ("5\\text{ cm}+2\\text{ cm}", "7\\text{ cm}", 1.0),
+    ("5\\,\\text{cm} + 2\\,\\text{cm}", "7", 1.0),
+    ("5\\mathrm{~cm}+2\\mathrm{~cm}", "7", 1.0),
+    ("5 \\text{ centimeters} + 2 \\text{ cm}", "7", 1.0),  # one unit, two spellings
+    ("5 cm + 2 cm", "7", 1.0),
+    ("5\\text{ cm}-2\\text{ cm}", "3", 1.0),
+    ("-5 cm - 2 cm", "-7", 1.0),
+    ("5 cm + 2 cm + 3 cm", "10", 1.0),
+    ("5\\text{ cm}^2 + 2\\text{ cm}^2", "7\\text{ cm}^2", 1.0),
+    ("\\frac{1}{2}\\text{ cm} + \\frac{1}{2}\\text{ cm}", "1", 1.0),
+    ("5\\text{ m/s} + 2\\text{ m/s}", "7", 1.0),
+    ("6\\text{ in} + 2\\text{ in}", "8", 1.0),
+    ("5 \\text{ dollars} + 2 \\text{ dollars}", "\\$7", 1.0),
+    ("x = 5\\text{ cm} + 2\\text{ cm}", "7", 1.0),
+    ("5\\text{ cm} + 2\\text{ cm} = 7\\text{ cm}", "7", 1.0),
+    ("(3\\text{ cm} + 1\\text{ cm}, 5\\text{ cm})", "(4, 5)", 1.0),
+    ("5\\text{ cm} + 2\\text{ cm}, 3", "7, 3", 1.0),
+    ("2 m + 3 m", "5 m", 1.0),
+    # the sum is still checked, and its unit against the reference's
+    ("5\\text{ cm}+2\\text{ cm}", "8", 0.0),
+    ("5\\text{ cm} + 2\\text{ cm}", "7\\text{ m}", 0.0),
+    ("5\\text{ cm}^2 + 2\\text{ cm}^2", "7\\text{ cm}", 0.0),
+    ("5\\text{ cm} + 2\\text{ cm} = 8\\text{ cm}", "8", 0.0),
+    # different units, or a unit on some terms only: no sum of values (5 m + 2 cm is not 7)
+    ("5\\text{ m} + 2\\text{ cm}", "7", 0.0),
+    ("5\\text{ m} + 2\\text{ cm}", "5.02", 0.0),
+    ("5 m + 2 cm", "7", 0.0),
+    ("5\\text{ cm}^2 + 2\\text{ cm}", "7", 0.0),
+    ("5 \\text{ hours} + 30 \\text{ minutes}", "5.5", 0.0),
+    ("5\\text{ cm} + 2", "7", 0.0),
+    ("5 + 2\\text{ cm}", "7", 0.0),
+    ("5\\text{ m} - 2", "3", 0.0),
+    # sums without units are untouched
+    ("2m + 3m", "5m", 1.0),
+    ("2x + 3x", "5x", 1.0),
+    ("3 \\text{ million} + 2", "3000002", 1.0),
+])
+def test_a_sum_with_one_unit_on_every_term(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+def test_sums_with_units_stay_fast():
+    from raylign.verifiers.math.normalize import clean
+    from raylign.verifiers.math.values import parse_answer
+
+    for answer in ("5\\text{ cm}+" * 80 + "5\\text{ cm}", "5 cm + 2 m + " * 70 + "1", "1 cm+1 cm, " * 60):
+        clean.cache_clear()
+        parse_answer.cache_clear()
+        start = time.process_time()
+        verdict = _score(answer[:990], "7")
+        assert time.process_time() - start < 0.25, verdict
+        assert verdict.reward == 0.0

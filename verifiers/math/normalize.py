@@ -3,7 +3,8 @@
 ``clean`` maps Unicode math symbols to LaTeX, drops spacing and sizing commands (``\\left``, ``\\,``,
 ``\\displaystyle``), rewrites TeX's ``{a \\over b}`` as ``\\frac{a}{b}``, unwraps ``\\text{}``-like groups,
 drops units after a value (``5 \\text{cm}``, ``60 \\mathrm{km/h}``, ``12 dollars``; scale words become factors:
-``5 \\text{ million}``; a unit on a term of a sum stays, so ``5\\text{ m} + 2\\text{ cm}`` is not 7), degree
+``5 \\text{ million}``; a unit on a term of a sum stays, so ``5\\text{ m} + 2\\text{ cm}`` is not 7, unless every
+term carries the same unit: ``5\\text{ cm} + 2\\text{ cm}`` is 7 cm), degree
 marks, dollar signs and trailing periods, turns "and"/"or" into commas,
 ``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``. ``units`` names the units an answer was written
 with (the ``units`` module says which words are units). ``MATH_WORDS`` are the words that are never units or
@@ -18,7 +19,7 @@ from raylign.verifiers.math.extract import braced
 from raylign.verifiers.math.numerals import plain_numeral
 from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
 from raylign.verifiers.math.units import (in_sum, is_inches, marks, run_tokens, scale_of, settle, strip_tail_units,
-                                          unit_name)
+                                          sum_items, unit_name)
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",
@@ -176,6 +177,47 @@ def _strip_text_commands(s: str, names: set[str]) -> str:
     return s
 
 
+_UNIT_HINT = re.compile(r"\\(?:text|textrm|textnormal|textsf|textit|textbf|mbox|mathrm)\s*\{|[\d}] +[A-Za-z]")
+_MAX_SUMS = 16  # sums looked at in one answer
+
+
+def _term_unit(term: str) -> tuple[str, str] | None:
+    """``(the term without its unit, the unit's name)`` when one term of a sum carries exactly one known unit
+    (``5\\text{ cm}`` -> ``("5", "cm")``), else None."""
+    names: set[str] = set()
+    value = _strip_text_commands(term, names) if "\\" in term else term
+    value, tail = strip_tail_units(re.sub(r"\s+", " ", value).strip())
+    names |= tail
+    if len(names) != 1 or "?" in names or not value.strip():
+        return None
+    return value.strip(), next(iter(names))
+
+
+def _same_unit_sums(s: str, names: set[str]) -> str:
+    """A sum whose every term carries the same unit is the sum of the values in that unit: ``5\\text{ cm} +
+    2\\text{ cm}`` is 7 (in cm, which goes to ``names``). A sum with different units, or with a unit on some terms
+    only, is left alone: ``5\\text{ m} + 2\\text{ cm}`` and ``5\\text{ cm} + 2`` are not 7."""
+    if ("+" not in s and "-" not in s) or not _UNIT_HINT.search(s):
+        return s
+    done: list[int] = []  # starts of the sums rewritten (right to left: the positions before them still hold)
+    for start, end, ops in sorted(sum_items(s), reverse=True)[:_MAX_SUMS]:
+        if any(start <= d < end for d in done):
+            continue  # holds a sum already rewritten
+        bounds = [start, *ops, end]
+        terms = []
+        for a, b in zip(bounds, bounds[1:]):
+            term = _term_unit(s[a + (a != start) : b])
+            if term is None or (terms and term[1] != terms[0][1]):
+                break
+            terms.append(term)
+        else:
+            names.add(terms[0][1])
+            joined = terms[0][0] + "".join(s[op] + value for op, (value, _) in zip(ops, terms[1:]))
+            s = s[:start] + joined + s[end:]
+            done.append(start)
+    return s
+
+
 def _normalize(s: str) -> tuple[str, frozenset]:
     """The cleaned answer and the names of the units it was written with (see ``units``)."""
     s = s.strip()
@@ -190,6 +232,7 @@ def _normalize(s: str) -> tuple[str, frozenset]:
         s = pattern.sub(repl, s)
     if "\\over" in s or "\\choose" in s:
         s = _over_to_frac(s)
+    s = _same_unit_sums(s, names)
     if "\\" in s:
         s = _strip_text_commands(s, names)
     s = _SEPARATOR_WORDS.sub(",", s)

@@ -10,7 +10,9 @@ keeps its words. Scale words are not units: ``5 \\text{ million}`` is ``5\\times
 ``6 in``, ``12\\text{ sq in}`` are inches; ``5 in total`` and ``x \\text{ in } [0, 1]`` are words.
 
 ``run_tokens`` says whether a text is a unit run; ``strip_tail_units`` drops the bare unit run that ends an answer
-or an item of it (``5 cm``, ``(3 cm, 4 cm)``), but not one on a term of a sum (``in_sum``: ``5 + 2 cm`` is not 7); ``unit_name`` names a run (``km/h`` -> ``kph``, ``?`` when unknown);
+or an item of it (``5 cm``, ``(3 cm, 4 cm)``), but not one on a term of a sum (``in_sum``: ``5 + 2 cm`` is not 7;
+``sum_items`` finds the sums, whose terms ``normalize`` may add when all carry one unit); ``unit_name`` names a run
+(``km/h`` -> ``kph``, ``?`` when unknown);
 ``units_differ`` says whether two answers' named units disagree (``5 cm`` and ``5 m``, ``\\$5`` and ``5 cents``).
 """
 from __future__ import annotations
@@ -184,6 +186,38 @@ def in_sum(s: str, pos: int, step: int) -> bool:
     return False
 
 
+def _binary(s: str, i: int, start: int) -> bool:
+    """Whether the ``+``/``-`` at ``i`` joins two terms (a value ends before it, after ``start``), not a sign."""
+    j = i - 1
+    while j >= start and s[j] == " ":
+        j -= 1
+    return j >= start and s[j] in _VALUE_END
+
+
+def sum_items(s: str) -> list[tuple[int, int, list[int]]]:
+    """The items of ``s`` that are sums or differences of terms (``5 cm + 2 cm``, ``(3 m - 1 m, 4)``): each stretch
+    between ``,;=&``, a relation or its enclosing brackets whose own level joins terms with ``+``/``-`` (not
+    signs), as ``(start, end, positions of those operators)``. Items nest (brackets) or are disjoint. One pass."""
+    found: list[tuple[int, int, list[int]]] = []
+    stack: list[list] = [[0, []]]  # per open bracket: where its current item starts, its operators
+    for i, ch in enumerate(s):
+        if ch in "([{":
+            stack.append([i + 1, []])
+        elif ch in ")]}" and len(stack) > 1:
+            start, ops = stack.pop()
+            if ops:
+                found.append((start, i, ops))
+        elif ch in ",;=&<>≤≥≠":
+            start, ops = stack[-1]
+            if ops:
+                found.append((start, i, ops))
+            stack[-1] = [i + 1, []]
+        elif ch in "+-" and _binary(s, i, stack[-1][0]):
+            stack[-1][1].append(i)
+    found += [(start, len(s), ops) for start, ops in stack if ops]  # items of unclosed brackets end with the text
+    return found
+
+
 def strip_tail_units(s: str) -> tuple[str, set[str]]:
     """Drop the bare unit run (``5 cm``, ``60 km/h``) that ends the answer or an item of it, after a value.
 
@@ -248,4 +282,4 @@ def units_differ(a: frozenset, b: frozenset) -> bool:
 
 
 __all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "is_inches", "marks", "run_tokens", "scale_of", "settle",
-           "strip_tail_units", "unit_name", "units_differ"]
+           "strip_tail_units", "sum_items", "unit_name", "units_differ"]

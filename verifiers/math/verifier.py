@@ -16,8 +16,10 @@ and ``0.5`` (``percent``); a decimal with at least
 a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered; sets are unordered and ignore repeats
 (``\\{1,1,2\\}`` == ``\\{1,2\\}``), bare lists are unordered multisets (``1, 1, 2`` != ``1, 2``); set algebra
 (``\\cup``, ``\\cap``, ``\\setminus``) is carried out and ``\\mathbb{R}`` is ``(-\\infty, \\infty)``; interval brackets
-must match; ``x = 3`` equals ``3``; ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so are
-units beside a value (``5\\text{ cm}`` == ``5``) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
+must match; ``x = 3`` equals ``3``, and so does a true computation ending in it (``1+2=3``; ``2+2=5`` is neither 4
+nor 5); ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so are
+units beside a value (``5\\text{ cm}`` == ``5``, and ``5\\text{ cm} + 2\\text{ cm}`` == ``7``: one unit on every term;
+``5\\text{ m} + 2\\text{ cm}`` is no number) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
 scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively. A
 completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so). See
 ``equiv``'s docstring for the full list.
