@@ -757,3 +757,20 @@ def test_sums_with_units_stay_fast():
         verdict = _score(answer[:990], "7")
         assert time.process_time() - start < 0.25, verdict
         assert verdict.reward == 0.0
+
+
+# ------------------------------------------------------------------------------------------- delimiters spelled as commands
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\lbrace 1,2\\rbrace", "\\{2,1\\}", 1.0),
+    ("\\left\\lbrace 1, 2 \\right\\rbrace", "\\{1,2\\}", 1.0),
+    ("\\lbrace 1,2\\rbrace \\cup \\lbrace 3 \\rbrace", "\\{1,2,3\\}", 1.0),
+    ("\\lbrack 0, 1 \\rbrack", "[0,1]", 1.0),
+    ("\\left\\lbrack 0, 1 \\right)", "[0,1)", 1.0),
+    ("\\langle 1, 2\\rangle", "(1,2)", 1.0),
+    ("\\lbrace 1,2\\rbrace", "\\{1,3\\}", 0.0),
+    ("\\lbrace 1,1,2\\rbrace", "1, 1, 2", 1.0),
+    ("\\lbrack 0, 1 )", "[0,1]", 0.0),
+    ("\\lbrack 0, 1 \\rbrack", "(0,1)", 0.0),
+])
+def test_delimiters_spelled_as_commands(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -46,6 +46,8 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:SI|qty)\s*\{([^{}]*)\}\s*\{(?:[^{}]|\{[^{}]*\})*\}", r"\1"), (r"\\num\s*\{([^{}]*)\}", r"\1"),  # siunitx
     (r"\\%", "%"), (r"\\\$|\$", ""), (r"\{,\}", ","),
     (r"\\langle(?![a-zA-Z])", "("), (r"\\rangle(?![a-zA-Z])", ")"),
+    (r"\\lbrace(?![a-zA-Z])", r"\\{"), (r"\\rbrace(?![a-zA-Z])", r"\\}"),
+    (r"\\lbrack(?![a-zA-Z])", "["), (r"\\rbrack(?![a-zA-Z])", "]"),
     (r"\\(?:lvert|rvert|vert|mid)(?![a-zA-Z])", "|"),
     (r"\\(?:emptyset|varnothing)(?![a-zA-Z])", r"\\{\\}"),
     (r"\s+percent\b", "%"), (r"<=", "≤"), (r">=", "≥"), (r"!=", "≠"),
