@@ -774,3 +774,20 @@ def test_sums_with_units_stay_fast():
 ])
 def test_delimiters_spelled_as_commands(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+@pytest.mark.parametrize("completion,answer,reward", [
+    # one number in two different units is two answers
+    ("\\boxed{7\\text{ cm}} or \\boxed{7\\text{ m}}", "7", 0.0),
+    ("\\boxed{7\\text{ cm}} or \\boxed{7\\text{ m}}", "7\\text{ cm}", 0.0),
+    ("\\boxed{30^\\circ} or \\boxed{30 \\text{ radians}}", "30", 0.0),
+    # the same answer with and without its unit, or in two spellings of it, is one answer
+    ("\\boxed{7\\text{ cm}}, that is \\boxed{7}", "7", 1.0),
+    ("\\boxed{7\\text{ cm}} = \\boxed{7 \\text{ centimeters}}", "7", 1.0),
+    ("\\boxed{5\\text{ cm}+2\\text{ cm}}, so \\boxed{7\\text{ cm}}", "7", 1.0),
+    ("\\boxed{5+1=6}, so \\boxed{6}", "6", 1.0),
+    ("\\boxed{5} or \\boxed{5+1=6}", "5", 0.0),
+])
+def test_hedging_across_units_and_forms(completion, answer, reward):
+    verdict = VERIFIER(completion, {"answer": answer})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict

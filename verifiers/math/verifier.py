@@ -196,14 +196,18 @@ class MathVerifier:
         forms: dict = {}
         for box in boxes:
             if box is None or box.strip():
-                forms.setdefault(None if box is None else (plain_numeral(box) or clean(box)), box)
+                key = None if box is None else (plain_numeral(box) or clean(box), units(box))
+                forms.setdefault(key, box)
                 if len(forms) > _MAX_DISTINCT_BOXES:
                     break
         if len(forms) < 2:
             return []
-        shown = [_shown(f) if f is not None else "<oversized>" for f in list(forms)[:_MAX_DISTINCT_BOXES]]
+        shown = [_shown(f[0]) if f is not None else "<oversized>" for f in list(forms)[:_MAX_DISTINCT_BOXES]]
         if None in forms or len(forms) > _MAX_DISTINCT_BOXES:
             return shown
+        named = {units(box) for box in forms.values()} - {frozenset()}
+        if any(units_differ(a, b) for a in named for b in named):
+            return [_shown(box) for box in forms.values()]  # 7 cm and 7 m: one number, two answers
         for box in forms.values():
             if len(box) > self.max_answer_chars and plain_numeral(box) is None:
                 return shown
