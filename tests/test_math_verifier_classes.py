@@ -791,3 +791,24 @@ def test_delimiters_spelled_as_commands(candidate, reference, reward):
 def test_hedging_across_units_and_forms(completion, answer, reward):
     verdict = VERIFIER(completion, {"answer": answer})
     assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+# ------------------------------------------------------------------------------------------- temperatures, \pm and \pmod
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("5^{\\circ}C", "5", 1.0),
+    ("5^\\circ C", "5", 1.0),
+    ("5°C", "5", 1.0),
+    ("5^{\\circ}C", "5^\\circ \\text{C}", 1.0),
+    ("5^{\\circ}C", "5^\\circ", 1.0),
+    ("5^{\\circ}C", "6", 0.0),
+    ("5^{\\circ}C", "5^\\circ F", 0.0),
+    ("-40^\\circ C", "-40^\\circ F", 0.0),
+    # \pm is a pair of answers; \pmod is not \pm
+    ("\\pm 5", "5, -5", 1.0),
+    ("x = 2 \\pm \\sqrt{3}", "2-\\sqrt3, 2+\\sqrt3", 1.0),
+    ("17 \\pmod{12}", "17", 0.0),
+    ("5 \\pmod{12}", "5, 5", 0.0),
+    ("5 \\pmod{12}", "5 \\pmod{12}", 1.0),
+])
+def test_temperatures_and_plus_minus(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -42,6 +42,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
     (r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\^\s*(?:\{[^{}]*\}|\d)\s*)?\(?\s*)(\d+(?:\.\d+)?)\s*"
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
+    (r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)\s*([CF])(?![a-zA-Z])", r" \1"),  # 5^\circ C: a temperature
     (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])", ""),
     (r"\\(?:SI|qty)\s*\{([^{}]*)\}\s*\{(?:[^{}]|\{[^{}]*\})*\}", r"\1"), (r"\\num\s*\{([^{}]*)\}", r"\1"),  # siunitx
     (r"\\%", "%"), (r"\\\$|\$", ""), (r"\{,\}", ","),

@@ -54,6 +54,7 @@ _MIXED = (re.compile(r"(-?)(\d+)\s*(\{\s*)?\\frac\{(\d+)\}\{(\d+)\}(?(3)\s*\})")
           re.compile(r"(-?)(\d+)\s+()(\d+)/(\d+)"))
 _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\{?-1\}?)?(?:\([a-zA-Z, ]*\))?"
                          r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
+_PM = re.compile(r"\\pm(?![a-zA-Z])")
 _OPEN, _CLOSE = "([{", ")]}"
 _REL_OPS = "<>≤≥≠"
 _NAMED = re.compile(r"\\mathbb\s*\{\s*([RNZQC])\s*\}|\\mathbb\s*([RNZQC])|\\([RNZQC])(?![a-zA-Z])|"
@@ -280,8 +281,8 @@ def _value(s: str, depth: int = 0) -> tuple:
     expression = _set_expression(s, depth)
     if expression is not None:
         return expression
-    if "\\pm" in s and s.count("\\pm") == 1 and "\\pmatrix" not in s:
-        return ("list", (_value(s.replace("\\pm", "+"), depth + 1), _value(s.replace("\\pm", "-"), depth + 1)))
+    if "\\pm" in s and len(_PM.findall(s)) == 1:  # \pm, not \pmod or \pmatrix
+        return ("list", (_value(_PM.sub("+", s), depth + 1), _value(_PM.sub("-", s), depth + 1)))
     parts, ops = split_top(s, _REL_OPS)
     if ops:
         if len(parts) > 4 or not all(p.strip() for p in parts):
