@@ -812,3 +812,28 @@ def test_hedging_across_units_and_forms(completion, answer, reward):
 ])
 def test_temperatures_and_plus_minus(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- a named quantity = its value
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("AB = 5", "5", 1.0),
+    ("\\overline{AB} = 5", "5", 1.0),
+    ("|AB| = 5", "5", 1.0),
+    ("\\angle ABC = 30^\\circ", "30", 1.0),
+    ("m\\angle A = 30^\\circ", "30", 1.0),
+    ("\\text{Area} = 25", "25", 1.0),
+    ("\\text{area of the triangle} = 25", "25", 1.0),
+    ("AB = BC = 5", "5", 1.0),
+    ("BC = 2\\sqrt{3}", "\\sqrt{12}", 1.0),
+    ("5 = AB", "5", 1.0),
+    # the value must still be right; equations still compare as equations
+    ("AB = 5", "6", 0.0),
+    ("\\text{Area} = 25", "26", 0.0),
+    ("AB = 5", "BC = 5", 0.0),
+    # a condition is not a name
+    ("xy = 5", "5", 0.0),
+    ("2AB = 10", "10", 0.0),
+    ("\\sqrt{AB} = 5", "5", 0.0),
+])
+def test_a_named_quantity_equals_its_value(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -28,7 +28,8 @@ Policies (documented in the verifier's docstring too):
 - set-like values (``sets``) compare by content: set algebra is carried out (``[0,1] \\cup [1,3]`` == ``[0,3]``,
   ``\\{1,2,3\\} \\setminus \\{2\\}`` == ``\\{1,3\\}``), ``\\mathbb{R}`` == ``(-\\infty, \\infty)``, ``\\mathbb{Z}^+`` ==
   ``\\{1, 2, 3, \\ldots\\}``, ``\\mathbb{N}`` != ``\\mathbb{Z}``;
-- ``x = 3`` equals ``3`` when the left side is a plain variable, and so does a true computation ending in it
+- ``x = 3`` equals ``3`` when the left side is a plain variable or a named quantity (``AB = 5``, ``\\angle ABC =
+  30^\\circ``, ``\\text{Area} = 25``), and so does a true computation ending in it
   (``5 + 1 = 6`` is 6; ``2 + 2 = 5`` is neither 4 nor 5, ``2x = 6`` is not 6); a chain's steps must all hold
   (``x = 2+3 = 6`` is not 6); two equations are equal if their sides are, or if ``lhs - rhs`` of one is a constant
   non-zero multiple of the other's;

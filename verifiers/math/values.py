@@ -54,6 +54,8 @@ _MIXED = (re.compile(r"(-?)(\d+)\s*(\{\s*)?\\frac\{(\d+)\}\{(\d+)\}(?(3)\s*\})")
           re.compile(r"(-?)(\d+)\s+()(\d+)/(\d+)"))
 _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\{?-1\}?)?(?:\([a-zA-Z, ]*\))?"
                          r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
+_QUANTITY = re.compile(r"(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\\overline\s*\{\s*[A-Z]{2}\s*\}|\|\s*[A-Z]{2}\s*\||"
+                       r"[A-Z]{2,3}|\{?\s*(?=[^{}]*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*\s*\}?")
 _PM = re.compile(r"\\pm(?![a-zA-Z])")
 _OPEN, _CLOSE = "([{", ")]}"
 _REL_OPS = "<>≤≥≠"
@@ -273,10 +275,10 @@ def _value(s: str, depth: int = 0) -> tuple:
         if len(parts) > MAX_ITEMS:
             raise Unjudgeable("too many '=' in one answer")
         lhs, rhs = parts[0].strip(), parts[-1].strip()
-        simple = bool(_SIMPLE_LHS.fullmatch(lhs))
-        if not simple and len(parts) == 2 and _SIMPLE_LHS.fullmatch(rhs):
+        simple = _names_a_value(lhs)
+        if not simple and len(parts) == 2 and _names_a_value(rhs):
             lhs, rhs, simple = rhs, lhs, True  # 5 = x is x = 5
-        middle = tuple(_value(p, depth + 1) for p in parts[1:-1] if not _SIMPLE_LHS.fullmatch(p.strip()))
+        middle = tuple(_value(p, depth + 1) for p in parts[1:-1] if not _names_a_value(p.strip()))
         return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple, middle)
     expression = _set_expression(s, depth)
     if expression is not None:
@@ -309,6 +311,15 @@ def _value(s: str, depth: int = 0) -> tuple:
     if mixed is not None:
         return mixed
     return _leaf(s)
+
+
+def _names_a_value(side: str) -> bool:
+    """Whether one side of an equation names the quantity the other gives: a plain variable or function
+    (``x``, ``f(x)``, ``a_n``), or a named quantity: a figure's segment or angle (``AB``, ``\\overline{AB}``,
+    ``\\angle ABC``, ``m\\angle A``) or words (``\\text{Area}``). ``2x`` or ``x + y`` is a condition instead."""
+    if _SIMPLE_LHS.fullmatch(side):
+        return True
+    return bool(_QUANTITY.fullmatch(side)) and not any(w.lower() in MATH_WORDS for w in re.findall(r"[A-Za-z]+", side))
 
 
 def _mixed_number(s: str) -> tuple | None:
