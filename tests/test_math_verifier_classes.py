@@ -837,3 +837,28 @@ def test_temperatures_and_plus_minus(candidate, reference, reward):
 ])
 def test_a_named_quantity_equals_its_value(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+@pytest.mark.parametrize("completion,answer,reward", [
+    # a reference of several items answered one item per box
+    ("The roots are \\boxed{2} and \\boxed{3}.", "2, 3", 1.0),
+    ("The roots are \\boxed{3} and \\boxed{2}.", "2, 3", 1.0),
+    ("\\boxed{3}, \\boxed{5}", "\\{3, 5\\}", 1.0),
+    ("\\boxed{x=2} or \\boxed{x=3}", "2, 3", 1.0),
+    ("\\boxed{2} and \\boxed{3}", "(2, 3)", 1.0),
+    ("\\boxed{2}, \\boxed{3}, so \\boxed{2} and \\boxed{3}", "2, 3", 1.0),
+    ("\\boxed{1} is wrong; \\boxed{2} and \\boxed{3}", "2, 3", 1.0),
+    # neighbours: order of a tuple, an extra or missing or wrong item, one value boxed twice, a single reference
+    ("\\boxed{3} and \\boxed{2}", "(2, 3)", 0.0),
+    ("\\boxed{2} and \\boxed{3} and \\boxed{4}", "2, 3", 0.0),
+    ("\\boxed{2} and \\boxed{4}", "2, 3", 0.0),
+    ("\\boxed{2} and \\boxed{2}", "2, 3", 0.0),
+    ("\\boxed{2, 3} and \\boxed{4}", "2, 3", 0.0),
+    ("\\boxed{2} and \\boxed{3}", "2, 2", 0.0),
+    ("\\boxed{\\frac12} and \\boxed{0.5}", "\\frac12, \\frac12", 0.0),
+    ("\\boxed{3} or \\boxed{5}", "5", 0.0),
+    ("\\boxed{3} or \\boxed{5}", "3", 0.0),
+])
+def test_several_items_boxed_one_by_one(completion, answer, reward):
+    verdict = VERIFIER(completion, {"answer": answer})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict

@@ -21,7 +21,9 @@ nor 5); ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so 
 units beside a value (``5\\text{ cm}`` == ``5``, and ``5\\text{ cm} + 2\\text{ cm}`` == ``7``: one unit on every term;
 ``5\\text{ m} + 2\\text{ cm}`` is no number) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
 scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively. A
-completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so). See
+completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so), unless
+the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
+``2, 3``). See
 ``equiv``'s docstring for the full list.
 
 Two plain numerals (``-12345``, ``1,234,567``, ``3.1400``) compare by their canonical digits, whatever their length
@@ -148,6 +150,12 @@ class MathVerifier:
                 if hedge:
                     same, reason = False, "boxes several different answers (hedging)"
                     details["boxed"] = hedge
+            if not same:
+                together = self._boxes_together(completion, reference, deadline)
+                if together is not None:
+                    same, reason = True, "its boxes together are the answer (one item each)"
+                    details.pop("boxed", None)
+                    details["extracted"] = _shown(together)
         except Unjudgeable as exc:
             return Verdict(0.0, "invalid", str(exc), details)
         except BudgetExceeded as exc:
@@ -184,6 +192,34 @@ class MathVerifier:
             details["units"] = {"answer": sorted(ref_units), "extracted": sorted(cand_units)}
             return False, "different units"
         return same, reason
+
+    def _boxes_together(self, completion: str, reference: str, deadline: float) -> str | None:
+        """The boxes' contents joined as one list, when a reference of several items (``2, 3``, ``\\{2, 3\\}``,
+        ``(2, 3)``) is answered one item per box (``the roots are \\boxed{2} and \\boxed{3}``) and the list
+        equals it; else None. Each distinct box must be one item, as many boxes as the reference has items: boxing
+        every item of the answer is not hedging between answers, boxing a wrong one beside them still fails."""
+        if completion.count("\\boxed") + completion.count("\\fbox") < 2:
+            return None
+        ref_value = parse_answer(reference)
+        items = ref_value[1] if ref_value[0] in ("list", "set") else ref_value[3] if ref_value[0] == "seq" else ()
+        if len(items) < 2:
+            return None
+        forms: dict = {}
+        for box in final_boxes(completion, self.max_answer_chars):
+            if box is None:
+                return None
+            if box.strip():
+                forms.setdefault(plain_numeral(box) or clean(box), box.strip())
+            if len(forms) > len(items):
+                return None
+        values = [parse_answer(box) for box in forms.values()]
+        if len(forms) != len(items) or any(kind(v) in ("list", "seq", "set") for v in values) or any(
+                equal(v, w, self.options, deadline) for i, v in enumerate(values) for w in values[i + 1:]):
+            return None  # a box of several items, or one value boxed twice (\frac12 and 0.5): not one item each
+        joined = ", ".join(forms.values())
+        if len(joined) > self.max_answer_chars or not self._judge(reference, joined, {}, deadline)[0]:
+            return None
+        return joined
 
     def _hedge(self, completion: str, reference: str, extracted_chars: int, deadline: float) -> list[str]:
         """The distinct boxed answers when the completion stands by several that are not all the reference
