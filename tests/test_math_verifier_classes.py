@@ -832,6 +832,9 @@ def test_temperatures_and_plus_minus(candidate, reference, reward):
     ("AB = 5", "BC = 5", 0.0),
     # a condition is not a name
     ("xy = 5", "5", 0.0),
+    ("xyz = 5", "5", 0.0),
+    ("abc = 6", "6", 0.0),
+    ("\\text{Sum} = 6", "6", 1.0),
     ("2AB = 10", "10", 0.0),
     ("\\sqrt{AB} = 5", "5", 0.0),
 ])

@@ -281,5 +281,5 @@ def units_differ(a: frozenset, b: frozenset) -> bool:
     return not (plain(a) == plain(b) and ({"deg"} in (a, b)))
 
 
-__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "is_inches", "marks", "run_tokens", "scale_of", "settle",
-           "strip_tail_units", "sum_items", "unit_name", "units_differ"]
+__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "is_inches", "marks", "run_tokens", "scale_of",
+           "settle", "strip_tail_units", "sum_items", "unit_name", "units_differ"]

@@ -54,8 +54,9 @@ _MIXED = (re.compile(r"(-?)(\d+)\s*(\{\s*)?\\frac\{(\d+)\}\{(\d+)\}(?(3)\s*\})")
           re.compile(r"(-?)(\d+)\s+()(\d+)/(\d+)"))
 _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\{?-1\}?)?(?:\([a-zA-Z, ]*\))?"
                          r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
-_QUANTITY = re.compile(r"(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\\overline\s*\{\s*[A-Z]{2}\s*\}|\|\s*[A-Z]{2}\s*\||"
-                       r"[A-Z]{2,3}|\{?\s*(?=[^{}]*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*\s*\}?")
+_QUANTITY = re.compile(r"(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\\overline\s*\{\s*[A-Z]{2}\s*\}|"
+                       r"\|\s*[A-Z]{2}\s*\||[A-Z]{2,3}|"
+                       r"\{?\s*(?=[^{}]*(?:[A-Za-z]{4}|[A-Z][a-z]{2}))[A-Za-z]+(?: [A-Za-z]+)*\s*\}?")
 _PM = re.compile(r"\\pm(?![a-zA-Z])")
 _OPEN, _CLOSE = "([{", ")]}"
 _REL_OPS = "<>≤≥≠"
@@ -316,7 +317,8 @@ def _value(s: str, depth: int = 0) -> tuple:
 def _names_a_value(side: str) -> bool:
     """Whether one side of an equation names the quantity the other gives: a plain variable or function
     (``x``, ``f(x)``, ``a_n``), or a named quantity: a figure's segment or angle (``AB``, ``\\overline{AB}``,
-    ``\\angle ABC``, ``m\\angle A``) or words (``\\text{Area}``). ``2x`` or ``x + y`` is a condition instead."""
+    ``\\angle ABC``, ``m\\angle A``) or words (``\\text{Area}``; a word of four letters or more, or a capitalised
+    one: ``xyz`` is a product). ``2x``, ``xyz`` or ``x + y`` is a condition instead."""
     if _SIMPLE_LHS.fullmatch(side):
         return True
     return bool(_QUANTITY.fullmatch(side)) and not any(w.lower() in MATH_WORDS for w in re.findall(r"[A-Za-z]+", side))
