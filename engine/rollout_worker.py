@@ -211,7 +211,8 @@ class RolloutWorker:
 
     def sleep(self, level: int) -> dict[str, Any]:
         """``LLM.sleep(level)``: 1 offloads the weights to CPU memory and discards the KV cache, 2 discards both (GPU;
-        on CPU vLLM pauses the engine and frees nothing). Returns the seconds and vLLM's own ``is_sleeping``."""
+        on CPU vLLM pauses the engine and frees nothing). Returns the seconds, vLLM's own ``is_sleeping`` and the
+        worker's placement group (colocated mode: a replaced engine must land in its predecessor's group)."""
         t0 = time.perf_counter()
         self.llm.sleep(level=level)
         import ray
