@@ -209,7 +209,7 @@ class MathVerifier:
             if box is None:
                 return None
             if box.strip():
-                forms.setdefault(plain_numeral(box) or clean(box), box.strip())
+                forms.setdefault(_box_form(box), box.strip())
             if len(forms) > len(items):
                 return None
         values = [parse_answer(box) for box in forms.values()]
@@ -232,7 +232,7 @@ class MathVerifier:
         forms: dict = {}
         for box in boxes:
             if box is None or box.strip():
-                key = None if box is None else (plain_numeral(box) or clean(box), units(box))
+                key = None if box is None else (_box_form(box), units(box))
                 forms.setdefault(key, box)
                 if len(forms) > _MAX_DISTINCT_BOXES:
                     break
@@ -241,7 +241,7 @@ class MathVerifier:
         shown = [_shown(f[0]) if f is not None else "<oversized>" for f in list(forms)[:_MAX_DISTINCT_BOXES]]
         if None in forms or len(forms) > _MAX_DISTINCT_BOXES:
             return shown
-        named = {units(box) for box in forms.values()} - {frozenset()}
+        named = {unit for _, unit in forms} - {frozenset()}  # each box's units, already in its key
         if any(units_differ(a, b) for a in named for b in named):
             return [_shown(box) for box in forms.values()]  # 7 cm and 7 m: one number, two answers
         for box in forms.values():
@@ -253,6 +253,12 @@ class MathVerifier:
             except (Unjudgeable, RecursionError, MemoryError):
                 return shown
         return []
+
+
+def _box_form(box: str) -> str:
+    """What two boxes must share to be the same answer written twice: a plain numeral's canonical digits, else the
+    cleaned text (``_hedge`` adds the box's units)."""
+    return plain_numeral(box) or clean(box)
 
 
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
