@@ -17,10 +17,10 @@ learner's side (until its first part is stored: with one part, packing all of it
 into the engine until every worker is done, overlapping the learner's later parts), the total (the metric
 ``weight_sync_seconds``), GB/s = bytes / total, and the engine GB/s = the model's float32 bytes / total (what
 the engine, which runs float32, receives; with ``bfloat16`` the bytes on the way are half that). Median over
-``--repeats`` syncs after one warm-up sync per row; the best total is shown too. On a shared machine wall time
-says more about the neighbours than about the sync, so the CPU time each side's process spent is measured too
-(psutil, every thread), and cpu GB/s = the float32 bytes / (learner + worker CPU seconds): the rate with a core
-per side and no overlap.
+``--repeats`` syncs after two warm-up syncs per row (one per learner); the best total is shown too. On a shared
+machine wall time says more about the neighbours than about the sync, so the CPU time each side's process spent
+is measured too (psutil, every thread), and cpu GB/s = the float32 bytes / (learner + worker CPU seconds): the
+rate with a core per side and no overlap.
 The canary column is the largest |engine - learner| logprob over the timed syncs (bf16 rows: the engines serve
 the learner's weights rounded to bf16, so that rounding shows there).
 """
@@ -86,9 +86,10 @@ def actor_pid(handle) -> int:
 
 
 def measure(fleet, learners, held: list[int], transport: str, dtype: str, parts: int, repeats: int) -> dict:
-    """One row: a warm-up sync, then ``repeats`` timed ones, alternating learners so every sync changes the
-    engine's weights (``held[0]``: the index of the learner whose weights the engine holds). Each sync is
-    timed without its canary (a forward pass on both sides), which is checked right after it."""
+    """One row: a warm-up sync from each learner (each keeps its flat buffers between syncs, and its first
+    sync of a row's dtype and parts faults them in), then ``repeats`` timed ones, alternating learners so every
+    sync changes the engine's weights (``held[0]``: the index of the learner whose weights the engine holds).
+    Each sync is timed without its canary (a forward pass on both sides), which is checked right after it."""
     from raylign.engine.weight_sync import CollectiveTransport, FlatTransport, ShmFileTransport, push_weights
 
     fleet.transport.close()  # a collective row's group (every rank leaves it)
@@ -99,14 +100,14 @@ def measure(fleet, learners, held: list[int], transport: str, dtype: str, parts:
     fleet.cfg = dataclasses.replace(fleet.cfg, sync_dtype=dtype, sync_parts=parts)
     worker_pid = fleet.info[0]["pid"]
     rows = []
-    for i in range(repeats + 1):
+    for i in range(repeats + 2):
         held[0] = 1 - held[0]
         learner = learners[held[0]]
         cpu0 = cpu_seconds(learner.pid), cpu_seconds(worker_pid)
         report = push_weights(learner, fleet, canary=False)
         cpu1 = cpu_seconds(learner.pid), cpu_seconds(worker_pid)
         diff = fleet.canary(fleet.canary_ids, learner.sequence_logprobs(fleet.canary_ids))
-        if i:
+        if i >= 2:
             rows.append((report, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], diff))
     med = statistics.median
     return {"transport": transport, "dtype": dtype, "parts": parts, "bytes": rows[-1][0].bytes,
