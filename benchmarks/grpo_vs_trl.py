@@ -1,7 +1,7 @@
 """GRPO step time: raylign's ``grpo`` stage against TRL's ``GRPOTrainer`` on the same model and workload.
 
     .venv/bin/python benchmarks/grpo_vs_trl.py [--model DIR] [--steps 8] [--warmup 2] [--prompts 16] [--group 8]
-        [--max-new 32] [--sides raylign,raylign-async,trl,trl-vllm] [--staleness 1] [--no-mask]
+        [--max-new 32] [--sides raylign,raylign-async,trl,trl-vllm] [--staleness 1] [--pack pack] [--no-mask]
 
 Needs TRL (the ``bench`` extra: ``pip install trl``; keep the CPU torch). Both sides start from the same HF model
 directory (``--model``, else a from-scratch tiny Qwen2 with head dim 32 built here) and run the same workload:
@@ -13,8 +13,9 @@ and constant schedule, micro-batches of ``--micro`` sequences, no KL term, clip 
 truncated completions masked.
 
 - raylign: the real ``grpo`` stage through ``raylign.engine.driver.run_pipeline`` ([rollout] 1 vLLM worker,
-  [rewards] 1 verifier actor), per-step ``step_seconds`` from the run's metrics.jsonl (rollout + scoring +
-  learner update + weight sync with its canary check).
+  [rewards] 1 verifier actor, ``grpo.pack = --pack``: by default ``pack``, the main job's setting, so the
+  learner computes on no padding; TRL's ``GRPOTrainer`` has no such mode), per-step ``step_seconds`` from the
+  run's metrics.jsonl (rollout + scoring + learner update + weight sync with its canary check).
 - raylign-async: the same with ``rollout.max_staleness = --staleness`` (the next batch is generated while the
   learner trains) and the learner on half the cores (``ray.learner_threads``), so the two roles do not take turns.
 - trl: ``GRPOTrainer`` with HF ``generate`` (TRL's default path, and the only one on CPU unless vLLM works),
@@ -100,7 +101,7 @@ def run_raylign(args, work: Path, staleness: int = 0) -> dict:
             "group_size": args.group, "micro_batch_size": args.micro, "updates_per_batch": 1,
             "max_new_tokens": args.max_new, "temperature": 1.0, "advantage": "grpo", "loss": "policy_gradient",
             "clip_low": 0.2, "clip_high": 0.28, "agg": "token_mean", "kl_coef": 0.0, "mask_truncated": not args.no_mask,
-            "checkpoint_every": 0,
+            "checkpoint_every": 0, "pack": args.pack,
             "optim": {"lr": args.lr, "warmup_steps": 0, "schedule": "constant", "weight_decay": 0.0,
                       "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "grad_clip": 1.0},
         },
@@ -232,7 +233,8 @@ def run_side(name: str, args, work: Path) -> dict:
     cmd = [sys.executable, __file__, "--_side", name, "--_work", str(work), "--model", str(args.model),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--prompts", str(args.prompts),
            "--group", str(args.group), "--max-new", str(args.max_new), "--micro", str(args.micro),
-           "--lr", str(args.lr), "--trl-threads", str(args.trl_threads), "--staleness", str(args.staleness)]
+           "--lr", str(args.lr), "--trl-threads", str(args.trl_threads), "--staleness", str(args.staleness),
+           "--pack", args.pack]
     if args.no_mask:
         cmd.append("--no-mask")
     return run_in_subprocess(name, cmd, work, args.timeout)[0]
@@ -250,6 +252,9 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated subset of {', '.join(SIDES)}")
     ap.add_argument("--staleness", type=int, default=1, help="rollout.max_staleness of the raylign-async side")
+    ap.add_argument("--pack", default="pack", choices=("none", "sort", "pack"),
+                    help="grpo.pack of the raylign sides (the main job's choice: pack; TRL's GRPOTrainer computes "
+                    "on padding)")
     ap.add_argument("--no-mask", action="store_true", help="keep truncated replies in the loss on both sides "
                     "(for a random model, whose replies almost never end)")
     ap.add_argument("--trl-threads", type=int, default=0, help="torch threads of the TRL process (0 = torch default)")
@@ -307,7 +312,7 @@ def main() -> int:
         print(f"workload: {args.prompts} prompts x {args.group} samples = {args.prompts * args.group} completions "
               f"per step, <= {args.max_new} new tokens, temperature 1.0, reward 'contains a digit', 1 AdamW step "
               f"per batch (lr {args.lr:g}, micro-batch {args.micro}), {args.warmup} warm-up + {args.steps} timed "
-              f"steps; TRL {trl.__version__}; {os.cpu_count()} CPUs")
+              f"steps; raylign grpo.pack = {args.pack}; TRL {trl.__version__}; {os.cpu_count()} CPUs")
         results = {name: run_side(name, args, work) for name in sides}
     finally:
         if holder is not None:
