@@ -36,6 +36,14 @@ Policies (documented in the verifier's docstring too):
 - multiple-choice letters (``(B)``, ``\\text{(B)}``, ``B``) are compared case-insensitively;
 - a whole answer ``2\\frac{1}{2}``, ``2{1 \\over 2}`` or ``2 1/2`` is a mixed number (5/2), not a product (an
   improper fraction after an integer, ``2\\frac{3}{2}``, is: 3);
+- ``\\max``, ``\\min``, ``\\gcd`` and ``\\operatorname{lcm}`` of a bracketed list are evaluated (``\\max(3,5)`` ==
+  ``5``; ``\\max(x, y)`` stays a function of x and y);
+- a whole answer that is a position or a number word is its number (``3rd``, ``3^{\\text{rd}}``, ``\\text{third}``,
+  ``three`` == ``3``; the suffix must be the number's own: ``3th`` is not);
+- a trailing modulus is dropped and an integer reduced by it (``3 \\pmod{7}`` == ``3``, ``x \\equiv 10 \\pmod 7`` ==
+  ``3``, ``17 \\pmod{12}`` != ``17``); two answers that both name a modulus must name the same one;
+- a function or constant on the left of an equation names no quantity (``\\sin = 5`` and ``\\cos x = \\frac12``
+  are not ``5``/``\\frac12``; ``f(x) = 5`` is 5); digits of any script are digits (``１２`` == ``12``);
 - ``e`` is Euler's number and ``i`` the imaginary unit; ``\\log`` without a base is the natural logarithm;
 - words (``\\text{no solution}``, ``Monday``) compare as lower-cased text;
 - an inequality equals the interval it describes (``x \\ge 3`` == ``[3,\\infty)``); ``0.\\overline{3}`` is 1/3;

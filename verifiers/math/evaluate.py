@@ -172,10 +172,25 @@ def _rational(node, budget: list) -> Fraction | None:
     if k in ("floor", "ceil"):
         v = rational(node[1])
         return None if v is None else Fraction(math.floor(v) if k == "floor" else math.ceil(v))
+    if k == "agg":
+        return _aggregate_rational(node[1], [rational(c) for c in node[2]])
     for child in node[2:] if k in ("func",) else node[1:]:  # func/log: only look for huge arguments
         if isinstance(child, tuple):
             rational(child)
     return None
+
+
+def _aggregate_rational(name: str, vals: list) -> Fraction | None:
+    """``max``/``min`` of rationals; ``gcd``/``lcm`` of integers (None for anything else)."""
+    if any(v is None for v in vals):
+        return None
+    if name in ("max", "min"):
+        return max(vals) if name == "max" else min(vals)
+    if any(v.denominator != 1 for v in vals):
+        return None
+    if name == "lcm" and sum(v.numerator.bit_length() for v in vals) > MAX_BITS:
+        raise TooLarge("lcm too large to evaluate")
+    return Fraction((math.gcd if name == "gcd" else math.lcm)(*(int(v) for v in vals)))
 
 
 # ----------------------------------------------------------------------------------------------- float values
@@ -274,8 +289,21 @@ def evaluate(node, env) -> complex:
     if k in ("floor", "ceil"):
         v = evaluate(node[1], env)
         return complex((math.floor if k == "floor" else math.ceil)(v.real))
+    if k == "agg":
+        return _aggregate_float(node[1], [evaluate(c, env) for c in node[2]])
     raise EvalError(f"cannot evaluate {k}")
 
+
+def _aggregate_float(name: str, vals: list) -> complex:
+    """``max``/``min`` of real values; ``gcd``/``lcm`` of integer values; EvalError otherwise."""
+    if name in ("max", "min"):
+        if any(v.imag != 0 for v in vals):
+            raise EvalError(f"{name} of a complex number")
+        return complex((max if name == "max" else min)(v.real for v in vals))
+    ints = [_real_int(v) for v in vals]
+    if None in ints:
+        raise EvalError(f"{name} of a non-integer")
+    return complex((math.gcd if name == "gcd" else math.lcm)(*ints))
 
 
 # ----------------------------------------------------------------------------------------------- sympy fallback
@@ -316,6 +344,8 @@ def _to_sympy(node, sp):
         return sp.Abs(rec(node[1]))
     if k in ("floor", "ceil"):
         return (sp.floor if k == "floor" else sp.ceiling)(rec(node[1]))
+    if k == "agg" and node[1] in ("max", "min"):
+        return (sp.Max if node[1] == "max" else sp.Min)(*map(rec, node[2]))
     raise EvalError(k)
 
 

@@ -6,7 +6,9 @@ drops units after a value (``5 \\text{cm}``, ``60 \\mathrm{km/h}``, ``12 dollars
 ``5 \\text{ million}``; a unit on a term of a sum stays, so ``5\\text{ m} + 2\\text{ cm}`` is not 7, unless every
 term carries the same unit: ``5\\text{ cm} + 2\\text{ cm}`` is 7 cm), degree
 marks, dollar signs and trailing periods, turns "and"/"or" into commas,
-``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``. ``units`` names the units an answer was written
+``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``; digits of any script become ASCII digits, a trailing
+modulus (``3 \\pmod{7}``) is dropped (an integer reduced by it, the modulus kept as a unit ``mod7``), and a whole
+answer ``3rd``/``3^{\\text{rd}}``/``third``/``three`` becomes ``3``. ``units`` names the units an answer was written
 with (the ``units`` module says which words are units). ``MATH_WORDS`` are the words that are never units or
 plain text.
 """
@@ -16,7 +18,7 @@ import re
 from functools import lru_cache
 
 from raylign.verifiers.math.extract import braced
-from raylign.verifiers.math.numerals import plain_numeral
+from raylign.verifiers.math.numerals import ascii_digits, plain_numeral
 from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
 from raylign.verifiers.math.units import (in_sum, is_inches, marks, run_tokens, scale_of, settle, strip_tail_units,
                                           sum_items, unit_name)
@@ -44,6 +46,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
     (r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)\s*([CF])(?![a-zA-Z])", r" \1"),  # 5^\circ C: a temperature
     (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])", ""),
+    (r"\\(?:operatorname|mathrm|textrm|text)\s*\{\s*(max|min|gcd|lcm)\s*\}", r"\\\1"),  # \operatorname{lcm}: \lcm
     (r"\\(?:SI|qty)\s*\{([^{}]*)\}\s*\{(?:[^{}]|\{[^{}]*\})*\}", r"\1"), (r"\\num\s*\{([^{}]*)\}", r"\1"),  # siunitx
     (r"\\%", "%"), (r"\\\$|\$", ""), (r"\{,\}", ","),
     (r"\\langle(?![a-zA-Z])", "("), (r"\\rangle(?![a-zA-Z])", ")"),
@@ -63,6 +66,17 @@ _ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a un
 _SEPARATOR_WORDS = re.compile(r"\s+(?:and|or)\s+")
 _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
+# a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)
+_MODULUS = re.compile(r"\s*(\()?\s*(?:\\[pb]?mod(?![a-zA-Z])|\{\s*mod\s*\}|(?<![A-Za-z\\])mod(?![a-zA-Z]))\s*"
+                      r"(?:\{\s*([^{}]+?)\s*\}|([A-Za-z0-9]+|\\[A-Za-z]+))\s*(?(1)\))\s*$")
+_LAST_INTEGER = re.compile(r"(^|=)\s*(-?\d+)$")
+_EQUIV = re.compile(r"\\equiv(?![a-zA-Z])|≡")
+_ORDINAL = re.compile(r"(\d+)\s*(?:\^\s*)?(?:\{\s*)*(?:\\(?:rm|mathrm|text|textrm)(?![a-zA-Z])\s*)?(?:\{\s*)*"
+                      r"(st|nd|rd|th)\s*(?:\}\s*)*")
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_NUMBER_WORDS.update({w: str(n) for n, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split(), 1)})
 
 
 _OVER = re.compile(r"\\(over|choose)(?![a-zA-Z])")
@@ -221,12 +235,46 @@ def _same_unit_sums(s: str, names: set[str]) -> str:
     return s
 
 
+def _ordinal_suffix(n: int) -> str:
+    return "th" if n % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def _ordinal(s: str) -> str:
+    """A whole answer that is a position or a number word as its number: ``3rd``, ``3^{rd}``, ``3^\\text{rd}``,
+    ``third``, ``three`` -> ``3``. The suffix must be the number's own (``3th`` stays as written)."""
+    m = _ORDINAL.fullmatch(s)
+    if m and s.count("{") == s.count("}") and m.group(2) == _ordinal_suffix(int(m.group(1))):
+        return m.group(1)
+    return _NUMBER_WORDS.get(s.lower(), s)
+
+
+def _modulus(s: str, names: set[str]) -> str:
+    """An answer followed by its modulus is its residue: ``3 \\pmod{7}`` is 3, ``x \\equiv 10 \\pmod 7`` is ``x = 3``
+    and ``17 \\pmod{12}`` is 5 (an integer is reduced, ``10 \\bmod 7`` is 3 as well; a symbol is kept). The modulus
+    goes to ``names`` as a unit (``mod7``), so two answers that both name one must name the same."""
+    m = _MODULUS.search(s)
+    if m is None or not s[: m.start()].strip():
+        return s
+    modulus = re.sub(r"\s+", "", m.group(2) or m.group(3))
+    names.add("mod" + modulus)
+    return _residue(_EQUIV.sub("=", s[: m.start()]).strip(), modulus)
+
+
+def _residue(s: str, modulus: str) -> str:
+    """``s`` with its final integer reduced modulo ``modulus`` when both are integers (``x = 10``, ``7`` -> ``x = 3``)."""
+    m = _LAST_INTEGER.search(s)
+    if m is None or not modulus.isdigit() or int(modulus) == 0 or len(m.group(2)) > 1000 or len(modulus) > 1000:
+        return s
+    return s[: m.start(2)] + str(int(m.group(2)) % int(modulus))
+
+
 def _normalize(s: str) -> tuple[str, frozenset]:
     """The cleaned answer and the names of the units it was written with (see ``units``)."""
     s = s.strip()
     if not s:
         return s, frozenset()
     names = marks(s)
+    s = ascii_digits(s)
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
     for left, right in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
@@ -240,6 +288,7 @@ def _normalize(s: str) -> tuple[str, frozenset]:
         s = _strip_text_commands(s, names)
     s = _SEPARATOR_WORDS.sub(",", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _ordinal(_modulus(s, names))
     s, tail = strip_tail_units(s)
     names |= tail
     s = _IN_PREFIX.sub("", s.strip())

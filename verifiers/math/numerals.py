@@ -2,7 +2,7 @@
 near it, and never through Python's int-to-string limit).
 
 ``plain_numeral`` recognizes an answer that is only a number (``-12345``, ``1,234,567``, ``3.1400``, ``1\\,000``,
-``{,}`` separators, a trailing period) and returns its canonical text (no leading zeros, no trailing decimal zeros,
+``{,}`` separators, a trailing period; any script's decimal digits) and returns its canonical text (no leading zeros, no trailing decimal zeros,
 no ``+``, ``-0`` is ``0``), so two such answers compare as strings, whatever their length. ``to_int`` and
 ``int_text`` convert between digit strings and ints by halves, so thousands of digits neither hit
 ``sys.get_int_max_str_digits`` nor take quadratic time in one step.
@@ -10,6 +10,7 @@ no ``+``, ``-0`` is ``0``), so two such answers compare as strings, whatever the
 from __future__ import annotations
 
 import re
+import unicodedata
 from fractions import Fraction
 from functools import lru_cache
 
@@ -21,12 +22,19 @@ _GROUPED = re.compile(r"([-+]?)(\d{1,3}(?:,\d{3})+)(?:\.(\d+))?")
 _SPACED = re.compile(r"([-+]?)(\d{1,3}(?: \d{3})+)(?:\.(\d+))?")
 
 
+def ascii_digits(text: str) -> str:
+    """Unicode decimal digits (fullwidth ``１２``, Arabic-Indic ``١٢``) as ASCII digits."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() and not ch.isascii() else ch for ch in text)
+
+
 @lru_cache(maxsize=4096)
 def plain_numeral(text: str) -> str | None:
     """The canonical text of an answer that is just a number, else None."""
     if len(text) < 1 or not any(ch.isdigit() for ch in text[:64] + text[-64:]):
         return None
-    body = text.strip()
+    body = ascii_digits(text.strip())
     body = body[:-1].rstrip() if body.endswith(".") else body
     for left, right in _WRAPPERS:
         if body.startswith(left) and body.endswith(right) and len(body) >= len(left) + len(right):
@@ -80,4 +88,4 @@ def fraction_text(value: Fraction) -> str:
     return int_text(value.numerator) + "/" + int_text(value.denominator)
 
 
-__all__ = ["fraction_text", "int_text", "plain_numeral", "to_fraction", "to_int"]
+__all__ = ["ascii_digits", "fraction_text", "int_text", "plain_numeral", "to_fraction", "to_int"]

@@ -5,7 +5,8 @@ Our own small recursive-descent parser: no ``eval`` and no third-party LaTeX gra
 needs antlr4 4.11 exactly, which math-verify's 4.13 breaks). Nodes are tuples whose first item names the kind:
 ``("num", Fraction, text)`` ``("sym", name)`` ``("const", name)`` ``("add", items)`` ``("neg", x)``
 ``("mul", items)`` ``("inv", x)`` ``("pow", b, e)`` ``("root", x, n)`` ``("fact", x)`` ``("binom", n, k)``
-``("func", name, x)`` ``("log", x, base|None)`` ``("abs", x)`` ``("floor", x)`` ``("ceil", x)``.
+``("func", name, x)`` ``("agg", name, items)`` (``max``, ``min``, ``gcd``, ``lcm`` of a list)
+``("log", x, base|None)`` ``("abs", x)`` ``("floor", x)`` ``("ceil", x)``.
 ``e`` is Euler's number, ``i`` the imaginary unit. A function's bare argument runs to the next operator or
 function (``\\sin 2x`` is sin(2x), ``\\sin x\\cos x`` a product); ``\\sin^{-1}`` is arcsin. Nesting is bounded by
 ``MAX_DEPTH``.
@@ -41,6 +42,8 @@ _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan"
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
           "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",
           "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
+_AGGREGATES = {"max", "min", "gcd", "lcm"}  # functions of a list: \max(3, 5), \gcd\{12, 18\}
+_CLOSERS = {"(": ("op", ")"), "{": ("op", "}"), "\\{": ("cmd", "\\}")}
 _INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
 _WRAPPERS = {"\\mathbf", "\\boldsymbol", "\\bm", "\\mathrm", "\\mathit", "\\vec", "\\hat", "\\bar", "\\tilde",
              "\\overline", "\\text", "\\operatorname", "\\mathsf", "\\textbf", "\\mbox"}
@@ -62,7 +65,7 @@ def tokenize(s: str) -> list[tuple[str, str]]:
             toks.append(("cmd", cmd))
         elif word is not None:
             low = word.lower()
-            if low in _NAMES or low in _FUNCS:
+            if low in _NAMES or low in _FUNCS or low in _AGGREGATES:
                 toks.append(("name", low))
             else:
                 toks.extend(("letter", ch) for ch in word)
@@ -211,7 +214,7 @@ class _Parser:
         if k == "name":
             if v in _NAMES:
                 return _NAMES[v]
-            return self.function(v)
+            return self.aggregate(v) if v in _AGGREGATES else self.function(v)
         if k == "op" and v in "([{":
             close = {"(": ")", "[": "]", "{": "}"}[v]
             self.enter()
@@ -257,6 +260,8 @@ class _Parser:
             return ("sym", name)
         if name in _FUNCS:
             return self.function(name)
+        if name in _AGGREGATES:
+            return self.aggregate(name)
         if name in ("lfloor", "lceil"):
             self.enter()
             node = self.expr()
@@ -291,6 +296,23 @@ class _Parser:
             return ("func", _INVERSE[name], arg)  # \sin^{-1} x is arcsin x
         node = ("log", arg, base) if name in ("log", "ln") else ("func", name, arg)
         return ("pow", node, power) if power is not None else node
+
+    def aggregate(self, name):
+        """``\\max(a, b, ...)``, ``\\min``, ``\\gcd``, ``\\operatorname{lcm}`` of a bracketed list (``(...)``,
+        ``\\{...\\}`` or ``{...}``): ``("agg", name, items)``. Without brackets (``\\max_x f``) it is no value."""
+        k, v = self.peek()
+        close = _CLOSERS.get(v) if k in ("op", "cmd") else None
+        if close is None:
+            raise ParseError(f"{name} without a bracketed list")
+        self.i += 1
+        self.enter()
+        items = [self.expr()]
+        while self.peek() == ("op", ","):
+            self.i += 1
+            items.append(self.expr())
+        self.depth -= 1
+        self.take(*close)
+        return ("agg", name, tuple(items))
 
     def bare_argument(self):
         """A function's argument written without brackets: a numeric coefficient takes the symbol after it
@@ -382,6 +404,8 @@ def canon(node) -> str:
         return f"root({canon(node[1])},{canon(node[2])})"
     if k == "func":
         return f"{node[1]}({canon(node[2])})"
+    if k == "agg":
+        return f"{node[1]}(" + ",".join(map(canon, node[2])) + ")"
     if k == "log":
         return f"log({canon(node[1])}{',' + canon(node[2]) if node[2] is not None else ''})"
     return f"{k}(" + ",".join(canon(c) for c in node[1:]) + ")"

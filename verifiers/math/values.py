@@ -318,10 +318,21 @@ def _names_a_value(side: str) -> bool:
     """Whether one side of an equation names the quantity the other gives: a plain variable or function
     (``x``, ``f(x)``, ``a_n``), or a named quantity: a figure's segment or angle (``AB``, ``\\overline{AB}``,
     ``\\angle ABC``, ``m\\angle A``) or words (``\\text{Area}``; a word of four letters or more, or a capitalised
-    one: ``xyz`` is a product). ``2x``, ``xyz`` or ``x + y`` is a condition instead."""
+    one: ``xyz`` is a product). ``2x``, ``xyz`` or ``x + y`` is a condition instead, and a function or constant
+    (``\\sin = 5``, ``\\log = 2``, ``\\pi = 3``) names nothing."""
     if _SIMPLE_LHS.fullmatch(side):
-        return True
+        return not _names_an_operation(side)
     return bool(_QUANTITY.fullmatch(side)) and not any(w.lower() in MATH_WORDS for w in re.findall(r"[A-Za-z]+", side))
+
+
+_OPERATIONS = MATH_WORDS | {"max", "min", "gcd", "lcm", "det", "arg", "dim", "ker", "deg", "lim", "sum", "prod",
+                             "int", "mod", "pmod", "bmod", "infty", "emptyset", "varnothing", "exp"}
+
+
+def _names_an_operation(side: str) -> bool:
+    """Whether a would-be variable is a function or constant's command (``\\sin``, ``\\log``, ``\\pi``): ``\\sin = 5``
+    names no quantity, it is an equation about a function."""
+    return any(name in _OPERATIONS for name in re.findall(r"\\([a-zA-Z]+)", side))
 
 
 def _mixed_number(s: str) -> tuple | None:

@@ -20,7 +20,10 @@ must match; ``x = 3`` equals ``3``, and so does a true computation ending in it 
 nor 5); ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so are
 units beside a value (``5\\text{ cm}`` == ``5``, and ``5\\text{ cm} + 2\\text{ cm}`` == ``7``: one unit on every term;
 ``5\\text{ m} + 2\\text{ cm}`` is no number) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
-scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively. A
+scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively;
+``\\max(3,5)``/``\\gcd``/``\\operatorname{lcm}`` are evaluated; ``3rd`` and ``\\text{third}`` are 3; a trailing
+modulus is dropped and an integer reduced by it (``3 \\pmod{7}`` == 3, ``x \\equiv 10 \\pmod 7`` == 3); ``\\sin = 5``
+is an equation about a function, not the answer 5. A
 completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See

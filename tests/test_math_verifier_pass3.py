@@ -1,0 +1,141 @@
+"""The ``math`` verifier's third attacker pass, class by class: equivalences it must see and rewards it must refuse.
+
+Each class is a table of neighbours, with the cases that must stay unequal beside the ones that must score.
+``_reward(candidate, reference)`` boxes the candidate once, as a model would.
+"""
+from __future__ import annotations
+
+import pytest
+
+from raylign.verifiers.math.verifier import MathVerifier
+
+VERIFIER = MathVerifier()
+
+
+def _reward(candidate: str, reference) -> float:
+    verdict = VERIFIER("So the answer is $\\boxed{" + candidate + "}$.", {"answer": reference})
+    assert verdict.status == "ok", (candidate, reference, verdict)
+    return verdict.reward
+
+
+# ------------------------------------------------------------------------------------------- \max, \min, \gcd, \lcm
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\max(3,5)", "5", 1.0),
+    ("\\min(3,5)", "3", 1.0),
+    ("\\min(1, 2, 3)", "1", 1.0),
+    ("\\max\\{3, 5\\}", "5", 1.0),
+    ("\\gcd(12,18)", "6", 1.0),
+    ("\\operatorname{gcd}(12, 18)", "6", 1.0),
+    ("\\operatorname{lcm}(4,6)", "12", 1.0),
+    ("\\text{lcm}(4, 6)", "12", 1.0),
+    ("\\mathrm{lcm}(4, 6)", "12", 1.0),
+    ("5", "\\max(3,5)", 1.0),
+    ("\\max(\\sqrt{2}, \\frac{3}{2})", "\\frac32", 1.0),
+    ("2\\max(1, 2)", "4", 1.0),
+    ("\\max(x, y)", "\\max(y, x)", 1.0),  # symbolic: compared as a function of x and y
+    ("\\max(x, y)", "x", 0.0),
+    ("\\max(3,5)", "3", 0.0),
+    ("\\max(3,5)", "\\min(3,5)", 0.0),  # not the same text "(3,5)" any more
+    ("\\max(3,5)", "(3,5)", 0.0),
+    ("\\gcd(4,6)", "12", 0.0),
+    ("\\operatorname{lcm}(4,6)", "24", 0.0),
+    ("\\gcd(1.5, 3)", "1.5", 0.0),  # no gcd of non-integers
+    ("\\min(3,5)", "5", 0.0),
+])
+def test_max_min_gcd_lcm_evaluate(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- ordinals and number words
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("3rd", "3", 1.0),
+    ("3^{rd}", "3", 1.0),
+    ("3^\\text{rd}", "3", 1.0),
+    ("3^{\\text{rd}}", "3", 1.0),
+    ("3^{\\rm rd}", "3", 1.0),
+    ("3\\text{rd}", "3", 1.0),
+    ("\\text{third}", "3", 1.0),
+    ("third", "3", 1.0),
+    ("Third", "3", 1.0),
+    ("1st", "1", 1.0),
+    ("2nd", "2", 1.0),
+    ("11th", "11", 1.0),
+    ("21st", "21", 1.0),
+    ("\\text{three}", "3", 1.0),
+    ("3", "3rd", 1.0),
+    ("3", "\\text{third}", 1.0),
+    ("3rd", "4", 0.0),
+    ("3^{rd}", "4", 0.0),
+    ("\\text{third}", "4", 0.0),
+    ("4th", "3", 0.0),
+    ("3th", "3", 0.0),  # not a suffix 3 takes: a product of symbols, as before
+    ("11st", "11", 0.0),
+    ("\\text{second}", "3", 0.0),
+])
+def test_ordinals_and_number_words(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- a trailing modulus
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("3 \\pmod{7}", "3", 1.0),
+    ("3 \\pmod 7", "3", 1.0),
+    ("3 \\mod 7", "3", 1.0),
+    ("3 \\bmod 7", "3", 1.0),
+    ("3 (\\text{mod } 7)", "3", 1.0),
+    ("3 \\ (\\mathrm{mod}\\ 7)", "3", 1.0),
+    ("3 (mod 7)", "3", 1.0),
+    ("x \\equiv 3 \\pmod 7", "3", 1.0),
+    ("x \\equiv 3 \\pmod{7}", "3", 1.0),
+    ("n \\equiv 3 \\pmod{7}", "3", 1.0),
+    ("x ≡ 3 (mod 7)", "3", 1.0),
+    ("10 \\bmod 7", "3", 1.0),  # an integer is reduced: 10 mod 7 is 3
+    ("x \\equiv 10 \\pmod 7", "3", 1.0),
+    ("17 \\pmod{12}", "5", 1.0),
+    ("3 \\pmod{7}", "3 \\pmod{7}", 1.0),
+    ("3", "3 \\pmod{7}", 1.0),
+    ("3 \\pmod{7}", "7", 0.0),
+    ("x \\equiv 3 \\pmod 7", "7", 0.0),
+    ("17 \\pmod{12}", "17", 0.0),
+    ("3 \\pmod{7}", "3 \\pmod{5}", 0.0),  # both name a modulus: it must be the same
+    ("3 \\pmod{7}", "4", 0.0),
+    ("x \\equiv 3 \\pmod 7", "x \\equiv 4 \\pmod 7", 0.0),
+])
+def test_a_trailing_modulus_is_the_residue(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- a function is no named quantity
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\sin = 5", "5", 0.0),
+    ("\\log = 2", "2", 0.0),
+    ("\\ln = 2", "2", 0.0),
+    ("\\sqrt = 3", "3", 0.0),
+    ("\\pi = 3", "3", 0.0),
+    ("\\max = 3", "3", 0.0),
+    ("\\cos x = 1/2", "1/2", 0.0),
+    ("\\sin(x) = 5", "5", 0.0),
+    ("5 = \\sin", "5", 0.0),
+    ("\\cos x = \\frac12", "\\cos x = 1/2", 1.0),  # an equation equals the same equation
+    ("f(x) = 5", "5", 1.0),
+    ("\\alpha = 5", "5", 1.0),
+    ("\\theta = 30^\\circ", "30", 1.0),
+    ("x = 5", "5", 1.0),
+])
+def test_a_function_on_the_left_names_no_quantity(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- digits of other scripts
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("１２", "12", 1.0),
+    ("١٢", "12", 1.0),
+    ("−１２", "-12", 1.0),
+    ("\\frac{１}{２}", "0.5", 1.0),
+    ("１２", "13", 0.0),
+    ("−5", "5", 0.0),
+    ("2²", "4", 1.0),
+    ("2²", "2", 0.0),
+])
+def test_unicode_digits_and_minus(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
