@@ -139,3 +139,35 @@ def test_a_function_on_the_left_names_no_quantity(candidate, reference, reward):
 ])
 def test_unicode_digits_and_minus(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- "the answer is" text
+LONG = "1" * 5000
+
+
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("The answer is $3$ or $4$.", "3", 0.0),  # two answers joined: neither alone
+    ("The answer is $3$ or $4$.", "4", 0.0),
+    ("The answer is $3$, or $4$.", "3", 0.0),
+    ("The answer is \\(3\\) and \\(4\\).", "3", 0.0),
+    ("The answer is $3$ or $4$.", "3, 4", 1.0),
+    ("The answer is $3$, so we are done.", "3", 1.0),
+    ("The answer is $3$.", "3", 1.0),
+    ("The answer is " + LONG + ".", LONG, 1.0),  # a long numeral is taken whole, not cut at the window
+    ("The answer is " + LONG + ".", "1" * 2000, 0.0),
+    ("The answer is $" + LONG + "$.", "1" * 2000, 0.0),
+    ("The answer is $" + LONG + "$.", LONG, 1.0),
+])
+def test_answer_is_text(completion, reference, reward):
+    verdict = VERIFIER(completion, {"answer": reference})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+def test_answer_is_stays_linear_in_the_text():
+    import time
+
+    for text in ("the answer is " * 20000 + "5", "answer is: " * 50000 + "5", "The answer is 5" + " " * 500_000,
+                 "The answer is " + "7" * 300_000):
+        start = time.perf_counter()
+        VERIFIER(text, {"answer": "5"})
+        assert time.perf_counter() - start < 0.5, text[:40]

@@ -7,8 +7,9 @@ only when a config names it, since a cut-off completion that merely mentions num
   escaped ``\\{ \\}`` are handled. A truncated last box (never closed) or an empty one falls back to the box
   before it.
 - ``answer_is``: the text after the last "answer is", "final answer:", "Answer:", "answer =" (case-insensitive);
-  a ``$...$`` or ``\\(...\\)`` right after it is taken whole, otherwise the rest of the line up to the end of the
-  sentence.
+  a ``$...$`` or ``\\(...\\)`` right after it is taken whole (unless another group is joined to it: "$3$ or $4$"
+  is the answer ``3 or 4``), otherwise the rest of the line up to the end of the sentence, within 2,000
+  characters (a numeral running past them is taken whole).
 - ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b`` and a trailing ``%``
   are kept).
 
@@ -27,6 +28,10 @@ _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are trun
 
 _ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b")
+_ANSWER_WINDOW = 2000  # characters after "answer is" looked at (a numeral running past them is taken whole)
+_JOINED = re.compile(r"[ \t]*(?:,|\bor\b|\band\b)[ \t,]*(?:or\b|and\b)?[ \t]*(?:\$|\\\(|\\\[)")
+_PERIOD_END = re.compile(r"\.(?=\s|$)|\n")
+_LONG_NUMERAL = re.compile(r"(?:\$|\\\()?[ \t]*([-+]?\d[\d,]*(?:\.\d+)?)")
 _NUMBER = re.compile(
     r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)"  # 1,234,567.89
     r"|-?\d+(?:\.\d+)?(?:/\d+)?"  # 12  3.5  3/4
@@ -157,18 +162,51 @@ def answer_is(text: str) -> str | None:
         pass
     if last is None:
         return None
-    rest = text[last.end() : last.end() + 2000]
+    rest = text[last.end() : last.end() + _ANSWER_WINDOW]
     boxed = last_boxed(rest.split("\n\n", 1)[0])
     if boxed is not None:
         return boxed
+    delimited = _delimited(rest)
+    if delimited is not None:
+        return delimited
+    m = _SENTENCE_END.search(rest)
+    if m is None and len(text) > last.end() + _ANSWER_WINDOW:
+        numeral = _long_numeral(text, last.end())
+        if numeral is not None:
+            return numeral
+    answer = (rest[: m.start()] if m else rest).strip().strip("*").strip()
+    return answer or None
+
+
+def _delimited(rest: str) -> str | None:
+    """The ``$...$`` (``\\(...\\)``, ...) group an answer starts with; None when there is none, or when another
+    group is joined to it ("$3$ or $4$": the sentence is the answer, and it names two)."""
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if rest.startswith(left):
             k = rest.find(right, len(left))
             if k > 0:
+                if _JOINED.match(rest, k + len(right)):
+                    return _joined_groups(rest)
                 return rest[len(left) : k].strip()
-    m = _SENTENCE_END.search(rest)
-    answer = (rest[: m.start()] if m else rest).strip().strip("*").strip()
-    return answer or None
+    return None
+
+
+def _joined_groups(rest: str) -> str | None:
+    """The sentence of math groups joined by "or"/"and"/commas, delimiters removed ("$3$ or $4$" -> "3 or 4")."""
+    m = _PERIOD_END.search(rest)
+    sentence = rest[: m.start()] if m else rest
+    for mark in ("$$", "$", "\\(", "\\)", "\\[", "\\]"):
+        sentence = sentence.replace(mark, " ")
+    return sentence.strip() or None
+
+
+def _long_numeral(text: str, start: int) -> str | None:
+    """A numeral (``$`` before it allowed) that runs past the answer window: taken whole, so that thousands of
+    digits after "the answer is" are neither cut to the window's length nor matched by their first digits."""
+    m = _LONG_NUMERAL.match(text, start)
+    if m is None or m.end() < start + _ANSWER_WINDOW:
+        return None
+    return m.group(1)
 
 
 def last_number(text: str) -> str | None:
