@@ -136,6 +136,20 @@ def test_a_function_on_the_left_names_no_quantity(candidate, reference, reward):
     ("−5", "5", 0.0),
     ("2²", "4", 1.0),
     ("2²", "2", 0.0),
+    ("‒3", "-3", 1.0),  # figure dash, small and fullwidth hyphen-minus
+    ("﹣3", "-3", 1.0),
+    ("－3", "-3", 1.0),
+    ("－3", "3", 0.0),
+    ("10⁻³", "0.001", 1.0),  # a run of superscripts is one exponent
+    ("x¹²", "x^{12}", 1.0),
+    ("x¹²", "x^{1}x^{2}", 0.0),
+    ("½", "\\frac12", 1.0),  # vulgar fractions; 2½ is a mixed number
+    ("2½", "\\frac52", 1.0),
+    ("2½", "1", 0.0),
+    ("−¾", "-0.75", 1.0),
+    ("3⁄4", "0.75", 1.0),
+    ("5 cm²", "5 \\text{ cm}^2", 1.0),
+    ("5 cm²", "5 \\text{ m}^2", 0.0),
 ])
 def test_unicode_digits_and_minus(candidate, reference, reward):
     assert _reward(candidate, reference) == reward

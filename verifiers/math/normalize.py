@@ -6,7 +6,8 @@ drops units after a value (``5 \\text{cm}``, ``60 \\mathrm{km/h}``, ``12 dollars
 ``5 \\text{ million}``; a unit on a term of a sum stays, so ``5\\text{ m} + 2\\text{ cm}`` is not 7, unless every
 term carries the same unit: ``5\\text{ cm} + 2\\text{ cm}`` is 7 cm), degree
 marks, dollar signs and trailing periods, turns "and"/"or" into commas,
-``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``; digits of any script become ASCII digits, a trailing
+``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``; digits of any script become ASCII digits (a run of
+superscripts one exponent: ``10⁻³``; vulgar fractions ``2½`` a mixed number; every dash a minus sign), a trailing
 modulus (``3 \\pmod{7}``) is dropped (an integer reduced by it, the modulus kept as a unit ``mod7``), and a whole
 answer ``3rd``/``3^{\\text{rd}}``/``third``/``three`` becomes ``3``. ``units`` names the units an answer was written
 with (the ``units`` module says which words are units). ``MATH_WORDS`` are the words that are never units or
@@ -24,11 +25,18 @@ from raylign.verifiers.math.units import (in_sum, is_inches, marks, run_tokens, 
                                           sum_items, unit_name)
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
-            "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ", "²": "^2", "³": "^3",
+            "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ",
             "\u00a0": " ", "\u2009": " ", "\u202f": " ", "⩽": "≤", "⩾": "≥", "∈": "\\in ", "∩": "\\cap ",
             "∖": "\\setminus ", "∅": "\\emptyset ", "ℝ": "\\mathbb{R}", "ℕ": "\\mathbb{N}", "ℤ": "\\mathbb{Z}",
-            "ℚ": "\\mathbb{Q}", "ℂ": "\\mathbb{C}"}
+            "ℚ": "\\mathbb{Q}", "ℂ": "\\mathbb{C}", "‐": "-", "‑": "-", "‒": "-", "﹣": "-", "－": "-", "＋": "+",
+            "⁄": "/", "∕": "/", "≡": "\\equiv "}
+_UNICODE.update({ch: f" {num}/{den}" for ch, num, den in (  # vulgar fractions: 2½ is the mixed number 2 1/2
+    ("½", 1, 2), ("⅓", 1, 3), ("⅔", 2, 3), ("¼", 1, 4), ("¾", 3, 4), ("⅕", 1, 5), ("⅖", 2, 5), ("⅗", 3, 5),
+    ("⅘", 4, 5), ("⅙", 1, 6), ("⅚", 5, 6), ("⅐", 1, 7), ("⅛", 1, 8), ("⅜", 3, 8), ("⅝", 5, 8), ("⅞", 7, 8),
+    ("⅑", 1, 9), ("⅒", 1, 10))})
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+_SUPERSCRIPT = re.compile("[⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_SUPERSCRIPT_ASCII = str.maketrans("⁺⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "+-0123456789")
 _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\(?:left|right)\.", ""),
     (r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])", ""),
@@ -275,6 +283,8 @@ def _normalize(s: str) -> tuple[str, frozenset]:
         return s, frozenset()
     names = marks(s)
     s = ascii_digits(s)
+    if not s.isascii():
+        s = _SUPERSCRIPT.sub(lambda m: "^{" + m.group(0).translate(_SUPERSCRIPT_ASCII) + "}", s)
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
     for left, right in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
