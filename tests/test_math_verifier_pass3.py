@@ -185,3 +185,22 @@ def test_answer_is_stays_linear_in_the_text():
         start = time.perf_counter()
         VERIFIER(text, {"answer": "5"})
         assert time.perf_counter() - start < 0.5, text[:40]
+
+
+# ------------------------------------------------------------------------------------------- minutes; a leading "="
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("5 \\text{ min}", "5", 1.0),  # minutes, not the command \min
+    ("5 min", "5", 1.0),
+    ("5\\text{ mins}", "5", 1.0),
+    ("5 \\text{ min}", "5 \\text{ minutes}", 1.0),
+    ("5 \\text{ min}", "5 \\text{ h}", 0.0),
+    ("5 \\text{ min}", "6", 0.0),
+    ("\\text{min}(3, 5)", "3", 1.0),
+    ("= 5", "5", 1.0),
+    ("\\equiv 5", "5", 1.0),
+    ("\\equiv 3 \\pmod{7}", "3", 1.0),
+    ("= 6", "5", 0.0),
+    ("==5", "5", 0.0),
+])
+def test_minutes_and_a_leading_equals_sign(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

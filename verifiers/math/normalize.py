@@ -54,7 +54,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
     (r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)\s*([CF])(?![a-zA-Z])", r" \1"),  # 5^\circ C: a temperature
     (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])", ""),
-    (r"\\(?:operatorname|mathrm|textrm|text)\s*\{\s*(max|min|gcd|lcm)\s*\}", r"\\\1"),  # \operatorname{lcm}: \lcm
+    (r"\\(?:operatorname|mathrm|textrm|text)\s*\{\s*(max|min|gcd|lcm)\s*\}(?=\s*(?:\(|\\\{))", r"\\\1"),  # \operatorname{lcm}(
     (r"\\(?:SI|qty)\s*\{([^{}]*)\}\s*\{(?:[^{}]|\{[^{}]*\})*\}", r"\1"), (r"\\num\s*\{([^{}]*)\}", r"\1"),  # siunitx
     (r"\\%", "%"), (r"\\\$|\$", ""), (r"\{,\}", ","),
     (r"\\langle(?![a-zA-Z])", "("), (r"\\rangle(?![a-zA-Z])", ")"),
@@ -77,6 +77,7 @@ _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)
 _MODULUS = re.compile(r"\s*(\()?\s*(?:\\[pb]?mod(?![a-zA-Z])|\{\s*mod\s*\}|(?<![A-Za-z\\])mod(?![a-zA-Z]))\s*"
                       r"(?:\{\s*([^{}]+?)\s*\}|([A-Za-z0-9]+|\\[A-Za-z]+))\s*(?(1)\))\s*$")
+_LEADING_EQ = re.compile(r"^(?:=|\\equiv(?![a-zA-Z]))\s*(?=[^=\s])")  # "= 5" is 5
 _LAST_INTEGER = re.compile(r"(^|=)\s*(-?\d+)$")
 _EQUIV = re.compile(r"\\equiv(?![a-zA-Z])|≡")
 _ORDINAL = re.compile(r"(\d+)\s*(?:\^\s*)?(?:\{\s*)*(?:\\(?:rm|mathrm|text|textrm)(?![a-zA-Z])\s*)?(?:\{\s*)*"
@@ -298,7 +299,7 @@ def _normalize(s: str) -> tuple[str, frozenset]:
         s = _strip_text_commands(s, names)
     s = _SEPARATOR_WORDS.sub(",", s)
     s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
-    s = _ordinal(_modulus(s, names))
+    s = _ordinal(_modulus(_LEADING_EQ.sub("", s), names))
     s, tail = strip_tail_units(s)
     names |= tail
     s = _IN_PREFIX.sub("", s.strip())
