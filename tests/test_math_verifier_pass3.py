@@ -204,3 +204,18 @@ def test_answer_is_stays_linear_in_the_text():
 ])
 def test_minutes_and_a_leading_equals_sign(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- \approx states a value
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("x \\approx 3", "3", 1.0),
+    ("\\approx 3", "3", 1.0),
+    ("x ≈ 3", "3", 1.0),
+    ("x \\approx 3.1416", "\\pi", 1.0),  # the decimal rule: four significant digits
+    ("x \\approx 3", "4", 0.0),
+    ("3 \\approx 4", "3", 0.0),  # a false statement answers neither side
+    ("3 \\approx 4", "4", 0.0),
+    ("x \\approx 3.14", "\\pi", 0.0),
+])
+def test_approx_states_a_value(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -42,6 +42,8 @@ Policies (documented in the verifier's docstring too):
   ``three`` == ``3``; the suffix must be the number's own: ``3th`` is not);
 - a trailing modulus is dropped and an integer reduced by it (``3 \\pmod{7}`` == ``3``, ``x \\equiv 10 \\pmod 7`` ==
   ``3``, ``17 \\pmod{12}`` != ``17``); two answers that both name a modulus must name the same one;
+- ``x \\approx 3`` states the value 3 as ``x = 3`` does, and an answer that starts with ``=``/``\\equiv`` is what
+  follows it;
 - a function or constant on the left of an equation names no quantity (``\\sin = 5`` and ``\\cos x = \\frac12``
   are not ``5``/``\\frac12``; ``f(x) = 5`` is 5); digits of any script are digits (``１２`` == ``12``);
 - ``e`` is Euler's number and ``i`` the imaginary unit; ``\\log`` without a base is the natural logarithm;

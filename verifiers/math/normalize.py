@@ -49,7 +49,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\frac\s*([0-9a-zA-Z])\s*(\{)", r"\\frac{\1}\2"),
     (r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}"),
     (r"\\(?:leqslant|leq|le)(?![a-zA-Z])", "≤"), (r"\\(?:geqslant|geq|ge)(?![a-zA-Z])", "≥"),
-    (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
+    (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\approx(?![a-zA-Z])|≈", "="),  # x \approx 3.14 states a value (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
     (r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\^\s*(?:\{[^{}]*\}|\d)\s*)?\(?\s*)(\d+(?:\.\d+)?)\s*"
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
     (r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)\s*([CF])(?![a-zA-Z])", r" \1"),  # 5^\circ C: a temperature
