@@ -219,3 +219,25 @@ def test_minutes_and_a_leading_equals_sign(candidate, reference, reward):
 ])
 def test_approx_states_a_value(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- named sets in words; \mp; oo
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\text{all real numbers except } 1", "\\mathbb{R} \\setminus \\{1\\}", 1.0),
+    ("\\text{all real numbers except } 1 \\text{ and } 2", "\\mathbb{R} \\setminus \\{1, 2\\}", 1.0),
+    ("\\text{all real numbers except } x = 1", "x \\ne 1", 1.0),
+    ("\\text{all real numbers other than } 1", "(-\\infty, 1) \\cup (1, \\infty)", 1.0),
+    ("\\text{all integers except } 0", "\\mathbb{Z} \\setminus \\{0\\}", 1.0),
+    ("\\text{all real numbers except } 2", "\\mathbb{R} \\setminus \\{1\\}", 0.0),
+    ("\\text{all real numbers}", "\\mathbb{R} \\setminus \\{1\\}", 0.0),
+    ("\\text{all integers except } 0", "\\mathbb{Z}", 0.0),
+    ("\\text{all real numbers except } 1", "\\mathbb{R}", 0.0),
+    ("\\mp 2", "2, -2", 1.0),
+    ("1 \\mp 2", "-1, 3", 1.0),
+    ("\\mp 2", "2", 0.0),
+    ("oo", "\\infty", 1.0),
+    ("-oo", "\\infty", 0.0),
+    ("oo", "0", 0.0),
+])
+def test_named_sets_in_words_mp_and_oo(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -36,7 +36,7 @@ class ParseError(Exception):
 
 
 _TOKEN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)|(\\[a-zA-Z]+|\\.)|([a-zA-Z]+)|([-+*/^_()\[\]{}|!,'=<>≤≥≠%&])|(\s+)")
-_NAMES = {"pi": ("const", "pi"), "inf": ("const", "oo"), "infty": ("const", "oo"), "infinity": ("const", "oo")}
+_NAMES = {"pi": ("const", "pi"), "inf": ("const", "oo"), "oo": ("const", "oo"), "infty": ("const", "oo"), "infinity": ("const", "oo")}
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "ln",
           "log", "exp", "sqrt"}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",

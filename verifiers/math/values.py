@@ -4,11 +4,12 @@ A value is a tuple whose first item names its kind:
 
 - ``("scalar", Scalar)``: one expression (``Scalar`` holds its AST, exact value and how it was written);
 - ``("seq", open, close, items)``: a tuple or an interval, brackets kept (``(0,1]``);
-- ``("set", items)`` for ``\\{...\\}``; ``("list", items)`` for a bare ``1, 2`` or ``a \\pm b``;
+- ``("set", items)`` for ``\\{...\\}``; ``("list", items)`` for a bare ``1, 2`` or ``a \\pm b`` (``a \\mp b``);
 - ``("union", items)``: intervals or sets joined by ``\\cup``; ``("setop", op, a, b)``: ``cup``/``cap``/``minus``
   of two set-like values (``\\{1,2\\} \\setminus \\{1\\}``, ``\\mathbb{R} - \\{0\\}``);
 - ``("named", letter, qualifier)``: ``\\mathbb{R}``, ``\\mathbb{Z}^+`` (qualifier ``pos``), ``\\mathbb{R}_{\\ge 0}``
-  (``nonneg``), "all real numbers"; a set's ``\\ldots`` item is ``("ellipsis",)``;
+  (``nonneg``), "all real numbers" ("all real numbers except 1" is ``\\mathbb{R} \\setminus \\{1\\}``); a set's
+  ``\\ldots`` item is ``("ellipsis",)``;
 - ``("matrix", rows)``: ``\\begin{pmatrix}...`` (any matrix or array environment);
 - ``("eq", lhs, rhs, simple, middle)``: an equation, ``simple`` when the left side is a plain variable (``5 = x``
   is read as ``x = 5``); ``middle`` holds the steps of a chain between them (``x = 2+3 = 5``) that are not plain
@@ -57,7 +58,9 @@ _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\
 _QUANTITY = re.compile(r"(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\\overline\s*\{\s*[A-Z]{2}\s*\}|"
                        r"\|\s*[A-Z]{2}\s*\||[A-Z]{2,3}|"
                        r"\{?\s*(?=[^{}]*(?:[A-Za-z]{4}|[A-Z][a-z]{2}))[A-Za-z]+(?: [A-Za-z]+)*\s*\}?")
-_PM = re.compile(r"\\pm(?![a-zA-Z])")
+_PM = re.compile(r"\\(?:pm|mp)(?![a-zA-Z])")
+_EXCEPT = re.compile(r"(.+?)\s*,?\s*\b(?:except|other than|but not|excluding)\s+(?:for\s+)?(?:[a-zA-Z]\s*=\s*)?(.+)",
+                     re.IGNORECASE)
 _OPEN, _CLOSE = "([{", ")]}"
 _REL_OPS = "<>≤≥≠"
 _NAMED = re.compile(r"\\mathbb\s*\{\s*([RNZQC])\s*\}|\\mathbb\s*([RNZQC])|\\([RNZQC])(?![a-zA-Z])|"
@@ -174,6 +177,18 @@ def _named(s: str) -> tuple | None:
     return ("named", letter, "pos" if letter == "N" and qual == "nonzero" else qual)
 
 
+def _named_except(s: str, depth: int) -> tuple | None:
+    """"all real numbers except 1" (or "other than", "excluding"): the named set without the points listed."""
+    m = _EXCEPT.fullmatch(s)
+    named = _named(m.group(1)) if m else None
+    if named is None:
+        return None
+    items = split_top(m.group(2), ",;")[0]
+    if len(items) > MAX_ITEMS:
+        raise Unjudgeable("too many elements")
+    return ("setop", "minus", named, ("set", tuple(_value(p, depth + 1) for p in items)))
+
+
 def _set_operand(s: str) -> bool:
     s = s.strip()
     return (s.startswith("\\{") and s.endswith("\\}")) or _named(s) is not None
@@ -254,7 +269,7 @@ def _value(s: str, depth: int = 0) -> tuple:
     m = _CHOICE.fullmatch(s)
     if m:
         return ("choice", (m.group(1) or m.group(2)).upper())
-    named = _named(s)
+    named = _named(s) or _named_except(s, depth)
     if named:
         return named
     m = _MATRIX.fullmatch(s)
@@ -284,7 +299,7 @@ def _value(s: str, depth: int = 0) -> tuple:
     expression = _set_expression(s, depth)
     if expression is not None:
         return expression
-    if "\\pm" in s and len(_PM.findall(s)) == 1:  # \pm, not \pmod or \pmatrix
+    if ("\\pm" in s or "\\mp" in s) and len(_PM.findall(s)) == 1:  # \pm or \mp, not \pmod or \pmatrix
         return ("list", (_value(_PM.sub("+", s), depth + 1), _value(_PM.sub("-", s), depth + 1)))
     parts, ops = split_top(s, _REL_OPS)
     if ops:
