@@ -216,6 +216,9 @@ def test_minutes_and_a_leading_equals_sign(candidate, reference, reward):
     ("3 \\approx 4", "3", 0.0),  # a false statement answers neither side
     ("3 \\approx 4", "4", 0.0),
     ("x \\approx 3.14", "\\pi", 0.0),
+    ("x \\lt 3", "(-\\infty, 3)", 1.0),  # the commands listed beside \approx still apply
+    ("x \\gt 3", "(3, \\infty)", 1.0),
+    ("x \\gt 3", "[3, \\infty)", 0.0),
 ])
 def test_approx_states_a_value(candidate, reference, reward):
     assert _reward(candidate, reference) == reward

@@ -29,7 +29,7 @@ _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot 
             "\u00a0": " ", "\u2009": " ", "\u202f": " ", "⩽": "≤", "⩾": "≥", "∈": "\\in ", "∩": "\\cap ",
             "∖": "\\setminus ", "∅": "\\emptyset ", "ℝ": "\\mathbb{R}", "ℕ": "\\mathbb{N}", "ℤ": "\\mathbb{Z}",
             "ℚ": "\\mathbb{Q}", "ℂ": "\\mathbb{C}", "‐": "-", "‑": "-", "‒": "-", "﹣": "-", "－": "-", "＋": "+",
-            "⁄": "/", "∕": "/", "≡": "\\equiv "}
+            "⁄": "/", "∕": "/", "≡": "\\equiv ", "≈": "\\approx "}
 _UNICODE.update({ch: f" {num}/{den}" for ch, num, den in (  # vulgar fractions: 2½ is the mixed number 2 1/2
     ("½", 1, 2), ("⅓", 1, 3), ("⅔", 2, 3), ("¼", 1, 4), ("¾", 3, 4), ("⅕", 1, 5), ("⅖", 2, 5), ("⅗", 3, 5),
     ("⅘", 4, 5), ("⅙", 1, 6), ("⅚", 5, 6), ("⅐", 1, 7), ("⅛", 1, 8), ("⅜", 3, 8), ("⅝", 5, 8), ("⅞", 7, 8),
@@ -37,7 +37,8 @@ _UNICODE.update({ch: f" {num}/{den}" for ch, num, den in (  # vulgar fractions: 
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 _SUPERSCRIPT = re.compile("[⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 _SUPERSCRIPT_ASCII = str.maketrans("⁺⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "+-0123456789")
-_SUBS = [(re.compile(p), r) for p, r in [
+_PLAIN_PATTERNS = {r"~", r"\\\$|\$", r"\{,\}", r"\s+percent\b", r"<=", r">=", r"!="}  # the rest need a backslash
+_SUBS = [(re.compile(p), r, p not in _PLAIN_PATTERNS) for p, r in [
     (r"\\(?:left|right)\.", ""),
     (r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])", ""),
     (r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])", ""),
@@ -49,7 +50,8 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"\\frac\s*([0-9a-zA-Z])\s*(\{)", r"\\frac{\1}\2"),
     (r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}"),
     (r"\\(?:leqslant|leq|le)(?![a-zA-Z])", "≤"), (r"\\(?:geqslant|geq|ge)(?![a-zA-Z])", "≥"),
-    (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\approx(?![a-zA-Z])|≈", "="),  # x \approx 3.14 states a value (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
+    (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
+    (r"\\approx(?![a-zA-Z])", "="),  # x \approx 3.14 states a value
     (r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\^\s*(?:\{[^{}]*\}|\d)\s*)?\(?\s*)(\d+(?:\.\d+)?)\s*"
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)"),  # \sin 30^\circ: degrees in radians
     (r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)\s*([CF])(?![a-zA-Z])", r" \1"),  # 5^\circ C: a temperature
@@ -290,8 +292,10 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     for left, right in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
             s = s[len(left) : len(s) - len(right)]
-    for pattern, repl in _SUBS:
-        s = pattern.sub(repl, s)
+    commands = "\\" in s  # most answers have none: the patterns of commands are skipped
+    for pattern, repl, needs_command in _SUBS:
+        if commands or not needs_command:
+            s = pattern.sub(repl, s)
     if "\\over" in s or "\\choose" in s:
         s = _over_to_frac(s)
     s = _same_unit_sums(s, names)
