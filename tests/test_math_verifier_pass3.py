@@ -244,3 +244,19 @@ def test_approx_states_a_value(candidate, reference, reward):
 ])
 def test_named_sets_in_words_mp_and_oo(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- one item per box: not intervals
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("\\boxed{2} and \\boxed{3}", "[2, 3]", 0.0),  # an interval is not its two endpoints
+    ("\\boxed{2} and \\boxed{3}", "(2, 3]", 0.0),
+    ("\\boxed{2} and \\boxed{3}", "[2, 3)", 0.0),
+    ("\\boxed{2} and \\boxed{3}", "(2, 3)", 1.0),  # a tuple
+    ("\\boxed{2} and \\boxed{3}", "\\{2, 3\\}", 1.0),
+    ("\\boxed{2} and \\boxed{3}", "2, 3", 1.0),
+    ("\\boxed{3} and \\boxed{2}", "(2, 3)", 0.0),
+    ("\\boxed{[2, 3]}", "[2, 3]", 1.0),
+])
+def test_boxes_together_are_never_an_interval(completion, reference, reward):
+    verdict = VERIFIER(completion, {"answer": reference})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict

@@ -198,13 +198,13 @@ class MathVerifier:
 
     def _boxes_together(self, completion: str, reference: str, deadline: float) -> str | None:
         """The boxes' contents joined as one list, when a reference of several items (``2, 3``, ``\\{2, 3\\}``,
-        ``(2, 3)``) is answered one item per box (``the roots are \\boxed{2} and \\boxed{3}``) and the list
+        ``(2, 3)``; not an interval ``[2, 3]``) is answered one item per box (``the roots are \\boxed{2} and \\boxed{3}``) and the list
         equals it; else None. Each distinct box must be one item, as many boxes as the reference has items: boxing
         every item of the answer is not hedging between answers, boxing a wrong one beside them still fails."""
         if completion.count("\\boxed") + completion.count("\\fbox") < 2:
             return None
         ref_value = parse_answer(reference)
-        items = ref_value[1] if ref_value[0] in ("list", "set") else ref_value[3] if ref_value[0] == "seq" else ()
+        items = ref_value[1] if ref_value[0] in ("list", "set") else ref_value[3] if _is_tuple(ref_value) else ()
         if len(items) < 2:
             return None
         forms: dict = {}
@@ -256,6 +256,12 @@ class MathVerifier:
             except (Unjudgeable, RecursionError, MemoryError):
                 return shown
         return []
+
+
+def _is_tuple(value) -> bool:
+    """Whether a parsed value is a tuple, ``(2, 3)``, rather than an interval with a bracket (``[2, 3]``, ``(2, 3]``):
+    an interval is no list of items that boxes could name one by one."""
+    return value[0] == "seq" and value[1] == "(" and value[2] == ")"
 
 
 def _box_form(box: str) -> str:
