@@ -260,3 +260,27 @@ def test_named_sets_in_words_mp_and_oo(candidate, reference, reward):
 def test_boxes_together_are_never_an_interval(completion, reference, reward):
     verdict = VERIFIER(completion, {"answer": reference})
     assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+# ------------------------------------------------------------------------------------------- text keeps its commands
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\int_0^1 x dx", "\\sum_0^1 x dx", 0.0),  # compared as text, the operators still differ
+    ("\\sin_{x}", "\\cos_{x}", 0.0),
+    ("\\forall x", "\\exists x", 0.0),
+    ("\\uparrow", "\\downarrow", 0.0),
+    ("A \\subset B", "A \\supset B", 0.0),
+    ("p \\land q", "p \\lor q", 0.0),
+    ("\\triangle ABC", "\\angle ABC", 0.0),
+    ("\\lim_{x \\to 0} f", "\\liminf_{x \\to 0} f", 0.0),
+    ("\\in t", "\\int", 0.0),
+    ("\\int_0^1 x dx", "\\int_{0}^{1} x\\, dx", 1.0),  # spacing and braces still do not count
+    ("\\lim_{x \\to 0} f", "\\lim_{x \\rightarrow 0} f", 1.0),
+    ("\\emph{yes}", "yes", 1.0),  # formatting commands do not count
+    ("\\mathrm{Yes}", "yes", 1.0),
+    ("1, 2, \\ldots", "1, 2, \\cdots", 1.0),  # every ellipsis is one
+    ("1, 2, \\ldots", "1,2,...", 1.0),
+    ("1, 2, …", "1, 2, \\dots", 1.0),
+    ("1, 2, 3, \\ldots", "1, 2, 3", 0.0),
+])
+def test_text_keeps_its_commands(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

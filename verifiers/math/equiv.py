@@ -47,7 +47,8 @@ Policies (documented in the verifier's docstring too):
 - a function or constant on the left of an equation names no quantity (``\\sin = 5`` and ``\\cos x = \\frac12``
   are not ``5``/``\\frac12``; ``f(x) = 5`` is 5); digits of any script are digits (``１２`` == ``12``);
 - ``e`` is Euler's number and ``i`` the imaginary unit; ``\\log`` without a base is the natural logarithm;
-- words (``\\text{no solution}``, ``Monday``) compare as lower-cased text;
+- words (``\\text{no solution}``, ``Monday``) compare as lower-cased text; text keeps its commands by name
+  (``\\int_0^1 x\\,dx`` is not ``\\sum_0^1 x\\,dx``), formatting ones aside, and every ellipsis is one;
 - an inequality equals the interval it describes (``x \\ge 3`` == ``[3,\\infty)``); ``0.\\overline{3}`` is 1/3;
 - degree marks are dropped (``30^\\circ`` == ``30``), radians are not converted (``\\pi/6`` != ``30^\\circ``), but a
   trigonometric function of degrees is taken in degrees (``\\sin 30^\\circ`` == ``\\frac12``).

@@ -279,6 +279,12 @@ def _residue(s: str, modulus: str) -> str:
     return s[: m.start(2)] + str(int(m.group(2)) % int(modulus))
 
 
+def _end_period(s: str) -> str:
+    """``s`` without the period that ends a sentence; an ellipsis (``1, 2, 3, ...``) is kept."""
+    s = s.strip()
+    return s if s.endswith("...") else s.rstrip(".").strip()
+
+
 def _normalize(s: str) -> tuple[str, frozenset]:
     """The cleaned answer and the names of the units it was written with (see ``units``)."""
     s = s.strip()
@@ -302,7 +308,7 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     if "\\" in s:
         s = _strip_text_commands(s, names)
     s = _SEPARATOR_WORDS.sub(",", s)
-    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = _end_period(re.sub(r"\s+", " ", s))
     s = _ordinal(_modulus(_LEADING_EQ.sub("", s), names))
     s, tail = strip_tail_units(s)
     names |= tail
@@ -310,7 +316,7 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     m = _SCI.match(s)
     if m:
         s = f"{m.group(1)}\\times10^{{{m.group(2)}}}"
-    return s.strip().rstrip(".").strip(), settle(names)
+    return _end_period(s), settle(names)
 
 
 _normalized = lru_cache(maxsize=16384)(_normalize)

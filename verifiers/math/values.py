@@ -133,8 +133,26 @@ def scalar_from_node(node, pct: bool = False) -> Scalar:
     return Scalar(node, rat, huge, fraction_text(rat) if rat is not None else canon(node), _decimal_info(node), pct)
 
 
+_FORMATTING = {"text", "textbf", "textit", "textrm", "textnormal", "textsf", "texttt", "mbox", "mathrm", "mathbf",
+               "mathit", "mathsf", "mathtt", "boldsymbol", "bm", "operatorname", "emph", "underline", "displaystyle",
+               "textstyle", "left", "right", "rm", "bf", "it", "hbox"}
+_COMMAND_SYNONYMS = {"ldots": "...", "cdots": "...", "dots": "...", "dotsc": "...", "dotsb": "...", "cdot": "*",
+                     "times": "*", "ast": "*", "rightarrow": "⟨to⟩", "longrightarrow": "⟨to⟩"}
+_COMMAND = re.compile(r"\\([a-zA-Z]+)")
+
+
+def _command_text(m) -> str:
+    name = m.group(1)
+    if name in _FORMATTING or name in _COMMAND_SYNONYMS:
+        return _COMMAND_SYNONYMS.get(name, "")
+    return "⟨" + name.lower() + "⟩"  # \\in t is not \\int
+
+
 def _text(s: str) -> tuple:
-    return ("text", re.sub(r"\\[a-zA-Z]+|[\s{}\\]", "", s).lower())
+    """Text compared as text: lower case, no spaces or braces, formatting commands dropped, every other command kept
+    by name (``\\int_0^1 x`` is not ``\\sum_0^1 x``, ``\\forall x`` not ``\\exists x``)."""
+    s = _COMMAND.sub(_command_text, s.replace("…", "...")) if "\\" in s or "…" in s else s
+    return ("text", re.sub(r"[\s{}\\]", "", s.lower()))
 
 
 def _leaf(s: str) -> tuple:
