@@ -284,3 +284,19 @@ def test_boxes_together_are_never_an_interval(completion, reference, reward):
 ])
 def test_text_keeps_its_commands(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- binomials: \binom52, \binom{n}{2}
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\dbinom52", "10", 1.0),  # the brace-less shorthand, like \frac12
+    ("\\binom{5}2", "10", 1.0),
+    ("\\binom5{2}", "10", 1.0),
+    ("\\binom52", "5", 0.0),
+    ("\\binom{n}{2}", "\\frac{n(n-1)}{2}", 1.0),  # a symbol's binomial is its falling factorial over k!
+    ("\\binom{n+1}{2}", "\\frac{n(n+1)}{2}", 1.0),
+    ("\\binom{n}{3}", "\\frac{n(n-1)(n-2)}{6}", 1.0),
+    ("\\binom{n}{2}", "\\frac{n(n+1)}{2}", 0.0),
+    ("\\binom{n}{2}", "n^2", 0.0),
+])
+def test_binomials(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -272,7 +272,10 @@ def evaluate(node, env) -> complex:
         n = _real_int(v)
         return complex(math.factorial(n) if n is not None and n >= 0 else math.gamma(v.real + 1))
     if k == "binom":
-        n, r = _real_int(evaluate(node[1], env)), _real_int(evaluate(node[2], env))
+        top, r = evaluate(node[1], env), _real_int(evaluate(node[2], env))
+        n = _real_int(top)
+        if n is None and r is not None and 0 <= r <= 64:
+            return _falling(top, r) / math.factorial(r)  # \\binom{n}{2} of a symbol: n(n-1)/2
         if n is None or r is None or n > 2000:
             raise EvalError("binomial")
         return complex(math.comb(n, r) if 0 <= r <= n else 0)
@@ -292,6 +295,14 @@ def evaluate(node, env) -> complex:
     if k == "agg":
         return _aggregate_float(node[1], [evaluate(c, env) for c in node[2]])
     raise EvalError(f"cannot evaluate {k}")
+
+
+def _falling(z: complex, r: int) -> complex:
+    """z (z - 1) ... (z - r + 1)."""
+    acc = 1 + 0j
+    for j in range(r):
+        acc *= z - j
+    return acc
 
 
 def _aggregate_float(name: str, vals: list) -> complex:

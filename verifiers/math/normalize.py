@@ -45,9 +45,9 @@ _SUBS = [(re.compile(p), r, p not in _PLAIN_PATTERNS) for p, r in [
     (r"(?<!\\)\\[,;:]", " "), (r"(?<!\\)\\!", ""), (r"(?<!\\)\\ ", " "),  # thin spaces part words (km\\,h)
     (r"\\q?quad(?![a-zA-Z])", " "), (r"~", " "),
     (r"\\[dtc]frac(?![a-zA-Z])", r"\\frac"), (r"\\[dt]binom(?![a-zA-Z])", r"\\binom"),
-    (r"\\frac\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\frac{\1}{\2}"),
-    (r"\\frac\s*(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\frac\1{\2}"),
-    (r"\\frac\s*([0-9a-zA-Z])\s*(\{)", r"\\frac{\1}\2"),
+    (r"\\(frac|binom)\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\\1{\2}{\3}"),  # \frac12, \binom52
+    (r"\\(frac|binom)\s*(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\\1\2{\3}"),
+    (r"\\(frac|binom)\s*([0-9a-zA-Z])\s*(\{)", r"\\\1{\2}\3"),
     (r"\\sqrt\s*([0-9a-zA-Z])", r"\\sqrt{\1}"),
     (r"\\(?:leqslant|leq|le)(?![a-zA-Z])", "≤"), (r"\\(?:geqslant|geq|ge)(?![a-zA-Z])", "≥"),
     (r"\\(?:neq|ne)(?![a-zA-Z])", "≠"), (r"\\lt(?![a-zA-Z])", "<"), (r"\\gt(?![a-zA-Z])", ">"),
