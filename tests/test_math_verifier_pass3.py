@@ -300,3 +300,22 @@ def test_text_keeps_its_commands(candidate, reference, reward):
 ])
 def test_binomials(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- a float reference
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("1e300", 1e300, 1.0),  # its repr, not the binary expansion's digits
+    ("10^{300}", 1e300, 1.0),
+    ("-1e300", -1e300, 1.0),
+    ("1e20", 1e20, 1.0),
+    ("100000000000000000000", 1e20, 1.0),
+    ("2^{60}", 2.0**60, 1.0),  # a long mantissa: the exact whole number
+    ("5", 5.0, 1.0),
+    ("1e301", 1e300, 0.0),
+    ("1e300", -1e300, 0.0),
+    ("1000000000000000052504760255204420248704468581108159154915854115511802457988908195786371375080447864043704443"
+     "832883878176942523235360430575644792184786706982848387200926575803737830233794788090059368953234970799945081119"
+     "038967640880074652742780142494579258788820056842838115669472196386865459400540160", 1e300, 0.0),
+])
+def test_a_float_reference(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -67,6 +67,16 @@ def _order(value) -> tuple[str, ...]:
     return order
 
 
+def _float_text(x: float) -> str:
+    """A float reference as text: a whole number's digits (``5``, ``1152921504606846976``), unless its shortest repr
+    is a short mantissa and exponent (``1e+300``, not the binary expansion's ``1000...052504...``)."""
+    if not x.is_integer():
+        return repr(x)
+    text = repr(x)
+    mantissa = text.split("e")[0].replace(".", "").replace("-", "").strip("0")
+    return text if "e" in text and len(mantissa) <= 12 else str(int(x))
+
+
 def _reference_text(answer) -> str:
     if isinstance(answer, bool):
         return str(answer)
@@ -76,7 +86,7 @@ def _reference_text(answer) -> str:
         return str(answer) if max(answer.numerator.bit_length(), answer.denominator.bit_length()) < 10_000 else (
             int_text(answer.numerator) + "/" + int_text(answer.denominator))
     if isinstance(answer, float):
-        return repr(answer) if not answer.is_integer() else str(int(answer))
+        return _float_text(answer)
     text = str(answer)
     if "\\boxed" in text or "\\fbox" in text:
         text = last_boxed(text) or text
