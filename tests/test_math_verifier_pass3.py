@@ -319,3 +319,20 @@ def test_binomials(candidate, reference, reward):
 ])
 def test_a_float_reference(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- a named choice letter
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\text{Option A}", "A", 1.0),
+    ("\\text{Answer: A}", "A", 1.0),
+    ("\\text{option (B)}", "B", 1.0),
+    ("\\text{Choice C}", "(C)", 1.0),
+    ("\\text{answer is D}", "D", 1.0),
+    ("\\text{Option A}", "B", 0.0),
+    ("\\text{Option A or B}", "A", 0.0),  # two letters: neither
+    ("\\text{choices}", "S", 0.0),  # a word, not "choice S"
+    ("\\text{optional}", "A", 0.0),
+    ("\\text{Option}", "O", 0.0),
+])
+def test_a_named_choice_letter(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -46,6 +46,8 @@ class Scalar:
 
 
 _CHOICE = re.compile(r"\(([A-Za-z])\)|([A-Z])\)?")
+_NAMED_CHOICE = re.compile(r"(?:option|choice|answer(?: is)?)\s*[:.]?\s*(?:\(([A-Za-z])\)|(?<=[\s:.])([A-Za-z]))\.?",
+                           re.IGNORECASE)  # "Option A", "Answer: (B)"
 _WORDS = re.compile(r"(?=.*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*")
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
 _MATRIX = re.compile(r"[(\[]?\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
@@ -284,7 +286,7 @@ def _value(s: str, depth: int = 0) -> tuple:
     s = s.strip()
     if not s:
         return ("text", "")
-    m = _CHOICE.fullmatch(s)
+    m = _CHOICE.fullmatch(s) or _NAMED_CHOICE.fullmatch(s)
     if m:
         return ("choice", (m.group(1) or m.group(2)).upper())
     named = _named(s) or _named_except(s, depth)
