@@ -2,12 +2,13 @@
 
 One step: sample G completions for each of ``prompts_per_step`` prompts on the vLLM rollout fleet; score them
 in the reward fleet (verifier by row); optionally drop zero-variance groups and refill (dynamic sampling);
-turn rewards into advantages with a registered estimator; recompute old logprobs on the learner (and
-reference logprobs when ``kl_coef > 0``); run ``updates_per_batch`` optimizer steps of a registered policy loss;
-push the new weights to the fleet (versioned, canary-checked). Held-out greedy accuracy is measured on the
-fleet before and after. Groups are scored as they finish generating; with ``rollout.max_staleness = k > 0`` the
-engine makes the next batches while the learner trains (engine/rollout_stream.py), and samples from weights more
-than k syncs old are left out of the loss.
+turn rewards into advantages with a registered estimator; recompute old logprobs on the learner for the updates
+after the first (and reference logprobs when ``kl_coef > 0``); run ``updates_per_batch`` optimizer steps of a
+registered policy loss (their metrics averaged, except the totals ``learner_seconds``, ``tokens`` and
+``step_tokens``); push the new weights to the fleet (versioned, canary-checked). Held-out greedy accuracy is
+measured on the fleet before and after. Groups are scored as they finish generating; with
+``rollout.max_staleness = k > 0`` the engine makes the next batches while the learner trains
+(engine/rollout_stream.py), and samples from weights more than k syncs old are left out of the loss.
 
 Rollouts: each step writes a sample of its groups (prompt, completions, verdicts, each sample's advantage) to
 ``rollouts/<stage>.jsonl``, and each held-out eval its greedy answers (kind "eval"; step 0 = before training).
@@ -30,6 +31,8 @@ from raylign.engine.rollout_score import generate_and_score
 from raylign.engine.tasks.spec import PromptDataConfig
 from raylign.engine.types import RolloutGroup, SequenceBatch
 from raylign.plugins.grpo_batch import has_signal, pass_rate, sequence_batch
+
+TOTALS = ("learner_seconds", "tokens", "step_tokens")  # a step's updates add up; other metrics are averaged
 
 
 @dataclass(frozen=True)
@@ -267,10 +270,10 @@ class GRPOStage:
             part = sequence_batch(groups[u : u + per_update], advantages[u : u + per_update], pad_id,
                                   cfg.mask_truncated)
             plain = SequenceBatch(part.input_ids, part.attention_mask, part.loss_mask).micro_batches(cfg.micro_batch_size)
-            if cfg.updates_per_batch > 1:  # later parts train after earlier updates: take the ratio against the
-                # policy that sampled, computed for every part before the first update
+            if u:  # later parts train after earlier updates: take the ratio against the policy before the first
+                # update, computed for every later part before that update. The first part trains on exactly that
+                # policy, so its loss uses its own detached logprobs as "old" (as with one update per batch)
                 part.extras["old_logprobs"] = torch.cat(learner.token_logprobs(plain))
-            # (one update per batch is exactly on-policy: the loss uses its own detached logprobs as "old")
             if reference is not None:
                 part.extras["ref_logprobs"] = torch.cat(reference.token_logprobs(plain))
             parts.append(part)
@@ -281,7 +284,7 @@ class GRPOStage:
                                      cfg.loss, options)
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-        metrics = {k: v / len(parts) for k, v in sums.items()}
+        metrics = {k: v if k in TOTALS else v / len(parts) for k, v in sums.items()}
         metrics["advantage_abs_mean"] = float(advantages.abs().mean())
         return metrics
 

@@ -54,6 +54,45 @@ def test_a_group_needs_one_verdict_per_completion():
                      completions=[_completion([2], [-0.1]), _completion([3], [-0.1])])
 
 
+class RecordingLearner:
+    """What ``GRPOStage.update`` asks of a policy learner (``LearnerHandle``'s ``token_logprobs`` and
+    ``train_step``), recorded; its answers are fixed numbers."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, object]] = []
+
+    def token_logprobs(self, micro_batches):
+        self.calls.append(("token_logprobs", sum(mb.input_ids.shape[0] for mb in micro_batches)))
+        return [torch.full(mb.input_ids.shape, -1.0) for mb in micro_batches]
+
+    def train_step(self, micro_batches, loss, options):
+        extras = set().union(*(mb.extras for mb in micro_batches))
+        self.calls.append(("train_step", "old_logprobs" in extras))
+        return {"loss": 0.5 * len(self.calls), "grad_norm": 1.0, "learner_seconds": 2.0, "tokens": 3.0,
+                "step_tokens": 5.0}
+
+
+def test_grpo_update_skips_the_first_updates_old_logprobs_and_adds_up_its_totals():
+    from raylign.plugins.grpo import GRPOConfig, GRPOStage
+
+    groups = [RolloutGroup(task={}, prompt_ids=[5, 6], verdicts=[Verdict(1.0), Verdict(0.0)],
+                           completions=[_completion([7, 8], [-0.1, -0.2]), _completion([9], [-0.3])])
+              for _ in range(4)]
+    adv = torch.tensor([[0.5, -0.5]] * 4)
+    learner = RecordingLearner()
+    cfg = GRPOConfig(updates_per_batch=2, micro_batch_size=2)
+    metrics = GRPOStage().update(learner, None, groups, adv, cfg, pad_id=0)
+    # the first update trains on the policy that sampled (its own detached logprobs are "old"); the second
+    # needs the old logprobs of its 4 sequences, taken before the first update
+    assert learner.calls == [("token_logprobs", 4), ("train_step", False), ("train_step", True)]
+    assert metrics["learner_seconds"] == 4.0 and metrics["tokens"] == 6.0 and metrics["step_tokens"] == 10.0
+    assert metrics["loss"] == pytest.approx((1.0 + 1.5) / 2) and metrics["grad_norm"] == 1.0  # the rest: means
+
+    one = RecordingLearner()
+    GRPOStage().update(one, None, groups, adv, GRPOConfig(updates_per_batch=1, micro_batch_size=2), pad_id=0)
+    assert one.calls == [("train_step", False)]
+
+
 GRPO_CONFIG = """
 [run]
 name = "grpo"

@@ -184,7 +184,8 @@ def test_updates_per_batch_takes_the_ratio_against_old_logprobs(runs):
     rows = _steps(runs["a"])
     assert [r["weights_version"] for r in rows] == [UPDATES * s for s in range(1, STEPS + 1)]
     for r in rows:
-        # ratio_mean averages the two updates: exactly 1.0 in both if each took its own logprobs as "old"
+        # ratio_mean averages the two updates: the first's is exactly 1.0 (it trains on the policy that
+        # sampled), the second's is not; both would be 1.0 if the second took its own logprobs as "old"
         assert abs(r["ratio_mean"] - 1.0) > 1e-4, r
         assert "is_weight_mean" in r  # the default truncated-IS cap is on
     assert any(r["clip_frac"] > 0 for r in rows), [r["clip_frac"] for r in rows]
@@ -214,8 +215,8 @@ def test_failed_verdicts_are_counted_and_left_out_of_the_loss(runs, tiny_model_d
     assert sum(r.get("verdict/error", 0) for r in rows) > 0
     left_out = []
     for r in rows:
-        # metrics are means over the UPDATES updates of a step, each over PROMPTS / UPDATES groups
-        dropped_tokens = UPDATES * (r["step_tokens"] - r["tokens"]) - PROMPTS * GROUP * prompt_tokens
+        # token counts are totals over the UPDATES updates of a step, which together train on PROMPTS groups
+        dropped_tokens = r["step_tokens"] - r["tokens"] - PROMPTS * GROUP * prompt_tokens
         assert dropped_tokens == pytest.approx(round(dropped_tokens), abs=1e-6), r
         assert 0 <= dropped_tokens <= r.get("verdict/error", 0) * MAX_NEW, (dropped_tokens, r)
         left_out.append(dropped_tokens)
