@@ -334,7 +334,8 @@ class PPOStage:
                 for k, v in out.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 count += 1
-        return {k: v / count for k, v in sums.items()}
+        # means over the step's updates, but the policy learner's time is their total
+        return {k: v if k == "learner_seconds" else v / count for k, v in sums.items()}
 
     # ------------------------------------------------------------------------------------------ eval
     @staticmethod

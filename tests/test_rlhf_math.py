@@ -264,3 +264,32 @@ def test_value_loss_through_the_registered_loss():
                        extras={"old_values": torch.tensor([[0.0, 0.0, 1.0]]), "returns": torch.tensor([[0.0, 0.0, 2.0]])})
     loss, m = value_clipped_loss(raw, batch, clip=0.2)
     assert loss.item() == pytest.approx(0.5 * 0.64) and m["value_clip_frac"] == 1.0
+
+
+class RecordingLearner:
+    """A policy or critic learner as ``PPOStage.update`` calls it (``LearnerHandle.train_step``), recording the
+    calls and answering fixed numbers."""
+
+    def __init__(self, out):
+        self.out, self.calls = out, 0
+
+    def train_step(self, micro_batches, loss, options):
+        self.calls += 1
+        return dict(self.out, loss=float(self.calls))
+
+
+def test_ppo_update_averages_its_updates_but_adds_up_the_learner_seconds():
+    from raylign.engine.types import SequenceBatch
+    from raylign.plugins.ppo import PPOConfig, PPOStage
+
+    n = 4
+    batch = SequenceBatch(torch.ones(n, 3, dtype=torch.long), torch.ones(n, 3, dtype=torch.long), torch.ones(n, 3),
+                          {k: torch.zeros(n, 3) for k in ("advantages", "old_logprobs", "ref_logprobs", "returns",
+                                                          "old_values")})
+    policy = RecordingLearner({"grad_norm": 1.0, "learner_seconds": 2.0, "tokens": 3.0, "step_tokens": 3.0})
+    critic = RecordingLearner({"grad_norm": 4.0, "learner_seconds": 9.0, "value_clip_frac": 0.5})
+    cfg = PPOConfig(epochs=2, mini_batches=2, micro_batch_size=2)
+    m = PPOStage().update(policy, critic, batch, cfg, kl_coef=0.1, step=1, seed=0, train_policy=True)
+    assert policy.calls == critic.calls == 4  # 2 epochs x 2 mini-batches
+    assert m["learner_seconds"] == 8.0  # the policy's 4 updates, in total
+    assert m["policy_loss"] == m["value_loss"] == pytest.approx(2.5) and m["value_clip_frac"] == 0.5  # means
