@@ -336,3 +336,20 @@ def test_a_float_reference(candidate, reference, reward):
 ])
 def test_a_named_choice_letter(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- x = 3, y = 4 as a point
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("y=4, x=3", "(3,4)", 1.0),  # the variables give the order
+    ("x=3, y=4", "(3,4)", 1.0),
+    ("b=2, a=1", "(1,2)", 1.0),
+    ("z=5, y=4, x=3", "(3,4,5)", 1.0),
+    ("(3,4)", "y=4, x=3", 1.0),
+    ("y=3, x=4", "(3,4)", 0.0),
+    ("x=4, y=3", "(3,4)", 0.0),
+    ("4, 3", "(3,4)", 0.0),
+    ("x=3, x=4", "(3,4)", 0.0),  # two values of x: no point
+    ("x=3, x=4", "3, 4", 1.0),  # but two roots
+])
+def test_named_coordinates_as_a_point(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

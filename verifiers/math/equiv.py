@@ -311,6 +311,18 @@ def _distinct(items, o, deadline) -> bool:
     return not any(equal(x, y, o, deadline) for i, x in enumerate(items) for y in items[i + 1:])
 
 
+def _in_variable_order(items: tuple) -> tuple:
+    """A list of ``x = 3, y = 4`` items sorted by their variables (``y = 4, x = 3`` answers the point ``(3, 4)``;
+    ``x = 3, x = 4`` names no point and is empty); any other list as it is."""
+    names = [v[1][1].node[1] if v[0] == "eq" and v[3] and v[1][0] == "scalar" and v[1][1].node[0] == "sym" else None
+             for v in items]
+    if None in names or any(len(n) != 1 for n in names):
+        return items
+    if len(set(names)) != len(names):
+        return ()  # x = 3, x = 4 names two values of one variable: no point
+    return tuple(v for _, v in sorted(zip(names, items), key=lambda p: p[0]))
+
+
 def _chain_holds(v, o: Options, deadline) -> bool:
     """Whether every computed step of an equation chain equals its right-hand side (``x = 2+3 = 5``; not
     ``x = 2+3 = 6``). A step too large to compare does not hold."""
@@ -427,7 +439,7 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
     if kr == "seq" and kc == "seq":
         return r[1] == c[1] and r[2] == c[2] and _ordered(r[3], c[3], o, deadline)
     if {kr, kc} == {"seq", "list"}:
-        return _ordered(r[-1], c[-1], o, deadline)
+        return _ordered(_in_variable_order(r[-1]), _in_variable_order(c[-1]), o, deadline)
     if kr == "list" and kc in ("set", "list") or kr == kc == "union":
         return _unordered(r[1], c[1], o, deadline)  # a bare list is a multiset: 1, 1, 2 != 1, 2
     if kr == "set" and kc in ("set", "list"):
