@@ -184,7 +184,7 @@ def test_answer_is_stays_linear_in_the_text():
                  "The answer is " + "7" * 300_000):
         start = time.perf_counter()
         VERIFIER(text, {"answer": "5"})
-        assert time.perf_counter() - start < 0.5, text[:40]
+        assert time.perf_counter() - start < 2.0, text[:40]  # linear: ~50 ms; quadratic would take minutes
 
 
 # ------------------------------------------------------------------------------------------- minutes; a leading "="
