@@ -353,3 +353,29 @@ def test_a_named_choice_letter(candidate, reference, reward):
 ])
 def test_named_coordinates_as_a_point(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- repeating decimals, any notation
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("0.333...", "1/3", 1.0),
+    ("0.333\\ldots", "\\frac13", 1.0),
+    ("0.1666\\ldots", "1/6", 1.0),
+    ("0.142857142857\\ldots", "1/7", 1.0),
+    ("0.999\\ldots", "1", 1.0),
+    ("-0.333...", "-\\frac13", 1.0),
+    ("0.(3)", "1/3", 1.0),
+    ("0.1(6)", "1/6", 1.0),
+    ("0.\\bar{3}", "1/3", 1.0),
+    ("0.\\dot{3}", "1/3", 1.0),
+    ("0.3\\dot{3}", "1/3", 1.0),
+    ("0.\\dot{1}4285\\dot{7}", "1/7", 1.0),
+    ("3.14159...", "\\pi", 1.0),  # no repeating block: the decimal, truncated
+    ("0.(3)", "0", 0.0),  # not 0. times 3
+    ("0.\\bar{3}", "0", 0.0),
+    ("0.333...", "0.333", 0.0),
+    ("0.3...", "1/3", 0.0),  # one digit is no repeating block
+    ("0.1666\\ldots", "1/3", 0.0),
+    ("3.14...", "\\pi", 0.0),  # too few digits for the decimal rule
+])
+def test_repeating_decimals(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -49,7 +49,9 @@ Policies (documented in the verifier's docstring too):
 - ``e`` is Euler's number and ``i`` the imaginary unit; ``\\log`` without a base is the natural logarithm;
 - words (``\\text{no solution}``, ``Monday``) compare as lower-cased text; text keeps its commands by name
   (``\\int_0^1 x\\,dx`` is not ``\\sum_0^1 x\\,dx``), formatting ones aside, and every ellipsis is one;
-- an inequality equals the interval it describes (``x \\ge 3`` == ``[3,\\infty)``); ``0.\\overline{3}`` is 1/3;
+- an inequality equals the interval it describes (``x \\ge 3`` == ``[3,\\infty)``); ``0.\\overline{3}``, ``0.\\bar{3}``,
+  ``0.(3)`` and ``0.333...`` are 1/3 (a block written twice before an ellipsis repeats; ``3.14159...`` is a
+  truncated decimal);
 - degree marks are dropped (``30^\\circ`` == ``30``), radians are not converted (``\\pi/6`` != ``30^\\circ``), but a
   trigonometric function of degrees is taken in degrees (``\\sin 30^\\circ`` == ``\\frac12``).
 

@@ -17,8 +17,8 @@ A value is a tuple whose first item names its kind:
 - ``("rel", parts, ops)``: an inequality chain;
 - ``("choice", letter)``: a multiple-choice letter; ``("text", words)``: lower-cased text.
 
-Whole answers ``1,000`` (thousands), ``2\\frac{1}{2}`` (mixed numbers) and ``0.\\overline{3}`` (repeating
-decimals) are numbers. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
+Whole answers ``1,000`` (thousands), ``2\\frac{1}{2}`` (mixed numbers) and repeating decimals (``0.\\overline{3}``,
+``0.\\bar{3}``, ``0.\\dot{3}``, ``0.(3)``, ``0.333...``) are numbers; "Option A" is the choice letter A. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
 """
 from __future__ import annotations
 
@@ -49,7 +49,10 @@ _CHOICE = re.compile(r"\(([A-Za-z])\)|([A-Z])\)?")
 _NAMED_CHOICE = re.compile(r"(?:option|choice|answer(?: is)?)\s*[:.]?\s*(?:\(([A-Za-z])\)|(?<=[\s:.])([A-Za-z]))\.?",
                            re.IGNORECASE)  # "Option A", "Answer: (B)"
 _WORDS = re.compile(r"(?=.*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*")
-_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar|dot)\s*(?:\{(\d+)\}|(\d))")  # 0.\overline{3}, 0.\dot 3
+_DOTTED = re.compile(r"(\d*)\.(\d*)\\dot\s*(?:\{(\d)\}|(\d))(\d*)\\dot\s*(?:\{(\d)\}|(\d))")  # 0.\dot{1}4285\dot{7}
+_PAREN_REPEAT = re.compile(r"(-?)(\d*)\.(\d*)\((\d+)\)")  # 0.1(6), a whole answer
+_ELLIPSIS_DECIMAL = re.compile(r"(-?\d*)\.(\d+)\s*(?:\.\.\.|\\ldots|\\cdots|\\dots|…)")  # 0.333..., a whole answer
 _MATRIX = re.compile(r"[(\[]?\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
 # a mixed number: 2\frac{1}{2}, 2 \frac12, 2{1 \over 2} (cleaned to 2{\frac{1}{2}}) or 2 1/2, a whole answer only
@@ -167,11 +170,45 @@ def _leaf(s: str) -> tuple:
         return _text(s)
 
 
-def _repeating_to_frac(m) -> str:
-    """``0.1\\overline{6}`` -> ``(\\frac{1}{6})``: a repeating decimal as an exact fraction."""
-    whole, fixed, rep = m.group(1) or "0", m.group(2), m.group(3)
-    value = int(whole) + (Fraction(int(fixed or "0")) + Fraction(int(rep), 10 ** len(rep) - 1)) / 10 ** len(fixed)
+def _fraction_text(whole: str, fixed: str, rep: str) -> str:
+    """``whole.fixed(rep)(rep)...`` as an exact fraction in brackets: ``("0", "1", "6")`` -> ``(\\frac{1}{6})``."""
+    value = int(whole or "0") + (Fraction(int(fixed or "0")) + Fraction(int(rep), 10 ** len(rep) - 1)) / 10 ** len(fixed)
     return f"(\\frac{{{value.numerator}}}{{{value.denominator}}})"
+
+
+def _period(digits: str) -> tuple[str, str] | None:
+    """``(fixed, repeating)`` when ``digits`` end with a block written at least twice (``1666`` -> ``("1", "6")``,
+    ``142857142857`` -> ``("", "142857")``); None when no block repeats (``14159``)."""
+    for p in range(1, len(digits) // 2 + 1):
+        block = digits[-p:]
+        if digits.endswith(block * 2):
+            end = len(digits)
+            while end >= p and digits[end - p : end] == block:
+                end -= p
+            return digits[:end], block
+    return None
+
+
+def _repeating_decimal(s: str) -> str:
+    """A repeating decimal written any way as an exact fraction: ``0.\\overline{3}``, ``0.\\bar{3}``, ``0.3\\dot{3}``,
+    ``0.\\dot{1}4285\\dot{7}``, ``0.1(6)`` and ``0.1666...`` (the block written twice repeats); a decimal with an
+    ellipsis and no repeating block (``3.14159...``) is that decimal, truncated."""
+    if "\\dot" in s:
+        s = _DOTTED.sub(lambda m: _fraction_text(m.group(1), m.group(2), (m.group(3) or m.group(4)) + m.group(5) + (
+            m.group(6) or m.group(7))), s)
+    if "\\" in s:
+        s = _REPEATING.sub(lambda m: _fraction_text(m.group(1), m.group(2), m.group(3) or m.group(4)), s)
+    m = _PAREN_REPEAT.fullmatch(s)
+    if m:
+        return m.group(1) + _fraction_text(m.group(2), m.group(3), m.group(4))
+    m = _ELLIPSIS_DECIMAL.fullmatch(s)
+    if m and len(m.group(2)) <= 200:
+        period = _period(m.group(2))
+        if period is None:
+            return f"{m.group(1)}.{m.group(2)}"
+        sign, whole = ("-", m.group(1)[1:]) if m.group(1).startswith("-") else ("", m.group(1))
+        return sign + _fraction_text(whole, *period)
+    return s
 
 
 def _named(s: str) -> tuple | None:
@@ -341,8 +378,8 @@ def _value(s: str, depth: int = 0) -> tuple:
             if len(items) > MAX_ITEMS:
                 raise Unjudgeable("too many elements")
             return ("seq", s[0], s[-1], tuple(_value(p, depth + 1) for p in items))
-    if "\\overline" in s:
-        s = _REPEATING.sub(_repeating_to_frac, s)
+    if "." in s:
+        s = _repeating_decimal(s)
     mixed = _mixed_number(s)
     if mixed is not None:
         return mixed
