@@ -379,3 +379,22 @@ def test_named_coordinates_as_a_point(candidate, reference, reward):
 ])
 def test_repeating_decimals(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- accents make another symbol
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\bar{z}", "z", 0.0),  # the conjugate (or a mean) is not z
+    ("\\overline{z}", "z", 0.0),
+    ("\\hat{x}", "x", 0.0),
+    ("\\tilde{x}", "x", 0.0),
+    ("\\dot{x}", "x", 0.0),
+    ("\\hat{\\theta}", "\\theta", 0.0),
+    ("\\bar{x}", "\\bar{y}", 0.0),
+    ("\\bar{x}", "\\overline{x}", 1.0),
+    ("\\bar{x} + 1", "1 + \\bar x", 1.0),
+    ("\\vec{v}", "v", 1.0),  # vector marks are notation
+    ("\\mathbf{v}", "v", 1.0),
+    ("\\overline{AB} = 5", "5", 1.0),
+])
+def test_accents_make_another_symbol(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

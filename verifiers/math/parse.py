@@ -7,7 +7,8 @@ needs antlr4 4.11 exactly, which math-verify's 4.13 breaks). Nodes are tuples wh
 ``("mul", items)`` ``("inv", x)`` ``("pow", b, e)`` ``("root", x, n)`` ``("fact", x)`` ``("binom", n, k)``
 ``("func", name, x)`` ``("agg", name, items)`` (``max``, ``min``, ``gcd``, ``lcm`` of a list)
 ``("log", x, base|None)`` ``("abs", x)`` ``("floor", x)`` ``("ceil", x)``.
-``e`` is Euler's number, ``i`` the imaginary unit. A function's bare argument runs to the next operator or
+``e`` is Euler's number, ``i`` the imaginary unit; an accented symbol (``\\bar{z}``, ``\\hat{x}``) is a symbol
+of its own, while ``\\vec{v}`` and ``\\mathbf{v}`` are ``v``. A function's bare argument runs to the next operator or
 function (``\\sin 2x`` is sin(2x), ``\\sin x\\cos x`` a product); ``\\sin^{-1}`` is arcsin. Nesting is bounded by
 ``MAX_DEPTH``.
 
@@ -47,6 +48,8 @@ _CLOSERS = {"(": ("op", ")"), "{": ("op", "}"), "\\{": ("cmd", "\\}")}
 _INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
 _WRAPPERS = {"\\mathbf", "\\boldsymbol", "\\bm", "\\mathrm", "\\mathit", "\\vec", "\\hat", "\\bar", "\\tilde",
              "\\overline", "\\text", "\\operatorname", "\\mathsf", "\\textbf", "\\mbox"}
+_ACCENTS = {"bar": "bar", "overline": "bar", "hat": "hat", "widehat": "hat", "tilde": "tilde", "widetilde": "tilde",
+            "check": "check", "breve": "breve", "dot": "dot", "ddot": "ddot", "acute": "acute", "grave": "grave"}
 _BINARY = {"\\cdot", "\\times", "\\div", "\\ast"}
 PI, E, I, INF = ("const", "pi"), ("const", "E"), ("const", "I"), ("const", "oo")
 TWO = ("num", Fraction(2), "2")
@@ -268,6 +271,9 @@ class _Parser:
             self.depth -= 1
             self.take("cmd", "\\rfloor" if name == "lfloor" else "\\rceil")
             return ("floor" if name == "lfloor" else "ceil", node)
+        if name in _ACCENTS:
+            node = self.group()  # \\bar{z}, \\hat{x}: another quantity than z, x; \\bar{2+3i} keeps its value
+            return ("sym", f"{_ACCENTS[name]}:{node[1]}") if node[0] == "sym" else node
         if v in _WRAPPERS:
             return self.group()
         raise ParseError(f"unsupported command {v}")
