@@ -398,3 +398,19 @@ def test_repeating_decimals(candidate, reference, reward):
 ])
 def test_accents_make_another_symbol(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- last_number keeps a Unicode minus
+LAST_NUMBER = MathVerifier(extract=["boxed", "answer_is", "last_number"])
+
+
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("so we get −5", "-5", 1.0),
+    ("so we get −5", "5", 0.0),  # the sign is part of the number
+    ("x = −3.5", "-3.5", 1.0),
+    ("x = −3.5" + " word" * 2000, "-3.5", 1.0),  # past the tail the scan starts from
+    ("we get ١٢", "12", 1.0),
+])
+def test_last_number_keeps_a_unicode_minus(completion, reference, reward):
+    verdict = LAST_NUMBER(completion, {"answer": reference})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict

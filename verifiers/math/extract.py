@@ -32,10 +32,10 @@ _ANSWER_WINDOW = 2000  # characters after "answer is" looked at (a numeral runni
 _JOINED = re.compile(r"[ \t]*(?:,|\bor\b|\band\b)[ \t,]*(?:or\b|and\b)?[ \t]*(?:\$|\\\(|\\\[)")
 _PERIOD_END = re.compile(r"\.(?=\s|$)|\n")
 _LONG_NUMERAL = re.compile(r"(?:\$|\\\()?[ \t]*([-+]?\d[\d,]*(?:\.\d+)?)")
-_NUMBER = re.compile(
-    r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)"  # 1,234,567.89
-    r"|-?\d+(?:\.\d+)?(?:/\d+)?"  # 12  3.5  3/4
-    r"|-?\.\d+"  # .5
+_NUMBER = re.compile(  # the sign may be Unicode's minus (−5)
+    r"[-−]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)"  # 1,234,567.89
+    r"|[-−]?\d+(?:\.\d+)?(?:/\d+)?"  # 12  3.5  3/4
+    r"|[-−]?\.\d+"  # .5
 )
 _DIGIT = re.compile(r"\d")
 _PERCENT_AFTER = re.compile(r"\s*\\?%")
@@ -218,7 +218,7 @@ def last_number(text: str) -> str | None:
             return None
         end = stop = len(text) - m.start()  # nothing after the last digit is scanned again
         start = end - 1
-        while start > 0 and end - start < 1000 and text[start - 1] in "0123456789.,/-":
+        while start > 0 and end - start < 1000 and text[start - 1] in "0123456789.,/-−":
             start -= 1
     last = None
     for last in _NUMBER.finditer(text, start, stop):
