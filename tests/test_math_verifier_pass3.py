@@ -414,3 +414,19 @@ LAST_NUMBER = MathVerifier(extract=["boxed", "answer_is", "last_number"])
 def test_last_number_keeps_a_unicode_minus(completion, reference, reward):
     verdict = LAST_NUMBER(completion, {"answer": reference})
     assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+# ------------------------------------------------------------------------------------------- ISO interval brackets
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("]0, 1[", "(0, 1)", 1.0),
+    ("[0, 1[", "[0, 1)", 1.0),
+    ("]0, 1]", "(0, 1]", 1.0),
+    ("\\left]0,1\\right[", "(0,1)", 1.0),
+    ("]-\\infty, 0[ \\cup ]0, +\\infty[", "\\mathbb{R} \\setminus \\{0\\}", 1.0),
+    ("]0,1[ \\cup [2, 3]", "(0,1) \\cup [2,3]", 1.0),
+    ("]0, 1[", "[0, 1]", 0.0),
+    ("]0, 1[", "(0, 1]", 0.0),
+    ("[0, 1[", "[0, 1]", 0.0),
+])
+def test_iso_interval_brackets(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

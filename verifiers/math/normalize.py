@@ -9,7 +9,8 @@ marks, dollar signs and trailing periods, turns "and"/"or" into commas,
 ``x \\in S`` into ``S`` and ``1e5`` into ``1\\times10^{5}``; digits of any script become ASCII digits (a run of
 superscripts one exponent: ``10⁻³``; vulgar fractions ``2½`` a mixed number; every dash a minus sign), a trailing
 modulus (``3 \\pmod{7}``) is dropped (an integer reduced by it, the modulus kept as a unit ``mod7``), and a whole
-answer ``3rd``/``3^{\\text{rd}}``/``third``/``three`` becomes ``3``. ``units`` names the units an answer was written
+answer ``3rd``/``3^{\\text{rd}}``/``third``/``three`` becomes ``3``; intervals with reversed (ISO) brackets become
+``(0, 1)``-style ones (``]0, 1[``, ``[0, 1[``). ``units`` names the units an answer was written
 with (the ``units`` module says which words are units). ``MATH_WORDS`` are the words that are never units or
 plain text.
 """
@@ -79,6 +80,7 @@ _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)
 _MODULUS = re.compile(r"\s*(\()?\s*(?:\\[pb]?mod(?![a-zA-Z])|\{\s*mod\s*\}|(?<![A-Za-z\\])mod(?![a-zA-Z]))\s*"
                       r"(?:\{\s*([^{}]+?)\s*\}|([A-Za-z0-9]+|\\[A-Za-z]+))\s*(?(1)\))\s*$")
+_ISO_INTERVAL = re.compile(r"([\[\]])([^\[\]{}]*,[^\[\]{}]*)([\[\]])")  # ]0, 1[ is (0, 1); [0, 1[ is [0, 1)
 _LEADING_EQ = re.compile(r"^(?:=|\\equiv(?![a-zA-Z]))\s*(?=[^=\s])")  # "= 5" is 5
 _LAST_INTEGER = re.compile(r"(^|=)\s*(-?\d+)$")
 _EQUIV = re.compile(r"\\equiv(?![a-zA-Z])|≡")
@@ -279,6 +281,19 @@ def _residue(s: str, modulus: str) -> str:
     return s[: m.start(2)] + str(int(m.group(2)) % int(modulus))
 
 
+def _iso_intervals(s: str) -> str:
+    """Intervals written with reversed brackets (ISO 31-11, French: ``]0, 1[``, ``[0, 1[``), alone or joined by
+    ``\\cup``, in parentheses: ``(0, 1)``, ``[0, 1)``."""
+    parts = s.split("\\cup")
+    rewritten = []
+    for part in parts:
+        m = _ISO_INTERVAL.fullmatch(part.strip())
+        if m is None:
+            return s
+        rewritten.append(("(" if m.group(1) == "]" else "[") + m.group(2) + (")" if m.group(3) == "[" else "]"))
+    return " \\cup ".join(rewritten)
+
+
 def _end_period(s: str) -> str:
     """``s`` without the period that ends a sentence; an ellipsis (``1, 2, 3, ...``) is kept."""
     s = s.strip()
@@ -310,6 +325,8 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     s = _SEPARATOR_WORDS.sub(",", s)
     s = _end_period(re.sub(r"\s+", " ", s))
     s = _ordinal(_modulus(_LEADING_EQ.sub("", s), names))
+    if "]" in s[:1] or "[" in s[-1:]:
+        s = _iso_intervals(s)
     s, tail = strip_tail_units(s)
     names |= tail
     s = _IN_PREFIX.sub("", s.strip())
