@@ -8,7 +8,8 @@ Task formats (the dataset row, ``task``):
 - Assert list (MBPP): ``tests`` (or ``test_list``): assert statements, each run against the code (optional
   ``test_setup_code``/``test_imports`` run before each). Reward: fraction passed (all-or-nothing by option).
 - Standard I/O (CodeContests/APPS): ``inputs`` and ``outputs`` lists (or APPS' ``input_output`` JSON); the
-  program runs once per input with it on stdin, its stdout compared with the output, whitespace-normalised.
+  program runs once per input with it on stdin, its stdout compared with the output, whitespace-normalised
+  (:func:`normalize_output`: tokens split on ASCII whitespace, blank lines and trailing spaces ignored).
   Reward: fraction of cases passed (all-or-nothing by option).
 
 Code is the last fenced code block of the completion when it has one, else the whole completion.
@@ -56,9 +57,16 @@ def extract_code(completion: str) -> str:
     return (python or other or [blocks[-1][1]])[-1].strip("\n")
 
 
+_ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
+
+
 def normalize_output(text: str) -> list[list[str]]:
-    """Whitespace-normalised lines: tokens of each non-blank line."""
-    return [line.split() for line in text.strip().splitlines() if line.strip()]
+    """Whitespace-normalised lines: the tokens of each non-blank line. Lines end at ``\n`` and tokens are
+    separated by ASCII whitespace only (space, tab, ``\r``, ``\f``, ``\v``), as a judge reads them: a
+    no-break space, an ideographic space or a Unicode line separator is part of a token, never a separator, so
+    ``"1\u00a02"`` is not ``"1 2"``."""
+    lines = (_ASCII_SPACE.split(line) for line in text.split("\n"))
+    return [[t for t in tokens if t] for tokens in lines if any(tokens)]
 
 
 def _as_str_list(value: Any, field: str) -> list[str]:
