@@ -6,16 +6,22 @@ the built-in ``BUILTIN_BACKENDS``. Nothing here reads the engine's registry. ``"
 available backend of *strong* isolation; the weak ``rlimits`` is used only when a config names it, and when no
 strong backend works ``get_backend`` raises RuntimeError with one line saying why (never a silent fallback).
 
-- ``namespaces`` (strength 100, strong): each job gets fresh user, PID, IPC and mount namespaces and a network
+- ``namespaces`` (strength 100, strong): each job gets fresh user, PID, IPC, UTS, cgroup and mount namespaces
+  (its host name is ``sandbox``, its cgroups are seen from their own root) and a network
   namespace no other live job shares (on root hosts one the server made for an earlier job that is gone:
   ``sandbox_harness.NetPool``), created with ``clone(2)`` by the trusted harness
   (:mod:`raylign.verifiers.code.sandbox_harness`; nothing to install). Its root is a minimal tree (``sandbox_host.minimal_root``, ``pivot_root``, the host's tree
   detached): the interpreter, its standard library (site-packages masked) and the shared libraries they load,
-  all read-only, ``/dev/null|zero|random|urandom``, a fresh ``/proc``, a private size-capped ``/tmp`` and
-  ``/dev/shm``; no host data, homes, /etc files (but the linker's cache) or project files. The only network
+  all read-only, ``/dev/null|zero|random|urandom``, a fresh ``/proc`` (``hidepid=2``: a process sees only its
+  own uid's processes, so S sees neither B nor T; the host kernel's command line, key lists, symbols and
+  config masked), a private ``/tmp`` and ``/dev/shm`` capped in size and files (each stdin case gets fresh
+  ones); no host data, homes, /etc files (but the linker's cache) or project files. The only network
   device is a down loopback. Programs run as uid 65534 without capabilities under rlimits (CPU time, address
-  space, file size, which also caps stdout/stderr, open files). The job as a whole has its own memory and
-  pids cgroups (memory_mb + 64 MB for the harness, max_procs + 2) where the machine lets the harness create
+  space, file size, which also caps stdout/stderr, open files) and a seccomp filter: no kernel keyrings (which
+  no namespace scopes: keys would outlive the job and reach other jobs) and no POSIX message queues. System V
+  IPC is bounded per job (16 MB of shared memory, 16 queues). The job as a whole has its own memory and pids
+  cgroups (memory_mb, plus what may outlive its processes: its /tmp, /dev/shm and System V memory, plus 64 MB
+  for the harness; max_procs + 2) where the machine lets the harness create
   them (cgroup v1 or v2, under the host process's own cgroup); where not, ``SandboxResult.bounds`` (and the
   verdict's ``details["bounds"]``) says ``rlimits: <why>`` and only the per-process rlimits hold.
   PID 1 of the namespace is the harness's supervisor B: it times each run with pidfds and kills whatever the
@@ -45,23 +51,27 @@ for the solution's names: a call sends its arguments to S over a pipe and gets t
 comparison of values the solution cannot fake; an object that is not plain data comes back as a handle whose
 ``==`` is identity. T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
 test passes when T says so and ended normally, and S ended by itself with exit 0 (no signal, no deadline)
-leaving no process behind. S never receives the tests: it is forked before the job's spec is read and gets
-only its own part. The only ``timeout`` is the harness's clock: a signal a program sends itself (SIGXCPU
-included) ends it as ``killed``, an error of the program.
+leaving no process behind; S still running GRACE_S after T ended is killed and the run fails as ``killed``
+(never a ``timeout``, which only the deadline makes). S never receives the tests: it is forked before the
+job's spec is read and gets only its own part (not even the other stdin cases). The only ``timeout`` is the
+harness's clock: a signal a program sends itself (SIGXCPU included) ends it as ``killed``, an error of the
+program.
 
 Residual risks (documented, not defended): a test that passes the solution's handle objects to its own
 truth tests (``assert candidate(x)`` on an object) gets the solution's ``__bool__``, as Python would; arguments
 cross by value, so a test that checks an in-place mutation of its argument sees none; on a host that is not
 root, T and S share a uid (T is still non-dumpable, so S cannot read it, but S may signal it: a fail, never a
-pass); without cgroups a job's total memory and process count are bounded per process only.
+pass); without cgroups a job's total memory and process count are bounded per process only; the S of a
+stdin case after the first is forked from B, which holds the job's inputs (never its expected outputs), so it
+can find the other cases' inputs in its memory.
 """
 from __future__ import annotations
 
+import contextlib
 import marshal
 import math
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -72,6 +82,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 
 from raylign.engine import hookimpl
 from raylign.verifiers.code.sandbox_host import SERVER, collect
+from raylign.verifiers.code.sandbox_supervisor import outliving_mb, wipe
 
 NOBODY = 65534  # the solution's uid (when the host is root)
 TESTER = 65533  # the test process's uid
@@ -247,7 +258,10 @@ class HarnessBackend(SandboxBackend):
             except BlockingIOError:
                 pass
             try:
-                server = SERVER.submit(limit, self.iso, spec_r, chan_w, mem=job.limits.memory_mb << 20,
+                # the job's cgroup: the program's memory and what may outlive its processes (its tmpfs,
+                # IPC...), which must never eat the harness's share
+                mem = (job.limits.memory_mb + outliving_mb(job.limits.tmpfs_mb)) << 20
+                server = SERVER.submit(limit, self.iso, spec_r, chan_w, mem=mem,
                                        nproc=job.limits.max_procs, sites=job.site_packages)
             except OSError as exc:
                 return SandboxResult(self.name, self.isolation, error=f"cannot reach the sandbox server: {exc}",
@@ -264,8 +278,10 @@ class HarnessBackend(SandboxBackend):
             for fd in (spec_r, spec_w, chan_r, chan_w):
                 if fd >= 0:
                     os.close(fd)
-            if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+            if workdir:  # whatever the program left there, at any depth (shutil.rmtree recurses)
+                wipe(workdir)
+                with contextlib.suppress(OSError):
+                    os.rmdir(workdir)
         res = _result(self, job, frames, host_timeout, n_runs)
         res.wall_s = time.monotonic() - t0
         return res
@@ -401,6 +417,8 @@ def _outcome(o: dict[str, Any], lim: Limits) -> RunOutcome:
     exc = _last_exception(run.stderr) if code else None
     if run.timed_out:
         run.reason, run.message = "timeout", f"wall-clock limit of {lim.timeout_s:g}s"
+    elif o.get("lingered"):  # killed GRACE_S after the tests ended, long before the deadline: not a timeout
+        run.reason, run.message = "killed", "the solution process was still running after the tests ended"
     elif run.output_limit:
         run.reason, run.message = "output_limit", f"output reached {cap} bytes"
     elif exc == "MemoryError" or (sig and o.get("oom")) or (sig == "SIGKILL" and run.max_rss_mb >= 0.8 * lim.memory_mb):

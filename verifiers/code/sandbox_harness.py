@@ -36,12 +36,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the other halves, next to this file
 from sandbox_supervisor import (  # noqa: E402
     CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, MS_NODEV, MS_NOSUID, MS_REMOUNT, PR_SET_CHILD_SUBREAPER,
-    PR_SET_DUMPABLE, PR_SET_PDEATHSIG, SIGKILL, IO_DIR, Run, _exit, check, libc, mount, read_all, send,
-    setup_mounts, supervise,
+    PR_SET_DUMPABLE, PR_SET_PDEATHSIG, SIGKILL, IO_DIR, Run, _exit, bound_sysv_ipc, check, libc, mount, read_all,
+    send, setup_mounts, supervise,
 )
 
 del sys.path[0]
-CLONE_NEWIPC = 0x08000000
+CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP = 0x08000000, 0x04000000, 0x02000000
+HOSTNAME = b"sandbox"  # the jobs' host name (their own UTS namespace: never the host's)
 TESTER_UID, NOBODY = 65533, 65534
 
 
@@ -179,7 +180,8 @@ def clone_ready(config, root, uid, gid, cgroup=None, sites=(), own_net=True):
     # PyDLL: the GIL stays held across the call, so the child resumes with a consistent interpreter
     syscall = ctypes.PyDLL(None, use_errno=True).syscall
     syscall.restype = ctypes.c_long
-    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | SIGCHLD | (CLONE_NEWNET if own_net else 0)
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD | \
+        (CLONE_NEWNET if own_net else 0)
     pid = syscall(SYS_CLONE, flags, 0, 0, 0, 0)
     if pid == 0:  # B: PID 1 of the new namespaces (single-threaded, like its parent)
         try:
@@ -255,7 +257,12 @@ def ready_main(sync_fd, sock_fd, config, cg_fd):
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     pre = None
     try:
+        # no host names in the job: its own host name, and its cgroups seen from their own root (the server
+        # put B in them before writing its maps), not the host's cgroup paths
+        check(libc().sethostname(HOSTNAME, len(HOSTNAME)), "sethostname")
+        check(libc().unshare(CLONE_NEWCGROUP), "unshare(cgroup)")
         ready = setup_mounts({**config, "tmpfs_mb": DEFAULT_TMPFS_MB})
+        bound_sysv_ipc()
         pre = Run(IO_DIR, True, True)
     except BaseException as exc:  # noqa: BLE001 - reported to the job's host
         ready = {"error": f"namespaces: {type(exc).__name__}: {exc}"}
@@ -276,7 +283,9 @@ def ready_main(sync_fd, sock_fd, config, cg_fd):
 # Per-job cgroups (the server's side)
 # --------------------------------------------------------------------------------------------------------
 
-CGROUP_SLACK = 64 << 20  # the job's memory cgroup: its memory_mb plus this much for B and T
+# the job's memory cgroup: what the host asks for (its memory_mb plus what may outlive its processes,
+# sandbox_supervisor.outliving_mb) plus this much for B and T
+CGROUP_SLACK = 64 << 20
 
 
 def _controller_dirs():

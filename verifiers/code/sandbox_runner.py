@@ -126,6 +126,7 @@ def prepare_runner(spec, ns):
     for which, soft, hard in limits:
         if soft is not None:
             resource.setrlimit(which, (soft, hard))
+    deny_syscalls()
     sys.stdin = open(0, "r", encoding="utf-8", errors="replace", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
@@ -134,6 +135,46 @@ def prepare_runner(spec, ns):
     sys.modules["__main__"] = main
     sys.modules.pop("sandbox_runner", None)  # the harness's modules are not the program's to import
     return main
+
+
+# Syscalls S may not make (seccomp, EPERM): kernel keyrings (add_key, request_key, keyctl), which no namespace
+# scopes (keys of uid 65534 outlive the job and are visible to every other job's S), and POSIX message queues
+# (mq_open), which outlive a stdin case in the job's IPC namespace. {machine: (AUDIT_ARCH, syscall numbers)}
+DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 240)), "aarch64": (0xC00000B7, (217, 218, 219, 180))}
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+EPERM = 1
+
+
+def deny_syscalls():
+    """Install S's seccomp filter: ``DENIED_SYSCALLS`` of the native ABI fail with EPERM, and so does every
+    syscall of another ABI (x32, i386), whose numbers differ. Raises OSError where it cannot (an unknown
+    architecture, a kernel without seccomp): the run is then an infrastructure error, never a weaker sandbox."""
+    import ctypes
+    import struct
+    arch = DENIED_SYSCALLS.get(os.uname().machine)
+    if arch is None:
+        raise OSError(f"no seccomp filter for the {os.uname().machine} architecture")
+    audit, nrs = arch
+    x32 = os.uname().machine == "x86_64"
+    n = 3 + x32 + len(nrs) + 2  # instructions; the last two: allow, deny
+    deny = n - 1
+    ins = [(0x20, 0, 0, 4),  # ld arch
+           (0x15, 0, deny - 2, audit),  # another ABI: deny
+           (0x20, 0, 0, 0)]  # ld nr
+    if x32:
+        ins.append((0x45, deny - 4, 0, 0x40000000))  # jset the x32 bit: deny
+    for nr in nrs:
+        ins.append((0x15, deny - len(ins) - 1, 0, nr))
+    ins += [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x00050000 | EPERM)]
+    prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in ins))
+
+    class FProg(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = FProg(len(ins), ctypes.addressof(prog))
+    libc = _libc()
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
 def _flush():
@@ -164,10 +205,11 @@ def run_program(code, main):
             except BaseException:  # noqa: BLE001
                 pass
             rc = 1
-    except BaseException:  # noqa: BLE001 - an uncaught exception, as python would print it
-        try:
+    except BaseException as exc:  # noqa: BLE001 - an uncaught exception, as python would print it
+        try:  # from the program's own frames down: not this file's frame, whose path is the host's
             import traceback
-            traceback.print_exc()
+            tb = exc.__traceback__
+            traceback.print_exception(type(exc), exc, tb.tb_next if tb is not None else None)
         except BaseException:  # noqa: BLE001
             pass
         rc = 1

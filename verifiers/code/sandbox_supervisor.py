@@ -118,12 +118,16 @@ def setup_mounts(spec):
     os.chmod(f"{new}/tmp", 0o1777)
     setattr_readonly(new)  # the root tmpfs and every bind in it
     try:  # the fresh /proc must be mounted while the host's is still in the namespace (mnt_too_revealing)
-        mount("proc", f"{new}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # hidepid=2: a process sees only its own uid's processes (S sees neither B, whose command line names
+        # the host's paths, nor T)
+        mount("proc", f"{new}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
         proc = True
     except OSError:
         proc = False
-    mount("tmpfs", f"{new}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['tmpfs_mb']}m,mode=1777")
-    mount("tmpfs", f"{new}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+    if proc:
+        mask_proc(f"{new}/proc")
+    fresh_tmpfs(f"{new}/tmp", spec["tmpfs_mb"], mounted=False)
+    fresh_tmpfs(f"{new}/dev/shm", SHM_MB, mounted=False)
     if SYS_PIVOT_ROOT is None:
         raise OSError("pivot_root's number is not known on this architecture")
     os.chdir(new)
@@ -131,6 +135,47 @@ def setup_mounts(spec):
     check(libc().umount2(b".", MNT_DETACH), "detach the host's root")
     os.chdir("/")
     return {"proc": proc, "root": "minimal"}
+
+
+SHM_MB = 16  # size of the private /dev/shm
+TMPFS_INODES = 16384  # files and directories a private tmpfs may hold (each costs kernel memory beyond its size)
+SYSV_SHM_MB = 16  # System V shared memory of a job, all segments together
+# System V IPC bounds of the job's IPC namespace: its segments, message queues and semaphores outlive the
+# processes that made them, so unbounded (the kernel's defaults: shmall ~ 2^64, 32000 queues of 16 KB) they
+# could fill the job's memory cgroup with memory no OOM kill frees, and starve B and T
+SYSV_LIMITS = {"shmmax": SYSV_SHM_MB << 20, "shmall": (SYSV_SHM_MB << 20) // 4096, "shmmni": 64, "msgmni": 16,
+               "msgmnb": 16384, "sem": "250 4096 32 64"}
+# memory charged to the job's cgroup that may outlive its processes, on top of its memory_mb: its /tmp and
+# /dev/shm, its System V shared memory and the kernel's inodes of its files
+KERNEL_MB = 16
+
+
+def outliving_mb(tmpfs_mb):
+    return int(tmpfs_mb) + SHM_MB + SYSV_SHM_MB + KERNEL_MB
+
+
+def bound_sysv_ipc():
+    """In B (root of the job's user namespace, which owns its IPC namespace): set ``SYSV_LIMITS``."""
+    for name, value in SYSV_LIMITS.items():
+        with open(f"/proc/sys/kernel/{name}", "w") as f:
+            f.write(str(value))
+# host facts in /proc that are no job's business (the host kernel's command line, kernel symbols and config,
+# key names, timers), each covered by /dev/null
+PROC_MASKED = ("cmdline", "keys", "key-users", "kallsyms", "config.gz", "timer_list", "sched_debug", "kcore")
+
+
+def mask_proc(proc):
+    for name in PROC_MASKED:
+        if os.path.exists(f"{proc}/{name}"):
+            mount("/dev/null", f"{proc}/{name}", None, MS_BIND)
+
+
+def fresh_tmpfs(path, size_mb, mounted=True):
+    """Mount an empty private tmpfs at ``path`` (detaching the one there: whatever a run left in it, however
+    deep or many, is gone in one step)."""
+    if mounted:
+        check(libc().umount2(path.encode(), MNT_DETACH), f"detach {path}")
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,nr_inodes={TMPFS_INODES},mode=1777")
 
 
 MS_REMOUNT = 32
@@ -427,7 +472,8 @@ def supervise(spec, ns, pre, io, cg_fd=None):
     tests = mode == "tests"
     n_runs = len(spec["inputs"]) if mode == "stdio" else 1
     cap = spec["fsize"]
-    s_spec = {k: v for k, v in spec.items() if k not in TEST_KEYS and k != "chan"}
+    # S gets only its own part: neither the tests nor the other stdin cases (its own arrives on stdin)
+    s_spec = {k: v for k, v in spec.items() if k not in TEST_KEYS and k not in ("chan", "inputs")}
     for i in range(n_runs):
         run = pre if i == 0 else Run(io, ns, False)
         if not tests:
@@ -447,7 +493,7 @@ def supervise(spec, ns, pre, io, cg_fd=None):
         for fd in waiting:
             poller.register(fd, select.POLLIN)
         deadline = t0 + spec["timeout"]
-        timed_out = False
+        timed_out = lingered = False
         statuses = {}
         while waiting:
             left = deadline - _monotonic()
@@ -455,7 +501,9 @@ def supervise(spec, ns, pre, io, cg_fd=None):
             if not events:
                 if _monotonic() < deadline:
                     continue
-                timed_out = True
+                # the harness's clock, or S still running after T ended (its own doing: never a timeout)
+                lingered = deadline < t0 + spec["timeout"]
+                timed_out = not lingered
                 for pid in waiting.values():
                     os.kill(pid, SIGKILL)
                 for fd, pid in waiting.items():
@@ -465,7 +513,7 @@ def supervise(spec, ns, pre, io, cg_fd=None):
                 pid = waiting.pop(fd)
                 poller.unregister(fd)
                 statuses[pid] = os.wait4(pid, 0)[1:]
-                if tests and pid == run.t_pid and run.s_pid in waiting:
+                if tests and pid == run.t_pid and run.s_pid in waiting.values():
                     deadline = min(deadline, _monotonic() + GRACE_S)  # S ends when T closes its pipe
         wall = _monotonic() - t0
         status, ru = statuses[run.s_pid]
@@ -478,7 +526,7 @@ def supervise(spec, ns, pre, io, cg_fd=None):
             if fd is not None:
                 os.close(fd)
         outcome = {
-            "status": status, "timed_out": timed_out, "wall": wall, "leftover": left,
+            "status": status, "timed_out": timed_out, "lingered": lingered, "wall": wall, "leftover": left,
             "cpu": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss,
             "stdout": read_capped(run.paths["out"], cap), "stderr": read_capped(run.paths["err"], cap),
             "oom": oom_kills(cg_fd) > ooms,
@@ -493,32 +541,71 @@ def supervise(spec, ns, pre, io, cg_fd=None):
             except OSError:
                 pass
         if i + 1 < n_runs:  # the next run starts from an empty working directory, /dev/shm and IPC
-            wipe(spec["workdir"] or "/tmp", keep=io)
             if ns:
-                wipe("/dev/shm", keep="/dev/shm/\0")
+                fresh_tmpfs("/tmp", spec["tmpfs_mb"])
+                fresh_tmpfs("/dev/shm", SHM_MB)
                 wipe_ipc()
+            else:
+                wipe(spec["workdir"], keep=io)
 
 
 GRACE_S = 1.0  # how long S may take to end after T did
 
 
-def wipe(top, keep):
-    """Delete everything under ``top`` except ``keep`` (never following symlinks)."""
-    for root, dirs, files in os.walk(top, topdown=False):
-        if root == keep or root.startswith(keep + "/"):
-            continue
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def wipe(top, keep=None):
+    """Delete everything under the directory ``top`` but ``keep`` (a path right under it), at any depth and
+    never following symlinks: one directory fd at a time, climbing back through ``..`` (no recursion, no path
+    length limit).
+    Run only when no process of the job is left to move things around."""
+    try:
+        fd = os.open(top, _DIR)
+    except OSError:
+        return
+    names, skip = [], [set()]  # the path from top to fd; per level, names that could not be removed
+    try:
+        while True:
+            child = None
             try:
-                os.unlink(os.path.join(root, name))
+                with os.scandir(fd) as entries:
+                    for e in entries:
+                        if e.name in skip[-1] or (keep and not names and os.path.join(top, e.name) == keep):
+                            continue
+                        if e.is_dir(follow_symlinks=False):
+                            child = e.name
+                            break
+                        try:
+                            os.unlink(e.name, dir_fd=fd)
+                        except OSError:
+                            skip[-1].add(e.name)
             except OSError:
                 pass
-        for name in dirs:
-            path = os.path.join(root, name)
-            if path != keep and not os.path.islink(path):
+            if child is not None:
                 try:
-                    os.rmdir(path)
+                    sub = os.open(child, _DIR, dir_fd=fd)
                 except OSError:
-                    pass
+                    skip[-1].add(child)
+                    continue
+                os.close(fd)
+                fd = sub
+                names.append(child)
+                skip.append(set())
+                continue
+            if not names:
+                return
+            parent = os.open("..", _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            name = names.pop()
+            skip.pop()
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError:
+                skip[-1].add(name)
+    finally:
+        os.close(fd)
 
 
 def _monotonic():
