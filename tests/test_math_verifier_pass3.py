@@ -430,3 +430,21 @@ def test_last_number_keeps_a_unicode_minus(completion, reference, reward):
 ])
 def test_iso_interval_brackets(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- a ratio a : b
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("3:4", "\\frac34", 1.0),
+    ("\\frac{3}{4}", "3:4", 1.0),
+    ("6:8", "3:4", 1.0),
+    ("1 : 2", "0.5", 1.0),
+    ("100:1", "100", 1.0),
+    ("3:4", "4:3", 0.0),
+    ("3:4:5", "6:8:10", 0.0),  # three terms stay as written
+    ("x:y", "x/y", 0.0),
+    ("10:30", "7:21", 0.0),  # a time of day is no ratio
+    ("10:30", "10:30", 1.0),
+    ("3:00", "3", 0.0),
+])
+def test_a_ratio(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

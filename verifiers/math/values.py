@@ -18,7 +18,8 @@ A value is a tuple whose first item names its kind:
 - ``("choice", letter)``: a multiple-choice letter; ``("text", words)``: lower-cased text.
 
 Whole answers ``1,000`` (thousands), ``2\\frac{1}{2}`` (mixed numbers) and repeating decimals (``0.\\overline{3}``,
-``0.\\bar{3}``, ``0.\\dot{3}``, ``0.(3)``, ``0.333...``) are numbers; "Option A" is the choice letter A. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
+``0.\\bar{3}``, ``0.\\dot{3}``, ``0.(3)``, ``0.333...``) are numbers, and so is a ratio of two numbers (``3:4`` is
+3/4; ``10:30`` reads as a time and stays text); "Option A" is the choice letter A. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
 """
 from __future__ import annotations
 
@@ -380,7 +381,7 @@ def _value(s: str, depth: int = 0) -> tuple:
             return ("seq", s[0], s[-1], tuple(_value(p, depth + 1) for p in items))
     if "." in s:
         s = _repeating_decimal(s)
-    mixed = _mixed_number(s)
+    mixed = _mixed_number(s) or _ratio(s)
     if mixed is not None:
         return mixed
     return _leaf(s)
@@ -405,6 +406,20 @@ def _names_an_operation(side: str) -> bool:
     """Whether a would-be variable is a function or constant's command (``\\sin``, ``\\log``, ``\\pi``): ``\\sin = 5``
     names no quantity, it is an equation about a function."""
     return any(name in _OPERATIONS for name in re.findall(r"\\([a-zA-Z]+)", side))
+
+
+_CLOCK = re.compile(r"\d{1,2}\s*:\s*\d{2}")
+
+
+def _ratio(s: str) -> tuple | None:
+    """A whole answer ``a : b`` of two numbers (``3:4``, ``1 : 2``) is the ratio's value ``a/b``; None otherwise
+    (``x : y``, three terms, or what reads as a time of day: ``10:30`` is not ``7:21``)."""
+    if s.count(":") != 1 or _CLOCK.fullmatch(s):
+        return None
+    left, right = (_leaf(part.strip()) for part in s.split(":"))
+    if left[0] != "scalar" or right[0] != "scalar" or left[1].rat is None or not right[1].rat or left[1].pct or right[1].pct:
+        return None
+    return ("scalar", scalar_from_node(("mul", (left[1].node, ("inv", right[1].node)))))
 
 
 def _mixed_number(s: str) -> tuple | None:
