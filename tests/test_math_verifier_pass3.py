@@ -448,3 +448,19 @@ def test_iso_interval_brackets(candidate, reference, reward):
 ])
 def test_a_ratio(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- inverse functions: \sec^{-1}
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\sec^{-1}(2)", "\\pi/3", 1.0),
+    ("\\csc^{-1}(2)", "\\pi/6", 1.0),
+    ("\\cot^{-1}(1)", "\\pi/4", 1.0),
+    ("\\operatorname{arcsec}(2)", "\\pi/3", 1.0),
+    ("\\sinh^{-1} x", "\\ln(x+\\sqrt{x^2+1})", 1.0),
+    ("(\\sec x)^{-1}", "\\cos x", 1.0),  # a power of the value, written as one
+    ("\\sec^{-1} x", "\\cos x", 0.0),  # arcsec, not the reciprocal
+    ("\\sinh^{-1} x", "\\frac{1}{\\sinh x}", 0.0),
+    ("\\cot^{-1}(1)", "1", 0.0),
+])
+def test_inverse_functions(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -202,7 +202,9 @@ _CONSTS = {"pi": complex(math.pi), "E": complex(math.e), "I": 1j}
 _CFUNCS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda z: 1 / cmath.tan(z),
            "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z), "arcsin": cmath.asin,
            "arccos": cmath.acos, "arctan": cmath.atan, "sinh": cmath.sinh, "cosh": cmath.cosh, "tanh": cmath.tanh,
-           "exp": cmath.exp}
+           "exp": cmath.exp, "arcsec": lambda z: cmath.acos(1 / z), "arccsc": lambda z: cmath.asin(1 / z),
+           "arccot": lambda z: cmath.atan(1 / z), "arcsinh": cmath.asinh, "arccosh": cmath.acosh,
+           "arctanh": cmath.atanh}
 
 
 @lru_cache(maxsize=1024)
@@ -347,7 +349,8 @@ def _to_sympy(node, sp):
     if k == "binom":
         return sp.binomial(rec(node[1]), rec(node[2]))
     if k == "func":
-        fn = {"arcsin": "asin", "arccos": "acos", "arctan": "atan"}.get(node[1], node[1])
+        fn = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arcsec": "asec", "arccsc": "acsc", "arccot": "acot",
+              "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh"}.get(node[1], node[1])
         return getattr(sp, fn)(rec(node[2]))
     if k == "log":
         return sp.log(rec(node[1])) if node[2] is None else sp.log(rec(node[1]), rec(node[2]))

@@ -9,7 +9,8 @@ needs antlr4 4.11 exactly, which math-verify's 4.13 breaks). Nodes are tuples wh
 ``("log", x, base|None)`` ``("abs", x)`` ``("floor", x)`` ``("ceil", x)``.
 ``e`` is Euler's number, ``i`` the imaginary unit; an accented symbol (``\\bar{z}``, ``\\hat{x}``) is a symbol
 of its own, while ``\\vec{v}`` and ``\\mathbf{v}`` are ``v``. A function's bare argument runs to the next operator or
-function (``\\sin 2x`` is sin(2x), ``\\sin x\\cos x`` a product); ``\\sin^{-1}`` is arcsin. Nesting is bounded by
+function (``\\sin 2x`` is sin(2x), ``\\sin x\\cos x`` a product); ``\\sin^{-1}`` is arcsin (``\\sec^{-1}`` arcsec,
+``\\sinh^{-1}`` arsinh). Nesting is bounded by
 ``MAX_DEPTH``.
 
 The errors shared by the whole math pipeline live here, at its bottom layer.
@@ -38,14 +39,15 @@ class ParseError(Exception):
 
 _TOKEN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)|(\\[a-zA-Z]+|\\.)|([a-zA-Z]+)|([-+*/^_()\[\]{}|!,'=<>≤≥≠%&])|(\s+)")
 _NAMES = {"pi": ("const", "pi"), "inf": ("const", "oo"), "oo": ("const", "oo"), "infty": ("const", "oo"), "infinity": ("const", "oo")}
-_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "ln",
-          "log", "exp", "sqrt"}
+_FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "arcsec", "arccsc", "arccot", "sinh",
+          "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "ln", "log", "exp", "sqrt"}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
           "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",
           "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
 _AGGREGATES = {"max", "min", "gcd", "lcm"}  # functions of a list: \max(3, 5), \gcd\{12, 18\}
 _CLOSERS = {"(": ("op", ")"), "{": ("op", "}"), "\\{": ("cmd", "\\}")}
-_INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
+_INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan", "sec": "arcsec", "csc": "arccsc", "cot": "arccot",
+            "sinh": "arcsinh", "cosh": "arccosh", "tanh": "arctanh"}  # \sec^{-1} x is arcsec x, not cos x
 _WRAPPERS = {"\\mathbf", "\\boldsymbol", "\\bm", "\\mathrm", "\\mathit", "\\vec", "\\hat", "\\bar", "\\tilde",
              "\\overline", "\\text", "\\operatorname", "\\mathsf", "\\textbf", "\\mbox"}
 _ACCENTS = {"bar": "bar", "overline": "bar", "hat": "hat", "widehat": "hat", "tilde": "tilde", "widetilde": "tilde",
