@@ -84,7 +84,7 @@ _ISO_INTERVAL = re.compile(r"([\[\]])([^\[\]{}]*,[^\[\]{}]*)([\[\]])")  # ]0, 1[
 _LEADING_EQ = re.compile(r"^(?:=|\\equiv(?![a-zA-Z]))\s*(?=[^=\s])")  # "= 5" is 5
 _LAST_INTEGER = re.compile(r"(^|=)\s*(-?\d+)$")
 _EQUIV = re.compile(r"\\equiv(?![a-zA-Z])|≡")
-_ORDINAL = re.compile(r"(\d+)\s*(?:\^\s*)?(?:\{\s*)*(?:\\(?:rm|mathrm|text|textrm)(?![a-zA-Z])\s*)?(?:\{\s*)*"
+_ORDINAL = re.compile(r"(\d+)\s*(?:\^\s*)?(?:\{\s*)*(?:\\(?:rm|mathrm|text|textrm|textsuperscript|underline)(?![a-zA-Z])\s*)?(?:\{\s*)*"
                       r"(st|nd|rd|th)\s*(?:\}\s*)*")
 _NUMBER_WORDS = {w: str(n) for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -258,7 +258,7 @@ def _ordinal(s: str) -> str:
     m = _ORDINAL.fullmatch(s)
     if m and s.count("{") == s.count("}") and m.group(2) == _ordinal_suffix(int(m.group(1))):
         return m.group(1)
-    return _NUMBER_WORDS.get(s.lower(), s)
+    return _NUMBER_WORDS.get(s.lower().removeprefix("the "), s)
 
 
 def _modulus(s: str, names: set[str]) -> str:
