@@ -43,7 +43,7 @@ class RaylignWorkerExtension:
         Plain ``model.load_weights`` is not enough on the CPU backend: there linear layers keep a repacked copy
         of their weights (``layer.cpu_linear``) built after loading. ``reload_weights`` redoes that packing for
         every layer it loads, but a tied LM head receives no tensor of its own (the checkpoint has only
-        ``embed_tokens``), so its packed copy would keep the old weights: it is re-processed here.
+        ``embed_tokens``), so its packed copy would keep the old weights: :meth:`_raylign_refresh_tied_head`.
         """
         count = 0
 
@@ -58,14 +58,23 @@ class RaylignWorkerExtension:
         return count
 
     def _raylign_refresh_tied_head(self) -> None:
+        """Bring a tied LM head's kernel up to date with the embeddings just reloaded. On the CPU backend the
+        reload has already packed the embedding matrix for a GEMM (``embed_tokens.cpu_linear``: vLLM packs it
+        although a lookup never uses it), and the head shares that very matrix, so the head takes that GEMM
+        instead of packing the matrix a second time (at a 150k vocabulary, the largest matrix of a small model).
+        Elsewhere the head's own post-load processing runs again."""
         model = self.model_runner.get_model()
         head = getattr(model, "lm_head", None)
         embed = getattr(getattr(model, "model", None), "embed_tokens", None)
         if head is None or embed is None or getattr(head, "weight", None) is not getattr(embed, "weight", None):
             return
         method = getattr(head, "quant_method", None)
-        if method is not None:
-            method.process_weights_after_loading(head)
+        if method is None:
+            return
+        if callable(getattr(embed, "cpu_linear", None)) and type(method) is type(getattr(embed, "quant_method", None)):
+            head.cpu_linear = embed.cpu_linear
+            return
+        method.process_weights_after_loading(head)
 
     # ------------------------------------------------------------------------------------------ weight group
     # The ``collective`` sync (engine/weight_group.py): the learner is rank 0; engine e's vLLM worker with

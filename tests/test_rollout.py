@@ -219,6 +219,14 @@ def test_weight_sync_changes_generation_passes_canary_and_stamps_version(ray_ses
         assert report.version == version and report.transport == fleet.transport.name
         assert report.canary_max_abs_diff is not None and report.canary_max_abs_diff < 1e-3
         assert 0 < report.seconds < fleet.cfg.sync_deadline_s
+        # the tied head took the GEMM the reload packed for the embeddings instead of packing them again
+        # (functions defined here travel by value; this module is not importable in the actor)
+        def shares(engine_worker):
+            model = engine_worker.model_runner.get_model()
+            return model.lm_head.cpu_linear is model.model.embed_tokens.cpu_linear
+
+        assert ray_session.get(fleet.workers[0].__ray_call__.remote(
+            lambda actor: actor.llm.collective_rpc(shares))) == [True]
         # every worker serves the new version: each gets a chunk of the prompts and stamps its completions
         assert {c.weights_version for c in fleet.generate_greedy(PROMPTS, max_tokens=2)} == {version}
         after = fleet.generate_greedy([ids], max_tokens=10)[0]
