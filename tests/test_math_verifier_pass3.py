@@ -468,3 +468,25 @@ def test_a_ratio(candidate, reference, reward):
 ])
 def test_inverse_functions(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- within the tolerance, but written apart
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("1000000\\pi + 1", "1000000\\pi", 0.0),  # 3e-7 apart, relatively: an answer off by one
+    ("\\pi + 10^{-10}", "\\pi", 0.0),
+    ("\\sqrt{2} + 10^{-9}", "\\sqrt2", 0.0),
+    ("x + 10^{-9}", "x", 0.0),
+    ("1000000 x + 1", "1000000x", 0.0),
+    ("\\frac{\\sqrt6-\\sqrt2}{4}", "\\sin 15^\\circ", 1.0),  # rounding apart only
+    ("\\frac{\\sqrt2}{2}", "\\frac{1}{\\sqrt2}", 1.0),
+    ("\\arctan 1 + \\arctan 2 + \\arctan 3", "\\pi", 1.0),
+    ("\\cos(\\pi/5)", "\\frac{1+\\sqrt5}{4}", 1.0),
+    ("e^{i\\pi}", "-1", 1.0),
+    ("(-8)^{1/3}", "-2", 1.0),
+    ("2\\sin x\\cos x", "\\sin 2x", 1.0),
+    ("\\sqrt[3]{x^3}", "x", 1.0),
+    ("3.14159265358979", "\\pi", 1.0),  # a decimal keeps the decimal rule
+    ("1.4142136", "\\sqrt2", 1.0),
+])
+def test_within_the_tolerance_but_written_apart(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

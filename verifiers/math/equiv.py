@@ -9,7 +9,9 @@ needs antlr4 4.11 exactly, which math-verify's 4.13 breaks) and compared by, in 
 1. exact rational arithmetic (``fractions.Fraction``) when both sides are rational numbers;
 2. complex floating-point evaluation at fixed points for the free symbols (until three agree) and then at two random
    ones, all of which must agree (relative tolerance ``rel_tol``): identities such as ``2\\sin x\\cos x`` ==
-   ``\\sin 2x`` hold, an expression built to agree at the fixed points does not;
+   ``\\sin 2x`` hold, an expression built to agree at the fixed points does not; two expressions written without a
+   decimal literal that agree within the tolerance are checked again at 50 digits (mpmath), so the tolerance
+   covers rounding only: ``1000000\\pi + 1`` is not ``1000000\\pi``, ``x + 10^{-9}`` is not ``x``;
 3. ``sympy.simplify(a - b) == 0`` when (2) cannot evaluate either side at any point (small expressions only;
    ``simplify`` cannot be interrupted, so a candidate undefined everywhere beside a reference that has values,
    ``0^{-x^2-1} + ...`` or ``\\frac{...}{x-x}``, is unequal without it).
@@ -73,7 +75,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from raylign.verifiers.math.evaluate import EvalError, evaluate, sympy_equal
+from raylign.verifiers.math.evaluate import EvalError, evaluate, precisely_different, sympy_equal
 from raylign.verifiers.math.normalize import clean
 from raylign.verifiers.math.parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
 from raylign.verifiers.math.sets import finite_set_equal, set_equal
@@ -126,6 +128,15 @@ def _close(a: complex, b: complex, tol: float) -> bool:
 
 def _finite(v: complex) -> bool:
     return cmath.isfinite(v)
+
+
+def _exactly_apart(xn, yn, va: complex, vb: complex, env=None) -> bool:
+    """Whether two expressions written exactly (no decimal literal) that agree within the tolerance (at the point
+    ``env``) are in fact different numbers (``1000000\\pi + 1`` is not ``1000000\\pi``, ``x + 10^{-9}`` not ``x``):
+    the tolerance is for rounding, not for a difference the answer wrote."""
+    if va == vb or any(contains(n, lambda m: m[0] == "num" and "." in m[2]) for n in (xn, yn)):
+        return False
+    return precisely_different(xn, yn, env)
 
 
 def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
@@ -181,7 +192,9 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         try:
             va, vb = evaluate(xn, {}), evaluate(yn, {})
             if _finite(va) and _finite(vb):
-                return _close(va, vb, o.rel_tol) or _decimal_rule(x, y, o, exact=False)
+                if _close(va, vb, o.rel_tol) and not _exactly_apart(xn, yn, va, vb):
+                    return True
+                return _decimal_rule(x, y, o, exact=False)
             raise OverflowError
         except OverflowError:
             raise TooLarge("answer overflows floating point and is not written like the reference") from None
@@ -207,8 +220,8 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         if not (_finite(va) and _finite(vb)):
             overflowed += 1
             continue
-        if not _close(va, vb, o.rel_tol):
-            return False
+        if not _close(va, vb, o.rel_tol) or (not agreed and _exactly_apart(xn, yn, va, vb, env)):
+            return False  # (the first agreeing point is checked at 50 digits too: x + 10^{-9} is not x)
         agreed += 1  # the random points are always tried: agreeing at the fixed ones is not enough
     if agreed >= 2:
         return True

@@ -7,6 +7,7 @@
   ``MAX_WORK`` bits of results, so forty ``\\sqrt[63]{7^{13000}}`` are ``TooLarge`` rather than seconds of work.
 - ``evaluate``: the complex floating-point value with the free symbols bound; raises on overflow or where the
   expression is undefined (``EvalError``, ``ArithmeticError``, ``ValueError``).
+- ``precisely_different``: whether two constants that agree in floating point differ at 50 digits (mpmath).
 - ``sympy_equal``: ``sympy.simplify(a - b) == 0``, the last resort, for small expressions only.
 """
 from __future__ import annotations
@@ -317,6 +318,74 @@ def _aggregate_float(name: str, vals: list) -> complex:
     if None in ints:
         raise EvalError(f"{name} of a non-integer")
     return complex((math.gcd if name == "gcd" else math.lcm)(*ints))
+
+
+# ----------------------------------------------------------------------------------------------- precise values
+_MP_FUNCS = {"sin": "sin", "cos": "cos", "tan": "tan", "cot": "cot", "sec": "sec", "csc": "csc", "arcsin": "asin",
+             "arccos": "acos", "arctan": "atan", "arcsec": "asec", "arccsc": "acsc", "arccot": "acot", "sinh": "sinh",
+             "cosh": "cosh", "tanh": "tanh", "arcsinh": "asinh", "arccosh": "acosh", "arctanh": "atanh", "exp": "exp"}
+_PRECISE_DIGITS = 50
+
+
+def _mp_value(node, mp, env):
+    """The value of an AST in mpmath at ``_PRECISE_DIGITS`` digits (symbols bound by ``env``), with ``evaluate``'s
+    branches."""
+    k = node[0]
+    rec = lambda n: _mp_value(n, mp, env)  # noqa: E731
+    if k == "num":
+        return mp.mpf(node[1].numerator) / node[1].denominator
+    if k == "sym":
+        return mp.mpc(env[node[1]])
+    if k == "const":
+        if node[1] == "oo":
+            raise EvalError("infinity")
+        return {"pi": mp.pi, "E": mp.e, "I": mp.mpc(0, 1)}[node[1]] + 0
+    if k == "add":
+        return mp.fsum(rec(c) for c in node[1])
+    if k == "mul":
+        return mp.fprod(rec(c) for c in node[1])
+    if k == "neg":
+        return -rec(node[1])
+    if k == "inv":
+        return 1 / rec(node[1])
+    if k in ("pow", "root"):
+        b = rec(node[1])
+        e_rat = _safe_rational(node[2])
+        e_rat = (1 / e_rat if e_rat else None) if k == "root" else e_rat
+        if e_rat is None:
+            e = rec(node[2])
+            return mp.power(b, 1 / e if k == "root" else e)
+        if e_rat.denominator == 1:
+            return mp.power(b, int(e_rat))
+        if mp.im(b) == 0 and b < 0 and e_rat.denominator % 2 == 1:
+            r = mp.power(-b, mp.mpf(e_rat.numerator) / e_rat.denominator)
+            return -r if e_rat.numerator % 2 else r
+        return mp.power(b, mp.mpf(e_rat.numerator) / e_rat.denominator)
+    if k == "func" and node[1] in _MP_FUNCS:
+        return getattr(mp, _MP_FUNCS[node[1]])(rec(node[2]))
+    if k == "log":
+        v = mp.log(rec(node[1]))
+        return v if node[2] is None else v / mp.log(rec(node[2]))
+    if k == "abs":
+        return abs(rec(node[1]))
+    raise EvalError(f"no precise value for {k}")  # factorials, floors, max...: the float value stands
+
+
+def precisely_different(a, b, env=None) -> bool:
+    """Whether two ASTs (symbols bound by ``env``) that agree in floating point differ at ``_PRECISE_DIGITS`` digits by more than any
+    rounding could (``1000000\\pi + 1`` and ``1000000\\pi``, ``\\pi + 10^{-10}`` and ``\\pi``); False when it cannot
+    tell. mpmath (a sympy dependency) is imported by the first comparison that needs it."""
+    try:
+        import mpmath
+    except ImportError:
+        return False
+    with mpmath.workdps(_PRECISE_DIGITS):
+        try:
+            x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
+        except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+            return False
+        scale = max(abs(x), abs(y))
+        return bool(abs(x - y) > mpmath.mpf(10) ** -20 * scale)
 
 
 # ----------------------------------------------------------------------------------------------- sympy fallback
