@@ -23,7 +23,10 @@ units beside a value (``5\\text{ cm}`` == ``5``, and ``5\\text{ cm} + 2\\text{ c
 scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively;
 ``\\max(3,5)``/``\\gcd``/``\\operatorname{lcm}`` are evaluated; ``3rd`` and ``\\text{third}`` are 3; a trailing
 modulus is dropped and an integer reduced by it (``3 \\pmod{7}`` == 3, ``x \\equiv 10 \\pmod 7`` == 3); ``\\sin = 5``
-is an equation about a function, not the answer 5. A
+is an equation about a function, not the answer 5; repeating decimals in any notation (``0.\\bar{3}``, ``0.(3)``,
+``0.333...``), ratios (``3:4``), ISO intervals (``]0, 1[``) and "Option A" are read as what they mean; answers
+written exactly that agree only within ``rel_tol`` are checked at 50 digits (``1000000\\pi + 1`` is not
+``1000000\\pi``). A
 completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
