@@ -490,3 +490,18 @@ def test_inverse_functions(candidate, reference, reward):
 ])
 def test_within_the_tolerance_but_written_apart(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- last_number takes a long numeral whole
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("we get " + "1" * 10000, "1" * 4000, 0.0),  # not its last 4,000 digits
+    ("we get " + "1" * 10000, "1" * 10000, 1.0),
+    ("we get " + "1" * 10000 + " apples", "1" * 10000, 1.0),
+    ("we get " + "2" * 10000 + " and then " + "x" * 5000, "2" * 10000, 1.0),
+    ("we get -" + "1" * 10000, "-" + "1" * 10000, 1.0),
+    ("x" * 10000 + " 5", "5", 1.0),
+    ("1," * 3000 + "5", "5", 1.0),
+])
+def test_last_number_takes_a_long_numeral_whole(completion, reference, reward):
+    verdict = LAST_NUMBER(completion, {"answer": reference})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict

@@ -10,8 +10,8 @@ only when a config names it, since a cut-off completion that merely mentions num
   a ``$...$`` or ``\\(...\\)`` right after it is taken whole (unless another group is joined to it: "$3$ or $4$"
   is the answer ``3 or 4``), otherwise the rest of the line up to the end of the sentence, within 2,000
   characters (a numeral running past them is taken whole).
-- ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b`` and a trailing ``%``
-  are kept).
+- ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b``, a Unicode minus
+  and a trailing ``%`` are kept; a numeral of any length is taken whole).
 
 Everything here is linear in the text length (``str.rfind`` and single-pass regexes), so megabyte completions do
 not slow it down more than a few milliseconds.
@@ -39,6 +39,7 @@ _NUMBER = re.compile(  # the sign may be Unicode's minus (−5)
 )
 _DIGIT = re.compile(r"\d")
 _PERCENT_AFTER = re.compile(r"\s*\\?%")
+_NUMERAL_CHARS = frozenset("0123456789.,/-−")
 _NUMBER_TAIL = 4000  # last_number looks at this many trailing characters first
 
 
@@ -209,6 +210,13 @@ def _long_numeral(text: str, start: int) -> str | None:
     return m.group(1)
 
 
+def _numeral_start(text: str, i: int) -> int:
+    """Where the run of numeral characters that holds ``text[i]`` begins (a numeral of any length is taken whole)."""
+    while i > 0 and text[i - 1] in _NUMERAL_CHARS:
+        i -= 1
+    return i
+
+
 def last_number(text: str) -> str | None:
     """The last number in the text, with a percent sign if one follows it."""
     start, stop = max(0, len(text) - _NUMBER_TAIL), len(text)
@@ -217,14 +225,15 @@ def last_number(text: str) -> str | None:
         if m is None:
             return None
         end = stop = len(text) - m.start()  # nothing after the last digit is scanned again
-        start = end - 1
-        while start > 0 and end - start < 1000 and text[start - 1] in "0123456789.,/-−":
-            start -= 1
+        start = _numeral_start(text, end - 1)
     last = None
     for last in _NUMBER.finditer(text, start, stop):
         pass
     if last is None:
         return None
+    if last.start() == start and start > 0 and text[start - 1] in _NUMERAL_CHARS:  # began before the window
+        for last in _NUMBER.finditer(text, _numeral_start(text, start), last.end()):
+            pass
     pct = _PERCENT_AFTER.match(text, last.end())
     return last.group(0) + ("%" if pct else "")
 
