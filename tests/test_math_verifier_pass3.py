@@ -505,3 +505,13 @@ def test_within_the_tolerance_but_written_apart(candidate, reference, reward):
 def test_last_number_takes_a_long_numeral_whole(completion, reference, reward):
     verdict = LAST_NUMBER(completion, {"answer": reference})
     assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("\\boxed " + "1" * 1000, "1" * 199, 0.0),  # a brace-less box is not cut at 200 characters
+    ("\\boxed " + "1" * 1000, "1" * 1000, 1.0),
+    ("\\boxed 5", "5", 1.0),
+])
+def test_a_brace_less_box_is_taken_whole(completion, reference, reward):
+    verdict = VERIFIER(completion, {"answer": reference})
+    assert (verdict.status, verdict.reward) == ("ok", reward), verdict

@@ -24,6 +24,7 @@ METHODS = ("boxed", "answer_is", "last_number")  # every method there is
 DEFAULT_METHODS = ("boxed", "answer_is")  # what a verifier uses unless configured: last_number is opt-in
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
+_BARE_BOX = re.compile(r"[ \t]+([^\s$]+)")
 _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are truncated
 
 _ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*", re.IGNORECASE)
@@ -92,7 +93,7 @@ def last_boxed(text: str) -> str | None:
         if group is not None:  # an empty box is no answer: the box before it may be
             end = best
             continue
-        m = re.match(r"[ \t]+([^\s$]+)", text[after : after + 200])
+        m = _BARE_BOX.match(text, after)  # \\boxed 5: the word after it, whatever its length
         if m:
             return m.group(1)
         end = best  # truncated box: try the one before
