@@ -295,3 +295,45 @@ def test_unicode_whitespace_is_not_a_separator(verifier, printed):
     ok = verifier(fenced("import sys\nsys.stdout.write('1 \\t 2  \\r\\n\\n' if input() == '' else '')"),
                   {"inputs": ["\n"], "outputs": ["1 2\n"]})
     assert ok.reward == 1.0, ok
+
+
+def test_the_solution_finds_no_host_path_in_its_memory(ns):
+    """Before: a job's processes are forks of the job server, whose memory named the project's directory on
+    the host: sys.orig_argv (``python ... /path/to/verifiers/code/sandbox_harness.py --serve N``), the harness's
+    code objects (every frame up S's stack), its modules' ``__file__`` and the config's site-packages
+    directories (a virtual environment inside the project); a program printed them into its verdict. Now the
+    server is booted from a descriptor of its directory with its files compiled under their bare names, and
+    site-packages paths travel only with the jobs that ask for them."""
+    project = str(Path(__file__).resolve().parents[1])
+    code = f"""
+import gc, sys
+needle = {project[::-1]!r}[::-1]
+def found(s):
+    return isinstance(s, str) and needle in s and s != needle
+hits = set()
+for o in gc.get_objects():
+    items = o.values() if isinstance(o, dict) else o if isinstance(o, (list, tuple)) else ()
+    hits.update(v for v in items if found(v))
+for fr in sys._current_frames().values():
+    while fr is not None:
+        hits.update(s for s in (fr.f_code.co_filename,) + tuple(fr.f_locals.values()) if found(s))
+        fr = fr.f_back
+hits.update(getattr(m, '__file__', None) for m in list(sys.modules.values()) if found(getattr(m, '__file__', None)))
+hits.update(a for a in sys.orig_argv if found(a))
+print(sorted(hits)[:5])
+def f():
+    return 1
+"""
+    for res in (script_job(ns, code), job_with_tests(ns, code, ["assert f() == 1"])):
+        assert res.runs[0].stdout == "[]\n", res.runs[0]
+    assert_no_traces()
+
+
+def test_site_packages_still_reach_the_jobs_that_ask(ns):
+    """The site-packages directories now travel with the job that wants them (see above): such a job still
+    imports the host's third-party packages, one without them still cannot."""
+    code = "import pluggy\nprint(pluggy.__name__)"
+    with_sites = ns.run(Job(code, limits=FAST, site_packages=True))
+    assert with_sites.ok and with_sites.runs[0].stdout == "pluggy\n", with_sites
+    without = script_job(ns, code)
+    assert without.runs[0].reason == "ModuleNotFoundError", without.runs[0]

@@ -63,7 +63,9 @@ cross by value, so a test that checks an in-place mutation of its argument sees 
 root, T and S share a uid (T is still non-dumpable, so S cannot read it, but S may signal it: a fail, never a
 pass); without cgroups a job's total memory and process count are bounded per process only; the S of a
 stdin case after the first is forked from B, which holds the job's inputs (never its expected outputs), so it
-can find the other cases' inputs in its memory.
+can find the other cases' inputs in its memory; the job server is booted so that no object in its memory
+(which every job inherits) names a host path beyond the interpreter's and its libraries' (which the root
+shows anyway), but raw bytes of memory it freed are not scrubbed.
 """
 from __future__ import annotations
 

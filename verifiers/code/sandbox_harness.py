@@ -1,5 +1,7 @@
 """The trusted harness of raylign's sandbox: a standalone script, started (a few times) per host process as
-``python -I -S -B sandbox_harness.py --serve FD`` (no site-packages, no environment; it never imports raylign).
+``python -I -S -B sandbox_harness.py --serve FD`` (no site-packages, no environment; it never imports raylign;
+the host runs it through a small boot script that compiles these files under their bare names, see
+``sandbox_host._BOOT``).
 
 It is a job server (:func:`serve`). The host (:mod:`raylign.verifiers.code.sandbox`) sends it a request per job
 with two pipes: the job reads a ``marshal``-encoded spec from one and writes length-prefixed ``marshal``
@@ -434,8 +436,9 @@ def serve(ctl_fd):
     without, O's process group).
 
     The first message on the SOCK_SEQPACKET control socket is a marshal-encoded config (the minimal root's
-    paths, site-packages directories, warm pool size); each later one is b"<deadline s> <iso> <memory bytes>
-    <max procs> <sites 0|1>" with two fds (the spec pipe's read end, the frame pipe's write end). For
+    paths, warm pool size); each later one is b"<deadline s> <iso> <memory bytes> <max procs> <sites 0|1>"
+    (with sites 1, then b"\n" and the marshal-encoded site-packages directories to bind) with two fds (the
+    spec pipe's read end, the frame pipe's write end). For
     ``namespaces`` jobs the server keeps a warm pool of Bs already cloned into fresh namespaces with their
     mounts done and their first run's processes forked (each serves exactly one job), so a job's latency does
     not include creating them; a job that wants site-packages gets a B cloned for it. Each B has its own
@@ -534,7 +537,7 @@ def serve(ctl_fd):
         for fd, _ in events:
             if fd == ctl_fd:
                 try:
-                    msg, fds, _, _ = socket.recv_fds(ctl, 256, 4)
+                    msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 4)
                 except InterruptedError:
                     continue
                 except OSError:
@@ -547,12 +550,13 @@ def serve(ctl_fd):
                         os.close(f)
                     continue
                 spec_r, chan_w = fds
-                limit, iso, mem, nproc, sites = msg.decode().split(" ")
+                head, _, site_list = msg.partition(b"\n")  # site-packages dirs: only with a job that wants them
+                limit, iso, mem, nproc, sites = head.decode().split(" ")
                 deadline = time.monotonic() + float(limit)
                 try:
                     if iso == "namespaces" and SYS_CLONE is not None:
                         if sites == "1":
-                            pidfd, sock = start_b(config["sites"])
+                            pidfd, sock = start_b(marshal.loads(site_list))
                         else:
                             if not pool:
                                 top_up()

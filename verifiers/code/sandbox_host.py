@@ -17,6 +17,25 @@ import time
 from pathlib import Path
 
 HARNESS = str(Path(__file__).with_name("sandbox_harness.py"))
+# How a job server starts: ``python -I -S -B -c _BOOT DIRFD --serve FD``. It compiles the harness's files, read
+# through a descriptor of their directory, under their bare names, so that nothing in the server's memory (its
+# command line, sys.orig_argv, its code objects and frames, its modules' __file__), which every job's processes
+# inherit by fork, names the host's paths: where the project lives is no job's business.
+_MODULES = ("sandbox_wire", "sandbox_runner", "sandbox_tester", "sandbox_supervisor", "sandbox_harness")
+_BOOT = f"""
+import os, sys, types
+d = int(sys.argv[1])
+for name in {_MODULES!r}:
+    with open(os.open(name + '.py', os.O_RDONLY, dir_fd=d), encoding='utf-8') as f:
+        code = compile(f.read(), name + '.py', 'exec')
+    module = types.ModuleType('__main__' if name == 'sandbox_harness' else name)
+    module.__file__ = name + '.py'
+    sys.modules[module.__name__] = module
+    if name == 'sandbox_harness':
+        os.close(d)
+        sys.argv = [name + '.py'] + sys.argv[2:]
+    exec(code, module.__dict__)
+"""
 _ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": "/tmp"}
 _LINKING_MODULES = {"_ssl", "_hashlib", "_ctypes", "zlib", "_bz2", "_lzma", "_sqlite3", "_uuid", "_decimal",
                     "pyexpat", "readline", "_curses", "_dbm", "_gdbm", "_tkinter", "nis", "_crypt"}
@@ -110,20 +129,26 @@ class _Server:
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        code_dir = os.open(os.path.dirname(HARNESS), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             self.proc = subprocess.Popen(
-                [interpreter(), "-I", "-S", "-B", HARNESS, "--serve", str(theirs.fileno())],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
+                [interpreter(), "-I", "-S", "-B", "-c", _BOOT, str(code_dir), "--serve", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=(theirs.fileno(), code_dir),
                 start_new_session=True, env=_ENV, cwd="/")
         finally:
             theirs.close()
+            os.close(code_dir)
         self.sock, self.pid = ours, os.getpid()
-        config = {"root": _root(), "sites": site_dirs(), "pool": WARM_PER_SERVER}
+        # the site-packages directories travel with the jobs that ask for them (a server's memory, which its
+        # jobs inherit, holds no host path that a job was not given)
+        config = {"root": _root(), "pool": WARM_PER_SERVER}
         ours.send(marshal.dumps(config))
 
     def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int, mem: int = 0, nproc: int = 0,
                sites: bool = False) -> None:
         msg = f"{limit_s:.3f} {iso} {int(mem)} {int(nproc)} {int(bool(sites))}".encode()
+        if sites:
+            msg += b"\n" + marshal.dumps(site_dirs())
         with self.lock:
             for attempt in (0, 1):
                 if self.pid != os.getpid() or self.proc is None or self.proc.poll() is not None:
