@@ -515,3 +515,15 @@ def test_last_number_takes_a_long_numeral_whole(completion, reference, reward):
 def test_a_brace_less_box_is_taken_whole(completion, reference, reward):
     verdict = VERIFIER(completion, {"answer": reference})
     assert (verdict.status, verdict.reward) == ("ok", reward), verdict
+
+
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("±3", "3, -3", 1.0),  # Unicode ± and ∓ are \pm and \mp
+    ("x = ±3", "\\pm 3", 1.0),
+    ("∓3", "3, -3", 1.0),
+    ("2±1", "1, 3", 1.0),
+    ("±3", "3", 0.0),
+    ("2±1", "3", 0.0),
+])
+def test_unicode_plus_minus(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward
