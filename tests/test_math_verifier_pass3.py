@@ -524,6 +524,11 @@ def test_a_brace_less_box_is_taken_whole(completion, reference, reward):
     ("2±1", "1, 3", 1.0),
     ("±3", "3", 0.0),
     ("2±1", "3", 0.0),
+    ("∛8", "2", 1.0),  # and ∛, ∜, ⋅ are roots and a product
+    ("∜16", "2", 1.0),
+    ("2∛2", "\\sqrt[3]{16}", 1.0),
+    ("3⋅4", "12", 1.0),
+    ("∛8", "8", 0.0),
 ])
 def test_unicode_plus_minus(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
