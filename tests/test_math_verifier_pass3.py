@@ -532,3 +532,19 @@ def test_a_brace_less_box_is_taken_whole(completion, reference, reward):
 ])
 def test_unicode_plus_minus(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ------------------------------------------------------------------------------------------- "no solution" is the empty set
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\text{no solution}", "\\emptyset", 1.0),
+    ("\\emptyset", "\\text{No solution}", 1.0),
+    ("\\text{No real solutions}", "\\varnothing", 1.0),
+    ("\\{\\}", "\\text{there is no solution}", 1.0),
+    ("\\text{no solution}", "0", 0.0),
+    ("\\text{no solution}", "\\text{none}", 0.0),  # "none" may name a choice or a count
+    ("\\text{none}", "\\emptyset", 0.0),
+    ("\\text{no solution}", "\\{0\\}", 0.0),
+    ("\\text{no solution}", "\\mathbb{R}", 0.0),
+])
+def test_no_solution_is_the_empty_set(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -19,7 +19,8 @@ A value is a tuple whose first item names its kind:
 
 Whole answers ``1,000`` (thousands), ``2\\frac{1}{2}`` (mixed numbers) and repeating decimals (``0.\\overline{3}``,
 ``0.\\bar{3}``, ``0.\\dot{3}``, ``0.(3)``, ``0.333...``) are numbers, and so is a ratio of two numbers (``3:4`` is
-3/4; ``10:30`` reads as a time and stays text); "Option A" is the choice letter A. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
+3/4; ``10:30`` reads as a time and stays text); "Option A" is the choice letter A; "no solution" (and "no real
+solutions") is the empty set. Sizes are checked: at most ``MAX_ITEMS`` elements, 8 levels of nesting.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class Scalar:
 _CHOICE = re.compile(r"\(([A-Za-z])\)|([A-Z])\)?")
 _NAMED_CHOICE = re.compile(r"(?:option|choice|answer(?: is)?)\s*[:.]?\s*(?:\(([A-Za-z])\)|(?<=[\s:.])([A-Za-z]))\.?",
                            re.IGNORECASE)  # "Option A", "Answer: (B)"
+_NO_SOLUTION = {"no solution", "no solutions", "no real solution", "no real solutions", "there is no solution",
+                "there are no solutions", "there are no real solutions", "no real roots", "no roots", "no real root"}
 _WORDS = re.compile(r"(?=.*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*")
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar|dot)\s*(?:\{(\d+)\}|(\d))")  # 0.\overline{3}, 0.\dot 3
 _DOTTED = re.compile(r"(\d*)\.(\d*)\\dot\s*(?:\{(\d)\}|(\d))(\d*)\\dot\s*(?:\{(\d)\}|(\d))")  # 0.\dot{1}4285\dot{7}
@@ -330,6 +333,8 @@ def _value(s: str, depth: int = 0) -> tuple:
     named = _named(s) or _named_except(s, depth)
     if named:
         return named
+    if s.lower() in _NO_SOLUTION:
+        return ("set", ())  # "no solution" is the empty solution set
     m = _MATRIX.fullmatch(s)
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
