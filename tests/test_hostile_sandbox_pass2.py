@@ -8,7 +8,6 @@ Real namespaces, cgroups and processes, no mocks.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from raylign.verifiers.code import CodeVerifier
-from raylign.verifiers.code.sandbox import Job, Limits, NamespacesBackend, RlimitsBackend
+from raylign.verifiers.code.sandbox import Job, NamespacesBackend
 
 from test_hostile_sandbox import FAST, assert_no_traces, job_with_tests, script_job
 from test_sandbox import require_backend
