@@ -250,10 +250,10 @@ raise ValueError(repr(facts)[:250])
 
 
 def test_the_solution_never_holds_the_other_stdin_cases(ns):
-    """Before: the spec sent to S held every stdin case of the job (``inputs``), reachable from the solution
-    through gc or its caller frames: case 0 could read what case 1 would be asked. Now S's spec leaves them
-    out. (A later case's S is forked from B, which holds the job's inputs, never its outputs: a documented
-    residual risk, see the sandbox module's docstring.)"""
+    """Before: the spec sent to S held every stdin case of the job (``inputs``), and the S of every case after
+    the first is forked from B, whose frames held them all: through gc or its caller frames, case 0 could read
+    what case 1 would be asked and case 1 what case 2 would. Now S's spec leaves them out and B keeps them in
+    a memfd, not in Python objects, before it forks a case's S."""
     secret = f"second-case-{uuid.uuid4().hex[:8]}"
     code = """
 import gc, sys
@@ -275,8 +275,9 @@ while fr is not None:
     fr = fr.f_back
 print(input(), 'FOUND' if seen else 'alone')
 """
-    res = ns.run(Job(code, inputs=("first\n", secret + "\n"), limits=FAST))
-    assert res.ok and res.runs[0].stdout == "first alone\n" and res.runs[1].stdout.startswith(secret), res.runs
+    res = ns.run(Job(code, inputs=("first\n", secret + "\n", "third\n"), limits=FAST))
+    assert res.ok and [r.stdout for r in res.runs] == ["first alone\n", f"{secret} alone\n", "third alone\n"], \
+        res.runs
     assert_no_traces()
 
 

@@ -62,10 +62,10 @@ truth tests (``assert candidate(x)`` on an object) gets the solution's ``__bool_
 cross by value, so a test that checks an in-place mutation of its argument sees none; on a host that is not
 root, T and S share a uid (T is still non-dumpable, so S cannot read it, but S may signal it: a fail, never a
 pass); without cgroups a job's total memory and process count are bounded per process only; the S of a
-stdin case after the first is forked from B, which holds the job's inputs (never its expected outputs), so it
-can find the other cases' inputs in its memory; the job server is booted so that no object in its memory
-(which every job inherits) names a host path beyond the interpreter's and its libraries' (which the root
-shows anyway), but raw bytes of memory it freed are not scrubbed.
+stdin case after the first is forked from B, which keeps the job's inputs (never its expected outputs) in a
+memfd, out of S's reach, and the job server is booted so that no object in its memory (which every job
+inherits) names a host path beyond the interpreter's and its libraries' (which the root shows anyway), but
+raw bytes of memory either freed are not scrubbed: a program that scans its own address space may find them.
 """
 from __future__ import annotations
 

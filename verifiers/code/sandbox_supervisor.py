@@ -474,13 +474,15 @@ def supervise(spec, ns, pre, io, cg_fd=None):
     cap = spec["fsize"]
     # S gets only its own part: neither the tests nor the other stdin cases (its own arrives on stdin)
     s_spec = {k: v for k, v in spec.items() if k not in TEST_KEYS and k not in ("chan", "inputs")}
+    # and since the S of each case after the first is forked from this process, the cases' inputs leave its
+    # Python objects before any such fork: they wait in a memfd (closed in S), copied out case by case
+    inputs = held_inputs(spec.pop("inputs")) if mode == "stdio" else None
     for i in range(n_runs):
         run = pre if i == 0 else Run(io, ns, False)
         if not tests:
             run.drop_tester()
         if mode == "stdio":
-            with open(run.paths["in"], "w", encoding="utf-8") as f:
-                f.write(spec["inputs"][i])
+            copy_input(inputs, i, run.paths["in"])
         ooms = oom_kills(cg_fd)
         t0 = _monotonic()
         _send_spec(run.go_s, s_spec)
@@ -550,6 +552,33 @@ def supervise(spec, ns, pre, io, cg_fd=None):
 
 
 GRACE_S = 1.0  # how long S may take to end after T did
+
+
+def held_inputs(texts):
+    """The stdin cases in one memfd: (fd, [(offset, size)])."""
+    fd = os.memfd_create("inputs", os.MFD_CLOEXEC)
+    spans, pos = [], 0
+    for text in texts:
+        data = text.encode("utf-8")
+        spans.append((pos, len(data)))
+        pos += len(data)
+        while data:
+            data = data[os.write(fd, data):]
+    return fd, spans
+
+
+def copy_input(inputs, i, path):
+    fd, spans = inputs
+    offset, size = spans[i]
+    out = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        while size:
+            n = os.sendfile(out, fd, offset, size)
+            if not n:
+                raise OSError("the inputs' memfd ended early")
+            offset, size = offset + n, size - n
+    finally:
+        os.close(out)
 
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
