@@ -159,6 +159,8 @@ def bound_sysv_ipc():
     for name, value in SYSV_LIMITS.items():
         with open(f"/proc/sys/kernel/{name}", "w") as f:
             f.write(str(value))
+
+
 # host facts in /proc that are no job's business (the host kernel's command line, kernel symbols and config,
 # key names, timers), each covered by /dev/null
 PROC_MASKED = ("cmdline", "keys", "key-users", "kallsyms", "config.gz", "timer_list", "sched_debug", "kcore")
