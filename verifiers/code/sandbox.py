@@ -83,8 +83,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping
 
 from raylign.engine import hookimpl
-from raylign.verifiers.code.sandbox_host import SERVER, collect
-from raylign.verifiers.code.sandbox_supervisor import outliving_mb, wipe
+from raylign.verifiers.code.sandbox_host import SERVER, collect, site_dirs
+from raylign.verifiers.code.sandbox_supervisor import outliving_mb, site_mount, wipe
 
 NOBODY = 65534  # the solution's uid (when the host is root)
 TESTER = 65533  # the test process's uid
@@ -222,6 +222,24 @@ class HarnessBackend(SandboxBackend):
                 HarnessBackend._probe[cls.name] = (bool(good), why)
         return HarnessBackend._probe[cls.name]
 
+    def _sys_path(self) -> list[str]:
+        """The host's import path for a job that asked for site-packages. ``namespaces`` binds the i-th of
+        ``site_dirs()`` at ``site_mount(i)`` (the harness gets the same list with the job), so entries in them
+        are rewritten to that place; ``rlimits`` jobs see the host's tree as it is."""
+        paths = [p for p in sys.path if p]
+        if self.iso != "namespaces":
+            return paths
+        sites = site_dirs()
+
+        def relocated(p: str) -> str:
+            real = os.path.realpath(p)
+            for i, site in enumerate(sites):
+                if real == site or real.startswith(site + "/"):
+                    return site_mount(i) + real[len(site):]
+            return p
+
+        return [relocated(p) for p in paths]
+
     def _spec(self, job: Job, workdir: str | None) -> dict[str, Any]:
         lim = job.limits
         root = os.geteuid() == 0
@@ -238,7 +256,7 @@ class HarnessBackend(SandboxBackend):
             "drop_uid": NOBODY if root else None, "tester_uid": TESTER if root else None,
             "nest_userns": not root and self.iso == "namespaces",
             "workdir": workdir,
-            "sys_path": [p for p in sys.path if p] if job.site_packages else None,
+            "sys_path": self._sys_path() if job.site_packages else None,
         }
 
     def run(self, job: Job) -> SandboxResult:

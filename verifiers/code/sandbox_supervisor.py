@@ -94,19 +94,29 @@ def setup_mounts(spec):
     (``mask``), a fresh ``/proc`` of the PID namespace, a private size-capped ``/tmp`` and ``/dev/shm``. The
     host's tree is detached after ``pivot_root``: nothing else of the host (its data, homes, /etc, the
     project) is reachable.
-    ``spec["sites"]``: site-packages directories bound too (jobs that asked for them get such a B)."""
+    ``spec["sites"]``: site-packages directories bound too (jobs that asked for them get such a B), the i-th at
+    ``SITES_AT/i`` (:func:`site_mount`): never at the host's path, which may lie under /tmp (a virtualenv there),
+    where the private /tmp would hide it, and which names where the host keeps its environment."""
     root = spec["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     new = NEW_ROOT
-    mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-    binds = [(p, True) for p in root["dirs"] + list(spec.get("sites") or ())] + [(p, False) for p in root["files"]]
-    binds += [(d, False) for d in DEVICES if os.path.exists(d)]
-    for path, is_dir in binds:
-        if not os.path.exists(path):
+    binds = [(p, p, True) for p in root["dirs"]] + [(p, p, False) for p in root["files"]]
+    binds += [(p, site_mount(i), True) for i, p in enumerate(spec.get("sites") or ())]
+    binds += [(d, d, False) for d in DEVICES]
+    # every source is opened before the root's tmpfs covers NEW_ROOT (the host's /tmp): a source under it (a
+    # virtualenv in /tmp) is bound through its descriptor; one that does not exist is left out
+    sources = []
+    for path, at, is_dir in binds:
+        try:
+            sources.append((os.open(path, os.O_PATH | os.O_CLOEXEC), at, is_dir))
+        except OSError:
             continue
-        target = new + path
+    mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for fd, at, is_dir in sources:
+        target = new + at
         _mountpoint(target, is_dir)
-        mount(path, target, None, MS_BIND | MS_REC)
+        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+        os.close(fd)
     for path in root["mask"]:
         if os.path.isdir(new + path) and not any(s == path or s.startswith(path + "/") for s in spec.get("sites") or ()):
             mount("tmpfs", new + path, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=755")
@@ -135,6 +145,13 @@ def setup_mounts(spec):
     check(libc().umount2(b".", MNT_DETACH), "detach the host's root")
     os.chdir("/")
     return {"proc": proc, "root": "minimal"}
+
+
+SITES_AT = "/sites"  # where a job that asked for site-packages finds them: SITES_AT/0, SITES_AT/1, ...
+
+
+def site_mount(i):
+    return f"{SITES_AT}/{i}"
 
 
 SHM_MB = 16  # size of the private /dev/shm
