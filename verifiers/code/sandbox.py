@@ -222,14 +222,13 @@ class HarnessBackend(SandboxBackend):
                 HarnessBackend._probe[cls.name] = (bool(good), why)
         return HarnessBackend._probe[cls.name]
 
-    def _sys_path(self) -> list[str]:
+    def _sys_path(self, sites: list[str]) -> list[str]:
         """The host's import path for a job that asked for site-packages. ``namespaces`` binds the i-th of
-        ``site_dirs()`` at ``site_mount(i)`` (the harness gets the same list with the job), so entries in them
-        are rewritten to that place; ``rlimits`` jobs see the host's tree as it is."""
+        ``sites`` (``site_dirs()``, the list the harness gets with the job) at ``site_mount(i)``, so entries in
+        them are rewritten to that place; ``rlimits`` jobs see the host's tree as it is."""
         paths = [p for p in sys.path if p]
         if self.iso != "namespaces":
             return paths
-        sites = site_dirs()
 
         def relocated(p: str) -> str:
             real = os.path.realpath(p)
@@ -240,7 +239,7 @@ class HarnessBackend(SandboxBackend):
 
         return [relocated(p) for p in paths]
 
-    def _spec(self, job: Job, workdir: str | None) -> dict[str, Any]:
+    def _spec(self, job: Job, workdir: str | None, sites: list[str]) -> dict[str, Any]:
         lim = job.limits
         root = os.geteuid() == 0
         nproc: int | None = lim.max_procs
@@ -256,7 +255,7 @@ class HarnessBackend(SandboxBackend):
             "drop_uid": NOBODY if root else None, "tester_uid": TESTER if root else None,
             "nest_userns": not root and self.iso == "namespaces",
             "workdir": workdir,
-            "sys_path": self._sys_path() if job.site_packages else None,
+            "sys_path": self._sys_path(sites) if job.site_packages else None,
         }
 
     def run(self, job: Job) -> SandboxResult:
@@ -264,6 +263,7 @@ class HarnessBackend(SandboxBackend):
         n_runs = len(job.inputs) if job.mode == "stdio" else 1
         limit = 10.0 + n_runs * (job.limits.timeout_s + 1.0)  # the server kills the job's processes then
         workdir = None
+        sites = site_dirs() if job.site_packages else []  # one list for the import path and the binds
         spec_r, spec_w = os.pipe()
         chan_r, chan_w = os.pipe()
         try:
@@ -271,7 +271,7 @@ class HarnessBackend(SandboxBackend):
                 workdir = tempfile.mkdtemp(prefix="raylign-sbx-")
                 if os.geteuid() == 0:
                     os.chown(workdir, NOBODY, NOBODY)
-            data = marshal.dumps(self._spec(job, workdir))
+            data = marshal.dumps(self._spec(job, workdir, sites))
             os.set_blocking(spec_w, False)
             try:  # most specs fit in the pipe: written before the job starts, the job need not wait for us
                 data = data[os.write(spec_w, data):]
@@ -282,7 +282,7 @@ class HarnessBackend(SandboxBackend):
                 # IPC...), which must never eat the harness's share
                 mem = (job.limits.memory_mb + outliving_mb(job.limits.tmpfs_mb)) << 20
                 server = SERVER.submit(limit, self.iso, spec_r, chan_w, mem=mem,
-                                       nproc=job.limits.max_procs, sites=job.site_packages)
+                                       nproc=job.limits.max_procs, sites=sites)
             except OSError as exc:
                 return SandboxResult(self.name, self.isolation, error=f"cannot reach the sandbox server: {exc}",
                                      wall_s=time.monotonic() - t0)

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Sequence
 
 HARNESS = str(Path(__file__).with_name("sandbox_harness.py"))
 # How a job server starts: ``python -I -S -B -c _BOOT DIRFD --serve FD``. It compiles the harness's files, read
@@ -145,10 +146,10 @@ class _Server:
         ours.send(marshal.dumps(config))
 
     def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int, mem: int = 0, nproc: int = 0,
-               sites: bool = False) -> None:
+               sites: Sequence[str] = ()) -> None:
         msg = f"{limit_s:.3f} {iso} {int(mem)} {int(nproc)} {int(bool(sites))}".encode()
-        if sites:
-            msg += b"\n" + marshal.dumps(site_dirs())
+        if sites:  # the site-packages directories to bind (site_dirs(), as the job's import path was written)
+            msg += b"\n" + marshal.dumps(list(sites))
         with self.lock:
             for attempt in (0, 1):
                 if self.pid != os.getpid() or self.proc is None or self.proc.poll() is not None:
@@ -184,7 +185,7 @@ class _ServerPool:
         self.busy: list[int] = []
 
     def submit(self, limit_s: float, iso: str, spec_r: int, chan_w: int, mem: int = 0, nproc: int = 0,
-               sites: bool = False) -> int:
+               sites: Sequence[str] = ()) -> int:
         """Hand the job to a server; returns its index, to pass to :meth:`done` when the job ended."""
         with self.lock:
             free = [k for k, n in enumerate(self.busy) if n == 0]
