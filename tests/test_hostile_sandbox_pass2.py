@@ -15,21 +15,11 @@ from pathlib import Path
 import pytest
 
 from raylign.verifiers.code import CodeVerifier
-from raylign.verifiers.code.sandbox import Job, NamespacesBackend
+from raylign.verifiers.code.sandbox import Job
 
-from test_hostile_sandbox import FAST, assert_no_traces, job_with_tests, script_job
+# the first pass's module fixtures (``ns``: the namespaces backend, ``verifier``: a CodeVerifier on it)
+from test_hostile_sandbox import FAST, assert_no_traces, job_with_tests, ns, script_job, verifier  # noqa: F401
 from test_sandbox import require_backend
-
-
-@pytest.fixture(scope="module")
-def ns():
-    require_backend("namespaces")
-    return NamespacesBackend()
-
-
-@pytest.fixture(scope="module")
-def verifier(ns):
-    return CodeVerifier(timeout_s=FAST.timeout_s, memory_mb=FAST.memory_mb, max_procs=FAST.max_procs)
 
 
 def fenced(code: str) -> str:
