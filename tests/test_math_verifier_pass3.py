@@ -487,6 +487,13 @@ def test_inverse_functions(candidate, reference, reward):
     ("\\sqrt[3]{x^3}", "x", 1.0),
     ("3.14159265358979", "\\pi", 1.0),  # a decimal keeps the decimal rule
     ("1.4142136", "\\sqrt2", 1.0),
+    ("\\sqrt{10^{20}+1}", "10^{10}", 0.0),  # the same double: only the precise check tells them apart
+    ("10^{10}", "\\sqrt{10^{20}+1}", 0.0),
+    ("\\sqrt{10^{40}+1}", "10^{20}", 0.0),  # 5e-41 apart, relatively
+    ("\\sqrt{10^{20}}", "10^{10}", 1.0),
+    ("\\sqrt{10^{20}+2\\cdot10^{10}+1}", "10^{10}+1", 1.0),  # equal at every precision
+    ("\\sqrt{2}\\cdot\\sqrt{2}", "2", 1.0),
+    ("\\pi^{2}", "\\pi\\cdot\\pi", 1.0),
 ])
 def test_within_the_tolerance_but_written_apart(candidate, reference, reward):
     assert _reward(candidate, reference) == reward

@@ -372,20 +372,30 @@ def _mp_value(node, mp, env):
 
 
 def precisely_different(a, b, env=None) -> bool:
-    """Whether two ASTs (symbols bound by ``env``) that agree in floating point differ at ``_PRECISE_DIGITS`` digits by more than any
-    rounding could (``1000000\\pi + 1`` and ``1000000\\pi``, ``\\pi + 10^{-10}`` and ``\\pi``); False when it cannot
-    tell. mpmath (a sympy dependency) is imported by the first comparison that needs it."""
+    """Whether two ASTs (symbols bound by ``env``) that agree in floating point are different numbers
+    (``1000000\\pi + 1`` and ``1000000\\pi``, ``\\sqrt{10^{20}+1}`` and ``10^{10}``); False when it cannot tell.
+
+    The difference is computed at ``_PRECISE_DIGITS`` digits and again at twice that: a real difference stays the
+    same (to a few digits), one made by rounding (cancellation in ``10^{80} + \\pi - 10^{80}``) shrinks with the
+    precision. mpmath (a sympy dependency) is imported by the first comparison that needs it."""
     try:
         import mpmath
     except ImportError:
         return False
-    with mpmath.workdps(_PRECISE_DIGITS):
-        try:
-            x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
-        except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
-            return False
-        scale = max(abs(x), abs(y))
-        return bool(abs(x - y) > mpmath.mpf(10) ** -20 * scale)
+    gaps = []
+    for digits in (_PRECISE_DIGITS, 2 * _PRECISE_DIGITS):
+        with mpmath.workdps(digits):
+            try:
+                x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
+            except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+                return False
+            scale = max(abs(x), abs(y))
+            gap = abs(x - y)
+            if gap <= mpmath.mpf(10) ** (5 - digits) * scale:
+                return False  # equal up to this precision's rounding
+            gaps.append(gap)
+    with mpmath.workdps(2 * _PRECISE_DIGITS):
+        return bool(abs(gaps[0] - gaps[1]) <= gaps[1] / 1000)  # the same gap at both precisions: a real one
 
 
 # ----------------------------------------------------------------------------------------------- sympy fallback
