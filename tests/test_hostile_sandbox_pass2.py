@@ -327,3 +327,27 @@ def test_site_packages_still_reach_the_jobs_that_ask(ns):
     assert with_sites.ok and with_sites.runs[0].stdout == "pluggy\n", with_sites
     without = script_job(ns, code)
     assert without.runs[0].reason == "ModuleNotFoundError", without.runs[0]
+
+
+def test_the_stdlib_site_packages_stay_masked_for_a_job_that_asks_for_them(ns, monkeypatch):
+    """A job with site-packages gets each of the host's site-packages directories at ``/sites/<i>`` (its import
+    path rewritten to match). When one of them is the standard library's own site-packages (a system Python
+    without a virtualenv), the mask over that directory's host path still applies: the job reads it through
+    /sites only (before, such a directory was left unmasked at its host path as well)."""
+    import os
+    import sys
+    import sysconfig
+
+    stdlib_sites = os.path.realpath(os.path.join(sysconfig.get_paths()["stdlib"], "site-packages"))
+    if not os.path.isdir(stdlib_sites) or not os.listdir(stdlib_sites):
+        pytest.skip(f"{stdlib_sites}: no non-empty site-packages in this interpreter's standard library")
+    monkeypatch.setattr(sys, "path", sys.path + [stdlib_sites])
+    code = f"""
+import os, sys
+print(os.listdir({stdlib_sites!r}))
+moved = [p for p in sys.path if p.startswith('/sites/')]
+print(any(sorted(os.listdir(p)) == {sorted(os.listdir(stdlib_sites))!r} for p in moved))
+"""
+    res = ns.run(Job(code, limits=FAST, site_packages=True))
+    assert res.ok and res.runs[0].stdout == "[]\nTrue\n", res.runs[0]
+    assert_no_traces()
