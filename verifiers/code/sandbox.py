@@ -17,8 +17,11 @@ strong backend works ``get_backend`` raises RuntimeError with one line saying wh
   config masked), a private ``/tmp`` and ``/dev/shm`` capped in size and files (each stdin case gets fresh
   ones); no host data, homes, /etc files (but the linker's cache) or project files. The only network
   device is a down loopback. Programs run as uid 65534 without capabilities under rlimits (CPU time, address
-  space, file size, which also caps stdout/stderr, open files) and a seccomp filter: no kernel keyrings (which
-  no namespace scopes: keys would outlive the job and reach other jobs) and no POSIX message queues. System V
+  space, file size, which also caps stdout/stderr, open files) and a seccomp filter
+  (``sandbox_runner.seccomp_program``): no kernel keyrings (which no namespace scopes: keys would outlive the
+  job and reach other jobs), no POSIX message queues, no inotify or fanotify instances (counted against the host
+  user that made the namespaces: a job could use up root's), no io_uring, and no socket of a family other than
+  UNIX and NETLINK (no INET/INET6 state, such as IPv6 flow labels, left in a reused network namespace). System V
   IPC is bounded per job (16 MB of shared memory, 16 queues). The job as a whole has its own memory and pids
   cgroups (memory_mb, plus what may outlive its processes: its /tmp, /dev/shm and System V memory, plus 64 MB
   for the harness; max_procs + 2) where the machine lets the harness create
@@ -49,7 +52,11 @@ task's trusted set-up code (``Job.setup``: a HumanEval prompt, whose helpers are
 for the solution's names: a call sends its arguments to S over a pipe and gets the result back as plain data
 (:mod:`.sandbox_wire`: builtin types only, rebuilt in T), so every comparison in a test is the builtin
 comparison of values the solution cannot fake; an object that is not plain data comes back as a handle whose
-``==`` is identity. T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
+``==`` is identity. The table of names S sends is the solution's word, so it never picks an object of T's
+(``sandbox_tester.binding``): an entry point (the HumanEval function; the functions an assert list calls) is
+always the solution's own value or handle; any other name that is a module's name in T (``math``, ``numpy``) is
+T's own module of that name, whatever the solution bound to it; a module under an alias is T's own copy of it
+(never one of the standard library's test-helper packages, which hold objects equal to everything). T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
 test passes when T says so and ended normally, and S ended by itself with exit 0 (no signal, no deadline)
 leaving no process behind; S still running GRACE_S after T ended is killed and the run fails as ``killed``
 (never a ``timeout``, which only the deadline makes). S never receives the tests: it is forked before the
@@ -57,7 +64,10 @@ job's spec is read and gets only its own part (not even the other stdin cases). 
 harness's clock: a signal a program sends itself (SIGXCPU included) ends it as ``killed``, an error of the
 program.
 
-Residual risks (documented, not defended): a test that passes the solution's handle objects to its own
+Residual risks (documented, not defended): a job that asked for site-packages can read, in
+``/proc/self/mountinfo``, the host path of each site-packages directory bound at ``/sites/<i>`` (the files in
+them that name host paths, ``*.pth``, editable finders, ``direct_url.json``, are covered, and its import path
+holds only the standard library's and ``/sites`` entries); a test that passes the solution's handle objects to its own
 truth tests (``assert candidate(x)`` on an object) gets the solution's ``__bool__``, as Python would; arguments
 cross by value, so a test that checks an in-place mutation of its argument sees none; on a host that is not
 root, T and S share a uid (T is still non-dumpable, so S cannot read it, but S may signal it: a fail, never a
@@ -83,7 +93,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable, Mapping
 
 from raylign.engine import hookimpl
-from raylign.verifiers.code.sandbox_host import SERVER, collect, site_dirs
+from raylign.verifiers.code.sandbox_host import SERVER, _root, collect, site_dirs
 from raylign.verifiers.code.sandbox_supervisor import outliving_mb, site_mount, wipe
 
 NOBODY = 65534  # the solution's uid (when the host is root)
@@ -223,21 +233,31 @@ class HarnessBackend(SandboxBackend):
         return HarnessBackend._probe[cls.name]
 
     def _sys_path(self, sites: list[str]) -> list[str]:
-        """The host's import path for a job that asked for site-packages. ``namespaces`` binds the i-th of
-        ``sites`` (``site_dirs()``, the list the harness gets with the job) at ``site_mount(i)``, so entries in
-        them are rewritten to that place; ``rlimits`` jobs see the host's tree as it is."""
-        paths = [p for p in sys.path if p]
+        """The import path of a job that asked for site-packages: the host's, but only its absolute entries (no
+        relative one, no path hook's name). ``namespaces`` binds the i-th of ``sites`` (``site_dirs()``, the
+        list the harness gets with the job) at ``site_mount(i)``, so entries in them are rewritten to that
+        place, and keeps only those and the entries under the minimal root's read-only directories (the
+        standard library): any other host entry would name a place the job does not have, or one inside its
+        own writable /tmp, where the solution could plant a module for the tests to import, and would tell the
+        job where the host keeps things. ``rlimits`` jobs see the host's tree as it is."""
+        paths = [p for p in sys.path if p and os.path.isabs(p)]
         if self.iso != "namespaces":
             return paths
+        dirs = [os.path.realpath(d) for d in _root()["dirs"]]
+        masked = [os.path.realpath(m) for m in _root()["mask"]]
 
-        def relocated(p: str) -> str:
+        def under(path: str, tops: list[str]) -> bool:
+            return any(path == t or path.startswith(t.rstrip("/") + "/") for t in tops)
+
+        kept = []
+        for p in paths:
             real = os.path.realpath(p)
-            for i, site in enumerate(sites):
-                if real == site or real.startswith(site + "/"):
-                    return site_mount(i) + real[len(site):]
-            return p
-
-        return [relocated(p) for p in paths]
+            site = next((i for i, s in enumerate(sites) if under(real, [s])), None)
+            if site is not None:
+                kept.append(site_mount(site) + real[len(sites[site]):])
+            elif under(real, dirs) and not under(real, masked):
+                kept.append(real)
+        return kept
 
     def _spec(self, job: Job, workdir: str | None, sites: list[str]) -> dict[str, Any]:
         lim = job.limits

@@ -118,7 +118,7 @@ def job_main(spec_fd, chan, ready=None, pre=None, cg_fd=None, bounds=None):
 
 PRELOAD = ("typing", "math", "collections", "itertools", "functools", "heapq", "bisect", "re", "string",
            "random", "copy", "hashlib", "operator", "dataclasses", "fractions", "decimal", "statistics", "json",
-           "pickle", "importlib", "select", "struct", "types", "tempfile", "shutil")
+           "pickle", "importlib", "importlib.util", "select", "struct", "types", "tempfile", "shutil")
 SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "s390x": 120}.get(os.uname().machine)
 SIGCHLD = 17
 DEFAULT_TMPFS_MB = 64

@@ -137,35 +137,69 @@ def prepare_runner(spec, ns):
     return main
 
 
-# Syscalls S may not make (seccomp, EPERM): kernel keyrings (add_key, request_key, keyctl), which no namespace
-# scopes (keys of uid 65534 outlive the job and are visible to every other job's S), and POSIX message queues
-# (mq_open), which outlive a stdin case in the job's IPC namespace. {machine: (AUDIT_ARCH, syscall numbers)}
-DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 240)), "aarch64": (0xC00000B7, (217, 218, 219, 180))}
+# Syscalls S may not make (seccomp, EPERM). Kernel keyrings (add_key, request_key, keyctl), which no namespace
+# scopes (keys of uid 65534 outlive the job and are visible to every other job's S); POSIX message queues
+# (mq_open), which outlive a stdin case in the job's IPC namespace; inotify and fanotify instances (inotify_init,
+# inotify_init1, fanotify_init), which are counted per user up the user-namespace chain, against the host uid
+# that created the job's namespace (root's 128 inotify instances, machine-wide); io_uring (setup, enter,
+# register), which makes sockets and does file I/O without the syscalls this filter checks.
+# {machine: (AUDIT_ARCH, denied syscall numbers, socket, socketpair)}
+DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 240, 253, 294, 300, 425, 426, 427), 41, 53),
+                   "aarch64": (0xC00000B7, (217, 218, 219, 180, 26, 262, 425, 426, 427), 198, 199)}
+# socket(2) and socketpair(2) only for these address families: UNIX (pipes between the program's own
+# processes) and NETLINK (reading its network namespace's interfaces). No INET or INET6 socket: the only device
+# is a down loopback, and state such sockets leave in the namespace (IPv6 flow labels linger up to a minute)
+# would outlive the job in a network namespace that later jobs get (sandbox_harness.NetPool).
+SOCKET_FAMILIES = (1, 16)  # AF_UNIX, AF_NETLINK
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 EPERM = 1
+_BPF_LD_W_ABS, _BPF_JEQ, _BPF_JSET, _BPF_RET = 0x20, 0x15, 0x45, 0x06
+_SECCOMP_ALLOW, _SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
+
+
+def seccomp_program(machine):
+    """S's seccomp filter (classic BPF) for ``machine``, as (code, jt, jf, k) tuples: ``DENIED_SYSCALLS`` and every
+    syscall of another ABI (x32, i386, whose numbers differ) fail with EPERM, and so do socket(2) and
+    socketpair(2) of a family not in ``SOCKET_FAMILIES``; the rest is allowed. None: no filter is known for
+    ``machine``."""
+    arch = DENIED_SYSCALLS.get(machine)
+    if arch is None:
+        return None
+    audit, nrs, nr_socket, nr_socketpair = arch
+    # (code, true label or offset, false label or offset, k); labels are resolved to forward offsets below
+    prog = [(_BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+            (_BPF_JEQ, 0, "deny", audit),
+            (_BPF_LD_W_ABS, 0, 0, 0)]  # seccomp_data.nr
+    if machine == "x86_64":
+        prog.append((_BPF_JSET, "deny", 0, 0x40000000))  # the x32 ABI
+    prog += [(_BPF_JEQ, "deny", 0, nr) for nr in nrs]
+    prog += [(_BPF_JEQ, "family", 0, nr_socket), (_BPF_JEQ, "family", 0, nr_socketpair),
+             (_BPF_RET, 0, 0, _SECCOMP_ALLOW)]
+    labels = {"family": len(prog)}
+    prog.append((_BPF_LD_W_ABS, 0, 0, 16))  # seccomp_data.args[0], its low 32 bits (little-endian)
+    prog += [(_BPF_JEQ, "allow", 0, family) for family in SOCKET_FAMILIES]
+    prog.append((_BPF_JEQ, "deny", "deny", 0))  # any other family
+    labels["allow"] = len(prog)
+    prog.append((_BPF_RET, 0, 0, _SECCOMP_ALLOW))
+    labels["deny"] = len(prog)
+    prog.append((_BPF_RET, 0, 0, _SECCOMP_ERRNO | EPERM))
+    out = []
+    for i, (code, jt, jf, k) in enumerate(prog):
+        jt, jf = (labels[j] - i - 1 if isinstance(j, str) else j for j in (jt, jf))
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise ValueError("seccomp program: a jump out of range")
+        out.append((code, jt, jf, k))
+    return out
 
 
 def deny_syscalls():
-    """Install S's seccomp filter: ``DENIED_SYSCALLS`` of the native ABI fail with EPERM, and so does every
-    syscall of another ABI (x32, i386), whose numbers differ. Raises OSError where it cannot (an unknown
+    """Install S's seccomp filter (:func:`seccomp_program`). Raises OSError where it cannot (an unknown
     architecture, a kernel without seccomp): the run is then an infrastructure error, never a weaker sandbox."""
     import ctypes
     import struct
-    arch = DENIED_SYSCALLS.get(os.uname().machine)
-    if arch is None:
+    ins = seccomp_program(os.uname().machine)
+    if ins is None:
         raise OSError(f"no seccomp filter for the {os.uname().machine} architecture")
-    audit, nrs = arch
-    x32 = os.uname().machine == "x86_64"
-    n = 3 + x32 + len(nrs) + 2  # instructions; the last two: allow, deny
-    deny = n - 1
-    ins = [(0x20, 0, 0, 4),  # ld arch
-           (0x15, 0, deny - 2, audit),  # another ABI: deny
-           (0x20, 0, 0, 0)]  # ld nr
-    if x32:
-        ins.append((0x45, deny - 4, 0, 0x40000000))  # jset the x32 bit: deny
-    for nr in nrs:
-        ins.append((0x15, deny - len(ins) - 1, 0, nr))
-    ins += [(0x06, 0, 0, 0x7FFF0000), (0x06, 0, 0, 0x00050000 | EPERM)]
     prog = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in ins))
 
     class FProg(ctypes.Structure):
@@ -346,10 +380,6 @@ def serve_solution(code, main, rfd, wfd):
         try:
             if _isinstance(v, _Module):
                 names.append((name, "module", _str(v.__name__)))
-                continue
-            mod, qual = _getattr(v, "__module__", None), _getattr(v, "__qualname__", None)
-            if _type(mod) is str and _type(qual) is str and mod != "__main__" and mod in sys.modules:
-                names.append((name, "ref", (mod, qual)))
                 continue
             if _len(encode(v, enc_other)) > (1 << 20):
                 v = Forced(handle(v))  # a large value: T reaches it through the handle

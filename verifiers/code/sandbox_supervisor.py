@@ -117,6 +117,10 @@ def setup_mounts(spec):
         _mountpoint(target, is_dir)
         mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
         os.close(fd)
+    for i, site in enumerate(spec.get("sites") or ()):
+        for rel in site_host_files(site):
+            if os.path.isfile(f"{new}{site_mount(i)}/{rel}"):
+                mount("/dev/null", f"{new}{site_mount(i)}/{rel}", None, MS_BIND)
     for path in root["mask"]:
         if os.path.isdir(new + path):  # (a job's own site-packages are bound apart, at SITES_AT)
             mount("tmpfs", new + path, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=755")
@@ -152,6 +156,22 @@ SITES_AT = "/sites"  # where a job that asked for site-packages finds them: SITE
 
 def site_mount(i):
     return f"{SITES_AT}/{i}"
+
+
+def site_host_files(site):
+    """Files of a site-packages directory that name places on the host and that no import needs (site-packages
+    are bound without the ``site`` module's processing): path configuration files (``*.pth``, where editable
+    installs write their project's path), editable installs' finders (``__editable__*``, which map packages to
+    the host's project directories), ``*.egg-link`` files and the ``direct_url.json`` of each distribution
+    (where it was installed from). Paths relative to ``site``; covered by /dev/null in the job's root."""
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return []
+    out = [n for n in names if n.startswith("__editable__") or n.endswith((".pth", ".egg-link"))]
+    out += [f"{n}/direct_url.json" for n in names
+            if n.endswith(".dist-info") and os.path.isfile(f"{site}/{n}/direct_url.json")]
+    return out
 
 
 SHM_MB = 16  # size of the private /dev/shm

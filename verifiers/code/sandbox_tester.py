@@ -109,12 +109,58 @@ def prepare_tester(spec, ns):
     sys.argv = ["tests.py"]
 
 
+_UNBOUND = object()
+# packages of test helpers (the stdlib's own test suite holds objects equal to everything): never a module the
+# solution may have bound under a name of its choosing
+_TEST_PARTS = ("test", "tests", "idle_test")
+
+
+def module_named(name):
+    """T's own copy of the top-level module called ``name``, or None when there is none."""
+    import importlib
+    import importlib.util
+    try:
+        if name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
+            return importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - not importable here
+        pass
+    return None
+
+
+def binding(name, kind, payload, entry, remote):
+    """What a name of the solution's table means in the tests (``_UNBOUND``: nothing). The table is the
+    solution's word, so it never picks an object of T's: an entry point is the solution's own value (plain data,
+    or a handle reached through S), never a module; any other name the solution holds as a module or as an
+    object of its own that is a module's name in T (``math``, ``re``, ``numpy``...) is T's own module of that
+    name, since a test that uses it means that module; a module under an alias (``import numpy as np``) is T's
+    own copy of the module the solution imported, never one of the stdlib's test-helper packages; other handles
+    and plain data are bound as they are. ``remote``: T's handle class."""
+    import importlib
+    if kind not in ("value", "module"):
+        return _UNBOUND
+    if entry:
+        return payload if kind == "value" else _UNBOUND
+    if kind == "value" and type(payload) is not remote:
+        return payload  # plain data, rebuilt here from builtin types
+    own = module_named(name)
+    if own is not None:
+        return own
+    if kind == "value":
+        return payload
+    if type(payload) is not str or not all(p.isidentifier() for p in payload.split(".")) \
+            or any(p in _TEST_PARTS or p.startswith("test_") for p in payload.split(".")):
+        return _UNBOUND
+    try:
+        return importlib.import_module(payload)  # our own copy, whatever S did to its copy
+    except Exception:  # noqa: BLE001 - not importable here: not the tests' to use
+        return _UNBOUND
+
+
 def _clean(text, n=300):
     return " ".join(str(text).split())[:n]
 
 
 def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
-    import importlib
     import pickle
     import select
 
@@ -308,28 +354,17 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         return
     base = {"__name__": "__main__", "__builtins__": builtins}
     from_solution = {}
+    entry_points = set(spec.get("entry_points") or ())
     for entry in hello[2]:
         if type(entry) is not tuple or len(entry) != 3 or type(entry[0]) is not str or not entry[0].isidentifier():
             continue
         name, kind, payload = entry
         if name[:2] == "__" or name in builtins.__dict__:  # never shadow a builtin the tests use
             continue
-        try:
-            if kind == "module" and type(payload) is str:
-                value = importlib.import_module(payload)  # our own copy, whatever S did to its copy
-            elif kind == "ref" and type(payload) is tuple and len(payload) == 2 \
-                    and all(type(p) is str for p in payload):
-                value = importlib.import_module(payload[0])
-                for part in payload[1].split("."):
-                    value = getattr(value, part)
-            elif kind == "value":
-                value = payload
-            else:
-                continue
-        except Exception:  # noqa: BLE001 - not importable here: not the tests' to use
-            continue
-        base[name] = value
-        from_solution[name] = value
+        value = binding(name, kind, payload, name in entry_points, Remote)
+        if value is not _UNBOUND:
+            base[name] = value
+            from_solution[name] = value
     setup = spec.get("setup")
     setup_error = None
     if setup:
