@@ -75,7 +75,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from raylign.verifiers.math.evaluate import EvalError, evaluate, precisely_different, sympy_equal
+from raylign.verifiers.math.evaluate import EvalError, evaluate, precise_value, precisely_different, sympy_equal
 from raylign.verifiers.math.normalize import clean
 from raylign.verifiers.math.parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
 from raylign.verifiers.math.sets import finite_set_equal, set_equal
@@ -91,7 +91,7 @@ class BudgetExceeded(Exception):
 
 @dataclass(frozen=True)
 class Options:
-    rel_tol: float = 1e-6  # relative tolerance of the floating-point comparison
+    rel_tol: float = 1e-6  # relative tolerance of the floating-point comparison (DEFAULT_REL_TOL)
     decimal_min_sig: int = 4  # significant digits a decimal needs to match a value it rounds/truncates
     percent: str = "both"  # what 50% equals: both | number (50) | fraction (0.5)
 
@@ -99,6 +99,9 @@ class Options:
 _POINTS = (0.8326, -1.2649, 1.9173, 0.3711, -0.6137, 2.4819, -2.0931, 1.3457)
 _RANDOM_POINTS = 2
 _CHOICE_PREFIX = re.compile(r"\(([A-Za-z])\)|([A-Za-z])(?:[\s:.)]|$)")
+
+
+DEFAULT_REL_TOL = 1e-6
 
 
 def _check(deadline: float | None) -> None:
@@ -130,31 +133,54 @@ def _finite(v: complex) -> bool:
     return cmath.isfinite(v)
 
 
-def _exactly_apart(xn, yn, va: complex, vb: complex, env=None) -> bool:
-    """Whether two expressions written exactly (no decimal literal) that agree within the tolerance (at the point
-    ``env``) are in fact different numbers (``1000000\\pi + 1`` is not ``1000000\\pi``, ``x + 10^{-9}`` not ``x``):
-    the tolerance is for rounding, not for a difference the answer wrote."""
-    if any(contains(n, lambda m: m[0] == "num" and "." in m[2]) for n in (xn, yn)):
-        return False  # (equal floats are checked too: sqrt(10^{20}+1) is 10^{10} in floating point)
+def _exactly_apart(xn, yn, va: complex, vb: complex, o: Options, env=None) -> bool:
+    """Whether two expressions that agree within the tolerance (at the point ``env``) are in fact different
+    numbers (``1000000\\pi + 1`` is not ``1000000\\pi``, ``x + 10^{-9}`` not ``x``, ``1000000\\pi + 1.0`` not
+    ``1000000\\pi``): the tolerance is for rounding in floating point, not for a difference the answer wrote. A
+    decimal literal is the exact number it writes (a bare decimal that approximates the other side is judged by
+    the decimal rule instead); equal floats are checked too (sqrt(10^{20}+1) is 10^{10} in floating point). A
+    ``rel_tol`` looser than the default is an allowance the config asked for: decimal literals are then
+    approximations within it."""
+    if o.rel_tol > DEFAULT_REL_TOL and any(contains(n, lambda m: m[0] == "num" and "." in m[2]) for n in (xn, yn)):
+        return False
     return precisely_different(xn, yn, env)
 
 
 def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
-    """A decimal literal (>= decimal_min_sig significant digits) matches a non-decimal value it rounds/truncates."""
+    """A bare decimal literal (>= decimal_min_sig significant digits) matches a value that is not one when it is
+    that value rounded, or truncated toward zero, to the decimal's places: 3.1416 and 3.1415 for pi, 0.3333 for
+    1/3, never 3.1417 or 0.3334. Rational values are compared exactly, others at 50 digits."""
     for (vn, vr, vd), (wn, wr, wd) in ((x, y), (y, x)):
-        if vd is None or wd is not None or vd[1] < o.decimal_min_sig:
+        if vd is None or wd is not None or vd[1] < o.decimal_min_sig or vr is None:
             continue
         if exact:
-            if abs(vr - wr) < Fraction(1, 10 ** vd[0]):
-                return True
+            target = wr
         else:
-            try:
-                a, b = evaluate(vn, {}), evaluate(wn, {})
-            except (ArithmeticError, ValueError, EvalError):
+            target = precise_value(wn)
+            if target is None:
                 continue
-            if abs(b.imag) < 1e-12 and abs(a - b) < 10.0 ** -vd[0]:
-                return True
+        if _rounds_or_truncates(vr, target, vd[0]):
+            return True
     return False
+
+
+def _rounds_or_truncates(dec: Fraction, target, places: int) -> bool:
+    """Whether ``dec`` (a decimal with ``places`` places) is ``target`` (a Fraction, or a real mpmath number)
+    rounded (half a unit either way) or truncated toward zero to that many places."""
+    unit = Fraction(1, 10 ** places)
+    if isinstance(target, Fraction):
+        gap = target - dec
+        if abs(gap) <= unit / 2:
+            return True
+        return (dec == 0 or (dec > 0) == (target > 0)) and abs(dec) <= abs(target) and abs(gap) < unit
+    import mpmath
+    with mpmath.workdps(60):
+        d = mpmath.mpf(dec.numerator) / dec.denominator
+        u = mpmath.mpf(1) / 10 ** places
+        gap = target - d
+        if abs(gap) <= u / 2:
+            return True
+        return bool((dec == 0 or (d > 0) == (target > 0)) and abs(d) <= abs(target) and abs(gap) < u)
 
 
 def _alternatives(a: Scalar, b: Scalar, o: Options):
@@ -192,7 +218,7 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         try:
             va, vb = evaluate(xn, {}), evaluate(yn, {})
             if _finite(va) and _finite(vb):
-                if _close(va, vb, o.rel_tol) and not _exactly_apart(xn, yn, va, vb):
+                if _close(va, vb, o.rel_tol) and not _exactly_apart(xn, yn, va, vb, o):
                     return True
                 return _decimal_rule(x, y, o, exact=False)
             raise OverflowError
@@ -220,7 +246,7 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         if not (_finite(va) and _finite(vb)):
             overflowed += 1
             continue
-        if not _close(va, vb, o.rel_tol) or (not agreed and _exactly_apart(xn, yn, va, vb, env)):
+        if not _close(va, vb, o.rel_tol) or (not agreed and _exactly_apart(xn, yn, va, vb, o, env)):
             return False  # (the first agreeing point is checked at 50 digits too: x + 10^{-9} is not x)
         agreed += 1  # the random points are always tried: agreeing at the fixed ones is not enough
     if agreed >= 2:
@@ -230,7 +256,10 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
     if defined:
         return False  # one side has values where the other has none (1/(x-x) beside x): not the same function
     _check(deadline)
-    return bool(sympy_equal(xn, yn))  # neither side evaluates anywhere: the only case sympy is given
+    # neither side evaluates anywhere: the only case sympy is given (bounded by the budget's remaining time)
+    same = sympy_equal(xn, yn, None if deadline is None else deadline - time.monotonic())
+    _check(deadline)
+    return bool(same)
 
 
 def _equations_proportional(r, c, deadline) -> bool:

@@ -368,7 +368,38 @@ def _mp_value(node, mp, env):
         return v if node[2] is None else v / mp.log(rec(node[2]))
     if k == "abs":
         return abs(rec(node[1]))
-    raise EvalError(f"no precise value for {k}")  # factorials, floors, max...: the float value stands
+    if k in ("floor", "ceil"):
+        v = rec(node[1])
+        if mp.im(v) != 0:
+            raise EvalError(f"{k} of a complex number")
+        return (mp.floor if k == "floor" else mp.ceil)(mp.re(v))
+    if k in ("fact", "binom", "agg"):
+        v = evaluate(node, env)  # exact integers, as the float evaluator computes them (below 2^53: exact)
+        if v.imag == 0 and v.real.is_integer() and abs(v.real) < 2 ** 53:
+            return mp.mpf(int(v.real))
+        if k == "agg" and node[1] in ("max", "min"):
+            vals = [rec(c) for c in node[2]]
+            if any(mp.im(x) != 0 for x in vals):
+                raise EvalError(f"{node[1]} of a complex number")
+            return (max if node[1] == "max" else min)(mp.re(x) for x in vals)
+    raise EvalError(f"no precise value for {k}")
+
+
+def precise_value(node, env=None):
+    """The real value of a symbol-free AST at 60 digits (an mpmath number), or None when it has no such value
+    (complex, undefined, or not computable precisely)."""
+    try:
+        import mpmath
+    except ImportError:
+        return None
+    with mpmath.workdps(60):
+        try:
+            v = _mp_value(node, mpmath, env or {})
+        except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+            return None
+        if mpmath.im(v) != 0 or not mpmath.isfinite(v):
+            return None
+        return +mpmath.re(v)
 
 
 def precisely_different(a, b, env=None) -> bool:
@@ -446,15 +477,50 @@ def _node_count(node) -> int:
     return len(canon(node))
 
 
-def sympy_equal(a, b) -> bool | None:
-    """``simplify(a - b) == 0`` for small expressions; None when it was not tried."""
-    if _node_count(a) + _node_count(b) > 200 or any(
-            contains(n, lambda m: m[0] in ("fact", "binom", "floor", "ceil")) for n in (a, b)):
-        return None  # sympy is slow on these and our evaluator already covers them
-    try:
-        import sympy as sp
+SYMPY_MAX_NODES = 60  # both sides together
+SYMPY_MAX_POWER = 3  # largest integer exponent
 
-        diff = sp.simplify(_to_sympy(a, sp) - _to_sympy(b, sp))
-        return bool(diff == 0)
-    except (EvalError, TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
-        return None
+
+def _max_power(node) -> int:
+    """The largest integer exponent in ``node`` (a power with another exponent counts as a large one)."""
+    top = 0
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n[0] in ("pow", "root"):
+            e = _safe_rational(n[2])
+            top = max(top, abs(e.numerator) if e is not None and e.denominator == 1 else SYMPY_MAX_POWER + 1)
+        stack.extend(c for c in n[1:] if isinstance(c, tuple))
+        stack.extend(c for c in n[1:] if isinstance(c, list) for c in c if isinstance(c, tuple))
+    return top
+
+
+def sympy_equal(a, b, timeout: float | None = None) -> bool | None:
+    """``simplify(a - b) == 0`` for small expressions; None when it was not tried or did not finish.
+
+    sympy cannot be interrupted, and ``simplify`` can take minutes on a short expression (powers of sums of
+    trigonometric functions), so it is given only small ones (``SYMPY_MAX_NODES`` nodes, integer exponents up to
+    ``SYMPY_MAX_POWER``), in a thread the caller waits on for at most ``timeout`` seconds (None: no wait bound)."""
+    if _node_count(a) + _node_count(b) > SYMPY_MAX_NODES or max(_max_power(a), _max_power(b)) > SYMPY_MAX_POWER \
+            or any(contains(n, lambda m: m[0] in ("fact", "binom", "floor", "ceil")) for n in (a, b)):
+        return None  # sympy is slow on these and our evaluator already covers them
+    out: list = []
+
+    def run() -> None:
+        try:
+            import sympy as sp
+
+            out.append(bool(sp.simplify(_to_sympy(a, sp) - _to_sympy(b, sp)) == 0))
+        except (EvalError, TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
+            out.append(None)
+        except Exception:  # noqa: BLE001 - sympy's own failures: not tried
+            out.append(None)
+
+    if timeout is None:
+        run()
+    else:
+        import threading
+        worker = threading.Thread(target=run, name="raylign-sympy", daemon=True)
+        worker.start()
+        worker.join(max(0.0, timeout))
+    return out[0] if out else None

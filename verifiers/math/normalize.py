@@ -22,8 +22,8 @@ from functools import lru_cache
 from raylign.verifiers.math.extract import braced
 from raylign.verifiers.math.numerals import ascii_digits, plain_numeral
 from raylign.verifiers.math.units import MATH_WORDS  # noqa: F401  (re-exported: values reads it here)
-from raylign.verifiers.math.units import (in_sum, is_inches, marks, run_tokens, scale_of, settle, strip_tail_units,
-                                          sum_items, unit_name)
+from raylign.verifiers.math.units import (in_sum, is_inches, is_unknown, marks, run_tokens, scale_of, settle,
+                                          strip_tail_units, sum_items, unit_name)
 
 _UNICODE = {"−": "-", "–": "-", "—": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "π": "\\pi ",
             "∞": "\\infty ", "√": "\\sqrt ", "°": "^\\circ ", "∪": "\\cup ",
@@ -219,7 +219,7 @@ def _term_unit(term: str) -> tuple[str, str] | None:
     value = _strip_text_commands(term, names) if "\\" in term else term
     value, tail = strip_tail_units(re.sub(r"\s+", " ", value).strip())
     names |= tail
-    if len(names) != 1 or "?" in names or not value.strip():
+    if len(names) != 1 or any(is_unknown(n) for n in names) or not value.strip():
         return None
     return value.strip(), next(iter(names))
 
@@ -347,7 +347,7 @@ def clean(s: str) -> str:
 
 def units(s: str) -> frozenset:
     """The canonical names of the units an answer is written with (``5\\text{ cm}`` -> ``{"cm"}``, ``30^\\circ``
-    -> ``{"deg"}``); ``"?"`` stands for a unit word we cannot name."""
+    -> ``{"deg"}``); a name starting with ``?`` stands for unit words we cannot name (``units.unknown_name``)."""
     return _normalized(s)[1]
 
 

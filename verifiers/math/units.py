@@ -123,9 +123,25 @@ def scale_of(tokens: list[str]) -> tuple[str, list[str]]:
     return scale, tokens
 
 
+def unknown_name(tokens: list[str]) -> str:
+    """The name of a unit run with a word that is not a known unit: ``?`` and its words as written (lower case but
+    for short ones, whose case may be a prefix's: ``Mm`` is not ``mm``; a plural's ``s`` dropped), so that two
+    such runs are the same unit only when written the same way (``5 widgets`` and ``5 widget``)."""
+    words = []
+    for t in tokens:
+        w = t if len(t) <= 2 else t.lower()
+        words.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return "?" + " ".join(words)
+
+
+def is_unknown(name: str) -> bool:
+    return name.startswith("?")
+
+
 def unit_name(tokens: list[str]) -> str:
     """A canonical name for a unit run, from the power of each unit: ``km/h``, ``km h^{-1}`` and "kilometers per
-    hour" are ``kph``, ``square feet`` is ``ft^2``, ``m/s^2`` is ``m/s^2``; ``?`` when a word is not a known unit."""
+    hour" are ``kph``, ``square feet`` is ``ft^2``, ``m/s^2`` is ``m/s^2``; ``?<words>`` when a word is not a known
+    unit (:func:`unknown_name`)."""
     powers: dict[str, int] = {}
     sign, modifier, last = 1, 1, None
     for t in tokens:
@@ -140,7 +156,7 @@ def unit_name(tokens: list[str]) -> str:
         else:
             name = KNOWN.get(t) or (KNOWN.get(low) if len(t) > 2 else None) or (t if t in ("C", "F") else None)
             if name is None:
-                return "?"
+                return unknown_name(tokens)
             powers[name] = powers.get(name, 0) + sign * modifier
             last, modifier = name, 1
     up = [u + (f"^{p}" if p != 1 else "") for u, p in sorted(powers.items()) if p > 0]
@@ -275,13 +291,16 @@ def settle(names: set[str]) -> frozenset:
 
 
 def units_differ(a: frozenset, b: frozenset) -> bool:
-    """Whether two answers both name their units, all known, and they disagree (a degree mark goes with a
-    temperature in degrees)."""
-    if not a or not b or a == b or "?" in a or "?" in b or any(u in ("C", "F") for u in a | b):
+    """Whether two answers both name their units and they disagree (a degree mark goes with a temperature in
+    degrees). A unit we cannot name (``5 nm``, ``5 kN``, ``5 hectares``) is the same as another only when written
+    the same way: beside a known unit, or another unknown one, it differs (an answer without units never does)."""
+    if not a or not b or a == b or any(u in ("C", "F") for u in a | b):
         return False
+    if any(is_unknown(u) for u in a | b):
+        return True
     plain = lambda u: frozenset("deg" if x.startswith("deg") else x for x in u)  # noqa: E731
     return not (plain(a) == plain(b) and ({"deg"} in (a, b)))
 
 
-__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "is_inches", "marks", "run_tokens", "scale_of",
-           "settle", "strip_tail_units", "sum_items", "unit_name", "units_differ"]
+__all__ = ["CONNECTORS", "KNOWN", "MATH_WORDS", "SCALES", "in_sum", "is_inches", "is_unknown", "marks", "run_tokens",
+           "scale_of", "settle", "strip_tail_units", "sum_items", "unit_name", "units_differ"]

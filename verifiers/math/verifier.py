@@ -10,23 +10,27 @@ wrong answer: reward 0.0, status ``ok``, ``details["extracted"] = None``.
 
 Equivalence (``equiv``): exact string match after normalization, then exact rational arithmetic, then
 floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed and random points), then sympy's
-``simplify`` as a last resort (only when neither side evaluates at any point). Policies: ``50%`` equals ``50``
-and ``0.5`` (``percent``); a decimal with at least
-``decimal_min_sig`` significant digits equals a value it rounds or truncates to (``0.3333`` == ``1/3``); ``1,000`` is
+``simplify`` as a last resort (only when neither side evaluates at any point, on small expressions with small
+powers, and within the time budget). Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a bare decimal
+with at least ``decimal_min_sig`` significant digits equals a value it is the rounding or the truncation of
+(``0.3333`` == ``1/3``, ``3.1416`` and ``3.1415`` == ``\\pi``; never ``0.3334`` or ``3.141595``), and a decimal
+inside an expression is the exact number it writes (``1000000\\pi + 1.0`` is not ``1000000\\pi``); ``1,000`` is
 a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered; sets are unordered and ignore repeats
 (``\\{1,1,2\\}`` == ``\\{1,2\\}``), bare lists are unordered multisets (``1, 1, 2`` != ``1, 2``); set algebra
 (``\\cup``, ``\\cap``, ``\\setminus``) is carried out and ``\\mathbb{R}`` is ``(-\\infty, \\infty)``; interval brackets
 must match; ``x = 3`` equals ``3``, and so does a true computation ending in it (``1+2=3``; ``2+2=5`` is neither 4
 nor 5); ``\\text{}``, degrees, ``\\$`` and spacing commands are ignored, and so are
 units beside a value (``5\\text{ cm}`` == ``5``, and ``5\\text{ cm} + 2\\text{ cm}`` == ``7``: one unit on every term;
-``5\\text{ m} + 2\\text{ cm}`` is no number) unless both answers name theirs and they differ (``5 cm`` != ``5 m``;
-scale words count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively;
+``5\\text{ m} + 2\\text{ cm}`` is no number) unless both answers name theirs and they differ (``5 cm`` != ``5 m``; a
+unit word we cannot name differs from any other unit not written the same way: ``5 nm`` != ``5 m``; scale words
+count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-insensitively;
 ``\\max(3,5)``/``\\gcd``/``\\operatorname{lcm}`` are evaluated; ``3rd`` and ``\\text{third}`` are 3; a trailing
 modulus is dropped and an integer reduced by it (``3 \\pmod{7}`` == 3, ``x \\equiv 10 \\pmod 7`` == 3); ``\\sin = 5``
 is an equation about a function, not the answer 5; repeating decimals in any notation (``0.\\bar{3}``, ``0.(3)``,
 ``0.333...``), ratios (``3:4``), ISO intervals (``]0, 1[``) and "Option A" are read as what they mean; answers
-written exactly that agree only within ``rel_tol`` are checked at 50 digits (``1000000\\pi + 1`` is not
-``1000000\\pi``). A
+that agree only within ``rel_tol`` are checked at 50 digits, floors, maxima and factorials included
+(``1000000\\pi + 1`` is not ``1000000\\pi``, nor is ``\\lfloor 1000000\\pi \\rfloor``; a ``rel_tol`` looser than the
+default lets decimal literals approximate within it). A
 completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
