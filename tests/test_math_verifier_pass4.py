@@ -125,3 +125,59 @@ def test_sympy_takes_only_small_expressions_with_small_powers():
     assert math_eval.sympy_equal(node("(x+1)^2"), node("x^2+2x+1")) is True
     assert math_eval.sympy_equal(node("(\\sin x + \\cos y)^{4}"), node("1")) is None
     assert math_eval.sympy_equal(node("(x+1)^2"), node("x^2+2x+1"), timeout=0.0) in (True, None)
+
+
+# ------------------------------------------------------------------------------------- hedges the boxes hide
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("So \\boxed{5 \\text{ or } \\boxed{3}}.", "3", 0.0),  # a box holding a box says both
+    ("\\boxed{3, 5, \\boxed{7}}", "7", 0.0), ("\\fbox{\\boxed{3} \\text{ or } 5}", "3", 0.0),
+    ("\\boxed{\\boxed{3}}", "3", 1.0),
+    # a condition or an alternative is not a correction: both boxes stand
+    ("The answer is \\boxed{3}, or if that is wrong, \\boxed{5}.", "5", 0.0),
+    ("\\boxed{3}. Actually, it could also be \\boxed{5}.", "5", 0.0),
+    ("\\boxed{3}, unless I made a mistake, in which case \\boxed{5}", "5", 0.0),
+    ("First I get \\boxed{3}, but that is wrong. Correct: \\boxed{7}", "7", 1.0),
+    ("\\boxed{3}. Wait, that's wrong: 2+2 is 4. So \\boxed{4}.", "4", 1.0),
+    # "answer is" followed by another answer in the same sentence
+    ("The answer is $3$, or possibly $5$.", "3", 0.0), ("The answer is $3$ (or maybe $5$).", "3", 0.0),
+    ("The answer is $3$; $5$ is also possible.", "3", 0.0), ("The answer is $3$ and also $5$.", "3", 0.0),
+    ("The answer is $3$/$5$.", "3", 0.0), ("The answer is 3, but it could also be 5.", "3", 0.0),
+    ("The answer is $3$.", "3", 1.0), ("The answer is 3, since 3 + 0 = 3.", "3", 1.0),
+    ("The answer is $12$, and we can check that $12 \\cdot 3 = 36$.", "12", 1.0),
+    ("The answer is $\\frac{1}{2}$, which is 0.5.", "\\frac12", 1.0), ("The answer is $2$ and $3$.", "2, 3", 1.0),
+    # two choice letters in one box
+    ("\\boxed{\\text{A.B}}", "A", 0.0), ("\\boxed{\\text{A. B.}}", "A", 0.0), ("\\boxed{\\text{A)B)}}", "A", 0.0),
+    ("\\boxed{\\text{A) or B)}}", "A", 0.0), ("\\boxed{\\text{A:B}}", "A", 0.0),
+    ("\\boxed{\\text{A}}", "A", 1.0), ("\\boxed{\\text{A. 12 apples}}", "A", 1.0), ("The answer is (B).", "B", 1.0),
+])
+def test_hedges(completion, reference, reward):
+    assert _whole(completion, reference) == reward
+
+
+@pytest.mark.parametrize("completion", [
+    "My previous answer is 12, which was wrong. Now computing 6*3",
+    "The answer is 12, which is wrong.", "So the answer is 12, which is incorrect, so let me redo",
+    "Suppose the answer is 12. Then 12*3 = 36 which contradicts", "Let's verify whether the answer is 12 by substituting",
+    "We need to check if the answer is 12", "The answer is 12, but that contradicts the constraint",
+])
+def test_an_answer_the_completion_only_supposes_or_rejects_does_not_score(completion):
+    assert _whole(completion, "12") == 0.0
+    assert _whole("So the answer is 12. Checking: 12 * 3 = 36, correct.", "12") == 1.0
+
+
+# ----------------------------------------------------------------------------------------------- the rest
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\text{on}", "no", 0.0), ("on", "no", 0.0), ("No", "no", 1.0), ("\\text{No}", "no", 1.0), ("NO", "No", 1.0),
+    ("\\begin{vmatrix}1&2\\\\3&4\\end{vmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 0.0),
+    ("\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", 1.0),
+    ("(\\ln(1+10^{-14}), \\infty)", "\\mathbb{R}^+", 0.0), ("(e^{-30}, \\infty)", "\\mathbb{R}^+", 0.0),
+    ("(0, \\infty)", "\\mathbb{R}^+", 1.0), ("(\\sin\\pi, \\infty)", "(0, \\infty)", 1.0),
+    # equal only near 0: the far sample points tell them apart
+    ("5 - x", "|x - 5|", 0.0), ("x + 5", "|x + 5|", 0.0), ("x + 5", "\\sqrt{x^2 + 10x + 25}", 0.0),
+    ("10 - x", "\\sqrt{(x-10)^2}", 0.0), ("x", "\\min(x, 5)", 0.0), ("x", "x + \\lfloor \\frac{x^2}{10} \\rfloor", 0.0),
+    ("y = \\min(x, 10)", "y = x", 0.0),
+    ("\\frac{x^3-1}{x-1}", "x^2+x+1", 1.0), ("\\sqrt{4-x^2}", "\\sqrt{(2-x)(2+x)}", 1.0), ("\\ln(x^2)", "2\\ln|x|", 1.0),
+    ("e^{x^2}", "e^{x \\cdot x}", 1.0), ("2\\sin x\\cos x", "\\sin 2x", 1.0),
+])
+def test_words_structures_and_far_points(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

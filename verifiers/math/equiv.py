@@ -68,6 +68,7 @@ re-exported from the modules that define them.
 from __future__ import annotations
 
 import cmath
+import math
 import hashlib
 import random
 import re
@@ -98,7 +99,9 @@ class Options:
 
 _POINTS = (0.8326, -1.2649, 1.9173, 0.3711, -0.6137, 2.4819, -2.0931, 1.3457)
 _RANDOM_POINTS = 2
+_FAR = ((4.5, 12.0), (12.0, 40.0))  # magnitudes of the far points (log-uniform), one positive and one negative each
 _CHOICE_PREFIX = re.compile(r"\(([A-Za-z])\)|([A-Za-z])(?:[\s:.)]|$)")
+_OTHER_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?[A-Za-z]\)?(?![A-Za-z])")  # a second letter standing alone
 
 
 DEFAULT_REL_TOL = 1e-6
@@ -122,6 +125,10 @@ def _sample_points(syms: list[str], deadline: float | None, key: object):
     for _ in range(_RANDOM_POINTS):
         _check(deadline)
         yield {s: complex(rng.choice((-1, 1)) * rng.uniform(0.35, 2.4)) for s in syms}, True
+    for low, high in _FAR:  # and far from 0 on each side: |x - 5| is 5 - x only below 5, min(x, 5) is x only there
+        for sign in (1, -1):
+            _check(deadline)
+            yield {s: complex(sign * math.exp(rng.uniform(math.log(low), math.log(high)))) for s in syms}, True
 
 
 def _close(a: complex, b: complex, tol: float) -> bool:
@@ -409,7 +416,9 @@ def _choice_letter(v) -> str | None:
         return v[1].node[1].upper()
     if v[0] == "text":
         m = _CHOICE_PREFIX.match(v[1])
-        return (m.group(1) or m.group(2)).upper() if m else None
+        if m is None or _OTHER_CHOICE.search(v[1], m.end()):
+            return None  # no letter, or two of them ("A. B.", "A) or B)"): not one choice
+        return (m.group(1) or m.group(2)).upper()
     return None
 
 

@@ -9,7 +9,10 @@ only when a config names it, since a cut-off completion that merely mentions num
 - ``answer_is``: the text after the last "answer is", "final answer:", "Answer:", "answer =" (case-insensitive);
   a ``$...$`` or ``\\(...\\)`` right after it is taken whole (unless another group is joined to it: "$3$ or $4$"
   is the answer ``3 or 4``), otherwise the rest of the line up to the end of the sentence, within 2,000
-  characters (a numeral running past them is taken whole).
+  characters (a numeral running past them is taken whole). Its sentence decides the rest: a phrase that only
+  supposes or recalls an answer ("Suppose the answer is 12", "whether the answer is", "My previous answer is")
+  or an answer the sentence rejects ("The answer is 12, which is wrong") is no answer; when the sentence offers
+  another answer beside it ("$3$, or possibly $5$", "3, but it could also be 5") the whole sentence is the answer.
 - ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b``, a Unicode minus
   and a trailing ``%`` are kept; a numeral of any length is taken whole).
 
@@ -103,12 +106,17 @@ def last_boxed(text: str) -> str | None:
 _BOX_TOKEN = re.compile(r"(\\(?:boxed|fbox)\s*\{)|\\(?:boxed|fbox)[ \t]+([^\s${}\\]+)|\\.|[{}]", re.S)
 
 
-def all_boxed(text: str, max_chars: int) -> list[tuple[int, int, str | None]]:
+_INNER_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def all_boxed(text: str, max_chars: int, keep_outer: bool = False) -> list[tuple[int, int, str | None]]:
     """Every closed ``\\boxed{}``/``\\fbox{}`` in order, as ``(start, end, content)``; the content is ``None`` when
     longer than ``max_chars``.
 
-    A box that holds another box is left out (the inner one counts); a box that never closes is left out. One
-    pass over the text with a stack of open braces, so it stays linear however the boxes nest.
+    A box that holds another box is left out (the inner one counts) unless ``keep_outer`` (then its content is
+    given with the inner boxes' commands dropped: ``\\boxed{5 \\text{ or } \\boxed{3}}`` says "5 or 3"); a box
+    that never closes is left out. One pass over the text with a stack of open braces, so it stays linear however
+    the boxes nest.
     """
     first = min((k for k in (text.find("\\boxed"), text.find("\\fbox")) if k >= 0), default=-1)
     if first < 0:
@@ -126,9 +134,12 @@ def all_boxed(text: str, max_chars: int) -> list[tuple[int, int, str | None]]:
             stack.append([-1, m.end(), False])
         elif m.group(0) == "}" and stack:
             start, content, inner = stack.pop()
-            if start >= 0 and not inner:
+            if start >= 0 and (keep_outer or not inner):
                 size = m.start() - content
-                found.append((start, m.end(), text[content : m.start()] if size <= max_chars else None))
+                body = text[content : m.start()] if size <= max_chars else None
+                if inner and body is not None:
+                    body = _INNER_BOX.sub("{", body)  # "5 or \boxed{3}": both answers, as the outer box says
+                found.append((start, m.end(), body))
     found.sort()
     return found
 
@@ -142,42 +153,93 @@ def _mark_inner(stack: list[list]) -> None:
 
 _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
                          r"wait|actually|correction|scratch that|doesn't work|does not work)\b", re.IGNORECASE)
+# words that keep a box standing beside the next one: a condition or an alternative, not a correction ("or if
+# that is wrong, \boxed{5}", "actually, it could also be \boxed{5}", "unless I made a mistake")
+_STILL_STANDS = re.compile(r"\b(?:if|unless|in case|otherwise|could|might|may|maybe|perhaps|possibly|also|"
+                           r"alternatively|either|or)\b", re.IGNORECASE)
 
 
 def final_boxes(text: str, max_chars: int) -> list[str | None]:
     """The contents of the boxes a completion stands by: every closed box except those it takes back before
-    the next one ("\\boxed{3}, but that is wrong. Correct: \\boxed{7}" stands by 7 only). ``None`` for an
-    oversized box. Several different answers here are hedging."""
-    boxes = all_boxed(text, max_chars)
+    the next one ("\\boxed{3}, but that is wrong. Correct: \\boxed{7}" stands by 7 only; "\\boxed{3}, or if that
+    is wrong, \\boxed{5}" stands by both). A box holding another box stands for what it says, both answers
+    ("\\boxed{5 \\text{ or } \\boxed{3}}"). ``None`` for an oversized box. Several different answers here are
+    hedging."""
+    boxes = all_boxed(text, max_chars, keep_outer=True)
     kept = []
     for (_, end, content), following in zip(boxes, boxes[1:] + [None]):
-        if following is not None and _RETRACTION.search(text, end, following[0]):
-            continue
+        if following is not None and following[0] > end:
+            between = text[end:following[0]]
+            if _RETRACTION.search(between) and not _STILL_STANDS.search(between):
+                continue
         kept.append(content)
     return kept
 
 
+# before "answer is" in its sentence: a phrase that only supposes or recalls an answer ("Suppose the answer is 12",
+# "whether the answer is 12", "My previous answer is 12")
+_SUPPOSED = re.compile(r"\b(?:suppose|supposing|assume|assuming|if|whether|previous|earlier|initial|guess|"
+                       r"check|verify|test)\b[^.\n]*$", re.IGNORECASE)
+# after the answer in its sentence: the completion rejects it ("The answer is 12, which is wrong")
+_REJECTED = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct|the answer)|a mistake|an error|erroneous|"
+                       r"contradicts?|contradiction)\b", re.IGNORECASE)
+# after the answer in its sentence: another answer offered beside it ("$3$, or possibly $5$", "3, but it could
+# also be 5", "$3$; $5$ is also possible", "$3$/$5$")
+_VALUE = r"(?:\$|\\\(|\\\[|[-−]?\.?\d)"
+_ALSO_OFFERED = re.compile(
+    rf"\b(?:or(?:\s+(?:maybe|possibly|perhaps|else|rather|even))?|alternatively|possibly|perhaps|maybe)\b[\s:,]*"
+    rf"(?:it\s+(?:is|could\s+be|might\s+be)\s*)?{_VALUE}"
+    rf"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be\s*{_VALUE}"
+    rf"|\b(?:also|equally)\s+(?:possible|valid|correct|works?|an answer)\b"
+    rf"|\band\s+(?:also\s+)?{_VALUE}|^\s*/\s*{_VALUE}", re.IGNORECASE)
+
+
 def answer_is(text: str) -> str | None:
-    """The answer stated after the last "answer is" / "Answer:" phrase."""
+    """The answer stated after the last "answer is" / "Answer:" phrase; None when that phrase only supposes or
+    recalls an answer, or its sentence rejects it. When its sentence offers another answer beside it, the whole
+    sentence is the answer (which names two)."""
     last = None
     for last in _ANSWER_IS.finditer(text):  # one forward pass: each phrase is tried once, where it starts
         pass
     if last is None:
         return None
+    line_start = max(text.rfind("\n", 0, last.start()), text.rfind(". ", 0, last.start()) + 1, 0)
+    if _SUPPOSED.search(text, line_start, last.start()):
+        return None
     rest = text[last.end() : last.end() + _ANSWER_WINDOW]
+    answer, end = _stated(text, last, rest)
+    if answer is None:
+        return None
+    period = _PERIOD_END.search(rest, end)
+    tail = rest[end : period.start() if period else len(rest)]
+    if _REJECTED.search(tail):
+        return None
+    if _ALSO_OFFERED.search(tail):
+        whole = rest[: period.start() if period else len(rest)]
+        for mark in ("$$", "$", "\\(", "\\)", "\\[", "\\]"):
+            whole = whole.replace(mark, " ")
+        return " ".join(whole.split()).strip("*").strip() or None
+    return answer
+
+
+def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
+    """The answer right after the phrase ``last`` (``rest``: the text after it) and where it ends in ``rest``."""
     boxed = last_boxed(rest.split("\n\n", 1)[0])
     if boxed is not None:
-        return boxed
+        k = rest.rfind(boxed)
+        return boxed, (k + len(boxed) + 1 if k >= 0 else len(rest.split("\n\n", 1)[0]))
     delimited = _delimited(rest)
     if delimited is not None:
-        return delimited
+        k = rest.find(delimited)
+        close = rest.find("$", k + len(delimited)) if rest.startswith("$") else k + len(delimited)
+        return delimited, max(close + 1, k + len(delimited)) if k >= 0 else len(rest)
     m = _SENTENCE_END.search(rest)
     if m is None and len(text) > last.end() + _ANSWER_WINDOW:
         numeral = _long_numeral(text, last.end())
         if numeral is not None:
-            return numeral
+            return numeral, len(rest)
     answer = (rest[: m.start()] if m else rest).strip().strip("*").strip()
-    return answer or None
+    return (answer or None), (m.start() if m else len(rest))
 
 
 def _delimited(rest: str) -> str | None:

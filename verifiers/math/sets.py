@@ -25,6 +25,9 @@ from raylign.verifiers.math.parse import INF
 
 MAX_EXPAND = 256  # a finite progression (\{1, 2, \ldots, 100\}) is written out up to this many elements
 _TOL = 1e-12
+# endpoints computed in floating point are the same when they differ by rounding (sin(pi) is 1.2e-16, not 0), not by
+# a gap the answer wrote (ln(1 + 10^{-14}) is not 0): a few units in the last place of a double
+_ENDPOINT_TOL = 1e-15
 
 
 class Unsupported(Exception):
@@ -75,7 +78,7 @@ def _cmp(a, b) -> int:
     if isinstance(a, float) or isinstance(b, float):
         if _infinite(a) or _infinite(b):
             return -1 if a < b else 1
-        if abs(_key(a) - _key(b)) <= _TOL * max(1.0, abs(_key(a)), abs(_key(b))):
+        if abs(_key(a) - _key(b)) <= _ENDPOINT_TOL * max(1.0, abs(_key(a)), abs(_key(b))):
             return 0
     return -1 if a < b else 1
 

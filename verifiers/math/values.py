@@ -53,11 +53,13 @@ _NAMED_CHOICE = re.compile(r"(?:option|choice|answer(?: is)?)\s*[:.]?\s*(?:\(([A
 _NO_SOLUTION = {"no solution", "no solutions", "no real solution", "no real solutions", "there is no solution",
                 "there are no solutions", "there are no real solutions", "no real roots", "no roots", "no real root"}
 _WORDS = re.compile(r"(?=.*[A-Za-z]{3})[A-Za-z]+(?: [A-Za-z]+)*")
+_SHORT_WORDS = {"no", "ok"}  # answers of two letters that are words, not products (``on`` is not ``no``)
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\(?:overline|bar|dot)\s*(?:\{(\d+)\}|(\d))")  # 0.\overline{3}, 0.\dot 3
 _DOTTED = re.compile(r"(\d*)\.(\d*)\\dot\s*(?:\{(\d)\}|(\d))(\d*)\\dot\s*(?:\{(\d)\}|(\d))")  # 0.\dot{1}4285\dot{7}
 _PAREN_REPEAT = re.compile(r"(-?)(\d*)\.(\d*)\((\d+)\)")  # 0.1(6), a whole answer
 _ELLIPSIS_DECIMAL = re.compile(r"(-?\d*)\.(\d+)\s*(?:\.\.\.|\\ldots|\\cdots|\\dots|…)")  # 0.333..., a whole answer
-_MATRIX = re.compile(r"[(\[]?\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
+# (vmatrix and Vmatrix are a determinant and a norm: numbers, not the matrix)
+_MATRIX = re.compile(r"[(\[]?\\begin\{([pbB]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
 # a mixed number: 2\frac{1}{2}, 2 \frac12, 2{1 \over 2} (cleaned to 2{\frac{1}{2}}) or 2 1/2, a whole answer only
 _MIXED = (re.compile(r"(-?)(\d+)\s*(\{\s*)?\\frac\{(\d+)\}\{(\d+)\}(?(3)\s*\})"),
@@ -165,8 +167,8 @@ def _text(s: str) -> tuple:
 
 
 def _leaf(s: str) -> tuple:
-    if _WORDS.fullmatch(s) and not any(w.lower() in MATH_WORDS for w in s.split()):
-        return _text(s)  # "Yes", "no solution": words, not a product of symbols
+    if (_WORDS.fullmatch(s) and not any(w.lower() in MATH_WORDS for w in s.split())) or s.lower() in _SHORT_WORDS:
+        return _text(s)  # "Yes", "no solution", "No": words, not a product of symbols
     pct = s.endswith("%")
     try:
         return ("scalar", make_scalar(s[:-1] if pct else s, pct))

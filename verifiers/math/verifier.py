@@ -31,7 +31,9 @@ is an equation about a function, not the answer 5; repeating decimals in any not
 that agree only within ``rel_tol`` are checked at 50 digits, floors, maxima and factorials included
 (``1000000\\pi + 1`` is not ``1000000\\pi``, nor is ``\\lfloor 1000000\\pi \\rfloor``; a ``rel_tol`` looser than the
 default lets decimal literals approximate within it). A
-completion that boxes several different answers (hedging) scores 0 (``details["reason"]`` says so), unless
+completion that boxes several different answers (hedging: a box holding a box counts as both; a box taken back
+before the next one, "that is wrong", is dropped, but not one kept beside it by a condition or an alternative,
+"or if that is wrong", "it could also be") scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
 ``equiv``'s docstring for the full list.
