@@ -76,7 +76,8 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from raylign.verifiers.math.evaluate import EvalError, evaluate, precise_value, precisely_different, sympy_equal
+from raylign.verifiers.math.evaluate import (EvalError, evaluate, precise_value, precisely_different, safe_rational,
+                                             sympy_equal)
 from raylign.verifiers.math.normalize import clean
 from raylign.verifiers.math.parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
 from raylign.verifiers.math.sets import finite_set_equal, set_equal
@@ -112,7 +113,21 @@ def _check(deadline: float | None) -> None:
         raise BudgetExceeded("time budget exceeded while comparing")
 
 
-def _sample_points(syms: list[str], deadline: float | None, key: object):
+def _non_analytic(node) -> bool:
+    """Whether an expression has a piece that is not analytic (absolute values, floors, maxima, roots, fractional
+    powers): such expressions can agree on an interval and differ elsewhere (``|x - 5|`` is ``5 - x`` below 5),
+    which analytic ones cannot."""
+    def rough(m) -> bool:
+        if m[0] in ("abs", "floor", "ceil", "agg", "root"):
+            return True
+        if m[0] == "pow":
+            e = safe_rational(m[2])
+            return e is None or e.denominator != 1
+        return False
+    return contains(node, rough)
+
+
+def _sample_points(syms: list[str], deadline: float | None, key: object, far: bool = True):
     """The points at which expressions in ``syms`` are compared, as ``(bindings, random)``; checks the budget
     first. The random ones (``_RANDOM_POINTS`` per call) keep an expression built to agree at the fixed points
     (``x + (x-0.8326)(x+1.2649)...``) from passing. They are drawn from a generator seeded by a hash of ``key``
@@ -125,8 +140,8 @@ def _sample_points(syms: list[str], deadline: float | None, key: object):
     for _ in range(_RANDOM_POINTS):
         _check(deadline)
         yield {s: complex(rng.choice((-1, 1)) * rng.uniform(0.35, 2.4)) for s in syms}, True
-    for low, high in _FAR:  # and far from 0 on each side: |x - 5| is 5 - x only below 5, min(x, 5) is x only there
-        for sign in (1, -1):
+    for low, high in _FAR if far else ():  # and far from 0 on each side (``far``): |x - 5| is 5 - x only below
+        for sign in (1, -1):  # 5, min(x, 5) is x only there
             _check(deadline)
             yield {s: complex(sign * math.exp(rng.uniform(math.log(low), math.log(high)))) for s in syms}, True
 
@@ -234,7 +249,7 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         except _EVAL_ERRORS:
             return False  # undefined (1/0, log 0) and not written like the reference
     agreed = overflowed = defined = 0
-    for env, drawn in _sample_points(syms, deadline, (xn, yn)):
+    for env, drawn in _sample_points(syms, deadline, (xn, yn), _non_analytic(xn) or _non_analytic(yn)):
         if agreed >= 3 and not drawn:
             continue  # three fixed points agree: the random ones decide the rest
         values = []
@@ -280,7 +295,7 @@ def _equations_proportional(r, c, deadline) -> bool:
     g = ("add", (nodes[2].node, ("neg", nodes[3].node)))
     syms = sorted(symbols(f) | symbols(g))
     ratio, agreed = None, 0
-    for env, drawn in _sample_points(syms, deadline, (f, g)):
+    for env, drawn in _sample_points(syms, deadline, (f, g), _non_analytic(f) or _non_analytic(g)):
         if agreed >= 3 and not drawn:
             continue
         try:

@@ -217,6 +217,9 @@ def _safe_rational(node):
         return None
 
 
+safe_rational = _safe_rational  # (public name: equiv asks whether an exponent is an integer)
+
+
 def _real_int(v: complex) -> int | None:
     if v.imag == 0 and v.real == int(v.real) and abs(v.real) < 1e15:
         return int(v.real)
