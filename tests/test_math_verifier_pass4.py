@@ -181,3 +181,19 @@ def test_an_answer_the_completion_only_supposes_or_rejects_does_not_score(comple
 ])
 def test_words_structures_and_far_points(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+# ---------------------------------------------------------------------------- equivalences it missed (neighbours)
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("x \\le -1 \\text{ or } x \\ge 3", "(-\\infty,-1] \\cup [3,\\infty)", 1.0),
+    ("x < -1 \\text{ or } x > 3", "(-\\infty,-1) \\cup (3,\\infty)", 1.0),
+    ("(-\\infty,-1) \\cup (3,\\infty)", "x < -1 \\text{ or } x > 3", 1.0),
+    ("x < 0 \\text{ or } x > 0", "\\mathbb{R} \\setminus \\{0\\}", 1.0),
+    ("x < -1 \\text{ or } x > 3", "(-\\infty,-1] \\cup (3,\\infty)", 0.0),  # a bracket differs
+    ("x < -1 \\text{ or } y > 3", "(-\\infty,-1) \\cup (3,\\infty)", 0.0),  # two variables
+    ("x < -1 \\text{ or } x > 4", "(-\\infty,-1) \\cup (3,\\infty)", 0.0),
+    ("\\Bbb R", "\\mathbb{R}", 1.0), ("\\Bbb{R}", "\\mathbb{R}", 1.0), ("\\Bbb Z", "\\mathbb{R}", 0.0),
+    ("3,", "3", 1.0), ("3;", "3", 1.0), ("1, 2,", "1, 2", 1.0), ("3,5", "3", 0.0),
+])
+def test_missed_equivalences(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

@@ -354,6 +354,21 @@ def _rel_to_set(v):
     return _rel_to_interval(v)
 
 
+def _rels_as_union(v):
+    """A list of inequalities in one variable (``x \\le -1`` or ``x \\ge 3``) as the union of their sets; None for
+    any other list."""
+    items = v[1]
+    if len(items) < 2 or any(item[0] != "rel" for item in items):
+        return None
+    names = set()
+    for item in items:
+        names |= {p[1].node[1] for p in item[1] if p[0] == "scalar" and p[1].node[0] == "sym"}
+    parts = [_rel_to_set(item) for item in items]
+    if len(names) != 1 or any(part is None for part in parts):
+        return None
+    return ("union", tuple(parts))
+
+
 def _ordered(a, b, o, deadline) -> bool:
     return len(a) == len(b) and all(equal(x, y, o, deadline) for x, y in zip(a, b))
 
@@ -496,6 +511,11 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
     if kr == "rel" and kc == "rel":
         (pr, opr), (pc, opc) = _normalize_rel(r), _normalize_rel(c)
         return opr == opc and _ordered(pr, pc, o, deadline)
+    if {kr, kc} & (_SET_KINDS | {"seq"}) and "list" in (kr, kc):  # x < -1 or x > 3: a union of intervals
+        union = _rels_as_union(r if kr == "list" else c)
+        if union is not None:
+            r, c = (union, c) if kr == "list" else (r, union)
+            kr, kc = r[0], c[0]
     if kr in _SET_KINDS or kc in _SET_KINDS:
         same = _sets_equal(r, c, o, deadline)
         if same is not None:

@@ -46,6 +46,7 @@ _SUBS = [(re.compile(p), r, p not in _PLAIN_PATTERNS) for p, r in [
     (r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])", ""),
     (r"(?<!\\)\\[,;:]", " "), (r"(?<!\\)\\!", ""), (r"(?<!\\)\\ ", " "),  # thin spaces part words (km\\,h)
     (r"\\q?quad(?![a-zA-Z])", " "), (r"~", " "),
+    (r"\\Bbb\s*\{?\s*([A-Z])\s*\}?", r"\\mathbb{\1}"),  # plain TeX's blackboard bold: \Bbb R, \Bbb{R}
     (r"\\[dtc]frac(?![a-zA-Z])", r"\\frac"), (r"\\[dt]binom(?![a-zA-Z])", r"\\binom"),
     (r"\\(frac|binom)\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])", r"\\\1{\2}{\3}"),  # \frac12, \binom52
     (r"\\(frac|binom)\s*(\{[^{}]*\})\s*([0-9a-zA-Z])", r"\\\1\2{\3}"),
@@ -296,9 +297,10 @@ def _iso_intervals(s: str) -> str:
 
 
 def _end_period(s: str) -> str:
-    """``s`` without the period that ends a sentence; an ellipsis (``1, 2, 3, ...``) is kept."""
+    """``s`` without the period (or the stray comma, semicolon) that ends a sentence; an ellipsis
+    (``1, 2, 3, ...``) is kept."""
     s = s.strip()
-    return s if s.endswith("...") else s.rstrip(".").strip()
+    return s if s.endswith("...") else s.rstrip(".,;").strip()
 
 
 def _normalize(s: str) -> tuple[str, frozenset]:
