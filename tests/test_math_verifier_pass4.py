@@ -197,3 +197,13 @@ def test_words_structures_and_far_points(candidate, reference, reward):
 ])
 def test_missed_equivalences(candidate, reference, reward):
     assert _reward(candidate, reference) == reward
+
+
+@pytest.mark.parametrize("candidate,reference,reward", [
+    ("\\{3.1416, 3.1415\\}", "\\pi", 0.0), ("\\{0.3333, 0.3334\\}", "\\frac13", 0.0),
+    ("\\{0.3333, 0.3334\\}", "\\{\\frac13\\}", 0.0),
+    ("\\{3, 3\\}", "3", 1.0), ("\\{\\frac12, 0.5\\}", "\\frac12", 1.0), ("\\{3\\}", "3", 1.0),
+])
+def test_a_set_is_one_number_only_when_its_items_are_one_value(candidate, reference, reward):
+    """Before: each item close to the reference was enough, so two approximations in braces hedged."""
+    assert _reward(candidate, reference) == reward

@@ -478,8 +478,9 @@ def _sets_equal(r, c, o: Options, deadline) -> bool | None:
         if len(items) == 1 or not items:
             return bool(items) and equal(r if r[0] == "scalar" else items[0], c if c[0] == "scalar" else items[0],
                                          o, deadline)
-        try:
-            return all(equal(scalar, item, o, deadline) for item in items)
+        try:  # every item the same value (\{3.1416, 3.1415\} holds two, however close each is to pi)
+            return all(equal(scalar, item, o, deadline) for item in items) and \
+                all(equal(items[0], item, o, deadline) for item in items[1:])
         except TooLarge:
             return False
     return set_equal(r, c, lambda x, y: equal(x, y, o, deadline))
