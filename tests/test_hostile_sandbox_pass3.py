@@ -93,6 +93,11 @@ def test_a_module_name_the_tests_use_means_that_module(verifier):
     # an alias the tests use is still the module the solution imported; the stdlib's test helpers never are
     alias_task = {"tests": ["assert list(it.islice(gen(), 3)) == [0, 1, 2]"]}
     assert verifier("import itertools as it\ndef gen():\n    return it.count()\n", alias_task).reward == 1.0
+    # nor is the test process's own harness (its modules are loaded under these names in every job)
+    for harness in ("sandbox_tester", "sandbox_wire", "__main__"):
+        res = verifier(f"import {harness} as np\ndef f():\n    return 1\n",
+                       {"tests": ["assert np is not None", "assert f() == 1"]})
+        assert res.reward == 0.5 and res.details["failures"][0]["reason"] == "NameError", (harness, res)
     _needs("test.support")
     helper_task = {"tests": ["assert sup.f(1) == 2"]}
     assert verifier("import test.support as sup\n", helper_task).reward == 0.0

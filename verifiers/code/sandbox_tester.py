@@ -113,12 +113,17 @@ _UNBOUND = object()
 # packages of test helpers (the stdlib's own test suite holds objects equal to everything): never a module the
 # solution may have bound under a name of its choosing
 _TEST_PARTS = ("test", "tests", "idle_test")
+# the harness's own modules (loaded in every job's processes under these names) and the program's __main__
+_HARNESS = ("sandbox_wire", "sandbox_runner", "sandbox_tester", "sandbox_supervisor", "sandbox_harness", "__main__")
 
 
 def module_named(name):
-    """T's own copy of the top-level module called ``name``, or None when there is none."""
+    """T's own copy of the top-level module called ``name``, or None when there is none (the harness's own
+    modules are none)."""
     import importlib
     import importlib.util
+    if name in _HARNESS:
+        return None
     try:
         if name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
             return importlib.import_module(name)
@@ -148,7 +153,8 @@ def binding(name, kind, payload, entry, remote):
     if kind == "value":
         return payload
     if type(payload) is not str or not all(p.isidentifier() for p in payload.split(".")) \
-            or any(p in _TEST_PARTS or p.startswith("test_") for p in payload.split(".")):
+            or any(p in _TEST_PARTS or p.startswith("test_") for p in payload.split(".")) \
+            or payload.split(".")[0] in _HARNESS:
         return _UNBOUND
     try:
         return importlib.import_module(payload)  # our own copy, whatever S did to its copy
