@@ -16,7 +16,7 @@ import pytest
 
 from raylign.verifiers.code import CodeVerifier
 from raylign.verifiers.code.sandbox import Job
-from raylign.verifiers.code.verifier import called_names
+from raylign.verifiers.code.sandbox_tester import called_names
 
 # the first pass's module fixtures (``ns``: the namespaces backend, ``verifier``: a CodeVerifier on it)
 from test_hostile_sandbox import FAST, assert_no_traces, job_with_tests, ns, script_job, verifier  # noqa: F401
@@ -108,7 +108,7 @@ def test_a_module_name_the_tests_use_means_that_module(verifier):
 
 def test_called_names_are_the_functions_an_assert_list_calls():
     assert called_names(["assert f(1) == g(2)", "assert len(h(x)) == 3", "x = (", "assert obj.m(1)"]) == \
-        ("f", "g", "h")
+        ["f", "g", "h"]
 
 
 def test_a_site_packages_job_imports_nothing_from_a_place_it_can_write(ns, monkeypatch, tmp_path):
@@ -192,4 +192,86 @@ def test_no_kernel_state_outside_the_job(ns):
     assert all(got[k] == "denied" for k in ("inotify", "fanotify", "io_uring", "inet6", "inet", "vsock")), out
     assert got["unix"] == "made" and got["netlink"] == "made", out
     assert out[-2] == "1", out  # /proc/net/ip6_flowlabel: its header line only
+    assert_no_traces()
+
+
+# -- a second attacker's pass over the first pass's fixes ------------------------------------------------------
+
+PLANT = """
+import os, types
+with open("/tmp/__init__.py", "w") as f:
+    f.write("import os\\nos.write(3, b''.join(b'P %d\\\\n' % i for i in range(1000)) + b'D\\\\n')\\nos._exit(0)\\n")
+os.chmod("/tmp/__init__.py", 0o644)
+ut = types.ModuleType("unittest.__main__")
+def add_one(x):
+    return 0
+def reverse_string(s):
+    return s
+"""
+
+
+def test_the_solution_cannot_make_the_test_process_import_a_module_it_chose(verifier):
+    """Layer: ``module_at`` imports only a top-level module and follows attributes. Before: a module object the
+    solution named ``unittest.__main__`` made T import that submodule, whose import runs test discovery from T's
+    working directory, which imported the package the solution planted in /tmp: T ran the solution's code and
+    reported every test passed, on every task."""
+    he = verifier(f"```python\n{PLANT}\n```", ADD_ONE)
+    asserts = verifier(PLANT, {"tests": ["assert undefined_fn(1) == 2", "assert False"]})
+    assert he.reward == 0.0 and asserts.reward == 0.0, (he, asserts)
+    assert verifier("import os.path as osp\ndef f():\n    return 1\n",
+                    {"tests": ["assert osp.join('a', 'b') == 'a/b'", "assert f() == 1"]}).reward == 1.0
+    assert_no_traces()
+
+
+def test_an_object_posing_as_a_module_under_an_alias_is_not_the_tests(verifier):
+    """Layer: a name that is neither an entry point nor a module's is never bound to the solution's object; the
+    usual aliases (``np``...) are T's own modules. Before: ``class np: allclose = ...`` passed
+    ``assert np.allclose(norm(...), 5.0)``."""
+    fake = "class np:\n    allclose = staticmethod(lambda *a, **k: True)\ndef norm(v):\n    return 0\n"
+    res = verifier(fake, {"tests": ["assert np.allclose(norm([3, 4]), 5.0)"]})
+    assert res.reward == 0.0, res
+    assert verifier("import itertools as it\ndef gen():\n    return it.count()\n",
+                    {"tests": ["assert list(it.islice(gen(), 2)) == [0, 1]"]}).reward == 1.0
+    assert_no_traces()
+
+
+def test_exit_and_quit_are_the_test_process_own(verifier):
+    """T runs without the ``site`` module, which makes ``exit`` and ``quit`` builtins. Before: a solution that
+    defined ``exit`` passed tests written as ``if f(x) != y: exit(1)``."""
+    code = "def exit(*a):\n    pass\nquit = exit\ndef f(x):\n    return 0\n"
+    res = verifier(code, {"tests": ["if f(1) != 2:\n    exit(1)", "if f(2) != 4:\n    quit(1)"]})
+    assert res.reward == 0.0, res
+
+
+def test_a_prompt_that_ends_inside_a_block_keeps_its_helpers(verifier):
+    """A HumanEval prompt that does not compile as it is: its helpers (before the function under test) are still
+    the task's. Before: the whole set-up was dropped, so the solution's redefined helper stood in for it."""
+    task = {"prompt": "def helper(x):\n    return x + 1\n\ndef add_two(x):\n    y = helper(x)\n    if y:\n",
+            "test": "def check(candidate):\n    assert candidate(1) == helper(2)\n", "entry_point": "add_two"}
+    wrong = "        return 0\n    return 0\n\ndef helper(x):\n    return 0\n"  # candidate(1) == helper(2) if its own
+    right = "        return y + 1\n    return 0\n"
+    assert verifier(wrong, task).reward == 0.0
+    assert verifier(right, task).reward == 1.0
+
+
+def test_programs_end_as_python_ends_them(verifier):
+    """S waits for the program's non-daemon threads and runs its ``atexit`` functions before it exits, as the
+    interpreter does (correct programs that failed before: work done in a thread, output written at exit, a
+    module-level multiprocessing pool), and its queued signals are bounded (they count against host root's
+    quota)."""
+    io = {"inputs": ["3 4\n"], "outputs": ["7\n"]}
+    thread = ("import sys, threading, time\ndef main():\n    time.sleep(0.2)\n"
+              "    a, b = map(int, sys.stdin.readline().split())\n    print(a + b)\nthreading.Thread(target=main).start()\n")
+    at_exit = ("import sys, io, atexit\nbuf = io.StringIO()\nreal = sys.stdout\nsys.stdout = buf\n"
+               "atexit.register(lambda: real.write(buf.getvalue()))\na, b = map(int, input().split())\nprint(a + b)\n")
+    pool = ("import multiprocessing\ndef sq(x):\n    return x * x\npool = multiprocessing.Pool(2)\n"
+            "def squares(xs):\n    return pool.map(sq, xs)\n")
+    sig = "import resource\nprint(resource.getrlimit(resource.RLIMIT_SIGPENDING)[0], input())\n"
+    assert verifier(thread, io).reward == 1.0
+    assert verifier(at_exit, io).reward == 1.0
+    assert verifier(pool, {"tests": ["assert squares([1, 2, 3]) == [1, 4, 9]"]}).reward == 1.0
+    assert verifier(sig, {"inputs": ["x\n"], "outputs": ["256 x\n"]}).reward == 1.0
+    assert verifier("```python\ndef max(xs):\n    return 7\n```",
+                    {"prompt": "def max(xs):\n    \"\"\"the largest\"\"\"\n",
+                     "test": "def check(candidate):\n    assert candidate([1, 7]) == 7\n", "entry_point": "max"}).reward == 1.0
     assert_no_traces()

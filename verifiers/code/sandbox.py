@@ -17,7 +17,8 @@ strong backend works ``get_backend`` raises RuntimeError with one line saying wh
   config masked), a private ``/tmp`` and ``/dev/shm`` capped in size and files (each stdin case gets fresh
   ones); no host data, homes, /etc files (but the linker's cache) or project files. The only network
   device is a down loopback. Programs run as uid 65534 without capabilities under rlimits (CPU time, address
-  space, file size, which also caps stdout/stderr, open files) and a seccomp filter
+  space, file size, which also caps stdout/stderr, open files, queued signals: they count against the host user
+  that made the namespaces) and a seccomp filter
   (``sandbox_runner.seccomp_program``): no kernel keyrings (which no namespace scopes: keys would outlive the
   job and reach other jobs), no POSIX message queues, no inotify or fanotify instances (counted against the host
   user that made the namespaces: a job could use up root's), no io_uring, and no socket of a family other than
@@ -52,11 +53,17 @@ task's trusted set-up code (``Job.setup``: a HumanEval prompt, whose helpers are
 for the solution's names: a call sends its arguments to S over a pipe and gets the result back as plain data
 (:mod:`.sandbox_wire`: builtin types only, rebuilt in T), so every comparison in a test is the builtin
 comparison of values the solution cannot fake; an object that is not plain data comes back as a handle whose
-``==`` is identity. The table of names S sends is the solution's word, so it never picks an object of T's
-(``sandbox_tester.binding``): an entry point (the HumanEval function; the functions an assert list calls) is
-always the solution's own value or handle; any other name that is a module's name in T (``math``, ``numpy``) is
-T's own module of that name, whatever the solution bound to it; a module under an alias is T's own copy of it
-(never one of the standard library's test-helper packages, which hold objects equal to everything). T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
+``==`` is identity. The table of names S sends is the solution's word, so it never picks an object of T's nor a
+module for T to import (``sandbox_tester.binding``): an entry point (the HumanEval function; every function the
+tests call) is always the solution's own value or handle, even one named like a builtin; any other name that is a
+module's name in T (``math``, ``numpy``) or a usual alias (``np``) is T's own module, whatever the solution bound
+to it; a module under another alias is T's own module at that path, reached by importing only its top-level
+module (never a submodule the solution chose, whose import could run code; never the standard library's
+test-helper packages, which hold objects equal to everything); plain data is bound as it is, and any other
+object of the solution's is left out (a test that used it through its attributes would run the solution's code
+where it checks). T has its own ``exit``/``quit`` (it runs without ``site``), and a task's set-up code that does
+not compile as it is keeps the helpers before its last function, or fails every test (the solution's names
+never stand in for it). T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
 test passes when T says so and ended normally, and S ended by itself with exit 0 (no signal, no deadline)
 leaving no process behind; S still running GRACE_S after T ended is killed and the run fails as ``killed``
 (never a ``timeout``, which only the deadline makes). S never receives the tests: it is forked before the
@@ -64,7 +71,14 @@ job's spec is read and gets only its own part (not even the other stdin cases). 
 harness's clock: a signal a program sends itself (SIGXCPU included) ends it as ``killed``, an error of the
 program.
 
-Residual risks (documented, not defended): a job that asked for site-packages can read, in
+A program ends as the interpreter ends one: its non-daemon threads are waited for and its ``atexit`` functions
+run before S exits.
+
+Residual risks (documented, not defended): every job's S is host uid 65534, so one job's pipes can use up that
+user's pipe buffer quota (``pipe-user-pages-soft``) and shrink other jobs' new pipes; memory a job keeps alive in
+an in-flight unix-socket cycle outlives it until the kernel's next unix garbage collection; results cross as plain
+data, so a test that needs a returned object's type (``isinstance``, a namedtuple's field names, a dict view) or
+that passes the solution an object its set-up code built (not picklable) fails where plain Python would pass; a job that asked for site-packages can read, in
 ``/proc/self/mountinfo``, the host path of each site-packages directory bound at ``/sites/<i>`` (the files in
 them that name host paths, ``*.pth``, editable finders, ``direct_url.json``, are covered, and its import path
 holds only the standard library's and ``/sites`` entries); a test that passes the solution's handle objects to its own
@@ -130,7 +144,8 @@ class Job:
     limits: Limits = Limits()
     site_packages: bool = False  # let the program import the host interpreter's site-packages
     setup: str | None = None  # tests mode: trusted code run in the test process before the tests
-    entry_points: tuple[str, ...] = ()  # tests mode: names always taken from the solution
+    entry_points: tuple[str, ...] = ()  # tests mode: names always taken from the solution (besides those the
+    # tests call, which the test process adds itself: sandbox_tester.called_names)
 
     @property
     def mode(self) -> str:

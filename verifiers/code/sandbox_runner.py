@@ -122,6 +122,9 @@ def prepare_runner(spec, ns):
         (resource.RLIMIT_FSIZE, spec["fsize"], spec["fsize"]),
         (resource.RLIMIT_NOFILE, spec["nofile"], spec["nofile"]),
         (resource.RLIMIT_CORE, 0, 0),
+        # queued signals count against the host user that made the job's user namespace (root), whose quota
+        # every process of the machine shares
+        (resource.RLIMIT_SIGPENDING, SIGPENDING, SIGPENDING),
     ]
     for which, soft, hard in limits:
         if soft is not None:
@@ -130,6 +133,7 @@ def prepare_runner(spec, ns):
     sys.stdin = open(0, "r", encoding="utf-8", errors="replace", closefd=False)
     sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
+    _STREAMS[:] = [sys.stdout, sys.stderr]
     sys.argv = ["main.py"]
     main = type(sys)("__main__")
     sys.modules["__main__"] = main
@@ -211,9 +215,32 @@ def deny_syscalls():
     _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
+SIGPENDING = 256  # signals S may have queued at once
+
+
+def _finish():
+    """What the interpreter does at the end of a program, before S's ``os._exit``: wait for its non-daemon
+    threads (a program that does its work in ``threading.Thread(target=main).start()``), then run its ``atexit``
+    functions (and so multiprocessing's clean-up of its pools)."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        try:
+            threading._shutdown()
+        except BaseException:  # noqa: BLE001 - the program's threads: whatever they raise is theirs
+            pass
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:  # noqa: BLE001
+        pass
+
+
+_STREAMS = []  # the program's stdout and stderr as prepared (it may have replaced sys.stdout since)
+
+
 def _flush():
     rc = 0
-    for stream in (sys.stdout, sys.stderr):
+    for stream in [sys.stdout, sys.stderr] + _STREAMS:
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001 - e.g. EFBIG at the output limit
@@ -247,6 +274,7 @@ def run_program(code, main):
         except BaseException:  # noqa: BLE001
             pass
         rc = 1
+    _finish()
     rc = _flush() or rc
     _exit(rc)
 
@@ -284,7 +312,7 @@ def serve_solution(code, main, rfd, wfd):
     # bound before the solution runs (it may patch builtins, os, the wire module...)
     _exec, _compile, _id, _len, _type, _isinstance, _getattr = exec, compile, id, len, type, isinstance, getattr
     _iter, _next, _str, _repr, _bool = iter, next, str, repr, bool
-    _BaseException, _StopIteration, _exit_, _flush_ = BaseException, StopIteration, _exit, _flush
+    _BaseException, _StopIteration, _exit_, _flush_, _finish_ = BaseException, StopIteration, _exit, _flush, _finish
     _Module = types.ModuleType
     table, index, stubs = [], {}, {}
 
@@ -398,5 +426,6 @@ def serve_solution(code, main, rfd, wfd):
             sys.stderr.write(f"sandbox: {_type(exc).__name__}: {exc}\n")
         except _BaseException:  # noqa: BLE001
             pass
+    _finish_()
     _flush_()
     _exit_(0)

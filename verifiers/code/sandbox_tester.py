@@ -103,6 +103,11 @@ def prepare_tester(spec, ns):
     for which, value in ((resource.RLIMIT_CPU, spec["cpu"]), (resource.RLIMIT_AS, max(spec["mem"], 256 << 20)),
                          (resource.RLIMIT_FSIZE, 1 << 20), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(which, (value, value))
+    # the names the site module would have made builtins (T runs without it), so that no solution can define them
+    builtins.exit = builtins.quit = sys.exit
+    for name in ("help", "copyright", "credits", "license"):
+        setattr(builtins, name, _no_site_name(name))
+    os.environ["HOME"] = "/"  # not the job's /tmp, which the solution can write
     sys.stdin = open(0, "r", closefd=False)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
@@ -115,14 +120,20 @@ _UNBOUND = object()
 _TEST_PARTS = ("test", "tests", "idle_test")
 # the harness's own modules (loaded in every job's processes under these names) and the program's __main__
 _HARNESS = ("sandbox_wire", "sandbox_runner", "sandbox_tester", "sandbox_supervisor", "sandbox_harness", "__main__")
+# top-level modules whose import does something (opens a browser, prints, starts a GUI)
+_NO_IMPORT = ("antigravity", "this", "__hello__", "__phello__", "turtledemo", "idlelib", "tkinter", "turtle")
+# the usual aliases: a test that uses one of these names means that module, whatever the solution bound to it
+ALIASES = {"np": "numpy", "pd": "pandas", "sp": "scipy", "plt": "matplotlib.pyplot", "nx": "networkx",
+           "tf": "tensorflow", "mp": "mpmath", "sym": "sympy", "it": "itertools", "ft": "functools",
+           "op": "operator", "dt": "datetime", "st": "statistics"}
 
 
 def module_named(name):
     """T's own copy of the top-level module called ``name``, or None when there is none (the harness's own
-    modules are none)."""
+    modules and those whose import does something are none)."""
     import importlib
     import importlib.util
-    if name in _HARNESS:
+    if name in _HARNESS or name in _NO_IMPORT or name[:1] == "_":
         return None
     try:
         if name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
@@ -132,14 +143,34 @@ def module_named(name):
     return None
 
 
+def module_at(path):
+    """T's own module at the dotted ``path`` the solution named, reached by importing only its top-level module
+    and following attributes (``os.path``): importing a submodule the solution chose would run code it chose
+    (``unittest.__main__`` runs test discovery). None for a path with a private part, into the stdlib's test
+    packages, or to anything but a module."""
+    import types
+    parts = path.split(".") if type(path) is str else []
+    if not parts or not all(p.isidentifier() and p[:1] != "_" for p in parts) \
+            or any(p in _TEST_PARTS or p.startswith("test_") for p in parts):
+        return None
+    value = module_named(parts[0])
+    try:
+        for part in parts[1:]:
+            value = getattr(value, part)
+    except Exception:  # noqa: BLE001
+        return None
+    return value if isinstance(value, types.ModuleType) else None
+
+
 def binding(name, kind, payload, entry, remote):
     """What a name of the solution's table means in the tests (``_UNBOUND``: nothing). The table is the
-    solution's word, so it never picks an object of T's: an entry point is the solution's own value (plain data,
-    or a handle reached through S), never a module; any other name the solution holds as a module or as an
-    object of its own that is a module's name in T (``math``, ``re``, ``numpy``...) is T's own module of that
-    name, since a test that uses it means that module; a module under an alias (``import numpy as np``) is T's
-    own copy of the module the solution imported, never one of the stdlib's test-helper packages; other handles
-    and plain data are bound as they are. ``remote``: T's handle class."""
+    solution's word, so it never picks an object of T's, nor a module for T to import: an entry point is the
+    solution's own value (plain data, or a handle reached through S), never a module; a name that is a module's
+    in T (``math``, ``numpy``) or a usual alias (``np``: ``ALIASES``) is T's own module, whatever the solution
+    bound to it; a module under another alias is T's own module at the path the solution's module names
+    (``module_at``); plain data is bound as it is; any other object of the solution's (a handle) is left out,
+    since a test that used it through its attributes (``np.allclose`` on a class posing as numpy) would run the
+    solution's code where it checks. ``remote``: T's handle class."""
     import importlib
     if kind not in ("value", "module"):
         return _UNBOUND
@@ -147,19 +178,55 @@ def binding(name, kind, payload, entry, remote):
         return payload if kind == "value" else _UNBOUND
     if kind == "value" and type(payload) is not remote:
         return payload  # plain data, rebuilt here from builtin types
+    if name in ALIASES:
+        try:
+            return importlib.import_module(ALIASES[name])  # our own table: a module the tests mean
+        except Exception:  # noqa: BLE001 - not installed here
+            return _UNBOUND
     own = module_named(name)
     if own is not None:
         return own
-    if kind == "value":
-        return payload
-    if type(payload) is not str or not all(p.isidentifier() for p in payload.split(".")) \
-            or any(p in _TEST_PARTS or p.startswith("test_") for p in payload.split(".")) \
-            or payload.split(".")[0] in _HARNESS:
-        return _UNBOUND
-    try:
-        return importlib.import_module(payload)  # our own copy, whatever S did to its copy
-    except Exception:  # noqa: BLE001 - not importable here: not the tests' to use
-        return _UNBOUND
+    if kind == "module":
+        found = module_at(payload)
+        return _UNBOUND if found is None else found
+    return _UNBOUND
+
+
+def called_names(tests):
+    """The names the tests call as functions (``f(...)``), but the builtins': functions under test, which are the
+    solution's. A test that does not parse contributes none (it fails as it would anywhere)."""
+    import ast
+    names = set()
+    for test in tests:
+        try:
+            tree = ast.parse(test)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        names.update(node.func.id for node in ast.walk(tree)
+                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
+    return sorted(n for n in names if n not in builtins.__dict__)
+
+
+def setup_variants(setup):
+    """The forms of a task's set-up code to try, in order: as it is; with a ``pass`` after it (a prompt may end in
+    a bare ``def f(...):`` line); everything before its last top-level ``def``/``class`` (a prompt that ends
+    inside the function under test: its helpers come before it), with and without that ``pass``."""
+    yield setup
+    yield setup + "\n    pass\n"
+    lines = setup.splitlines(keepends=True)
+    last = max((i for i, line in enumerate(lines) if line.startswith(("def ", "class ", "async def "))),
+               default=None)
+    if last:
+        head = "".join(lines[:last])
+        yield head
+        yield head + "\n    pass\n"
+
+
+def _no_site_name(name):
+    def stub(*args, **kwargs):
+        raise RuntimeError(f"{name}() is not available in the test process")
+    stub.__name__ = name
+    return stub
 
 
 def _clean(text, n=300):
@@ -360,13 +427,13 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         return
     base = {"__name__": "__main__", "__builtins__": builtins}
     from_solution = {}
-    entry_points = set(spec.get("entry_points") or ())
+    entry_points = set(spec.get("entry_points") or ()) | set(called_names(spec["tests"]))
     for entry in hello[2]:
         if type(entry) is not tuple or len(entry) != 3 or type(entry[0]) is not str or not entry[0].isidentifier():
             continue
         name, kind, payload = entry
-        if name[:2] == "__" or name in builtins.__dict__:  # never shadow a builtin the tests use
-            continue
+        if name[:2] == "__" or (name in builtins.__dict__ and name not in entry_points):
+            continue  # never shadow a builtin the tests use (but the function under test may be called "max")
         value = binding(name, kind, payload, name in entry_points, Remote)
         if value is not _UNBOUND:
             base[name] = value
@@ -375,15 +442,16 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     setup_error = None
     if setup:
         code = None
-        for text in (setup, setup + "\n    pass\n"):  # a prompt may end in a bare ``def f(...):`` line
+        for text in setup_variants(setup):
             try:
                 code = compile(text, "setup.py", "exec")
                 break
-            except SyntaxError:
+            except (SyntaxError, ValueError):
                 continue
-        try:  # a set-up that does not compile even so is left out: the solution's own names stay
-            if code is not None:
-                exec(code, base)
+        try:  # a set-up that compiles in no form fails every test: the solution's names never stand in for it
+            if code is None:
+                raise SyntaxError("the task's set-up code does not compile")
+            exec(code, base)
         except BaseException as exc:  # noqa: BLE001 - the task's own code: every test fails with it
             setup_error = exc
     for name in spec.get("entry_points") or ():

@@ -27,8 +27,6 @@ could not be bounded; see :mod:`.sandbox`).
 """
 from __future__ import annotations
 
-import ast
-import builtins
 import json
 import re
 from typing import Any, Iterable, Mapping
@@ -115,20 +113,6 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
                      "asserts) or 'inputs'/'outputs' (stdin/stdout)")
 
 
-def called_names(tests: Iterable[str]) -> tuple[str, ...]:
-    """The names the tests call as functions (``f(...)``), but the builtins': an assert list's functions under
-    test. A test that does not parse contributes none (it fails in the sandbox as it would anywhere)."""
-    names: set[str] = set()
-    for test in tests:
-        try:
-            tree = ast.parse(test)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            continue
-        names.update(node.func.id for node in ast.walk(tree)
-                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
-    return tuple(sorted(n for n in names if n not in vars(builtins)))
-
-
 def _join(value: Any) -> str:
     if not value:
         return ""
@@ -209,9 +193,7 @@ class CodeVerifier:
             job = Job(program, tests=(test,), limits=self.limits, site_packages=self.site_packages,
                       setup=fields["prompt"], entry_points=(fields["entry_point"],))
         elif fmt == "asserts":
-            # the functions the asserts call are the solution's, even one named like a module the tests may use
-            job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages,
-                      entry_points=called_names(fields["tests"]))
+            job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages)
         else:
             job = Job(code, inputs=tuple(fields["inputs"]), limits=self.limits, site_packages=self.site_packages)
         return fmt, job, fields
