@@ -207,3 +207,111 @@ def test_missed_equivalences(candidate, reference, reward):
 def test_a_set_is_one_number_only_when_its_items_are_one_value(candidate, reference, reward):
     """Before: each item close to the reference was enough, so two approximations in braces hedged."""
     assert _reward(candidate, reference) == reward
+
+
+# ==================================================================== the second attacker pass, over the first's fixes
+# a self-correction takes the first box back; a condition, a question or an alternative does not
+@pytest.mark.parametrize("completion,reward", [
+    ("So \\boxed{3}.\n\nWait, that's wrong. If we recount, we get 5. So the answer is \\boxed{5}.", 1.0),
+    ("\\boxed{3}. Hmm, actually I made a mistake: I should also count the endpoints, so \\boxed{5}.", 1.0),
+    ("\\boxed{3}\n\nWait, I made an error. Choosing 2 or more items gives 5 ways. \\boxed{5}", 1.0),
+    ("\\boxed{3}. Actually, wait, that's wrong since x may be negative. Correct: \\boxed{5}", 1.0),
+    ("\\boxed{3}. Oops, I forgot the case where x = 0 or x = 1. The answer is \\boxed{5}.", 1.0),
+    ("\\boxed{3}\nWait, this is wrong because either factor could be zero. Final: \\boxed{5}", 1.0),
+    ("\\boxed{3}. Wait, that doesn't work: if n = 2 the sum is 5. \\boxed{5}", 1.0),
+    ("\\boxed{3}. That is wrong; I also need to add 2. \\boxed{5}", 1.0),
+    ("\\boxed{3}. That's wrong! \\boxed{4}. That's also wrong! \\boxed{5}", 1.0),
+    ("\\boxed{3}, and should that be wrong, \\boxed{5}.", 0.0), ("\\boxed{3}. Were that wrong, \\boxed{5}.", 0.0),
+    ("\\boxed{3}, but should this be incorrect, \\boxed{5}.", 0.0),
+    ("\\boxed{3}. Second guess, assuming 3 is wrong: \\boxed{5}", 0.0), ("\\boxed{3}. Supposing that's wrong: \\boxed{5}", 0.0),
+    ("\\boxed{3}. Fallback (when 3 is wrong): \\boxed{5}", 0.0), ("\\boxed{3}; in the event that's wrong, \\boxed{5}.", 0.0),
+    ("\\boxed{3}. Wrong? Then \\boxed{5}.", 0.0), ("\\boxed{3}. Actually, \\boxed{5} works too.", 0.0),
+    ("\\boxed{3}. Actually both work; \\boxed{5}.", 0.0),
+])
+def test_corrections_and_conditional_boxes(completion, reward):
+    assert _whole(completion, "5") == reward
+
+
+# a value offered beside the final answer is judged like a second box
+@pytest.mark.parametrize("completion,reference,reward", [
+    ("The answer is $\\boxed{3}$, or possibly $5$.", "3", 0.0), ("The answer is $\\boxed{3}$ or $5$.", "3", 0.0),
+    ("\\boxed{3} (or maybe 5)", "3", 0.0), ("\\boxed{3}, but it could also be 5.", "3", 0.0),
+    ("The answer is 3. Or maybe 5.", "3", 0.0), ("The answer is 3. Possibly 5.", "3", 0.0),
+    ("The answer is 3.\nAlternatively, 5.", "3", 0.0), ("The answer is A, but it could also be B.", "A", 0.0),
+    ("The answer is yes, but it could also be no.", "yes", 0.0), ("The answer is 3, but it might be \\sqrt{5}.", "3", 0.0),
+    ("The answer is 3, but 5 is also plausible.", "3", 0.0),
+    ("The answer is 3, or equivalently $\\frac{6}{2}$.", "3", 1.0), ("\\boxed{3} (or 3.0)", "3", 1.0),
+    ("The answer is \\boxed{5}. Alternatively, we could have counted the complement.", "5", 1.0),
+    ("The answer is $5$ or $-5$.", "\\pm 5", 1.0), ("The answer is 12; 12 is also the LCM.", "12", 1.0),
+    ("The answer is 12, and 12 is divisible by 3.", "12", 1.0),
+])
+def test_values_offered_beside_the_answer(completion, reference, reward):
+    assert _whole(completion, reference) == reward
+
+
+@pytest.mark.parametrize("completion,reward", [
+    # suppositions, recollections and doubts pass the phrase over; the answer stated before it stands
+    ("A wrong answer is 12.", 0.0), ("The wrong answer is 12.", 0.0), ("Wrong answer: 12", 0.0),
+    ("Incorrect answer: 12", 0.0), ("Not the answer: 12", 0.0), ("The answer is 12... no, that's not right.", 0.0),
+    ("I doubt the answer is 12.", 0.0), ("It is unlikely that the answer is 12.", 0.0),
+    ("Hypothetically, the answer is 12", 0.0), ("The answer is 12, which is false.", 0.0),
+    ("One might think the answer is 12, but we need to account for overlaps. Let's count them: the first set has",
+     0.0),
+    ("It's tempting to say the answer is 12, but that ignores the order. Counting ordered pairs,", 0.0),
+    ("The naive answer is 12, but we must subtract overlaps", 0.0),
+    ("A student might claim the answer is 12. However, this double counts. Let me redo", 0.0),
+    ("So the answer is 12.\n\nLet me verify: if the answer is 12, then 12 * 3 = 36, which matches.", 1.0),
+    ("Therefore, the answer is 12.\n\nCheck: assuming the answer is 12, the total is 36. Correct.", 1.0),
+    ("The answer is 12.\n\n(Our initial guess was that the answer is 10, but that was wrong.)", 1.0),
+    ("The answer is 12. My previous answer is also 12, so we are consistent.", 1.0),
+    ("The answer is 12.\n\nSuppose instead that the answer is 13; then 13*3=39, contradiction.", 1.0),
+    ("Thus, the answer is 12. A careless student might think the answer is 13, which is wrong.", 1.0),
+    ("Thus, the answer is 12. Note that a common wrong answer is 13.", 1.0),
+    # and ordinary sentences still state their answer
+    ("If she sells 3 boxes of 4, the answer is 12.", 1.0), ("To check, 3 * 4 = 12, so the answer is 12.", 1.0),
+    ("Let me double-check: the answer is 12.", 1.0), ("Using the previous result, the answer is 12.", 1.0),
+    ("Since the initial amount was 20 and she spent 8, the answer is 12.", 1.0),
+    ("By the ratio test, the answer is 12.", 1.0), ("We verify that x=12 works; the answer is 12.", 1.0),
+    ("My initial guess was 10, but after computing, the answer is 12.", 1.0),
+    ("Whether or not she walks, the answer is 12.", 1.0), ("The answer is 12, since there is no contradiction.", 1.0),
+    ("The answer is 12 because the wrong approach (adding) gives 7.", 1.0), ("I think the answer is 12.", 1.0),
+])
+def test_answer_is_sentences(completion, reward):
+    assert _whole(completion, "12") == reward
+
+
+@pytest.mark.parametrize("candidate,reference,reward", [
+    # a program's float output, and scientific notation, follow the decimal rule
+    ("1.4142135623730951", "\\sqrt2", 1.0), ("1.0471975511965976", "\\frac{\\pi}{3}", 1.0),
+    ("0.7071067811865476", "\\frac{\\sqrt2}{2}", 1.0), ("22026.465794806718", "e^{10}", 1.0),
+    ("0.8333333333333334", "\\frac56", 1.0), ("3.14159265358979312", "\\pi", 1.0),
+    ("1.41421356237319", "\\sqrt2", 0.0), ("0.70710677", "\\frac{\\sqrt2}{2}", 0.0),
+    ("4.8516519541 \\times 10^{8}", "e^{20}", 1.0), ("4.8516519541e8", "e^{20}", 1.0),
+    ("2.0611536e-9", "e^{-20}", 1.0), ("2.0611536 \\times 10^{-9}", "e^{-20}", 1.0),
+    ("1.41421356 \\times 10^{6}", "1000000\\sqrt2", 1.0), ("3.14159 \\times 10^{2}", "100\\pi", 1.0),
+    ("3.14169 \\times 10^{2}", "100\\pi", 0.0), ("1.5 \\times 10^{3}", "1500", 1.0), ("1.6 \\times 10^{3}", "1500", 0.0),
+    ("(3141592.)", "1000000\\pi", 0.0), ("[0, 3141592.]", "[0,1000000\\pi]", 0.0),
+    # far points: cancellation in floating point is checked at 50 digits
+    ("\\sqrt{x^{8}+1}-x^{4}", "\\frac{1}{\\sqrt{x^{8}+1}+x^{4}}", 1.0), ("\\sqrt{(x^{10}+1)^2}-x^{10}", "1", 1.0),
+    ("(\\sqrt{x^8+1}-x^4)(\\sqrt{x^8+1}+x^4)", "1", 1.0), ("\\sqrt{x^{16}+2x^8+1} - x^8", "1", 1.0),
+    # inequalities: only disjoint ones joined are a union
+    ("x > -1 \\text{ and } x < 3", "\\mathbb{R}", 0.0), ("x > -1, x < 3", "\\mathbb{R}", 0.0),
+    ("x \\ne 1, x \\ne 2", "\\mathbb{R}", 0.0), ("x > 3 \\text{ and } x > 100", "(3,\\infty)", 0.0),
+    # choice letters
+    ("\\text{A. Or B.}", "A", 0.0), ("\\text{A. Also B}", "A", 0.0), ("\\text{A. Maybe B}", "A", 0.0),
+    ("\\text{A) Or C)}", "A", 0.0), ("\\text{A. B is also correct}", "A", 0.0),
+    ("(C)\\ 2a", "C", 1.0), ("\\text{C) y = 2x}", "C", 1.0),
+    # units written in common ways; hedge words are no unit
+    ("25 \\text{ units}^2", "25 \\text{ square units}", 1.0), ("25 \\text{ sq. units}", "25 \\text{ units}^2", 1.0),
+    ("7 \\text{ cubic units}", "7 \\text{ units}^3", 1.0), ("100 \\text{ degrees Celsius}", "100^\\circ C", 1.0),
+    ("212 \\text{ degrees Fahrenheit}", "212^\\circ F", 1.0), ("100 \\text{ Celsius}", "100^\\circ C", 1.0),
+    ("100 \\text{ degrees Celsius}", "100^\\circ F", 0.0),
+    ("5 \\text{ boxes}", "5 \\text{ box}", 1.0), ("5 \\text{ classes}", "5 \\text{ class}", 1.0),
+    ("5 \\text{ cherries}", "5 \\text{ cherry}", 1.0), ("5 \\text{ buses}", "5\\text{ bus}", 1.0),
+    ("2 \\text{ PM}", "2\\text{ pm}", 1.0), ("5 \\text{ years}", "5 \\text{ years old}", 1.0),
+    ("5 \\text{ meters squared}", "5 \\text{ m}^2", 1.0), ("60 \\text{ kmph}", "60 \\text{ km/h}", 1.0),
+    ("5 \\text{ Kg}", "5 \\text{ kg}", 1.0), ("5 \\text{ CM}", "5\\text{ cm}", 1.0),
+    ("5 \\text{ maybe six}", "5", 0.0), ("5 \\text{ perhaps seven}", "5", 0.0), ("5 \\text{ else seven}", "5", 0.0),
+])
+def test_second_pass_neighbours(candidate, reference, reward):
+    assert _reward(candidate, reference) == reward

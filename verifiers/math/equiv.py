@@ -76,11 +76,11 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from raylign.verifiers.math.evaluate import (EvalError, evaluate, precise_value, precisely_different, safe_rational,
-                                             sympy_equal)
+from raylign.verifiers.math.evaluate import (EvalError, evaluate, precise_value, precisely_different, precisely_equal,
+                                             safe_rational, sympy_equal)
 from raylign.verifiers.math.normalize import clean
 from raylign.verifiers.math.parse import E, I, INF, TooLarge, Unjudgeable, contains, symbols
-from raylign.verifiers.math.sets import finite_set_equal, set_equal
+from raylign.verifiers.math.sets import finite_set_equal, real_number, set_equal
 from raylign.verifiers.math.values import Scalar, describe, kind, parse_answer, scalar_from_node
 
 __all__ = ["BudgetExceeded", "Options", "TooLarge", "Unjudgeable", "clean", "describe", "equal", "kind",
@@ -100,9 +100,12 @@ class Options:
 
 _POINTS = (0.8326, -1.2649, 1.9173, 0.3711, -0.6137, 2.4819, -2.0931, 1.3457)
 _RANDOM_POINTS = 2
+FAR = "far"  # what _sample_points says of a far point (checked at 50 digits where floating point disagrees)
 _FAR = ((4.5, 12.0), (12.0, 40.0))  # magnitudes of the far points (log-uniform), one positive and one negative each
 _CHOICE_PREFIX = re.compile(r"\(([A-Za-z])\)|([A-Za-z])(?:[\s:.)]|$)")
-_OTHER_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?[A-Za-z]\)?(?![A-Za-z])")  # a second letter standing alone
+# right after a choice letter: another one ("A. B.", "A) or C)", "A. Maybe B", "A. B is also correct"; the text has
+# lost its spaces: "a.orb.")
+_OTHER_CHOICE = re.compile(r"[\s,;/&]*(?:or|also|maybe|perhaps|possibly|and)?[\s,]*\(?[a-jA-J](?:[.):]|$|is)")
 
 
 DEFAULT_REL_TOL = 1e-6
@@ -143,7 +146,7 @@ def _sample_points(syms: list[str], deadline: float | None, key: object, far: bo
     for low, high in _FAR if far else ():  # and far from 0 on each side (``far``): |x - 5| is 5 - x only below
         for sign in (1, -1):  # 5, min(x, 5) is x only there
             _check(deadline)
-            yield {s: complex(sign * math.exp(rng.uniform(math.log(low), math.log(high)))) for s in syms}, True
+            yield {s: complex(sign * math.exp(rng.uniform(math.log(low), math.log(high)))) for s in syms}, FAR
 
 
 def _close(a: complex, b: complex, tol: float) -> bool:
@@ -169,11 +172,17 @@ def _exactly_apart(xn, yn, va: complex, vb: complex, o: Options, env=None) -> bo
 
 
 def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
-    """A bare decimal literal (>= decimal_min_sig significant digits) matches a value that is not one when it is
-    that value rounded, or truncated toward zero, to the decimal's places: 3.1416 and 3.1415 for pi, 0.3333 for
-    1/3, never 3.1417 or 0.3334. Rational values are compared exactly, others at 50 digits."""
+    """A decimal (a bare decimal literal with at least one place, or one in scientific notation, ``4.85 \\times
+    10^{8}``; >= decimal_min_sig significant digits) matches a value that is not one when it is that value
+    rounded, or truncated toward zero, to the decimal's places: 3.1416 and 3.1415 for pi, 0.3333 for 1/3, never
+    3.1417 or 0.3334. A decimal of ``MACHINE_SIG`` significant digits or more (a program's float output,
+    ``1.4142135623730951``) may be off by a unit in its last place or by a double's rounding. Rational values
+    are compared exactly, others at 60 digits."""
     for (vn, vr, vd), (wn, wr, wd) in ((x, y), (y, x)):
-        if vd is None or wd is not None or vd[1] < o.decimal_min_sig or vr is None:
+        if vd is not None and vd[0] < 1:
+            continue  # "3141592." is an integer written with a point, not an approximation to any places
+        vd = vd or _scientific(vn)
+        if vd is None or wd is not None or _scientific(wn) is not None or vd[1] < o.decimal_min_sig or vr is None:
             continue
         if exact:
             target = wr
@@ -181,26 +190,50 @@ def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
             target = precise_value(wn)
             if target is None:
                 continue
-        if _rounds_or_truncates(vr, target, vd[0]):
+        if _rounds_or_truncates(vr, target, vd[0], vd[1] >= MACHINE_SIG):
             return True
     return False
 
 
-def _rounds_or_truncates(dec: Fraction, target, places: int) -> bool:
-    """Whether ``dec`` (a decimal with ``places`` places) is ``target`` (a Fraction, or a real mpmath number)
-    rounded (half a unit either way) or truncated toward zero to that many places."""
-    unit = Fraction(1, 10 ** places)
+MACHINE_SIG = 12  # significant digits from which a decimal is taken for a program's floating-point output
+
+
+def _scientific(node):
+    """``(places, significant digits)`` of a decimal in scientific notation (``4.8516 \\times 10^{8}``: places
+    4 - 8 = -4), else None."""
+    if node[0] != "mul" or len(node[1]) != 2:
+        return None
+    mantissa, power = node[1]
+    if mantissa[0] != "num" or "." not in mantissa[2] or power[0] != "pow" or power[1][0] != "num" \
+            or power[1][1] != 10:
+        return None
+    e = power[2]
+    sign = -1 if e[0] == "neg" else 1
+    e = e[1] if e[0] == "neg" else e
+    if e[0] != "num" or e[1].denominator != 1 or abs(e[1]) > 400:
+        return None
+    digits = mantissa[2].lstrip("+-")
+    places = len(digits.split(".", 1)[1])
+    sig = len(digits.replace(".", "").lstrip("0"))
+    return places - sign * int(e[1]), sig
+
+
+def _rounds_or_truncates(dec: Fraction, target, places: int, machine: bool = False) -> bool:
+    """Whether ``dec`` (a decimal with ``places`` places, negative for tens, hundreds...) is ``target`` (a
+    Fraction, or a real mpmath number) rounded (half a unit either way) or truncated toward zero to that many
+    places; ``machine``: also within a unit in the last place, or a double's rounding (2^-52 relative)."""
+    unit = Fraction(10) ** -places
     if isinstance(target, Fraction):
         gap = target - dec
-        if abs(gap) <= unit / 2:
+        if abs(gap) <= unit / 2 or (machine and abs(gap) <= max(unit, abs(target) * Fraction(1, 2 ** 51))):
             return True
         return (dec == 0 or (dec > 0) == (target > 0)) and abs(dec) <= abs(target) and abs(gap) < unit
     import mpmath
     with mpmath.workdps(60):
         d = mpmath.mpf(dec.numerator) / dec.denominator
-        u = mpmath.mpf(1) / 10 ** places
+        u = mpmath.mpf(10) ** -places
         gap = target - d
-        if abs(gap) <= u / 2:
+        if abs(gap) <= u / 2 or (machine and abs(gap) <= max(u, abs(target) * mpmath.mpf(2) ** -51)):
             return True
         return bool((dec == 0 or (d > 0) == (target > 0)) and abs(d) <= abs(target) and abs(gap) < u)
 
@@ -267,6 +300,9 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         va, vb = values
         if not (_finite(va) and _finite(vb)):
             overflowed += 1
+            continue
+        if not _close(va, vb, o.rel_tol) and drawn is FAR and precisely_equal(xn, yn, env):
+            agreed += 1  # far from 0, floating point cancels (\sqrt{x^8+1} - x^4); 50 digits do not
             continue
         if not _close(va, vb, o.rel_tol) or (not agreed and _exactly_apart(xn, yn, va, vb, o, env)):
             return False  # (the first agreeing point is checked at 50 digits too: x + 10^{-9} is not x)
@@ -363,9 +399,22 @@ def _rels_as_union(v):
     names = set()
     for item in items:
         names |= {p[1].node[1] for p in item[1] if p[0] == "scalar" and p[1].node[0] == "sym"}
-    parts = [_rel_to_set(item) for item in items]
+    parts = [_rel_to_interval(item) for item in items]
     if len(names) != 1 or any(part is None for part in parts):
         return None
+    # "or" and "and" both become a list; only disjoint intervals are read as a union ("x < -1 or x > 3"): joined
+    # by "and" they would be the empty set, which no answer means, and overlapping ones ("x > -1, x < 3") are
+    # conditions that all hold
+    spans = []
+    for part in parts:
+        lo, hi = (real_number(e) for e in part[3])
+        if lo is None or hi is None:
+            return None
+        spans.append((lo, hi, part[1] == "[", part[2] == "]"))
+    spans.sort(key=lambda sp: sp[0])
+    for (_, hi, _, hi_in), (lo, _, lo_in, _) in zip(spans, spans[1:]):
+        if hi > lo or (hi == lo and hi_in and lo_in):
+            return None
     return ("union", tuple(parts))
 
 
@@ -446,7 +495,7 @@ def _choice_letter(v) -> str | None:
         return v[1].node[1].upper()
     if v[0] == "text":
         m = _CHOICE_PREFIX.match(v[1])
-        if m is None or _OTHER_CHOICE.search(v[1], m.end()):
+        if m is None or _OTHER_CHOICE.match(v[1], m.end()):
             return None  # no letter, or two of them ("A. B.", "A) or B)"): not one choice
         return (m.group(1) or m.group(2)).upper()
     return None

@@ -360,8 +360,8 @@ def _mp_value(node, mp, env):
             return mp.power(b, 1 / e if k == "root" else e)
         if e_rat.denominator == 1:
             return mp.power(b, int(e_rat))
-        if mp.im(b) == 0 and b < 0 and e_rat.denominator % 2 == 1:
-            r = mp.power(-b, mp.mpf(e_rat.numerator) / e_rat.denominator)
+        if mp.im(b) == 0 and mp.re(b) < 0 and e_rat.denominator % 2 == 1:
+            r = mp.power(-mp.re(b), mp.mpf(e_rat.numerator) / e_rat.denominator)
             return -r if e_rat.numerator % 2 else r
         return mp.power(b, mp.mpf(e_rat.numerator) / e_rat.denominator)
     if k == "func" and node[1] in _MP_FUNCS:
@@ -403,6 +403,22 @@ def precise_value(node, env=None):
         if mpmath.im(v) != 0 or not mpmath.isfinite(v):
             return None
         return +mpmath.re(v)
+
+
+def precisely_equal(a, b, env=None) -> bool:
+    """Whether two ASTs (symbols bound by ``env``) are the same number at ``_PRECISE_DIGITS`` digits (to all but
+    twenty of them, which cancellation may cost): a disagreement in floating point that is only cancellation (``\\sqrt{x^8+1} - x^4`` at x = 40).
+    False when it cannot tell."""
+    try:
+        import mpmath
+    except ImportError:
+        return False
+    with mpmath.workdps(_PRECISE_DIGITS):
+        try:
+            x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
+        except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+            return False
+        return bool(abs(x - y) <= mpmath.mpf(10) ** (20 - _PRECISE_DIGITS) * max(abs(x), abs(y), 1))
 
 
 def precisely_different(a, b, env=None) -> bool:

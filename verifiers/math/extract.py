@@ -9,10 +9,17 @@ only when a config names it, since a cut-off completion that merely mentions num
 - ``answer_is``: the text after the last "answer is", "final answer:", "Answer:", "answer =" (case-insensitive);
   a ``$...$`` or ``\\(...\\)`` right after it is taken whole (unless another group is joined to it: "$3$ or $4$"
   is the answer ``3 or 4``), otherwise the rest of the line up to the end of the sentence, within 2,000
-  characters (a numeral running past them is taken whole). Its sentence decides the rest: a phrase that only
-  supposes or recalls an answer ("Suppose the answer is 12", "whether the answer is", "My previous answer is")
-  or an answer the sentence rejects ("The answer is 12, which is wrong") is no answer; when the sentence offers
-  another answer beside it ("$3$, or possibly $5$", "3, but it could also be 5") the whole sentence is the answer.
+  characters (a numeral running past them is taken whole). A phrase that only supposes, recalls or doubts an
+  answer (right before "answer": "Suppose the answer is", "whether the answer is", "One might think the answer
+  is", "My previous answer is", "A wrong answer is"), or whose answer is rejected right after it ("The answer is
+  12, which is wrong"), is passed over for the phrase before it.
+
+Values offered beside the final answer ("$3$, or possibly $5$", "\\boxed{3} (or maybe 5)", "3, but it could also
+be 5", "5 is also possible", "Alternatively, 5." at the start of the next sentence) are found by
+``offered_beside``; the verifier judges each like a second box (an equal one, "or equivalently $\\frac{6}{2}$", is
+no hedge). Between two boxes, a retraction said ("Wait, that's wrong") takes the first back; one only supposed
+("or if that is wrong", "should that be wrong") or asked ("Wrong?"), or a second box offered as an alternative
+("it could also be", "works too"), does not.
 - ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b``, a Unicode minus
   and a trailing ``%`` are kept; a numeral of any length is taken whole).
 
@@ -31,7 +38,8 @@ _BARE_BOX = re.compile(r"[ \t]+([^\s$]+)")
 _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are truncated
 
 _ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b"
+                           r"|,?\s+or\s+(?:equivalently|equally|in other words)\b|\s+\((?:or|i\.e\.)\s")
 _ANSWER_WINDOW = 2000  # characters after "answer is" looked at (a numeral running past them is taken whole)
 _JOINED = re.compile(r"[ \t]*(?:,|\bor\b|\band\b)[ \t,]*(?:or\b|and\b)?[ \t]*(?:\$|\\\(|\\\[)")
 _PERIOD_END = re.compile(r"\.(?=\s|$)|\n")
@@ -153,86 +161,115 @@ def _mark_inner(stack: list[list]) -> None:
 
 _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
                          r"wait|actually|correction|scratch that|doesn't work|does not work)\b", re.IGNORECASE)
-# words that keep a box standing beside the next one: a condition or an alternative, not a correction ("or if
-# that is wrong, \boxed{5}", "actually, it could also be \boxed{5}", "unless I made a mistake")
-_STILL_STANDS = re.compile(r"\b(?:if|unless|in case|otherwise|could|might|may|maybe|perhaps|possibly|also|"
-                           r"alternatively|either|or)\b", re.IGNORECASE)
+# a retraction word in a clause that only supposes it ("or if that is wrong", "should that be wrong", "unless I
+# made a mistake") takes nothing back; nor does one asked ("Wrong? Then ...")
+_CONDITIONAL = re.compile(r"\b(?:if|should|unless|in case|in the event|assum(?:e|ing)|suppos(?:e|ing)|were|whether|"
+                          r"when|otherwise|lest)\b", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"[.;:!?\n]|,\s")
+# the next box offered beside the first, not instead of it: in the clause that leads to it ("it could also be
+# \boxed{5}"), after it ("\boxed{5} works too"), or anywhere between ("both work")
+_ALTERNATIVE_BEFORE = re.compile(r"\b(?:also|too|as well|alternatively|either|or|possibly|perhaps|maybe|"
+                                 r"(?:could|might|may) (?:also |even )?be)\b", re.IGNORECASE)
+_ALTERNATIVE_AFTER = re.compile(r"[^.;!?\n]{0,80}?\b(?:too|as well|also (?:works?|holds?|valid|correct|possible))\b",
+                                re.IGNORECASE)
+_BOTH = re.compile(r"\bboth (?:work|are|hold|valid|correct|possible|answers|of them)\b", re.IGNORECASE)
+
+
+def _retracted(text: str, end: int, following: tuple[int, int, str | None]) -> bool:
+    """Whether the box that ends at ``end`` is taken back before the ``following`` one: a retraction word said, not
+    supposed or asked, and the following box not offered beside it."""
+    between = text[end:following[0]]
+    said = False
+    for m in _RETRACTION.finditer(between):
+        clause = max((c.end() for c in _CLAUSE_END.finditer(between, 0, m.start())), default=0)
+        if _CONDITIONAL.search(between, clause, m.start()) or between[m.end():m.end() + 3].lstrip().startswith("?"):
+            continue
+        said = True
+        break
+    if not said:
+        return False
+    last_clause = max((c.end() for c in _CLAUSE_END.finditer(between)), default=0)
+    return not (_ALTERNATIVE_BEFORE.search(between, last_clause) or _BOTH.search(between)
+                or _ALTERNATIVE_AFTER.match(text, following[1]))
 
 
 def final_boxes(text: str, max_chars: int) -> list[str | None]:
     """The contents of the boxes a completion stands by: every closed box except those it takes back before
     the next one ("\\boxed{3}, but that is wrong. Correct: \\boxed{7}" stands by 7 only; "\\boxed{3}, or if that
-    is wrong, \\boxed{5}" stands by both). A box holding another box stands for what it says, both answers
-    ("\\boxed{5 \\text{ or } \\boxed{3}}"). ``None`` for an oversized box. Several different answers here are
-    hedging."""
+    is wrong, \\boxed{5}" and "\\boxed{3}. Actually, it could also be \\boxed{5}" stand by both). A box holding
+    another box stands for what it says, both answers ("\\boxed{5 \\text{ or } \\boxed{3}}"). ``None`` for an
+    oversized box. Several different answers here are hedging."""
     boxes = all_boxed(text, max_chars, keep_outer=True)
     kept = []
     for (_, end, content), following in zip(boxes, boxes[1:] + [None]):
-        if following is not None and following[0] > end:
-            between = text[end:following[0]]
-            if _RETRACTION.search(between) and not _STILL_STANDS.search(between):
-                continue
+        if following is not None and following[0] > end and _retracted(text, end, following):
+            continue
         kept.append(content)
     return kept
 
 
-# before "answer is" in its sentence: a phrase that only supposes or recalls an answer ("Suppose the answer is 12",
-# "whether the answer is 12", "My previous answer is 12")
-_SUPPOSED = re.compile(r"\b(?:suppose|supposing|assume|assuming|if|whether|previous|earlier|initial|guess|"
-                       r"check|verify|test)\b[^.\n]*$", re.IGNORECASE)
-# after the answer in its sentence: the completion rejects it ("The answer is 12, which is wrong")
-_REJECTED = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct|the answer)|a mistake|an error|erroneous|"
-                       r"contradicts?|contradiction)\b", re.IGNORECASE)
-# after the answer in its sentence: another answer offered beside it ("$3$, or possibly $5$", "3, but it could
-# also be 5", "$3$; $5$ is also possible", "$3$/$5$")
-_VALUE = r"(?:\$|\\\(|\\\[|[-−]?\.?\d)"
-_ALSO_OFFERED = re.compile(
-    rf"\b(?:or(?:\s+(?:maybe|possibly|perhaps|else|rather|even))?|alternatively|possibly|perhaps|maybe)\b[\s:,]*"
-    rf"(?:it\s+(?:is|could\s+be|might\s+be)\s*)?{_VALUE}"
-    rf"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be\s*{_VALUE}"
-    rf"|\b(?:also|equally)\s+(?:possible|valid|correct|works?|an answer)\b"
-    rf"|\band\s+(?:also\s+)?{_VALUE}|^\s*/\s*{_VALUE}", re.IGNORECASE)
+# right before "answer" (the phrase's start): words that only suppose, recall or doubt an answer ("Suppose the
+# answer is", "whether the answer is", "One might think the answer is", "My previous answer is", "A wrong answer is")
+_SUPPOSED = re.compile(
+    r"(?:\b(?:suppose|supposing|assume|assuming|if|whether|hypothetically|doubt|unlikely|maybe|perhaps|says?|"
+    r"claims?|claimed|guess(?:ed)?(?:\s+was)?)\b[,:]?\s+(?:(?:instead|now|again)\s+)?(?:that\s+)?"
+    r"|\b(?:might|would|could|may)\s+(?:think|say|claim|guess|expect|believe)\s+(?:that\s+)?"
+    r"|\btempting\s+to\s+say\s+(?:that\s+)?|\b(?:check|verify|test)\s+(?:if|whether|that)\s+"
+    r"|\b(?:previous|earlier|initial|naive|naïve|wrong|incorrect|tempting|obvious|intuitive|careless|not)\s+)"
+    r"(?:(?:the|my|our|an?|this|that|one)\s+)?(?:(?:final|correct|right)\s+)?$", re.IGNORECASE)
+_SUPPOSED_WINDOW = 80
+# right after the answer: the completion rejects it ("The answer is 12, which is wrong", "12... no, that's not
+# right", "12, but that contradicts the constraint")
+_REJECTED = re.compile(
+    r"[\s,;:.…)]*(?:no[\s,.!]+)?(?:(?:but|and|which|so)\s+)?"
+    r"(?:(?:(?:this|that|it|which)\s*(?:'s|\s+is|\s+was|\s+seems|\s+looks|\s+would\s+be)|is|was)\s+"
+    r"(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+answer|possible))\b"
+    r"|(?:this|that|it|which)\s+(?:contradicts|leads\s+to\s+a\s+contradiction|is\s+a\s+contradiction))",
+    re.IGNORECASE)
+_STATEMENT_END = re.compile(r"(?<!\.)\.(?!\.)(?=\s|$)|\n")  # a sentence's end (an ellipsis does not end one)
 
 
 def answer_is(text: str) -> str | None:
-    """The answer stated after the last "answer is" / "Answer:" phrase; None when that phrase only supposes or
-    recalls an answer, or its sentence rejects it. When its sentence offers another answer beside it, the whole
-    sentence is the answer (which names two)."""
-    last = None
-    for last in _ANSWER_IS.finditer(text):  # one forward pass: each phrase is tried once, where it starts
-        pass
-    if last is None:
-        return None
-    line_start = max(text.rfind("\n", 0, last.start()), text.rfind(". ", 0, last.start()) + 1, 0)
-    if _SUPPOSED.search(text, line_start, last.start()):
-        return None
-    rest = text[last.end() : last.end() + _ANSWER_WINDOW]
-    answer, end = _stated(text, last, rest)
-    if answer is None:
-        return None
-    period = _PERIOD_END.search(rest, end)
-    tail = rest[end : period.start() if period else len(rest)]
-    if _REJECTED.search(tail):
-        return None
-    if _ALSO_OFFERED.search(tail):
-        whole = rest[: period.start() if period else len(rest)]
-        for mark in ("$$", "$", "\\(", "\\)", "\\[", "\\]"):
-            whole = whole.replace(mark, " ")
-        return " ".join(whole.split()).strip("*").strip() or None
-    return answer
+    """The answer stated after the last "answer is" / "Answer:" phrase that states one: a phrase that only
+    supposes, recalls or doubts an answer (:data:`_SUPPOSED`) is passed over for the one before it, and an
+    answer the completion rejects right after stating it (:data:`_REJECTED`) is passed over too."""
+    found = answer_is_at(text)
+    return None if found is None else found[0]
+
+
+def answer_is_at(text: str) -> tuple[str, int] | None:
+    """:func:`answer_is`'s answer and where it ends in ``text``."""
+    phrases = list(_ANSWER_IS.finditer(text))  # one forward pass: each phrase found once, where it starts
+    for last in reversed(phrases):
+        if _SUPPOSED.search(text, max(0, last.start() - _SUPPOSED_WINDOW), last.start()):
+            continue
+        rest = text[last.end() : last.end() + _ANSWER_WINDOW]
+        answer, end = _stated(text, last, rest)
+        if answer is None:
+            return None
+        stop = _STATEMENT_END.search(rest, end)
+        if _REJECTED.match(rest[end : stop.start() if stop else len(rest)]):
+            continue
+        return answer, last.end() + end
+    return None
 
 
 def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
     """The answer right after the phrase ``last`` (``rest``: the text after it) and where it ends in ``rest``."""
-    boxed = last_boxed(rest.split("\n\n", 1)[0])
+    head = rest.split("\n\n", 1)[0]
+    boxed = last_boxed(head)
     if boxed is not None:
-        k = rest.rfind(boxed)
-        return boxed, (k + len(boxed) + 1 if k >= 0 else len(rest.split("\n\n", 1)[0]))
+        boxes = all_boxed(head, len(head))
+        return boxed, (boxes[-1][1] if boxes else len(head))
     delimited = _delimited(rest)
     if delimited is not None:
-        k = rest.find(delimited)
-        close = rest.find("$", k + len(delimited)) if rest.startswith("$") else k + len(delimited)
-        return delimited, max(close + 1, k + len(delimited)) if k >= 0 else len(rest)
+        for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+            if rest.startswith(left):
+                k = rest.find(right, len(left))
+                if _JOINED.match(rest, k + len(right)):
+                    stop = _PERIOD_END.search(rest)
+                    return delimited, (stop.start() if stop else len(rest))
+                return delimited, k + len(right)
     m = _SENTENCE_END.search(rest)
     if m is None and len(text) > last.end() + _ANSWER_WINDOW:
         numeral = _long_numeral(text, last.end())
@@ -240,6 +277,68 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
             return numeral, len(rest)
     answer = (rest[: m.start()] if m else rest).strip().strip("*").strip()
     return (answer or None), (m.start() if m else len(rest))
+
+
+# values offered beside the final answer, in the rest of its sentence or at the start of the next one: "or
+# possibly $5$", "but it could also be 5", "(or maybe 5)", "/$5$", "and also 5", "5 is also possible",
+# "Alternatively, 5." Each is judged like a second box: one equal to the answer (", or equivalently $\frac{6}{2}$")
+# is no hedge.
+_MATH_VALUE = r"(?:\$\$(?P<dd>.+?)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)|(?P<w>[^\s,;()$]+(?:\([^()\s]*\))?))"
+_OFFERED_AFTER = re.compile(
+    r"(?:\bor(?:\s*,?\s*(?:maybe|possibly|perhaps|else|rather|even|equivalently|alternatively)\s*,?)?"
+    r"|\balternatively|\bpossibly|\bperhaps|\bmaybe|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be"
+    r"|\band\s+also|\bequivalently|(?<![\w\\])/)"
+    r"[\s,:]*(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*)?" + _MATH_VALUE, re.IGNORECASE)
+_OFFERED_BEFORE = re.compile(_MATH_VALUE + r"\s+(?:is|are)\s+also\s+(?:possible|plausible|valid|correct|an?\s+"
+                             r"(?:answer|solution)|acceptable)\b", re.IGNORECASE)
+_NEXT_OFFER = re.compile(r"\s*(?:or(?:\s*,?\s*(?:maybe|possibly|perhaps|else|rather|even|alternatively)\s*,?)?"
+                         r"|alternatively|possibly|perhaps|maybe)\b[\s,:]*(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|"
+                         r"may\s+be)\s*)?" + _MATH_VALUE, re.IGNORECASE)
+
+
+_OFFER_HINT = re.compile(r"or\b|alternativ|possibl|perhaps|maybe|could|might|may\b|also|/", re.IGNORECASE)
+
+
+def offered_beside(text: str, end: int) -> list[str]:
+    """The values offered beside an answer that ends at ``end``: in the rest of its sentence, and at the start of
+    the next one. Linear in the text: a bounded window is read."""
+    window = text[end : end + _ANSWER_WINDOW]
+    if not _OFFER_HINT.search(window, 0, 400):
+        return []
+    stop = _STATEMENT_END.search(window)
+    tail = window[: stop.start() if stop else len(window)]
+    found = [m for m in _OFFERED_AFTER.finditer(tail)] + [m for m in _OFFERED_BEFORE.finditer(tail)]
+    if stop is not None:
+        nxt = _NEXT_OFFER.match(window, stop.end())
+        if nxt is not None:
+            found.append(nxt)
+    values = []
+    for m in found:
+        if m.group("w") is not None:  # a bare word must look like an answer: a number, a command, a letter, yes/no
+            value = m.group("w").strip().rstrip(".!?:").strip()
+            if not (_ANSWER_LIKE.search(value) or len(value) == 1 or value.lower() in _WORD_ANSWERS):
+                continue
+        else:
+            value = next(v for v in (m.group("dd"), m.group("d"), m.group("p")) if v is not None).strip()
+        if value:
+            values.append(value)
+    return values
+
+
+_ANSWER_LIKE = re.compile(r"[\\\d]")
+_WORD_ANSWERS = {"yes", "no", "true", "false", "none", "never", "always", "infinity"}
+
+
+def final_answer_end(text: str, method: str | None) -> int | None:
+    """Where the answer that ``method`` extracted ends in ``text`` (the last closed box for ``boxed``)."""
+    if method == "boxed":
+        start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+        boxes = all_boxed(text[start:], len(text)) if start >= 0 else []
+        return start + boxes[-1][1] if boxes else None
+    if method == "answer_is":
+        found = answer_is_at(text)
+        return None if found is None else found[1]
+    return None
 
 
 def _delimited(rest: str) -> str | None:

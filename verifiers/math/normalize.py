@@ -76,7 +76,7 @@ _UNIT_CMDS = {"text", "textrm", "textnormal", "textsf", "textit", "textbf", "mbo
 _UNIT_CHAIN = re.compile(r"\s*(/|\\cdot(?![a-zA-Z])|\*|·)?\s*(?=\\(?:text|textrm|textnormal|mbox|mathrm)\s*\{)")
 _NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a unit of a value
 _ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a unit that ends its item
-_SEPARATOR_WORDS = re.compile(r"\s+(?:and|or)\s+")
+_SEPARATOR_WORDS = re.compile(r"\s*,?\s+(?:and|or)\s+")  # "2, 3 and 4", "2, or 3"
 _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)

@@ -26,7 +26,8 @@ then than otherwise else each every so but since because both either neither yes
 real reals number numbers integer integers rational irrational complex natural positive negative nonnegative
 solution solutions infinitely many infinite exist exists does do there from by on as be it its even odd prime
 primes set empty except unless until while less more greater equal equals between also in up down left right
-times plus minus over divided constant some arbitrary root roots mod modulo gcd lcm max min det""".split())
+times plus minus over divided constant some arbitrary root roots mod modulo gcd lcm max min det maybe perhaps
+possibly probably alternatively else instead otherwise""".split())
 SCALES = {"hundred": "10^{2}", "thousand": "10^{3}", "million": "10^{6}", "billion": "10^{9}",
           "trillion": "10^{12}", "dozen": "12"}
 _MODIFIERS = {"square": "2", "sq": "2", "cubic": "3", "cu": "3"}
@@ -40,7 +41,7 @@ _SPELLED = {  # canonical name: the ways it is written
     "ms": "ms millisecond milliseconds", "s": "s sec secs second seconds", "min": "min mins minute minutes",
     "h": "h hr hrs hour hours", "day": "day days", "week": "week weeks wk wks", "month": "month months",
     "year": "year years yr yrs", "ml": "ml mL milliliter milliliters millilitre millilitres cc",
-    "l": "l L liter liters litre litres", "gal": "gal gallon gallons", "mph": "mph", "kph": "kph kmh",
+    "l": "l L liter liters litre litres", "gal": "gal gallon gallons", "mph": "mph", "kph": "kph kmh kmph",
     "N": "N newton newtons", "J": "J joule joules", "kJ": "kJ kilojoule kilojoules", "W": "W watt watts",
     "kW": "kW kilowatt kilowatts", "V": "V volt volts", "A": "A amp amps ampere amperes", "Pa": "Pa pascal pascals",
     "Hz": "Hz hertz", "K": "K kelvin kelvins", "deg": "deg degree degrees", "rad": "rad rads radian radians",
@@ -123,25 +124,41 @@ def scale_of(tokens: list[str]) -> tuple[str, list[str]]:
     return scale, tokens
 
 
-def unknown_name(tokens: list[str]) -> str:
-    """The name of a unit run with a word that is not a known unit: ``?`` and its words as written (lower case but
-    for short ones, whose case may be a prefix's: ``Mm`` is not ``mm``; a plural's ``s`` dropped), so that two
-    such runs are the same unit only when written the same way (``5 widgets`` and ``5 widget``)."""
-    words = []
-    for t in tokens:
-        w = t if len(t) <= 2 else t.lower()
-        words.append(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return "?" + " ".join(words)
+def _singular(word: str) -> str:
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith("es") and word[-3] in "sxz" or word.endswith(("ches", "shes")):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
+
+
+def unknown_name(word: str) -> str:
+    """The name of a unit word that is not a known unit: ``?`` and the word in lower case, singular (``boxes`` ->
+    ``?box``), so that two such words are the same unit only when they are the same word."""
+    return "?" + _singular(word.lower())
 
 
 def is_unknown(name: str) -> bool:
-    return name.startswith("?")
+    return "?" in name
+
+
+_TEMPERATURES = {"celsius": "C", "centigrade": "C", "fahrenheit": "F"}
+# words that describe a quantity without being part of its unit: "5 years old", "3 m long", "10 km away"
+_UNIT_ADJECTIVES = {"old", "long", "tall", "wide", "high", "deep", "away", "apart", "total", "each", "thick"}
+_POSTFIX_POWERS = {"squared": 2, "cubed": 3}
+
+
+def _known(t: str) -> str | None:
+    low = t.lower()
+    return KNOWN.get(t) or (KNOWN.get(low) if len(t) > 2 or not t.startswith("M") else None) \
+        or _TEMPERATURES.get(low) or (t if t in ("C", "F") else None)
 
 
 def unit_name(tokens: list[str]) -> str:
     """A canonical name for a unit run, from the power of each unit: ``km/h``, ``km h^{-1}`` and "kilometers per
-    hour" are ``kph``, ``square feet`` is ``ft^2``, ``m/s^2`` is ``m/s^2``; ``?<words>`` when a word is not a known
-    unit (:func:`unknown_name`)."""
+    hour" are ``kph``, ``square feet``, ``feet squared`` and ``ft^2`` are ``ft^2``, ``m/s^2`` is ``m/s^2``; a word
+    that is not a known unit is a unit of its own, ``?<word>`` (:func:`unknown_name`: ``square units`` and
+    ``units^2`` are ``?unit^2``); words that only describe the quantity (``old``, ``long``) are left out."""
     powers: dict[str, int] = {}
     sign, modifier, last = 1, 1, None
     for t in tokens:
@@ -153,12 +170,18 @@ def unit_name(tokens: list[str]) -> str:
                 powers[last] += int(t[1:]) * (1 if powers[last] > 0 else -1) - (1 if powers[last] > 0 else -1)
         elif low in _MODIFIERS:
             modifier = int(_MODIFIERS[low])
+        elif low in _POSTFIX_POWERS:
+            if last is not None:
+                powers[last] *= _POSTFIX_POWERS[low]
+        elif low in _UNIT_ADJECTIVES:
+            continue
         else:
-            name = KNOWN.get(t) or (KNOWN.get(low) if len(t) > 2 else None) or (t if t in ("C", "F") else None)
-            if name is None:
-                return unknown_name(tokens)
+            name = _known(t) or unknown_name(t)
             powers[name] = powers.get(name, 0) + sign * modifier
             last, modifier = name, 1
+    for scale in ("C", "F"):  # "degrees Celsius" is what a degree mark and C are (``settle``)
+        if powers == {"deg": 1, scale: 1}:
+            return "deg" + scale
     up = [u + (f"^{p}" if p != 1 else "") for u, p in sorted(powers.items()) if p > 0]
     down = [u + (f"^{-p}" if p != -1 else "") for u, p in sorted(powers.items()) if p < 0]
     text = "*".join(up) + ("/" + "*".join(down) if down else "")
@@ -174,7 +197,11 @@ def _prose(text: str) -> bool:
     if not _PROSE.fullmatch(text):
         return False
     words = [w.lower() for w in re.findall(r"[A-Za-z]+", text)]
-    return not any(w in MATH_WORDS or w in SCALES or w in ("and", "or") for w in words)
+    return not any(w in MATH_WORDS or w in SCALES or w in _OFFERING for w in words)
+
+
+# words that offer another value: a sentence with one is not prose to drop ("5 maybe six" names two answers)
+_OFFERING = {"and", "or", "maybe", "perhaps", "possibly", "probably", "else", "alternatively", "otherwise"}
 
 
 _VALUE_END = set("0123456789)]}%.") | set("abcdfghijklmnopqrstuvwxyzABCDFGHIJKLMNOPQRSTUVWXYZ")

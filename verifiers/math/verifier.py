@@ -12,8 +12,9 @@ Equivalence (``equiv``): exact string match after normalization, then exact rati
 floating-point evaluation (relative tolerance ``rel_tol``; symbols probed at fixed and random points), then sympy's
 ``simplify`` as a last resort (only when neither side evaluates at any point, on small expressions with small
 powers, and within the time budget). Policies: ``50%`` equals ``50`` and ``0.5`` (``percent``); a bare decimal
-with at least ``decimal_min_sig`` significant digits equals a value it is the rounding or the truncation of
-(``0.3333`` == ``1/3``, ``3.1416`` and ``3.1415`` == ``\\pi``; never ``0.3334`` or ``3.141595``), and a decimal
+(or one in scientific notation) with at least ``decimal_min_sig`` significant digits equals a value it is the
+rounding or the truncation of (``0.3333`` == ``1/3``, ``3.1416`` and ``3.1415`` == ``\\pi``; never ``0.3334`` or
+``3.141595``; a program's float output of 12 digits or more may be off by its last unit), and a decimal
 inside an expression is the exact number it writes (``1000000\\pi + 1.0`` is not ``1000000\\pi``); ``1,000`` is
 a thousand but ``1,2`` and ``1, 000`` are lists; tuples are ordered; sets are unordered and ignore repeats
 (``\\{1,1,2\\}`` == ``\\{1,2\\}``), bare lists are unordered multisets (``1, 1, 2`` != ``1, 2``); set algebra
@@ -33,7 +34,8 @@ that agree only within ``rel_tol`` are checked at 50 digits, floors, maxima and 
 default lets decimal literals approximate within it). A
 completion that boxes several different answers (hedging: a box holding a box counts as both; a box taken back
 before the next one, "that is wrong", is dropped, but not one kept beside it by a condition or an alternative,
-"or if that is wrong", "it could also be") scores 0 (``details["reason"]`` says so), unless
+"or if that is wrong", "it could also be"; a value offered beside the final answer, "\\boxed{3} (or maybe 5)",
+counts as another box) scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
 ``equiv``'s docstring for the full list.
@@ -58,7 +60,8 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
                                           parse_answer)
-from raylign.verifiers.math.extract import DEFAULT_METHODS, METHODS, extract_answer, final_boxes, last_boxed
+from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, extract_answer, final_answer_end, final_boxes,
+                                            last_boxed, offered_beside)
 from raylign.verifiers.math.normalize import units
 from raylign.verifiers.math.numerals import int_text, plain_numeral
 from raylign.verifiers.math.units import units_differ
@@ -168,7 +171,7 @@ class MathVerifier:
         try:
             same, reason = self._judge(reference, extracted, details, deadline)
             if same:
-                hedge = self._hedge(completion, reference, len(extracted), deadline)
+                hedge = self._hedge(completion, reference, len(extracted), deadline, method)
                 if hedge:
                     same, reason = False, "boxes several different answers (hedging)"
                     details["boxed"] = hedge
@@ -243,11 +246,22 @@ class MathVerifier:
             return None
         return joined
 
-    def _hedge(self, completion: str, reference: str, extracted_chars: int, deadline: float) -> list[str]:
-        """The distinct boxed answers when the completion stands by several that are not all the reference
-        (hedging: ``\\boxed{3} ... \\boxed{5}``), else ``[]``. The same answer boxed twice, in any form
-        (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the configured extraction took
-        instead; a box taken back before the next one ("that is wrong") is no longer an answer."""
+    def _hedge(self, completion: str, reference: str, extracted_chars: int, deadline: float,
+               method: str | None = None) -> list[str]:
+        """The distinct answers when the completion stands by several that are not all the reference (hedging:
+        ``\\boxed{3} ... \\boxed{5}``; ``The answer is $3$, or possibly $5$``), else ``[]``. The same answer
+        boxed twice, in any form (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the
+        configured extraction took instead; a box taken back before the next one ("that is wrong") is no longer
+        an answer; a value offered beside the final answer in its sentence (``extract.offered_beside``) counts
+        like another box."""
+        end = final_answer_end(completion, method)
+        for value in offered_beside(completion, end) if end is not None else ():
+            try:
+                same = len(value) <= self.max_answer_chars and self._judge(reference, value, {}, deadline)[0]
+            except (Unjudgeable, RecursionError, MemoryError):
+                same = False
+            if not same:
+                return [_shown(completion[max(0, end - 40):end]), _shown(value)]
         if completion.count("\\boxed") + completion.count("\\fbox") < 2:
             return []
         boxes = final_boxes(completion, max(self.max_answer_chars, extracted_chars))
