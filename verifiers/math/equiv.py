@@ -186,6 +186,8 @@ def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
             continue
         if exact:
             target = wr
+            if target.denominator == 1 and vd[0] <= 0:
+                continue  # an integer is never approximated short of its units digit (1.2345e5 is not 123456)
         else:
             target = precise_value(wn)
             if target is None:
@@ -201,9 +203,13 @@ MACHINE_SIG = 12  # significant digits from which a decimal is taken for a progr
 def _scientific(node):
     """``(places, significant digits)`` of a decimal in scientific notation (``4.8516 \\times 10^{8}``: places
     4 - 8 = -4), else None."""
+    if node[0] == "neg":
+        return _scientific(node[1])
     if node[0] != "mul" or len(node[1]) != 2:
         return None
     mantissa, power = node[1]
+    if mantissa[0] == "neg":  # -3.1416e0
+        mantissa = mantissa[1]
     if mantissa[0] != "num" or "." not in mantissa[2] or power[0] != "pow" or power[1][0] != "num" \
             or power[1][1] != 10:
         return None

@@ -163,32 +163,39 @@ _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|
                          r"wait|actually|correction|scratch that|doesn't work|does not work)\b", re.IGNORECASE)
 # a retraction word in a clause that only supposes it ("or if that is wrong", "should that be wrong", "unless I
 # made a mistake") takes nothing back; nor does one asked ("Wrong? Then ...")
-_CONDITIONAL = re.compile(r"\b(?:if|should|unless|in case|in the event|assum(?:e|ing)|suppos(?:e|ing)|were|whether|"
-                          r"when|otherwise|lest)\b", re.IGNORECASE)
+_CONDITIONAL = re.compile(r"\b(?:if|should|unless|in case|in the event|suppos(?:e|ing)|otherwise|lest)\b|^\s*were\b",
+                          re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?\n]|,\s")
 # the next box offered beside the first, not instead of it: in the clause that leads to it ("it could also be
 # \boxed{5}"), after it ("\boxed{5} works too"), or anywhere between ("both work")
 _ALTERNATIVE_BEFORE = re.compile(r"\b(?:also|too|as well|alternatively|either|or|possibly|perhaps|maybe|"
                                  r"(?:could|might|may) (?:also |even )?be)\b", re.IGNORECASE)
-_ALTERNATIVE_AFTER = re.compile(r"[^.;!?\n]{0,80}?\b(?:too|as well|also (?:works?|holds?|valid|correct|possible))\b",
-                                re.IGNORECASE)
+_ALTERNATIVE_AFTER = re.compile(r"[\s$).,]{0,6}(?:(?:also\s+)?works?(?:\s+too|\s+as\s+well)?|(?:is|are)\s+also\s+"
+                                r"(?:correct|valid|possible|an?\s+answer))\b", re.IGNORECASE)
 _BOTH = re.compile(r"\bboth (?:work|are|hold|valid|correct|possible|answers|of them)\b", re.IGNORECASE)
+
+
+_BETWEEN = 2000  # characters before the next box that are read for a retraction
 
 
 def _retracted(text: str, end: int, following: tuple[int, int, str | None]) -> bool:
     """Whether the box that ends at ``end`` is taken back before the ``following`` one: a retraction word said, not
-    supposed or asked, and the following box not offered beside it."""
-    between = text[end:following[0]]
+    supposed or asked, and the following box not offered beside it. Linear: the clause boundaries of the text
+    between (its last ``_BETWEEN`` characters) are found once."""
+    import bisect
+    between = text[max(end, following[0] - _BETWEEN):following[0]]
+    bounds = [c.end() for c in _CLAUSE_END.finditer(between)]
     said = False
     for m in _RETRACTION.finditer(between):
-        clause = max((c.end() for c in _CLAUSE_END.finditer(between, 0, m.start())), default=0)
-        if _CONDITIONAL.search(between, clause, m.start()) or between[m.end():m.end() + 3].lstrip().startswith("?"):
+        k = bisect.bisect_right(bounds, m.start())
+        clause = bounds[k - 1] if k else 0
+        if _CONDITIONAL.search(between[clause:m.start()]) or between[m.end():m.end() + 3].lstrip().startswith("?"):
             continue
         said = True
         break
     if not said:
         return False
-    last_clause = max((c.end() for c in _CLAUSE_END.finditer(between)), default=0)
+    last_clause = bounds[-1] if bounds else 0
     return not (_ALTERNATIVE_BEFORE.search(between, last_clause) or _BOTH.search(between)
                 or _ALTERNATIVE_AFTER.match(text, following[1]))
 
@@ -211,8 +218,8 @@ def final_boxes(text: str, max_chars: int) -> list[str | None]:
 # right before "answer" (the phrase's start): words that only suppose, recall or doubt an answer ("Suppose the
 # answer is", "whether the answer is", "One might think the answer is", "My previous answer is", "A wrong answer is")
 _SUPPOSED = re.compile(
-    r"(?:\b(?:suppose|supposing|assume|assuming|if|whether|hypothetically|doubt|unlikely|maybe|perhaps|says?|"
-    r"claims?|claimed|guess(?:ed)?(?:\s+was)?)\b[,:]?\s+(?:(?:instead|now|again)\s+)?(?:that\s+)?"
+    r"(?:\b(?:suppose|supposing|assume|assuming|if|whether|hypothetically|(?:I|we)\s+doubt|unlikely|maybe|perhaps|"
+    r"guess(?:ed)?(?:\s+was)?)\b[,:]?\s+(?:(?:instead|now|again)\s+)?(?:that\s+)?"
     r"|\b(?:might|would|could|may)\s+(?:think|say|claim|guess|expect|believe)\s+(?:that\s+)?"
     r"|\btempting\s+to\s+say\s+(?:that\s+)?|\b(?:check|verify|test)\s+(?:if|whether|that)\s+"
     r"|\b(?:previous|earlier|initial|naive|naïve|wrong|incorrect|tempting|obvious|intuitive|careless|not)\s+)"
@@ -223,7 +230,7 @@ _SUPPOSED_WINDOW = 80
 _REJECTED = re.compile(
     r"[\s,;:.…)]*(?:no[\s,.!]+)?(?:(?:but|and|which|so)\s+)?"
     r"(?:(?:(?:this|that|it|which)\s*(?:'s|\s+is|\s+was|\s+seems|\s+looks|\s+would\s+be)|is|was)\s+"
-    r"(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+answer|possible))\b"
+    r"(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+answer))\b"
     r"|(?:this|that|it|which)\s+(?:contradicts|leads\s+to\s+a\s+contradiction|is\s+a\s+contradiction))",
     re.IGNORECASE)
 _STATEMENT_END = re.compile(r"(?<!\.)\.(?!\.)(?=\s|$)|\n")  # a sentence's end (an ellipsis does not end one)
@@ -279,29 +286,26 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
     return (answer or None), (m.start() if m else len(rest))
 
 
-# values offered beside the final answer, in the rest of its sentence or at the start of the next one: "or
-# possibly $5$", "but it could also be 5", "(or maybe 5)", "/$5$", "and also 5", "5 is also possible",
-# "Alternatively, 5." Each is judged like a second box: one equal to the answer (", or equivalently $\frac{6}{2}$")
-# is no hedge.
-_MATH_VALUE = r"(?:\$\$(?P<dd>.+?)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)|(?P<w>[^\s,;()$]+(?:\([^()\s]*\))?))"
+# values offered beside the final answer, in the rest of its sentence or as the whole next one, with words of doubt:
+# "or possibly $5$", "(or maybe 5)", "but it could also be 5", "5 is also possible", "Possibly 5." Each is judged like
+# a second box (an equal one is no hedge). A plain "or" is a restatement ("90 minutes, or 1.5 hours"), not a doubt.
+_VALUE = (r"(?:\$\$(?P<dd>[^$]+)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?)"
+          r"|(?P<c>\\[A-Za-z]+(?:\{[^{}]*\})+)|(?P<l>\b[A-J]\b)|(?P<y>\b(?:yes|no)\b))")
+_VALUE_END = r"(?=\s*(?:[.!?;,)]|$))"
 _OFFERED_AFTER = re.compile(
-    r"(?:\bor(?:\s*,?\s*(?:maybe|possibly|perhaps|else|rather|even|equivalently|alternatively)\s*,?)?"
-    r"|\balternatively|\bpossibly|\bperhaps|\bmaybe|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be"
-    r"|\band\s+also|\bequivalently|(?<![\w\\])/)"
-    r"[\s,:]*(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*)?" + _MATH_VALUE, re.IGNORECASE)
-_OFFERED_BEFORE = re.compile(_MATH_VALUE + r"\s+(?:is|are)\s+also\s+(?:possible|plausible|valid|correct|an?\s+"
+    r"(?:\bor\s*,?\s*(?:maybe|possibly|perhaps|else)|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also"
+    r"|^\s*/(?=\s*\$))\s*,?\s*" + _VALUE + _VALUE_END, re.IGNORECASE)
+_OFFERED_BEFORE = re.compile(_VALUE + r"\s+(?:is|are)\s+also\s+(?:possible|plausible|valid|correct|an?\s+"
                              r"(?:answer|solution)|acceptable)\b", re.IGNORECASE)
-_NEXT_OFFER = re.compile(r"\s*(?:or(?:\s*,?\s*(?:maybe|possibly|perhaps|else|rather|even|alternatively)\s*,?)?"
-                         r"|alternatively|possibly|perhaps|maybe)\b[\s,:]*(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|"
-                         r"may\s+be)\s*)?" + _MATH_VALUE, re.IGNORECASE)
-
-
+_NEXT_OFFER = re.compile(r"\s*(?:or\s*,?\s*(?:maybe|possibly|perhaps)|alternatively|possibly|perhaps|maybe)\s*,?\s*"
+                         r"(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*)?" + _VALUE
+                         + r"\s*[.!?]?\s*(?:\n|$)", re.IGNORECASE)
 _OFFER_HINT = re.compile(r"or\b|alternativ|possibl|perhaps|maybe|could|might|may\b|also|/", re.IGNORECASE)
 
 
 def offered_beside(text: str, end: int) -> list[str]:
-    """The values offered beside an answer that ends at ``end``: in the rest of its sentence, and at the start of
-    the next one. Linear in the text: a bounded window is read."""
+    """The values offered beside an answer that ends at ``end``, with words of doubt: in the rest of its sentence,
+    or as the whole of the next one. Linear in the text: a bounded window is read."""
     window = text[end : end + _ANSWER_WINDOW]
     if not _OFFER_HINT.search(window, 0, 400):
         return []
@@ -309,24 +313,17 @@ def offered_beside(text: str, end: int) -> list[str]:
     tail = window[: stop.start() if stop else len(window)]
     found = [m for m in _OFFERED_AFTER.finditer(tail)] + [m for m in _OFFERED_BEFORE.finditer(tail)]
     if stop is not None:
-        nxt = _NEXT_OFFER.match(window, stop.end())
+        start = stop.end() + len(window[stop.end():stop.end() + 200]) - len(window[stop.end():stop.end() + 200].lstrip())
+        nxt_end = _STATEMENT_END.search(window, start)
+        nxt = _NEXT_OFFER.match(window[: nxt_end.end() if nxt_end else len(window)], start)
         if nxt is not None:
             found.append(nxt)
     values = []
     for m in found:
-        if m.group("w") is not None:  # a bare word must look like an answer: a number, a command, a letter, yes/no
-            value = m.group("w").strip().rstrip(".!?:").strip()
-            if not (_ANSWER_LIKE.search(value) or len(value) == 1 or value.lower() in _WORD_ANSWERS):
-                continue
-        else:
-            value = next(v for v in (m.group("dd"), m.group("d"), m.group("p")) if v is not None).strip()
+        value = next(v for v in (m.group(g) for g in ("dd", "d", "p", "n", "c", "l", "y")) if v is not None).strip()
         if value:
             values.append(value)
     return values
-
-
-_ANSWER_LIKE = re.compile(r"[\\\d]")
-_WORD_ANSWERS = {"yes", "no", "true", "false", "none", "never", "always", "infinity"}
 
 
 def final_answer_end(text: str, method: str | None) -> int | None:

@@ -124,18 +124,23 @@ def scale_of(tokens: list[str]) -> tuple[str, list[str]]:
     return scale, tokens
 
 
-def _singular(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 4 and word.endswith("es") and word[-3] in "sxz" or word.endswith(("ches", "shes")):
-        return word[:-2]
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
+def _stem(word: str) -> str:
+    """The same for a word's singular and plural: a final ``s`` (not ``ss``), then ``ie`` -> ``y``, then a final
+    ``e`` dropped (horses/horse -> hors, boxes/box -> box, cherries/cherry -> cherry, classes/class -> class)."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if word.endswith("ie"):
+        word = word[:-2] + "y"
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
 
 
 def unknown_name(word: str) -> str:
-    """The name of a unit word that is not a known unit: ``?`` and the word in lower case, singular (``boxes`` ->
-    ``?box``), so that two such words are the same unit only when they are the same word."""
-    return "?" + _singular(word.lower())
+    """The name of a unit word that is not a known unit: ``?`` and its stem (``boxes`` and ``box`` are ``?box``),
+    in lower case but for abbreviations of up to three letters, whose case may be a prefix's (``MW`` is not
+    ``mW``), so that two such words are the same unit only when they are the same word."""
+    return "?" + (word if len(word) <= 3 else _stem(word.lower()))
 
 
 def is_unknown(name: str) -> bool:

@@ -58,7 +58,8 @@ from fractions import Fraction
 
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
-from raylign.verifiers.math.equiv import (BudgetExceeded, Options, Unjudgeable, clean, describe, equal, kind,
+from raylign.verifiers.math.equiv import (MACHINE_SIG, BudgetExceeded, Options, Unjudgeable, clean, describe, equal,
+                                          kind,
                                           parse_answer)
 from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, extract_answer, final_answer_end, final_boxes,
                                             last_boxed, offered_beside)
@@ -197,7 +198,9 @@ class MathVerifier:
 
     def _judge(self, reference: str, extracted: str, details: dict, deadline: float) -> tuple[bool, str | None]:
         ref_num, cand_num = plain_numeral(reference), plain_numeral(extracted)
-        if ref_num is not None and cand_num is not None:  # two plain numbers, however long: compare their digits
+        if ref_num is not None and cand_num is not None and (ref_num == cand_num or not _machine_float(cand_num)):
+            # two plain numbers, however long: compare their digits (a program's float output, 12.000000000000002,
+            # goes on to the decimal rule)
             details["normalized"] = {"answer": _shown(ref_num), "extracted": _shown(cand_num)}
             return ref_num == cand_num, "same number" if ref_num == cand_num else None
         for num in (ref_num, cand_num):
@@ -289,6 +292,12 @@ class MathVerifier:
             except (Unjudgeable, RecursionError, MemoryError):
                 return shown
         return []
+
+
+def _machine_float(numeral: str) -> bool:
+    """Whether a plain numeral is a decimal of ``MACHINE_SIG`` significant digits or more (a program's output)."""
+    return "." in numeral and len(numeral) < 40 and \
+        len(numeral.replace("-", "").replace(".", "").lstrip("0")) >= MACHINE_SIG
 
 
 def _is_tuple(value) -> bool:
