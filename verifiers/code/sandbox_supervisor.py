@@ -111,14 +111,16 @@ def setup_mounts(spec):
             sources.append((os.open(path, os.O_PATH | os.O_CLOEXEC), at, is_dir))
         except OSError:
             continue
+    # (listed now too: a site-packages directory under the host's /tmp is hidden once the root's tmpfs is there)
+    host_files = [site_host_files(site) for site in spec.get("sites") or ()]
     mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
     for fd, at, is_dir in sources:
         target = new + at
         _mountpoint(target, is_dir)
         mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
         os.close(fd)
-    for i, site in enumerate(spec.get("sites") or ()):
-        for rel in site_host_files(site):
+    for i, rels in enumerate(host_files):
+        for rel in rels:
             if os.path.isfile(f"{new}{site_mount(i)}/{rel}"):
                 mount("/dev/null", f"{new}{site_mount(i)}/{rel}", None, MS_BIND)
     for path in root["mask"]:
