@@ -200,6 +200,16 @@ def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
 MACHINE_SIG = 12  # significant digits from which a decimal is taken for a program's floating-point output
 
 
+def _decimal_against_value(x, y, o: Options) -> bool:
+    """Whether one side is a decimal the decimal rule applies to (enough digits, at least one place or scientific
+    notation) and the other is no decimal at all."""
+    for (vn, vr, vd), (wn, wr, wd) in ((x, y), (y, x)):
+        d = vd if vd is not None and vd[0] >= 1 else (None if vd is not None else _scientific(vn))
+        if d is not None and d[1] >= o.decimal_min_sig and vr is not None and wd is None and _scientific(wn) is None:
+            return True
+    return False
+
+
 def _scientific(node):
     """``(places, significant digits)`` of a decimal in scientific notation (``4.8516 \\times 10^{8}``: places
     4 - 8 = -4), else None."""
@@ -279,6 +289,8 @@ def _numbers_equal(x, y, o: Options, deadline) -> bool:
         try:
             va, vb = evaluate(xn, {}), evaluate(yn, {})
             if _finite(va) and _finite(vb):
+                if o.rel_tol <= DEFAULT_REL_TOL and _decimal_against_value(x, y, o):
+                    return _decimal_rule(x, y, o, exact=False)  # (it decides alone: an equal value rounds to it)
                 if _close(va, vb, o.rel_tol) and not _exactly_apart(xn, yn, va, vb, o):
                     return True
                 return _decimal_rule(x, y, o, exact=False)
