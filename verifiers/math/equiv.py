@@ -178,12 +178,7 @@ def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
     3.1417 or 0.3334. A decimal of ``MACHINE_SIG`` significant digits or more (a program's float output,
     ``1.4142135623730951``) may be off by a unit in its last place or by a double's rounding. Rational values
     are compared exactly, others at 60 digits."""
-    for (vn, vr, vd), (wn, wr, wd) in ((x, y), (y, x)):
-        if vd is not None and vd[0] < 1:
-            continue  # "3141592." is an integer written with a point, not an approximation to any places
-        vd = vd or _scientific(vn)
-        if vd is None or wd is not None or _scientific(wn) is not None or vd[1] < o.decimal_min_sig or vr is None:
-            continue
+    for vr, vd, wn, wr in _decimal_sides(x, y, o):
         if exact:
             target = wr
             if target.denominator == 1 and vd[0] <= 0:
@@ -200,14 +195,22 @@ def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
 MACHINE_SIG = 12  # significant digits from which a decimal is taken for a program's floating-point output
 
 
-def _decimal_against_value(x, y, o: Options) -> bool:
-    """Whether one side is a decimal the decimal rule applies to (enough digits, at least one place or scientific
-    notation) and the other is no decimal at all."""
+def _decimal_sides(x, y, o: Options):
+    """``(value, (places, significant digits), other node, other value)`` for each side that is a decimal the
+    decimal rule applies to (a bare decimal with at least one place, or one in scientific notation, with
+    ``decimal_min_sig`` digits or more) against another that is no decimal at all."""
     for (vn, vr, vd), (wn, wr, wd) in ((x, y), (y, x)):
-        d = vd if vd is not None and vd[0] >= 1 else (None if vd is not None else _scientific(vn))
-        if d is not None and d[1] >= o.decimal_min_sig and vr is not None and wd is None and _scientific(wn) is None:
-            return True
-    return False
+        if vd is not None and vd[0] < 1:
+            continue  # "3141592." is an integer written with a point, not an approximation to any places
+        vd = vd or _scientific(vn)
+        if vd is None or wd is not None or _scientific(wn) is not None or vd[1] < o.decimal_min_sig or vr is None:
+            continue
+        yield vr, vd, wn, wr
+
+
+def _decimal_against_value(x, y, o: Options) -> bool:
+    """Whether one side is a decimal the decimal rule applies to and the other is no decimal at all."""
+    return next(_decimal_sides(x, y, o), None) is not None
 
 
 def _scientific(node):

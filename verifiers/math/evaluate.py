@@ -388,6 +388,10 @@ def _mp_value(node, mp, env):
     raise EvalError(f"no precise value for {k}")
 
 
+# what _mp_value raises where an expression has no precise value (undefined, unsupported, a symbol left unbound)
+_NO_PRECISE_VALUE = (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError)
+
+
 def precise_value(node, env=None):
     """The real value of a symbol-free AST at 60 digits (an mpmath number), or None when it has no such value
     (complex, undefined, or not computable precisely)."""
@@ -398,7 +402,7 @@ def precise_value(node, env=None):
     with mpmath.workdps(60):
         try:
             v = _mp_value(node, mpmath, env or {})
-        except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+        except _NO_PRECISE_VALUE:
             return None
         if mpmath.im(v) != 0 or not mpmath.isfinite(v):
             return None
@@ -407,8 +411,8 @@ def precise_value(node, env=None):
 
 def precisely_equal(a, b, env=None) -> bool:
     """Whether two ASTs (symbols bound by ``env``) are the same number at ``_PRECISE_DIGITS`` digits (to all but
-    twenty of them, which cancellation may cost): a disagreement in floating point that is only cancellation (``\\sqrt{x^8+1} - x^4`` at x = 40).
-    False when it cannot tell."""
+    twenty of them, which cancellation may cost): a disagreement in floating point that is only cancellation
+    (``\\sqrt{x^8+1} - x^4`` at x = 40). False when it cannot tell."""
     try:
         import mpmath
     except ImportError:
@@ -416,7 +420,7 @@ def precisely_equal(a, b, env=None) -> bool:
     with mpmath.workdps(_PRECISE_DIGITS):
         try:
             x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
-        except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+        except _NO_PRECISE_VALUE:
             return False
         return bool(abs(x - y) <= mpmath.mpf(10) ** (20 - _PRECISE_DIGITS) * max(abs(x), abs(y), 1))
 
@@ -437,7 +441,7 @@ def precisely_different(a, b, env=None) -> bool:
         with mpmath.workdps(digits):
             try:
                 x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
-            except (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError):
+            except _NO_PRECISE_VALUE:
                 return False
             scale = max(abs(x), abs(y))
             gap = abs(x - y)

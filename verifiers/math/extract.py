@@ -269,14 +269,8 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
         boxes = all_boxed(head, len(head))
         return boxed, (boxes[-1][1] if boxes else len(head))
     delimited = _delimited(rest)
-    if delimited is not None:
-        for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-            if rest.startswith(left):
-                k = rest.find(right, len(left))
-                if _JOINED.match(rest, k + len(right)):
-                    stop = _PERIOD_END.search(rest)
-                    return delimited, (stop.start() if stop else len(rest))
-                return delimited, k + len(right)
+    if delimited is not None and delimited[0] is not None:
+        return delimited
     m = _SENTENCE_END.search(rest)
     if m is None and len(text) > last.end() + _ANSWER_WINDOW:
         numeral = _long_numeral(text, last.end())
@@ -300,6 +294,7 @@ _OFFERED_BEFORE = re.compile(_VALUE + r"\s+(?:is|are)\s+also\s+(?:possible|plaus
 _NEXT_OFFER = re.compile(r"\s*(?:or\s*,?\s*(?:maybe|possibly|perhaps)|alternatively|possibly|perhaps|maybe)\s*,?\s*"
                          r"(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*)?" + _VALUE
                          + r"\s*[.!?]?\s*(?:\n|$)", re.IGNORECASE)
+_SPACES = re.compile(r"\s*")
 _OFFER_HINT = re.compile(r"or\b|alternativ|possibl|perhaps|maybe|could|might|may\b|also|/", re.IGNORECASE)
 
 
@@ -313,7 +308,7 @@ def offered_beside(text: str, end: int) -> list[str]:
     tail = window[: stop.start() if stop else len(window)]
     found = [m for m in _OFFERED_AFTER.finditer(tail)] + [m for m in _OFFERED_BEFORE.finditer(tail)]
     if stop is not None:
-        start = stop.end() + len(window[stop.end():stop.end() + 200]) - len(window[stop.end():stop.end() + 200].lstrip())
+        start = _SPACES.match(window, stop.end()).end()
         nxt_end = _STATEMENT_END.search(window, start)
         nxt = _NEXT_OFFER.match(window[: nxt_end.end() if nxt_end else len(window)], start)
         if nxt is not None:
@@ -338,26 +333,29 @@ def final_answer_end(text: str, method: str | None) -> int | None:
     return None
 
 
-def _delimited(rest: str) -> str | None:
-    """The ``$...$`` (``\\(...\\)``, ...) group an answer starts with; None when there is none, or when another
-    group is joined to it ("$3$ or $4$": the sentence is the answer, and it names two)."""
+def _delimited(rest: str) -> tuple[str | None, int] | None:
+    """The ``$...$`` (``\\(...\\)``, ...) group an answer starts with and where it ends in ``rest``; when another
+    group is joined to it ("$3$ or $4$": the sentence is the answer, and it names two), that sentence. None when
+    there is no group."""
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if rest.startswith(left):
             k = rest.find(right, len(left))
             if k > 0:
                 if _JOINED.match(rest, k + len(right)):
                     return _joined_groups(rest)
-                return rest[len(left) : k].strip()
+                return rest[len(left) : k].strip(), k + len(right)
     return None
 
 
-def _joined_groups(rest: str) -> str | None:
-    """The sentence of math groups joined by "or"/"and"/commas, delimiters removed ("$3$ or $4$" -> "3 or 4")."""
+def _joined_groups(rest: str) -> tuple[str | None, int]:
+    """The sentence of math groups joined by "or"/"and"/commas, delimiters removed ("$3$ or $4$" -> "3 or 4"),
+    and where it ends."""
     m = _PERIOD_END.search(rest)
-    sentence = rest[: m.start()] if m else rest
+    end = m.start() if m else len(rest)
+    sentence = rest[:end]
     for mark in ("$$", "$", "\\(", "\\)", "\\[", "\\]"):
         sentence = sentence.replace(mark, " ")
-    return sentence.strip() or None
+    return sentence.strip() or None, end
 
 
 def _long_numeral(text: str, start: int) -> str | None:

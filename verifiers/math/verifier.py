@@ -59,8 +59,7 @@ from fractions import Fraction
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (MACHINE_SIG, BudgetExceeded, Options, Unjudgeable, clean, describe, equal,
-                                          kind,
-                                          parse_answer)
+                                          kind, parse_answer)
 from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, extract_answer, final_answer_end, final_boxes,
                                             last_boxed, offered_beside)
 from raylign.verifiers.math.normalize import units
