@@ -177,22 +177,27 @@ def _decimal_rule(x, y, o: Options, exact: bool) -> bool:
     rounded, or truncated toward zero, to the decimal's places: 3.1416 and 3.1415 for pi, 0.3333 for 1/3, never
     3.1417 or 0.3334. A decimal of ``MACHINE_SIG`` significant digits or more (a program's float output,
     ``1.4142135623730951``) may be off by a unit in its last place or by a double's rounding. Rational values
-    are compared exactly, others at 60 digits."""
+    are compared exactly, others at 60 digits, or 30 past the decimal's own digits."""
     for vr, vd, wn, wr in _decimal_sides(x, y, o):
         if exact:
             target = wr
             if target.denominator == 1 and vd[0] <= 0:
                 continue  # an integer is never approximated short of its units digit (1.2345e5 is not 123456)
         else:
-            target = precise_value(wn)
+            target = precise_value(wn, digits=_decimal_digits(vd))
             if target is None:
                 continue
-        if _rounds_or_truncates(vr, target, vd[0], vd[1] >= MACHINE_SIG):
+        if _rounds_or_truncates(vr, target, vd[0], vd[1] >= MACHINE_SIG, _decimal_digits(vd)):
             return True
     return False
 
 
 MACHINE_SIG = 12  # significant digits from which a decimal is taken for a program's floating-point output
+
+
+def _decimal_digits(vd: tuple[int, int]) -> int:
+    """The working digits for a decimal of ``(places, significant digits)``: 60, or 30 past its own digits."""
+    return max(60, vd[1] + 30, vd[0] + 30)
 
 
 def _decimal_sides(x, y, o: Options):
@@ -237,7 +242,7 @@ def _scientific(node):
     return places - sign * int(e[1]), sig
 
 
-def _rounds_or_truncates(dec: Fraction, target, places: int, machine: bool = False) -> bool:
+def _rounds_or_truncates(dec: Fraction, target, places: int, machine: bool = False, digits: int = 60) -> bool:
     """Whether ``dec`` (a decimal with ``places`` places, negative for tens, hundreds...) is ``target`` (a
     Fraction, or a real mpmath number) rounded (half a unit either way) or truncated toward zero to that many
     places; ``machine``: also within a unit in the last place, or a double's rounding (2^-52 relative)."""
@@ -248,7 +253,7 @@ def _rounds_or_truncates(dec: Fraction, target, places: int, machine: bool = Fal
             return True
         return (dec == 0 or (dec > 0) == (target > 0)) and abs(dec) <= abs(target) and abs(gap) < unit
     import mpmath
-    with mpmath.workdps(60):
+    with mpmath.workdps(digits):
         d = mpmath.mpf(dec.numerator) / dec.denominator
         u = mpmath.mpf(10) ** -places
         gap = target - d

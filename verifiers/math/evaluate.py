@@ -7,7 +7,8 @@
   ``MAX_WORK`` bits of results, so forty ``\\sqrt[63]{7^{13000}}`` are ``TooLarge`` rather than seconds of work.
 - ``evaluate``: the complex floating-point value with the free symbols bound; raises on overflow or where the
   expression is undefined (``EvalError``, ``ArithmeticError``, ``ValueError``).
-- ``precisely_different``: whether two constants that agree in floating point differ at 50 digits (mpmath).
+- ``precisely_different``: whether two expressions that agree in floating point (at a sample point) differ at 50
+  digits (mpmath); two rational functions at a real point are compared exactly (``rational_at``).
 - ``sympy_equal``: ``sympy.simplify(a - b) == 0``, the last resort, for small expressions only.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from fractions import Fraction
 from functools import lru_cache
 
-from raylign.verifiers.math.parse import TooLarge, canon, contains
+from raylign.verifiers.math.parse import TooLarge, canon, children, contains
 
 MAX_BITS = 40_000  # largest exact rational (numerator/denominator bits, about 12,000 digits) we build
 MAX_FACTORIAL = 1_000
@@ -115,12 +116,14 @@ def rational(node) -> Fraction | None:
     return _rational(node, shared if shared is not None else [MAX_WORK])
 
 
-def _rational(node, budget: list) -> Fraction | None:
-    rational = lambda n: _rational(n, budget)  # noqa: E731  (the same budget all the way down)
+def _rational(node, budget: list, env: dict | None = None) -> Fraction | None:
+    rational = lambda n: _rational(n, budget, env)  # noqa: E731  (the same budget all the way down)
     k = node[0]
     if k == "num":
         return node[1]
-    if k in ("sym", "const"):
+    if k == "sym":
+        return None if env is None else env.get(node[1])
+    if k == "const":
         return None
     if k == "add" or k == "mul":
         vals = [rational(c) for c in node[1]]
@@ -192,6 +195,19 @@ def _aggregate_rational(name: str, vals: list) -> Fraction | None:
     if name == "lcm" and sum(v.numerator.bit_length() for v in vals) > MAX_BITS:
         raise TooLarge("lcm too large to evaluate")
     return Fraction((math.gcd if name == "gcd" else math.lcm)(*(int(v) for v in vals)))
+
+
+def rational_at(node, env: dict) -> Fraction | None:
+    """The exact value of an AST with its symbols bound by ``env`` (complex floats, the sample points), when the
+    points are real and the value is rational there (a polynomial or rational function with rational
+    coefficients, exact roots of perfect powers, absolute values, floors...); None otherwise, or when it would be
+    too large (its own ``MAX_WORK`` budget)."""
+    if any(v.imag for v in env.values()):
+        return None
+    try:
+        return _rational(node, [MAX_WORK], {name: Fraction(v.real) for name, v in env.items()})
+    except (TooLarge, ValueError, OverflowError):  # (a point that is no finite float)
+        return None
 
 
 # ----------------------------------------------------------------------------------------------- float values
@@ -377,6 +393,9 @@ def _mp_value(node, mp, env):
             raise EvalError(f"{k} of a complex number")
         return (mp.floor if k == "floor" else mp.ceil)(mp.re(v))
     if k in ("fact", "binom", "agg"):
+        exact = _safe_rational(node)  # 100!, \\binom{200}{100}: their exact value, however large
+        if exact is not None:
+            return mp.mpf(exact.numerator) / exact.denominator
         v = evaluate(node, env)  # exact integers, as the float evaluator computes them (below 2^53: exact)
         if v.imag == 0 and v.real.is_integer() and abs(v.real) < 2 ** 53:
             return mp.mpf(int(v.real))
@@ -390,16 +409,68 @@ def _mp_value(node, mp, env):
 
 # what _mp_value raises where an expression has no precise value (undefined, unsupported, a symbol left unbound)
 _NO_PRECISE_VALUE = (EvalError, ArithmeticError, ValueError, TypeError, KeyError, OverflowError)
+MAX_EXTRA_DIGITS = 2_000  # exact numbers past this many digits (all of an answer's, summed) are not compared precisely
 
 
-def precise_value(node, env=None):
-    """The real value of a symbol-free AST at 60 digits (an mpmath number), or None when it has no such value
-    (complex, undefined, or not computable precisely)."""
+def extra_digits(*nodes) -> int:
+    """The decimal digits of the exact numbers the ASTs are built from, summed: each literal, and each power,
+    factorial or binomial with a rational value (counted whole). Precise comparisons work at that many digits more
+    than their base: a term ``10^{-60}`` beside ``\\pi``, or ``1`` beside ``100!\\,\\pi``, shows only past 60 (158)
+    digits. Raises TooLarge past ``MAX_EXTRA_DIGITS``: such an answer is not compared at all, rather than declared
+    equal for a difference too small to see."""
+    total, stack = 0, list(nodes)
+    while stack:
+        n = stack.pop()
+        k = n[0]
+        v = n[1] if k == "num" else _safe_rational(n) if k in ("pow", "fact", "binom") else None
+        if v is None:
+            stack.extend(children(n))
+            continue
+        total += max(v.numerator.bit_length(), v.denominator.bit_length()) * 77 // 256 + 1  # log10(2) ~ 77/256
+        if total > MAX_EXTRA_DIGITS:
+            raise TooLarge("numbers too large to compare precisely")
+    return total
+
+
+def term_digits(*nodes, env=None) -> int:
+    """Orders of magnitude (decimal) between the largest and the smallest nonzero term of any sum in the ASTs, in
+    floating point at ``env``: ``\\pi^{200} + 1`` against ``\\pi^{200}`` differs in its 100th digit, ``\\pi +
+    e^{-200}`` against ``\\pi`` in its 87th. Precise comparisons add these digits too."""
+    worst, stack = 0.0, list(nodes)
+    while stack:
+        n = stack.pop()
+        if n[0] == "add":
+            sizes = []
+            for term in n[1]:
+                try:
+                    size = abs(evaluate(term, env or {}))
+                except (EvalError, ArithmeticError, ValueError, KeyError):
+                    continue
+                if size and math.isfinite(size):
+                    sizes.append(size)
+            if len(sizes) > 1:
+                worst = max(worst, math.log10(max(sizes) / min(sizes)))
+        stack.extend(children(n))
+    return math.ceil(worst)
+
+
+def _precise_digits(base: int, nodes, env) -> int:
+    """``base`` digits, plus those of the exact numbers and the spread of the sums of ``nodes``; TooLarge past
+    ``MAX_EXTRA_DIGITS`` more."""
+    more = extra_digits(*nodes) + term_digits(*nodes, env=env)
+    if more > MAX_EXTRA_DIGITS:
+        raise TooLarge("numbers too far apart to compare precisely")
+    return base + more
+
+
+def precise_value(node, env=None, digits: int = 60):
+    """The real value of a symbol-free AST at ``digits`` digits and more (``extra_digits``; an mpmath number), or
+    None when it has no such value (complex, undefined, or not computable precisely)."""
     try:
         import mpmath
     except ImportError:
         return None
-    with mpmath.workdps(60):
+    with mpmath.workdps(max(digits, _precise_digits(60, (node,), env))):
         try:
             v = _mp_value(node, mpmath, env or {})
         except _NO_PRECISE_VALUE:
@@ -410,34 +481,46 @@ def precise_value(node, env=None):
 
 
 def precisely_equal(a, b, env=None) -> bool:
-    """Whether two ASTs (symbols bound by ``env``) are the same number at ``_PRECISE_DIGITS`` digits (to all but
-    twenty of them, which cancellation may cost): a disagreement in floating point that is only cancellation
+    """Whether two ASTs (symbols bound by ``env``) are the same number at ``_PRECISE_DIGITS`` digits more than
+    their exact numbers and sums need (``extra_digits``, ``term_digits``; to all but twenty of them, which
+    cancellation may cost): a disagreement in floating point that is only cancellation
     (``\\sqrt{x^8+1} - x^4`` at x = 40). False when it cannot tell."""
+    if env:
+        x, y = rational_at(a, env), rational_at(b, env)
+        if x is not None and y is not None:
+            return x == y
     try:
         import mpmath
     except ImportError:
         return False
-    with mpmath.workdps(_PRECISE_DIGITS):
+    digits = _precise_digits(_PRECISE_DIGITS, (a, b), env)
+    with mpmath.workdps(digits):
         try:
             x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
         except _NO_PRECISE_VALUE:
             return False
-        return bool(abs(x - y) <= mpmath.mpf(10) ** (20 - _PRECISE_DIGITS) * max(abs(x), abs(y), 1))
+        return bool(abs(x - y) <= mpmath.mpf(10) ** (20 - digits) * max(abs(x), abs(y), 1))
 
 
 def precisely_different(a, b, env=None) -> bool:
     """Whether two ASTs (symbols bound by ``env``) that agree in floating point are different numbers
     (``1000000\\pi + 1`` and ``1000000\\pi``, ``\\sqrt{10^{20}+1}`` and ``10^{10}``); False when it cannot tell.
 
-    The difference is computed at ``_PRECISE_DIGITS`` digits and again at twice that: a real difference stays the
+    The difference is computed at ``_PRECISE_DIGITS`` digits more than the exact numbers the two are built from
+    have and the spread of their sums need (``extra_digits``, ``term_digits``: ``\\pi + 10^{-60}`` is not ``\\pi``),
+    and again at twice that: a real difference stays the
     same (to a few digits), one made by rounding (cancellation in ``10^{80} + \\pi - 10^{80}``) shrinks with the
     precision. mpmath (a sympy dependency) is imported by the first comparison that needs it."""
+    if env:  # at a real point, two rational functions are compared exactly (no mpmath)
+        x, y = rational_at(a, env), rational_at(b, env)
+        if x is not None and y is not None:
+            return x != y
     try:
         import mpmath
     except ImportError:
         return False
-    gaps = []
-    for digits in (_PRECISE_DIGITS, 2 * _PRECISE_DIGITS):
+    gaps, base = [], _precise_digits(_PRECISE_DIGITS, (a, b), env)
+    for digits in (base, 2 * base):
         with mpmath.workdps(digits):
             try:
                 x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
@@ -448,7 +531,7 @@ def precisely_different(a, b, env=None) -> bool:
             if gap <= mpmath.mpf(10) ** (5 - digits) * scale:
                 return False  # equal up to this precision's rounding
             gaps.append(gap)
-    with mpmath.workdps(2 * _PRECISE_DIGITS):
+    with mpmath.workdps(2 * base):
         return bool(abs(gaps[0] - gaps[1]) <= gaps[1] / 1000)  # the same gap at both precisions: a real one
 
 

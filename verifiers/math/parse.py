@@ -343,7 +343,9 @@ def parse_expr(s: str) -> tuple:
     if not toks:
         raise ParseError("empty expression")
     node = _Parser(toks).parse()
-    if ast_depth(node) > 4 * MAX_DEPTH:
+    # each node on a path down the AST takes a token of its own, or two nodes share one (\frac: mul and inv): an
+    # AST is at most twice as deep as its tokens are many, so only long expressions are walked
+    if len(toks) > 2 * MAX_DEPTH and ast_depth(node) > 4 * MAX_DEPTH:
         raise Unjudgeable("expression nested too deeply")
     return node
 
