@@ -23,7 +23,7 @@ from functools import lru_cache
 from raylign.verifiers.math.parse import TooLarge, canon, children, contains
 
 MAX_BITS = 40_000  # largest exact rational (numerator/denominator bits, about 12,000 digits) we build
-MAX_FACTORIAL = 1_000
+MAX_FACTORIAL = 3_000  # 3000! has about 30,000 bits, under MAX_BITS
 MAX_SYMBOLIC_EXP = 1_000  # x^n with |n| above this is not evaluated
 MAX_BINOMIAL_BITS = 16_000  # binomials past this size are not computed (math.comb's time grows with its square)
 MAX_WORK = 4 * MAX_BITS  # bits of big results (powers, roots, factorials, binomials, long products) per answer
@@ -156,6 +156,14 @@ def _rational(node, budget: list, env: dict | None = None) -> Fraction | None:
             raise TooLarge("factorial too large to evaluate")
         _charge(budget, int(v) * max(1, int(v).bit_length()))
         return Fraction(math.factorial(int(v)))
+    if k == "dfact":  # n!! = n (n - 2) (n - 4) ... down to 1 or 2; (-1)!! = 0!! = 1
+        v = rational(node[1])
+        if v is None or v.denominator != 1 or v < -1:
+            return None
+        if v > 2 * MAX_FACTORIAL:
+            raise TooLarge("double factorial too large to evaluate")
+        _charge(budget, int(v) * max(1, int(v).bit_length()) // 2)
+        return Fraction(_double_factorial(int(v)))
     if k == "binom":
         n, r = rational(node[1]), rational(node[2])
         if n is None or r is None or n.denominator != 1 or r.denominator != 1:
@@ -182,6 +190,10 @@ def _rational(node, budget: list, env: dict | None = None) -> Fraction | None:
         if isinstance(child, tuple):
             rational(child)
     return None
+
+
+def _double_factorial(n: int) -> int:
+    return math.prod(range(n, 0, -2)) if n > 0 else 1
 
 
 def _aggregate_rational(name: str, vals: list) -> Fraction | None:
@@ -293,6 +305,13 @@ def evaluate(node, env) -> complex:
             raise OverflowError if v.real > 170 else EvalError("factorial of a complex number")
         n = _real_int(v)
         return complex(math.factorial(n) if n is not None and n >= 0 else math.gamma(v.real + 1))
+    if k == "dfact":
+        n = _real_int(evaluate(node[1], env))
+        if n is None or n < -1:
+            raise EvalError("double factorial of a number that is no integer from -1 up")
+        if n > 300:
+            raise OverflowError
+        return complex(_double_factorial(n))
     if k == "binom":
         top, r = evaluate(node[1], env), _real_int(evaluate(node[2], env))
         n = _real_int(top)
@@ -392,7 +411,7 @@ def _mp_value(node, mp, env):
         if mp.im(v) != 0:
             raise EvalError(f"{k} of a complex number")
         return (mp.floor if k == "floor" else mp.ceil)(mp.re(v))
-    if k in ("fact", "binom", "agg"):
+    if k in ("fact", "dfact", "binom", "agg"):
         exact = _safe_rational(node)  # 100!, \\binom{200}{100}: their exact value, however large
         if exact is not None:
             return mp.mpf(exact.numerator) / exact.denominator
@@ -422,7 +441,7 @@ def extra_digits(*nodes) -> int:
     while stack:
         n = stack.pop()
         k = n[0]
-        v = n[1] if k == "num" else _safe_rational(n) if k in ("pow", "fact", "binom") else None
+        v = n[1] if k == "num" else _safe_rational(n) if k in ("pow", "fact", "dfact", "binom") else None
         if v is None:
             stack.extend(children(n))
             continue
@@ -562,6 +581,8 @@ def _to_sympy(node, sp):
         return sp.Pow(rec(node[1]), rec(node[2])) if k == "pow" else sp.root(rec(node[1]), rec(node[2]))
     if k == "fact":
         return sp.factorial(rec(node[1]))
+    if k == "dfact":
+        return sp.factorial2(rec(node[1]))
     if k == "binom":
         return sp.binomial(rec(node[1]), rec(node[2]))
     if k == "func":
@@ -608,7 +629,7 @@ def sympy_equal(a, b, timeout: float | None = None) -> bool | None:
     trigonometric functions), so it is given only small ones (``SYMPY_MAX_NODES`` nodes, integer exponents up to
     ``SYMPY_MAX_POWER``), in a thread the caller waits on for at most ``timeout`` seconds (None: no wait bound)."""
     if _node_count(a) + _node_count(b) > SYMPY_MAX_NODES or max(_max_power(a), _max_power(b)) > SYMPY_MAX_POWER \
-            or any(contains(n, lambda m: m[0] in ("fact", "binom", "floor", "ceil")) for n in (a, b)):
+            or any(contains(n, lambda m: m[0] in ("fact", "dfact", "binom", "floor", "ceil")) for n in (a, b)):
         return None  # sympy is slow on these and our evaluator already covers them
     out: list = []
 

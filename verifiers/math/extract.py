@@ -37,10 +37,15 @@ _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _BARE_BOX = re.compile(r"[ \t]+([^\s$]+)")
 _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are truncated
 
-_ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
+                        r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*",  # "**Final answer**\n\n12"
+                        re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b"
                            r"|,?\s+or\s+(?:equivalently|equally|in other words)\b|\s+\((?:or|i\.e\.)\s")
 _ANSWER_WINDOW = 2000  # characters after "answer is" looked at (a numeral running past them is taken whole)
+# a remark in brackets that ends the answer's sentence, after a space: "12 (rounded)", "5 (cm)" (a modulus is kept:
+# "10 (mod 7)" is 3)
+_REMARK = re.compile(r"\s+\((?!\s*(?:\\[pb]?mod|mod)\b)(?!\s*[A-Za-z]\s*\))[^()]*\)[\s*`]*$")  # ("(D)": a choice)
 _JOINED = re.compile(r"[ \t]*(?:,|\bor\b|\band\b)[ \t,]*(?:or\b|and\b)?[ \t]*(?:\$|\\\(|\\\[)")
 _PERIOD_END = re.compile(r"\.(?=\s|$)|\n")
 _LONG_NUMERAL = re.compile(r"(?:\$|\\\()?[ \t]*([-+]?\d[\d,]*(?:\.\d+)?)")
@@ -160,7 +165,10 @@ def _mark_inner(stack: list[list]) -> None:
 
 
 _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
-                         r"wait|actually|correction|scratch that|doesn't work|does not work)\b", re.IGNORECASE)
+                         r"wait|actually|correction|scratch that|doesn't work|does not work|on second thought|"
+                         r"I take (?:that|it) back)\b", re.IGNORECASE)
+# right before a box: a label that says it is the wrong one ("Wrong: \boxed{5}. Right: \boxed{3}.")
+_LABELLED_WRONG = re.compile(r"\b(?:wrong|incorrect|not)(?:\s+answer)?\s*[:=]\s*\$?\s*$", re.IGNORECASE)
 # a retraction word in a clause that only supposes it ("or if that is wrong", "should that be wrong", "unless I
 # made a mistake") takes nothing back; nor does one asked ("Wrong? Then ...")
 _CONDITIONAL = re.compile(r"\b(?:if|should|unless|in case|in the event|suppos(?:e|ing)|otherwise|lest)\b|^\s*were\b",
@@ -208,18 +216,43 @@ def final_boxes(text: str, max_chars: int) -> list[str | None]:
     oversized box. Several different answers here are hedging."""
     boxes = all_boxed(text, max_chars, keep_outer=True)
     kept = []
-    for (_, end, content), following in zip(boxes, boxes[1:] + [None]):
+    for (start, end, content), following in zip(boxes, boxes[1:] + [None]):
         if following is not None and following[0] > end and _retracted(text, end, following):
             continue
+        if following is not None and _LABELLED_WRONG.search(text, max(0, start - 40), start):
+            continue  # "Wrong: \boxed{5}. Right: \boxed{3}." (the last box is the answer whatever its label)
         kept.append(content)
     return kept
+
+
+# right after the final box, the displayed expression goes on ("\boxed{3}^{5}", "$\boxed{2}\sqrt3$"): the answer
+# shown is the box and what follows it, up to the end of its math group
+_CONTINUES = re.compile(r"(?=[\^_!0-9]|\\(?:sqrt|cdot|times|pi|frac|dfrac)(?![a-zA-Z]))")
+_MATH_GROUP_END = re.compile(r"\$|\\\)|\\\]|\n|\.(?=\s|$)|,\s|;")
+_CONTINUATION = 200  # characters of a continuation taken at most
+
+
+def box_continuation(text: str, end: int) -> str:
+    """What continues the expression of the box that ends at ``end`` ("^{5}" after "\\boxed{3}"), or ""."""
+    if not _CONTINUES.match(text, end):
+        return ""
+    stop = _MATH_GROUP_END.search(text, end, end + _CONTINUATION)
+    return text[end : stop.start() if stop else min(len(text), end + _CONTINUATION)]
 
 
 # right before "answer" (the phrase's start): words that only suppose, recall or doubt an answer ("Suppose the
 # answer is", "whether the answer is", "One might think the answer is", "My previous answer is", "A wrong answer is")
 _SUPPOSED = re.compile(
     r"(?:\b(?:suppose|supposing|assume|assuming|if|whether|hypothetically|(?:I|we)\s+doubt|unlikely|maybe|perhaps|"
-    r"guess(?:ed)?(?:\s+was)?)\b[,:]?\s+(?:(?:instead|now|again)\s+)?(?:that\s+)?"
+    r"imagine|let(?:'s|\s+us)\s+(?:say|assume|suppose|pretend)|guess(?:ed)?(?:\s+was)?|expect(?:ed)?)\b[,:]?\s+"
+    r"(?:for\s+(?:the\s+sake\s+of\s+)?(?:a\s+)?(?:contradiction|argument)\s*,?\s+)?"
+    r"(?:(?:instead|now|again)\s+)?(?:that\s+)?"
+    r"|(?:^|[.!?\n]\s*)say,?\s+(?:that\s+)?"  # "Say the answer is 12. Then ..."
+    r"|\b(?:it'?s|it\s+is|it\s+was)\s+(?:not\s+(?:true|the\s+case)|false|untrue)\s+that\s+"
+    r"|\bmistakes?\s+(?:is|are|would\s+be)\s+to\s+(?:say|think|claim|conclude|assume)\s+(?:that\s+)?"
+    r"|\b(?:problem|question|book|textbook|key|students?|people|someone|others|many|they|he|she)\s+"
+    r"(?:(?:would|might|often|usually|may)\s+)?(?:says?|said|claims?|claimed|states?|stated|thinks?|thought|"
+    r"believes?|believed)\s+(?:that\s+)?"
     r"|\b(?:might|would|could|may)\s+(?:think|say|claim|guess|expect|believe)\s+(?:that\s+)?"
     r"|\btempting\s+to\s+say\s+(?:that\s+)?|\b(?:check|verify|test)\s+(?:if|whether|that)\s+"
     r"|\b(?:previous|earlier|initial|naive|naïve|wrong|incorrect|tempting|obvious|intuitive|careless|not)\s+)"
@@ -246,6 +279,12 @@ def answer_is(text: str) -> str | None:
 
 def answer_is_at(text: str) -> tuple[str, int] | None:
     """:func:`answer_is`'s answer and where it ends in ``text``."""
+    found = answer_is_span(text)
+    return None if found is None else (found[0], found[2])
+
+
+def answer_is_span(text: str) -> tuple[str, int, int] | None:
+    """:func:`answer_is`'s answer, where its phrase starts and where the answer ends in ``text``."""
     phrases = list(_ANSWER_IS.finditer(text))  # one forward pass: each phrase found once, where it starts
     for last in reversed(phrases):
         if _SUPPOSED.search(text, max(0, last.start() - _SUPPOSED_WINDOW), last.start()):
@@ -257,8 +296,60 @@ def answer_is_at(text: str) -> tuple[str, int] | None:
         stop = _STATEMENT_END.search(rest, end)
         if _REJECTED.match(rest[end : stop.start() if stop else len(rest)]):
             continue
-        return answer, last.end() + end
+        return answer, last.start(), last.end() + end
     return None
+
+
+# after the final answer: words that take it back ("Wait, that's not right", "I made a mistake", "scratch that",
+# "no, it's 15", "it should be 15"). "Wait" or "Actually" alone do not: "Wait, let me check: 3 x 4 = 12" keeps it.
+_TAKEN_BACK = re.compile(
+    r"\(\s*(?:wrong|incorrect|false|not\s+(?:right|correct))\s*\)"  # "The answer is 12 (wrong)."
+    r"|\b(?:(?:that|this|it|which|(?:my|the|this|that)\s+answer)\s*(?:'s|’s|\s+is|\s+was)\s+(?:wrong|incorrect|"
+    r"not\s+(?:right|correct|the\s+(?:right\s+)?answer)|a\s+mistake)"
+    r"|(?:I|we)\s+(?:made|make|have\s+made)\s+(?:a\s+|an\s+)?(?:mistake|error|miscalculation)"
+    r"|scratch\s+that|on\s+second\s+thought|I\s+take\s+(?:that|it)\s+back"
+    r"|no\s*,\s*(?:it'?s|it\s+is|the\s+(?:correct\s+)?answer\s+is)|it\s+should\s+(?:be|have\s+been)\b"
+    r"|oops)\b", re.IGNORECASE)
+_NOT_SAID = re.compile(r"\b(?:don'?t|do\s+not|didn'?t)\s+think\b|\bdoubt\b|\bnot\s+sure\b", re.IGNORECASE)
+_TAKEN_BACK_WINDOW = 600  # characters after the final answer read for words that take it back
+_OTHER_VALUE = re.compile(r"\d|\$|\\\(|\\\[|\\boxed|\\fbox")
+
+
+def taken_back(text: str, end: int) -> bool:
+    """Whether the completion takes back the final answer that ends at ``end`` after stating it ("\\boxed{12}.
+    Wait, that's wrong."): words of :data:`_TAKEN_BACK` said within ``_TAKEN_BACK_WINDOW`` characters, before any
+    other value is named (words after one are about it), in a clause that does not only suppose them ("if that is wrong, ...", "I don't think that's wrong") or ask them ("Is that
+    wrong?")."""
+    window = text[end : end + _TAKEN_BACK_WINDOW]
+    if _TAKEN_BACK.search(window) is None:
+        return False
+    import bisect
+    bounds = [c.end() for c in _CLAUSE_END.finditer(window)]
+    other = _OTHER_VALUE.search(window)  # words after another value are about that one ("Our guess was 10, but
+    for m in _TAKEN_BACK.finditer(window, 0, other.start() if other else len(window)):  # that was wrong.")
+        k = bisect.bisect_right(bounds, m.start())
+        clause = window[bounds[k - 1] if k else 0 : m.start()]
+        if _CONDITIONAL.search(clause) or _NOT_SAID.search(clause):
+            continue
+        if window[m.end():m.end() + 3].lstrip().startswith("?"):
+            continue
+        return True
+    return False
+
+
+def answer_after(text: str, end: int) -> tuple[str, int, int] | None:
+    """An "answer is" statement that starts after ``end`` (the final box's end): ``(answer, start, its end)``. It
+    restates the boxed answer, corrects it ("\\boxed{12}. Actually, the answer is 15."), or names another one
+    beside it ("\\boxed{3} ... Final Answer: 5")."""
+    found = answer_is_span(text[end:]) if _ANSWER_IS.search(text, end) else None
+    if found is None:
+        return None
+    return found[0], end + found[1], end + found[2]
+
+
+def replaced_by(text: str, end: int, later: tuple[str, int, int]) -> bool:
+    """Whether the answer ending at ``end`` is taken back before the ``later`` statement (see :func:`_retracted`)."""
+    return _retracted(text, end, (later[1], later[2], later[0]))
 
 
 def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
@@ -276,31 +367,52 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
         numeral = _long_numeral(text, last.end())
         if numeral is not None:
             return numeral, len(rest)
-    answer = (rest[: m.start()] if m else rest).strip().strip("*").strip()
-    return (answer or None), (m.start() if m else len(rest))
+    end = m.start() if m else len(rest)
+    remark = _REMARK.search(rest, 0, end)
+    if remark is not None and rest[: remark.start()].strip():
+        end = remark.start()  # "12 (rounded)", "12 (since 3 x 4 = 12)": the remark is not the answer (nor a hedge
+        # it holds: offered_beside reads it after the answer's end)
+    answer = rest[:end].strip().strip("*").strip().strip("`").strip()
+    return (answer or None), end
 
 
 # values offered beside the final answer, in the rest of its sentence or as the whole next one, with words of doubt:
 # "or possibly $5$", "(or maybe 5)", "but it could also be 5", "5 is also possible", "Possibly 5." Each is judged like
 # a second box (an equal one is no hedge). A plain "or" is a restatement ("90 minutes, or 1.5 hours"), not a doubt.
-_VALUE = (r"(?:\$\$(?P<dd>[^$]+)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?)"
-          r"|(?P<c>\\[A-Za-z]+(?:\{[^{}]*\})+)|(?P<l>\b[A-J]\b)|(?P<y>\b(?:yes|no)\b))")
-_VALUE_END = r"(?=\s*(?:[.!?;,)]|$))"
+_VALUE = (r"\(?\s*(?:\$\$(?P<dd>[^$]+)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)"
+          r"|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?)(?![.,]?\d)"  # (a numeral whole, never its first digits)
+          r"|(?P<c>\\[A-Za-z]+(?:\{[^{}]*\})+)|(?P<l>\b[A-J]\b)|(?P<y>\b(?:yes|no)\b))\s*\)?")
+_VALUE_END = r"(?=\s*(?:[.!?;,)}]|$))"
+# "or" alone offers another value when nothing follows it in its clause: "3 (or 5)", "\boxed{3} or 5", "A. Or B."
+# ("90 minutes, or 1.5 hours" restates it in other units: the value is followed by a word)
 _OFFERED_AFTER = re.compile(
-    r"(?:\bor\s*,?\s*(?:maybe|possibly|perhaps|else)|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also"
-    r"|^\s*/(?=\s*\$))\s*,?\s*" + _VALUE + _VALUE_END, re.IGNORECASE)
-_OFFERED_BEFORE = re.compile(_VALUE + r"\s+(?:is|are)\s+also\s+(?:possible|plausible|valid|correct|an?\s+"
-                             r"(?:answer|solution)|acceptable)\b", re.IGNORECASE)
-_NEXT_OFFER = re.compile(r"\s*(?:or\s*,?\s*(?:maybe|possibly|perhaps)|alternatively|possibly|perhaps|maybe)\s*,?\s*"
-                         r"(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*)?" + _VALUE
-                         + r"\s*[.!?]?\s*(?:\n|$)", re.IGNORECASE)
+    r"(?:(?P<plain>\bor)\b\s*,?\s*(?=[$\\(\d\w−-])|\bor\s*,?\s*(?:maybe|possibly|perhaps|else|is\s+it|rather)"
+    r"|\b(?:possibly|perhaps|maybe)|\balt(?:ernative(?:ly)?)?\s*[:.,]"
+    r"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also|^\s*/(?=\s*\$))\s*,?\s*" + _VALUE + _VALUE_END,
+    re.IGNORECASE)
+# a value said to work as well ("5 is also a valid answer", "5 works too", "5 would also work"), or the other case
+# of a split ("3 when n is odd, 5 otherwise")
+_OFFERED_BEFORE = re.compile(
+    _VALUE + r"\s+(?:(?:is|are)\s+also\s+(?:possible|plausible|valid|correct|acceptable|an?\s+(?:answer|solution)"
+    r"|an?\s+(?:possible|plausible|valid|correct|acceptable)\s+(?:answer|solution))"
+    r"|(?:is|are)\s+(?:also\s+)?(?:another|an\s+alternative|one\s+more|a\s+second)\s+(?:possibility|option|"
+    r"answer|solution|candidate)|(?:is|are)\s+(?:possible|plausible|valid|correct|acceptable)\s+(?:too|as\s+well)"
+    r"|(?:(?:would|will|does|could|might|may)\s+)?also\s+works?|works?\s+(?:too|as\s+well)"
+    r"|otherwise|(?:in\s+)?the\s+other\s+case)\b", re.IGNORECASE)
+_NEXT_OFFER = re.compile(r"\s*\(?\s*(?:(?:hmm+|um+|well|but|so|and)\s*[,.]?\s*)?(?:or\s*,?\s*(?:maybe|possibly|perhaps)?"
+                         r"|alternatively|possibly|perhaps|maybe)\s*,?\s*"
+                         r"(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*|is\s+it\s+)?" + _VALUE
+                         + r"\s*[.!?]?\s*\)?\s*(?:\n|$)", re.IGNORECASE)
 _SPACES = re.compile(r"\s*")
-_OFFER_HINT = re.compile(r"or\b|alternativ|possibl|perhaps|maybe|could|might|may\b|also|/", re.IGNORECASE)
+_OFFER_HINT = re.compile(r"or\b|alt|possib|plausib|perhaps|maybe|could|might|may\b|also|/|works?\b|otherwise|"
+                         r"other\s+case|another|too\b|as\s+well|valid|correct|one\s+more|a\s+second", re.IGNORECASE)
 
 
-def offered_beside(text: str, end: int) -> list[str]:
+def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
     """The values offered beside an answer that ends at ``end``, with words of doubt: in the rest of its sentence,
-    or as the whole of the next one. Linear in the text: a bounded window is read."""
+    or as the whole of the next one, each as ``(value, plain)``; ``plain`` when only "or" offers it (it may be
+    the answer restated: "\\frac{\\pi}{2} (or $90^\\circ$)", "\\sqrt2 (or 1.41)"). Linear in the text: a
+    bounded window is read."""
     window = text[end : end + _ANSWER_WINDOW]
     if not _OFFER_HINT.search(window, 0, 400):
         return []
@@ -310,14 +422,16 @@ def offered_beside(text: str, end: int) -> list[str]:
     if stop is not None:
         start = _SPACES.match(window, stop.end()).end()
         nxt_end = _STATEMENT_END.search(window, start)
-        nxt = _NEXT_OFFER.match(window[: nxt_end.end() if nxt_end else len(window)], start)
+        sentence = window[: nxt_end.end() if nxt_end else len(window)]
+        nxt = _NEXT_OFFER.match(sentence, start)
         if nxt is not None:
             found.append(nxt)
+        found += list(_OFFERED_BEFORE.finditer(sentence, start))  # "The answer is 3. But 5 works too."
     values = []
     for m in found:
         value = next(v for v in (m.group(g) for g in ("dd", "d", "p", "n", "c", "l", "y")) if v is not None).strip()
         if value:
-            values.append(value)
+            values.append((value, "plain" in m.re.groupindex and m.group("plain") is not None))
     return values
 
 
@@ -412,4 +526,4 @@ def extract_answer(text: str, order=DEFAULT_METHODS) -> tuple[str | None, str | 
 
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "all_boxed", "final_boxes", "extract_answer", "last_boxed", "answer_is",
-           "last_number", "braced"]
+           "last_number", "braced", "taken_back", "answer_after", "replaced_by", "box_continuation"]

@@ -4,7 +4,8 @@ that walk an AST.
 Our own small recursive-descent parser: no ``eval`` and no third-party LaTeX grammar (sympy's ``parse_latex``
 needs antlr4 4.11 exactly, which math-verify's 4.13 breaks). Nodes are tuples whose first item names the kind:
 ``("num", Fraction, text)`` ``("sym", name)`` ``("const", name)`` ``("add", items)`` ``("neg", x)``
-``("mul", items)`` ``("inv", x)`` ``("pow", b, e)`` ``("root", x, n)`` ``("fact", x)`` ``("binom", n, k)``
+``("mul", items)`` ``("inv", x)`` ``("pow", b, e)`` ``("root", x, n)`` ``("fact", x)`` ``("dfact", x)`` (``n!!``, the
+double factorial) ``("binom", n, k)``
 ``("func", name, x)`` ``("agg", name, items)`` (``max``, ``min``, ``gcd``, ``lcm`` of a list)
 ``("log", x, base|None)`` ``("abs", x)`` ``("floor", x)`` ``("ceil", x)``.
 ``e`` is Euler's number, ``i`` the imaginary unit; an accented symbol (``\\bar{z}``, ``\\hat{x}``) is a symbol
@@ -174,7 +175,12 @@ class _Parser:
             count += 1
             if count > 3:
                 raise TooLarge("factorial tower")
-            node = ("fact", node)
+            if self.peek() == ("op", "!") and count < 3:  # n!! is the double factorial, not (n!)!
+                self.i += 1
+                count += 1
+                node = ("dfact", node)
+            else:
+                node = ("fact", node)
         return node
 
     def group(self):

@@ -217,6 +217,16 @@ def _repeating_decimal(s: str) -> str:
     return s
 
 
+def ellipsis_cut(s: str) -> str | None:
+    """The decimal itself, when ``s`` (cleaned) is a decimal whose digits happen to end in a repeated block followed
+    by an ellipsis (``2.718281828...``: read as 2.71828(1828) repeating): the other reading, "and so on", for a
+    reference no repeating decimal can equal; None for any other answer."""
+    m = _ELLIPSIS_DECIMAL.fullmatch(s.strip())
+    if m is None or len(m.group(2)) > 200 or _period(m.group(2)) is None:
+        return None
+    return f"{m.group(1)}.{m.group(2)}"
+
+
 def _named(s: str) -> tuple | None:
     """``("named", letter, qualifier)`` for ``\\mathbb{R}``, ``\\R``, ``\\mathbb{Z}^+``, ``\\mathbb{R}_{\\ge 0}``...,
     and for "all real numbers"; None otherwise."""

@@ -60,12 +60,16 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (MACHINE_SIG, BudgetExceeded, Options, Unjudgeable, clean, describe, equal,
                                           kind, parse_answer)
-from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, extract_answer, final_answer_end, final_boxes,
-                                            last_boxed, offered_beside)
+from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, box_continuation, extract_answer,
+                                            final_answer_end, final_boxes, last_boxed, offered_beside, replaced_by,
+                                            taken_back)
 from raylign.verifiers.math.normalize import units
+from raylign.verifiers.math.parse import symbols
+from raylign.verifiers.math.values import ellipsis_cut
 from raylign.verifiers.math.numerals import int_text, plain_numeral
 from raylign.verifiers.math.units import units_differ
 
+_RESTATED_IN_UNITS = re.compile(r"\\circ|°|\\degree|\\text|\\mathrm|\\,\s*[a-zA-Z]")  # a value with a unit mark
 _MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
 _SHOWN = 400  # characters of an answer that details show
 _MAX_EXACT_DIGITS = 13_000  # longer numerals are only compared with numerals (evaluate.MAX_BITS is ~12,000 digits)
@@ -126,6 +130,7 @@ class MathVerifier:
             raise ValueError(f"percent must be 'both', 'number' or 'fraction', got {percent!r}")
         self.extract = _order(extract)
         self.options = Options(rel_tol=rel_tol, decimal_min_sig=decimal_min_sig, percent=percent)
+        self.approximate = Options(rel_tol=rel_tol, decimal_min_sig=1, percent=percent)  # a restatement's decimals
         self.max_completion_chars = max_completion_chars
         self.max_answer_chars = max_answer_chars
         self.time_budget_s = time_budget_s
@@ -161,6 +166,10 @@ class MathVerifier:
         details = {"extracted": extracted, "method": method}
         if extracted is None:
             return Verdict(0.0, "ok", None, {**details, "reason": "no answer found"})
+        extracted, method, end, also = _final_statement(completion, extracted, method)
+        details = {"extracted": extracted, "method": method}
+        if end is not None and taken_back(completion, end):
+            return Verdict(0.0, "ok", None, {**details, "reason": "the completion takes its answer back"})
         reference = _reference_text(task["answer"])
         if len(extracted) > _SHOWN:
             details["extracted"] = _shown(extracted)
@@ -171,7 +180,7 @@ class MathVerifier:
         try:
             same, reason = self._judge(reference, extracted, details, deadline)
             if same:
-                hedge = self._hedge(completion, reference, len(extracted), deadline, method)
+                hedge = self._hedge(completion, reference, len(extracted), deadline, end, also)
                 if hedge:
                     same, reason = False, "boxes several different answers (hedging)"
                     details["boxed"] = hedge
@@ -195,7 +204,8 @@ class MathVerifier:
             details["reason"] = reason
         return Verdict(1.0 if same else 0.0, "ok", None, details)
 
-    def _judge(self, reference: str, extracted: str, details: dict, deadline: float) -> tuple[bool, str | None]:
+    def _judge(self, reference: str, extracted: str, details: dict, deadline: float,
+               options: Options | None = None) -> tuple[bool, str | None]:
         ref_num, cand_num = plain_numeral(reference), plain_numeral(extracted)
         if ref_num is not None and cand_num is not None and (ref_num == cand_num or not _machine_float(cand_num)):
             # two plain numbers, however long: compare their digits (a program's float output, 12.000000000000002,
@@ -213,7 +223,11 @@ class MathVerifier:
             ref_value, cand_value = parse_answer(reference), parse_answer(extracted)
             details["normalized"] = {"answer": _shown(describe(ref_value)), "extracted": _shown(describe(cand_value))}
             details["kind"] = {"answer": kind(ref_value), "extracted": kind(cand_value)}
-            same, reason = equal(ref_value, cand_value, self.options, deadline), None
+            same, reason = equal(ref_value, cand_value, options or self.options, deadline), None
+        if not same and _irrational(reference):
+            cut = ellipsis_cut(cand_clean)  # "2.718281828..." for e: the digits go on, they do not repeat
+            if cut is not None:
+                same, reason = self._judge(reference, cut, {}, deadline)[0], "a decimal that goes on, not one that repeats"
         ref_units, cand_units = units(reference), units(extracted)
         if same and units_differ(ref_units, cand_units):
             details["units"] = {"answer": sorted(ref_units), "extracted": sorted(cand_units)}
@@ -249,17 +263,20 @@ class MathVerifier:
         return joined
 
     def _hedge(self, completion: str, reference: str, extracted_chars: int, deadline: float,
-               method: str | None = None) -> list[str]:
+               end: int | None = None, also: tuple[str, ...] = ()) -> list[str]:
         """The distinct answers when the completion stands by several that are not all the reference (hedging:
         ``\\boxed{3} ... \\boxed{5}``; ``The answer is $3$, or possibly $5$``), else ``[]``. The same answer
         boxed twice, in any form (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the
         configured extraction took instead; a box taken back before the next one ("that is wrong") is no longer
         an answer; a value offered beside the final answer in its sentence (``extract.offered_beside``) counts
         like another box."""
-        end = final_answer_end(completion, method)
-        for value in offered_beside(completion, end) if end is not None else ():
-            try:
-                same = len(value) <= self.max_answer_chars and self._judge(reference, value, {}, deadline)[0]
+        offered = [(value, False) for value in also] + (offered_beside(completion, end) if end is not None else [])
+        for value, plain in offered:
+            if plain and _RESTATED_IN_UNITS.search(value):
+                continue  # "\frac{\pi}{2} (or $90^\circ$)": the answer in other units
+            try:  # restated after a plain "or", a decimal may approximate it to any places ("\sqrt2 (or 1.41)")
+                same = len(value) <= self.max_answer_chars and self._judge(
+                    reference, value, {}, deadline, self.approximate if plain else self.options)[0]
             except (Unjudgeable, RecursionError, MemoryError):
                 same = False
             if not same:
@@ -291,6 +308,34 @@ class MathVerifier:
             except (Unjudgeable, RecursionError, MemoryError):
                 return shown
         return []
+
+
+def _final_statement(completion: str, extracted: str, method: str) -> tuple[str, str, int | None, tuple[str, ...]]:
+    """The answer the completion ends by stating, its method, where it ends in the completion, and the other
+    answers it states beside it: a box
+    whose expression goes on is the expression shown ("\\boxed{3}^{5}" is 3^5); an "answer is" statement after
+    the last box replaces the box when the box is taken back before it ("\\boxed{12}. Actually, the answer is
+    15."), else it is judged beside it ("\\boxed{3} ... Final Answer: 5" names two answers)."""
+    end = final_answer_end(completion, method)
+    if method != "boxed" or end is None:
+        return extracted, method, end, ()
+    more = box_continuation(completion, end)
+    extracted, end = extracted + more, end + len(more)
+    later = answer_after(completion, end)
+    if later is None or not later[0].strip():
+        return extracted, method, end, ()
+    if replaced_by(completion, end, later):
+        return later[0].strip(), "answer_is", later[2], ()
+    return extracted, method, end, (later[0].strip(),)
+
+
+def _irrational(reference: str) -> bool:
+    """Whether the reference is a number no repeating decimal equals (a constant without a rational value)."""
+    try:
+        value = parse_answer(reference)
+    except Unjudgeable:
+        return False
+    return value[0] == "scalar" and value[1].rat is None and not value[1].huge and not symbols(value[1].node)
 
 
 def _machine_float(numeral: str) -> bool:
