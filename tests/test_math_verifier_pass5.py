@@ -91,7 +91,8 @@ def test_normalizing_substitutions_run_only_with_their_trigger_and_change_nothin
              "\\Bbb{R} \\dfrac12 \\tbinom52 \\frac{a}b \\frac1{b} \\frac12 \\binom52 \\sqrt2 \\leqslant \\geq \\ne \\lt \\gt \\approx",
              "\\sin^2 30^\\circ \\cos 45\\degree 5^{\\circ}C \\operatorname{lcm}(2, 3) \\text{max}\\{1\\}",
              "\\SI{5}{\\metre} \\qty{3}{kg} \\num{1000} 5\\% \\$5 $5$ 1{,}000 \\langle 1 \\rangle \\lbrace\\rbrace",
-             "\\lbrack \\rbrack \\lvert x \\rvert \\vert \\mid \\emptyset \\varnothing 5 percent <= >= !="]
+             "\\lbrack \\rbrack \\lvert x \\rvert \\vert \\mid \\emptyset \\varnothing 5 percent <= >= !=",
+             "5 \\Omega 5 \\mu\\text{m}"]
     for pattern, repl, triggers in math_normalize._SUBS:  # each match holds one of its pattern's triggers
         found = [m.group(0) for text in texts for m in pattern.finditer(text)]
         assert found, pattern.pattern

@@ -105,6 +105,7 @@ _FAR = ((4.5, 12.0), (12.0, 40.0))  # magnitudes of the far points (log-uniform)
 _CHOICE_PREFIX = re.compile(r"\(([A-Za-z])\)|([A-Za-z])(?:[\s:.)]|$)")
 # right after a choice letter: another one ("A. B.", "A) or C)", "A. Maybe B", "A. B is also correct"; the text has
 # lost its spaces: "a.orb.")
+_ANOTHER_LABEL = re.compile(r"\([a-jA-J]\)")  # a second labelled choice after the first: "(a) ... (c)"
 _OTHER_CHOICE = re.compile(r"[\s,;/&]*(?:or|also|maybe|perhaps|possibly|and)?[\s,]*\(?[a-jA-J](?:[.):]|$|is)")
 
 
@@ -391,10 +392,61 @@ def _normalize_rel(v):
     return parts, ops
 
 
+def _abs_linear(part):
+    """``(variable, centre)`` for a side ``|x - a|`` (``|x|``, ``|x + a|``, ``|a - x|``) with a rational ``a``."""
+    if part[0] != "scalar" or part[1].node[0] != "abs":
+        return None
+    inner = part[1].node[1]
+    if inner[0] == "sym":
+        return inner[1], Fraction(0)
+    if inner[0] != "add" or len(inner[1]) != 2:
+        return None
+    for var, const in (inner[1], inner[1][::-1]):
+        sign = 1
+        if var[0] == "neg":
+            var, sign = var[1], -1
+        if var[0] != "sym":
+            continue
+        c = safe_rational(const)
+        if c is not None:
+            return var[1], -c * sign  # |x + c| = |x - (-c)|; |c - x| = |x - c|
+    return None
+
+
+def _scalar_of(value: Fraction):
+    return ("scalar", scalar_from_node(("num", value, str(value))))
+
+
+def _abs_relation(v, as_set: bool):
+    """``|x - a| < b`` as the interval ``(a - b, a + b)``; ``|x - a| > b`` as the union outside it (a set only,
+    ``as_set``); None for anything else."""
+    parts, ops = _normalize_rel(v)
+    if len(parts) != 2 or not all(op in "<≤" for op in ops):
+        return None
+    inside = _abs_linear(parts[0])
+    side = parts[1] if inside else parts[0]
+    inside = inside or _abs_linear(parts[1])
+    bound = safe_rational(side[1].node) if inside and side[0] == "scalar" else None
+    if bound is None or bound < 0:
+        return None
+    centre = inside[1]
+    low, high = _scalar_of(centre - bound), _scalar_of(centre + bound)
+    closed = ops[0] == "≤"
+    if _abs_linear(parts[0]):  # |x - a| < b: between
+        return ("seq", "[" if closed else "(", "]" if closed else ")", (low, high))
+    if not as_set:
+        return None
+    return ("union", (("seq", "(", "]" if closed else ")", (_NEG_INF, low)),
+                      ("seq", "[" if closed else "(", ")", (high, _POS_INF))))
+
+
 def _rel_to_interval(v):
     parts, ops = _normalize_rel(v)
     if not all(op in "<≤" for op in ops):
         return None
+    absolute = _abs_relation(v, as_set=False)
+    if absolute is not None:
+        return absolute
     is_var = [p[0] == "scalar" and p[1].node[0] == "sym" for p in parts]
     if len(parts) == 2 and is_var[0]:
         return ("seq", "(", ")" if ops[0] == "<" else "]", (_NEG_INF, parts[1]))
@@ -413,7 +465,7 @@ def _rel_to_set(v):
         if is_var[0] != is_var[1]:
             return ("setop", "minus", ("named", "R", ""), ("set", (parts[1] if is_var[0] else parts[0],)))
         return None
-    return _rel_to_interval(v)
+    return _abs_relation(v, as_set=True) or _rel_to_interval(v)
 
 
 def _rels_as_union(v):
@@ -430,18 +482,29 @@ def _rels_as_union(v):
         return None
     # "or" and "and" both become a list; only disjoint intervals are read as a union ("x < -1 or x > 3"): joined
     # by "and" they would be the empty set, which no answer means, and overlapping ones ("x > -1, x < 3") are
-    # conditions that all hold
+    # conditions that all hold: their intersection
     spans = []
     for part in parts:
         lo, hi = (real_number(e) for e in part[3])
         if lo is None or hi is None:
             return None
         spans.append((lo, hi, part[1] == "[", part[2] == "]"))
-    spans.sort(key=lambda sp: sp[0])
-    for (_, hi, _, hi_in), (lo, _, lo_in, _) in zip(spans, spans[1:]):
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    for i, j in zip(order, order[1:]):
+        (_, hi, _, hi_in), (lo, _, lo_in, _) = spans[i], spans[j]
         if hi > lo or (hi == lo and hi_in and lo_in):
-            return None
+            return _intersection(parts, spans)  # "x \ge -1 and x \le 3": conditions that all hold
     return ("union", tuple(parts))
+
+
+def _intersection(parts, spans):
+    """The interval where every one of the inequalities' intervals holds (None when that is empty)."""
+    lo_i = max(range(len(spans)), key=lambda i: (spans[i][0], not spans[i][2]))  # the highest lower end (open first)
+    hi_i = min(range(len(spans)), key=lambda i: (spans[i][1], spans[i][3]))  # the lowest upper end (open first)
+    lo, lo_in, hi, hi_in = spans[lo_i][0], spans[lo_i][2], spans[hi_i][1], spans[hi_i][3]
+    if lo > hi or (lo == hi and not (lo_in and hi_in)):
+        return None
+    return ("seq", "[" if lo_in else "(", "]" if hi_in else ")", (parts[lo_i][3][0], parts[hi_i][3][1]))
 
 
 def _ordered(a, b, o, deadline) -> bool:
@@ -521,8 +584,8 @@ def _choice_letter(v) -> str | None:
         return v[1].node[1].upper()
     if v[0] == "text":
         m = _CHOICE_PREFIX.match(v[1])
-        if m is None or _OTHER_CHOICE.match(v[1], m.end()):
-            return None  # no letter, or two of them ("A. B.", "A) or B)"): not one choice
+        if m is None or _OTHER_CHOICE.match(v[1], m.end()) or (m.group(1) and _ANOTHER_LABEL.search(v[1], m.end())):
+            return None  # no letter, or two of them ("A. B.", "A) or B)", "(A) alternatively (C)"): not one choice
         return (m.group(1) or m.group(2)).upper()
     return None
 
@@ -586,7 +649,13 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
         return kr == kc and r[1] == c[1]
     if kr == "rel" and kc == "rel":
         (pr, opr), (pc, opc) = _normalize_rel(r), _normalize_rel(c)
-        return opr == opc and _ordered(pr, pc, o, deadline)
+        if opr == opc and _ordered(pr, pc, o, deadline):
+            return True
+        sr, sc = _abs_relation(r, as_set=True), _abs_relation(c, as_set=True)
+        if sr is None and sc is None:
+            return False  # (two inequalities of one form: compared as written)
+        sr, sc = sr or _rel_to_interval(r), sc or _rel_to_interval(c)  # |x| \le 2 is -2 \le x \le 2
+        return sr is not None and sc is not None and equal(sr, sc, o, deadline)
     if {kr, kc} & (_SET_KINDS | {"seq"}) and "list" in (kr, kc):  # x < -1 or x > 3: a union of intervals
         union = _rels_as_union(r if kr == "list" else c)
         if union is not None:

@@ -473,10 +473,28 @@ def term_digits(*nodes, env=None) -> int:
     return math.ceil(worst)
 
 
+def integer_digits(*nodes, env=None) -> int:
+    """The digits of the largest value a floor or ceiling in the ASTs rounds (floating point at ``env``): telling
+    ``\\lfloor e^{120} \\rfloor`` from its ceiling, or from ``e^{120}``, takes all 53 digits of the integer
+    first."""
+    top, stack = 0.0, list(nodes)
+    while stack:
+        n = stack.pop()
+        if n[0] in ("floor", "ceil"):
+            try:
+                size = abs(evaluate(n[1], env or {}))
+            except (EvalError, ArithmeticError, ValueError, KeyError):
+                size = 0.0
+            if size > 1 and math.isfinite(size):
+                top = max(top, math.log10(size))
+        stack.extend(children(n))
+    return math.ceil(top) + 1 if top else 0
+
+
 def _precise_digits(base: int, nodes, env) -> int:
-    """``base`` digits, plus those of the exact numbers and the spread of the sums of ``nodes``; TooLarge past
-    ``MAX_EXTRA_DIGITS`` more."""
-    more = extra_digits(*nodes) + term_digits(*nodes, env=env)
+    """``base`` digits, plus those of the exact numbers, the spread of the sums and the integers of the floors of
+    ``nodes``; TooLarge past ``MAX_EXTRA_DIGITS`` more."""
+    more = extra_digits(*nodes) + term_digits(*nodes, env=env) + integer_digits(*nodes, env=env)
     if more > MAX_EXTRA_DIGITS:
         raise TooLarge("numbers too far apart to compare precisely")
     return base + more
@@ -538,8 +556,14 @@ def precisely_different(a, b, env=None) -> bool:
         import mpmath
     except ImportError:
         return False
-    gaps, base = [], _precise_digits(_PRECISE_DIGITS, (a, b), env)
-    for digits in (base, 2 * base):
+    base = _precise_digits(_PRECISE_DIGITS, (a, b), env)
+    # a floor or ceiling of a value a hair from an integer rounds the wrong way until the precision reaches that
+    # hair (\\lfloor (1+\\sqrt2)^{200} \\rfloor is 10^{-77} below the integer it is not): such expressions are
+    # also tried at four times the digits before they are called equal
+    rounding = any(contains(n, lambda m: m[0] in ("floor", "ceil")) for n in (a, b))
+    levels = (base, 2 * base, 4 * base) if rounding else (base, 2 * base)
+    seen = None
+    for digits in levels:
         with mpmath.workdps(digits):
             try:
                 x, y = _mp_value(a, mpmath, env or {}), _mp_value(b, mpmath, env or {})
@@ -548,10 +572,14 @@ def precisely_different(a, b, env=None) -> bool:
             scale = max(abs(x), abs(y))
             gap = abs(x - y)
             if gap <= mpmath.mpf(10) ** (5 - digits) * scale:
-                return False  # equal up to this precision's rounding
-            gaps.append(gap)
-    with mpmath.workdps(2 * base):
-        return bool(abs(gaps[0] - gaps[1]) <= gaps[1] / 1000)  # the same gap at both precisions: a real one
+                if not rounding:
+                    return False  # equal up to this precision's rounding
+                seen = None
+                continue
+            if seen is not None:  # the same gap at two precisions: a real one (rounding shrinks with precision)
+                return bool(abs(seen - gap) <= gap / 1000)
+            seen = gap
+    return seen is not None  # a rounding's gap seen at the highest precision only
 
 
 # ----------------------------------------------------------------------------------------------- sympy fallback

@@ -36,7 +36,13 @@ _UNICODE.update({ch: f" {num}/{den}" for ch, num, den in (  # vulgar fractions: 
     ("½", 1, 2), ("⅓", 1, 3), ("⅔", 2, 3), ("¼", 1, 4), ("¾", 3, 4), ("⅕", 1, 5), ("⅖", 2, 5), ("⅗", 3, 5),
     ("⅘", 4, 5), ("⅙", 1, 6), ("⅚", 5, 6), ("⅐", 1, 7), ("⅛", 1, 8), ("⅜", 3, 8), ("⅝", 5, 8), ("⅞", 7, 8),
     ("⅑", 1, 9), ("⅒", 1, 10))})
+_UNICODE.update({ch: f"\\{name} " for ch, name in zip(
+    "αβγδεζηθικλμνξπρστυφχψωΓΔΘΛΞΠΣΦΨΩϕϑ",
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon phi chi psi "
+    "omega Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi Omega phi vartheta".split())})
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
+_UNICODE_ROOT = re.compile(r"([√∛∜])\s*(\d+(?:\.\d+)?)")  # √12 is the root of 12 (not √1 times 2)
+_ROOT_INDEX = {"√": "", "∛": "[3]", "∜": "[4]"}
 _SUPERSCRIPT = re.compile("[⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
 _SUPERSCRIPT_ASCII = str.maketrans("⁺⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "+-0123456789")
 # (pattern, replacement, triggers): a pattern is tried only when one of its triggers (a substring every match of it
@@ -58,7 +64,9 @@ _SUBS = [(re.compile(p), r, t) for p, r, t in [
     (r"\\(?:leqslant|leq|le)(?![a-zA-Z])", "≤", ("\\le",)), (r"\\(?:geqslant|geq|ge)(?![a-zA-Z])", "≥", ("\\ge",)),
     (r"\\(?:neq|ne)(?![a-zA-Z])", "≠", ("\\ne",)), (r"\\lt(?![a-zA-Z])", "<", ("\\lt",)),
     (r"\\gt(?![a-zA-Z])", ">", ("\\gt",)),
-    (r"\\approx(?![a-zA-Z])", "=", ("\\approx",)),  # x \approx 3.14 states a value
+    (r"\\approx(?![a-zA-Z])", "≈", ("\\approx",)),  # x \approx 3.14 states a value; \pi \approx 3.14 is pi
+    (r"(\d\s*)\\Omega(?![a-zA-Z])", r"\1\\text{ ohm}", ("\\Omega",)),  # 5\,\Omega: ohms
+    (r"(\d\s*)\\mu\s*\\(?:text|mathrm|rm)\s*\{\s*([A-Za-z]+)\s*\}", r"\1\\text{ u\2}", ("\\mu",)),  # 5\,\mu\text{m}
     (r"(\\(?:sin|cos|tan|cot|sec|csc)\s*(?:\^\s*(?:\{[^{}]*\}|\d)\s*)?\(?\s*)(\d+(?:\.\d+)?)\s*"
      r"(?:\^\s*\{?\s*\\circ\s*\}?|\\degree(?![a-zA-Z]))", r"\1(\2\\pi/180)",
      ("\\circ", "\\degree")),  # \sin 30^\circ: degrees in radians
@@ -87,7 +95,7 @@ _UNIT_CHAIN = re.compile(r"\s*(/|\\cdot(?![a-zA-Z])|\*|·)?\s*(?=\\(?:text|textr
 _NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a unit of a value
 _ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a unit that ends its item
 _SEPARATOR_WORDS = re.compile(r"\s*,?\s+(?:and|or)\s+")  # "2, 3 and 4", "2, or 3"
-_IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
+_IN_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*\\in\s*")  # x, \theta, x_1 \in [0, 1]
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)
 _MODULUS = re.compile(r"\s*(\()?\s*(?:\\[pb]?mod(?![a-zA-Z])|\{\s*mod\s*\}|(?<![A-Za-z\\])mod(?![a-zA-Z]))\s*"
@@ -322,6 +330,7 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     s = ascii_digits(s)
     if not s.isascii():  # (every key of _UNICODE is a non-ASCII character)
         s = _SUPERSCRIPT.sub(lambda m: "^{" + m.group(0).translate(_SUPERSCRIPT_ASCII) + "}", s)
+        s = _UNICODE_ROOT.sub(lambda m: f"\\sqrt{_ROOT_INDEX[m.group(1)]}{{{m.group(2)}}}", s)
         s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
     for left, right in (("\\(", "\\)"), ("\\[", "\\]"), ("$$", "$$")):
         if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):

@@ -2,7 +2,7 @@
 near it, and never through Python's int-to-string limit).
 
 ``plain_numeral`` recognizes an answer that is only a number (``-12345``, ``1,234,567``, ``3.1400``, ``1\\,000``,
-``{,}`` separators, a trailing period; any script's decimal digits) and returns its canonical text (no leading zeros, no trailing decimal zeros,
+``{,}`` separators, a trailing period; any script's decimal digits; a Unicode minus) and returns its canonical text (no leading zeros, no trailing decimal zeros,
 no ``+``, ``-0`` is ``0``), so two such answers compare as strings, whatever their length. ``to_int`` and
 ``int_text`` convert between digit strings and ints by halves, so thousands of digits neither hit
 ``sys.get_int_max_str_digits`` nor take quadratic time in one step.
@@ -18,6 +18,7 @@ _CHUNK = 4000  # digits converted in one step (CPython's default limit is 4300)
 _WRAPPERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _SEPARATORS = re.compile(r"\{,\}|\\[,!: ]|\\thinspace\b|[\u2009\u202f\u00a0]")
 _PLAIN = re.compile(r"([-+]?)(\d+)(?:\.(\d+))?")
+_MINUS_SIGNS = "−–"  # Unicode's minus sign and the en dash, written for one
 _GROUPED = re.compile(r"([-+]?)(\d{1,3}(?:,\d{3})+)(?:\.(\d+))?")
 _SPACED = re.compile(r"([-+]?)(\d{1,3}(?: \d{3})+)(?:\.(\d+))?")
 
@@ -36,6 +37,8 @@ def plain_numeral(text: str) -> str | None:
         return None
     body = ascii_digits(text.strip())
     body = body[:-1].rstrip() if body.endswith(".") else body
+    if body[:1] in _MINUS_SIGNS:
+        body = "-" + body[1:]
     for left, right in _WRAPPERS:
         if body.startswith(left) and body.endswith(right) and len(body) >= len(left) + len(right):
             body = body[len(left) : len(body) - len(right)].strip()

@@ -41,7 +41,7 @@ class ParseError(Exception):
 _TOKEN = re.compile(r"(\d+(?:\.\d*)?|\.\d+)|(\\[a-zA-Z]+|\\.)|([a-zA-Z]+)|([-+*/^_()\[\]{}|!,'=<>≤≥≠%&])|(\s+)")
 _NAMES = {"pi": ("const", "pi"), "inf": ("const", "oo"), "oo": ("const", "oo"), "infty": ("const", "oo"), "infinity": ("const", "oo")}
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "arcsec", "arccsc", "arccot", "sinh",
-          "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "ln", "log", "exp", "sqrt"}
+          "cosh", "tanh", "arcsinh", "arccosh", "arctanh", "ln", "log", "lg", "exp", "sqrt"}  # lg: base 10
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
           "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "upsilon", "phi", "varphi", "chi", "psi",
           "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Sigma", "Phi", "Psi", "Omega"}
@@ -308,6 +308,8 @@ class _Parser:
             arg = self.bare_argument()
         if power is not None and name in _INVERSE and power == ("neg", ("num", Fraction(1), "1")):
             return ("func", _INVERSE[name], arg)  # \sin^{-1} x is arcsin x
+        if name == "lg":
+            name, base = "log", ("num", Fraction(10), "10")
         node = ("log", arg, base) if name in ("log", "ln") else ("func", name, arg)
         return ("pow", node, power) if power is not None else node
 

@@ -73,6 +73,8 @@ def _word_ok(word: str, strong: bool) -> bool:
         return strong  # inches, where the run is "in" alone (``run_tokens``); elsewhere "in" is a word
     if low in ("min", "mins"):
         return True  # minutes after a value (5 min); \\min(3, 5) is a command, never a unit run
+    if low == "sec":
+        return strong  # seconds in a \\text{} group or after a space (5 sec); \\sec x is a command
     if low in CONNECTORS or low in MATH_WORDS:
         return False
     if len(word) == 1:

@@ -24,6 +24,7 @@ solutions") is the empty set. Sizes are checked: at most ``MAX_ITEMS`` elements,
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -66,6 +67,24 @@ _MIXED = (re.compile(r"(-?)(\d+)\s*(\{\s*)?\\frac\{(\d+)\}\{(\d+)\}(?(3)\s*\})")
           re.compile(r"(-?)(\d+)\s+()(\d+)/(\d+)"))
 _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\{?-1\}?)?(?:\([a-zA-Z, ]*\))?"
                          r"(?:\s*,\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?)*\s*\)?")
+# a quantity the answer names before its value: a function at a point (f(2), Var(X), P(A), f'(2); of the commands
+# only those that name a quantity: \det(A), not \sin(x)), an expectation (E[X]), a decorated or starred symbol
+# (\bar{x}, \vec{v}, \mathbf{v} cleaned to {v}, x^*, \Delta x), a derivative (\frac{dy}{dx}), an integral, sum, product
+# or limit
+_FUNCTION_AT = re.compile(r"(?:[a-zA-Z]|[A-Z][a-z]+|\\(?P<cmd>[a-zA-Z]+))'*\s*\((?:[^()=]|\([^()=]*\))*\)")
+_QUANTITY_COMMANDS = {"det", "var", "cov", "pr", "tr", "rank", "operatorname"}
+_QUANTITY_FORMS = re.compile(
+    r"(?:[A-Z]|\\mathbb\s*\{?\s*E\s*\}?)\s*\[[^\[\]=]*\]"
+    r"|\\(?:bar|hat|vec|tilde|widehat|widetilde|overline|dot|ddot)\s*\{?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\}?"
+    r"|\{\s*[a-zA-Z]\s*\}|[a-zA-Z](?:_\{?\w+\}?)?\s*\^\s*\{?\s*\*\s*\}?|\\Delta\s*[a-zA-Z]"
+    r"|\\frac\s*\{\s*d(?:\^\{?\d\}?)?\s*[a-zA-Z]?\s*\}\s*\{\s*d\s*[a-zA-Z](?:\^\{?\d\}?)?\s*\}"
+    r"|\\(?:int|iint|oint|sum|prod|lim)(?![a-zA-Z]).*")
+# words that name the quantity, then its value: "The minimum value is 5" (in a box)
+_STATED_IN_WORDS = re.compile(r"(?:the\s+)?[A-Za-z][A-Za-z ]{1,60}?\s+(?:is|are|equals)\s+(?=[^A-Za-z]|[A-Za-z]\b)(.+)",
+                              re.IGNORECASE)
+# a choice letter with its content: "(C) \frac{1}{2}" is choice C (the text path reads the letter)
+_LABELLED_CHOICE = re.compile(r"\(([A-J])\)\s+\S.*")
+_TEXT_SYNONYMS = {"dne": "doesnotexist", "doesn'texist": "doesnotexist"}
 _QUANTITY = re.compile(r"(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\\overline\s*\{\s*[A-Z]{2}\s*\}|"
                        r"\|\s*[A-Z]{2}\s*\||[A-Z]{2,3}|"
                        r"\{?\s*(?=[^{}]*(?:[A-Za-z]{4}|[A-Z][a-z]{2}))[A-Za-z]+(?: [A-Za-z]+)*\s*\}?")
@@ -163,7 +182,8 @@ def _text(s: str) -> tuple:
     """Text compared as text: lower case, no spaces or braces, formatting commands dropped, every other command kept
     by name (``\\int_0^1 x`` is not ``\\sum_0^1 x``, ``\\forall x`` not ``\\exists x``)."""
     s = _COMMAND.sub(_command_text, s.replace("…", "...")) if "\\" in s or "…" in s else s
-    return ("text", re.sub(r"[\s{}\\]", "", s.lower()))
+    text = re.sub(r"[\s{}\\]", "", s.lower())
+    return ("text", _TEXT_SYNONYMS.get(text, text))
 
 
 def _leaf(s: str) -> tuple:
@@ -371,6 +391,19 @@ def _value(s: str, depth: int = 0) -> tuple:
             lhs, rhs, simple = rhs, lhs, True  # 5 = x is x = 5
         middle = tuple(_value(p, depth + 1) for p in parts[1:-1] if not _names_a_value(p.strip()))
         return ("eq", _value(lhs, depth + 1), _value(rhs, depth + 1), simple, middle)
+    if "≈" in s:  # \frac13 \approx 0.333 is the exact value, its approximation checked; x \approx 3.14 is 3.14
+        parts = split_top(s, "≈")[0]
+        lhs, rhs = parts[0].strip(), parts[-1].strip()
+        if not lhs:
+            return _value(rhs, depth + 1)
+        if len(parts) == 2 and rhs:
+            if _names_a_value(lhs):
+                return _value(rhs, depth + 1)
+            left, right = _value(lhs, depth + 1), _value(rhs, depth + 1)
+            if _approximates(right, left):
+                return left
+            return right if _approximates(left, right) else _text(s)  # 1.4142 \approx \sqrt{2}
+        return _text(s)
     expression = _set_expression(s, depth)
     if expression is not None:
         return expression
@@ -401,7 +434,34 @@ def _value(s: str, depth: int = 0) -> tuple:
     mixed = _mixed_number(s) or _ratio(s)
     if mixed is not None:
         return mixed
+    if s.endswith("%"):
+        mixed = _mixed_number(s[:-1].strip())  # 33\frac13\% is a third
+        if mixed is not None:
+            return ("scalar", scalar_from_node(mixed[1].node, True))
+    if _LABELLED_CHOICE.fullmatch(s):
+        return _text(s)
+    words = _STATED_IN_WORDS.fullmatch(s)
+    if words and _WORDS.fullmatch(s[: words.start(1)].strip()):
+        return _value(words.group(1), depth + 1)
     return _leaf(s)
+
+
+def _approximates(approx: tuple, exact: tuple) -> bool:
+    """Whether a number written after ``\\approx`` is the exact value before it rounded, or truncated, to its
+    places (``\\frac13 \\approx 0.333``, not ``0.3334``; ``\\pi \\approx 3.14``; an integer to its units)."""
+    if approx[0] != "scalar" or exact[0] != "scalar" or approx[1].huge or exact[1].huge or approx[1].rat is None:
+        return False
+    from raylign.verifiers.math.evaluate import EvalError, evaluate
+    try:
+        e = evaluate(exact[1].node, {})
+    except (EvalError, ArithmeticError, ValueError, KeyError):
+        return False
+    if e.imag or not math.isfinite(e.real):
+        return False
+    a, e = float(approx[1].rat), e.real
+    unit = 10.0 ** -(approx[1].dec[0] if approx[1].dec else 0)
+    slack = 1e-9 * max(abs(e), unit)  # floating point's own rounding
+    return abs(a - e) <= unit / 2 + slack or ((a >= 0) == (e >= 0) and abs(a) <= abs(e) + slack and abs(e - a) < unit)
 
 
 def _names_a_value(side: str) -> bool:
@@ -410,6 +470,11 @@ def _names_a_value(side: str) -> bool:
     ``\\angle ABC``, ``m\\angle A``) or words (``\\text{Area}``; a word of four letters or more, or a capitalised
     one: ``xyz`` is a product). ``2x``, ``xyz`` or ``x + y`` is a condition instead, and a function or constant
     (``\\sin = 5``, ``\\log = 2``, ``\\pi = 3``) names nothing."""
+    function = _FUNCTION_AT.fullmatch(side)
+    if function:  # f(2), \det(A) name a value; \sin(x) = 5 is an equation about sin
+        return function.group("cmd") is None or function.group("cmd").lower() in _QUANTITY_COMMANDS
+    if _QUANTITY_FORMS.fullmatch(side):
+        return True
     if _SIMPLE_LHS.fullmatch(side):
         return not _names_an_operation(side)
     return bool(_QUANTITY.fullmatch(side)) and not any(w.lower() in MATH_WORDS for w in re.findall(r"[A-Za-z]+", side))

@@ -174,7 +174,7 @@ class MathVerifier:
         if len(extracted) > _SHOWN:
             details["extracted"] = _shown(extracted)
         for name, text in (("extracted answer", extracted), ("reference answer", reference)):
-            if len(text) > self.max_answer_chars and plain_numeral(text) is None:  # numerals: any length
+            if len(text) > self.max_answer_chars and plain_numeral(_numeral_part(text)) is None:  # numerals: any length
                 return Verdict(0.0, "invalid", f"{name} longer than {self.max_answer_chars} characters",
                                {**details, "extracted": extracted[:200]})
         try:
@@ -207,6 +207,12 @@ class MathVerifier:
     def _judge(self, reference: str, extracted: str, details: dict, deadline: float,
                options: Options | None = None) -> tuple[bool, str | None]:
         ref_num, cand_num = plain_numeral(reference), plain_numeral(extracted)
+        if ref_num is not None and cand_num is not None and ref_num != cand_num and "." in ref_num \
+                and _machine_float(cand_num):  # 0.30000000000000004 for 0.3: a double's rounding of it
+            gap, ref = abs(Fraction(cand_num) - Fraction(ref_num)), abs(Fraction(ref_num))
+            same = gap <= max(Fraction(1, 10 ** len(cand_num.split(".")[1])), ref / 2 ** 51)
+            details["normalized"] = {"answer": _shown(ref_num), "extracted": _shown(cand_num)}
+            return same, "a program's floating-point output of the number" if same else None
         if ref_num is not None and cand_num is not None and (ref_num == cand_num or not _machine_float(cand_num)):
             # two plain numbers, however long: compare their digits (a program's float output, 12.000000000000002,
             # goes on to the decimal rule)
@@ -327,6 +333,16 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     if replaced_by(completion, end, later):
         return later[0].strip(), "answer_is", later[2], ()
     return extracted, method, end, (later[0].strip(),)
+
+
+_UNIT_TAIL = re.compile(r"\s*(?:\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}|[A-Za-z]+\.?)\s*$")
+
+
+def _numeral_part(text: str) -> str:
+    """``text`` without a unit after it (``5736 digits \\text{ ways}``): a numeral with its unit is exempt from
+    ``max_answer_chars`` like a bare one."""
+    m = _UNIT_TAIL.search(text, max(0, len(text) - 200))
+    return text[: m.start()] if m else text
 
 
 def _irrational(reference: str) -> bool:
