@@ -108,3 +108,24 @@ def test_only_long_expressions_are_walked_for_their_depth():
     assert math_parse.parse_expr(deep)[0] == "root"
     with pytest.raises(math_parse.Unjudgeable):
         math_parse.parse_expr("-" * 10 + "(" * 59 + "x" + ")" * 59 + "!" * 3)  # the parser's own bound
+
+
+# ---------------------------------------------------------------- the fifth attacker pass, row by row
+# tests/data/math_pass5.jsonl: the attacker's table (hedges, supposed and retracted answers, values past 50 digits,
+# quantities named before their value, approximations, units, sets, notation, long numerals) with the neighbours
+# that must keep their verdicts; class letters as in the pass's report (o: a neighbour that scored right before)
+def _pass5_rows():
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).parent / "data" / "math_pass5.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+_PASS5 = _pass5_rows()
+
+
+@pytest.mark.parametrize("row", _PASS5, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS5)])
+def test_attacker_pass5_table(row):
+    verdict = VERIFIER(row["completion"], {"answer": row["reference"]})
+    assert verdict.reward == row["reward"], (row["note"], verdict)
