@@ -16,7 +16,8 @@ question is dropped (the engine checks it). The prompt is the row's ``question``
 The verifier takes the answer out of the completion (``extract``, in order: ``answer_tag`` is reasoning-gym's own
 ``<answer>...</answer>``, then ``boxed``, ``answer_is``, ``last_line``) and returns the generator's
 ``score_answer(answer, row)`` as the reward (some generators give partial credit). A row without
-``metadata.source_dataset`` is ``invalid``.
+``metadata.source_dataset`` is ``invalid``. The checkers that ``eval`` or ``parse_expr`` the answer or the row read
+plain math and literals only (:mod:`.reasoning_gym_guard`): an answer that is code is never run.
 """
 from __future__ import annotations
 
@@ -112,6 +113,8 @@ class ReasoningGymVerifier:
             raise ValueError(f"extract must name methods among {METHODS}, got {extract!r}")
         self.extract = order
         self.gym = _gym()
+        from raylign.verifiers.reasoning_gym_guard import guard
+        guard(self.gym)  # checkers that eval the answer (or the row) read plain math and literals only
 
     def __call__(self, completion: str, task: dict) -> Verdict:
         meta = task.get("metadata") if isinstance(task, Mapping) else None
