@@ -473,8 +473,8 @@ def test_a_signal_the_program_sends_itself_is_its_error_not_a_timeout(verifier, 
         v = verifier(completion, task)
         assert (v.status, v.reward) == ("ok", 0.0), v
         assert v.details["failures"][0]["reason"] == "killed", v
-    slow = verifier("    while True:\n        pass\n", add)  # a real timeout is still one
-    assert slow.status == "timeout"
+    slow = verifier("    while True:\n        pass\n", add)  # running past the limit: the program's failure too
+    assert (slow.status, slow.reward, slow.details["reason"]) == ("ok", 0.0, "time_limit")
     assert_no_traces()
 
 

@@ -55,21 +55,28 @@ for the solution's names: a call sends its arguments to S over a pipe and gets t
 comparison of values the solution cannot fake; an object that is not plain data comes back as a handle whose
 ``==`` is identity. The table of names S sends is the solution's word, so it never picks an object of T's nor a
 module for T to import (``sandbox_tester.binding``): an entry point (the HumanEval function; every function the
-tests call) is always the solution's own value or handle, even one named like a builtin; any other name that is a
-module's name in T (``math``, ``numpy``) or a usual alias (``np``) is T's own module, whatever the solution bound
-to it; a module under another alias is T's own module at that path, reached by importing only its top-level
-module (never a submodule the solution chose, whose import could run code; never the standard library's
-test-helper packages, which hold objects equal to everything); plain data is bound as it is, and any other
-object of the solution's is left out (a test that used it through its attributes would run the solution's code
-where it checks). T has its own ``exit``/``quit`` (it runs without ``site``), and a task's set-up code that does
+tests call; a builtin's name called right at the top of an assert with no call of the tests' functions in its
+arguments, ``assert sum([1, 2]) == 3``: the function under test named like a builtin) is always the solution's own
+value or handle; any other name that is a module's name in T (``math``, ``numpy``) or a usual alias (``np``) is T's
+own module, whatever the solution bound to it; a module under another alias is T's own module at that path, reached
+by importing only its top-level module (never a submodule the solution chose, whose import could run code; never
+the standard library's test-helper packages, which hold objects equal to everything); plain data is bound as it
+is; a function or class the tests pass as a value (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``) is its
+handle; any other object of the solution's is left out (a test that used it through its attributes would run the
+solution's code where it checks). S sends numpy scalars and arrays as the numbers they hold (``tolist``) and an
+``OrderedDict`` with its order. T has its own ``exit``/``quit`` (it runs without ``site``; S gets ``sys.exit``
+as both, and a ``__file__``, ``/tmp/main.py``, that names no file: /tmp stays empty), and a task's set-up code
+that does
 not compile as it is keeps the helpers before its last function, or fails every test (the solution's names
 never stand in for it). T alone writes the result lines (``P i``/``F i reason``/``D``), to a file only B reads. A
 test passes when T says so and ended normally, and S ended by itself with exit 0 (no signal, no deadline)
 leaving no process behind; S still running GRACE_S after T ended is killed and the run fails as ``killed``
 (never a ``timeout``, which only the deadline makes). S never receives the tests: it is forked before the
-job's spec is read and gets only its own part (not even the other stdin cases). The only ``timeout`` is the
-harness's clock: a signal a program sends itself (SIGXCPU included) ends it as ``killed``, an error of the
-program.
+job's spec is read and gets only its own part (not even the other stdin cases). The only ``timeout`` run reason
+is the harness's clock: a signal a program sends itself (SIGXCPU included) ends it as ``killed``, an error of
+the program (and the verifier scores a program that ran past the clock as its own failure too: status ``ok``,
+reason ``time_limit``). Processes the program leaves have ``LEFTOVER_GRACE_S`` to end by themselves (a helper
+whose pipe to the program closed) before they make the run fail as ``daemon``.
 
 A program ends as the interpreter ends one: its non-daemon threads are waited for and its ``atexit`` functions
 run before S exits.
@@ -145,7 +152,7 @@ class Job:
     site_packages: bool = False  # let the program import the host interpreter's site-packages
     setup: str | None = None  # tests mode: trusted code run in the test process before the tests
     entry_points: tuple[str, ...] = ()  # tests mode: names always taken from the solution (besides those the
-    # tests call, which the test process adds itself: sandbox_tester.called_names)
+    # tests call, which the test process adds itself: sandbox_tester.test_names)
 
     @property
     def mode(self) -> str:

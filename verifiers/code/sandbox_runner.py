@@ -70,6 +70,7 @@ def runner(spec, fds, ok_w, ns, rpc=None):
 
 def prepare_runner(spec, ns):
     import _signal
+    import builtins
     import resource
     if not ns:  # die with the harness (with namespaces, the kernel does it when PID 1 dies)
         _libc().prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
@@ -136,7 +137,9 @@ def prepare_runner(spec, ns):
     _STREAMS[:] = [sys.stdout, sys.stderr]
     sys.argv = ["main.py"]
     main = type(sys)("__main__")
+    main.__file__ = os.path.abspath("main.py")  # as `python main.py` would name it (no file: /tmp stays empty)
     sys.modules["__main__"] = main
+    builtins.exit = builtins.quit = sys.exit  # site's, which S runs without (a program may end with exit())
     sys.modules.pop("sandbox_runner", None)  # the harness's modules are not the program's to import
     return main
 
@@ -335,10 +338,19 @@ def serve_solution(code, main, rfd, wfd):
         k = _id(v)
         if k in stubs:  # a callback of T's, going back to T
             return b"C", stubs[k][0]
+        name = _type(v).__name__
+        if name == "OrderedDict" and _type(v).__module__ == "collections":
+            return b"O", [(k, x) for k, x in dict.items(v)]  # (its == minds the order a plain dict forgets)
         plain = plain_of(v)
         if plain is not None:
             return None, plain
-        name = _type(v).__name__
+        if _type(v).__module__ == "numpy":  # a numpy scalar (int64, bool_) or array: the Python value it holds,
+            try:  # which == compares as numpy's does (an int64 handle's == would be identity)
+                value = v.tolist()
+            except _BaseException:  # noqa: BLE001
+                value = None
+            if value is not None and _type(value) in (int, float, bool, complex, str, bytes, list):
+                return None, value
         if name == "Fraction" and _type(v).__module__ == "fractions":
             return b"Q", (v.numerator, v.denominator)
         if name == "Decimal" and _type(v).__module__ == "decimal":

@@ -202,7 +202,10 @@ def bound_sysv_ipc():
 
 # host facts in /proc that are no job's business (the host kernel's command line, kernel symbols and config,
 # key names, timers), each covered by /dev/null
-PROC_MASKED = ("cmdline", "keys", "key-users", "kallsyms", "config.gz", "timer_list", "sched_debug", "kcore")
+PROC_MASKED = ("cmdline", "keys", "key-users", "kallsyms", "config.gz", "timer_list", "sched_debug", "kcore",
+               # what names the host to a job that prints it into its verdict: its boot, kernel build, disks,
+               # memory map and modules
+               "sys/kernel/random/boot_id", "version", "partitions", "diskstats", "iomem", "ioports", "modules")
 
 
 def mask_proc(proc):
@@ -269,23 +272,43 @@ def wipe_ipc():
 # Supervisor (B, or O for rlimits)
 # --------------------------------------------------------------------------------------------------------
 
-def kill_leftovers_ns():
-    """PID 1: kill every other process of the namespace. Returns True if any was left."""
-    left = False
+LEFTOVER_GRACE_S = 0.25  # how long processes the program leaves may take to end on their own (a helper whose pipe to
+# the program closed: multiprocessing's resource tracker) before they count as left running
+
+
+def _reap() -> None:
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            break
+            return
         if pid == 0:
-            break
+            return
+
+
+def _others_alive() -> bool:
     try:
         os.kill(-1, 0)
-        left = True
+        return True
     except ProcessLookupError:
         return False
     except OSError:
-        left = True
+        return True
+
+
+def kill_leftovers_ns():
+    """PID 1: kill every other process of the namespace. Returns True if any was left (still running
+    ``LEFTOVER_GRACE_S`` after the program ended)."""
+    _reap()
+    if not _others_alive():
+        return False
+    end = _monotonic() + LEFTOVER_GRACE_S
+    while _monotonic() < end:
+        _sleep(0.005)
+        _reap()
+        if not _others_alive():
+            return False
+    left = True
     for _ in range(100):
         try:
             os.kill(-1, SIGKILL)

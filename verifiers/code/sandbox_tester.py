@@ -162,7 +162,7 @@ def module_at(path):
     return value if isinstance(value, types.ModuleType) else None
 
 
-def binding(name, kind, payload, entry, remote):
+def binding(name, kind, payload, entry, remote, passed=False):
     """What a name of the solution's table means in the tests (``_UNBOUND``: nothing). The table is the
     solution's word, so it never picks an object of T's, nor a module for T to import: an entry point is the
     solution's own value (plain data, or a handle reached through S), never a module; a name that is a module's
@@ -170,7 +170,9 @@ def binding(name, kind, payload, entry, remote):
     bound to it; a module under another alias is T's own module at the path the solution's module names
     (``module_at``); plain data is bound as it is; any other object of the solution's (a handle) is left out,
     since a test that used it through its attributes (``np.allclose`` on a class posing as numpy) would run the
-    solution's code where it checks. ``remote``: T's handle class."""
+    solution's code where it checks, unless the tests pass it as a value (``passed``: ``map(square, xs)``,
+    ``key=keyf``, ``Calc.add(1, 2)``), where a handle is what it is in Python: the solution's function or class,
+    whose ``==`` is identity. ``remote``: T's handle class."""
     import importlib
     if kind not in ("value", "module"):
         return _UNBOUND
@@ -189,22 +191,60 @@ def binding(name, kind, payload, entry, remote):
     if kind == "module":
         found = module_at(payload)
         return _UNBOUND if found is None else found
-    return _UNBOUND
+    return payload if passed else _UNBOUND
 
 
 def called_names(tests):
     """The names the tests call as functions (``f(...)``), but the builtins': functions under test, which are the
     solution's. A test that does not parse contributes none (it fails as it would anywhere)."""
+    return test_names(tests)[0]
+
+
+def test_names(tests):
+    """``(called, under_test, loaded)``, sorted lists of names the tests use:
+
+    - ``called``: called as functions (``f(...)``), builtins' names aside: functions under test;
+    - ``under_test``: builtins' names called right at the top of an assert (``assert sum([1, 2]) == 3``, ``assert
+      not max(...)``) whose arguments name none of the solution's functions: the function under test named like
+      a builtin (``sorted(f(x)) == sorted(y)`` and ``list(map(square, xs))`` use the builtin on the solution's
+      values);
+    - ``loaded``: read but never assigned, imported or defined in the test, builtins' and the called names aside:
+      the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``).
+
+    A test that does not parse contributes none (it fails as it would anywhere)."""
     import ast
-    names = set()
+    called, top, loaded = set(), set(), set()
     for test in tests:
         try:
             tree = ast.parse(test)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
-        names.update(node.func.id for node in ast.walk(tree)
-                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
-    return sorted(n for n in names if n not in builtins.__dict__)
+        own, read = set(), set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                called.add(node.func.id)
+            elif isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else own).add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                own.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.arg):
+                own.add(node.arg)
+            if isinstance(node, ast.Assert):
+                head = node.test
+                while isinstance(head, ast.UnaryOp) and isinstance(head.op, ast.Not):
+                    head = head.operand
+                head = head.left if isinstance(head, ast.Compare) else head
+                if isinstance(head, ast.Call) and isinstance(head.func, ast.Name):
+                    top.add(head)
+        loaded |= read - own
+    solution = {n for n in called if n not in builtins.__dict__}
+    passed = loaded - called - set(builtins.__dict__)
+    under = {h.func.id for h in top if h.func.id in builtins.__dict__ and not any(
+        isinstance(n, ast.Name) and n.id in solution | passed
+        for arg in [*h.args, *(k.value for k in h.keywords)] for n in ast.walk(arg))}
+    return sorted(solution), sorted(under), sorted(passed)
 
 
 def setup_variants(setup):
@@ -427,14 +467,16 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         return
     base = {"__name__": "__main__", "__builtins__": builtins}
     from_solution = {}
-    entry_points = set(spec.get("entry_points") or ()) | set(called_names(spec["tests"]))
+    called, under_test, loaded = test_names(spec["tests"])
+    entry_points = set(spec.get("entry_points") or ()) | set(called) | set(under_test)
+    loaded = set(loaded)
     for entry in hello[2]:
         if type(entry) is not tuple or len(entry) != 3 or type(entry[0]) is not str or not entry[0].isidentifier():
             continue
         name, kind, payload = entry
         if name[:2] == "__" or (name in builtins.__dict__ and name not in entry_points):
             continue  # never shadow a builtin the tests use (but the function under test may be called "max")
-        value = binding(name, kind, payload, name in entry_points, Remote)
+        value = binding(name, kind, payload, name in entry_points, Remote, name in loaded)
         if value is not _UNBOUND:
             base[name] = value
             from_solution[name] = value

@@ -101,7 +101,8 @@ def encode(value, other=None):
 
 def decode(data, other=None):
     """The plain value encoded in ``data``. Extension tags (``H`` handle, ``C`` callback, ``P`` pickle,
-    ``Q`` fraction, ``D`` decimal, ``n`` name) go to ``other(tag, payload)``; without it they are errors."""
+    ``n`` name) go to ``other(tag, payload)``; without it they are errors. ``Q`` (a fraction), ``D`` (a decimal)
+    and ``O`` (an ``OrderedDict``, as its pairs) are rebuilt here."""
     mv = memoryview(data)
     end = len(data)
     pos = [0]
@@ -178,8 +179,16 @@ def decode(data, other=None):
             return range(a, b, c)
         if tag == b"E":
             return Ellipsis
-        if tag in (b"Q", b"D") or (other is not None and tag in (b"H", b"C", b"P", b"n")):
+        if tag in (b"Q", b"D", b"O") or (other is not None and tag in (b"H", b"C", b"P", b"n")):
             payload = dec(depth + 1)
+            if tag == b"O":  # an OrderedDict, as its pairs (its == minds their order)
+                if type(payload) is not list or not all(type(x) is tuple and len(x) == 2 for x in payload):
+                    raise WireError("bad ordered dict")
+                from collections import OrderedDict
+                try:
+                    return OrderedDict(payload)
+                except TypeError as exc:
+                    raise WireError(f"unhashable dict key: {exc}") from None
             if tag == b"Q":
                 if type(payload) is not tuple or len(payload) != 2 or not all(type(x) is int for x in payload) \
                         or payload[1] == 0:

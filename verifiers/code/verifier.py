@@ -17,8 +17,10 @@ Code is the last fenced code block of the completion when it has one, else the w
 Statuses: a program that fails is ``ok`` with reward 0 and ``details["failures"]`` saying which tests failed
 and why (``assertion``, an exception type name, ``timeout``, ``memory``, ``output_limit``, ``killed``,
 ``exit``, ``daemon``, ``gone``, ``protocol``, ``tester``, ``wrong_answer``); a program that runs into the
-harness's wall-clock deadline is ``timeout`` (for stdio: only when every case timed out; a signal the program
-sends itself, SIGXCPU included, is ``killed``, scored 0); a bad task row is ``invalid`` (the error names the
+task's time limit is ``ok``, reward 0, ``details["reason"] == "time_limit"`` (the limit is part of the task, so a
+program cannot pick ``timeout``, which a stage may drop from its loss, by running on; a signal it sends itself,
+SIGXCPU included, is ``killed``, scored 0); ``timeout`` is the harness's own trouble only (the host's deadline
+for a whole job); a bad task row is ``invalid`` (the error names the
 field); a sandbox job that fails is ``error``; a sandbox backend that cannot run here stops the verifier's
 construction (RuntimeError). A completion with no code is ``ok``, reward 0, reason
 ``no code``. Every verdict that ran has ``details["sandbox"]`` (the backend's name), ``details["isolation"]``
@@ -84,6 +86,10 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
     if "input_output" in task and "inputs" not in task:  # APPS stores a JSON string
         io = task["input_output"]
         io = json.loads(io) if isinstance(io, str) else io
+        if not isinstance(io, dict):
+            raise ValueError("task field 'input_output' must be a JSON object with 'inputs' and 'outputs'")
+        if io.get("fn_name"):  # a call-based row: the function (or LeetCode's Solution method) is called
+            return "asserts", {"tests": _call_tests(io)}
         task = {**task, "inputs": io.get("inputs"), "outputs": io.get("outputs")}
     if "inputs" in task or "outputs" in task:
         for f in ("inputs", "outputs"):
@@ -111,6 +117,24 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
                              "entry_point": str(task["entry_point"])}
     raise ValueError("task has no tests: give 'prompt'/'test'/'entry_point' (HumanEval), 'tests' (a list of "
                      "asserts) or 'inputs'/'outputs' (stdin/stdout)")
+
+
+def _call_tests(io: dict) -> list[str]:
+    """APPS' call-based rows (``fn_name``) as asserts, judged the way APPS' own harness judges them: the function
+    (or ``Solution().fn_name`` when the program defines LeetCode's ``class Solution``) called with each argument
+    list; a tuple is compared as a list, and an expected list of one value also matches that value."""
+    name, inputs, outputs = io.get("fn_name"), io.get("inputs"), io.get("outputs")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_]\w*", name):
+        raise ValueError(f"task field 'input_output' names no function: fn_name {name!r}")
+    if not isinstance(inputs, list) or not isinstance(outputs, list) or len(inputs) != len(outputs) or not inputs:
+        raise ValueError("task field 'input_output' needs non-empty 'inputs' and 'outputs' of equal length")
+    tests = []
+    for args, want in zip(inputs, outputs):
+        args = args if isinstance(args, list) else [args]
+        tests.append(f"_f = Solution().{name} if 'Solution' in globals() else {name}\n"
+                     f"_r = _f(*{args!r})\n_r = list(_r) if isinstance(_r, tuple) else _r\n_want = {want!r}\n"
+                     f"assert _r == _want or (isinstance(_want, list) and len(_want) == 1 and _r == _want[0])\n")
+    return tests
 
 
 def _join(value: Any) -> str:
@@ -230,8 +254,10 @@ class CodeVerifier:
         run0 = res.runs[0] if res.runs else None
         if run0 is not None and (run0.stderr or fmt != "stdio"):
             details["stderr"] = run0.stderr[-1000:]
-        if all_timed_out:
-            return Verdict(0.0, "timeout", f"the program exceeded its {self.limits.timeout_s:g}s limit", details)
+        if all_timed_out:  # the program's own failure: never a status it can choose by running on
+            details["reason"] = "time_limit"
+            details["message"] = f"the program exceeded its {self.limits.timeout_s:g}s limit"
+            return Verdict(0.0, "ok", None, details)
         if fmt == "humaneval" or self.all_or_nothing:
             reward = float(n_pass == total)
         else:
