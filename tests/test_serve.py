@@ -474,3 +474,94 @@ def test_command_listens_on_loopback_only_and_reads_the_token_from_the_environme
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=60)
     assert proc.returncode == 0, err_path.read_text()[-3000:]
+
+
+# ------------------------------------------------------------------ the fourth attacker pass (session 16)
+
+def test_a_row_with_a_lone_surrogate_fails_alone(service):
+    """Before: one "\\ud800" (legal JSON) made the worker message encoder raise: the whole request was a 500 and
+    its other rows kept running on the workers after the client had its answer."""
+    body = ('{"items": [{"completion": "7", "task": {"answer": "7"}}, {"completion": "\\ud800", "task": {}},'
+            ' {"completion": "8", "task": {"answer": "\\udc80"}}]}').encode()
+    req = urllib.request.Request(f"{service}/verify/echo", data=body,
+                                 headers={"content-type": "application/json", "authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        status, reply = resp.status, json.loads(resp.read())
+    assert status == 200 and len(reply["verdicts"]) == 3
+    assert reply["verdicts"][0]["status"] == "ok"
+
+
+def test_health_answers_head_and_stalled_uploads_do_not_stop_the_service(apps):
+    """Before: five connections that sent headers and one byte of body filled Serve's five request slots for as
+    long as they stayed open: /health and every request timed out."""
+    main, _, port = apps
+    with urllib.request.urlopen(urllib.request.Request(f"{main}/health", method="HEAD"), timeout=30) as resp:
+        assert resp.status == 200
+    stalled = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+            sock.sendall(raw_head("/verify/echo", "Content-Length: 100\r\n") + b"{")
+            stalled.append(sock)
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert call(f"{main}/health", token=None, timeout=20)[0] == 200
+        assert call(f"{main}/verify/echo", {"items": [{"completion": "1", "task": {"answer": "1"}}]},
+                    timeout=20)[0] == 200
+        assert time.monotonic() - t0 < 10
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_stalled_body_gets_a_408(apps, monkeypatch):
+    from raylign.engine.rewards import serve_guard
+
+    async def app(scope, receive, send):
+        await receive()
+        raise AssertionError("the body never came: the guard answers first")
+
+    async def run():
+        sent = []
+        guard = serve_guard.Guard(app, settings=(None, 1 << 20))
+        scope = {"type": "http", "method": "POST", "path": "/verify/echo", "headers": [(b"content-length", b"9")]}
+
+        async def receive():
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+        monkeypatch.setattr(serve_guard, "BODY_READ_S", 0.1)
+        try:
+            await guard(scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - FastAPI turns this into the response
+            return exc
+    exc = asyncio.run(run())
+    assert getattr(exc, "status_code", None) == 408
+
+
+def test_websocket_connections_are_refused_by_the_guard():
+    from raylign.engine.rewards.serve_guard import Guard
+
+    async def app(scope, receive, send):
+        raise AssertionError("no app code may see a websocket")
+
+    async def run():
+        sent = []
+
+        async def receive():
+            return {"type": "websocket.connect"}
+
+        async def send(message):
+            sent.append(message)
+        await Guard(app, settings=("tok", 1 << 20))({"type": "websocket", "path": "/verify/echo", "headers": []},
+                                                    receive, send)
+        return sent
+    assert asyncio.run(run()) == [{"type": "websocket.close", "code": 1008}]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_body_cap_that_is_no_number_is_refused_at_once(value):
+    proc = subprocess.run([RAYLIGN, "serve", "verifiers", "--max-body-mb", value], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "--max-body-mb" in proc.stderr and "Traceback" not in proc.stderr

@@ -38,7 +38,12 @@ Hardening (issue 12):
   (OpenRLHF's) put the token in the URL as Basic credentials: ``http://raylign:TOKEN@host:port/...``.
 - A body over ``--max-body-mb`` is refused with ``413`` before it is read: from its ``Content-Length``, or by
   counting bytes as they stream in when there is none. More than ``--max-items`` items → ``413``.
-- A request whose client goes away stops its work (:meth:`VerifierPool.cancel` on the request's
+- A body must arrive within ``BODY_READ_S`` of each of its pieces (else ``408``), and a replica holds up to
+  ``MAX_ONGOING_REQUESTS`` requests: stalled uploads cannot take the service (and ``/health``) down. Ray Serve's
+  proxy still reads a body before the replica's guard sees it: the cap bounds what the service parses and scores,
+  not what the proxy buffers (a front that refuses early would have to replace Serve's proxy).
+- A row that cannot be sent to a worker fails alone; a request whose rows failed or whose client went away stops
+  its work (:meth:`VerifierPool.cancel` on the request's
   :class:`~raylign.engine.rewards.pool.Batch`): rows not started are dropped, and the worker processes running
   its rows are killed the way the pool kills a worker at the deadline (and replaced from the zygote).
 
@@ -56,6 +61,7 @@ This module is the command; the service is split by job:
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -82,8 +88,8 @@ def serve_command(args) -> int:
     token = getattr(args, "token", None) or os.environ.get(TOKEN_ENV) or None
     max_body_mb = getattr(args, "max_body_mb", DEFAULT_MAX_BODY_MB)
     max_items = getattr(args, "max_items", DEFAULT_MAX_ITEMS)
-    if max_body_mb <= 0 or max_items < 1:
-        print("raylign: error: --max-body-mb must be > 0 and --max-items >= 1", file=sys.stderr)
+    if not (math.isfinite(max_body_mb) and max_body_mb > 0) or max_items < 1:
+        print("raylign: error: --max-body-mb must be a finite number > 0 and --max-items >= 1", file=sys.stderr)
         return 2
     if token is None and not is_loopback(args.host):
         print(f"raylign: warning: serving on {args.host} without a token: anyone who reaches the port can use "

@@ -18,15 +18,15 @@ from raylign.engine.rewards.pool import VerifierPool, unknown_verifier
 from raylign.engine.rewards.serve_guard import Guard
 from raylign.engine.rewards.serve_loopback import keep_replica_grpc_on_loopback
 from raylign.engine.rewards.serve_openrlhf import OpenRLHFRequest, OpenRLHFResponse, to_items, to_response
-from raylign.engine.rewards.serve_schema import (HealthResponse, VerdictOut, VerifiersResponse, VerifyRequest,
-                                                 VerifyResponse, validation_error)
+from raylign.engine.rewards.serve_schema import (AsciiJSONResponse, HealthResponse, VerdictOut, VerifiersResponse,
+                                                 VerifyRequest, VerifyResponse, validation_error)
 from raylign.engine.rewards.serve_scorer import CancellableScorer
 
 APP_NAME = "raylign-verifiers"
 DEFAULT_MAX_BODY_MB = 8.0  # request body cap
 DEFAULT_MAX_ITEMS = 1024  # items per request
 
-api = FastAPI(title="raylign verifiers", version="1",
+api = FastAPI(title="raylign verifiers", version="1", default_response_class=AsciiJSONResponse,
               description="Score completions with raylign's registered verifiers under a hard deadline. "
                           "When the service has a token, every endpoint except `GET /health` needs "
                           "`Authorization: Bearer TOKEN` (or Basic credentials whose password is the token, "
@@ -40,7 +40,12 @@ _REFUSALS = {401: {"description": "missing or wrong bearer token (when the servi
 _VERIFY_REFUSALS = {404: {"description": "unknown verifier; `detail.known` lists the registered ones"}, **_REFUSALS}
 
 
-@serve.deployment(name="VerifierService", ray_actor_options={"num_cpus": 0.5})
+MAX_ONGOING_REQUESTS = 256  # requests a replica holds at once (Serve's default, 5, let five stalled uploads stop
+# the service, /health included); the scoring work itself is bounded by the pool's workers
+
+
+@serve.deployment(name="VerifierService", ray_actor_options={"num_cpus": 0.5},
+                  max_ongoing_requests=MAX_ONGOING_REQUESTS)
 @serve.ingress(api)
 class VerifierService:
     def __init__(self, pool_kwargs: Mapping[str, Any], token: str | None = None,
@@ -52,7 +57,7 @@ class VerifierService:
         self.names = self.pool.names()  # fail the replica now if a plugin does not load
         self.scorer = CancellableScorer(self.pool, int(pool_kwargs.get("workers", 2)))
 
-    @api.get("/health", response_model=HealthResponse)
+    @api.api_route("/health", methods=["GET", "HEAD"], response_model=HealthResponse)
     def health(self) -> HealthResponse:
         return HealthResponse(status="ok", verifiers=len(self.names))
 
@@ -104,8 +109,9 @@ def build_app(workers: int = 2, timeout_s: float = 10.0, memory_mb: int | None =
     """
     if token is not None and not token:
         raise ValueError("an empty token would let everyone in; pass None for no token")
-    if max_body_mb <= 0 or max_items < 1:
-        raise ValueError(f"max_body_mb must be > 0 and max_items >= 1, got {max_body_mb}, {max_items}")
+    import math
+    if not (math.isfinite(max_body_mb) and max_body_mb > 0) or max_items < 1:
+        raise ValueError(f"max_body_mb must be a finite number > 0 and max_items >= 1, got {max_body_mb}, {max_items}")
     pool_kwargs = {"workers": workers, "timeout_s": timeout_s,
                    "memory_mb": memory_mb if memory_mb is not None else RewardsConfig().memory_mb,
                    "verifier_options": {k: dict(v) for k, v in (verifier_options or {}).items()},

@@ -5,6 +5,7 @@ An ASGI middleware (:class:`Guard`) in front of the service's API; :func:`token_
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -32,6 +33,9 @@ def token_matches(authorization: str | None, token: str) -> bool:
             return False
     digest = hmac.compare_digest(hashlib.sha256(secret).digest(), hashlib.sha256(token.encode()).digest())
     return digest and scheme in ("bearer", "basic")
+
+
+BODY_READ_S = 30.0  # the longest wait for the next piece of a request body (408 after it)
 
 
 def _too_large(limit: int) -> str:
@@ -62,7 +66,9 @@ class Guard:
     """ASGI middleware in front of the API: the bearer token, then the body-size cap, before anything is parsed.
 
     A body whose ``Content-Length`` is over the cap is refused at once (``413``, connection closed); one without
-    a length (chunked) is counted as it streams in and refused as soon as the count passes the cap.
+    a length (chunked) is counted as it streams in and refused as soon as the count passes the cap; a body whose
+    next piece takes longer than ``BODY_READ_S`` is refused (``408``). WebSocket connections are refused (no route
+    takes one).
 
     :param settings: ``(token or None, max_body_bytes)``; None reads them from the Serve replica this runs in
         (the :class:`VerifierService` instance), which is how one module-level app serves every configuration.
@@ -78,6 +84,10 @@ class Guard:
         return self._settings
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket":  # no route takes one: refused before any app code could see it
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -86,7 +96,7 @@ class Guard:
         open_route = scope.get("method") in ("GET", "HEAD") and _route_path(scope) == "/health"
         if token is not None and not open_route and not token_matches(headers.get("authorization"), token):
             await _reply(scope, receive, send, 401, "missing or wrong bearer token "
-                         "(send 'Authorization: Bearer TOKEN')", {"www-authenticate": "Bearer"})
+                         "(send 'Authorization: Bearer TOKEN')", {"www-authenticate": "Bearer", "connection": "close"})
             return
         length = headers.get("content-length")
         if length is not None:
@@ -96,13 +106,20 @@ class Guard:
             if int(length) > limit:
                 await _reply(scope, receive, send, 413, _too_large(limit), {"connection": "close"})
                 return
-        seen = 0
+        seen, body_done = 0, False
 
         async def capped_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # (after the body: a wait for the client's disconnect, which may last)
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_READ_S)
+            except asyncio.TimeoutError:  # a stalled upload holds no slot for long
+                raise HTTPException(408, detail=f"request body not sent within {BODY_READ_S:g} s",
+                                    headers={"connection": "close"}) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if seen > limit:  # FastAPI re-raises an HTTPException met while it reads the body
                     raise HTTPException(413, detail=_too_large(limit), headers={"connection": "close"})
             return message

@@ -11,13 +11,26 @@ from pydantic import BaseModel, Field
 MAX_PROBLEMS = 10  # validation problems listed in a 422
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with ASCII escapes: a lone surrogate in a verdict's details (a completion may hold one, JSON allows it)
+    is written as its escape instead of failing the whole response."""
+
+    def render(self, content: Any) -> bytes:
+        import json
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 class VerifyItem(BaseModel):
     completion: str = Field(description="the model's text to score")
     task: dict[str, Any] = Field(default_factory=dict, description="the dataset row (answer, tests, ...)")
 
 
+MAX_ITEMS_PARSED = 100_000  # items any request may hold, checked while it is parsed (--max-items is checked after)
+
+
 class VerifyRequest(BaseModel):
-    items: list[VerifyItem] = Field(description="samples to score with one verifier (at most --max-items)")
+    items: list[VerifyItem] = Field(description="samples to score with one verifier (at most --max-items)",
+                                    max_length=MAX_ITEMS_PARSED)
 
 
 class VerdictOut(BaseModel):
@@ -52,4 +65,4 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
                          for err in errors[:MAX_PROBLEMS]]
     if len(errors) > MAX_PROBLEMS:
         detail.append({"loc": [], "msg": f"... and {len(errors) - MAX_PROBLEMS} more problems", "type": "more"})
-    return JSONResponse({"detail": detail}, status_code=422)
+    return AsciiJSONResponse({"detail": detail}, status_code=422)

@@ -43,12 +43,16 @@ class CancellableScorer:
         finally:
             why = "its client disconnected" if watch.done() else "it was cancelled"
             watch.cancel()
-            if not batch.done():
+            failed = batch.done() and not batch.cancelled() and batch.exception() is not None
+            if failed:  # (a row that could not be scored: the others are nobody's any more)
+                why = "a row failed"
+            if not batch.done() or failed:
                 self.pool.cancel(job)
                 for future in futures:
                     future.cancel()  # rows still queued are never started
                 batch.cancel()
-                batch.add_done_callback(lambda f: f.cancelled() or f.exception())
+                for future in futures:
+                    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # (never unretrieved)
                 logger.info("raylign: a request was abandoned (%s): %d of its %d rows never started, %d running "
                             "rows were killed", why, len(items) - job.started, len(items), job.killed)
 

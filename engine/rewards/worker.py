@@ -70,7 +70,9 @@ def _jsonable(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, default=_jsonable, ensure_ascii=False).encode() + b"\n"
+    # ASCII escapes: a lone surrogate ("\ud800", legal in JSON) crosses as its escape, where UTF-8 has no bytes
+    # for it (one such row made a whole service request fail)
+    return json.dumps(obj, default=_jsonable, ensure_ascii=True).encode() + b"\n"
 
 
 def describe_status(status: int) -> str:
