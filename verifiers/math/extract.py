@@ -90,6 +90,12 @@ def braced(text: str, start: int) -> tuple[str, int] | None:
 
 def last_boxed(text: str) -> str | None:
     """The content of the last closed ``\\boxed{}``/``\\fbox{}``; ``\\boxed 5`` (no braces) gives ``5``."""
+    found = last_box(text)
+    return None if found is None else found[0]
+
+
+def last_box(text: str) -> tuple[str, int] | None:
+    """:func:`last_boxed`'s content and where its box ends in ``text``."""
     end = len(text)
     for _ in range(_MAX_BOX_TRIES):
         best, cmd_len = -1, 0
@@ -105,13 +111,13 @@ def last_boxed(text: str) -> str | None:
             continue
         group = braced(text, after)
         if group is not None and group[0].strip():
-            return group[0]
+            return group
         if group is not None:  # an empty box is no answer: the box before it may be
             end = best
             continue
         m = _BARE_BOX.match(text, after)  # \\boxed 5: the word after it, whatever its length
         if m:
-            return m.group(1)
+            return m.group(1), m.end()
         end = best  # truncated box: try the one before
     return None
 
@@ -438,9 +444,8 @@ def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
 def final_answer_end(text: str, method: str | None) -> int | None:
     """Where the answer that ``method`` extracted ends in ``text`` (the last closed box for ``boxed``)."""
     if method == "boxed":
-        start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-        boxes = all_boxed(text[start:], len(text)) if start >= 0 else []
-        return start + boxes[-1][1] if boxes else None
+        found = last_box(text)
+        return None if found is None else found[1]
     if method == "answer_is":
         found = answer_is_at(text)
         return None if found is None else found[1]

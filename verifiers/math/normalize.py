@@ -95,6 +95,7 @@ _UNIT_CHAIN = re.compile(r"\s*(/|\\cdot(?![a-zA-Z])|\*|·)?\s*(?=\\(?:text|textr
 _NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a unit of a value
 _ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a unit that ends its item
 _SEPARATOR_WORDS = re.compile(r"\s*,?\s+(?:and|or)\s+")  # "2, 3 and 4", "2, or 3"
+_SPACES = re.compile(r"\s+")
 _IN_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*\\in\s*")  # x, \theta, x_1 \in [0, 1]
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)
@@ -236,7 +237,7 @@ def _term_unit(term: str) -> tuple[str, str] | None:
     (``5\\text{ cm}`` -> ``("5", "cm")``), else None."""
     names: set[str] = set()
     value = _strip_text_commands(term, names) if "\\" in term else term
-    value, tail = strip_tail_units(re.sub(r"\s+", " ", value).strip())
+    value, tail = strip_tail_units(_SPACES.sub(" ", value).strip())
     names |= tail
     if len(names) != 1 or any(is_unknown(n) for n in names) or not value.strip():
         return None
@@ -346,8 +347,9 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     if "\\" in s:
         s = _strip_text_commands(s, names)
     s = _SEPARATOR_WORDS.sub(",", s)
-    s = _end_period(re.sub(r"\s+", " ", s))
-    s = _ordinal(_modulus(_LEADING_EQ.sub("", s), names))
+    s = _end_period(_SPACES.sub(" ", s))
+    s = _LEADING_EQ.sub("", s) if s[:1] == "=" or "\\equiv" in s[:8] else s
+    s = _ordinal(_modulus(s, names) if "mod" in s else s)
     if "]" in s[:1] or "[" in s[-1:]:
         s = _iso_intervals(s)
     s, tail = strip_tail_units(s)

@@ -79,6 +79,8 @@ def int_text(n: int) -> str:
 def to_fraction(text: str) -> Fraction:
     """``Fraction(text)`` for a decimal literal (``123``, ``3.25``, ``.5``) of any length."""
     if len(text) <= _CHUNK:
+        if text.isdigit():  # (Fraction(int) skips Fraction(str)'s parsing)
+            return Fraction(int(text))
         return Fraction(text)
     whole, _, frac = text.partition(".")
     return Fraction(to_int((whole or "0") + frac), 10 ** len(frac))

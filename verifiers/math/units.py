@@ -58,6 +58,7 @@ _POWER = r"\^\s*(?:\{\s*-?\s*\d\s*\}|-?\d)"
 _TOKEN = re.compile(rf"\s*(?:([A-Za-z]+)\.?|({_POWER})|(/|\\cdot(?![a-zA-Z])|\*|·))\s*")
 _TAIL = re.compile(rf"(?<![A-Za-z\\])[A-Za-z]+\.?(?:\s*{_POWER})?"
                    rf"(?:(?:\s*(?:/|\\cdot(?![a-zA-Z])|\*|·)\s*|\s+)[A-Za-z]+\.?(?:\s*{_POWER})?)*\s*$")
+_LETTER = re.compile(r"[A-Za-z]")
 _BOUNDARY = re.compile(r"\s*(?:[,;)\]]|\\\}|$)")
 _DEGREE_MARK = re.compile(r"\^\s*\{?\s*\\circ|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|°")
 _MONEY_MARK = re.compile(r"\\\$")
@@ -276,7 +277,7 @@ def strip_tail_units(s: str) -> tuple[str, set[str]]:
     Bare runs are held to more than ``\\text{}`` groups: the value must end in a digit, a closing bracket, ``%``
     or ``.``; a one-letter unit or an unknown word needs a space before it."""
     names: set[str] = set()
-    if not re.search(r"[A-Za-z]", s):
+    if not _LETTER.search(s):
         return s, names
     pos = 0
     while pos <= len(s):

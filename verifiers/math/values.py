@@ -104,6 +104,8 @@ _SCRIPTS = re.compile(r"(?:\s*[\^_]\s*(?:\{[^{}]*\}|[^\s{}\\]))*\s*")  # ^+, _{\
 _NAMED_WORDS = {"all real numbers": "R", "real numbers": "R", "all reals": "R", "the real numbers": "R",
                 "all real values": "R", "any real number": "R", "every real number": "R", "all integers": "Z",
                 "integers": "Z", "the integers": "Z", "all complex numbers": "C", "all rational numbers": "Q"}
+_SPACES = re.compile(r"\s+")
+_TEXT_DROPS = re.compile(r"[\s{}\\]")
 _BUILDER = re.compile(r"[a-zA-Z](?:\s*\\in\s*\\mathbb\s*\{?R\}?)?\s*(?:\||:)\s*(.+)")
 _ELLIPSIS = {"\\ldots", "\\dots", "\\cdots", "...", "…", "\\dotsc", "\\dotsb"}
 _SET_OPS = (("\\cup", "cup"), ("\\cap", "cap"), ("\\setminus", "minus"), ("\\backslash", "minus"),
@@ -182,7 +184,7 @@ def _text(s: str) -> tuple:
     """Text compared as text: lower case, no spaces or braces, formatting commands dropped, every other command kept
     by name (``\\int_0^1 x`` is not ``\\sum_0^1 x``, ``\\forall x`` not ``\\exists x``)."""
     s = _COMMAND.sub(_command_text, s.replace("…", "...")) if "\\" in s or "…" in s else s
-    text = re.sub(r"[\s{}\\]", "", s.lower())
+    text = _TEXT_DROPS.sub("", s.lower())
     return ("text", _TEXT_SYNONYMS.get(text, text))
 
 
@@ -250,7 +252,7 @@ def ellipsis_cut(s: str) -> str | None:
 def _named(s: str) -> tuple | None:
     """``("named", letter, qualifier)`` for ``\\mathbb{R}``, ``\\R``, ``\\mathbb{Z}^+``, ``\\mathbb{R}_{\\ge 0}``...,
     and for "all real numbers"; None otherwise."""
-    word = _NAMED_WORDS.get(re.sub(r"\s+", " ", s.strip().lower()))
+    word = _NAMED_WORDS.get(_SPACES.sub(" ", s.strip().lower())) if s[:1].isalpha() else None
     if word:
         return ("named", word, "")
     m = _NAMED.match(s)
