@@ -565,3 +565,31 @@ def test_a_body_cap_that_is_no_number_is_refused_at_once(value):
     proc = subprocess.run([RAYLIGN, "serve", "verifiers", "--max-body-mb", value], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "--max-body-mb" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_requests_take_turns_on_the_workers():
+    """Before: one first-come, first-served queue: a request of many slow rows held every later client behind
+    all of them (eight ten-second programs kept a one-row math request waiting 19 s)."""
+    from raylign.engine.rewards.serve_scorer import FairRows
+
+    rows, started = FairRows(2), {}
+
+    def slow(name):
+        started[name] = time.monotonic()
+        time.sleep(0.3)
+        return name
+
+    t0 = time.monotonic()
+    hog = rows.submit(1, [(slow, (f"a{i}",)) for i in range(8)])
+    time.sleep(0.05)
+    quick = rows.submit(2, [(slow, ("b0",))])
+    assert quick[0].result(timeout=10) == "b0"
+    assert started["b0"] - t0 < 0.5  # after the two rows running, not after all eight
+    assert [f.result(timeout=10) for f in hog] == [f"a{i}" for i in range(8)]
+    busy = rows.submit(4, [(slow, ("d0",)), (slow, ("d1",))])  # both threads taken: the next rows wait
+    time.sleep(0.1)
+    cancelled = rows.submit(3, [(slow, ("c0",)), (slow, ("c1",))])
+    assert all(f.cancel() for f in cancelled)  # still queued: a cancelled row is never run
+    assert [f.result(timeout=10) for f in busy] == ["d0", "d1"]
+    time.sleep(0.2)
+    assert "c0" not in started and "c1" not in started
