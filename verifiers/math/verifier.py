@@ -35,10 +35,15 @@ default lets decimal literals approximate within it). A
 completion that boxes several different answers (hedging: a box holding a box counts as both; a box taken back
 before the next one, "that is wrong", is dropped, but not one kept beside it by a condition or an alternative,
 "or if that is wrong", "it could also be"; a value offered beside the final answer, "\\boxed{3} (or maybe 5)",
-counts as another box) scores 0 (``details["reason"]`` says so), unless
+"3 (or 5)", "5 works too", counts as another box, and so does an "answer is" statement after the last box) scores
+0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
 ``equiv``'s docstring for the full list.
+
+A final answer the completion takes back after stating it ("\\boxed{12}. Wait, that's wrong.", "I made a
+mistake", "on second thought") scores 0; one taken back before a later "answer is" statement gives way to it
+(``extract.taken_back``, ``extract.replaced_by``).
 
 Two plain numerals (``-12345``, ``1,234,567``, ``3.1400``) compare by their canonical digits, whatever their length
 (thousands of digits are exact and linear in time; ``max_answer_chars`` does not apply to them).
@@ -64,10 +69,10 @@ from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_aft
                                             final_answer_end, final_boxes, last_boxed, offered_beside, replaced_by,
                                             taken_back)
 from raylign.verifiers.math.normalize import units
-from raylign.verifiers.math.parse import symbols
-from raylign.verifiers.math.values import ellipsis_cut
 from raylign.verifiers.math.numerals import int_text, plain_numeral
+from raylign.verifiers.math.parse import symbols
 from raylign.verifiers.math.units import units_differ
+from raylign.verifiers.math.values import ellipsis_cut
 
 _RESTATED_IN_UNITS = re.compile(r"\\circ|°|\\degree|\\text|\\mathrm|\\,\s*[a-zA-Z]")  # a value with a unit mark
 _MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
@@ -274,8 +279,8 @@ class MathVerifier:
         ``\\boxed{3} ... \\boxed{5}``; ``The answer is $3$, or possibly $5$``), else ``[]``. The same answer
         boxed twice, in any form (``\\frac12``, ``0.5``), is one answer; so is a single box, whatever the
         configured extraction took instead; a box taken back before the next one ("that is wrong") is no longer
-        an answer; a value offered beside the final answer in its sentence (``extract.offered_beside``) counts
-        like another box."""
+        an answer; a value offered beside the final answer in its sentence (``extract.offered_beside``), or a
+        later "answer is" statement (``also``), counts like another box. ``end``: where the final answer ends."""
         offered = [(value, False) for value in also] + (offered_beside(completion, end) if end is not None else [])
         for value, plain in offered:
             if plain and _RESTATED_IN_UNITS.search(value):
@@ -318,10 +323,10 @@ class MathVerifier:
 
 def _final_statement(completion: str, extracted: str, method: str) -> tuple[str, str, int | None, tuple[str, ...]]:
     """The answer the completion ends by stating, its method, where it ends in the completion, and the other
-    answers it states beside it: a box
-    whose expression goes on is the expression shown ("\\boxed{3}^{5}" is 3^5); an "answer is" statement after
-    the last box replaces the box when the box is taken back before it ("\\boxed{12}. Actually, the answer is
-    15."), else it is judged beside it ("\\boxed{3} ... Final Answer: 5" names two answers)."""
+    answers it states beside it. A box whose expression goes on is the expression shown ("\\boxed{3}^{5}" is
+    3^5); an "answer is" statement after the last box replaces the box when the box is taken back before it
+    ("\\boxed{12}. Actually, the answer is 15."), else it is judged beside it ("\\boxed{3} ... Final Answer: 5"
+    names two answers)."""
     end = final_answer_end(completion, method)
     if method != "boxed" or end is None:
         return extracted, method, end, ()
