@@ -13,6 +13,8 @@ only when a config names it, since a cut-off completion that merely mentions num
   answer (right before "answer": "Suppose the answer is", "whether the answer is", "One might think the answer
   is", "My previous answer is", "A wrong answer is"), or whose answer is rejected right after it ("The answer is
   12, which is wrong"), is passed over for the phrase before it.
+- ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b``, a Unicode minus
+  and a trailing ``%`` are kept; a numeral of any length is taken whole).
 
 Values offered beside the final answer ("$3$, or possibly $5$", "\\boxed{3} (or maybe 5)", "3, but it could also
 be 5", "5 is also possible", "Alternatively, 5." at the start of the next sentence) are found by
@@ -20,13 +22,12 @@ be 5", "5 is also possible", "Alternatively, 5." at the start of the next senten
 no hedge). Between two boxes, a retraction said ("Wait, that's wrong") takes the first back; one only supposed
 ("or if that is wrong", "should that be wrong") or asked ("Wrong?"), or a second box offered as an alternative
 ("it could also be", "works too"), does not.
+
 After the final answer: :func:`taken_back` says whether the completion takes it back ("Wait, that's wrong", "I
 made a mistake", "scratch that"; not "wait" alone, nor words after another value, which are about that one);
 :func:`answer_after` finds an "answer is" statement after the last box, which :func:`replaced_by` says replaces a
 box taken back before it; :func:`box_continuation` is what continues a box's expression ("\\boxed{3}^{5}"). A
 remark in brackets that ends an "answer is" sentence ("12 (rounded)") is not part of the answer.
-- ``last_number`` (opt-in): the last number in the text (thousands separators, decimals, ``a/b``, a Unicode minus
-  and a trailing ``%`` are kept; a numeral of any length is taken whole).
 
 Everything here is linear in the text length (``str.rfind`` and single-pass regexes), so megabyte completions do
 not slow it down more than a few milliseconds.
