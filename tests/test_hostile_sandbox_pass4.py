@@ -60,6 +60,8 @@ def test_the_names_tests_use():
     ("def keyf(x):\n    return -x\n", "assert sorted([1, 3, 2], key=keyf) == [3, 2, 1]"),
     ("class Calc:\n    @staticmethod\n    def add(a, b):\n        return a + b\n", "assert Calc.add(1, 2) == 3"),
     ("def f(x):\n    return x + 1\n", "g = f\nassert g(1) == 2"),
+    ("class Point:\n    pass\nclass Other:\n    pass\ndef make():\n    return Point()\n",
+     "assert isinstance(make(), Point) and not isinstance(Other(), Point) and not isinstance(3, Point)"),
 ])
 def test_functions_and_classes_passed_as_values_are_the_solutions(verifier, completion, test):
     """Before: NameError (only the names the tests call were bound). A handle's ``==`` is identity in T, so binding

@@ -314,6 +314,7 @@ def serve_solution(code, main, rfd, wfd):
         from raylign.verifiers.code.sandbox_wire import Endpoint, Gone, Unsendable, encode, plain_of
     # bound before the solution runs (it may patch builtins, os, the wire module...)
     _exec, _compile, _id, _len, _type, _isinstance, _getattr = exec, compile, id, len, type, isinstance, getattr
+    _issubclass = issubclass
     _iter, _next, _str, _repr, _bool = iter, next, str, repr, bool
     _BaseException, _StopIteration, _exit_, _flush_, _finish_ = BaseException, StopIteration, _exit, _flush, _finish
     _Module = types.ModuleType
@@ -392,6 +393,10 @@ def serve_solution(code, main, rfd, wfd):
                 except _StopIteration:
                     return items, True
             return items, False
+        if kind == "isinstance":  # a test's isinstance(x, Point) with the solution's class
+            return _isinstance(args[0], obj(args[1]))
+        if kind == "issubclass":
+            return _issubclass(args[0], obj(args[1]))
         if kind == "len":
             return _len(obj(args[0]))
         if kind == "bool":

@@ -306,7 +306,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
 
     class Remote:
         """An object of the solution's that is not plain data. Its ``==`` is identity; it can be called,
-        iterated, indexed, measured, tested for truth and printed, each through S, each result plain data."""
+        iterated, indexed, measured, tested for truth, printed and given to isinstance/issubclass as a class, each
+        through S, each result plain data."""
 
         __slots__ = ("_h", "__weakref__")
 
@@ -315,6 +316,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
 
         def __call__(self, *args, **kwargs):
             return request("call", self._h, args, kwargs)
+
+        def __instancecheck__(self, inst):  # isinstance(x, Point), Point a class of the solution's
+            return checked(request("isinstance", inst, self._h), bool)
+
+        def __subclasscheck__(self, sub):
+            return checked(request("issubclass", sub, self._h), bool)
 
         def __getattr__(self, name):
             if name[:2] == "__":
