@@ -640,9 +640,18 @@ def equal(r: tuple, c: tuple, o: Options, deadline=None) -> bool:
         return _stands_for_rhs(r, o, deadline) and equal(r[2], c, o, deadline)
     if kc == "eq":
         return _stands_for_rhs(c, o, deadline) and equal(r, c[2], o, deadline)
+    if kr == "approx":  # "\frac13 \approx 0.333": the exact value, or the rounding written beside it
+        return equal(r[1], c, o, deadline) or equal(r[2], c, o, deadline)
+    if kc == "approx":
+        return equal(r, c[1], o, deadline) or equal(r, c[2], o, deadline)
     if kr == "choice" or kc == "choice":
         a, b = _choice_letter(r), _choice_letter(c)
-        return a is not None and a == b
+        if a is not None and a == b:
+            return True
+        for x, y in ((r, c), (c, r)):  # "(C) \frac12" against 1/2: the choice's content
+            if x[0] == "choice" and len(x) > 2 and y[0] != "choice" and _choice_letter(y) is None:
+                return equal(y, x[2], o, deadline) if x is c else equal(x[2], y, o, deadline)
+        return False
     if kr == "scalar" and kc == "scalar":
         return scalar_equal(r[1], c[1], o, deadline)
     if kr == "text" or kc == "text":

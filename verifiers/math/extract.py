@@ -48,10 +48,13 @@ _ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ 
                         re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b"
                            r"|,?\s+or\s+(?:equivalently|equally|in other words)\b|\s+\((?:or|i\.e\.)\s")
+_SINGLE_CAPITAL = re.compile(r"\s+\(\s*[A-Z]\s*\)")
 _ANSWER_WINDOW = 2000  # characters after "answer is" looked at (a numeral running past them is taken whole)
-# a remark in brackets that ends the answer's sentence, after a space: "12 (rounded)", "5 (cm)" (a modulus is kept:
-# "10 (mod 7)" is 3)
-_REMARK = re.compile(r"\s+\((?!\s*(?:\\[pb]?mod|mod)\b)(?!\s*[A-Za-z]\s*\))[^()]*\)[\s*`]*$")  # ("(D)": a choice)
+# a remark in brackets that ends the answer's sentence, after a space: words ("12 (rounded)", "5 (cm)"), a number
+# ("twelve (12)", "1/4 (25%)"), a choice letter after a number ("12 (D)"); not a modulus ("10 (mod 7)" is 3), nor
+# math with a variable ("2 (x + 1)"), nor the letter of "choice (D)"
+_REMARK = re.compile(r"\s+\((?!\s*(?:\\[pb]?mod|mod)\b)(?=\s*[A-Z]\s*\)|[^()]*[A-Za-z]{2,}|[^()A-Za-z]*\))[^()]*\)"
+                     r"[\s*`]*$")
 _JOINED = re.compile(r"[ \t]*(?:,|\bor\b|\band\b)[ \t,]*(?:or\b|and\b)?[ \t]*(?:\$|\\\(|\\\[)")
 _PERIOD_END = re.compile(r"\.(?=\s|$)|\n")
 _LONG_NUMERAL = re.compile(r"(?:\$|\\\()?[ \t]*([-+]?\d[\d,]*(?:\.\d+)?)")
@@ -239,7 +242,8 @@ def final_boxes(text: str, max_chars: int) -> list[str | None]:
 
 # right after the final box, the displayed expression goes on ("\boxed{3}^{5}", "$\boxed{2}\sqrt3$"): the answer
 # shown is the box and what follows it, up to the end of its math group
-_CONTINUES = re.compile(r"(?=[\^_!0-9]|\\(?:sqrt|cdot|times|pi|frac|dfrac)(?![a-zA-Z]))")
+_CONTINUES = re.compile(r"(?=[\^_0-9/]|!(?=[!$^}]|\\[)\]])|[ \t]*\\(?:sqrt|cdot|times|pi|frac|dfrac)(?![a-zA-Z])"
+                        r"|[a-zA-Z](?=\s*[$^_]|\\[)\]]))")  # ("\boxed{5}!" at a sentence's end is an exclamation)
 _MATH_GROUP_END = re.compile(r"\$|\\\)|\\\]|\n|\.(?=\s|$)|,\s|;")
 _CONTINUATION = 200  # characters of a continuation taken at most
 
@@ -256,7 +260,7 @@ def box_continuation(text: str, end: int) -> str:
 # answer is", "whether the answer is", "One might think the answer is", "My previous answer is", "A wrong answer is")
 _SUPPOSED = re.compile(
     r"(?:\b(?:suppose|supposing|assume|assuming|if|whether|hypothetically|(?:I|we)\s+doubt|unlikely|maybe|perhaps|"
-    r"imagine|let(?:'s|\s+us)\s+(?:say|assume|suppose|pretend)|guess(?:ed)?(?:\s+was)?|expect(?:ed)?)\b[,:]?\s+"
+    r"imagine|let(?:'s|\s+us)\s+(?:say|assume|suppose|pretend)|guess(?:ed)?(?:\s+was)?|(?:I|we)\s+expect)\b[,:]?\s+"
     r"(?:for\s+(?:the\s+sake\s+of\s+)?(?:a\s+)?(?:contradiction|argument)\s*,?\s+)?"
     r"(?:(?:instead|now|again)\s+)?(?:that\s+)?"
     r"|(?:^|[.!?\n]\s*)say,?\s+(?:that\s+)?"  # "Say the answer is 12. Then ..."
@@ -265,7 +269,8 @@ _SUPPOSED = re.compile(
     r"|\b(?:problem|question|book|textbook|key|students?|people|someone|others|many|they|he|she)\s+"
     r"(?:(?:would|might|often|usually|may)\s+)?(?:says?|said|claims?|claimed|states?|stated|thinks?|thought|"
     r"believes?|believed)\s+(?:that\s+)?"
-    r"|\b(?:might|would|could|may)\s+(?:think|say|claim|guess|expect|believe)\s+(?:that\s+)?"
+    r"|\b(?:might|could|may)\s+(?:think|say|claim|guess|expect|believe)\s+(?:that\s+)?"
+    r"|\b(?<!I\s)(?<!we\s)would\s+(?:think|say|claim|guess|expect|believe)\s+(?:that\s+)?"
     r"|\btempting\s+to\s+say\s+(?:that\s+)?|\b(?:check|verify|test)\s+(?:if|whether|that)\s+"
     r"|\b(?:previous|earlier|initial|naive|naïve|wrong|incorrect|tempting|obvious|intuitive|careless|not)\s+)"
     r"(?:(?:the|my|our|an?|this|that|one)\s+)?(?:(?:final|correct|right)\s+)?$", re.IGNORECASE)
@@ -317,14 +322,19 @@ def answer_is_span(text: str) -> tuple[str, int, int] | None:
 _TAKEN_BACK = re.compile(
     r"\(\s*(?:wrong|incorrect|false|not\s+(?:right|correct))\s*\)"  # "The answer is 12 (wrong)."
     r"|\b(?:(?:that|this|it|which|(?:my|the|this|that)\s+answer)\s*(?:'s|’s|\s+is|\s+was)\s+(?:wrong|incorrect|"
-    r"not\s+(?:right|correct|the\s+(?:right\s+)?answer)|a\s+mistake)"
-    r"|(?:I|we)\s+(?:made|make|have\s+made)\s+(?:a\s+|an\s+)?(?:mistake|error|miscalculation)"
+    r"not\s+(?:quite\s+)?(?:right|correct)|a\s+mistake|off(?:\s+by\s+\w+)?)"
+    r"|(?:that|this|it)\s+(?:can'?t|cannot|can\s+not|couldn'?t)\s+be\s+(?:right|correct)"
+    r"|(?:that|this|it)\s+(?:doesn'?t|does\s+not)\s+(?:seem|look)\s+(?:right|correct)"
+    r"|(?:I|we)\s+(?:made|make|have\s+made)\s+(?:a\s+|an\s+)?(?:mistake|error|miscalculation)(?![^.\n]*\bcorrected\b)"
+    r"|(?:I|we)\s+(?:miscalculated|messed\s+up|got\s+it\s+wrong)"
     r"|scratch\s+that|on\s+second\s+thought|I\s+take\s+(?:that|it)\s+back"
-    r"|no\s*,\s*(?:it'?s|it\s+is|the\s+(?:correct\s+)?answer\s+is)|it\s+should\s+(?:be|have\s+been)\b"
-    r"|oops)\b", re.IGNORECASE)
+    r"|no\s*,\s*(?:it'?s|it\s+is|the\s+(?:correct\s+)?answer\s+is)(?!\s+(?:fine|correct|right|ok(?:ay)?)\b)"
+    r"|it\s+should\s+(?:be|have\s+been)(?=\s*\$?\s*[-−\d\\(])"  # "it should be 15" (not "should be noted")
+    r"|oops(?!,?\s+typo))\b", re.IGNORECASE)
 _NOT_SAID = re.compile(r"\b(?:don'?t|do\s+not|didn'?t)\s+think\b|\bdoubt\b|\bnot\s+sure\b", re.IGNORECASE)
 _TAKEN_BACK_WINDOW = 600  # characters after the final answer read for words that take it back
-_OTHER_VALUE = re.compile(r"\d|\$|\\\(|\\\[|\\boxed|\\fbox")
+_OTHER_VALUE = re.compile(r"\d|\$|\\\(|\\\[|\\boxed|\\fbox|\([A-J]\)|\b(?:option|choice)\b|\bpart\s*\(",
+                          re.IGNORECASE)  # (a value, another option "(A)", another part "(b)")
 
 
 def taken_back(text: str, end: int) -> bool:
@@ -338,7 +348,9 @@ def taken_back(text: str, end: int) -> bool:
     import bisect
     bounds = [c.end() for c in _CLAUSE_END.finditer(window)]
     other = _OTHER_VALUE.search(window)  # words after another value are about that one ("Our guess was 10, but
-    for m in _TAKEN_BACK.finditer(window, 0, other.start() if other else len(window)):  # that was wrong.")
+    for m in _TAKEN_BACK.finditer(window):  # that was wrong.")
+        if other is not None and m.start() >= other.start():
+            break
         k = bisect.bisect_right(bounds, m.start())
         clause = window[bounds[k - 1] if k else 0 : m.start()]
         if _CONDITIONAL.search(clause) or _NOT_SAID.search(clause):
@@ -381,7 +393,8 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
             return numeral, len(rest)
     end = m.start() if m else len(rest)
     remark = _REMARK.search(rest, 0, end)
-    if remark is not None and rest[: remark.start()].strip():
+    if remark is not None and rest[: remark.start()].strip() and (
+            not _SINGLE_CAPITAL.match(rest, remark.start()) or _DIGIT.search(rest, 0, remark.start())):
         end = remark.start()  # "12 (rounded)", "12 (since 3 x 4 = 12)": the remark is not the answer (nor a hedge
         # it holds: offered_beside reads it after the answer's end)
     answer = rest[:end].strip().strip("*").strip().strip("`").strip()
@@ -391,33 +404,52 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
 # values offered beside the final answer, in the rest of its sentence or as the whole next one, with words of doubt:
 # "or possibly $5$", "(or maybe 5)", "but it could also be 5", "5 is also possible", "Possibly 5." Each is judged like
 # a second box (an equal one is no hedge). A plain "or" is a restatement ("90 minutes, or 1.5 hours"), not a doubt.
+_NUMBER_WORD = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)")
 _VALUE = (r"\(?\s*(?:\$\$(?P<dd>[^$]+)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)"
-          r"|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?)(?![.,]?\d)"  # (a numeral whole, never its first digits)
-          r"|(?P<c>\\[A-Za-z]+(?:\{[^{}]*\})+)|(?P<l>\b[A-J]\b)|(?P<y>\b(?:yes|no)\b))\s*\)?")
+          r"|(?P<c>[-−]?(?:\d+(?:\.\d+)?)?\\[A-Za-z]+(?:\{[^{}]*\}|\d+|[A-Za-z]\b|\s*\\\{[^{}]*\\\})*)"  # -\frac12, 2\pi
+          r"|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?(?![.,]?\d)(?:[ \t]+(?!(?:if|when|for|as|is|are|and|or|but|"
+          r"otherwise|also|too|works?|would|could|might|may)\b)[A-Za-z]{1,12}\.?(?=\s*(?:[.!?;,)}]|$)))?)"  # (a numeral
+          # whole, never its first digits; with its unit word: "5 cm")
+          r"|(?P<l>\b[A-J]\b)|(?P<y>\b(?:yes|no)\b)|(?P<w>\b" + _NUMBER_WORD + r"\b))\s*\)?")
 _VALUE_END = r"(?=\s*(?:[.!?;,)}]|$))"
 # "or" alone offers another value when nothing follows it in its clause: "3 (or 5)", "\boxed{3} or 5", "A. Or B."
 # ("90 minutes, or 1.5 hours" restates it in other units: the value is followed by a word)
 _OFFERED_AFTER = re.compile(
-    r"(?:(?P<plain>\bor)\b\s*,?\s*(?=[$\\(\d\w−-])|\bor\s*,?\s*(?:maybe|possibly|perhaps|else|is\s+it|rather)"
-    r"|\b(?:possibly|perhaps|maybe)|\balt(?:ernative(?:ly)?)?\s*[:.,]"
-    r"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also|^\s*/(?=\s*\$))\s*,?\s*" + _VALUE + _VALUE_END,
-    re.IGNORECASE)
+    r"(?:(?P<plain>\bor|\bi\.\s?e\.|\bthat\s+is)\b\s*,?\s*(?=[$\\(\d\w−-])"
+    r"|\bor\s*,?\s*(?:maybe|possibly|perhaps|probably|likely|else|is\s+it|rather)"
+    r"|\b(?:possibly|perhaps|maybe|probably|likely)|\balt(?:ernative(?:ly)?)?\s*[:.,]"
+    r"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also|^\s*/(?=\s*\$)|^[\s$]*(?:,|\band\b)(?=\s*[$\d−-]))"
+    r"\s*,?\s*"
+    + _VALUE + _VALUE_END, re.IGNORECASE)
+_DOUBTED = re.compile(r"\(\s*" + _VALUE + r"\s*\?\s*\)")  # "12 (13?)"
 # a value said to work as well ("5 is also a valid answer", "5 works too", "5 would also work"), or the other case
-# of a split ("3 when n is odd, 5 otherwise")
+# of a split ("3 when n is odd, 5 otherwise", "3 (or 5 if n is odd)")
 _OFFERED_BEFORE = re.compile(
     _VALUE + r"\s+(?:(?:is|are)\s+also\s+(?:possible|plausible|valid|correct|acceptable|an?\s+(?:answer|solution)"
     r"|an?\s+(?:possible|plausible|valid|correct|acceptable)\s+(?:answer|solution))"
     r"|(?:is|are)\s+(?:also\s+)?(?:another|an\s+alternative|one\s+more|a\s+second)\s+(?:possibility|option|"
     r"answer|solution|candidate)|(?:is|are)\s+(?:possible|plausible|valid|correct|acceptable)\s+(?:too|as\s+well)"
     r"|(?:(?:would|will|does|could|might|may)\s+)?also\s+works?|works?\s+(?:too|as\s+well)"
-    r"|otherwise|(?:in\s+)?the\s+other\s+case)\b", re.IGNORECASE)
-_NEXT_OFFER = re.compile(r"\s*\(?\s*(?:(?:hmm+|um+|well|but|so|and)\s*[,.]?\s*)?(?:or\s*,?\s*(?:maybe|possibly|perhaps)?"
-                         r"|alternatively|possibly|perhaps|maybe)\s*,?\s*"
-                         r"(?:(?:it|this|that)\s+(?:is|could\s+be|might\s+be|may\s+be)\s*|is\s+it\s+)?" + _VALUE
-                         + r"\s*[.!?]?\s*\)?\s*(?:\n|$)", re.IGNORECASE)
+    r"|otherwise|(?:in\s+)?the\s+other\s+case|if\s|when\s|for\s+(?:odd|even)|as\s+a\s+close\s+second"
+    r"|is\s+(?:right|correct)\b(?!\s+too))\b", re.IGNORECASE)
+# the whole next sentence offers or corrects to another value: "Or 5.", "Maybe it's 13.", "Actually, 13.", "No, 13.",
+# "I meant 13.", "Correction: 13.", "It could also be 5.", "Another possibility is 5.", "Probably 13.", "13?"
+_CORRECTING = (r"(?:or(?:\s+rather)?|rather|alternatively|possibly|perhaps|maybe|probably|likely|actually|no|nope|"
+               r"correction|erratum|edit|sorry|i\s+mean|i\s+meant|then\s+again|wait|hmm+|um+|well|but|so|and|"
+               r"i\s+think|i'?m\s+not\s+sure|final(?:\s+answer)?|result|solution|therefore|thus|hence)")
+_NEXT_OFFER = re.compile(
+    r"\s*\(?\s*(?:(?:" + _CORRECTING + r")\b[\s,:;.!—-]*){0,4}"
+    r"(?:(?:it|this|that|the\s+(?:correct\s+|right\s+|final\s+)?(?:answer|value|result))\s*"
+    r"(?:'s|’s|\s+is|\s+(?:could|might|may|should)\s+(?:also\s+|even\s+)?(?:be|read))\s*"
+    r"|another\s+(?:possibility|option|answer|candidate)\s+is\s+|is\s+it\s+)?"
+    + _VALUE + r"(?:\s+is\s+(?:right|correct|the\s+answer))?\s*[.!?]?\s*\)?\s*(?:\n|$)", re.IGNORECASE)
 _SPACES = re.compile(r"\s*")
-_OFFER_HINT = re.compile(r"or\b|alt|possib|plausib|perhaps|maybe|could|might|may\b|also|/|works?\b|otherwise|"
-                         r"other\s+case|another|too\b|as\s+well|valid|correct|one\s+more|a\s+second", re.IGNORECASE)
+_OFFER_HINT = re.compile(r"or\b|alt|possib|plausib|perhaps|maybe|probabl|likely|could|might|may\b|also|/|works?\b|"
+                         r"otherwise|other\s+case|another|too\b|as\s+well|valid|correct|one\s+more|a\s+second|\?|"
+                         r"i\.\s?e\.|that\s+is|if\s|when\s|actually|rather|no\b|nope|correction|erratum|edit|sorry|"
+                         r"mean|meant|wait|think|should|right|second|final|result|solution|therefore|thus|hence|,|"
+                         r"\band\b", re.IGNORECASE)
 
 
 def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
@@ -430,8 +462,10 @@ def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
         return []
     stop = _STATEMENT_END.search(window)
     tail = window[: stop.start() if stop else len(window)]
-    found = [m for m in _OFFERED_AFTER.finditer(tail)] + [m for m in _OFFERED_BEFORE.finditer(tail)]
-    if stop is not None:
+    found = [*_OFFERED_AFTER.finditer(tail), *_OFFERED_BEFORE.finditer(tail), *_DOUBTED.finditer(tail)]
+    for _ in range(2):  # the next sentence, and the one after it when the next names no value ("I'm not sure.")
+        if stop is None:
+            break
         start = _SPACES.match(window, stop.end()).end()
         nxt_end = _STATEMENT_END.search(window, start)
         sentence = window[: nxt_end.end() if nxt_end else len(window)]
@@ -439,9 +473,14 @@ def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
         if nxt is not None:
             found.append(nxt)
         found += list(_OFFERED_BEFORE.finditer(sentence, start))  # "The answer is 3. But 5 works too."
+        if _OTHER_VALUE.search(sentence, start):
+            break
+        stop = nxt_end
     values = []
     for m in found:
-        value = next(v for v in (m.group(g) for g in ("dd", "d", "p", "n", "c", "l", "y")) if v is not None).strip()
+        value = next(v for v in (m.group(g) for g in ("dd", "d", "p", "c", "n", "l", "y", "w")) if v is not None)
+        value = value.rstrip(".")
+        value = value.strip()
         if value:
             values.append((value, "plain" in m.re.groupindex and m.group("plain") is not None))
     return values

@@ -71,7 +71,7 @@ _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\
 # only those that name a quantity: \det(A), not \sin(x)), an expectation (E[X]), a decorated or starred symbol
 # (\bar{x}, \vec{v}, \mathbf{v} cleaned to {v}, x^*, \Delta x), a derivative (\frac{dy}{dx}), an integral, sum, product
 # or limit
-_FUNCTION_AT = re.compile(r"(?:[a-zA-Z]|[A-Z][a-z]+|\\(?P<cmd>[a-zA-Z]+))'*\s*\((?:[^()=]|\([^()=]*\))*\)")
+_FUNCTION_AT = re.compile(r"(?:[fghpqrFGHPQRENTSV]|[A-Z][a-z]+|\\(?P<cmd>[a-zA-Z]+))'*\s*\((?:[^()]|\([^()]*\))*\)")
 _QUANTITY_COMMANDS = {"det", "var", "cov", "pr", "tr", "rank", "operatorname"}
 _QUANTITY_FORMS = re.compile(
     r"(?:[A-Z]|\\mathbb\s*\{?\s*E\s*\}?)\s*\[[^\[\]=]*\]"
@@ -84,6 +84,7 @@ _STATED_IN_WORDS = re.compile(r"(?:the\s+)?[A-Za-z][A-Za-z ]{1,60}?\s+(?:is|are|
                               re.IGNORECASE)
 # a choice letter with its content: "(C) \frac{1}{2}" is choice C (the text path reads the letter)
 _LABELLED_CHOICE = re.compile(r"\(([A-J])\)\s+\S.*")
+_ANOTHER_LABEL = re.compile(r"\([A-J]\)")
 _TEXT_SYNONYMS = {"dne": "doesnotexist", "doesn'texist": "doesnotexist"}
 _QUANTITY = re.compile(r"(?:m\s*)?\\(?:angle|measuredangle)\s*[A-Z]{1,3}|\\overline\s*\{\s*[A-Z]{2}\s*\}|"
                        r"\|\s*[A-Z]{2}\s*\||[A-Z]{2,3}|"
@@ -403,8 +404,8 @@ def _value(s: str, depth: int = 0) -> tuple:
                 return _value(rhs, depth + 1)
             left, right = _value(lhs, depth + 1), _value(rhs, depth + 1)
             if _approximates(right, left):
-                return left
-            return right if _approximates(left, right) else _text(s)  # 1.4142 \approx \sqrt{2}
+                return ("approx", left, right)  # the exact value, and its rounding (a reference may be either)
+            return ("approx", right, left) if _approximates(left, right) else _text(s)  # 1.4142 \approx \sqrt{2}
         return _text(s)
     expression = _set_expression(s, depth)
     if expression is not None:
@@ -440,8 +441,11 @@ def _value(s: str, depth: int = 0) -> tuple:
         mixed = _mixed_number(s[:-1].strip())  # 33\frac13\% is a third
         if mixed is not None:
             return ("scalar", scalar_from_node(mixed[1].node, True))
-    if _LABELLED_CHOICE.fullmatch(s):
-        return _text(s)
+    labelled = _LABELLED_CHOICE.fullmatch(s)
+    if labelled and not _ANOTHER_LABEL.search(s, 3):  # "(C) \frac12": choice C, whose content is 1/2
+        return ("choice", labelled.group(1), _value(s[labelled.end(1) + 1:], depth + 1))
+    if labelled:
+        return _text(s)  # "(A) alternatively (C)": two choices, none
     words = _STATED_IN_WORDS.fullmatch(s)
     if words and _WORDS.fullmatch(s[: words.start(1)].strip()):
         return _value(words.group(1), depth + 1)
@@ -453,6 +457,13 @@ def _approximates(approx: tuple, exact: tuple) -> bool:
     places (``\\frac13 \\approx 0.333``, not ``0.3334``; ``\\pi \\approx 3.14``; an integer to its units)."""
     if approx[0] != "scalar" or exact[0] != "scalar" or approx[1].huge or exact[1].huge or approx[1].rat is None:
         return False
+    node = approx[1].node[1] if approx[1].node[0] == "neg" else approx[1].node
+    if node[0] != "num":
+        return False  # a number written out (0.333, 3), not another expression (\frac13 \approx 0.5 is no approximation)
+    if exact[1].rat is not None:  # exactly, where the exact value is rational
+        a, e = approx[1].rat, exact[1].rat
+        unit = Fraction(1, 10 ** approx[1].dec[0]) if approx[1].dec and approx[1].dec[0] >= 0 else Fraction(1)
+        return abs(a - e) <= unit / 2 or ((a >= 0) == (e >= 0) and abs(a) <= abs(e) and abs(e - a) < unit)
     from raylign.verifiers.math.evaluate import EvalError, evaluate
     try:
         e = evaluate(exact[1].node, {})
@@ -545,6 +556,8 @@ def describe(value: tuple) -> str:
         return value[1].canon + ("%" if value[1].pct else "")
     if k in ("text", "choice"):
         return value[1]
+    if k == "approx":
+        return describe(value[1]) + "≈" + describe(value[2])
     if k == "seq":
         return value[1] + ",".join(map(describe, value[3])) + value[2]
     if k == "named":

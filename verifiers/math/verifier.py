@@ -74,7 +74,6 @@ from raylign.verifiers.math.parse import symbols
 from raylign.verifiers.math.units import units_differ
 from raylign.verifiers.math.values import ellipsis_cut
 
-_RESTATED_IN_UNITS = re.compile(r"\\circ|°|\\degree|\\text|\\mathrm|\\,\s*[a-zA-Z]")  # a value with a unit mark
 _MAX_DISTINCT_BOXES = 16  # more distinct boxed answers than this is hedging without looking closer
 _SHOWN = 400  # characters of an answer that details show
 _MAX_EXACT_DIGITS = 13_000  # longer numerals are only compared with numerals (evaluate.MAX_BITS is ~12,000 digits)
@@ -185,7 +184,7 @@ class MathVerifier:
         try:
             same, reason = self._judge(reference, extracted, details, deadline)
             if same:
-                hedge = self._hedge(completion, reference, len(extracted), deadline, end, also)
+                hedge = self._hedge(completion, reference, extracted, deadline, end, also)
                 if hedge:
                     same, reason = False, "boxes several different answers (hedging)"
                     details["boxed"] = hedge
@@ -215,7 +214,7 @@ class MathVerifier:
         if ref_num is not None and cand_num is not None and ref_num != cand_num and "." in ref_num \
                 and _machine_float(cand_num):  # 0.30000000000000004 for 0.3: a double's rounding of it
             gap, ref = abs(Fraction(cand_num) - Fraction(ref_num)), abs(Fraction(ref_num))
-            same = gap <= max(Fraction(1, 10 ** len(cand_num.split(".")[1])), ref / 2 ** 51)
+            same = gap <= ref / 2 ** 50  # (a double's rounding, not a digit off: 0.1234567890124 is not ...123)
             details["normalized"] = {"answer": _shown(ref_num), "extracted": _shown(cand_num)}
             return same, "a program's floating-point output of the number" if same else None
         if ref_num is not None and cand_num is not None and (ref_num == cand_num or not _machine_float(cand_num)):
@@ -273,7 +272,7 @@ class MathVerifier:
             return None
         return joined
 
-    def _hedge(self, completion: str, reference: str, extracted_chars: int, deadline: float,
+    def _hedge(self, completion: str, reference: str, extracted: str, deadline: float,
                end: int | None = None, also: tuple[str, ...] = ()) -> list[str]:
         """The distinct answers when the completion stands by several that are not all the reference (hedging:
         ``\\boxed{3} ... \\boxed{5}``; ``The answer is $3$, or possibly $5$``), else ``[]``. The same answer
@@ -282,8 +281,9 @@ class MathVerifier:
         an answer; a value offered beside the final answer in its sentence (``extract.offered_beside``), or a
         later "answer is" statement (``also``), counts like another box. ``end``: where the final answer ends."""
         offered = [(value, False) for value in also] + (offered_beside(completion, end) if end is not None else [])
+        answer_units = units(extracted) if offered else frozenset()
         for value, plain in offered:
-            if plain and _RESTATED_IN_UNITS.search(value):
+            if plain and units(value) and units(value) != answer_units:
                 continue  # "\frac{\pi}{2} (or $90^\circ$)": the answer in other units
             try:  # restated after a plain "or", a decimal may approximate it to any places ("\sqrt2 (or 1.41)")
                 same = len(value) <= self.max_answer_chars and self._judge(
@@ -294,7 +294,7 @@ class MathVerifier:
                 return [_shown(completion[max(0, end - 40):end]), _shown(value)]
         if completion.count("\\boxed") + completion.count("\\fbox") < 2:
             return []
-        boxes = final_boxes(completion, max(self.max_answer_chars, extracted_chars))
+        boxes = final_boxes(completion, max(self.max_answer_chars, len(extracted)))
         forms: dict = {}
         for box in boxes:
             if box is None or box.strip():
@@ -336,8 +336,16 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     if later is None or not later[0].strip():
         return extracted, method, end, ()
     if replaced_by(completion, end, later):
-        return later[0].strip(), "answer_is", later[2], ()
-    return extracted, method, end, (later[0].strip(),)
+        return _RESTATING.sub("", later[0].strip()) or later[0].strip(), "answer_is", later[2], ()
+    restated = _RESTATING.sub("", later[0].strip())
+    if not restated or _PROSE.search(restated):  # "the answer is consistent with the estimate": words, no answer
+        return extracted, method, end, ()
+    return extracted, method, end, (restated,)
+
+
+_RESTATING = re.compile(r"^(?:(?:indeed|therefore|thus|hence|so|clearly|still|also|again|definitely|certainly|"
+                        r"exactly|simply|then|just|really|verified|confirmed)\b[\s,:]*)+", re.IGNORECASE)
+_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{4,}")  # a word of four letters or more that is no command
 
 
 _UNIT_TAIL = re.compile(r"\s*(?:\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}|[A-Za-z]+\.?)\s*$")
