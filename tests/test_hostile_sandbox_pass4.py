@@ -44,13 +44,15 @@ def test_a_function_under_test_named_like_a_builtin_is_the_solutions(verifier, c
 
 
 def test_the_names_tests_use():
-    called, under, loaded = names_of_tests([
+    called, under, loaded, bases = names_of_tests([
         "assert sum([1, 2]) == 3", "assert sorted(f(x)) == sorted(y)", "assert not max(g(1), 2)",
         "assert list(map(square, [1])) == [1]", "k = 3\nassert h(k, key=keyf)", "from math import pi\nassert pi",
-        "assert Calc.add(1, 2) == 3", "def helper(a):\n    return a\nassert helper(z)", "x = ("])
+        "assert Calc.add(1, 2) == 3", "def helper(a):\n    return a\nassert helper(z)", "x = (", "c = np"])
     assert called == ["f", "g", "h", "helper"]
-    assert under == ["sum"]  # sorted's and max's arguments call the tests' functions f and g
-    assert set(loaded) == {"x", "y", "square", "keyf", "Calc", "z"}
+    assert under == []  # the tests call functions of their own: a builtin at an assert's top checks their values
+    assert set(loaded) == {"x", "y", "square", "keyf", "Calc", "z", "np"}
+    assert {"Calc", "np"} <= set(bases) and not {"square", "keyf", "z"} & set(bases)
+    assert names_of_tests(["assert sum([1, 2]) == 3", "assert round(-2.5) == -3"])[1] == ["round", "sum"]
 
 
 # -- the solution's functions and classes passed as values -------------------------------------------------
@@ -172,3 +174,59 @@ def test_host_facts_read_empty(verifier):
             "    print(n)\n")
     v = verifier(code, {"inputs": ["\n"], "outputs": ["0\n0\n0\n0\n0\n0\n"]})
     assert v.reward == 1.0, v
+
+
+# -- the fifth pass: over the fourth pass's rules ------------------------------------------------------------
+
+@pytest.mark.parametrize("completion,tests,reward", [
+    # before: 1.0, the builtin a test checks a computed value with was taken for the function under test
+    ("def f(x):\n    return []\ndef len(x):\n    return 3\n", ["r = f(3)\nassert len(r) == 3"], 0.0),
+    ("def f(x):\n    return [1, 2, 3]\n", ["r = f(3)\nassert len(r) == 3"], 1.0),
+    ("def f(x):\n    return -5\ndef abs(x):\n    return 0\n", ["assert abs(f(1) - 3) < 1e-9"], 0.0),
+    ("def isinstance(a, b):\n    return True\ndef f():\n    return 'x'\n", ["r = f()\nassert isinstance(r, int)"], 0.0),
+])
+def test_a_builtin_checking_a_computed_value_stays_the_builtin(verifier, completion, tests, reward):
+    v = verifier(completion, {"tests": tests})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()
+
+
+@pytest.mark.parametrize("completion,fn_name,inputs,outputs,reward", [
+    ("x = 1\n", "max", [[1, 2]], [[2]], 0.0),  # before: 1.0, T's max answered for a solution without one
+    ("def filter(s):\n    return s[::-1]\n", "filter", [["ab"]], [["ba"]], 1.0),  # before: 0.0
+    ("def array(s):\n    return s + 1\n", "array", [[1]], [[2]], 1.0),  # a function named like a stdlib module
+    ("def f(x):\n    return float('inf')\n", "f", [[1]], [[float("inf")]], 1.0),  # before: NameError 'inf'
+    ("inf = 5\ndef f(x):\n    return 5\n", "f", [[1]], [[float("inf")]], 0.0),  # before: 1.0
+    ("def f():\n    return [(1, 2), (3, 4)]\n", "f", [[]], [[[1, 2], [3, 4]]], 1.0),  # as APPS' harness compares
+])
+def test_apps_call_rows_name_their_function(verifier, completion, fn_name, inputs, outputs, reward):
+    task = {"input_output": json.dumps({"fn_name": fn_name, "inputs": inputs, "outputs": outputs})}
+    v = verifier(completion, task)
+    assert (v.status, v.reward) == ("ok", reward), v
+
+
+def test_a_function_passed_under_a_modules_name_is_the_solutions(verifier):
+    v = verifier("def select(x):\n    return x > 1\n", {"tests": ["assert list(filter(select, [1, 2, 3])) == [2, 3]"]})
+    assert v.reward == 1.0, v
+
+
+def test_a_counter_keeps_counters_equality(verifier):
+    v = verifier("from collections import Counter\ndef f():\n    return Counter(a=1, b=0)\n",
+                 {"tests": ["from collections import Counter\nassert f() == Counter(a=1)"]})
+    assert v.reward == 1.0, v
+
+
+def test_no_user_namespace_and_no_netlink_but_routing(verifier):
+    """Hardening: in a user namespace of its own, S held capabilities over a network namespace (nf_tables, the
+    way in of many kernel privilege bugs). Threads, fork, subprocess, multiprocessing and socketpair still work."""
+    code = ("import ctypes, os, socket, subprocess, sys, threading\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "out = [str(libc.unshare(0x10000000)), str(ctypes.get_errno())]\n"
+            "for proto in (12, 0):\n    try:\n        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, proto)\n"
+            "        out.append('ok')\n    except OSError as e:\n        out.append(str(e.errno))\n"
+            "t = threading.Thread(target=print, args=('',)); t.start(); t.join()\n"
+            "pid = os.fork()\nif pid == 0:\n    os._exit(7)\nout.append(str(os.waitpid(pid, 0)[1] >> 8))\n"
+            "out.append(subprocess.run([sys.executable, '-c', 'print(5)'], capture_output=True, text=True)"
+            ".stdout.strip())\nsocket.socketpair()\nprint(' '.join(out))\n")
+    v = verifier(code, {"inputs": ["\n"], "outputs": ["-1 1 1 ok 7 5\n"]})
+    assert v.reward == 1.0, v
+    assert_no_traces()

@@ -153,6 +153,14 @@ def prepare_runner(spec, ns):
 # {machine: (AUDIT_ARCH, denied syscall numbers, socket, socketpair)}
 DENIED_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250, 240, 253, 294, 300, 425, 426, 427), 41, 53),
                    "aarch64": (0xC00000B7, (217, 218, 219, 180, 26, 262, 425, 426, 427), 198, 199)}
+# clone(2) and unshare(2) may not make a user namespace (in one of its own the program would hold capabilities
+# over a network namespace, nf_tables included: the way in of many kernel privilege bugs); clone3(2), whose flags
+# a filter cannot read, fails with ENOSYS, so that the C library falls back to clone(2). {machine: (clone,
+# unshare, clone3)}
+NAMESPACE_SYSCALLS = {"x86_64": (56, 272, 435), "aarch64": (220, 97, 435)}
+CLONE_NEWUSER_FLAG = 0x10000000
+NETLINK_ROUTE = 0  # the only netlink protocol S may open (its interfaces), not nf_tables or the others
+ENOSYS = 38
 # socket(2) and socketpair(2) only for these address families: UNIX (pipes between the program's own
 # processes) and NETLINK (reading its network namespace's interfaces). No INET or INET6 socket: the only device
 # is a down loopback, and state such sockets leave in the namespace (IPv6 flow labels linger up to a minute)
@@ -167,8 +175,9 @@ _SECCOMP_ALLOW, _SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
 def seccomp_program(machine):
     """S's seccomp filter (classic BPF) for ``machine``, as (code, jt, jf, k) tuples: ``DENIED_SYSCALLS`` and every
     syscall of another ABI (x32, i386, whose numbers differ) fail with EPERM, and so do socket(2) and
-    socketpair(2) of a family not in ``SOCKET_FAMILIES``; the rest is allowed. None: no filter is known for
-    ``machine``."""
+    socketpair(2) of a family not in ``SOCKET_FAMILIES`` (and a netlink socket of another protocol than
+    ``NETLINK_ROUTE``), and clone(2) and unshare(2) with ``CLONE_NEWUSER``; clone3(2) fails with ENOSYS; the rest
+    is allowed. None: no filter is known for ``machine``."""
     arch = DENIED_SYSCALLS.get(machine)
     if arch is None:
         return None
@@ -180,14 +189,25 @@ def seccomp_program(machine):
     if machine == "x86_64":
         prog.append((_BPF_JSET, "deny", 0, 0x40000000))  # the x32 ABI
     prog += [(_BPF_JEQ, "deny", 0, nr) for nr in nrs]
-    prog += [(_BPF_JEQ, "family", 0, nr_socket), (_BPF_JEQ, "family", 0, nr_socketpair),
+    nr_clone, nr_unshare, nr_clone3 = NAMESPACE_SYSCALLS[machine]
+    prog += [(_BPF_JEQ, "nosys", 0, nr_clone3), (_BPF_JEQ, "flags", 0, nr_clone), (_BPF_JEQ, "flags", 0, nr_unshare),
+             (_BPF_JEQ, "family", 0, nr_socket), (_BPF_JEQ, "family", 0, nr_socketpair),
              (_BPF_RET, 0, 0, _SECCOMP_ALLOW)]
-    labels = {"family": len(prog)}
+    labels = {"flags": len(prog)}
+    prog += [(_BPF_LD_W_ABS, 0, 0, 16),  # seccomp_data.args[0]: the flags, their low 32 bits
+             (_BPF_JSET, "deny", "allow", CLONE_NEWUSER_FLAG)]
+    labels["family"] = len(prog)
     prog.append((_BPF_LD_W_ABS, 0, 0, 16))  # seccomp_data.args[0], its low 32 bits (little-endian)
-    prog += [(_BPF_JEQ, "allow", 0, family) for family in SOCKET_FAMILIES]
+    prog.append((_BPF_JEQ, "netlink", 0, 16))  # AF_NETLINK: its protocol decides
+    prog += [(_BPF_JEQ, "allow", 0, family) for family in SOCKET_FAMILIES if family != 16]
     prog.append((_BPF_JEQ, "deny", "deny", 0))  # any other family
+    labels["netlink"] = len(prog)
+    prog += [(_BPF_LD_W_ABS, 0, 0, 32),  # seccomp_data.args[2]: the protocol
+             (_BPF_JEQ, "allow", "deny", NETLINK_ROUTE)]
     labels["allow"] = len(prog)
     prog.append((_BPF_RET, 0, 0, _SECCOMP_ALLOW))
+    labels["nosys"] = len(prog)
+    prog.append((_BPF_RET, 0, 0, _SECCOMP_ERRNO | ENOSYS))
     labels["deny"] = len(prog)
     prog.append((_BPF_RET, 0, 0, _SECCOMP_ERRNO | EPERM))
     out = []
@@ -342,6 +362,8 @@ def serve_solution(code, main, rfd, wfd):
         name = _type(v).__name__
         if name == "OrderedDict" and _type(v).__module__ == "collections":
             return b"O", [(k, x) for k, x in dict.items(v)]  # (its == minds the order a plain dict forgets)
+        if name == "Counter" and _type(v).__module__ == "collections":
+            return b"K", [(k, x) for k, x in dict.items(v)]  # (its == ignores zero counts a plain dict keeps)
         plain = plain_of(v)
         if plain is not None:
             return None, plain

@@ -205,7 +205,8 @@ def bound_sysv_ipc():
 PROC_MASKED = ("cmdline", "keys", "key-users", "kallsyms", "config.gz", "timer_list", "sched_debug", "kcore",
                # what names the host to a job that prints it into its verdict: its boot, kernel build, disks,
                # memory map and modules
-               "sys/kernel/random/boot_id", "version", "partitions", "diskstats", "iomem", "ioports", "modules")
+               "sys/kernel/random/boot_id", "sys/kernel/osrelease", "sys/kernel/version", "version", "partitions",
+               "diskstats", "iomem", "ioports", "modules")
 
 
 def mask_proc(proc):

@@ -162,7 +162,7 @@ def module_at(path):
     return value if isinstance(value, types.ModuleType) else None
 
 
-def binding(name, kind, payload, entry, remote, passed=False):
+def binding(name, kind, payload, entry, remote, passed=False, base=True):
     """What a name of the solution's table means in the tests (``_UNBOUND``: nothing). The table is the
     solution's word, so it never picks an object of T's, nor a module for T to import: an entry point is the
     solution's own value (plain data, or a handle reached through S), never a module; a name that is a module's
@@ -172,7 +172,8 @@ def binding(name, kind, payload, entry, remote, passed=False):
     since a test that used it through its attributes (``np.allclose`` on a class posing as numpy) would run the
     solution's code where it checks, unless the tests pass it as a value (``passed``: ``map(square, xs)``,
     ``key=keyf``, ``Calc.add(1, 2)``), where a handle is what it is in Python: the solution's function or class,
-    whose ``==`` is identity. ``remote``: T's handle class."""
+    whose ``==`` is identity, even under a module's name when the tests never read an attribute of it
+    (``base``: ``filter(select, xs)``). ``remote``: T's handle class."""
     import importlib
     if kind not in ("value", "module"):
         return _UNBOUND
@@ -180,6 +181,9 @@ def binding(name, kind, payload, entry, remote, passed=False):
         return payload if kind == "value" else _UNBOUND
     if kind == "value" and type(payload) is not remote:
         return payload  # plain data, rebuilt here from builtin types
+    if kind == "value" and passed and not base:
+        return payload  # a function the tests only pass along (filter(select, xs)): its handle, even under a
+        # module's name (np.allclose, an attribute's base, stays T's own module below)
     if name in ALIASES:
         try:
             return importlib.import_module(ALIASES[name])  # our own table: a module the tests mean
@@ -201,30 +205,36 @@ def called_names(tests):
 
 
 def test_names(tests):
-    """``(called, under_test, loaded)``, sorted lists of names the tests use:
+    """``(called, under_test, loaded, bases)``, sorted lists of names the tests use:
 
     - ``called``: called as functions (``f(...)``), builtins' names aside: functions under test;
-    - ``under_test``: builtins' names called right at the top of an assert (``assert sum([1, 2]) == 3``, ``assert
-      not max(...)``) whose arguments name none of the solution's functions: the function under test named like
-      a builtin (``sorted(f(x)) == sorted(y)`` and ``list(map(square, xs))`` use the builtin on the solution's
-      values);
+    - ``under_test``: when the tests call no other function, builtins' names called with arguments written out
+      (``assert sum([1, 2]) == 3``, ``r = max(1, 2)``): the function under test named like a builtin (``sorted(f(x)) == sorted(y)``, ``len(r) == 3`` after ``r = f(3)``
+      and ``list(map(square, xs))`` use the builtin on the solution's values);
     - ``loaded``: read but never assigned, imported or defined in the test, builtins' and the called names aside:
-      the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``).
+      the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``);
+    - ``bases``: read other than as a call's argument (``np.allclose``, ``checker = np``, ``Calc.add``).
 
     A test that does not parse contributes none (it fails as it would anywhere)."""
     import ast
-    called, top, loaded = set(), set(), set()
+    called, top, loaded, bases, literal_calls = set(), set(), set(), set(), set()
     for test in tests:
         try:
             tree = ast.parse(test)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
-        own, read = set(), set()
+        own, read, arguments = set(), set(), set()
         for node in ast.walk(tree):
+            if isinstance(node, ast.Call):  # a name handed to a call as it is: filter(select, xs), key=keyf
+                arguments.update(id(a) for a in [*node.args, *(k.value for k in node.keywords)]
+                                 if isinstance(a, ast.Name))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 called.add(node.func.id)
+                literal_calls.add(node)
             elif isinstance(node, ast.Name):
                 (read if isinstance(node.ctx, ast.Load) else own).add(node.id)
+                if isinstance(node.ctx, ast.Load) and id(node) not in arguments:
+                    bases.add(node.id)  # read otherwise (np.allclose, checker = np): a module's name is T's module
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 own.add(node.name)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -241,10 +251,23 @@ def test_names(tests):
         loaded |= read - own
     solution = {n for n in called if n not in builtins.__dict__}
     passed = loaded - called - set(builtins.__dict__)
-    under = {h.func.id for h in top if h.func.id in builtins.__dict__ and not any(
-        isinstance(n, ast.Name) and n.id in solution | passed
-        for arg in [*h.args, *(k.value for k in h.keywords)] for n in ast.walk(arg))}
-    return sorted(solution), sorted(under), sorted(passed)
+    under = set()
+    if not solution:  # (the tests call no function of the solution's: the one under test is named like a builtin)
+        under = {h.func.id for h in top | literal_calls if h.func.id in builtins.__dict__
+                 and all(_literal(arg) for arg in [*h.args, *(k.value for k in h.keywords)])}
+    return sorted(solution), sorted(under), sorted(passed), sorted(bases)
+
+
+def _literal(node) -> bool:
+    """Whether an argument is written out as plain data (``[1, 2, 3]``, ``-2.5``, ``'abc'``): the arguments of the
+    function under test, never a value the tests computed (``len(r)`` after ``r = f(3)`` checks ``f``'s value with
+    the builtin, which the solution's ``len`` must not replace)."""
+    import ast
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
 
 
 def setup_variants(setup):
@@ -260,6 +283,13 @@ def setup_variants(setup):
         head = "".join(lines[:last])
         yield head
         yield head + "\n    pass\n"
+
+
+def _undefined(name):
+    def undefined(*args, **kwargs):
+        raise NameError(f"name {name!r} is not defined")
+    undefined.__name__ = name
+    return undefined
 
 
 def _no_site_name(name):
@@ -474,16 +504,16 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         return
     base = {"__name__": "__main__", "__builtins__": builtins}
     from_solution = {}
-    called, under_test, loaded = test_names(spec["tests"])
+    called, under_test, loaded, bases = test_names(spec["tests"])
     entry_points = set(spec.get("entry_points") or ()) | set(called) | set(under_test)
-    loaded = set(loaded)
+    loaded, bases = set(loaded), set(bases)
     for entry in hello[2]:
         if type(entry) is not tuple or len(entry) != 3 or type(entry[0]) is not str or not entry[0].isidentifier():
             continue
         name, kind, payload = entry
         if name[:2] == "__" or (name in builtins.__dict__ and name not in entry_points):
             continue  # never shadow a builtin the tests use (but the function under test may be called "max")
-        value = binding(name, kind, payload, name in entry_points, Remote, name in loaded)
+        value = binding(name, kind, payload, name in entry_points, Remote, name in loaded, name in bases)
         if value is not _UNBOUND:
             base[name] = value
             from_solution[name] = value
@@ -506,6 +536,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     for name in spec.get("entry_points") or ():
         if name in from_solution:
             base[name] = from_solution[name]
+        elif name in builtins.__dict__:
+            base[name] = _undefined(name)  # a solution without it never gets the builtin's answers (fn_name "max")
         else:
             base.pop(name, None)
     for i, test in enumerate(tests):

@@ -101,8 +101,8 @@ def encode(value, other=None):
 
 def decode(data, other=None):
     """The plain value encoded in ``data``. Extension tags (``H`` handle, ``C`` callback, ``P`` pickle,
-    ``n`` name) go to ``other(tag, payload)``; without it they are errors. ``Q`` (a fraction), ``D`` (a decimal)
-    and ``O`` (an ``OrderedDict``, as its pairs) are rebuilt here."""
+    ``n`` name) go to ``other(tag, payload)``; without it they are errors. ``Q`` (a fraction), ``D`` (a decimal),
+    ``O`` (an ``OrderedDict``) and ``K`` (a ``Counter``), the last two as their pairs, are rebuilt here."""
     mv = memoryview(data)
     end = len(data)
     pos = [0]
@@ -179,14 +179,14 @@ def decode(data, other=None):
             return range(a, b, c)
         if tag == b"E":
             return Ellipsis
-        if tag in (b"Q", b"D", b"O") or (other is not None and tag in (b"H", b"C", b"P", b"n")):
+        if tag in (b"Q", b"D", b"O", b"K") or (other is not None and tag in (b"H", b"C", b"P", b"n")):
             payload = dec(depth + 1)
-            if tag == b"O":  # an OrderedDict, as its pairs (its == minds their order)
+            if tag in (b"O", b"K"):  # an OrderedDict (its == minds the order) or a Counter, as their pairs
                 if type(payload) is not list or not all(type(x) is tuple and len(x) == 2 for x in payload):
-                    raise WireError("bad ordered dict")
-                from collections import OrderedDict
+                    raise WireError("bad ordered dict or counter")
+                from collections import Counter, OrderedDict
                 try:
-                    return OrderedDict(payload)
+                    return OrderedDict(payload) if tag == b"O" else Counter(dict(payload))
                 except TypeError as exc:
                     raise WireError(f"unhashable dict key: {exc}") from None
             if tag == b"Q":

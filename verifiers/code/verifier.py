@@ -89,7 +89,7 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
         if not isinstance(io, dict):
             raise ValueError("task field 'input_output' must be a JSON object with 'inputs' and 'outputs'")
         if io.get("fn_name"):  # a call-based row: the function (or LeetCode's Solution method) is called
-            return "asserts", {"tests": _call_tests(io)}
+            return "asserts", {"tests": _call_tests(io), "entry_point": str(io["fn_name"])}
         task = {**task, "inputs": io.get("inputs"), "outputs": io.get("outputs")}
     if "inputs" in task or "outputs" in task:
         for f in ("inputs", "outputs"):
@@ -131,9 +131,13 @@ def _call_tests(io: dict) -> list[str]:
     tests = []
     for args, want in zip(inputs, outputs):
         args = args if isinstance(args, list) else [args]
-        tests.append(f"_f = Solution().{name} if 'Solution' in globals() else {name}\n"
-                     f"_r = _f(*{args!r})\n_r = list(_r) if isinstance(_r, tuple) else _r\n_want = {want!r}\n"
-                     f"assert _r == _want or (isinstance(_want, list) and len(_want) == 1 and _r == _want[0])\n")
+        data = json.dumps([args, want])  # as JSON, read back in the test: Infinity and NaN stay numbers
+        tests.append(f"import json as _json\n_args, _want = _json.loads({data!r})\n"
+                     f"_f = Solution().{name} if 'Solution' in globals() else {name}\n"
+                     f"_r = _f(*_args)\n_r = list(_r) if isinstance(_r, tuple) else _r\n"
+                     f"_rows = [list(x) if isinstance(x, tuple) else x for x in _r] if isinstance(_r, list) else _r\n"
+                     f"assert _r == _want or _rows == _want or (isinstance(_want, list) and len(_want) == 1 "
+                     f"and (_r == _want[0] or _rows == _want[0]))\n")
     return tests
 
 
@@ -217,7 +221,8 @@ class CodeVerifier:
             job = Job(program, tests=(test,), limits=self.limits, site_packages=self.site_packages,
                       setup=fields["prompt"], entry_points=(fields["entry_point"],))
         elif fmt == "asserts":
-            job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages)
+            job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages,
+                      entry_points=(fields["entry_point"],) if fields.get("entry_point") else ())
         else:
             job = Job(code, inputs=tuple(fields["inputs"]), limits=self.limits, site_packages=self.site_packages)
         return fmt, job, fields
