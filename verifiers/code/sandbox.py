@@ -55,16 +55,16 @@ for the solution's names: a call sends its arguments to S over a pipe and gets t
 comparison of values the solution cannot fake; an object that is not plain data comes back as a handle whose
 ``==`` is identity. The table of names S sends is the solution's word, so it never picks an object of T's nor a
 module for T to import (``sandbox_tester.binding``): an entry point (the HumanEval function; every function the
-tests call; a builtin's name called right at the top of an assert with no call of the tests' functions in its
-arguments, ``assert sum([1, 2]) == 3``: the function under test named like a builtin) is always the solution's own
-value or handle; any other name that is a module's name in T (``math``, ``numpy``) or a usual alias (``np``) is T's
+tests call; when the tests call no function of their own, a builtin's name called with arguments written out,
+``assert sum([1, 2]) == 3``: the function under test named like a builtin) is always the solution's own value or
+handle, and an entry point the solution does not define is no builtin either; any other name that is a module's name in T (``math``, ``numpy``) or a usual alias (``np``) is T's
 own module, whatever the solution bound to it; a module under another alias is T's own module at that path, reached
 by importing only its top-level module (never a submodule the solution chose, whose import could run code; never
 the standard library's test-helper packages, which hold objects equal to everything); plain data is bound as it
 is; a function or class the tests pass as a value (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``) is its
-handle; any other object of the solution's is left out (a test that used it through its attributes would run the
-solution's code where it checks). S sends numpy scalars and arrays as the numbers they hold (``tolist``) and an
-``OrderedDict`` with its order. T has its own ``exit``/``quit`` (it runs without ``site``; S gets ``sys.exit``
+handle (under a module's name too when the tests only hand it to a call: ``filter(select, xs)``); any other object of the solution's is left out (a test that used it through its attributes would run the
+solution's code where it checks). S sends numpy scalars and arrays as the numbers they hold (``tolist``), an
+``OrderedDict`` with its order and a ``Counter`` as a Counter. T has its own ``exit``/``quit`` (it runs without ``site``; S gets ``sys.exit``
 as both, and a ``__file__``, ``/tmp/main.py``, that names no file: /tmp stays empty), and a task's set-up code
 that does
 not compile as it is keeps the helpers before its last function, or fails every test (the solution's names
