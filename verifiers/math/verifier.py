@@ -28,7 +28,11 @@ count: ``5 \\text{ million}`` is 5000000); multiple-choice letters compare case-
 ``\\max(3,5)``/``\\gcd``/``\\operatorname{lcm}`` are evaluated; ``3rd`` and ``\\text{third}`` are 3; a trailing
 modulus is dropped and an integer reduced by it (``3 \\pmod{7}`` == 3, ``x \\equiv 10 \\pmod 7`` == 3); ``\\sin = 5``
 is an equation about a function, not the answer 5; repeating decimals in any notation (``0.\\bar{3}``, ``0.(3)``,
-``0.333...``), ratios (``3:4``), ISO intervals (``]0, 1[``) and "Option A" are read as what they mean; answers
+``0.333...``; ``2.718281828...`` against an irrational reference is that decimal, going on), ratios (``3:4``),
+ISO intervals (``]0, 1[``), "Option A", "(C) \\frac12" (choice C, whose content is 1/2), ``\\frac13 \\approx 0.333``
+(the exact value or its rounding), ``f(2) = 5``, ``E[X] = 3``, ``\\frac{dy}{dx} = 2x`` (the named quantity's
+value), ``|x - 1| < 2`` (an interval), overlapping inequalities in a list (their intersection), ``n!!`` (the
+double factorial) and "The minimum value is 5" in a box are read as what they mean; answers
 that agree only within ``rel_tol`` are checked at 50 digits, floors, maxima and factorials included
 (``1000000\\pi + 1`` is not ``1000000\\pi``, nor is ``\\lfloor 1000000\\pi \\rfloor``; a ``rel_tol`` looser than the
 default lets decimal literals approximate within it). A
