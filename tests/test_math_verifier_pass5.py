@@ -15,19 +15,9 @@ from raylign.verifiers.math import evaluate as math_eval
 from raylign.verifiers.math import normalize as math_normalize
 from raylign.verifiers.math import parse as math_parse
 from raylign.verifiers.math.values import parse_answer
-from raylign.verifiers.math.verifier import MathVerifier
 
-VERIFIER = MathVerifier()
-
-
-def _verdict(candidate: str, reference):
-    return VERIFIER("So the answer is $\\boxed{" + candidate + "}$.", {"answer": reference})
-
-
-def _reward(candidate: str, reference) -> float:
-    verdict = _verdict(candidate, reference)
-    assert verdict.status == "ok", (candidate, reference, verdict)
-    return verdict.reward
+# the fourth pass's verifier and its one-box helper
+from test_math_verifier_pass4 import VERIFIER, _reward
 
 
 # ---------------------------------------------------------------- a difference past 50 digits is still a difference
@@ -52,15 +42,15 @@ def test_differences_past_fifty_digits(candidate, reference, reward):
 
 
 def test_a_difference_past_every_precision_is_not_judged_equal():
-    verdict = _verdict("\\pi + 10^{-3000}", "\\pi")
+    verdict = VERIFIER("So the answer is $\\boxed{\\pi + 10^{-3000}}$.", {"answer": "\\pi"})
     assert (verdict.reward, verdict.status) == (0.0, "invalid")
 
 
 def test_precise_digits_follow_the_numbers():
     node = parse_answer("\\pi + 10^{-60}")[1].node
     assert math_eval.extra_digits(node) >= 60
-    assert math_eval.term_digits(parse_answer("\\pi^{200} + 1")[1].node) >= 99
-    assert math_eval.term_digits(parse_answer("x + 1")[1].node, env={"x": complex(1.5)}) == 1
+    assert math_eval.magnitude_digits(parse_answer("\\pi^{200} + 1")[1].node) >= 99
+    assert math_eval.magnitude_digits(parse_answer("x + 1")[1].node, env={"x": complex(1.5)}) == 1
 
 
 # ---------------------------------------------------------------- rational functions at a point: exact
@@ -112,36 +102,31 @@ def test_only_long_expressions_are_walked_for_their_depth():
         math_parse.parse_expr("-" * 10 + "(" * 59 + "x" + ")" * 59 + "!" * 3)  # the parser's own bound
 
 
-# ---------------------------------------------------------------- the fifth attacker pass, row by row
-# tests/data/math_pass5.jsonl: the attacker's table (hedges, supposed and retracted answers, values past 50 digits,
+# ---------------------------------------------------------------- the fifth and sixth attacker passes, row by row
+# tests/data/math_pass5.jsonl: the fifth pass's table (hedges, supposed and retracted answers, values past 50 digits,
 # quantities named before their value, approximations, units, sets, notation, long numerals) with the neighbours
-# that must keep their verdicts; class letters as in the pass's report (o: a neighbour that scored right before)
-def _pass5_rows():
-    import json
-    import pathlib
-
-    path = pathlib.Path(__file__).parent / "data" / "math_pass5.jsonl"
+# that must keep their verdicts; class letters as in the pass's report (o: a neighbour that scored right before).
+# tests/data/math_pass6.jsonl: the sixth pass's, over the fifth pass's rules (answers taken back, statements after
+# the box, hedges after the answer, remarks, quantities, approximations, choices with content): the rows whose
+# verdicts are right now, neighbours included; the rows left wrong are listed in docs/experiments.md
+def _table(name: str) -> list[dict]:
+    path = pathlib.Path(__file__).parent / "data" / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-_PASS5 = _pass5_rows()
+_PASS5, _PASS6 = _table("math_pass5.jsonl"), _table("math_pass6.jsonl")
+
+
+def _scores_as_the_table_says(row: dict) -> None:
+    verdict = VERIFIER(row["completion"], {"answer": row["reference"]})
+    assert verdict.reward == row["reward"], (row["note"], verdict)
 
 
 @pytest.mark.parametrize("row", _PASS5, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS5)])
 def test_attacker_pass5_table(row):
-    verdict = VERIFIER(row["completion"], {"answer": row["reference"]})
-    assert verdict.reward == row["reward"], (row["note"], verdict)
-
-
-# ---------------------------------------------------------------- the sixth attacker pass, row by row
-# tests/data/math_pass6.jsonl: the table of the pass over the fifth pass's rules (answers taken back, statements
-# after the box, hedges after the answer, remarks, quantities, approximations, choices with content), the rows
-# whose verdicts are right now, neighbours included; the rows left wrong are listed in docs/experiments.md
-_PASS6 = [json.loads(line) for line in (pathlib.Path(__file__).parent / "data" / "math_pass6.jsonl").read_text()
-          .splitlines() if line.strip()]
+    _scores_as_the_table_says(row)
 
 
 @pytest.mark.parametrize("row", _PASS6, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS6)])
 def test_attacker_pass6_table(row):
-    verdict = VERIFIER(row["completion"], {"answer": row["reference"]})
-    assert verdict.reward == row["reward"], (row["note"], verdict)
+    _scores_as_the_table_says(row)

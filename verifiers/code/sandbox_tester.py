@@ -209,15 +209,16 @@ def test_names(tests):
 
     - ``called``: called as functions (``f(...)``), builtins' names aside: functions under test;
     - ``under_test``: when the tests call no other function, builtins' names called with arguments written out
-      (``assert sum([1, 2]) == 3``, ``r = max(1, 2)``): the function under test named like a builtin (``sorted(f(x)) == sorted(y)``, ``len(r) == 3`` after ``r = f(3)``
-      and ``list(map(square, xs))`` use the builtin on the solution's values);
+      (``assert sum([1, 2]) == 3``, ``r = max(1, 2)``): the function under test named like a builtin
+      (``sorted(f(x)) == sorted(y)``, ``len(r) == 3`` after ``r = f(3)`` and ``list(map(square, xs))`` use the
+      builtin on the solution's values);
     - ``loaded``: read but never assigned, imported or defined in the test, builtins' and the called names aside:
       the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``);
     - ``bases``: read other than as a call's argument (``np.allclose``, ``checker = np``, ``Calc.add``).
 
     A test that does not parse contributes none (it fails as it would anywhere)."""
     import ast
-    called, top, loaded, bases, literal_calls = set(), set(), set(), set(), set()
+    loaded, bases, calls = set(), set(), []
     for test in tests:
         try:
             tree = ast.parse(test)
@@ -229,8 +230,7 @@ def test_names(tests):
                 arguments.update(id(a) for a in [*node.args, *(k.value for k in node.keywords)]
                                  if isinstance(a, ast.Name))
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                called.add(node.func.id)
-                literal_calls.add(node)
+                calls.append(node)
             elif isinstance(node, ast.Name):
                 (read if isinstance(node.ctx, ast.Load) else own).add(node.id)
                 if isinstance(node.ctx, ast.Load) and id(node) not in arguments:
@@ -241,20 +241,14 @@ def test_names(tests):
                 own.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, ast.arg):
                 own.add(node.arg)
-            if isinstance(node, ast.Assert):
-                head = node.test
-                while isinstance(head, ast.UnaryOp) and isinstance(head.op, ast.Not):
-                    head = head.operand
-                head = head.left if isinstance(head, ast.Compare) else head
-                if isinstance(head, ast.Call) and isinstance(head.func, ast.Name):
-                    top.add(head)
         loaded |= read - own
+    called = {c.func.id for c in calls}
     solution = {n for n in called if n not in builtins.__dict__}
     passed = loaded - called - set(builtins.__dict__)
     under = set()
     if not solution:  # (the tests call no function of the solution's: the one under test is named like a builtin)
-        under = {h.func.id for h in top | literal_calls if h.func.id in builtins.__dict__
-                 and all(_literal(arg) for arg in [*h.args, *(k.value for k in h.keywords)])}
+        under = {c.func.id for c in calls if c.func.id in builtins.__dict__
+                 and all(_literal(arg) for arg in [*c.args, *(k.value for k in c.keywords)])}
     return sorted(solution), sorted(under), sorted(passed), sorted(bases)
 
 
@@ -285,18 +279,20 @@ def setup_variants(setup):
         yield head + "\n    pass\n"
 
 
+def _stub(name, error, message):
+    """A function called ``name`` that raises ``error(message)``."""
+    def stub(*args, **kwargs):
+        raise error(message)
+    stub.__name__ = name
+    return stub
+
+
 def _undefined(name):
-    def undefined(*args, **kwargs):
-        raise NameError(f"name {name!r} is not defined")
-    undefined.__name__ = name
-    return undefined
+    return _stub(name, NameError, f"name {name!r} is not defined")
 
 
 def _no_site_name(name):
-    def stub(*args, **kwargs):
-        raise RuntimeError(f"{name}() is not available in the test process")
-    stub.__name__ = name
-    return stub
+    return _stub(name, RuntimeError, f"{name}() is not available in the test process")
 
 
 def _clean(text, n=300):

@@ -451,50 +451,39 @@ def extra_digits(*nodes) -> int:
     return total
 
 
-def term_digits(*nodes, env=None) -> int:
-    """Orders of magnitude (decimal) between the largest and the smallest nonzero term of any sum in the ASTs, in
-    floating point at ``env``: ``\\pi^{200} + 1`` against ``\\pi^{200}`` differs in its 100th digit, ``\\pi +
-    e^{-200}`` against ``\\pi`` in its 87th. Precise comparisons add these digits too."""
-    worst, stack = 0.0, list(nodes)
+def magnitude_digits(*nodes, env=None) -> int:
+    """Digits a precise comparison needs for what floating point shows of the ASTs at ``env``, in one walk: the
+    orders of magnitude between the largest and the smallest nonzero term of any sum (``\\pi^{200} + 1`` against
+    ``\\pi^{200}`` differs in its 100th digit, ``\\pi + e^{-200}`` against ``\\pi`` in its 87th), plus the digits
+    of the largest value a floor or ceiling rounds (telling ``\\lfloor e^{120} \\rfloor`` from its ceiling, or from
+    ``e^{120}``, takes all 53 digits of the integer first)."""
+    spread, top, stack = 0.0, 0.0, list(nodes)
+
+    def size(node) -> float:
+        try:
+            value = abs(evaluate(node, env or {}))
+        except (EvalError, ArithmeticError, ValueError, KeyError):
+            return 0.0
+        return value if math.isfinite(value) else 0.0
+
     while stack:
         n = stack.pop()
         if n[0] == "add":
-            sizes = []
-            for term in n[1]:
-                try:
-                    size = abs(evaluate(term, env or {}))
-                except (EvalError, ArithmeticError, ValueError, KeyError):
-                    continue
-                if size and math.isfinite(size):
-                    sizes.append(size)
+            sizes = [v for v in map(size, n[1]) if v]
             if len(sizes) > 1:
-                worst = max(worst, math.log10(max(sizes) / min(sizes)))
+                spread = max(spread, math.log10(max(sizes) / min(sizes)))
+        elif n[0] in ("floor", "ceil"):
+            v = size(n[1])
+            if v > 1:
+                top = max(top, math.log10(v))
         stack.extend(children(n))
-    return math.ceil(worst)
-
-
-def integer_digits(*nodes, env=None) -> int:
-    """The digits of the largest value a floor or ceiling in the ASTs rounds (floating point at ``env``): telling
-    ``\\lfloor e^{120} \\rfloor`` from its ceiling, or from ``e^{120}``, takes all 53 digits of the integer
-    first."""
-    top, stack = 0.0, list(nodes)
-    while stack:
-        n = stack.pop()
-        if n[0] in ("floor", "ceil"):
-            try:
-                size = abs(evaluate(n[1], env or {}))
-            except (EvalError, ArithmeticError, ValueError, KeyError):
-                size = 0.0
-            if size > 1 and math.isfinite(size):
-                top = max(top, math.log10(size))
-        stack.extend(children(n))
-    return math.ceil(top) + 1 if top else 0
+    return math.ceil(spread) + (math.ceil(top) + 1 if top else 0)
 
 
 def _precise_digits(base: int, nodes, env) -> int:
     """``base`` digits, plus those of the exact numbers, the spread of the sums and the integers of the floors of
     ``nodes``; TooLarge past ``MAX_EXTRA_DIGITS`` more."""
-    more = extra_digits(*nodes) + term_digits(*nodes, env=env) + integer_digits(*nodes, env=env)
+    more = extra_digits(*nodes) + magnitude_digits(*nodes, env=env)
     if more > MAX_EXTRA_DIGITS:
         raise TooLarge("numbers too far apart to compare precisely")
     return base + more
@@ -519,7 +508,7 @@ def precise_value(node, env=None, digits: int = 60):
 
 def precisely_equal(a, b, env=None) -> bool:
     """Whether two ASTs (symbols bound by ``env``) are the same number at ``_PRECISE_DIGITS`` digits more than
-    their exact numbers and sums need (``extra_digits``, ``term_digits``; to all but twenty of them, which
+    their exact numbers and sums need (``extra_digits``, ``magnitude_digits``; to all but twenty of them, which
     cancellation may cost): a disagreement in floating point that is only cancellation
     (``\\sqrt{x^8+1} - x^4`` at x = 40). False when it cannot tell."""
     if env:
@@ -544,7 +533,7 @@ def precisely_different(a, b, env=None) -> bool:
     (``1000000\\pi + 1`` and ``1000000\\pi``, ``\\sqrt{10^{20}+1}`` and ``10^{10}``); False when it cannot tell.
 
     The difference is computed at ``_PRECISE_DIGITS`` digits more than the exact numbers the two are built from
-    have and the spread of their sums need (``extra_digits``, ``term_digits``: ``\\pi + 10^{-60}`` is not ``\\pi``),
+    have and the spread of their sums need (``extra_digits``, ``magnitude_digits``: ``\\pi + 10^{-60}`` is not ``\\pi``),
     and again at twice that: a real difference stays the
     same (to a few digits), one made by rounding (cancellation in ``10^{80} + \\pi - 10^{80}``) shrinks with the
     precision. mpmath (a sympy dependency) is imported by the first comparison that needs it."""

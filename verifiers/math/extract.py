@@ -201,22 +201,24 @@ _BOTH = re.compile(r"\bboth (?:work|are|hold|valid|correct|possible|answers|of t
 _BETWEEN = 2000  # characters before the next box that are read for a retraction
 
 
+def _said(text: str, m: re.Match, bounds: list[int], not_said: re.Pattern | None = None) -> bool:
+    """Whether the words ``m`` found in ``text`` are said: not in a clause that only supposes them (``bounds``:
+    where ``text``'s clauses end; ``not_said``: more words that keep them from being said), nor asked ("Wrong?")."""
+    import bisect
+    k = bisect.bisect_right(bounds, m.start())
+    clause = text[bounds[k - 1] if k else 0 : m.start()]
+    if _CONDITIONAL.search(clause) or (not_said is not None and not_said.search(clause)):
+        return False
+    return not text[m.end():m.end() + 3].lstrip().startswith("?")
+
+
 def _retracted(text: str, end: int, following: tuple[int, int, str | None]) -> bool:
     """Whether the box that ends at ``end`` is taken back before the ``following`` one: a retraction word said, not
     supposed or asked, and the following box not offered beside it. Linear: the clause boundaries of the text
     between (its last ``_BETWEEN`` characters) are found once."""
-    import bisect
     between = text[max(end, following[0] - _BETWEEN):following[0]]
     bounds = [c.end() for c in _CLAUSE_END.finditer(between)]
-    said = False
-    for m in _RETRACTION.finditer(between):
-        k = bisect.bisect_right(bounds, m.start())
-        clause = bounds[k - 1] if k else 0
-        if _CONDITIONAL.search(between[clause:m.start()]) or between[m.end():m.end() + 3].lstrip().startswith("?"):
-            continue
-        said = True
-        break
-    if not said:
+    if not any(_said(between, m, bounds) for m in _RETRACTION.finditer(between)):
         return False
     last_clause = bounds[-1] if bounds else 0
     return not (_ALTERNATIVE_BEFORE.search(between, last_clause) or _BOTH.search(between)
@@ -340,24 +342,18 @@ _OTHER_VALUE = re.compile(r"\d|\$|\\\(|\\\[|\\boxed|\\fbox|\([A-J]\)|\b(?:option
 def taken_back(text: str, end: int) -> bool:
     """Whether the completion takes back the final answer that ends at ``end`` after stating it ("\\boxed{12}.
     Wait, that's wrong."): words of :data:`_TAKEN_BACK` said within ``_TAKEN_BACK_WINDOW`` characters, before any
-    other value is named (words after one are about it), in a clause that does not only suppose them ("if that is wrong, ...", "I don't think that's wrong") or ask them ("Is that
-    wrong?")."""
+    other value is named (words after one are about it), in a clause that does not only suppose them ("if that is
+    wrong, ...", "I don't think that's wrong") or ask them ("Is that wrong?")."""
     window = text[end : end + _TAKEN_BACK_WINDOW]
     if _TAKEN_BACK.search(window) is None:
         return False
-    import bisect
     bounds = [c.end() for c in _CLAUSE_END.finditer(window)]
     other = _OTHER_VALUE.search(window)  # words after another value are about that one ("Our guess was 10, but
     for m in _TAKEN_BACK.finditer(window):  # that was wrong.")
         if other is not None and m.start() >= other.start():
             break
-        k = bisect.bisect_right(bounds, m.start())
-        clause = window[bounds[k - 1] if k else 0 : m.start()]
-        if _CONDITIONAL.search(clause) or _NOT_SAID.search(clause):
-            continue
-        if window[m.end():m.end() + 3].lstrip().startswith("?"):
-            continue
-        return True
+        if _said(window, m, bounds, _NOT_SAID):
+            return True
     return False
 
 

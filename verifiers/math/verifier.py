@@ -339,9 +339,9 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     later = answer_after(completion, end)
     if later is None or not later[0].strip():
         return extracted, method, end, ()
-    if replaced_by(completion, end, later):
-        return _RESTATING.sub("", later[0].strip()) or later[0].strip(), "answer_is", later[2], ()
     restated = _RESTATING.sub("", later[0].strip())
+    if replaced_by(completion, end, later):
+        return restated or later[0].strip(), "answer_is", later[2], ()
     if not restated or _PROSE.search(restated):  # "the answer is consistent with the estimate": words, no answer
         return extracted, method, end, ()
     return extracted, method, end, (restated,)
