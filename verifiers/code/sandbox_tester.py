@@ -205,7 +205,7 @@ def called_names(tests):
 
 
 def test_names(tests):
-    """``(called, under_test, loaded, bases)``, sorted lists of names the tests use:
+    """``(called, under_test, loaded, bases, caught)``, sorted lists of names the tests use:
 
     - ``called``: called as functions (``f(...)``), builtins' names aside: functions under test;
     - ``under_test``: when the tests call no other function, builtins' names called with arguments written out
@@ -214,18 +214,24 @@ def test_names(tests):
       builtin on the solution's values);
     - ``loaded``: read but never assigned, imported or defined in the test, builtins' and the called names aside:
       the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``);
-    - ``bases``: read other than as a call's argument (``np.allclose``, ``checker = np``, ``Calc.add``).
+    - ``bases``: read other than as a call's argument (``np.allclose``, ``checker = np``, ``Calc.add``);
+    - ``caught``: exception classes the tests catch or expect and do not define (``except InvalidInput:``,
+      ``with pytest.raises(InvalidInput)``, ``assertRaises(InvalidInput, f, -1)``): the solution's.
 
     A test that does not parse contributes none (it fails as it would anywhere)."""
     import ast
-    loaded, bases, calls = set(), set(), []
+    loaded, bases, calls, caught = set(), set(), [], set()
     for test in tests:
         try:
             tree = ast.parse(test)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
-        own, read, arguments = set(), set(), set()
+        own, read, arguments, expected = set(), set(), set(), []
         for node in ast.walk(tree):
+            if isinstance(node, ast.ExceptHandler) and node.type is not None:
+                expected.append(node.type)
+            elif isinstance(node, ast.Call) and node.args and _expects_raise(node.func):
+                expected.append(node.args[0])
             if isinstance(node, ast.Call):  # a name handed to a call as it is: filter(select, xs), key=keyf
                 arguments.update(id(a) for a in [*node.args, *(k.value for k in node.keywords)]
                                  if isinstance(a, ast.Name))
@@ -242,6 +248,10 @@ def test_names(tests):
             elif isinstance(node, ast.arg):
                 own.add(node.arg)
         loaded |= read - own
+        for node in expected:
+            for item in node.elts if isinstance(node, ast.Tuple) else [node]:
+                if isinstance(item, ast.Name) and item.id not in own and item.id not in builtins.__dict__:
+                    caught.add(item.id)
     called = {c.func.id for c in calls}
     solution = {n for n in called if n not in builtins.__dict__}
     passed = loaded - called - set(builtins.__dict__)
@@ -249,7 +259,18 @@ def test_names(tests):
     if not solution:  # (the tests call no function of the solution's: the one under test is named like a builtin)
         under = {c.func.id for c in calls if c.func.id in builtins.__dict__
                  and all(_literal(arg) for arg in [*c.args, *(k.value for k in c.keywords)])}
-    return sorted(solution), sorted(under), sorted(passed), sorted(bases)
+    return sorted(solution), sorted(under), sorted(passed), sorted(bases), sorted(caught)
+
+
+_RAISES = {"raises", "assertRaises", "assertRaisesRegex", "assertRaisesRegexp"}
+
+
+def _expects_raise(func) -> bool:
+    """Whether a call's function is one that expects its first argument's exception (``pytest.raises``,
+    ``self.assertRaises``)."""
+    import ast
+    return (isinstance(func, ast.Attribute) and func.attr in _RAISES) or (
+        isinstance(func, ast.Name) and func.id in _RAISES)
 
 
 def _literal(node) -> bool:
@@ -327,6 +348,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
                 raise Gone()
 
     remotes = {}
+    caught_classes = {}  # T's own classes for the solution's exception classes the tests catch, by name
     callbacks = []
     callback_ids = {}
 
@@ -445,12 +467,16 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         try:
             return endpoint.request(kind, *args)
         except RemoteException as exc:
-            raise as_exception(exc.name, exc.message) from None
+            raise as_exception(exc.name, exc.message, exc.chain) from None
         except (Gone, WireError) as exc:
             broken.append(exc)
             raise
 
-    def as_exception(name, message):
+    def as_exception(name, message, chain=()):
+        """T's exception for one the solution raised: a builtin one as itself; one of the solution's classes as
+        a class of T's under its name, which is also each class of its bases the tests catch (``caught``: T's
+        own classes by those names) and the builtin exception it derives from (``class InvalidInput(ValueError)``
+        is caught by ``except ValueError``). Only names cross: no object of the solution's."""
         if name == "SystemExit":
             return SolutionExit(message)
         cls = _SAFE_EXC.get(name)
@@ -460,7 +486,16 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants 5 arguments
                 pass
         safe = "".join(c for c in name if c.isalnum() or c == "_")[:40] or "SolutionError"
-        return type(safe, (SolutionError,), {})(message)
+        names = [safe, *(n for n in chain[1:16] if type(n) is str)]
+        own = tuple(dict.fromkeys(caught_classes[n] for n in names if n in caught_classes))
+        builtin = next((_SAFE_EXC[n] for n in names[1:] if n in _SAFE_EXC and n != "Exception"), None)
+        if own == (caught_classes.get(safe),) and builtin is None:
+            return own[0](message)  # exactly a class the tests catch
+        bases = own + ((builtin,) if builtin is not None else ()) + (() if own else (SolutionError,))
+        try:
+            return type(safe, bases, {})(message)
+        except Exception:  # noqa: BLE001 - bases whose layouts conflict
+            return type(safe, own[:1] or (SolutionError,), {})(message)
 
     def reason(exc):
         if isinstance(exc, AssertionError):
@@ -500,7 +535,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         return
     base = {"__name__": "__main__", "__builtins__": builtins}
     from_solution = {}
-    called, under_test, loaded, bases = test_names(spec["tests"])
+    called, under_test, loaded, bases, caught = test_names(spec["tests"])
     entry_points = set(spec.get("entry_points") or ()) | set(called) | set(under_test)
     loaded, bases = set(loaded), set(bases)
     for entry in hello[2]:
@@ -509,6 +544,11 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         name, kind, payload = entry
         if name[:2] == "__" or (name in builtins.__dict__ and name not in entry_points):
             continue  # never shadow a builtin the tests use (but the function under test may be called "max")
+        if name in caught and kind == "value" and type(payload) is Remote:
+            # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that
+            # class (or of a subclass) become (as_exception); the solution's class itself never reaches T
+            base[name] = from_solution[name] = caught_classes[name] = type(name, (SolutionError,), {})
+            continue
         value = binding(name, kind, payload, name in entry_points, Remote, name in loaded, name in bases)
         if value is not _UNBOUND:
             base[name] = value

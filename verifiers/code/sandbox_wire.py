@@ -13,7 +13,9 @@ a :class:`Remote` whose ``==`` is identity, never the solution's), a callable fr
 *callback*, and -- from T to S only, since T is trusted -- any other picklable object as a pickle.
 
 A frame is ``<4-byte little-endian length><tagged payload>``; the payload is a tuple: a request
-``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type name, message)``.
+``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type names, message)``, the type names
+being the exception's class and its bases in method resolution order, separated by spaces
+(``"InvalidInput ValueError Exception BaseException"``).
 """
 import os
 import struct
@@ -331,12 +333,15 @@ class Endpoint:
         except (Gone, WireError):
             raise
         except BaseException as exc:  # noqa: BLE001 - the other side gets the error as data
-            name = type(exc).__name__
+            try:
+                name = " ".join(str(c.__name__)[:100] for c in type(exc).__mro__[:16] if c is not object)
+            except BaseException:  # noqa: BLE001
+                name = type(exc).__name__
             try:
                 msg = str(exc)
             except BaseException:  # noqa: BLE001
                 msg = "?"
-            payload = encode(("exc", frame[1], str(name)[:100], " ".join(str(msg).split())[:1000]))
+            payload = encode(("exc", frame[1], str(name)[:1700], " ".join(str(msg).split())[:1000]))
         write_frame(self.wfd, payload)
 
     def serve_forever(self):
@@ -345,8 +350,11 @@ class Endpoint:
 
 
 class RemoteException(Exception):
-    """An exception raised on the other side, by type name and message."""
+    """An exception raised on the other side, by type name and message (``chain``: its class's and its bases'
+    names, as the other side said them)."""
 
-    def __init__(self, name, message):
+    def __init__(self, names, message):
+        chain = names.split()
+        name = chain[0] if chain else "Exception"
         super().__init__(name, message)
-        self.name, self.message = name, message
+        self.name, self.message, self.chain = name, message, tuple(chain)
