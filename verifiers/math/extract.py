@@ -43,9 +43,16 @@ _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _BARE_BOX = re.compile(r"[ \t]+([^\s$]+)")
 _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are truncated
 
-_ANSWER_IS = re.compile(r"answer(?:\s*\*\*)?\s*(?:is\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
-                        r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*",  # "**Final answer**\n\n12"
-                        re.IGNORECASE)
+# "The answer is 12", "Answer: 12", "The answer to this problem is therefore 12", "The answers are 2 and 3", "The
+# answer must be 12", "**Final answer**\n\n12", GSM8K's "#### 12"
+_ANSWER_IS = re.compile(
+    r"answers?(?:\s+(?:to|for)\s+(?:this|the|that|our)\s+(?:problem|question|exercise|puzzle))?(?:\s*\*\*)?\s*"
+    r"(?:(?:is|are|must\s+be|should\s+be|comes\s+out\s+to)\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
+    r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|of\s+course|"
+    r"equal\s+to|given\s+by)\b[ \t]*,?[ \t]*(?:\*\*)?[ \t]*)?"
+    r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*"  # "**Final answer**\n\n12"
+    r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=[-−+$\\\d.(])",  # GSM8K's final line: "#### 72"
+    re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b"
                            r"|,?\s+or\s+(?:equivalently|equally|in other words)\b|\s+\((?:or|i\.e\.)\s")
 _SINGLE_CAPITAL = re.compile(r"\s+\(\s*[A-Z]\s*\)")
@@ -402,7 +409,7 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
 # a second box (an equal one is no hedge). A plain "or" is a restatement ("90 minutes, or 1.5 hours"), not a doubt.
 _NUMBER_WORD = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                 r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)")
-_VALUE = (r"\(?\s*(?:\$\$(?P<dd>[^$]+)\$\$|\$(?P<d>[^$]+)\$|\\\((?P<p>.+?)\\\)"
+_VALUE = (r"\(?\s*(?:\$\$(?P<dd>(?:[^$\\]|\\.)+)\$\$|\$(?P<d>(?:[^$\\]|\\.)+)\$|\\\((?P<p>.+?)\\\)"
           r"|(?P<c>[-−]?(?:\d+(?:\.\d+)?)?\\[A-Za-z]+(?:\{[^{}]*\}|\d+|[A-Za-z]\b|\s*\\\{[^{}]*\\\})*)"  # -\frac12, 2\pi
           r"|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?(?![.,]?\d)(?:[ \t]+(?!(?:if|when|for|as|is|are|and|or|but|"
           r"otherwise|also|too|works?|would|could|might|may)\b)[A-Za-z]{1,12}\.?(?=\s*(?:[.!?;,)}]|$)))?)"  # (a numeral
@@ -419,6 +426,9 @@ _OFFERED_AFTER = re.compile(
     r"\s*,?\s*"
     + _VALUE + _VALUE_END, re.IGNORECASE)
 _DOUBTED = re.compile(r"\(\s*" + _VALUE + r"\s*\?\s*\)")  # "12 (13?)"
+# right after the answer, a number in words in brackets: "\boxed{8} (eight)" restates it, "(nine)" names another
+_WORDS_BESIDE = re.compile(r"[\s$*]*\(\s*(?P<plain>)(?P<w>" + _NUMBER_WORD + r"(?:[ -]+(?:" + _NUMBER_WORD
+                           + r"|and|half|halves|thirds?|quarters?|thousand|million))*)\s*\)", re.IGNORECASE)
 # a value said to work as well ("5 is also a valid answer", "5 works too", "5 would also work"), or the other case
 # of a split ("3 when n is odd, 5 otherwise", "3 (or 5 if n is odd)")
 _OFFERED_BEFORE = re.compile(
@@ -454,11 +464,14 @@ def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
     the answer restated: "\\frac{\\pi}{2} (or $90^\\circ$)", "\\sqrt2 (or 1.41)"). Linear in the text: a
     bounded window is read."""
     window = text[end : end + _ANSWER_WINDOW]
-    if not _OFFER_HINT.search(window, 0, 400):
+    if not _OFFER_HINT.search(window, 0, 400) and not _WORDS_BESIDE.match(window):
         return []
     stop = _STATEMENT_END.search(window)
     tail = window[: stop.start() if stop else len(window)]
     found = [*_OFFERED_AFTER.finditer(tail), *_OFFERED_BEFORE.finditer(tail), *_DOUBTED.finditer(tail)]
+    words = _WORDS_BESIDE.match(tail)
+    if words is not None:
+        found.append(words)
     for _ in range(2):  # the next sentence, and the one after it when the next names no value ("I'm not sure.")
         if stop is None:
             break
@@ -474,7 +487,8 @@ def offered_beside(text: str, end: int) -> list[tuple[str, bool]]:
         stop = nxt_end
     values = []
     for m in found:
-        value = next(v for v in (m.group(g) for g in ("dd", "d", "p", "c", "n", "l", "y", "w")) if v is not None)
+        value = next(v for v in (m.group(g) for g in ("dd", "d", "p", "c", "n", "l", "y", "w") if g in m.re.groupindex)
+                     if v is not None)
         value = value.rstrip(".")
         value = value.strip()
         if value:
@@ -499,7 +513,7 @@ def _delimited(rest: str) -> tuple[str | None, int] | None:
     there is no group."""
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if rest.startswith(left):
-            k = rest.find(right, len(left))
+            k = _closing(rest, right, len(left))
             if k > 0:
                 if _JOINED.match(rest, k + len(right)):
                     return _joined_groups(rest)
@@ -507,15 +521,32 @@ def _delimited(rest: str) -> tuple[str | None, int] | None:
     return None
 
 
+def _closing(text: str, right: str, start: int) -> int:
+    """Where the delimiter ``right`` that closes a group opened before ``start`` is, or -1: a ``$`` escaped as money
+    (``$\\$18$``) closes nothing."""
+    k = text.find(right, start)
+    while k > 0 and right[0] == "$" and text[k - 1] == "\\":
+        i = k - 1
+        while i > 0 and text[i - 1] == "\\":
+            i -= 1
+        if (k - i) % 2 == 0:  # "\\$": an escaped backslash, then the delimiter
+            break
+        k = text.find(right, k + 1)
+    return k
+
+
+_MONEY = re.compile(r"\\\$")
+
+
 def _joined_groups(rest: str) -> tuple[str | None, int]:
     """The sentence of math groups joined by "or"/"and"/commas, delimiters removed ("$3$ or $4$" -> "3 or 4"),
     and where it ends."""
     m = _PERIOD_END.search(rest)
     end = m.start() if m else len(rest)
-    sentence = rest[:end]
+    sentence = _MONEY.sub("\0", rest[:end])  # (an escaped dollar is money, no delimiter)
     for mark in ("$$", "$", "\\(", "\\)", "\\[", "\\]"):
         sentence = sentence.replace(mark, " ")
-    return sentence.strip() or None, end
+    return sentence.replace("\0", "\\$").strip() or None, end
 
 
 def _long_numeral(text: str, start: int) -> str | None:

@@ -279,7 +279,51 @@ def _ordinal(s: str) -> str:
     m = _ORDINAL.fullmatch(s)
     if m and s.count("{") == s.count("}") and m.group(2) == _ordinal_suffix(int(m.group(1))):
         return m.group(1)
-    return _NUMBER_WORDS.get(s.lower().removeprefix("the "), s)
+    word = s.lower().removeprefix("the ")
+    return _NUMBER_WORDS.get(word) or (_number_in_words(word) if word[:1].isalpha() else None) or s
+
+
+_SMALL = {w: n for n, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+                                     "fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * n for n, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+_PARTS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fourths": 4,
+          "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "eighth": 8, "eighths": 8, "tenth": 10, "tenths": 10}
+_WORDS_SHAPE = re.compile(r"[a-z]+(?:[ -]+[a-z]+){0,11}")
+
+
+def _number_in_words(text: str) -> str | None:
+    """An English cardinal written in words as its numeral (``forty-two`` -> ``42``, ``one hundred and five`` ->
+    ``105``, ``two thousand`` -> ``2000``), or a simple fraction (``one half``, ``a third``, ``three quarters`` ->
+    ``3/4``); None for anything else."""
+    if len(text) > 120 or not _WORDS_SHAPE.fullmatch(text):
+        return None
+    words = [w for w in re.split(r"[ -]+", text) if w != "and"]
+    if len(words) == 2 and words[0] in ("a", "an", "one", *_SMALL) and words[1] in _PARTS:
+        count = 1 if words[0] in ("a", "an") else _SMALL[words[0]]
+        if (count == 1) != words[1].endswith("s") or words[1] == "halves" and count == 1:
+            return f"{count}/{_PARTS[words[1]]}"
+        return None
+    total = current = 0
+    last = None  # the kind of the previous word: a cardinal reads small, tens, hundred, scale, each in its place
+    for w in words:
+        if w in _SMALL and last in (None, "tens", "hundred", "scale") and not (last == "tens" and _SMALL[w] >= 10):
+            if last == "tens" and _SMALL[w] == 0:
+                return None
+            current += _SMALL[w]
+            last = "small"
+        elif w in _TENS and last in (None, "hundred", "scale"):
+            current += _TENS[w]
+            last = "tens"
+        elif w == "hundred" and last in ("small",) and 0 < current < 10:
+            current *= 100
+            last = "hundred"
+        elif w in _SCALES and last in ("small", "tens", "hundred") and 0 < current < 1000:
+            total += current * _SCALES[w]
+            current, last = 0, "scale"
+        else:
+            return None
+    return str(total + current) if last is not None else None
 
 
 def _modulus(s: str, names: set[str]) -> str:

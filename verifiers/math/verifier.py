@@ -285,10 +285,11 @@ class MathVerifier:
         an answer; a value offered beside the final answer in its sentence (``extract.offered_beside``), or a
         later "answer is" statement (``also``), counts like another box. ``end``: where the final answer ends."""
         offered = [(value, False) for value in also] + (offered_beside(completion, end) if end is not None else [])
-        answer_units = units(extracted) if offered else frozenset()
+        answer_units = (units(extracted) or _units_after(completion, end)) if offered else frozenset()
         for value, plain in offered:
-            if plain and units(value) and units(value) != answer_units:
-                continue  # "\frac{\pi}{2} (or $90^\circ$)": the answer in other units
+            if plain and units(value) and units(value) != answer_units and (answer_units or units(value) <= _ANGLES):
+                continue  # "\frac{\pi}{2} (or $90^\circ$)", "3 m (or 300 cm)": the answer in other units (not "10
+                # (or $\$12$)": a number without units is no amount of dollars)
             try:  # restated after a plain "or", a decimal may approximate it to any places ("\sqrt2 (or 1.41)")
                 same = len(value) <= self.max_answer_chars and self._judge(
                     reference, value, {}, deadline, self.approximate if plain else self.options)[0]
@@ -347,6 +348,16 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     return extracted, method, end, (restated,)
 
 
+_UNIT_WORD_AFTER = re.compile(r"[$\s]*([A-Za-z]{1,20})\b")
+
+
+def _units_after(completion: str, end: int | None) -> frozenset:
+    """The units named by the word right after an answer written without them ("$\\boxed{90}$ minutes")."""
+    m = None if end is None else _UNIT_WORD_AFTER.match(completion, end)
+    return units("1 " + m.group(1)) if m else frozenset()
+
+
+_ANGLES = frozenset({"deg", "rad"})  # the units an answer without units may be restated in (radians implied)
 _RESTATING = re.compile(r"^(?:(?:indeed|therefore|thus|hence|so|clearly|still|also|again|definitely|certainly|"
                         r"exactly|simply|then|just|really|verified|confirmed)\b[\s,:]*)+", re.IGNORECASE)
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{4,}")  # a word of four letters or more that is no command
