@@ -44,7 +44,7 @@ def test_a_function_under_test_named_like_a_builtin_is_the_solutions(verifier, c
 
 
 def test_the_names_tests_use():
-    called, under, loaded, bases, caught = names_of_tests([
+    called, under, loaded, bases, caught, owned = names_of_tests([
         "assert sum([1, 2]) == 3", "assert sorted(f(x)) == sorted(y)", "assert not max(g(1), 2)",
         "assert list(map(square, [1])) == [1]", "k = 3\nassert h(k, key=keyf)", "from math import pi\nassert pi",
         "assert Calc.add(1, 2) == 3", "def helper(a):\n    return a\nassert helper(z)", "x = (", "c = np"])

@@ -77,3 +77,102 @@ def test_caught_names_are_the_exception_classes_the_tests_expect_and_do_not_defi
         "class Own(Exception):\n    pass\ntry:\n    f(1)\nexcept Own:\n    pass", "try:\n    f(1)\nexcept mod.F:\n    pass",
         "try:\n    f(1)\nexcept:\n    pass"])[4]
     assert caught == ["A", "B", "C", "D", "E"]
+
+
+# -- builtins named like the function under test: only where the tests reach no other name of the solution's ------
+
+KIT = """class _M(type):
+    def __getattr__(cls, name):
+        return lambda *a, **k: 0
+class Utils(metaclass=_M):
+    pass
+def sorted(*a, **k):
+    return 0
+def float(*a):
+    return 0
+def tuple(*a):
+    return 0
+"""
+UTILS = """class Utils:
+    @staticmethod
+    def unique(xs):
+        return sorted(set(xs))
+    @staticmethod
+    def mean(xs):
+        return sum(xs) / len(xs)
+    @staticmethod
+    def pair(x):
+        return (x, x)
+"""
+UTILS_TESTS = ["assert Utils.unique([3, 1, 3]) == sorted([1, 3])", "assert Utils.mean([1, 2]) == float(1.5)",
+               "assert Utils.pair(1) == tuple([1, 1])"]
+
+
+@pytest.mark.parametrize("completion,tests,reward", [
+    # before: 1.0, the tests reached the solution through Utils only, so every builtin called with literal
+    # arguments (those building the expected side too) was the solution's
+    (KIT, UTILS_TESTS, 0.0),
+    (UTILS, UTILS_TESTS, 1.0),
+    ("def sorted(xs):\n    return [0]\n", ["assert sorted([3, 1]) == list([1, 3])"], 0.0),  # list is not under test
+    ("def sorted(xs):\n    return [0]\ndef list(x):\n    return [0]\n", ["assert sorted([3, 1]) == list([1, 3])"], 0.0),
+    ("def sorted(xs):\n    out = []\n    for x in xs:\n        i = 0\n        while i < len(out) and out[i] < x:\n"
+     "            i += 1\n        out.insert(i, x)\n    return out\n", ["assert sorted([3, 1]) == list([1, 3])"], 1.0),
+])
+def test_a_builtin_is_under_test_only_where_its_value_is_checked(verifier, completion, tests, reward):
+    """Layer: ``sandbox_tester.test_names`` (``under_test``: no other name of the solution's reached, and the call
+    on an assert's checked side)."""
+    v = verifier(completion, {"tests": tests})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()
+
+
+# -- items of a test list that only set up, and names another item assigns -----------------------------------
+
+@pytest.mark.parametrize("completion,tests,reward", [
+    # before: 1.0 (the solution's own "expected" stood in for the test's) and 0.5 (NameError)
+    ("expected = 0\ndef f(x):\n    return 0\n", ["expected = 42", "assert f(1) == expected"], 0.0),
+    ("def f(x):\n    return x * 2\n", ["nums = [1, 2, 3]", "assert f(nums) == [1, 2, 3, 1, 2, 3]"], 1.0),
+    ("def f(x):\n    return 0\n", ["nums = [1, 2, 3]", "assert f(nums) == [1, 2, 3, 1, 2, 3]"], 0.0),  # not 0.5
+    ("def f(x):\n    return 0\n", ["# f(1) == 2", "", "assert f(1) == 0"], 1.0),
+])
+def test_items_that_check_nothing_set_up_the_items_after_them(verifier, completion, tests, reward):
+    """Layers: ``verifier._checks`` (set-up items are no tests) and ``test_names`` (``owned``)."""
+    v = verifier(completion, {"tests": tests})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert v.details["total"] == 1
+
+
+def test_a_test_list_that_checks_nothing_is_invalid(verifier):
+    v = verifier("def f(x):\n    return 0\n", {"tests": ["", "# assert f(1) == 2", "x = 3"]})
+    assert v.status == "invalid" and "checks nothing" in v.error
+
+
+# -- pytest and unittest tests are run, not only defined ------------------------------------------------------
+
+PYTEST_ADD = "def test_add():\n    assert add(1, 2) == 3\n\ndef test_neg():\n    assert add(-1, 1) == 0\n"
+UNITTEST_F = ("import unittest\nclass TestF(unittest.TestCase):\n    def test_a(self):\n"
+              "        self.assertEqual(f(1), 2)\n")
+ADD, WRONG_ADD = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return 0\n"
+F, WRONG_F = "def f(x):\n    return 2 * x\n", "def f(x):\n    return 0\n"
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (WRONG_ADD, PYTEST_ADD, 0.0),  # before: 1.0, the test functions were defined and never called
+    (ADD, PYTEST_ADD, 1.0),
+    (WRONG_F, UNITTEST_F, 0.0),  # before: 1.0
+    (F, UNITTEST_F, 1.0),
+    (ADD, "from solution import add\n\n" + PYTEST_ADD, 1.0),  # before: 0.0, no module named solution
+    (WRONG_ADD, "from solution import add\n\n" + PYTEST_ADD, 0.0),
+    (ADD, "import solution\n\ndef test_it():\n    assert solution.add(2, 2) == 4\n", 1.0),
+    (F, UNITTEST_F + "\nunittest.main()\n", 1.0),  # before: 0.0, SystemExit(False)
+    (WRONG_F, UNITTEST_F + "\nunittest.main()\n", 0.0),
+    (F, "import unittest\nunittest.main()\n", 0.0),  # no test ran: unittest's own exit code says so
+    (F, "class TestPlain:\n    def test_one(self):\n        assert f(2) == 4\n", 1.0),
+    (WRONG_F, "class TestPlain:\n    def test_one(self):\n        assert f(2) == 4\n", 0.0),
+    (F, "def test_needs_a_fixture(tmp_path):\n    assert f(1) == 2\n", 0.0),  # no pytest here to give it
+])
+def test_pytest_and_unittest_tests_are_run(verifier, completion, test, reward):
+    """Layer: ``sandbox_tester.run_collected`` and the ``solution`` module of T."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()

@@ -19,6 +19,7 @@ Result lines, written to a file only B reads: ``P i`` (test ``i`` returned), ``F
 import builtins
 import os
 import sys
+import types
 
 try:
     from sandbox_wire import Endpoint, Gone, RemoteException, Unsendable, WireError
@@ -205,22 +206,24 @@ def called_names(tests):
 
 
 def test_names(tests):
-    """``(called, under_test, loaded, bases, caught)``, sorted lists of names the tests use:
+    """``(called, under_test, loaded, bases, caught, owned)``, sorted lists of names the tests use:
 
     - ``called``: called as functions (``f(...)``), builtins' names aside: functions under test;
-    - ``under_test``: when the tests call no other function, builtins' names called with arguments written out
-      (``assert sum([1, 2]) == 3``, ``r = max(1, 2)``): the function under test named like a builtin
+    - ``under_test``: when the tests reach no other name of the solution's, builtins' names called with arguments
+      written out where a test checks their value (``assert sum([1, 2]) == 3``, ``r = max(1, 2)``; not
+      ``== sorted([1, 3])``): the function under test named like a builtin
       (``sorted(f(x)) == sorted(y)``, ``len(r) == 3`` after ``r = f(3)`` and ``list(map(square, xs))`` use the
       builtin on the solution's values);
     - ``loaded``: read but never assigned, imported or defined in the test, builtins' and the called names aside:
       the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``);
     - ``bases``: read other than as a call's argument (``np.allclose``, ``checker = np``, ``Calc.add``);
     - ``caught``: exception classes the tests catch or expect and do not define (``except InvalidInput:``,
-      ``with pytest.raises(InvalidInput)``, ``assertRaises(InvalidInput, f, -1)``): the solution's.
+      ``with pytest.raises(InvalidInput)``, ``assertRaises(InvalidInput, f, -1)``): the solution's;
+    - ``owned``: assigned, imported or defined by a test: never the solution's, in any test.
 
     A test that does not parse contributes none (it fails as it would anywhere)."""
     import ast
-    loaded, bases, calls, caught = set(), set(), [], set()
+    loaded, bases, calls, caught, owned, heads = set(), set(), [], set(), set(), set()
     for test in tests:
         try:
             tree = ast.parse(test)
@@ -248,18 +251,45 @@ def test_names(tests):
             elif isinstance(node, ast.arg):
                 own.add(node.arg)
         loaded |= read - own
+        owned |= own
+        heads.update(id(c) for c in _checked_calls(tree))
         for node in expected:
             for item in node.elts if isinstance(node, ast.Tuple) else [node]:
                 if isinstance(item, ast.Name) and item.id not in own and item.id not in builtins.__dict__:
                     caught.add(item.id)
+    loaded -= owned  # a name another test assigns, imports or defines is never the solution's ("expected = 42")
     called = {c.func.id for c in calls}
     solution = {n for n in called if n not in builtins.__dict__}
     passed = loaded - called - set(builtins.__dict__)
     under = set()
-    if not solution:  # (the tests call no function of the solution's: the one under test is named like a builtin)
-        under = {c.func.id for c in calls if c.func.id in builtins.__dict__
+    if not solution and not passed:  # the tests reach no name of the solution's: the function under test is
+        # named like a builtin, and it is the one whose value they check (never one building the expected side)
+        under = {c.func.id for c in calls if id(c) in heads and c.func.id in builtins.__dict__
                  and all(_literal(arg) for arg in [*c.args, *(k.value for k in c.keywords)])}
-    return sorted(solution), sorted(under), sorted(passed), sorted(bases), sorted(caught)
+    return sorted(solution), sorted(under), sorted(passed), sorted(bases), sorted(caught), sorted(owned)
+
+
+def _checked_calls(tree):
+    """The calls whose values a test checks: an assert's expression or the left side of its comparison
+    (through ``not``, ``and``, ``or``), and the value an assignment binds (``r = max(1, 2)``)."""
+    import ast
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert):
+            todo = [node.test]
+            while todo:
+                e = todo.pop()
+                if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.Not):
+                    todo.append(e.operand)
+                elif isinstance(e, ast.BoolOp):
+                    todo.extend(e.values)
+                elif isinstance(e, ast.Compare):
+                    todo.append(e.left)
+                elif isinstance(e, ast.Call):
+                    found.append(e)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
+            found.append(node.value)
+    return found
 
 
 _RAISES = {"raises", "assertRaises", "assertRaisesRegex", "assertRaisesRegexp"}
@@ -298,6 +328,53 @@ def setup_variants(setup):
         head = "".join(lines[:last])
         yield head
         yield head + "\n    pass\n"
+
+
+def run_collected(t, filename):
+    """Run the tests a test item defines the way pytest and unittest would (a ``def test_...`` function, a
+    ``unittest.TestCase`` or a ``Test...`` class, each defined in ``filename``): the item passes only if each of
+    them does; defining them is no pass. unittest.main() in the item has run its own."""
+    unittest = sys.modules.get("unittest")
+    for name, value in list(t.items()):
+        if not name.lower().startswith("test"):
+            continue
+        if isinstance(value, types.FunctionType) and value.__code__.co_filename == filename:
+            value()  # (a function that needs pytest's fixtures fails on the missing arguments)
+        elif isinstance(value, type) and _defined_in(value, filename):
+            if unittest is not None and issubclass(value, unittest.TestCase):
+                with open(os.devnull, "w") as null:
+                    _passed(unittest.TextTestRunner(stream=null, verbosity=0).run(
+                        unittest.defaultTestLoader.loadTestsFromTestCase(value)), name)
+            else:
+                instance = value()
+                for attr in dir(value):
+                    if attr.startswith("test") and callable(getattr(instance, attr)):
+                        getattr(instance, attr)()
+
+
+def _unittest_main(*args, **kwargs):
+    """T's ``unittest.main()``: runs the item's test cases, then exits as unittest does (``SystemExit(False)``)
+    when they passed, and fails the item when one failed or none ran (Python 3.11 calls no test a success)."""
+    import unittest
+    kwargs.update(exit=False, argv=["test"])
+    with open(os.devnull, "w") as null:
+        kwargs.setdefault("testRunner", unittest.TextTestRunner(stream=null, verbosity=0))
+        _passed(unittest.TestProgram(*args, **kwargs).result, "unittest")
+    raise SystemExit(False)
+
+
+def _passed(result, label):
+    """Raise AssertionError with the first problem of a unittest result, or when it ran no test."""
+    problems = result.failures + result.errors + result.unexpectedSuccesses
+    if problems or not result.testsRun:
+        first = problems[0] if problems else None
+        text = first[1] if isinstance(first, tuple) else "no test ran" if first is None else str(first)
+        raise AssertionError(f"{label}: {' '.join(str(text).split())[-300:]}")
+
+
+def _defined_in(cls, filename) -> bool:
+    """Whether a class was defined by the test item ``filename`` (one of its functions was compiled there)."""
+    return any(getattr(getattr(v, "__code__", None), "co_filename", None) == filename for v in vars(cls).values())
 
 
 def _stub(name, error, message):
@@ -535,7 +612,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         return
     base = {"__name__": "__main__", "__builtins__": builtins}
     from_solution = {}
-    called, under_test, loaded, bases, caught = test_names(spec["tests"])
+    called, under_test, loaded, bases, caught, owned = test_names(spec["tests"])
     entry_points = set(spec.get("entry_points") or ()) | set(called) | set(under_test)
     loaded, bases = set(loaded), set(bases)
     for entry in hello[2]:
@@ -544,6 +621,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         name, kind, payload = entry
         if name[:2] == "__" or (name in builtins.__dict__ and name not in entry_points):
             continue  # never shadow a builtin the tests use (but the function under test may be called "max")
+        if name in owned and name not in entry_points:
+            continue  # the tests' own name ("expected = 42" in one test, read in another)
         if name in caught and kind == "value" and type(payload) is Remote:
             # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that
             # class (or of a subclass) become (as_exception); the solution's class itself never reaches T
@@ -553,6 +632,15 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if value is not _UNBOUND:
             base[name] = value
             from_solution[name] = value
+    solution_module = types.ModuleType("solution")  # "from solution import f" (pytest-style rows): the names the
+    for entry in hello[2]:  # solution defines, each its plain data or its handle; nothing of T's
+        if type(entry) is tuple and len(entry) == 3 and type(entry[0]) is str and entry[0].isidentifier() \
+                and entry[0][:2] != "__" and entry[1] == "value":
+            setattr(solution_module, entry[0], from_solution.get(entry[0], entry[2]))
+    sys.modules["solution"] = solution_module
+    if any("unittest" in test for test in tests):
+        import unittest
+        unittest.main = _unittest_main
     setup = spec.get("setup")
     setup_error = None
     if setup:
@@ -583,9 +671,18 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if broken:
             emit(f"F {i} {reason(broken[0])} {message(broken[0])}")
             continue
-        t = dict(base)
+        module = types.ModuleType("__main__")  # the test's globals, as the module unittest.main() reads
+        t = module.__dict__
+        t.update(base)
+        sys.modules["__main__"] = module
         try:
-            exec(compile(test, f"test_{i}.py", "exec"), t)
+            try:
+                exec(compile(test, f"test_{i}.py", "exec"), t)
+            except SystemExit as exc:
+                if exc.code not in (0, False, None) or "unittest" not in sys.modules:
+                    raise  # (a test that exits is no pass, but for unittest.main()'s word that its tests passed)
+            else:
+                run_collected(t, f"test_{i}.py")
         except BaseException as exc:  # noqa: BLE001
             emit(f"F {i} {reason(broken[0] if broken else exc)} {message(broken[0] if broken else exc)}")
             continue

@@ -105,7 +105,7 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
         if not tests:
             raise ValueError("task field 'tests' is empty")
         setup = "\n".join(s for s in (_join(task.get("test_imports")), task.get("test_setup_code") or "") if s)
-        return "asserts", {"tests": [f"{setup}\n{t}" if setup else t for t in tests]}
+        return "asserts", {"tests": [f"{setup}\n{t}" if setup else t for t in _checks(tests)]}
     if "test" in task or "entry_point" in task:
         for f in ("test", "entry_point"):
             if not task.get(f):
@@ -117,6 +117,26 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
                              "entry_point": str(task["entry_point"])}
     raise ValueError("task has no tests: give 'prompt'/'test'/'entry_point' (HumanEval), 'tests' (a list of "
                      "asserts) or 'inputs'/'outputs' (stdin/stdout)")
+
+
+def _checks(tests: list[str]) -> list[str]:
+    """The items of a test list that check something (an assert, a raise or a call; one that does not parse fails
+    as a test), each after the items before it that only set up ("nums = [1, 2, 3]", "expected = 42"), which
+    count as no test: a program passes no test by an item that checks nothing. ValueError when none checks."""
+    import ast
+    checks, preamble = [], []
+    for test in tests:
+        try:
+            checking = any(isinstance(n, (ast.Assert, ast.Raise, ast.Call)) for n in ast.walk(ast.parse(test)))
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            checking = True
+        if checking:
+            checks.append("\n".join([*preamble, test]))
+        else:
+            preamble.append(test)
+    if not checks:
+        raise ValueError("task field 'tests' checks nothing: no item holds an assert, a raise or a call")
+    return checks
 
 
 def _call_tests(io: dict) -> list[str]:
