@@ -176,3 +176,20 @@ def test_pytest_and_unittest_tests_are_run(verifier, completion, test, reward):
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", reward), v
     assert_no_traces()
+
+
+# -- a program of many stdin cases never runs into the verifier pool's deadline ---------------------------------
+
+def test_stdin_cases_share_the_pools_deadline_so_a_looping_program_gets_no_timeout_status(ns):
+    """Layers: the pool hands its deadline to the verifier (``worker.instantiate_verifier``'s ``deadline_s``), and
+    the job's runs share it (``Limits.total_s``, the supervisor's budget). Before: each of 3 cases had its 5 s, the
+    pool's 10 s deadline came first, and the verdict was ``timeout``, which ``drop_failed`` leaves out of the loss."""
+    from raylign.engine.rewards.pool import VerifierPool
+    loop = {"inputs": ["1\n", "2\n", "3\n"], "outputs": ["1\n", "2\n", "3\n"]}
+    echo_then_loop = "n = input()\nprint(n)\nif n == '2':\n    while True:\n        pass\n"
+    with VerifierPool(workers=1, timeout_s=4.0, memory_mb=1024) as pool:
+        v = pool.verify("code", "while True:\n    pass\n", loop)
+        assert (v.status, v.reward, v.details["reason"]) == ("ok", 0.0, "time_limit"), v
+        v = pool.verify("code", echo_then_loop, loop)  # one case passes; the loop costs the others
+        assert (v.status, v.details["passed"]) == ("ok", 1), v
+    assert_no_traces()

@@ -342,7 +342,8 @@ class VerifierPool:
         worker: _Worker = slot[0]
         if name not in worker.loaded:
             try:
-                worker.loaded[name] = worker.request({"op": "load", "name": name}, self.startup_timeout_s)
+                worker.loaded[name] = worker.request({"op": "load", "name": name, "deadline_s": self.timeout_s},
+                                                     self.startup_timeout_s)
             except _Timeout:
                 self._retire(slot)
                 return {"ok": False, "error": f"verifier {name!r} took over {self.startup_timeout_s:g} s to load"}

@@ -190,12 +190,15 @@ def _takes(cls: type, param: str) -> bool:
     return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
 
-def instantiate_verifier(obj: Any, options: Mapping[str, Any], registry: Any = None) -> Any:
+def instantiate_verifier(obj: Any, options: Mapping[str, Any], registry: Any = None,
+                         deadline_s: float | None = None) -> Any:
     """A registered verifier as a callable ``fn(completion, task)`` built with ``options``.
 
     The registry is passed in, never looked up: a verifier class whose constructor takes ``sandboxes`` (the
     ``code`` verifier) is given ``registry``'s sandbox backends, ``{name: backend class}``, unless its options
-    set them or the registry has none (then the class uses its own defaults).
+    set them or the registry has none (then the class uses its own defaults). One whose constructor takes
+    ``deadline_s`` is given the pool's deadline per verification, past which the pool kills the worker (status
+    ``timeout``): a verifier that keeps its own time within it never lets a program reach that status.
     """
     if isinstance(obj, type):
         kwargs = dict(options)  # a class: one instance per worker, built with the stage's options
@@ -203,6 +206,8 @@ def instantiate_verifier(obj: Any, options: Mapping[str, Any], registry: Any = N
             table = {name: registry.get("sandboxes", name) for name in registry.names("sandboxes")}
             if table:
                 kwargs["sandboxes"] = table
+        if deadline_s is not None and "deadline_s" not in kwargs and _takes(obj, "deadline_s"):
+            kwargs["deadline_s"] = float(deadline_s)
         return obj(**kwargs)
     if options:
         return lambda completion, task: obj(completion, task, **options)
@@ -244,7 +249,7 @@ def _worker_loop(sock: socket.socket, registry: Any, options: Mapping[str, Any],
         if req["op"] == "load":
             try:
                 instances[name] = instantiate_verifier(registry.get("verifiers", name), options.get(name, {}),
-                                                       registry)
+                                                       registry, req.get("deadline_s"))
                 info = {k: getattr(instances[name], k) for k in ("backend_name",) if hasattr(instances[name], k)}
                 reply = {"ok": True, "info": info}
             except BaseException as exc:  # noqa: BLE001

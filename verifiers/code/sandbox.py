@@ -131,6 +131,7 @@ class Limits:
     max_open_files: int = 64  # RLIMIT_NOFILE
     max_output_bytes: int = 4 << 20  # cap on stdout, on stderr and on any file written (RLIMIT_FSIZE)
     tmpfs_mb: int = 64  # size of the private writable /tmp (namespaces backend)
+    total_s: float | None = None  # wall-clock seconds all the runs of a job share (None: timeout_s each)
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,7 @@ class HarnessBackend(SandboxBackend):
             "tests": list(job.tests or ()), "setup": job.setup or "", "entry_points": list(job.entry_points),
             "inputs": list(job.inputs or ()),
             "timeout": float(lim.timeout_s), "cpu": int(math.ceil(lim.timeout_s)) + 1,
+            "total": None if lim.total_s is None else float(lim.total_s),
             "mem": int(lim.memory_mb) << 20, "nproc": nproc, "nofile": int(lim.max_open_files),
             "fsize": int(lim.max_output_bytes), "tmpfs_mb": int(lim.tmpfs_mb),
             "drop_uid": NOBODY if root else None, "tester_uid": TESTER if root else None,

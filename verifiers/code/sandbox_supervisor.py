@@ -542,7 +542,11 @@ def supervise(spec, ns, pre, io, cg_fd=None):
     # and since the S of each case after the first is forked from this process, the cases' inputs leave its
     # Python objects before any such fork: they wait in a memfd (closed in S), copied out case by case
     inputs = held_inputs(spec.pop("inputs")) if mode == "stdio" else None
+    budget_end = None if spec.get("total") is None else _monotonic() + spec["total"]  # all the runs share it
     for i in range(n_runs):
+        if i > 0 and budget_end is not None and _monotonic() >= budget_end:  # the program used the job's time:
+            send(chan, ("run", i, _out_of_time()))  # the cases left are its failures, never run
+            continue
         run = pre if i == 0 else Run(io, ns, False)
         if not tests:
             run.drop_tester()
@@ -559,8 +563,8 @@ def supervise(spec, ns, pre, io, cg_fd=None):
         poller = select.poll()
         for fd in waiting:
             poller.register(fd, select.POLLIN)
-        deadline = t0 + spec["timeout"]
-        timed_out = lingered = False
+        deadline = t0 + spec["timeout"] if budget_end is None else min(t0 + spec["timeout"], budget_end)
+        timed_out = lingered = graced = False
         statuses = {}
         while waiting:
             left = deadline - _monotonic()
@@ -569,7 +573,7 @@ def supervise(spec, ns, pre, io, cg_fd=None):
                 if _monotonic() < deadline:
                     continue
                 # the harness's clock, or S still running after T ended (its own doing: never a timeout)
-                lingered = deadline < t0 + spec["timeout"]
+                lingered = graced
                 timed_out = not lingered
                 for pid in waiting.values():
                     os.kill(pid, SIGKILL)
@@ -581,7 +585,8 @@ def supervise(spec, ns, pre, io, cg_fd=None):
                 poller.unregister(fd)
                 statuses[pid] = os.wait4(pid, 0)[1:]
                 if tests and pid == run.t_pid and run.s_pid in waiting.values():
-                    deadline = min(deadline, _monotonic() + GRACE_S)  # S ends when T closes its pipe
+                    graced = _monotonic() + GRACE_S < deadline  # S ends when T closes its pipe
+                    deadline = min(deadline, _monotonic() + GRACE_S)
         wall = _monotonic() - t0
         status, ru = statuses[run.s_pid]
         _setup_report(run.ok_s, status, "runner")
@@ -614,6 +619,12 @@ def supervise(spec, ns, pre, io, cg_fd=None):
                 wipe_ipc()
             else:
                 wipe(spec["workdir"], keep=io)
+
+
+def _out_of_time():
+    """The outcome of a stdin case the job's shared time ran out before (``Limits.total_s``)."""
+    return {"status": 0, "timed_out": True, "lingered": False, "wall": 0.0, "leftover": False, "cpu": 0.0,
+            "maxrss_kb": 0, "stdout": b"", "stderr": b"", "oom": False}
 
 
 GRACE_S = 1.0  # how long S may take to end after T did

@@ -167,6 +167,9 @@ def _join(value: Any) -> str:
     return value if isinstance(value, str) else "\n".join(map(str, value))
 
 
+DEADLINE_MARGIN_S = 2.0  # of the pool's deadline, kept for the job's start, its leftovers and the reply
+
+
 class CodeVerifier:
     """Score Python completions by running them against the task's tests in a sandbox.
 
@@ -182,13 +185,20 @@ class CodeVerifier:
     :param sandboxes: the backends ``sandbox`` names one of, ``{name: backend class}``. The engine's verifier
         workers pass the sandboxes of their plugin registry (``raylign_register_sandboxes``); None: the
         built-in ones (:data:`.sandbox.BUILTIN_BACKENDS`).
+    :param deadline_s: the verifier pool's deadline per verification (the engine's workers pass it), past which
+        the pool kills the worker and the verdict is ``timeout``: a job's runs then share ``deadline_s`` less
+        ``DEADLINE_MARGIN_S`` (stdin cases past it fail as the program's, reason ``time_limit`` when none
+        passed), so no program, however many its cases, runs into the pool's deadline. None: no shared limit.
     """
 
     def __init__(self, sandbox: str | SandboxBackend = "auto", timeout_s: float = 5.0, memory_mb: int = 512,
                  all_or_nothing: bool = False, max_output_bytes: int = 4 << 20, max_procs: int = 32,
-                 site_packages: bool = False, sandboxes: Mapping[str, type] | None = None) -> None:
-        self.limits = Limits(timeout_s=float(timeout_s), memory_mb=int(memory_mb), max_procs=int(max_procs),
-                             max_output_bytes=int(max_output_bytes))
+                 site_packages: bool = False, sandboxes: Mapping[str, type] | None = None,
+                 deadline_s: float | None = None) -> None:
+        total = None if deadline_s is None else max(0.5, float(deadline_s) - DEADLINE_MARGIN_S)
+        self.limits = Limits(timeout_s=float(timeout_s) if total is None else min(float(timeout_s), total),
+                             memory_mb=int(memory_mb), max_procs=int(max_procs),
+                             max_output_bytes=int(max_output_bytes), total_s=total)
         self.all_or_nothing = bool(all_or_nothing)
         self.site_packages = bool(site_packages)
         # a sandbox that cannot run here stops the run now, with one line saying why (RuntimeError); "auto"
