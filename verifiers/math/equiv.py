@@ -472,6 +472,9 @@ def _rels_as_union(v):
     """A list of inequalities in one variable (``x \\le -1`` or ``x \\ge 3``) as the union of their sets; None for
     any other list."""
     items = v[1]
+    points = _excluded_points(items)
+    if points is not None:  # "x \ne 1, 2", "x \ne 1 and x \ne 2": the real line without them
+        return ("setop", "minus", ("named", "R", ""), ("set", points))
     if len(items) < 2 or any(item[0] != "rel" for item in items):
         return None
     names = set()
@@ -495,6 +498,27 @@ def _rels_as_union(v):
         if hi > lo or (hi == lo and hi_in and lo_in):
             return _intersection(parts, spans)  # "x \ge -1 and x \le 3": conditions that all hold
     return ("union", tuple(parts))
+
+
+def _excluded_points(items):
+    """The points a list of ``x \\ne a`` excludes (``x \\ne 1, 2``: the first names the variable, the others may be
+    the points alone), or None for any other list."""
+    name, points = None, []
+    for i, item in enumerate(items):
+        if item[0] == "rel" and item[2] == ("≠",) and len(item[1]) == 2:
+            sym = [p[0] == "scalar" and p[1].node[0] == "sym" for p in item[1]]
+            if sym[0] == sym[1]:
+                return None
+            var, point = (item[1][0], item[1][1]) if sym[0] else (item[1][1], item[1][0])
+            if name not in (None, var[1].node[1]):
+                return None
+            name = var[1].node[1]
+            points.append(point)
+        elif i > 0 and name is not None and item[0] == "scalar" and not symbols(item[1].node):
+            points.append(item)
+        else:
+            return None
+    return tuple(points) if len(points) > 1 else None
 
 
 def _intersection(parts, spans):

@@ -47,7 +47,7 @@ _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are trun
 # answer must be 12", "**Final answer**\n\n12", GSM8K's "#### 12"
 _ANSWER_IS = re.compile(
     r"answers?(?:\s+(?:to|for)\s+(?:this|the|that|our)\s+(?:problem|question|exercise|puzzle))?(?:\s*\*\*)?\s*"
-    r"(?:(?:is|are|must\s+be|should\s+be|comes\s+out\s+to)\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
+    r"(?:(?:is|are|must\s+be|should\s+be|comes\s+out\s+to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
     r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|of\s+course|"
     r"equal\s+to|given\s+by)\b[ \t]*,?[ \t]*(?:\*\*)?[ \t]*)?"
     r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*"  # "**Final answer**\n\n12"
@@ -364,6 +364,16 @@ def taken_back(text: str, end: int) -> bool:
     return False
 
 
+# right before the final box: words that say it is not the answer ("The answer isn't $\boxed{8}$")
+_NEGATED = re.compile(r"(?:\b(?:is|are|was)\s+not|\b(?:isn|aren|wasn)['’]t|\bnot|\bnever|\b(?:cannot|can['’]t)\s+be)"
+                      r"\s*[:=]?\s*(?:\$+|\\[\[(])?\s*$", re.IGNORECASE)
+
+
+def negated_box(text: str, start: int) -> bool:
+    """Whether the box that starts at ``start`` is said not to be the answer, right before it."""
+    return _NEGATED.search(text, max(0, start - 40), start) is not None
+
+
 def answer_after(text: str, end: int) -> tuple[str, int, int] | None:
     """An "answer is" statement that starts after ``end`` (the final box's end): ``(answer, start, its end)``. It
     restates the boxed answer, corrects it ("\\boxed{12}. Actually, the answer is 15."), or names another one
@@ -603,4 +613,4 @@ def extract_answer(text: str, order=DEFAULT_METHODS) -> tuple[str | None, str | 
 
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "all_boxed", "final_boxes", "extract_answer", "last_boxed", "answer_is",
-           "last_number", "braced", "taken_back", "answer_after", "replaced_by", "box_continuation"]
+           "last_number", "braced", "taken_back", "answer_after", "replaced_by", "box_continuation", "negated_box"]

@@ -43,7 +43,7 @@ def plain_numeral(text: str) -> str | None:
         if body.startswith(left) and body.endswith(right) and len(body) >= len(left) + len(right):
             body = body[len(left) : len(body) - len(right)].strip()
             break
-    body = _SEPARATORS.sub(" ", body).strip()
+    body = _SEPARATORS.sub(_separator, body).strip()
     m = _PLAIN.fullmatch(body) or _GROUPED.fullmatch(body) or _SPACED.fullmatch(body)
     if m is None:
         return None
@@ -52,6 +52,10 @@ def plain_numeral(text: str) -> str | None:
     if whole == "0" and not frac:
         return "0"
     return ("-" if sign == "-" else "") + whole + ("." + frac if frac else "")
+
+
+def _separator(m: re.Match) -> str:
+    return "" if m.group(0) == "\\!" else " "  # "\\!" takes space away: "1,\\!080" is 1,080
 
 
 def to_int(digits: str) -> int:

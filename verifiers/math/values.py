@@ -60,6 +60,7 @@ _DOTTED = re.compile(r"(\d*)\.(\d*)\\dot\s*(?:\{(\d)\}|(\d))(\d*)\\dot\s*(?:\{(\
 _PAREN_REPEAT = re.compile(r"(-?)(\d*)\.(\d*)\((\d+)\)")  # 0.1(6), a whole answer
 _ELLIPSIS_DECIMAL = re.compile(r"(-?\d*)\.(\d+)\s*(?:\.\.\.|\\ldots|\\cdots|\\dots|…)")  # 0.333..., a whole answer
 # (vmatrix and Vmatrix are a determinant and a norm: numbers, not the matrix)
+_MATRIX_FACTOR = re.compile(r"\s*([^=,;&]{1,100}?)\s*(?:\\cdot|\\times)?\s*")  # before a matrix: a number multiplying it
 _MATRIX = re.compile(r"[(\[]?\\begin\{([pbB]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
 # a mixed number: 2\frac{1}{2}, 2 \frac12, 2{1 \over 2} (cleaned to 2{\frac{1}{2}}) or 2 1/2, a whole answer only
@@ -371,9 +372,18 @@ def _value(s: str, depth: int = 0) -> tuple:
     if s.lower() in _NO_SOLUTION:
         return ("set", ())  # "no solution" is the empty solution set
     m = _MATRIX.fullmatch(s)
+    scalar = None
+    k = s.find("\\begin{")
+    if m is None and k > 0 and len(s) - k > 20:  # a multiple of a matrix: "\frac{1}{5}\begin{pmatrix}3\\4\end{pmatrix}"
+        m = _MATRIX.fullmatch(s, k)
+        scalar = _MATRIX_FACTOR.fullmatch(s, 0, k)
+        m = m if scalar is not None else None
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
         cells = [split_top(r, "&")[0] for r in rows]
+        if scalar is not None:  # each entry times the factor ("-" alone: negated)
+            factor = scalar.group(1).strip()
+            cells = [[f"-({c})" if factor == "-" else f"({factor})\\cdot({c})" for c in row] for row in cells]
         if sum(map(len, cells)) > MAX_ITEMS * 4:
             raise Unjudgeable("matrix too large")
         return ("matrix", tuple(tuple(_value(c, depth + 1) for c in row) for row in cells))

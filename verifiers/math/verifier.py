@@ -39,11 +39,19 @@ default lets decimal literals approximate within it). A
 completion that boxes several different answers (hedging: a box holding a box counts as both; a box taken back
 before the next one, "that is wrong", is dropped, but not one kept beside it by a condition or an alternative,
 "or if that is wrong", "it could also be"; a value offered beside the final answer, "\\boxed{3} (or maybe 5)",
-"3 (or 5)", "5 works too", counts as another box, and so does an "answer is" statement after the last box) scores
-0 (``details["reason"]`` says so), unless
+"3 (or 5)", "5 works too", "\\boxed{8} (nine)", counts as another box, and so does an "answer is" statement after
+the last box, or one naming a plain value before the final answer that nothing takes back: "Answer: 9 ...
+\\boxed{8}", "The answer is 12. #### 10") scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
 ``equiv``'s docstring for the full list.
+
+"Answer is" phrases read words between ("The answer to this problem is therefore 42", "The answers are 2 and 3",
+"The answer must be 42") and GSM8K's final line ("#### 72"); a money sign escaped inside ``$...$``
+(``$\\$18$``) is no delimiter; cardinals and simple fractions in words ("forty-two", "one half") are numbers; two
+values joined by "or" that are one value ("$\\frac72$, or $3.5$") are that value; a multiple of a matrix is each
+entry multiplied; ``x \\ne 1, 2`` is the real line without 1 and 2. A box said not to be the answer ("The answer
+isn't \\boxed{8}") scores 0.
 
 A final answer the completion takes back after stating it ("\\boxed{12}. Wait, that's wrong.", "I made a
 mistake", "on second thought") scores 0; one taken back before a later "answer is" statement gives way to it
@@ -69,9 +77,9 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (MACHINE_SIG, BudgetExceeded, Options, Unjudgeable, clean, describe, equal,
                                           kind, parse_answer)
-from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, box_continuation, extract_answer,
-                                            final_answer_end, final_boxes, last_boxed, offered_beside, replaced_by,
-                                            taken_back)
+from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, answer_is_span, box_continuation,
+                                            extract_answer, final_answer_end, final_boxes, last_boxed, offered_beside,
+                                            negated_box, replaced_by, taken_back)
 from raylign.verifiers.math.normalize import units
 from raylign.verifiers.math.numerals import int_text, plain_numeral
 from raylign.verifiers.math.parse import symbols
@@ -178,7 +186,10 @@ class MathVerifier:
         details = {"extracted": extracted, "method": method}
         if end is not None and taken_back(completion, end):
             return Verdict(0.0, "ok", None, {**details, "reason": "the completion takes its answer back"})
+        if method == "boxed" and end is not None and negated_box(completion, _box_start(completion, end)):
+            return Verdict(0.0, "ok", None, {**details, "reason": "the completion says its box is not the answer"})
         reference = _reference_text(task["answer"])
+        extracted = self._one_of_equals(extracted, deadline)
         if len(extracted) > _SHOWN:
             details["extracted"] = _shown(extracted)
         for name, text in (("extracted answer", extracted), ("reference answer", reference)):
@@ -247,6 +258,20 @@ class MathVerifier:
             details["units"] = {"answer": sorted(ref_units), "extracted": sorted(cand_units)}
             return False, "different units"
         return same, reason
+
+    def _one_of_equals(self, extracted: str, deadline: float) -> str:
+        """An answer of two values joined by "or" that are the same value ("$\\frac{7}{2}$, or $3.5$") is that
+        value, as first written; anything else as it is (two different values joined by "or" stay a list)."""
+        m = _OR_JOINED.fullmatch(extracted)
+        if m is None or len(extracted) > self.max_answer_chars:
+            return extracted
+        left, right = m.group(1).strip(), m.group(2).strip()
+        try:
+            a, b = parse_answer(left), parse_answer(right)
+            same = kind(a) == kind(b) == "scalar" and equal(a, b, self.options, deadline)
+        except (Unjudgeable, BudgetExceeded, RecursionError, MemoryError, ArithmeticError, ValueError):
+            return extracted
+        return left if same else extracted
 
     def _boxes_together(self, completion: str, reference: str, deadline: float) -> str | None:
         """The boxes' contents joined as one list, when a reference of several items (``2, 3``, ``\\{2, 3\\}``,
@@ -333,19 +358,49 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     ("\\boxed{12}. Actually, the answer is 15."), else it is judged beside it ("\\boxed{3} ... Final Answer: 5"
     names two answers)."""
     end = final_answer_end(completion, method)
-    if method != "boxed" or end is None:
+    if end is None or method not in ("boxed", "answer_is"):
         return extracted, method, end, ()
+    earlier = _stated_before(completion, method, end)
+    if method != "boxed":
+        return extracted, method, end, earlier
     more = box_continuation(completion, end)
     extracted, end = extracted + more, end + len(more)
     later = answer_after(completion, end)
     if later is None or not later[0].strip():
-        return extracted, method, end, ()
+        return extracted, method, end, earlier
     restated = _RESTATING.sub("", later[0].strip())
     if replaced_by(completion, end, later):
         return restated or later[0].strip(), "answer_is", later[2], ()
     if not restated or _PROSE.search(restated):  # "the answer is consistent with the estimate": words, no answer
-        return extracted, method, end, ()
-    return extracted, method, end, (restated,)
+        return extracted, method, end, earlier
+    return extracted, method, end, (restated, *earlier)
+
+
+def _box_start(completion: str, end: int) -> int:
+    """Where the last box command before ``end`` starts (-1: none)."""
+    return max(completion.rfind("\\boxed", 0, end), completion.rfind("\\fbox", 0, end))
+
+
+def _stated_before(completion: str, method: str, end: int) -> tuple[str, ...]:
+    """A simple value that an "answer is" statement ("Answer: 9", "#### 9", "The final answer is $9$") names
+    before the final answer, which ends at ``end``, and that nothing takes back before it ("The answer is 9. ...
+    \\boxed{8}" states two answers): judged beside the final one. A statement that is words, an equation or the
+    phrase that opens the final answer ("The answer is $\\boxed{8}$") names none."""
+    if method == "boxed":
+        start = _box_start(completion, end)
+    else:
+        found = answer_is_span(completion)
+        start = -1 if found is None else found[1]
+    if start <= 0:
+        return ()
+    before = answer_is_span(completion[:start])
+    if before is None:
+        return ()
+    value = _RESTATING.sub("", _DELIMITERS.sub("", before[0]))
+    if not _WORD_CHAR.search(value) or len(value) > 40 or _PROSE.search(value) or "=" in value or "\\approx" in value \
+            or replaced_by(completion, before[2], (before[0], start, end)):
+        return ()
+    return (value,)
 
 
 _UNIT_WORD_AFTER = re.compile(r"[$\s]*([A-Za-z]{1,20})\b")
@@ -357,6 +412,9 @@ def _units_after(completion: str, end: int | None) -> frozenset:
     return units("1 " + m.group(1)) if m else frozenset()
 
 
+_OR_JOINED = re.compile(r"([^,]+?)\s*,?\s+or\s+([^,]+)")
+_DELIMITERS = re.compile(r"^(?:\$|\\[\[(]|\s)+|(?:\$|\\[\])]|\s)+$")
+_WORD_CHAR = re.compile(r"\w")
 _ANGLES = frozenset({"deg", "rad"})  # the units an answer without units may be restated in (radians implied)
 _RESTATING = re.compile(r"^(?:(?:indeed|therefore|thus|hence|so|clearly|still|also|again|definitely|certainly|"
                         r"exactly|simply|then|just|really|verified|confirmed)\b[\s,:]*)+", re.IGNORECASE)
@@ -370,7 +428,8 @@ def _numeral_part(text: str) -> str:
     """``text`` without a unit after it (``5736 digits \\text{ ways}``): a numeral with its unit is exempt from
     ``max_answer_chars`` like a bare one."""
     m = _UNIT_TAIL.search(text, max(0, len(text) - 200))
-    return text[: m.start()] if m else text
+    text = text[: m.start()] if m else text
+    return text[2:] if text.startswith("\\$") else text  # "\\$1,000,...": money
 
 
 def _irrational(reference: str) -> bool:
