@@ -193,3 +193,70 @@ def test_stdin_cases_share_the_pools_deadline_so_a_looping_program_gets_no_timeo
         v = pool.verify("code", echo_then_loop, loop)  # one case passes; the loop costs the others
         assert (v.status, v.details["passed"]) == ("ok", 1), v
     assert_no_traces()
+
+
+# -- exceptions: bases, aliases, arguments and attributes cross; generators, blocks, operators ----------------
+
+BANK = """class InsufficientFunds(ValueError):
+    def __init__(self, need):
+        super().__init__(f"need {need}")
+        self.need = need
+Invalid = ValueError
+def withdraw(balance, amount):
+    if amount < 0:
+        raise Invalid("negative  amount:\\n no")
+    if amount > balance:
+        raise InsufficientFunds(amount - balance)
+    return balance - amount
+def lookup(d, k):
+    return d[k]
+"""
+FIB = "def fib():\n    a, b = 0, 1\n    while True:\n        yield a\n        a, b = b, a + b\n"
+GEN_RAISES = "def gen(n):\n    for i in range(n):\n        yield i\n    raise ValueError('past the end')\n"
+VERSION = ("class Version:\n    def __init__(self, v):\n        self.t = tuple(map(int, v.split('.')))\n"
+           "    def __lt__(self, other):\n        return self.t < other.t\n")
+VEC = ("from dataclasses import dataclass\n@dataclass\nclass V:\n    x: int\n    y: int\n"
+       "    def __add__(self, o):\n        return V(self.x + o.x, self.y + o.y)\n")
+LIAR = ("class L:\n    def __lt__(s, o):\n        return True\n    def __sub__(s, o):\n        return s\n"
+        "    def __rsub__(s, o):\n        return s\n    def __abs__(s):\n        return 0\n"
+        "    def __eq__(s, o):\n        return True\ndef f(x):\n    return L()\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (BANK, "assert issubclass(InsufficientFunds, ValueError)\ntry:\n    withdraw(1, 5)\nexcept InsufficientFunds as e:\n"
+           "    assert e.need == 4 and str(e) == 'need 4'\nelse:\n    assert False", 1.0),
+    (BANK, "try:\n    raise InsufficientFunds(3)\nexcept ValueError:\n    pass", 1.0),  # a test raising it itself
+    (BANK, "try:\n    withdraw(1, -1)\nexcept Invalid as e:\n    assert str(e) == 'negative  amount:\\n no'\nelse:\n"
+           "    assert False", 1.0),  # an alias of a builtin exception; the message as it is
+    (BANK, "try:\n    lookup({}, 'x')\nexcept KeyError as e:\n    assert e.args[0] == 'x'\nelse:\n    assert False", 1.0),
+    (FIB, "g = fib()\nassert next(g) == 0\nassert next(g) == 1\nassert next(g) == 1", 1.0),
+    (FIB, "from itertools import islice\ng = fib()\nassert list(islice(g, 3)) == [0, 1, 1]\n"
+          "assert list(islice(g, 3)) == [2, 3, 5]", 1.0),  # nothing read ahead and lost
+    (GEN_RAISES, "from itertools import islice\nassert list(islice(gen(3), 3)) == [0, 1, 2]", 1.0),
+    (VERSION, "assert Version('1.2') < Version('1.10')\nassert not Version('1.10') < Version('1.2')", 1.0),
+    (VERSION, "vs = [Version('2.0'), Version('1.10'), Version('1.2')]\nassert sorted(vs)[0].t == (1, 2)", 1.0),
+    (VEC, "assert V(1, 2) + V(3, 4) == V(4, 6)\nassert V(1, 2) != V(1, 3)", 1.0),
+    # operators with plain data on one side stay the TypeError they were: an object "smaller than everything"
+    (LIAR, "assert abs(f(1) - 3.14) < 1e-6", 0.0),
+    (LIAR, "assert f(1) < 5", 0.0),
+    (LIAR, "assert f(1) == 4", 0.0),
+    ("class P:\n    def __init__(s, *a):\n        pass\ndef f():\n    return P()\n", "assert f() == P(1, 2)", 0.0),
+])
+def test_exceptions_generators_and_operators_of_the_solution(verifier, completion, test, reward):
+    """Layers: T's exception classes from S's class names (``mro``), exceptions' args and attributes on the wire,
+    ``Remote.__next__`` (one item per step for iterators), ``Remote``'s operators and structural ``==``."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()
+
+
+@pytest.mark.parametrize("fmt", ["asserts", "humaneval"])
+def test_a_block_of_example_usage_after_the_solution_is_not_the_solution(verifier, fmt):
+    """Layer: ``verifier.extract_code`` with the names the task needs."""
+    completion = ("Here is the solution:\n```python\ndef add(a, b):\n    return a + b\n```\nExample usage:\n"
+                  "```python\nprint(add(1, 2))  # 3\n```\n")
+    task = {"tests": ["assert add(1, 2) == 3"]} if fmt == "asserts" else {
+        "prompt": 'def add(a, b):\n    """Add."""\n', "entry_point": "add",
+        "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+    v = verifier(completion, task)
+    assert (v.status, v.reward) == ("ok", 1.0), v

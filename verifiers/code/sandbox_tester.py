@@ -217,8 +217,9 @@ def test_names(tests):
     - ``loaded``: read but never assigned, imported or defined in the test, builtins' and the called names aside:
       the solution's functions and classes passed as values (``map(square, xs)``, ``key=keyf``, ``Calc.add(1, 2)``);
     - ``bases``: read other than as a call's argument (``np.allclose``, ``checker = np``, ``Calc.add``);
-    - ``caught``: exception classes the tests catch or expect and do not define (``except InvalidInput:``,
-      ``with pytest.raises(InvalidInput)``, ``assertRaises(InvalidInput, f, -1)``): the solution's;
+    - ``caught``: exception classes the tests catch, expect or raise and do not define (``except InvalidInput:``,
+      ``with pytest.raises(InvalidInput)``, ``assertRaises(InvalidInput, f, -1)``, ``raise InvalidInput(3)``): the
+      solution's;
     - ``owned``: assigned, imported or defined by a test: never the solution's, in any test.
 
     A test that does not parse contributes none (it fails as it would anywhere)."""
@@ -231,8 +232,11 @@ def test_names(tests):
             continue
         own, read, arguments, expected = set(), set(), set(), []
         for node in ast.walk(tree):
-            if isinstance(node, ast.ExceptHandler) and node.type is not None:
-                expected.append(node.type)
+            if isinstance(node, ast.ExceptHandler):
+                own.update([node.name] if node.name else [])  # except InvalidInput as e: e is the test's
+                expected.extend([node.type] if node.type is not None else [])
+            elif isinstance(node, ast.Raise) and node.exc is not None:  # raise InvalidInput("x"): a class too
+                expected.append(node.exc.func if isinstance(node.exc, ast.Call) else node.exc)
             elif isinstance(node, ast.Call) and node.args and _expects_raise(node.func):
                 expected.append(node.args[0])
             if isinstance(node, ast.Call):  # a name handed to a call as it is: filter(select, xs), key=keyf
@@ -426,6 +430,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
 
     remotes = {}
     caught_classes = {}  # T's own classes for the solution's exception classes the tests catch, by name
+    caught_entries = []
     callbacks = []
     callback_ids = {}
 
@@ -457,11 +462,22 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             it = request("iter", self._h)
             if type(it) is not Remote:
                 raise TypeError("the solution's iterator is not an iterator")
+            if it is self:  # an iterator (a generator): one item per step, as Python takes them (a second
+                return _Items(self)  # islice goes on where the first stopped; nothing runs ahead of the test)
+            return self._items(it)
+
+        def _items(self, it):  # a container's fresh iterator: its items in batches
             while True:
                 items, done = checked(request("next", it._h, 256), tuple)
                 yield from checked(items, list)
                 if done:
                     return
+
+        def __next__(self):
+            items, _ = checked(request("next", self._h, 1), tuple)
+            if not checked(items, list):
+                raise StopIteration
+            return items[0]
 
         def __len__(self):
             n = checked(request("len", self._h), int)
@@ -487,6 +503,65 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         def __setattr__(self, name, value):
             raise AttributeError("the solution's objects are read-only here")
 
+        def __eq__(self, other):
+            """A solution object equals only itself, or another of its objects of the same class whose
+            attributes are equal as plain data (a dataclass's ==, decided here: never the solution's __eq__,
+            so an object equal to everything equals nothing)."""
+            if other is self:
+                return True
+            if type(other) is not Remote:
+                return NotImplemented
+            mine, theirs = request("fields", self._h), request("fields", other._h)
+            return mine[0] is theirs[0] and bool(mine[1]) and mine[1] == theirs[1]
+
+        def __ne__(self, other):
+            same = self.__eq__(other)
+            return same if same is NotImplemented else not same
+
+        __hash__ = object.__hash__
+
+        def _op(self, name, other):
+            """``a < b``, ``a + b``... between two objects of the solution's, computed by S (``sorted`` of its
+            objects, its Version's ``<``, its Vector's ``+``). Never with plain data on either side: a number
+            compared with or added to a solution object stays a TypeError, so an object "smaller than
+            everything" passes no ``abs(f(x) - 3.14) < 1e-6``."""
+            if type(other) is not Remote:
+                return NotImplemented
+            return request("op", name, self._h, other._h)
+
+        def __lt__(self, other):
+            return self._op("lt", other)
+
+        def __le__(self, other):
+            return self._op("le", other)
+
+        def __gt__(self, other):
+            return self._op("gt", other)
+
+        def __ge__(self, other):
+            return self._op("ge", other)
+
+        def __add__(self, other):
+            return self._op("add", other)
+
+        def __sub__(self, other):
+            return self._op("sub", other)
+
+        def __mul__(self, other):
+            return self._op("mul", other)
+
+        def __truediv__(self, other):
+            return self._op("truediv", other)
+
+        def __floordiv__(self, other):
+            return self._op("floordiv", other)
+
+        def __mod__(self, other):
+            return self._op("mod", other)
+
+        def __matmul__(self, other):
+            return self._op("matmul", other)
+
         def __reduce__(self):
             raise TypeError("a solution object cannot be pickled")
 
@@ -495,6 +570,20 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
 
         def __deepcopy__(self, memo):
             return self
+
+    class _Items:
+        """T's iterator over an iterator of the solution's, one item per ``next``."""
+
+        __slots__ = ("remote",)
+
+        def __init__(self, remote):
+            self.remote = remote
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return self.remote.__next__()
 
     def checked(value, typ):
         if type(value) is not typ:
@@ -544,12 +633,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         try:
             return endpoint.request(kind, *args)
         except RemoteException as exc:
-            raise as_exception(exc.name, exc.message, exc.chain) from None
+            raise as_exception(exc.name, exc.message, exc.chain, exc.exc_args, exc.attrs) from None
         except (Gone, WireError) as exc:
             broken.append(exc)
             raise
 
-    def as_exception(name, message, chain=()):
+    def as_exception(name, message, chain=(), args=None, attrs=None):
         """T's exception for one the solution raised: a builtin one as itself; one of the solution's classes as
         a class of T's under its name, which is also each class of its bases the tests catch (``caught``: T's
         own classes by those names) and the builtin exception it derives from (``class InvalidInput(ValueError)``
@@ -557,22 +646,38 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if name == "SystemExit":
             return SolutionExit(message)
         cls = _SAFE_EXC.get(name)
-        if cls is not None:
-            try:
-                return cls(message)
-            except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants 5 arguments
-                pass
-        safe = "".join(c for c in name if c.isalnum() or c == "_")[:40] or "SolutionError"
-        names = [safe, *(n for n in chain[1:16] if type(n) is str)]
-        own = tuple(dict.fromkeys(caught_classes[n] for n in names if n in caught_classes))
-        builtin = next((_SAFE_EXC[n] for n in names[1:] if n in _SAFE_EXC and n != "Exception"), None)
-        if own == (caught_classes.get(safe),) and builtin is None:
-            return own[0](message)  # exactly a class the tests catch
-        bases = own + ((builtin,) if builtin is not None else ()) + (() if own else (SolutionError,))
+        if cls is None:
+            safe = "".join(c for c in name if c.isalnum() or c == "_")[:40] or "SolutionError"
+            cls = caught_classes.get(safe) or exception_class(safe, [n for n in chain[1:16] if type(n) is str])
         try:
-            return type(safe, bases, {})(message)
-        except Exception:  # noqa: BLE001 - bases whose layouts conflict
-            return type(safe, own[:1] or (SolutionError,), {})(message)
+            exc = cls(*args) if args is not None else cls(message)
+        except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants 5 arguments
+            try:
+                exc = cls(message)
+            except Exception:  # noqa: BLE001
+                exc = type(cls.__name__, (SolutionError,), {})(message)
+        for key, value in (attrs or {}).items():
+            if type(key) is str and key.isidentifier() and key[:1] != "_":
+                try:
+                    setattr(exc, key, value)
+                except Exception:  # noqa: BLE001
+                    pass
+        return exc
+
+    def exception_class(name, bases_names):
+        """T's class for an exception class of the solution's called ``name`` whose bases are called
+        ``bases_names`` (its method resolution order): a subclass of each of those the tests catch
+        (``caught_classes``) and of the first builtin one (``class InvalidInput(ValueError)`` is a ValueError)."""
+        own = tuple(dict.fromkeys(caught_classes[n] for n in bases_names if n in caught_classes))
+        builtin = next((_SAFE_EXC[n] for n in bases_names if n in _SAFE_EXC and n != "Exception"), None)
+        if builtin is not None and not any(issubclass(o, builtin) for o in own):
+            own += (builtin,)
+        if not any(issubclass(o, SolutionError) for o in own):
+            own += (SolutionError,)
+        try:
+            return type(name, own, {})
+        except TypeError:  # bases whose layouts conflict
+            return type(name, own[:1], {})
 
     def reason(exc):
         if isinstance(exc, AssertionError):
@@ -624,9 +729,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if name in owned and name not in entry_points:
             continue  # the tests' own name ("expected = 42" in one test, read in another)
         if name in caught and kind == "value" and type(payload) is Remote:
-            # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that
-            # class (or of a subclass) become (as_exception); the solution's class itself never reaches T
-            base[name] = from_solution[name] = caught_classes[name] = type(name, (SolutionError,), {})
+            caught_entries.append((name, payload))  # (T's own class for it: below, once every name is read)
             continue
         value = binding(name, kind, payload, name in entry_points, Remote, name in loaded, name in bases)
         if value is not _UNBOUND:
@@ -641,6 +744,24 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     if any("unittest" in test for test in tests):
         import unittest
         unittest.main = _unittest_main
+    # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that class (or of a
+    # subclass) become (as_exception), with the bases the solution gave its class, as S names them (its method
+    # resolution order: bases first); an alias of a builtin exception (InvalidInput = ValueError) is that builtin.
+    # The solution's class itself never reaches T
+    chains = []
+    for name, payload in caught_entries:
+        try:
+            chain = request("mro", payload._h)
+        except Exception:  # noqa: BLE001
+            chain = []
+        chain = [n for n in chain if type(n) is str][:16] if type(chain) is list else []
+        chains.append((len(chain), name, chain))
+    for _, name, chain in sorted(chains):
+        if chain and chain[0] in _SAFE_EXC and chain[0] != name:
+            cls = _SAFE_EXC[chain[0]]
+        else:
+            cls = exception_class(name, chain[1:])
+        base[name] = from_solution[name] = caught_classes[name] = cls
     setup = spec.get("setup")
     setup_error = None
     if setup:

@@ -13,9 +13,10 @@ a :class:`Remote` whose ``==`` is identity, never the solution's), a callable fr
 *callback*, and -- from T to S only, since T is trusted -- any other picklable object as a pickle.
 
 A frame is ``<4-byte little-endian length><tagged payload>``; the payload is a tuple: a request
-``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type names, message)``, the type names
-being the exception's class and its bases in method resolution order, separated by spaces
-(``"InvalidInput ValueError Exception BaseException"``).
+``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type names, message[, (args, attributes)])``,
+the type names being the exception's class and its bases in method resolution order, separated by spaces
+(``"InvalidInput ValueError Exception BaseException"``), and its ``args`` and public attributes coming along
+when they are plain data.
 """
 import os
 import struct
@@ -321,9 +322,13 @@ class Endpoint:
                     if len(frame) != 3:
                         raise WireError("bad reply")
                     return frame[2]
-                if len(frame) != 4 or type(frame[2]) is not str or type(frame[3]) is not str:
+                if len(frame) not in (4, 5) or type(frame[2]) is not str or type(frame[3]) is not str:
                     raise WireError("bad error reply")
-                raise RemoteException(frame[2], frame[3])
+                extra = frame[4] if len(frame) == 5 else ((), {})
+                if type(extra) is not tuple or len(extra) != 2 or type(extra[0]) is not tuple \
+                        or type(extra[1]) is not dict:
+                    raise WireError("bad error reply")
+                raise RemoteException(frame[2], frame[3], *extra)
             self.answer(frame)
 
     def answer(self, frame):
@@ -341,7 +346,13 @@ class Endpoint:
                 msg = str(exc)
             except BaseException:  # noqa: BLE001
                 msg = "?"
-            payload = encode(("exc", frame[1], str(name)[:1700], " ".join(str(msg).split())[:1000]))
+            head = ("exc", frame[1], str(name)[:1700], str(msg)[:1000])
+            try:  # its arguments and attributes too, when they are plain data (KeyError('x').args, e.need)
+                attrs = {k: v for k, v in dict(getattr(exc, "__dict__", None) or {}).items()
+                         if type(k) is str and k[:1] != "_"}
+                payload = encode(head + ((tuple(exc.args), attrs),))
+            except BaseException:  # noqa: BLE001 - not plain data: the names and the message only
+                payload = encode(head)
         write_frame(self.wfd, payload)
 
     def serve_forever(self):
@@ -353,8 +364,9 @@ class RemoteException(Exception):
     """An exception raised on the other side, by type name and message (``chain``: its class's and its bases'
     names, as the other side said them)."""
 
-    def __init__(self, names, message):
+    def __init__(self, names, message, args=(), attrs=None):
         chain = names.split()
         name = chain[0] if chain else "Exception"
         super().__init__(name, message)
         self.name, self.message, self.chain = name, message, tuple(chain)
+        self.exc_args, self.attrs = args, attrs or {}

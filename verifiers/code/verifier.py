@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.code.sandbox import Job, Limits, SandboxBackend, SandboxResult, get_backend, run_many
+from raylign.verifiers.code.sandbox_tester import test_names
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 _OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n", re.M)
@@ -43,9 +44,11 @@ _PYTHON = {"python", "py", "python3", "py3"}
 _NON_PYTHON = {"text", "txt", "output", "console", "bash", "sh", "shell", "json", "plaintext"}
 
 
-def extract_code(completion: str) -> str:
+def extract_code(completion: str, names: Iterable[str] = ()) -> str:
     """The last fenced code block (the last Python-tagged one if any, else the last one not tagged as
-    output/shell), an unterminated final block's body, or the completion itself when it has no fence."""
+    output/shell) that defines one of ``names`` (the functions the tests call, the entry point) when one does
+    (a block of example usage after the solution is not the solution), an unterminated final block's body, or
+    the completion itself when it has no fence."""
     blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(completion)]
     if not blocks:
         opener = None
@@ -56,7 +59,14 @@ def extract_code(completion: str) -> str:
         return completion.strip("\n")
     python = [b for lang, b in blocks if lang in _PYTHON]
     other = [b for lang, b in blocks if lang not in _NON_PYTHON]
-    return (python or other or [blocks[-1][1]])[-1].strip("\n")
+    candidates = python or other or [blocks[-1][1]]
+    names = [n for n in names if n.isidentifier()]
+    if names and len(candidates) > 1:
+        defines = re.compile(r"^(?:(?:async\s+)?def|class)\s+(?:" + "|".join(map(re.escape, names)) + r")\b"
+                             r"|^(?:" + "|".join(map(re.escape, names)) + r")\s*=", re.M)
+        defining = [b for b in candidates if defines.search(b)]
+        candidates = defining or candidates
+    return candidates[-1].strip("\n")
 
 
 _ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
@@ -117,6 +127,14 @@ def parse_task(task: dict) -> tuple[str, dict[str, Any]]:
                              "entry_point": str(task["entry_point"])}
     raise ValueError("task has no tests: give 'prompt'/'test'/'entry_point' (HumanEval), 'tests' (a list of "
                      "asserts) or 'inputs'/'outputs' (stdin/stdout)")
+
+
+def _wanted_names(fmt: str, fields: dict) -> list[str]:
+    """The names a solution must define for a task: its entry point and the functions its tests call."""
+    if fmt == "stdio":
+        return []
+    names = [fields["entry_point"]] if fields.get("entry_point") else []
+    return names + (test_names(fields["tests"])[0] if fmt == "asserts" else [])
 
 
 def _checks(tests: list[str]) -> list[str]:
@@ -238,7 +256,7 @@ class CodeVerifier:
         details["format"] = fmt
         if not isinstance(completion, str):
             return Verdict(0.0, "invalid", f"completion must be a str, got {type(completion).__name__}", details)
-        code = extract_code(completion)
+        code = extract_code(completion, _wanted_names(fmt, fields))
         if not code.strip():
             details.update(reason="no code", passed=0, total=_total(fmt, fields), failures=[])
             return Verdict(0.0, "ok", None, details)
