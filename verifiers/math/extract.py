@@ -46,14 +46,19 @@ _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are trun
 # "The answer is 12", "Answer: 12", "The answer to this problem is therefore 12", "The answers are 2 and 3", "The
 # answer must be 12", "**Final answer**\n\n12", GSM8K's "#### 12"
 _ANSWER_IS = re.compile(
-    r"answers?(?:\s+(?:to|for)\s+(?:this|the|that|our)\s+(?:problem|question|exercise|puzzle))?(?:\s*\*\*)?\s*"
-    r"(?:(?:is|are|must\s+be|should\s+be|comes\s+out\s+to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
-    r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|of\s+course|"
-    r"equal\s+to|given\s+by)\b[ \t]*,?[ \t]*(?:\*\*)?[ \t]*)?"
+    r"answers?(?:\s+(?:to|for)\s+(?:(?:this|the|that|our)\s+(?:problem|question|exercise|puzzle)"
+    r"|part\s*\(?[a-z0-9]{1,3}\)?))?(?:\s*\*\*)?\s*"
+    r"(?:(?:is|are|must\s+be|should\s+(?:therefore\s+|thus\s+)?be|turns?\s+out\s+to\s+be|works?\s+out\s+to(?:\s+be)?"
+    r"|comes?\s+(?:out\s+)?to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
+    r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|definitely|"
+    r"certainly|precisely|of\s+course|equal\s+to|given\s+by)\b[ \t]*[,:]?[ \t]*(?:\*\*)?[ \t]*)?"
     r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*"  # "**Final answer**\n\n12"
-    r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=[-−+$\\\d.(])",  # GSM8K's final line: "#### 72"
+    r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=[-−+]?[ \t]*(?:\$|\\\$)*[ \t]*[-−+]?\.?\d[\d,]*(?:\.\d+)?[ \t]*"
+    r"(?:\$|\\?%|[A-Za-z]{1,12})?[ \t]*\.?[ \t]*(?:\n|$))",  # GSM8K's final line, "#### 72": a number alone
+    # on it, with its unit or money sign (a heading "#### 1. Setup" is none)
     re.IGNORECASE)
-_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where)\b|\s+(?:because|since)\b"
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where|not)\b|\s+(?:because|since)\b"
+                           r"|\s+(?:rather\s+than|instead\s+of|and\s+not)\b"
                            r"|,?\s+or\s+(?:equivalently|equally|in other words)\b|\s+\((?:or|i\.e\.)\s")
 _SINGLE_CAPITAL = re.compile(r"\s+\(\s*[A-Z]\s*\)")
 _ANSWER_WINDOW = 2000  # characters after "answer is" looked at (a numeral running past them is taken whole)
@@ -188,7 +193,8 @@ def _mark_inner(stack: list[list]) -> None:
 
 _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
                          r"wait|actually|correction|scratch that|doesn't work|does not work|on second thought|"
-                         r"I take (?:that|it) back)\b", re.IGNORECASE)
+                         r"I take (?:that|it) back|hold on|I (?:missed|forgot|misread|overlooked|miscounted))\b",
+                         re.IGNORECASE)
 # right before a box: a label that says it is the wrong one ("Wrong: \boxed{5}. Right: \boxed{3}.")
 _LABELLED_WRONG = re.compile(r"\b(?:wrong|incorrect|not)(?:\s+answer)?\s*[:=]\s*\$?\s*$", re.IGNORECASE)
 # a retraction word in a clause that only supposes it ("or if that is wrong", "should that be wrong", "unless I
@@ -336,10 +342,12 @@ _TAKEN_BACK = re.compile(
     r"|(?:that|this|it)\s+(?:doesn'?t|does\s+not)\s+(?:seem|look)\s+(?:right|correct)"
     r"|(?:I|we)\s+(?:made|make|have\s+made)\s+(?:a\s+|an\s+)?(?:mistake|error|miscalculation)(?![^.\n]*\bcorrected\b)"
     r"|(?:I|we)\s+(?:miscalculated|messed\s+up|got\s+it\s+wrong)"
+    r"|(?:I|we)\s+(?:missed|forgot|misread|overlooked|miscounted)\b(?!\s+(?:nothing|no\b|anything))"
     r"|scratch\s+that|on\s+second\s+thought|I\s+take\s+(?:that|it)\s+back"
     r"|no\s*,\s*(?:it'?s|it\s+is|the\s+(?:correct\s+)?answer\s+is)(?!\s+(?:fine|correct|right|ok(?:ay)?)\b)"
     r"|it\s+should\s+(?:be|have\s+been)(?=\s*\$?\s*[-−\d\\(])"  # "it should be 15" (not "should be noted")
     r"|oops(?!,?\s+typo))\b", re.IGNORECASE)
+_AFTER_GROUP = re.compile(r"[\s*]*(?:\$\$?|\\[)\]])?")
 _NOT_SAID = re.compile(r"\b(?:don'?t|do\s+not|didn'?t)\s+think\b|\bdoubt\b|\bnot\s+sure\b", re.IGNORECASE)
 _TAKEN_BACK_WINDOW = 600  # characters after the final answer read for words that take it back
 _OTHER_VALUE = re.compile(r"\d|\$|\\\(|\\\[|\\boxed|\\fbox|\([A-J]\)|\b(?:option|choice)\b|\bpart\s*\(",
@@ -355,7 +363,8 @@ def taken_back(text: str, end: int) -> bool:
     if _TAKEN_BACK.search(window) is None:
         return False
     bounds = [c.end() for c in _CLAUSE_END.finditer(window)]
-    other = _OTHER_VALUE.search(window)  # words after another value are about that one ("Our guess was 10, but
+    other = _OTHER_VALUE.search(window, _AFTER_GROUP.match(window).end())  # words after another value are about
+    # that one ("Our guess was 10, but that was wrong."; the "$" closing the answer's own group is none)
     for m in _TAKEN_BACK.finditer(window):  # that was wrong.")
         if other is not None and m.start() >= other.start():
             break
@@ -365,13 +374,23 @@ def taken_back(text: str, end: int) -> bool:
 
 
 # right before the final box: words that say it is not the answer ("The answer isn't $\boxed{8}$")
-_NEGATED = re.compile(r"(?:\b(?:is|are|was)\s+not|\b(?:isn|aren|wasn)['’]t|\bnot|\bnever|\b(?:cannot|can['’]t)\s+be)"
-                      r"\s*[:=]?\s*(?:\$+|\\[\[(])?\s*$", re.IGNORECASE)
+_NEGATED = re.compile(
+    r"(?:\banswers?\s+(?:(?:is|are|was)(?:\s+(?:definitely|certainly|clearly|surely))?\s+(?:not|never)"
+    r"|(?:isn|aren|wasn)['’]t)(?:\s+equal\s+to)?"
+    r"|\banswers?\s+(?:cannot|can['’]t|could\s*n['’]t|could\s+not)\s+(?:possibly\s+)?be"
+    r"|\b(?:(?:don|didn)['’]?t|do\s+not|did\s+not)\s+think\s+(?:that\s+)?the\s+(?:final\s+)?answer\s+is"
+    r"|\bnot\s+the\s+case\s+that\s+the\s+(?:final\s+)?answer\s+is"
+    r"|\b(?:cannot|can['’]t)\s+conclude\s+that\s+the\s+(?:final\s+)?answer\s+is)"
+    r"\s*[:=]?\s*\**\s*(?:\$+|\\[\[(])?\s*(?:[A-Za-z]\s*=\s*)?$", re.IGNORECASE)
+# right after the final box: "\boxed{8} is not the answer"
+_NOT_THE_ANSWER = re.compile(r"[\s$).,]*(?:is|was)\s+(?:not|n['’]t)\s+(?:the|my)\s+(?:final\s+|correct\s+|right\s+)?answer",
+                             re.IGNORECASE)
 
 
-def negated_box(text: str, start: int) -> bool:
-    """Whether the box that starts at ``start`` is said not to be the answer, right before it."""
-    return _NEGATED.search(text, max(0, start - 40), start) is not None
+def negated_box(text: str, start: int, end: int) -> bool:
+    """Whether the box from ``start`` to ``end`` is said not to be the answer ("The answer isn't \\boxed{8}",
+    "\\boxed{8} is not the answer"): words whose subject is the answer, never "x cannot be \\boxed{3}"."""
+    return _NEGATED.search(text, max(0, start - 80), start) is not None or _NOT_THE_ANSWER.match(text, end) is not None
 
 
 def answer_after(text: str, end: int) -> tuple[str, int, int] | None:
@@ -411,6 +430,9 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
         end = remark.start()  # "12 (rounded)", "12 (since 3 x 4 = 12)": the remark is not the answer (nor a hedge
         # it holds: offered_beside reads it after the answer's end)
     answer = rest[:end].strip().strip("*").strip().strip("`").strip()
+    if answer.endswith("!") and not answer.endswith("!!") and _DIGIT.search(answer[-2:-1] or "") \
+            and "$" not in rest[:end]:
+        answer = answer[:-1]  # "The answer is 12!": an exclamation in prose, not a factorial
     return (answer or None), end
 
 
@@ -437,8 +459,10 @@ _OFFERED_AFTER = re.compile(
     + _VALUE + _VALUE_END, re.IGNORECASE)
 _DOUBTED = re.compile(r"\(\s*" + _VALUE + r"\s*\?\s*\)")  # "12 (13?)"
 # right after the answer, a number in words in brackets: "\boxed{8} (eight)" restates it, "(nine)" names another
-_WORDS_BESIDE = re.compile(r"[\s$*]*\(\s*(?P<plain>)(?P<w>" + _NUMBER_WORD + r"(?:[ -]+(?:" + _NUMBER_WORD
-                           + r"|and|half|halves|thirds?|quarters?|thousand|million))*)\s*\)", re.IGNORECASE)
+_WORDS_BESIDE = re.compile(r"[\s$*]*[(\[]\s*(?:i\.\s?e\.,?\s*)?(?P<plain>)(?P<w>" + _NUMBER_WORD + r"(?:[ -]+(?:"
+                           + _NUMBER_WORD + r"|and|a|half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|"
+                           r"eighths?|ninths?|tenths?|thousand|million))*)"
+                           r"(?:\s+[A-Za-z]{2,12})?\s*[)\]]", re.IGNORECASE)  # "(nine)", "(nine apples)", "[nine]"
 # a value said to work as well ("5 is also a valid answer", "5 works too", "5 would also work"), or the other case
 # of a split ("3 when n is odd, 5 otherwise", "3 (or 5 if n is odd)")
 _OFFERED_BEFORE = re.compile(

@@ -288,17 +288,23 @@ _SMALL = {w: n for n, w in enumerate("zero one two three four five six seven eig
 _TENS = {w: 10 * n for n, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
 _PARTS = {"half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fourths": 4,
-          "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "eighth": 8, "eighths": 8, "tenth": 10, "tenths": 10}
-_WORDS_SHAPE = re.compile(r"[a-z]+(?:[ -]+[a-z]+){0,11}")
+          "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "seventh": 7, "sevenths": 7, "eighth": 8, "eighths": 8,
+          "ninth": 9, "ninths": 9, "tenth": 10, "tenths": 10}
+_WORDS_SHAPE = re.compile(r"[a-z]+(?:(?:[ -]+|(?:(?<=hundred)|(?<=thousand)|(?<=million)|(?<=billion)), *)[a-z]+){0,11}")
 
 
 def _number_in_words(text: str) -> str | None:
     """An English cardinal written in words as its numeral (``forty-two`` -> ``42``, ``one hundred and five`` ->
     ``105``, ``two thousand`` -> ``2000``), or a simple fraction (``one half``, ``a third``, ``three quarters`` ->
     ``3/4``); None for anything else."""
+    text = text.replace(",a half", " and a half")  # (after the list separators' cleaning)
     if len(text) > 120 or not _WORDS_SHAPE.fullmatch(text):
         return None
-    words = [w for w in re.split(r"[ -]+", text) if w != "and"]
+    words = [w for w in re.split(r"[ ,-]+", text) if w != "and"]  # (a comma only after a scale: "one hundred,
+    # five" is "one hundred and five" after the list separators' cleaning)
+    if len(words) > 2 and words[-2:] == ["a", "half"]:  # "one and a half"
+        whole = _number_in_words(" ".join(words[:-2]))
+        return None if whole is None or "/" in whole else f"{2 * int(whole) + 1}/2"
     if len(words) == 2 and words[0] in ("a", "an", "one", *_SMALL) and words[1] in _PARTS:
         count = 1 if words[0] in ("a", "an") else _SMALL[words[0]]
         if (count == 1) != words[1].endswith("s") or words[1] == "halves" and count == 1:
@@ -315,7 +321,7 @@ def _number_in_words(text: str) -> str | None:
         elif w in _TENS and last in (None, "hundred", "scale"):
             current += _TENS[w]
             last = "tens"
-        elif w == "hundred" and last in ("small",) and 0 < current < 10:
+        elif w == "hundred" and last in ("small", "tens") and 0 < current < 100:  # "twelve hundred" too
             current *= 100
             last = "hundred"
         elif w in _SCALES and last in ("small", "tens", "hundred") and 0 < current < 1000:

@@ -40,8 +40,7 @@ completion that boxes several different answers (hedging: a box holding a box co
 before the next one, "that is wrong", is dropped, but not one kept beside it by a condition or an alternative,
 "or if that is wrong", "it could also be"; a value offered beside the final answer, "\\boxed{3} (or maybe 5)",
 "3 (or 5)", "5 works too", "\\boxed{8} (nine)", counts as another box, and so does an "answer is" statement after
-the last box, or one naming a plain value before the final answer that nothing takes back: "Answer: 9 ...
-\\boxed{8}", "The answer is 12. #### 10") scores 0 (``details["reason"]`` says so), unless
+the last box) scores 0 (``details["reason"]`` says so), unless
 the reference has several items and the boxes are those items, one each (``\\boxed{2}`` and ``\\boxed{3}`` for
 ``2, 3``). See
 ``equiv``'s docstring for the full list.
@@ -77,7 +76,7 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (MACHINE_SIG, BudgetExceeded, Options, Unjudgeable, clean, describe, equal,
                                           kind, parse_answer)
-from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, answer_is_span, box_continuation,
+from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, box_continuation,
                                             extract_answer, final_answer_end, final_boxes, last_boxed, offered_beside,
                                             negated_box, replaced_by, taken_back)
 from raylign.verifiers.math.normalize import units
@@ -186,7 +185,7 @@ class MathVerifier:
         details = {"extracted": extracted, "method": method}
         if end is not None and taken_back(completion, end):
             return Verdict(0.0, "ok", None, {**details, "reason": "the completion takes its answer back"})
-        if method == "boxed" and end is not None and negated_box(completion, _box_start(completion, end)):
+        if method == "boxed" and end is not None and negated_box(completion, _box_start(completion, end), end):
             return Verdict(0.0, "ok", None, {**details, "reason": "the completion says its box is not the answer"})
         reference = _reference_text(task["answer"])
         extracted = self._one_of_equals(extracted, deadline)
@@ -260,15 +259,16 @@ class MathVerifier:
         return same, reason
 
     def _one_of_equals(self, extracted: str, deadline: float) -> str:
-        """An answer of two values joined by "or" that are the same value ("$\\frac{7}{2}$, or $3.5$") is that
-        value, as first written; anything else as it is (two different values joined by "or" stay a list)."""
+        """An answer of two values joined by "or" that are the same value ("$\\frac{7}{2}$, or $3.5$", "$\\sqrt2$, or
+        $1.41$": a decimal may round it) is that value, as first written; anything else as it is (two different
+        values joined by "or" stay a list)."""
         m = _OR_JOINED.fullmatch(extracted)
         if m is None or len(extracted) > self.max_answer_chars:
             return extracted
         left, right = m.group(1).strip(), m.group(2).strip()
         try:
             a, b = parse_answer(left), parse_answer(right)
-            same = kind(a) == kind(b) == "scalar" and equal(a, b, self.options, deadline)
+            same = kind(a) == kind(b) == "scalar" and equal(a, b, self.approximate, deadline)
         except (Unjudgeable, BudgetExceeded, RecursionError, MemoryError, ArithmeticError, ValueError):
             return extracted
         return left if same else extracted
@@ -312,9 +312,9 @@ class MathVerifier:
         offered = [(value, False) for value in also] + (offered_beside(completion, end) if end is not None else [])
         answer_units = (units(extracted) or _units_after(completion, end)) if offered else frozenset()
         for value, plain in offered:
-            if plain and units(value) and units(value) != answer_units and (answer_units or units(value) <= _ANGLES):
-                continue  # "\frac{\pi}{2} (or $90^\circ$)", "3 m (or 300 cm)": the answer in other units (not "10
-                # (or $\$12$)": a number without units is no amount of dollars)
+            if plain and units(value) != answer_units:
+                continue  # "\frac{\pi}{2} (or $90^\circ$)", "\boxed{90} (or 1.5 hours)": the answer in other units
+                # (a value offered there is never credited: the box alone is judged)
             try:  # restated after a plain "or", a decimal may approximate it to any places ("\sqrt2 (or 1.41)")
                 same = len(value) <= self.max_answer_chars and self._judge(
                     reference, value, {}, deadline, self.approximate if plain else self.options)[0]
@@ -360,47 +360,24 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     end = final_answer_end(completion, method)
     if end is None or method not in ("boxed", "answer_is"):
         return extracted, method, end, ()
-    earlier = _stated_before(completion, method, end)
     if method != "boxed":
-        return extracted, method, end, earlier
+        return extracted, method, end, ()
     more = box_continuation(completion, end)
     extracted, end = extracted + more, end + len(more)
     later = answer_after(completion, end)
     if later is None or not later[0].strip():
-        return extracted, method, end, earlier
+        return extracted, method, end, ()
     restated = _RESTATING.sub("", later[0].strip())
     if replaced_by(completion, end, later):
         return restated or later[0].strip(), "answer_is", later[2], ()
     if not restated or _PROSE.search(restated):  # "the answer is consistent with the estimate": words, no answer
-        return extracted, method, end, earlier
-    return extracted, method, end, (restated, *earlier)
+        return extracted, method, end, ()
+    return extracted, method, end, (restated,)
 
 
 def _box_start(completion: str, end: int) -> int:
     """Where the last box command before ``end`` starts (-1: none)."""
     return max(completion.rfind("\\boxed", 0, end), completion.rfind("\\fbox", 0, end))
-
-
-def _stated_before(completion: str, method: str, end: int) -> tuple[str, ...]:
-    """A simple value that an "answer is" statement ("Answer: 9", "#### 9", "The final answer is $9$") names
-    before the final answer, which ends at ``end``, and that nothing takes back before it ("The answer is 9. ...
-    \\boxed{8}" states two answers): judged beside the final one. A statement that is words, an equation or the
-    phrase that opens the final answer ("The answer is $\\boxed{8}$") names none."""
-    if method == "boxed":
-        start = _box_start(completion, end)
-    else:
-        found = answer_is_span(completion)
-        start = -1 if found is None else found[1]
-    if start <= 0:
-        return ()
-    before = answer_is_span(completion[:start])
-    if before is None:
-        return ()
-    value = _RESTATING.sub("", _DELIMITERS.sub("", before[0]))
-    if not _WORD_CHAR.search(value) or len(value) > 40 or _PROSE.search(value) or "=" in value or "\\approx" in value \
-            or replaced_by(completion, before[2], (before[0], start, end)):
-        return ()
-    return (value,)
 
 
 _UNIT_WORD_AFTER = re.compile(r"[$\s]*([A-Za-z]{1,20})\b")
@@ -412,10 +389,7 @@ def _units_after(completion: str, end: int | None) -> frozenset:
     return units("1 " + m.group(1)) if m else frozenset()
 
 
-_OR_JOINED = re.compile(r"([^,]+?)\s*,?\s+or\s+([^,]+)")
-_DELIMITERS = re.compile(r"^(?:\$|\\[\[(]|\s)+|(?:\$|\\[\])]|\s)+$")
-_WORD_CHAR = re.compile(r"\w")
-_ANGLES = frozenset({"deg", "rad"})  # the units an answer without units may be restated in (radians implied)
+_OR_JOINED = re.compile(r"([^,]+?)\s*,?\s*(?:\bor\b|\\text\s*\{\s*or\s*\})\s*([^,]+)")
 _RESTATING = re.compile(r"^(?:(?:indeed|therefore|thus|hence|so|clearly|still|also|again|definitely|certainly|"
                         r"exactly|simply|then|just|really|verified|confirmed)\b[\s,:]*)+", re.IGNORECASE)
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{4,}")  # a word of four letters or more that is no command
