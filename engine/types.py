@@ -5,7 +5,6 @@ without it); the tensor containers only name ``torch.Tensor`` in annotations and
 """
 from __future__ import annotations
 
-import math as _math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ if TYPE_CHECKING:
     import torch
 
 STATUSES = ("ok", "timeout", "error", "invalid")
+MAX_REWARD = 1e6  # |reward| a verdict may carry: past it float32 advantages and losses overflow
 
 
 # ---------------------------------------------------------------------------------------------- rewards
@@ -35,8 +35,8 @@ class Verdict:
         if self.status not in STATUSES:
             raise ValueError(f"Verdict.status must be one of {STATUSES}, got {self.status!r}")
         reward = float(self.reward)
-        if _math.isnan(reward) or _math.isinf(reward):
-            raise ValueError(f"Verdict.reward must be finite, got {self.reward!r}")
+        if not abs(reward) <= MAX_REWARD:  # (NaN included)
+            raise ValueError(f"Verdict.reward must be finite and within ±{MAX_REWARD:g}, got {self.reward!r}")
         object.__setattr__(self, "reward", reward)
 
     @property
@@ -50,8 +50,8 @@ class Verdict:
     @classmethod
     def coerce(cls, value: Any) -> "Verdict":
         """Accept what a verifier returned: a Verdict, a number or a bool."""
-        if isinstance(value, Verdict):
-            return value
+        if isinstance(value, Verdict):  # (a subclass is rebuilt as a Verdict: its checks are ours)
+            return value if type(value) is cls else cls(value.reward, value.status, value.error, dict(value.details))
         if isinstance(value, (int, float)):
             return cls(reward=float(value))
         raise TypeError(f"a verifier must return a Verdict or a float, got {type(value).__name__}")

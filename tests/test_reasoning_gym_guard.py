@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("reasoning_gym") is Non
                                 reason="the reasoning-gym extra is not installed")
 
 EVALUATING = ["countdown", "puzzle24", "simple_integration", "intermediate_integration", "polynomial_multiplication",
-              "n_queens", "spiral_matrix", "binary_matrix", "string_insertion", "number_sorting"]
+              "n_queens", "spiral_matrix", "binary_matrix", "string_insertion", "number_sorting",
+              "bitwise_arithmetic"]  # (its eval is in a helper the checker calls, verify_solution: found since pass 2)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def test_code_in_an_answer_or_a_row_never_runs(verifier, dataset, tmp_path):
     meta = {"source_dataset": dataset, "numbers": [1, 2, 3, 4], "target": 1, "variable": "x"}
     for payload in _payloads(marker):
         rows = [({"metadata": meta, "answer": "1"}, f"<answer>{payload}</answer>"),  # the completion
-                ({"metadata": {**meta, "integrand": payload}, "answer": payload}, "<answer>[1, 2]</answer>")]  # the row
+                ({"metadata": {**meta, "integrand": payload, "problem": payload}, "answer": payload},
+                 "<answer>[1, 2]</answer>")]  # the row
         for task, completion in rows:
             try:
                 v = verifier(completion, task)
@@ -85,3 +87,40 @@ def test_the_service_row_path_is_guarded_too(verifier, tmp_path):
     except Exception:  # noqa: BLE001
         pass
     assert not os.path.exists(marker)
+
+
+# -- answers the upstream checkers pay for although they are wrong (reasoning_gym_checks) ------------------------
+
+@pytest.mark.parametrize("dataset,answer", [
+    ("complex_arithmetic", "nan"), ("number_sorting", "[NaN, NaN, NaN, NaN, NaN]"),
+    ("countdown", "({a}+{b}+{c}+{d})*0e0 + 0x135"), ("countdown", "({a}+{b}+{c}+{d})*(pi-pi) + 7"),
+    ("puzzle24", "6*4*1*1"), ("game_of_life_halting", "banana"),
+    ("simple_integration", "Integral({integrand}, x)"),
+])
+def test_wrong_answers_the_upstream_checkers_pay_for_score_zero(verifier, dataset, answer):
+    from raylign.verifiers.reasoning_gym import rows
+    for row in rows(seed=5, size=3, dataset=dataset):
+        meta = row["metadata"]
+        numbers = (list(meta["numbers"]) if isinstance(meta.get("numbers"), list) else []) + [0, 0, 0, 0]
+        text = answer.format(a=numbers[0], b=numbers[1], c=numbers[2], d=numbers[3],
+                             integrand=meta.get("integrand", "x"))
+        v = verifier(f"<answer>{text}</answer>", row)
+        assert (v.status, v.reward) == ("ok", 0.0), (text, v)
+        assert verifier(f"<answer>{row['answer']}</answer>", row).reward == 1.0
+
+
+def test_puzzle24_takes_the_puzzles_numbers_and_exactly_24(verifier):
+    row = {"metadata": {"source_dataset": "puzzle24", "numbers": [8, 5, 10, 6]}, "answer": "10*(8 - 5) - 6"}
+    assert verifier("<answer>(10 - 8 + 6) * 5 - 16</answer>", row).reward == 0.0  # 16 is not the puzzle's
+    assert verifier("<answer>10*(8 - 5) - 6</answer>", row).reward == 1.0
+    row = {"metadata": {"source_dataset": "puzzle24", "numbers": [7, 7, 1, 1]}, "answer": "x"}
+    assert verifier("<answer>(7 + 7) * 1.75 - 1 + 1</answer>", row).reward == 0.0  # not integers only
+
+
+def test_the_arithmetic_eval_reads_numbers_only():
+    from raylign.verifiers.reasoning_gym_guard import UnsafeText, restricted_eval
+    assert restricted_eval("((0xc3ce << 0x3) + (0x1907 - 0x7de4))") == ((0xc3ce << 3) + (0x1907 - 0x7de4))
+    assert restricted_eval("[1, (2, 3)]") == [1, (2, 3)]
+    for text in ["__import__('os')", "x + 1", "1 << 10**9", "9**9**9", "(1).real", "open('f')"]:
+        with pytest.raises(UnsafeText):
+            restricted_eval(text)

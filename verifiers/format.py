@@ -26,6 +26,10 @@ class FormatVerifier:
 
     def __call__(self, completion: str, task: dict) -> Verdict:
         pattern = task.get("format", self.pattern)
+        if not isinstance(pattern, str):
+            return Verdict(0.0, "invalid", f"task field 'format' must be a regex string, got {type(pattern).__name__}")
+        if not isinstance(completion, str):
+            return Verdict(0.0, "invalid", f"completion must be a string, got {type(completion).__name__}")
         try:
             rx = self._compile(pattern)
         except re.error as exc:

@@ -7,10 +7,15 @@ reward = -max(0, n - free) / scale, where n counts the completion's words (``uni
 """
 from __future__ import annotations
 
+import re
+
 from raylign.engine import hookimpl
 from raylign.engine.types import Verdict
 
 UNITS = ("words", "chars")
+# a word: letters or digits in any script, joined by an apostrophe, a hyphen or a decimal point; anything else
+# separates words (commas and zero-width spaces too: "a,b,c" and "a\u200bb" are not one word)
+_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
 
 class LengthPenalty:
@@ -22,7 +27,7 @@ class LengthPenalty:
         self.unit, self.free, self.scale = unit, int(free), float(scale)
 
     def __call__(self, completion: str, task: dict) -> Verdict:
-        n = len(completion.split()) if self.unit == "words" else len(completion)
+        n = len(_WORD.findall(completion)) if self.unit == "words" else len(completion)
         return Verdict(reward=-max(0, n - self.free) / self.scale, details={"length": n, "unit": self.unit})
 
 

@@ -17,7 +17,9 @@ The verifier takes the answer out of the completion (``extract``, in order: ``an
 ``<answer>...</answer>``, then ``boxed``, ``answer_is``, ``last_line``) and returns the generator's
 ``score_answer(answer, row)`` as the reward (some generators give partial credit). A row without
 ``metadata.source_dataset`` is ``invalid``. The checkers that ``eval`` or ``parse_expr`` the answer or the row read
-plain math and literals only (:mod:`.reasoning_gym_guard`): an answer that is code is never run.
+plain math and literals only (:mod:`.reasoning_gym_guard`; a checker's helpers included): an answer, or a row,
+that is code is never run. Wrong answers some checkers pay for (``nan``, constants ``countdown`` cannot see, any
+24 in ``puzzle24``, the integral restated) score 0 first (:mod:`.reasoning_gym_checks`).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Any, Iterable, Mapping
 from raylign.engine import hookimpl
 from raylign.engine.tasks import FieldMap, Task
 from raylign.verifiers import Verdict
+from raylign.verifiers.reasoning_gym_checks import refused
 
 METHODS = ("answer_tag", "boxed", "answer_is", "last_line")
 
@@ -127,8 +130,12 @@ class ReasoningGymVerifier:
         answer, method = _extract(completion, self.extract)
         if answer is None:
             return Verdict(0.0, "ok", None, {"extracted": None, "reason": "no answer found"})
+        details = {"extracted": answer[:200], "method": method, "dataset": source}
+        why = refused(source, answer, task)
+        if why is not None:  # wrong answers the upstream checker would pay for
+            return Verdict(0.0, "ok", None, {**details, "reason": why})
         reward = float(self.gym.get_score_answer_fn(source)(answer, dict(task)))
-        return Verdict(reward, "ok", None, {"extracted": answer[:200], "method": method, "dataset": source})
+        return Verdict(reward, "ok", None, details)
 
     @staticmethod
     def reference_completion(task: Mapping) -> str | None:

@@ -35,6 +35,7 @@ The defaults match the flaws that examples/datagen writes into the SFT and prefe
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from typing import Iterable
 
@@ -55,13 +56,15 @@ with from as into onto about than then so and or but if when while which who who
 did done can could will would shall should may might must has have had having i you he she we they me him her
 us them my your his our their such very just also some any each every all both other another more most much
 """.split())
-MAX_CHARS = 20_000  # a longer reply is judged on its first MAX_CHARS characters (it is far from concise anyway)
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+MAX_CHARS = 20_000  # a longer reply scores 0 (none is concise, and whatever it hides past a cut is unread)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased words, punctuation dropped."""
-    return _WORD.findall(text.lower())
+    """Lower-cased words, punctuation dropped; compatibility forms folded first (fullwidth ``ｏｂｖｉｏｕｓｌｙ`` is
+    ``obviously``), and a word in other letters is a word (a rude phrase in look-alike letters is then words the
+    reference does not have)."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
 
 
 def stem(word: str) -> str:
@@ -119,7 +122,10 @@ class StyleJudge:
         ref_content = content_words(ref_words)
         if not ref_content:
             return Verdict(0.0, "invalid", f"style_judge: the reference {reference[:80]!r} has no content words")
-        text = (completion if isinstance(completion, str) else "")[:MAX_CHARS]
+        text = completion if isinstance(completion, str) else ""
+        if len(text) > MAX_CHARS:
+            checks = dict.fromkeys(("correct", "polite", "concise", "not_repetitive"), False)
+            return Verdict(0.0, details={**checks, "reason": f"reply longer than {MAX_CHARS} characters"})
         reply = words(text)
         if not reply:
             checks = dict.fromkeys(("correct", "polite", "concise", "not_repetitive"), False)

@@ -150,29 +150,43 @@ class _Worker:
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid, self.sock = pid, sock
-        self.buf = b""
+        self.buf = bytearray()
         self.loaded: dict[str, dict] = {}  # verifier name -> the load reply
+        self.seq = 0
+        self.tainted = False  # it wrote a line nobody asked for: replaced after this reply
 
     def request(self, msg: dict, timeout: float) -> dict:
+        """The reply to ``msg`` (the line that repeats its id; other lines taint the worker)."""
         deadline = time.monotonic() + timeout
+        self.seq += 1
         try:
             self.sock.settimeout(timeout)
-            self.sock.sendall(dumps(msg))
-            while b"\n" not in self.buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise _Timeout()
-                self.sock.settimeout(left)
-                chunk = self.sock.recv(1 << 16)
-                if not chunk:
-                    raise _Died()
-                self.buf += chunk
+            self.sock.sendall(dumps({**msg, "id": self.seq}))
+            while True:
+                start = 0
+                while (k := self.buf.find(b"\n", start)) < 0:
+                    start = len(self.buf)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise _Timeout()
+                    self.sock.settimeout(left)
+                    chunk = self.sock.recv(1 << 20)
+                    if not chunk:
+                        raise _Died()
+                    self.buf += chunk  # (a bytearray grows in place: a 50 MB reply is read in linear time)
+                line = bytes(self.buf[:k])
+                del self.buf[: k + 1]
+                try:
+                    reply = json.loads(line)
+                except ValueError:
+                    reply = None
+                if isinstance(reply, dict) and reply.get("id") == self.seq:
+                    return reply
+                self.tainted = True
         except socket.timeout:
             raise _Timeout() from None
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise _Died(str(exc)) from None
-        line, _, self.buf = self.buf.partition(b"\n")
-        return json.loads(line)
 
 
 class VerifierPool:
@@ -391,6 +405,10 @@ class VerifierPool:
                 return self._run(slot, name, completion, task, retried=True)
             why = "; the verifier zygote had died too" if zygote_gone else ""
             return Verdict(status="error", error=f"the verifier worker process died ({status}){why}")
-        if reply.get("restart"):
+        if reply.get("restart") or slot[0].tainted:
             self._retire(slot)
-        return Verdict(**reply["verdict"])
+        try:
+            return Verdict(**reply["verdict"])
+        except (KeyError, TypeError, ValueError) as exc:  # (a worker whose verifier wrote on its socket)
+            self._retire(slot)
+            return Verdict(status="error", error=f"the verifier worker sent a malformed verdict: {exc}"[:500])

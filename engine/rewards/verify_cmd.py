@@ -45,6 +45,16 @@ def _write(lines: Sequence[str], output: str | None) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _line(obj) -> str:
+    """A JSON line, readable as UTF-8: ASCII escapes where the text holds a lone surrogate (legal in JSON)."""
+    line = json.dumps(obj, ensure_ascii=False, default=repr) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, ensure_ascii=True, default=repr) + "\n"
+    return line
+
+
 def run_verify(name: str, input_path: str, output: str | None = None, workers: int = 0, timeout_s: float = 10.0,
                plugins: Sequence[str] = (), entry_points: bool = True) -> list[Verdict]:
     """Score ``input_path`` with verifier ``name`` and write the output; returns the verdicts.
@@ -67,8 +77,7 @@ def run_verify(name: str, input_path: str, output: str | None = None, workers: i
                       console=console) as progress:
             bar = progress.add_task("verify", total=len(items))
             verdicts = pool.verify_many(items, on_done=lambda _: progress.advance(bar))
-    lines = [json.dumps({**row, **v.to_dict()}, ensure_ascii=False, default=repr) + "\n"
-             for row, v in zip(rows, verdicts)]
+    lines = [_line({**row, **v.to_dict()}) for row, v in zip(rows, verdicts)]
     _write(lines, output)
     counts = Counter(v.status for v in verdicts)
     mean = sum(v.reward for v in verdicts) / len(verdicts) if verdicts else 0.0

@@ -10,6 +10,9 @@ a timeout kills its whole process group), applies the address-space rlimit, and 
 - ``{"op": "verify", "name", "completion", "task"}`` → ``{"verdict": {...}, "restart": bool}`` (an exception
   from the verifier is a verdict with status ``error``; after a MemoryError the pool replaces the worker).
 
+Each request carries an ``"id"`` that its reply repeats: a line the pool did not ask for (a verifier writing to
+the socket) never passes for the next row's verdict.
+
 The zygote also answers ``{"op": "reap", "pid"}`` with how a killed or crashed worker ended, and when the pool
 goes away (EOF on the control socket) it kills every worker and exits. Anything a verifier prints goes to
 stderr: the protocol uses sockets only.
@@ -222,8 +225,21 @@ def _verify(fn: Any, completion: Any, task: Any) -> tuple[dict, bool]:
     except MemoryError as exc:
         verdict, restart = Verdict(status="error", error=f"MemoryError: {exc}".rstrip(": ")), True
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt from a verifier are its errors
-        verdict = Verdict(status="error", error=f"{type(exc).__name__}: {exc}")
-    return verdict.to_dict(), restart
+        verdict = Verdict(status="error", error=f"{type(exc).__name__}: {_short(exc)}")
+    out = verdict.to_dict()
+    if isinstance(out.get("error"), str) and len(out["error"]) > MAX_ERROR_CHARS:
+        out["error"] = out["error"][:MAX_ERROR_CHARS] + " [cut]"
+    return out, restart
+
+
+MAX_ERROR_CHARS = 2000  # of a verdict's error message
+
+
+def _short(exc: BaseException) -> str:
+    try:
+        return str(exc)[:MAX_ERROR_CHARS]
+    except BaseException:  # noqa: BLE001 - a __str__ that raises
+        return "?"
 
 
 def _worker_loop(sock: socket.socket, registry: Any, options: Mapping[str, Any], memory_mb: int) -> None:
@@ -255,10 +271,10 @@ def _worker_loop(sock: socket.socket, registry: Any, options: Mapping[str, Any],
             except BaseException as exc:  # noqa: BLE001
                 msg = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
                 reply = {"ok": False, "error": f"verifier {name!r} could not be loaded: {msg}"}
-            sock.sendall(dumps(reply))
+            sock.sendall(dumps({**reply, "id": req.get("id")}))
         else:
             verdict, restart = _verify(instances[name], req.get("completion"), req.get("task"))
-            sock.sendall(dumps({"verdict": verdict, "restart": restart}))
+            sock.sendall(dumps({"verdict": verdict, "restart": restart, "id": req.get("id")}))
 
 
 def zygote_main() -> None:
