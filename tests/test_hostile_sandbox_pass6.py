@@ -260,3 +260,30 @@ def test_a_block_of_example_usage_after_the_solution_is_not_the_solution(verifie
         "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
     v = verifier(completion, task)
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+# -- arguments changed in place, defaultdicts and dict views -------------------------------------------------
+
+ROTATE = "class Solution:\n    def rotate(self, nums, k):\n        k %= len(nums)\n        nums[:] = nums[-k:] + nums[:-k]\n"
+ROTATE_COPY = ROTATE.replace("nums[:] = ", "nums = ")  # rebinds its own name: the caller's list is unchanged
+TRANSPOSE = ("def transpose(m):\n    n = len(m)\n    for i in range(n):\n        for j in range(i, n):\n"
+             "            m[i][j], m[j][i] = m[j][i], m[i][j]\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (ROTATE, "nums = [1, 2, 3, 4, 5]\nSolution().rotate(nums, 2)\nassert nums == [4, 5, 1, 2, 3]", 1.0),
+    (ROTATE_COPY, "nums = [1, 2, 3, 4, 5]\nSolution().rotate(nums, 2)\nassert nums == [4, 5, 1, 2, 3]", 0.0),
+    (TRANSPOSE, "m = [[1, 2], [3, 4]]\ntranspose(m)\nassert m == [[1, 3], [2, 4]]", 1.0),
+    ("def tag(d):\n    d['seen'] = True\n", "d = {}\ntag(d)\nassert d == {'seen': True}", 1.0),
+    ("def total(xs):\n    return sum(xs)\n", "xs = [1, 2]\nassert total(xs) == 3 and xs == [1, 2]", 1.0),
+    ("from collections import defaultdict\ndef count(s):\n    d = defaultdict(int)\n    for c in s:\n"
+     "        d[c] += 1\n    return d\n", "d = count('aab')\nassert d['a'] == 2 and d['z'] == 0", 1.0),
+    ("def keys():\n    return {1: 'a', 3: 'b'}.keys()\n", "assert keys() == {1, 3} and list(keys()) == [1, 3]", 1.0),
+])
+def test_in_place_changes_defaultdicts_and_dict_views(verifier, completion, test, reward):
+    """Layers: the ``callm`` request (a list, dict, set or bytearray argument's contents after the call come back
+    as plain data and are applied to the test's object), the wire's ``X``, ``V`` and ``I`` tags. Before: 0.0 each
+    (LeetCode's "modify nums in-place" could not be passed)."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()

@@ -338,6 +338,8 @@ def serve_solution(code, main, rfd, wfd):
     _iter, _next, _str, _repr, _bool = iter, next, str, repr, bool
     _BaseException, _StopIteration, _exit_, _flush_, _finish_ = BaseException, StopIteration, _exit, _flush, _finish
     _Module = types.ModuleType
+    _FACTORIES = frozenset(("int", "float", "str", "list", "set", "dict", "tuple", "bool", "frozenset"))
+    _MUTABLE = (list, dict, set, bytearray)
     import operator as _operator
     _dict = dict
     _OPERATORS = frozenset(("lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "matmul"))
@@ -367,6 +369,12 @@ def serve_solution(code, main, rfd, wfd):
             return b"O", [(k, x) for k, x in dict.items(v)]  # (its == minds the order a plain dict forgets)
         if name == "Counter" and _type(v).__module__ == "collections":
             return b"K", [(k, x) for k, x in dict.items(v)]  # (its == ignores zero counts a plain dict keeps)
+        if name == "defaultdict" and _type(v).__module__ == "collections" \
+                and _getattr(v.default_factory, "__name__", None) in _FACTORIES \
+                and v.default_factory is _getattr(builtins, v.default_factory.__name__, None):
+            return b"X", (v.default_factory.__name__, [(k, x) for k, x in dict.items(v)])  # (d["missing"] is 0)
+        if name in ("dict_keys", "dict_items") and _type(v).__module__ == "builtins":
+            return (b"V" if name == "dict_keys" else b"I"), [x for x in v]  # (a keys view == a set)
         plain = plain_of(v)
         if plain is not None:
             return None, plain
@@ -406,6 +414,25 @@ def serve_solution(code, main, rfd, wfd):
     def serve(kind, args):
         if kind == "call":
             return obj(args[0])(*args[1], **args[2])
+        if kind == "callm":  # a call whose list, dict, set or bytearray arguments the function may change in
+            # place (LeetCode's "modify nums in-place"): their contents after the call go back with its value
+            fn, a = obj(args[0]), args[1]
+            before = {}
+            for i, v in enumerate(a):
+                if _type(v) in _MUTABLE:
+                    try:
+                        before[i] = encode(v, enc_other)
+                    except _BaseException:  # noqa: BLE001
+                        pass
+            value = fn(*a, **args[2])
+            changed = []
+            for i, was in before.items():
+                try:
+                    if encode(a[i], enc_other) != was:
+                        changed.append((i, a[i]))
+                except _BaseException:  # noqa: BLE001
+                    pass
+            return value, changed
         if kind == "getattr":
             return _getattr(obj(args[0]), args[1])
         if kind == "iter":

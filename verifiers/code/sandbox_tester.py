@@ -35,6 +35,9 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
              and not issubclass(cls, (StopIteration, StopAsyncIteration))}
 
 
+_MUTABLE = (list, dict, set, bytearray)  # arguments a function of the solution's may change in place
+
+
 class SolutionExit(Exception):
     """The solution raised SystemExit inside a call."""
 
@@ -445,7 +448,19 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             object.__setattr__(self, "_h", h)
 
         def __call__(self, *args, **kwargs):
-            return request("call", self._h, args, kwargs)
+            if not any(type(a) in _MUTABLE for a in args):
+                return request("call", self._h, args, kwargs)
+            value, changed = checked(request("callm", self._h, args, kwargs), tuple)
+            for i, new in checked(changed, list):  # what the function changed in place, as plain data
+                if type(i) is not int or not 0 <= i < len(args) or type(new) is not type(args[i]):
+                    raise WireError("bad in-place change")
+                target = args[i]
+                if isinstance(target, (list, bytearray)):
+                    target[:] = new
+                else:
+                    target.clear()
+                    target.update(new)
+            return value
 
         def __instancecheck__(self, inst):  # isinstance(x, Point), Point a class of the solution's
             return checked(request("isinstance", inst, self._h), bool)

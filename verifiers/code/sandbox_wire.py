@@ -5,7 +5,9 @@ Standalone like the rest of the harness (no raylign imports; loaded by :mod:`san
 
 What a value may be on the wire: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``,
 ``bytearray``, ``list``, ``tuple``, ``dict``, ``set``, ``frozenset``, ``range``, ``Ellipsis``,
-``fractions.Fraction`` and ``decimal.Decimal`` (rebuilt from ints/str), nested at most ``MAX_DEPTH`` deep, at
+``fractions.Fraction`` and ``decimal.Decimal`` (rebuilt from ints/str), ``OrderedDict``, ``Counter``, a
+``defaultdict`` of a builtin type and a dict's keys and items views (rebuilt from their pairs or items), nested
+at most ``MAX_DEPTH`` deep, at
 most ``MAX_FRAME`` bytes a frame. The decoder builds exactly those builtin types and nothing else, so a value
 that came from the solution compares, hashes and prints the way plain data does, whatever the solution's own
 objects would have done. An object of any other type crosses as an opaque *handle* (S keeps the object; T gets
@@ -22,6 +24,7 @@ import os
 import struct
 
 MAX_DEPTH = 200
+_FACTORIES = frozenset(("int", "float", "str", "list", "set", "dict", "tuple", "bool", "frozenset"))
 MAX_FRAME = 64 << 20
 
 _pack_d = struct.Struct("<d").pack
@@ -105,7 +108,8 @@ def encode(value, other=None):
 def decode(data, other=None):
     """The plain value encoded in ``data``. Extension tags (``H`` handle, ``C`` callback, ``P`` pickle,
     ``n`` name) go to ``other(tag, payload)``; without it they are errors. ``Q`` (a fraction), ``D`` (a decimal),
-    ``O`` (an ``OrderedDict``) and ``K`` (a ``Counter``), the last two as their pairs, are rebuilt here."""
+    ``O`` (an ``OrderedDict``), ``K`` (a ``Counter``) and ``X`` (a ``defaultdict`` of a builtin type), as their
+    pairs, ``V`` and ``I`` (a dict's keys and items views) are rebuilt here."""
     mv = memoryview(data)
     end = len(data)
     pos = [0]
@@ -182,8 +186,28 @@ def decode(data, other=None):
             return range(a, b, c)
         if tag == b"E":
             return Ellipsis
-        if tag in (b"Q", b"D", b"O", b"K") or (other is not None and tag in (b"H", b"C", b"P", b"n")):
+        if tag in (b"Q", b"D", b"O", b"K", b"X", b"V", b"I") or (other is not None and tag in (b"H", b"C", b"P",
+                                                                                               b"n")):
             payload = dec(depth + 1)
+            if tag == b"X":  # a defaultdict whose factory is a builtin type, by name, with its pairs
+                if type(payload) is not tuple or len(payload) != 2 or payload[0] not in _FACTORIES \
+                        or type(payload[1]) is not list or not all(type(x) is tuple and len(x) == 2
+                                                                  for x in payload[1]):
+                    raise WireError("bad defaultdict")
+                import builtins
+                from collections import defaultdict
+                try:
+                    return defaultdict(getattr(builtins, payload[0]), payload[1])
+                except TypeError as exc:
+                    raise WireError(f"unhashable dict key: {exc}") from None
+            if tag in (b"V", b"I"):  # a dict's keys or items view (a keys view compares as a set)
+                if type(payload) is not list or (tag == b"I" and not all(type(x) is tuple and len(x) == 2
+                                                                         for x in payload)):
+                    raise WireError("bad dict view")
+                try:
+                    return dict.fromkeys(payload).keys() if tag == b"V" else dict(payload).items()
+                except TypeError as exc:
+                    raise WireError(f"unhashable dict key: {exc}") from None
             if tag in (b"O", b"K"):  # an OrderedDict (its == minds the order) or a Counter, as their pairs
                 if type(payload) is not list or not all(type(x) is tuple and len(x) == 2 for x in payload):
                     raise WireError("bad ordered dict or counter")
