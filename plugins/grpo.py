@@ -293,15 +293,16 @@ class GRPOStage:
     def evaluate(fleet, rewards, rows, cfg: GRPOConfig, stops, log=None) -> dict[str, float]:
         """Greedy accuracy on ``rows``; ``log`` (if given) receives the answers as one-completion groups."""
         if not rows:
-            return {"eval_accuracy": 0.0, "eval_reward_mean": 0.0}
+            return {"eval_accuracy": 0.0, "eval_reward_mean": 0.0, "eval_failed": 0}
         outs = fleet.generate([r["ids"] for r in rows], n=1, temperature=0.0, top_p=1.0,
                               max_tokens=cfg.max_new_tokens, stop_token_ids=stops, seed=0)
         verdicts = rewards.score([{"completion": cs[0].text, "task": r["row"]} for r, cs in zip(rows, outs)])
         if log is not None:
             log([RolloutGroup(task=r["row"], prompt_ids=r["ids"], completions=cs[:1], verdicts=[v])
                  for r, cs, v in zip(rows, outs, verdicts)])
-        rs = [v.reward for v in verdicts]
-        return {"eval_accuracy": pass_rate(rs), "eval_reward_mean": sum(rs) / len(rs)}
+        rs = [v.reward for v in verdicts]  # (a timeout or error is no correct answer: counted in eval_failed)
+        return {"eval_accuracy": pass_rate(rs), "eval_reward_mean": sum(rs) / len(rs),
+                "eval_failed": sum(v.failed for v in verdicts)}
 
 
 @hookimpl

@@ -348,12 +348,15 @@ class PPOStage:
         samples = [{"completion": cs[0].text, "task": r["row"]} for r, cs in zip(rows, outs)]
         verdicts = rewards.score(samples)
         metrics = {"eval_rm_score": sum(v.reward for v in verdicts) / max(1, len(verdicts)),
+                   "eval_failed": sum(v.failed for v in verdicts),  # (counted, not hidden in the means)
                    "eval_response_length": sum(len(cs[0].token_ids) for cs in outs) / max(1, len(outs))}
         metrics.update({f"eval_{k}": v for k, v in rewards.term_metrics(verdicts).items()})
         gold_scores: list[float] = []
         if gold is not None:
-            gold_scores = [v.reward for v in gold.score(samples)]
+            gold_verdicts = gold.score(samples)
+            gold_scores = [v.reward for v in gold_verdicts]
             metrics["eval_gold_score"] = sum(gold_scores) / max(1, len(gold_scores))
+            metrics["eval_gold_failed"] = sum(v.failed for v in gold_verdicts)
         if log is not None:
             log([RolloutGroup(task=r["row"], prompt_ids=r["ids"], completions=cs[:1], verdicts=[v])
                  for r, cs, v in zip(rows, outs, verdicts)],

@@ -128,9 +128,7 @@ class RewardMix:
         return lambda samples: self.score_term(terms[0], samples)
 
     def term_metrics(self, verdicts: Sequence[Verdict]) -> dict[str, float]:
-        """``reward/<term>``: each term's mean raw reward (before its weight) over ``verdicts``."""
-        if len(self.terms) < 2:
-            return {}
+        """``reward/<term>``: each term's mean raw reward (before its weight) over ``verdicts`` (one term too)."""
         out = {}
         for t in self.terms:
             vals = [v.details["terms"][t.key] for v in verdicts if t.key in v.details.get("terms", {})]
