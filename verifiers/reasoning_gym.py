@@ -84,12 +84,20 @@ def rows(seed: int, size: int, dataset: str = "", level: int | None = None, **co
     return [dict(data[i]) for i in range(size)]
 
 
+def _answer_tag(completion: str) -> str | None:
+    """The last ``<answer>...</answer>``'s content, as reasoning-gym's ``extract_answer`` reads it, in linear time
+    (its regex took 31 s on 160,000 characters of unclosed tags)."""
+    end = completion.rfind("</answer>")
+    start = completion.rfind("<answer>", 0, end) if end >= 0 else -1
+    return None if start < 0 else completion[start + len("<answer>"):end].strip()
+
+
 def _extract(completion: str, methods: Iterable[str]) -> tuple[str | None, str | None]:
     from raylign.verifiers.math.extract import answer_is, last_boxed
 
     for method in methods:
         if method == "answer_tag":
-            found = _gym().utils.extract_answer(completion)
+            found = _answer_tag(completion)
         elif method == "boxed":
             found = last_boxed(completion)
         elif method == "answer_is":
