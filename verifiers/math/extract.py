@@ -48,14 +48,16 @@ _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are trun
 _ANSWER_IS = re.compile(
     r"answers?(?:\s+(?:to|for)\s+(?:(?:this|the|that|our)\s+(?:problem|question|exercise|puzzle)"
     r"|part\s*\(?[a-z0-9]{1,3}\)?))?(?:\s*\*\*)?\s*"
-    r"(?:(?:is|are|must\s+be|should\s+(?:therefore\s+|thus\s+)?be|turns?\s+out\s+to\s+be|works?\s+out\s+to(?:\s+be)?"
+    r"(?:(?:is|are|equals|is\s+still|remains|must\s+be|should\s+(?:therefore\s+|thus\s+)?be|turns?\s+out\s+to\s+be"
+    r"|works?\s+out\s+to(?:\s+be)?"
     r"|comes?\s+(?:out\s+)?to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
     r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|definitely|"
     r"certainly|precisely|of\s+course|equal\s+to|given\s+by)\b[ \t]*[,:]?[ \t]*(?:\*\*)?[ \t]*)?"
     r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*"  # "**Final answer**\n\n12"
-    r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=[-−+]?[ \t]*(?:\$|\\\$)*[ \t]*[-−+]?\.?\d[\d,]*(?:\.\d+)?[ \t]*"
-    r"(?:\$|\\?%|[A-Za-z]{1,12})?[ \t]*\.?[ \t]*(?:\n|$))",  # GSM8K's final line, "#### 72": a number alone
-    # on it, with its unit or money sign (a heading "#### 1. Setup" is none)
+    r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=(?:\*\*)?[-−+]?[ \t]*(?:\$|\\\$|[€£¥])*[ \t]*[-−+]?\.?\d[\d,]*(?:\.\d+)?"
+    r"(?:/\d+)?(?:\*\*)?[ \t]*(?:\$|\\?%|[€£¥]|\(?[A-Za-z]{1,12}\)?)?[ \t]*\.?[ \t]*"
+    r"(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>)?[ \t]*(?:\n|$))",  # GSM8K's final line, "#### 72": a number
+    # alone on it, with its unit or money sign (a heading "#### 1. Setup" is none)
     re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where|not)\b|\s+(?:because|since)\b"
                            r"|\s+(?:rather\s+than|instead\s+of|and\s+not)\b"
@@ -193,13 +195,14 @@ def _mark_inner(stack: list[list]) -> None:
 
 _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
                          r"wait|actually|correction|scratch that|doesn't work|does not work|on second thought|"
-                         r"I take (?:that|it) back|hold on|I (?:missed|forgot|misread|overlooked|miscounted))\b",
+                         r"I take (?:that|it) back|hold on|(?:I|we) (?:missed|forgot|misread|overlooked|miscounted))\b",
                          re.IGNORECASE)
 # right before a box: a label that says it is the wrong one ("Wrong: \boxed{5}. Right: \boxed{3}.")
 _LABELLED_WRONG = re.compile(r"\b(?:wrong|incorrect|not)(?:\s+answer)?\s*[:=]\s*\$?\s*$", re.IGNORECASE)
 # a retraction word in a clause that only supposes it ("or if that is wrong", "should that be wrong", "unless I
 # made a mistake") takes nothing back; nor does one asked ("Wrong? Then ...")
-_CONDITIONAL = re.compile(r"\b(?:if|should|unless|in case|in the event|suppos(?:e|ing)|otherwise|lest)\b|^\s*were\b",
+_CONDITIONAL = re.compile(r"\b(?:if|whether|should|unless|in case|in the event|suppos(?:e|ing)|otherwise|lest)\b"
+                          r"|^\s*were\b",
                           re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;:!?\n]|,\s")
 # the next box offered beside the first, not instead of it: in the clause that leads to it ("it could also be
@@ -255,6 +258,11 @@ def final_boxes(text: str, max_chars: int) -> list[str | None]:
     return kept
 
 
+def every_box(text: str, max_chars: int) -> list[str | None]:
+    """The contents of every closed box, taken back or not (``None`` for an oversized one)."""
+    return [content for _, _, content in all_boxed(text, max_chars, keep_outer=True)]
+
+
 # right after the final box, the displayed expression goes on ("\boxed{3}^{5}", "$\boxed{2}\sqrt3$"): the answer
 # shown is the box and what follows it, up to the end of its math group
 _CONTINUES = re.compile(r"(?=[\^_0-9/]|!(?=[!$^}]|\\[)\]])|[ \t]*\\(?:sqrt|cdot|times|pi|frac|dfrac)(?![a-zA-Z])"
@@ -298,6 +306,7 @@ _REJECTED = re.compile(
     r"(?:wrong|incorrect|false|not\s+(?:right|correct|the\s+answer))\b"
     r"|(?:this|that|it|which)\s+(?:contradicts|leads\s+to\s+a\s+contradiction|is\s+a\s+contradiction))",
     re.IGNORECASE)
+_END_TOKENS = re.compile(r"(?:\s*(?:</s>|<\|(?:im_end|endoftext|eot_id|end)\|>))+\s*$")  # a model's end-of-text token
 _STATEMENT_END = re.compile(r"(?<!\.)\.(?!\.)(?=\s|$)|\n")  # a sentence's end (an ellipsis does not end one)
 
 
@@ -342,12 +351,12 @@ _TAKEN_BACK = re.compile(
     r"|(?:that|this|it)\s+(?:doesn'?t|does\s+not)\s+(?:seem|look)\s+(?:right|correct)"
     r"|(?:I|we)\s+(?:made|make|have\s+made)\s+(?:a\s+|an\s+)?(?:mistake|error|miscalculation)(?![^.\n]*\bcorrected\b)"
     r"|(?:I|we)\s+(?:miscalculated|messed\s+up|got\s+it\s+wrong)"
-    r"|(?:I|we)\s+(?:missed|forgot|misread|overlooked|miscounted)\b(?!\s+(?:nothing|no\b|anything))"
     r"|scratch\s+that|on\s+second\s+thought|I\s+take\s+(?:that|it)\s+back"
     r"|no\s*,\s*(?:it'?s|it\s+is|the\s+(?:correct\s+)?answer\s+is)(?!\s+(?:fine|correct|right|ok(?:ay)?)\b)"
     r"|it\s+should\s+(?:be|have\s+been)(?=\s*\$?\s*[-−\d\\(])"  # "it should be 15" (not "should be noted")
     r"|oops(?!,?\s+typo))\b", re.IGNORECASE)
-_AFTER_GROUP = re.compile(r"[\s*]*(?:\$\$?|\\[)\]])?")
+_AFTER_GROUP = re.compile(r"[\s*]*(?:\$\$?|\\[)\]])?[\s*]*(?:(?:,\s*not|rather\s+than|instead\s+of|and\s+not)\s+[^.;,\n]*)?")
+# (the answer's closing "$", and the value it is said over: "12, not 13. Scratch that: 13." takes 12 back)
 _NOT_SAID = re.compile(r"\b(?:don'?t|do\s+not|didn'?t)\s+think\b|\bdoubt\b|\bnot\s+sure\b", re.IGNORECASE)
 _TAKEN_BACK_WINDOW = 600  # characters after the final answer read for words that take it back
 _OTHER_VALUE = re.compile(r"\d|\$|\\\(|\\\[|\\boxed|\\fbox|\([A-J]\)|\b(?:option|choice)\b|\bpart\s*\(",
@@ -429,9 +438,9 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
             not _SINGLE_CAPITAL.match(rest, remark.start()) or _DIGIT.search(rest, 0, remark.start())):
         end = remark.start()  # "12 (rounded)", "12 (since 3 x 4 = 12)": the remark is not the answer (nor a hedge
         # it holds: offered_beside reads it after the answer's end)
-    answer = rest[:end].strip().strip("*").strip().strip("`").strip()
+    answer = _END_TOKENS.sub("", rest[:end]).strip().strip("*").strip().strip("`").strip()
     if answer.endswith("!") and not answer.endswith("!!") and _DIGIT.search(answer[-2:-1] or "") \
-            and "$" not in rest[:end]:
+            and "$" not in rest[:end] and rest[end:end + 1] in ("", " ", "\n", "\t"):
         answer = answer[:-1]  # "The answer is 12!": an exclamation in prose, not a factorial
     return (answer or None), end
 
@@ -462,7 +471,7 @@ _DOUBTED = re.compile(r"\(\s*" + _VALUE + r"\s*\?\s*\)")  # "12 (13?)"
 _WORDS_BESIDE = re.compile(r"[\s$*]*[(\[]\s*(?:i\.\s?e\.,?\s*)?(?P<plain>)(?P<w>" + _NUMBER_WORD + r"(?:[ -]+(?:"
                            + _NUMBER_WORD + r"|and|a|half|halves|thirds?|quarters?|fourths?|fifths?|sixths?|sevenths?|"
                            r"eighths?|ninths?|tenths?|thousand|million))*)"
-                           r"(?:\s+[A-Za-z]{2,12})?\s*[)\]]", re.IGNORECASE)  # "(nine)", "(nine apples)", "[nine]"
+                           r"\s*[)\]]", re.IGNORECASE)  # "(nine)", "[nine]" (not "(two hours)": other units)
 # a value said to work as well ("5 is also a valid answer", "5 works too", "5 would also work"), or the other case
 # of a split ("3 when n is odd, 5 otherwise", "3 (or 5 if n is odd)")
 _OFFERED_BEFORE = re.compile(
@@ -637,4 +646,5 @@ def extract_answer(text: str, order=DEFAULT_METHODS) -> tuple[str | None, str | 
 
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "all_boxed", "final_boxes", "extract_answer", "last_boxed", "answer_is",
-           "last_number", "braced", "taken_back", "answer_after", "replaced_by", "box_continuation", "negated_box"]
+           "last_number", "braced", "taken_back", "answer_after", "replaced_by", "box_continuation", "negated_box",
+           "every_box"]

@@ -76,9 +76,9 @@ from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.math.equiv import (MACHINE_SIG, BudgetExceeded, Options, Unjudgeable, clean, describe, equal,
                                           kind, parse_answer)
-from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, box_continuation,
-                                            extract_answer, final_answer_end, final_boxes, last_boxed, offered_beside,
-                                            negated_box, replaced_by, taken_back)
+from raylign.verifiers.math.extract import (DEFAULT_METHODS, METHODS, answer_after, box_continuation, every_box,
+                                            extract_answer, final_answer_end, final_boxes, last_boxed, negated_box,
+                                            offered_beside, replaced_by, taken_back)
 from raylign.verifiers.math.normalize import units
 from raylign.verifiers.math.numerals import int_text, plain_numeral
 from raylign.verifiers.math.parse import symbols
@@ -271,7 +271,10 @@ class MathVerifier:
             same = kind(a) == kind(b) == "scalar" and equal(a, b, self.approximate, deadline)
         except (Unjudgeable, BudgetExceeded, RecursionError, MemoryError, ArithmeticError, ValueError):
             return extracted
-        return left if same else extracted
+        if not same:
+            return extracted
+        return right if plain_numeral(left) and "." in left and not plain_numeral(right) else left  # (the exact
+        # one: "1.41 or \\sqrt2" is \\sqrt2)
 
     def _boxes_together(self, completion: str, reference: str, deadline: float) -> str | None:
         """The boxes' contents joined as one list, when a reference of several items (``2, 3``, ``\\{2, 3\\}``,
@@ -284,8 +287,16 @@ class MathVerifier:
         items = ref_value[1] if ref_value[0] in ("list", "set") else ref_value[3] if _is_tuple(ref_value) else ()
         if len(items) < 2:
             return None
+        for boxes in (final_boxes(completion, self.max_answer_chars), every_box(completion, self.max_answer_chars)):
+            joined = self._items_boxed(reference, boxes, items, deadline)
+            if joined is not None:  # (every box, when one was "taken back" for another item: "Hold on, there is
+                return joined  # another root: \\boxed{-3}")
+        return None
+
+    def _items_boxed(self, reference: str, boxes: list, items: tuple, deadline: float) -> str | None:
+        """The boxes joined as the reference's list when they are its items, one each; else None."""
         forms: dict = {}
-        for box in final_boxes(completion, self.max_answer_chars):
+        for box in boxes:
             if box is None:
                 return None
             if box.strip():
@@ -368,8 +379,9 @@ def _final_statement(completion: str, extracted: str, method: str) -> tuple[str,
     if later is None or not later[0].strip():
         return extracted, method, end, ()
     restated = _RESTATING.sub("", later[0].strip())
-    if replaced_by(completion, end, later):
-        return restated or later[0].strip(), "answer_is", later[2], ()
+    if replaced_by(completion, end, later) and not (restated and _PROSE.search(restated) and not _DIGIT.search(restated)):
+        return restated or later[0].strip(), "answer_is", later[2], ()  # (not by words: "I forgot to mention that
+        # the answer is in dollars")
     if not restated or _PROSE.search(restated):  # "the answer is consistent with the estimate": words, no answer
         return extracted, method, end, ()
     return extracted, method, end, (restated,)
@@ -393,6 +405,7 @@ _OR_JOINED = re.compile(r"([^,]+?)\s*,?\s*(?:\bor\b|\\text\s*\{\s*or\s*\})\s*([^
 _RESTATING = re.compile(r"^(?:(?:indeed|therefore|thus|hence|so|clearly|still|also|again|definitely|certainly|"
                         r"exactly|simply|then|just|really|verified|confirmed)\b[\s,:]*)+", re.IGNORECASE)
 _PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{4,}")  # a word of four letters or more that is no command
+_DIGIT = re.compile(r"\d")
 
 
 _UNIT_TAIL = re.compile(r"\s*(?:\\(?:text|mathrm|textrm|mbox)\s*\{[^{}]*\}|[A-Za-z]+\.?)\s*$")
