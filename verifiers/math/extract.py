@@ -48,14 +48,15 @@ _MAX_BOX_TRIES = 16  # how many earlier boxes to try when the last ones are trun
 _ANSWER_IS = re.compile(
     r"answers?(?:\s+(?:to|for)\s+(?:(?:this|the|that|our)\s+(?:problem|question|exercise|puzzle)"
     r"|part\s*\(?[a-z0-9]{1,3}\)?))?(?:\s*\*\*)?\s*"
-    r"(?:(?:is|are|equals|is\s+still|remains|must\s+be|should\s+(?:therefore\s+|thus\s+)?be|turns?\s+out\s+to\s+be"
+    r"(?:(?:is\s+still|is|are|equals|remains|becomes|ends\s+up\s+being|must\s+be|should\s+(?:therefore\s+|thus\s+)?be"
+    r"|turns?\s+out\s+to\s+be"
     r"|works?\s+out\s+to(?:\s+be)?"
     r"|comes?\s+(?:out\s+)?to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
     r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|definitely|"
     r"certainly|precisely|of\s+course|equal\s+to|given\s+by)\b[ \t]*[,:]?[ \t]*(?:\*\*)?[ \t]*)?"
     r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*"  # "**Final answer**\n\n12"
     r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=(?:\*\*)?[-−+]?[ \t]*(?:\$|\\\$|[€£¥])*[ \t]*[-−+]?\.?\d[\d,]*(?:\.\d+)?"
-    r"(?:/\d+)?(?:\*\*)?[ \t]*(?:\$|\\?%|[€£¥]|\(?[A-Za-z]{1,12}\)?)?[ \t]*\.?[ \t]*"
+    r"(?:/\d+)?(?:\*\*)?[ \t]*(?:\$|\\?%|[€£¥]|\(?(?-i:[a-z]{1,12}|[A-Z]{3})\)?)?[ \t]*\.?[ \t]*"
     r"(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>)?[ \t]*(?:\n|$))",  # GSM8K's final line, "#### 72": a number
     # alone on it, with its unit or money sign (a heading "#### 1. Setup" is none)
     re.IGNORECASE)
@@ -384,7 +385,8 @@ def taken_back(text: str, end: int) -> bool:
 
 # right before the final box: words that say it is not the answer ("The answer isn't $\boxed{8}$")
 _NEGATED = re.compile(
-    r"(?:\banswers?\s+(?:(?:is|are|was)(?:\s+(?:definitely|certainly|clearly|surely))?\s+(?:not|never)"
+    r"(?:\banswers?(?:\s*,\s*\w+\s*,)?\s+(?:(?:is|are|was)(?:\s+(?:definitely|certainly|clearly|surely))?\s+"
+    r"(?:not|never|no\s+longer)"
     r"|(?:isn|aren|wasn)['’]t)(?:\s+equal\s+to)?"
     r"|\banswers?\s+(?:cannot|can['’]t|could\s*n['’]t|could\s+not)\s+(?:possibly\s+)?be"
     r"|\b(?:(?:don|didn)['’]?t|do\s+not|did\s+not)\s+think\s+(?:that\s+)?the\s+(?:final\s+)?answer\s+is"
@@ -392,8 +394,8 @@ _NEGATED = re.compile(
     r"|\b(?:cannot|can['’]t)\s+conclude\s+that\s+the\s+(?:final\s+)?answer\s+is)"
     r"\s*[:=]?\s*\**\s*(?:\$+|\\[\[(])?\s*(?:[A-Za-z]\s*=\s*)?$", re.IGNORECASE)
 # right after the final box: "\boxed{8} is not the answer"
-_NOT_THE_ANSWER = re.compile(r"[\s$).,]*(?:is|was)\s+(?:not|n['’]t)\s+(?:the|my)\s+(?:final\s+|correct\s+|right\s+)?answer",
-                             re.IGNORECASE)
+_NOT_THE_ANSWER = re.compile(r"[\s$).,*]*(?:is|was)(?:\s+not|n['’]t)\s+(?:(?:the|my)\s+(?:final\s+|correct\s+|right\s+)?"
+                             r"answer|right|correct)\b|[\s$).,*]*(?:is|was)\s+(?:wrong|incorrect)\b", re.IGNORECASE)
 
 
 def negated_box(text: str, start: int, end: int) -> bool:
