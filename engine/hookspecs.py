@@ -28,7 +28,8 @@ RegisterTask = Callable[[str, Task], None]
 
 
 # --------------------------------------------------------------------------------------------------------
-# Registration: called once when a plugin manager is built (in the driver and again inside every actor).
+# Registration: called once when a plugin manager is built (in the driver and again inside every actor). Each
+# returns None: a plugin registers through ``register``, and whatever a hook returns is ignored.
 # --------------------------------------------------------------------------------------------------------
 
 @hookspec
@@ -36,7 +37,8 @@ def raylign_register_stages(register: RegisterStage) -> None:
     """Register pipeline stages.
 
     :param register: ``register(name, stage_cls)``. ``stage_cls`` has a class attribute ``config_cls`` (a frozen
-        dataclass: the stage's own config section), optionally ``needs_input_model = False``, and a method
+        dataclass: the stage's own config section), optionally ``needs_input_model = False`` and
+        ``side_model = True`` (its model is not the next stage's policy: a reward model), and a method
         ``run(ctx: StageContext) -> dict`` returning the stage's final eval metrics
         (:class:`raylign.engine.protocols.Stage`; ``engine/stage.py`` documents everything ``ctx`` offers).
     """
