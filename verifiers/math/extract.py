@@ -325,6 +325,20 @@ def answer_is_at(text: str) -> tuple[str, int] | None:
     return None if found is None else (found[0], found[2])
 
 
+_NOT_THIS = re.compile(r"(?:not|neither)\b", re.IGNORECASE)
+_BUT_THEN = re.compile(r",?\s*\bbut\s+(?:rather\s+)?|[,.;]\s*(?:it\s+is|it['’]s|rather,?)\s+", re.IGNORECASE)
+
+
+class _At:
+    """Where a statement's answer starts, for :func:`_stated` (which reads only ``end()``)."""
+
+    def __init__(self, end: int) -> None:
+        self._end = end
+
+    def end(self) -> int:
+        return self._end
+
+
 def answer_is_span(text: str) -> tuple[str, int, int] | None:
     """:func:`answer_is`'s answer, where its phrase starts and where the answer ends in ``text``."""
     phrases = list(_ANSWER_IS.finditer(text))  # one forward pass: each phrase found once, where it starts
@@ -335,6 +349,14 @@ def answer_is_span(text: str) -> tuple[str, int, int] | None:
         answer, end = _stated(text, last, rest)
         if answer is None:
             return None
+        if _NOT_THIS.match(answer):  # "The answer is not 12, it is 13", "... neither 3 nor 4 but 5"
+            then = _BUT_THEN.search(rest, 0, 300)
+            if then is None:
+                return None
+            answer, end = _stated(text, _At(last.end() + then.end()), rest[then.end():])
+            if answer is None:
+                return None
+            end += then.end()
         stop = _STATEMENT_END.search(rest, end)
         if _REJECTED.match(rest[end : stop.start() if stop else len(rest)]):
             continue
