@@ -479,7 +479,9 @@ def _outcome(o: dict[str, Any], lim: Limits) -> RunOutcome:
                      tester_stderr=o.get("t_err", b"").decode("utf-8", "replace"))
     cpu_limit = math.ceil(lim.timeout_s) + 1
     exc = _last_exception(run.stderr) if code else None
-    if run.timed_out:
+    if run.timed_out and o.get("not_run"):
+        run.reason, run.message = "timeout", f"not run: the job's {lim.total_s:g}s for all its cases were spent"
+    elif run.timed_out:
         run.reason, run.message = "timeout", f"wall-clock limit of {lim.timeout_s:g}s"
     elif o.get("lingered"):  # killed GRACE_S after the tests ended, long before the deadline: not a timeout
         run.reason, run.message = "killed", "the solution process was still running after the tests ended"

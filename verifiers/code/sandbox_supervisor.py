@@ -624,7 +624,7 @@ def supervise(spec, ns, pre, io, cg_fd=None):
 def _out_of_time():
     """The outcome of a stdin case the job's shared time ran out before (``Limits.total_s``)."""
     return {"status": 0, "timed_out": True, "lingered": False, "wall": 0.0, "leftover": False, "cpu": 0.0,
-            "maxrss_kb": 0, "stdout": b"", "stderr": b"", "oom": False}
+            "maxrss_kb": 0, "stdout": b"", "stderr": b"", "oom": False, "not_run": True}
 
 
 GRACE_S = 1.0  # how long S may take to end after T did

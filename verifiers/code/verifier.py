@@ -64,9 +64,29 @@ def extract_code(completion: str, names: Iterable[str] = ()) -> str:
     if names and len(candidates) > 1:
         defines = re.compile(r"^(?:(?:async\s+)?def|class)\s+(?:" + "|".join(map(re.escape, names)) + r")\b"
                              r"|^(?:" + "|".join(map(re.escape, names)) + r")\s*=", re.M)
-        defining = [b for b in candidates if defines.search(b)]
-        candidates = defining or candidates
+        last = max((i for i, b in enumerate(candidates) if defines.search(b)), default=None)
+        if last is not None:  # the solution's block, after the earlier blocks that only define (its helpers,
+            # its imports); an earlier block that runs something (an example) is left out
+            return "\n\n".join([*(b.strip("\n") for b in candidates[:last] if _defines_only(b)),
+                                 candidates[last].strip("\n")])
     return candidates[-1].strip("\n")
+
+
+def _defines_only(block: str) -> bool:
+    """Whether a code block only imports, defines and assigns at its top level (no call runs there)."""
+    import ast
+    try:
+        body = ast.parse(block).body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and not any(isinstance(n, ast.Call)
+                                                                     for n in ast.walk(node)):
+            continue
+        return False
+    return True
 
 
 _ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
@@ -138,23 +158,68 @@ def _wanted_names(fmt: str, fields: dict) -> list[str]:
 
 
 def _checks(tests: list[str]) -> list[str]:
-    """The items of a test list that check something (an assert, a raise or a call; one that does not parse fails
-    as a test), each after the items before it that only set up ("nums = [1, 2, 3]", "expected = 42"), which
-    count as no test: a program passes no test by an item that checks nothing. ValueError when none checks."""
+    """The items of a test list that check something, each after the items before it that only set up
+    ("nums = [1, 2, 3]", "random.seed(0)", a helper ``def check(candidate): ...``), which count as no test: a
+    program passes no test by an item that checks nothing. An item checks when it asserts or raises outside a
+    function it only defines, calls a name (or hands on one) that no item defines and no builtin is (the
+    solution's), defines pytest/unittest tests, or does not parse (it fails as a test). ValueError when none
+    checks."""
     import ast
-    checks, preamble = [], []
+    import builtins
+    trees = []
     for test in tests:
         try:
-            checking = any(isinstance(n, (ast.Assert, ast.Raise, ast.Call)) for n in ast.walk(ast.parse(test)))
+            trees.append(ast.parse(test))
         except (SyntaxError, ValueError, MemoryError, RecursionError):
-            checking = True
-        if checking:
+            trees.append(None)
+    owned = set(dir(builtins))
+    for tree in trees:
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                owned.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                owned.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and not (
+                    isinstance(node, ast.ImportFrom) and node.module == "solution"):
+                owned.update((a.asname or a.name).split(".")[0] for a in node.names)
+    checks, preamble = [], []
+    for test, tree in zip(tests, trees):
+        if tree is None or _checking(tree, owned):
             checks.append("\n".join([*preamble, test]))
         else:
             preamble.append(test)
     if not checks:
-        raise ValueError("task field 'tests' checks nothing: no item holds an assert, a raise or a call")
+        raise ValueError("task field 'tests' checks nothing: no item asserts, raises or calls the solution")
     return checks
+
+
+def _checking(tree, owned: set) -> bool:
+    import ast
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Assert, ast.Raise)):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.name.lower().startswith("test"):
+                return True
+            continue  # a helper it only defines: its asserts run when something calls it
+        if isinstance(node, ast.ClassDef):
+            if node.name.lower().startswith("test") or any(
+                    (b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "")).endswith("TestCase")
+                    for b in node.bases):
+                return True
+            continue
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name) and node.func.id not in owned:
+                return True  # a function of the solution's
+            if any(isinstance(a, ast.Name) and a.id not in owned for a in node.args):
+                return True  # one handed on: check(candidate)
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "main" \
+                    and getattr(node.func.value, "id", None) == "unittest":
+                return True
+        todo.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def _call_tests(io: dict) -> list[str]:
@@ -286,7 +351,7 @@ class CodeVerifier:
             expected = fields["outputs"]
             n_pass = n_timeout = 0
             for i, (run, want) in enumerate(zip(res.runs, expected)):
-                if run.reason is None and normalize_output(run.stdout) == normalize_output(want):
+                if run.reason is None and same_output(run.stdout, want):
                     n_pass += 1
                     continue
                 n_timeout += run.reason == "timeout"
@@ -322,8 +387,27 @@ def _total(fmt: str, fields: dict) -> int:
     return len(fields["inputs"]) if fmt == "stdio" else len(fields["tests"]) if fmt == "asserts" else 1
 
 
+_WHITE = (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
+
+
+def _ink(text: str) -> int:
+    """How many bytes of ``text`` are not ASCII whitespace (what normalization keeps), counted in C."""
+    b = text.encode("utf-8", "surrogatepass")
+    return len(b) - sum(b.count(w) for w in _WHITE)
+
+
+def same_output(got: str, want: str) -> bool:
+    """Whether a program's output is the expected one, token by token and line by line (``normalize_output``);
+    one that differs in size is told apart without being split (4 MB of "1\\n" per case made the judge itself
+    run past the pool's deadline)."""
+    return _ink(got) == _ink(want) and normalize_output(got) == normalize_output(want)
+
+
+_DIFF_CHARS = 200_000  # of a wrong output read for the failure's message
+
+
 def _diff(got: str, want: str) -> str:
-    g, w = normalize_output(got), normalize_output(want)
+    g, w = normalize_output(got[:_DIFF_CHARS]), normalize_output(want[:_DIFF_CHARS])
     for k, (a, b) in enumerate(zip(g, w)):
         if a != b:
             return f"line {k + 1}: expected {' '.join(b)[:80]!r}, got {' '.join(a)[:80]!r}"
@@ -335,4 +419,5 @@ def raylign_register_verifiers(register):
     register("code", CodeVerifier)
 
 
-__all__ = ["CodeVerifier", "extract_code", "normalize_output", "parse_task", "raylign_register_verifiers"]
+__all__ = ["CodeVerifier", "extract_code", "normalize_output", "parse_task", "raylign_register_verifiers",
+           "same_output"]

@@ -1,0 +1,114 @@
+"""Hostile and honest programs against the code sandbox, seventh pass, over the sixth pass's mechanisms: an output
+flood that made the judge itself run past the pool's deadline, ``from solution import *`` bringing the solution's
+``sorted``, set-up items holding calls, TestCases of any name, in-place changes faking the expected side, an
+alias of ``AssertionError``, and correct programs (exception messages, long generators, helpers in earlier
+blocks). Each hostile case ends with the harm check of tests/test_hostile_sandbox.py. Real namespaces, cgroups
+and processes, no mocks.
+"""
+from __future__ import annotations
+
+import pytest
+
+# the first pass's module fixtures (``ns``: the namespaces backend, ``verifier``: a CodeVerifier on it)
+from test_hostile_sandbox import assert_no_traces, ns, verifier  # noqa: F401
+
+FLOOD = "import sys\nsys.stdout.write('1\\n' * 2_000_000)\n"
+
+
+def test_an_output_flood_is_judged_without_running_past_the_pools_deadline(ns):
+    """Before: 4 MB of "1\\n" per case took the host's comparison 3.4 s a case; four cases ran into the pool's
+    10 s kill and the verdict was ``timeout`` (left out of the loss by drop_failed)."""
+    from raylign.engine.rewards.pool import VerifierPool
+    with VerifierPool(workers=1, timeout_s=10.0, memory_mb=2048) as pool:
+        v = pool.verify("code", FLOOD, {"inputs": ["1\n"] * 4, "outputs": ["2\n"] * 4})
+    assert (v.status, v.reward) == ("ok", 0.0), v
+    assert_no_traces()
+
+
+def test_same_output_is_token_by_token():
+    from raylign.verifiers.code.verifier import same_output
+    assert same_output("1  2\n\n3\n", "1 2\n3")
+    assert not same_output("1 2 3", "1 2\n3") and not same_output("12", "1 2") and not same_output("1\n" * 9, "1")
+
+
+KIT = ("def sorted(*a, **k):\n    return 0\ndef len(*a):\n    return 3\ndef f(x):\n    return []\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    # before: 1.0, "import *" brought the solution's sorted and len into the tests
+    (KIT, "from solution import *\n\ndef test_f():\n    assert sorted(f([3, 1])) == sorted([1, 3])\n", 0.0),
+    (KIT, "from solution import *\n\ndef test_f():\n    r = f(3)\n    assert len(r) == 3\n", 0.0),
+    ("def f(xs):\n    return sorted(xs)\n",
+     "from solution import *\n\ndef test_f():\n    assert sorted(f([3, 1])) == sorted([1, 3])\n", 1.0),
+    # before: 1.0, a TestCase whose name does not start with "test" was never run
+    ("def f(x):\n    return 0\n", "import unittest\nfrom solution import f\n\nclass SolutionTests(unittest.TestCase):\n"
+                                  "    def test_a(self):\n        self.assertEqual(f(1), 2)\n", 0.0),
+    ("def f(x):\n    return 2 * x\n", "import unittest\nfrom solution import f\n\nclass SolutionTests("
+                                     "unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(f(1), 2)\n", 1.0),
+])
+def test_the_solution_module_and_test_collection(verifier, completion, test, reward):
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()
+
+
+@pytest.mark.parametrize("completion,tests,reward,total", [
+    # before: the set-up items held a call, counted as tests that any program passed (0.67 for a wrong one)
+    ("def f(xs):\n    return 0\n", ["import random\nrandom.seed(0)", "xs = list(range(10))", "assert f(xs) == 45"],
+     0.0, 1),
+    ("def f(xs):\n    return sum(xs)\n", ["import random\nrandom.seed(0)", "xs = list(range(10))",
+                                       "assert f(xs) == 45"], 1.0, 1),
+    ("def add(a, b):\n    return 0\n", ["def check(candidate):\n    assert candidate(1, 2) == 3", "check(add)"], 0.0, 1),
+    ("def add(a, b):\n    return a + b\n", ["def check(candidate):\n    assert candidate(1, 2) == 3", "check(add)"],
+     1.0, 1),
+])
+def test_set_up_items_with_calls_are_no_tests(verifier, completion, tests, reward, total):
+    """Layer: ``verifier._checks`` (an item checks when it asserts or calls the solution)."""
+    v = verifier(completion, {"tests": tests})
+    assert (v.status, v.reward, v.details["total"]) == ("ok", reward, total), v
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    # before: 1.0, clearing the argument made the expected side empty too
+    ("def my_sort(a):\n    a.clear()\n    return []\n", "arr = [3, 1, 2]\nassert my_sort(arr) == sorted(arr)", 0.0),
+    ("def remove_duplicates(nums):\n    nums[:] = sorted(set(nums))\n    return len(nums)\n",
+     "nums = [1, 1, 2]\nk = remove_duplicates(nums)\nassert k == 2 and nums[:k] == [1, 2]", 1.0),
+    # before: 1.0, an alias of AssertionError caught the test's own failing assert
+    ("InvalidInput = AssertionError\ndef f(x):\n    return x\n",
+     "try:\n    f(-1)\n    assert False, 'no raise'\nexcept InvalidInput:\n    pass", 0.0),
+    ("InvalidInput = ValueError\ndef f(x):\n    raise ValueError(x)\n",
+     "try:\n    f(-1)\n    assert False, 'no raise'\nexcept InvalidInput:\n    pass", 1.0),
+])
+def test_in_place_changes_and_aliases_cannot_fake_a_check(verifier, completion, test, reward):
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+    assert_no_traces()
+
+
+NEED = ("class InsufficientFunds(Exception):\n    def __init__(self, need):\n        self.need = need\n"
+        "    def __str__(self):\n        return f'need {self.need} more'\n"
+        "class NotFound(KeyError):\n    pass\n"
+        "def withdraw(balance, amount):\n    if amount > balance:\n        raise InsufficientFunds(amount - balance)\n"
+        "    return balance - amount\ndef find(d, k):\n    if k not in d:\n        raise NotFound(k)\n    return d[k]\n")
+
+
+@pytest.mark.parametrize("completion,test", [
+    (NEED, "try:\n    withdraw(1, 51)\nexcept Exception as e:\n    assert str(e) == 'need 50 more'"),
+    (NEED, "try:\n    find({}, 'x')\nexcept KeyError as e:\n    assert isinstance(e, NotFound)"),
+    (NEED, "assert issubclass(NotFound, KeyError)"),
+    ("def gen(n):\n    for i in range(n):\n        yield i\n", "assert sum(gen(200000)) == 19999900000"),
+    ("def gen(n):\n    for i in range(n):\n        yield i\n    raise ValueError('past the end')\n",
+     "from itertools import islice\ng = gen(6)\nassert list(islice(g, 3)) == [0, 1, 2]\n"
+     "assert list(islice(g, 3)) == [3, 4, 5]"),
+])
+def test_correct_programs_that_failed(verifier, completion, test):
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+def test_a_helper_in_an_earlier_block_is_kept_and_an_example_is_not(verifier):
+    completion = ("First a helper:\n```python\nimport math\ndef sq(x):\n    return x * x\n```\n"
+                  "Example:\n```python\nprint(hyp(3, 4))\n```\nThe solution:\n```python\n"
+                  "def hyp(a, b):\n    return math.sqrt(sq(a) + sq(b))\n```\n")
+    v = verifier(completion, {"tests": ["assert hyp(3, 4) == 5"]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
