@@ -112,3 +112,59 @@ def test_a_helper_in_an_earlier_block_is_kept_and_an_example_is_not(verifier):
                   "def hyp(a, b):\n    return math.sqrt(sq(a) + sq(b))\n```\n")
     v = verifier(completion, {"tests": ["assert hyp(3, 4) == 5"]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+# -- pytest-style rows (KodCode): no pytest installed in the sandbox, and none needed ---------------------------
+
+PYTEST_ROW = """import pytest
+from solution import add
+
+@pytest.mark.parametrize("a,b,expected", [(1, 2, 3), (2, 2, 4), (0, 5, 5)])
+def test_add(a, b, expected):
+    assert add(a, b) == expected
+
+@pytest.fixture
+def pair():
+    yield (3, 4)
+
+def test_fixture(pair, tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert add(*pair) == 7
+
+def test_raises():
+    with pytest.raises(TypeError, match="unsupported"):
+        add(1, "x")
+
+def test_approx():
+    assert add(0.1, 0.2) == pytest.approx(0.3)
+
+class TestAdd:
+    def test_zero(self):
+        assert add(0, 0) == 0
+
+class TestData:  # a helper with an __init__: pytest collects no such class
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+"""
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    ("def add(a, b):\n    return a + b\n", PYTEST_ROW, 1.0),
+    ("def add(a, b):\n    return a * b\n", PYTEST_ROW, 0.0),  # (2, 2, 4) passes, the others do not
+    ("def add(a, b):\n    return a + b\n",
+     "import pytest\nfrom solution import add\n\ndef test_it():\n    with pytest.raises(ValueError):\n        add(1, 2)\n",
+     0.0),  # DID NOT RAISE
+    ("def add(a, b):\n    return a + b\n",
+     "import pytest\n\n@pytest.mark.skip(reason='later')\ndef test_it():\n    assert add(1, 2) == 3\n", 0.0),
+])
+def test_pytest_rows_run_without_pytest(verifier, completion, test, reward):
+    """Layer: ``sandbox_pytest`` as T's ``pytest``. Before: ``No module named 'pytest'`` for every program."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+
+
+def test_approx_compares_as_pytest_does():
+    from raylign.verifiers.code.sandbox_pytest import approx
+    assert 0.1 + 0.2 == approx(0.3) and [0.1 + 0.2, 1] == approx([0.3, 1]) and {"a": 1.0000001} == approx({"a": 1})
+    assert 0.31 != approx(0.3) and float("nan") != approx(float("nan")) and [1, 2] != approx([1, 2, 3])
+    assert 1e-13 == approx(0.0) and 2 != approx(0.0)

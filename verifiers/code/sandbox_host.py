@@ -22,7 +22,8 @@ HARNESS = str(Path(__file__).with_name("sandbox_harness.py"))
 # through a descriptor of their directory, under their bare names, so that nothing in the server's memory (its
 # command line, sys.orig_argv, its code objects and frames, its modules' __file__), which every job's processes
 # inherit by fork, names the host's paths: where the project lives is no job's business.
-_MODULES = ("sandbox_wire", "sandbox_runner", "sandbox_tester", "sandbox_supervisor", "sandbox_harness")
+_MODULES = ("sandbox_wire", "sandbox_pytest", "sandbox_runner", "sandbox_tester", "sandbox_supervisor",
+            "sandbox_harness")
 _BOOT = f"""
 import os, sys, types
 d = int(sys.argv[1])

@@ -22,8 +22,10 @@ import sys
 import types
 
 try:
+    import sandbox_pytest
     from sandbox_wire import Endpoint, Gone, RemoteException, Unsendable, WireError
 except ImportError:  # imported as part of the raylign package
+    from raylign.verifiers.code import sandbox_pytest
     from raylign.verifiers.code.sandbox_wire import Endpoint, Gone, RemoteException, Unsendable, WireError
 
 PR_SET_DUMPABLE = 4
@@ -341,26 +343,33 @@ def setup_variants(setup):
 
 
 def run_collected(t, filename):
-    """Run the tests a test item defines the way pytest and unittest would (a ``def test_...`` function, a
-    ``unittest.TestCase`` or a ``Test...`` class, each defined in ``filename``): the item passes only if each of
-    them does; defining them is no pass. unittest.main() in the item has run its own."""
+    """Run the tests a test item defines the way pytest and unittest would (a ``test...`` function, a
+    ``unittest.TestCase`` of any name, a ``Test...`` class without ``__init__``, each defined in ``filename``;
+    pytest's parametrize marks and fixtures through :mod:`sandbox_pytest`): the item passes only if each of them
+    does; defining them is no pass. unittest.main() in the item has run its own."""
     unittest = sys.modules.get("unittest")
     for name, value in list(t.items()):
         case = unittest is not None and isinstance(value, type) and issubclass(value, unittest.TestCase)
-        if not (name.lower().startswith("test") or case):  # (a TestCase of any name: "SolutionTests")
-            continue
-        if isinstance(value, types.FunctionType) and value.__code__.co_filename == filename:
-            value()  # (a function that needs pytest's fixtures fails on the missing arguments)
-        elif isinstance(value, type) and _defined_in(value, filename):
-            if case:
-                with open(os.devnull, "w") as null:
-                    _passed(unittest.TextTestRunner(stream=null, verbosity=0).run(
-                        unittest.defaultTestLoader.loadTestsFromTestCase(value)), name)
-            else:
-                instance = value()
-                for attr in dir(value):
-                    if attr.startswith("test") and callable(getattr(instance, attr)):
-                        getattr(instance, attr)()
+        if case and _defined_in(value, filename):  # (a TestCase of any name: "SolutionTests")
+            with open(os.devnull, "w") as null:
+                _passed(unittest.TextTestRunner(stream=null, verbosity=0).run(
+                    unittest.defaultTestLoader.loadTestsFromTestCase(value)), name)
+        elif name.startswith("test") and isinstance(value, types.FunctionType) \
+                and value.__code__.co_filename == filename and not getattr(value, "_pytest_fixture", False):
+            sandbox_pytest.run_test(value, t)
+        elif name.startswith("Test") and isinstance(value, type) and _defined_in(value, filename) \
+                and "__init__" not in vars(value):  # (pytest collects no class with an __init__: a helper)
+            for attr in sorted(vars(value)):
+                method = vars(value)[attr]
+                if attr.startswith("test") and isinstance(method, types.FunctionType):
+                    instance = value()
+                    if callable(getattr(instance, "setup_method", None)):
+                        instance.setup_method(method)
+                    try:
+                        sandbox_pytest.run_test(method, t, bound=instance)
+                    finally:
+                        if callable(getattr(instance, "teardown_method", None)):
+                            instance.teardown_method(method)
 
 
 def _unittest_main(*args, **kwargs):
@@ -782,6 +791,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
                 and (entry[0] not in builtins.__dict__ or entry[0] in entry_points):  # ("from solution import *"
             setattr(solution_module, entry[0], from_solution.get(entry[0], entry[2]))  # must not bring its sorted)
     sys.modules["solution"] = solution_module
+    sandbox_pytest.install()  # "import pytest": raises, approx, parametrize, fixtures, with no pytest installed
     if any("unittest" in test for test in tests):
         import unittest
         unittest.main = _unittest_main

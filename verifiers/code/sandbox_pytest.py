@@ -1,0 +1,208 @@
+"""A small ``pytest`` for the test process T (one job: let pytest-style task rows, KodCode's among them, run where
+no pytest is installed and nothing is collected from files).
+
+T installs this module as ``pytest`` before a test item runs, so ``import pytest`` in a test works whatever the
+host has. It offers what such rows use: ``raises`` (as a context manager, with ``match``, or called),
+``approx``, ``mark.parametrize`` (stacked: every combination), ``fixture`` (the item's own, plain or ``yield``;
+``tmp_path`` built in), ``mark.skip``/``skipif``/``xfail`` and other marks as no-ops, ``skip()``/``fail()``.
+:func:`run_test` calls a test function the way pytest would: once per parameter combination, its other arguments
+filled from the item's fixtures; a skipped test fails (a test that checks nothing is no pass).
+
+Standalone like the rest of the harness: no raylign imports (loaded by :mod:`sandbox_harness`'s directory).
+"""
+import itertools
+import math
+import re
+import sys
+import tempfile
+
+
+class Failed(AssertionError):
+    """``pytest.fail()``, ``pytest.skip()`` and a ``raises`` block that did not raise."""
+
+
+class ExceptionInfo:
+    """What ``pytest.raises`` caught: ``.value``, ``.type``."""
+
+    def __init__(self):
+        self.value = None
+        self.type = None
+
+    def match(self, pattern):
+        if not re.search(pattern, str(self.value)):
+            raise AssertionError(f"pattern {pattern!r} not found in {str(self.value)!r}")
+        return True
+
+
+class _Raises:
+    def __init__(self, expected, match=None):
+        self.expected, self.pattern, self.info = expected, match, ExceptionInfo()
+
+    def __enter__(self):
+        return self.info
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            raise Failed(f"DID NOT RAISE {self.expected!r}")
+        if not issubclass(exc_type, self.expected):
+            return False  # another exception: it goes on
+        self.info.value, self.info.type = exc, exc_type
+        if self.pattern is not None:
+            self.info.match(self.pattern)
+        return True
+
+
+def raises(expected, *args, match=None, **kwargs):
+    """``with pytest.raises(E, match=...)``, or ``pytest.raises(E, fn, *args)``."""
+    context = _Raises(expected, match)
+    if not args:
+        return context
+    with context:
+        args[0](*args[1:], **kwargs)
+    return context.info
+
+
+class approx:
+    """A number (or a list, tuple or dict of numbers) within ``rel`` (default 1e-6) or ``abs`` (1e-12) of the
+    expected one."""
+
+    def __init__(self, expected, rel=None, abs=None):  # noqa: A002 - pytest's own names
+        self.expected, self.rel, self.abs = expected, rel, abs
+
+    def _close(self, got, want):
+        if isinstance(want, (list, tuple)):
+            return isinstance(got, (list, tuple)) and len(got) == len(want) and all(
+                self._close(g, w) for g, w in zip(got, want))
+        if isinstance(want, dict):
+            return isinstance(got, dict) and got.keys() == want.keys() and all(
+                self._close(got[k], want[k]) for k in want)
+        if isinstance(got, bool) or isinstance(want, bool) or not isinstance(got, (int, float, complex)) \
+                or not isinstance(want, (int, float, complex)):
+            return got == want
+        if want == got:
+            return True
+        if isinstance(want, complex) or isinstance(got, complex):
+            gap = abs(got - want)
+        elif math.isinf(want) or math.isnan(want) or math.isnan(got):
+            return False
+        else:
+            gap = abs(got - want)
+        rel = 1e-6 if self.rel is None else self.rel
+        tol = max(rel * abs(want), 1e-12 if self.abs is None else self.abs)
+        return gap <= tol
+
+    def __eq__(self, other):
+        return self._close(other, self.expected)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"approx({self.expected!r})"
+
+
+def _mark_with(name, *args, **kwargs):
+    def apply(fn):
+        fn.__dict__.setdefault("_pytest_marks", []).append((name, args, kwargs))
+        return fn
+    return apply
+
+
+class _Mark:
+    """``pytest.mark.NAME(...)``: parametrize, skip, skipif and xfail are read; any other mark is kept unread."""
+
+    def parametrize(self, argnames, argvalues, ids=None, indirect=False, scope=None):
+        names = [n.strip() for n in argnames.split(",")] if isinstance(argnames, str) else list(argnames)
+        return _mark_with("parametrize", names, list(argvalues))
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def mark(*args, **kwargs):
+            if len(args) == 1 and callable(args[0]) and not kwargs and name not in ("skipif",):
+                return _mark_with(name)(args[0])  # @pytest.mark.slow
+            return _mark_with(name, *args, **kwargs)
+        return mark
+
+
+mark = _Mark()
+
+
+def fixture(fn=None, **kwargs):
+    """``@pytest.fixture`` and ``@pytest.fixture(scope=...)``: a function whose value fills a test's argument."""
+    def apply(f):
+        f._pytest_fixture = True
+        return f
+    return apply(fn) if callable(fn) else apply
+
+
+def skip(reason=""):
+    raise Failed(f"skipped: {reason}")
+
+
+def fail(reason=""):
+    raise Failed(str(reason))
+
+
+def main(*args, **kwargs):
+    raise Failed("pytest.main() is not run here: each item's tests are")
+
+
+def run_test(fn, namespace, bound=None):
+    """Call a test function as pytest would: for every combination of its ``parametrize`` marks, its other
+    arguments filled from the fixtures of ``namespace`` (and ``tmp_path``); ``bound``: the test class's instance."""
+    marks = fn.__dict__.get("_pytest_marks", [])
+    for name, args, kwargs in marks:
+        if name == "skip" or (name == "skipif" and args and args[0]):
+            raise Failed(f"skipped: {kwargs.get('reason', '')}")
+    grids = [[dict(zip(names, v if len(names) > 1 else (v,))) for v in values]
+             for name, (names, values), _ in ((m[0], m[1], m[2]) for m in marks) if name == "parametrize"]
+    xfail = any(m[0] == "xfail" for m in marks)
+    code = fn.__code__
+    params = list(code.co_varnames[:code.co_argcount])[1 if bound is not None else 0:]
+    for combination in itertools.product(*grids) if grids else [()]:
+        given = {}
+        for part in combination:
+            given.update(part)
+        teardown = []
+        try:
+            for p in params:
+                if p not in given:
+                    given[p] = _fixture_value(p, namespace, teardown)
+            target = fn.__get__(bound) if bound is not None else fn
+            if xfail:
+                try:
+                    target(**{p: given[p] for p in params})
+                except Exception:  # noqa: BLE001 - expected to fail
+                    continue
+                raise Failed("XPASS: a test marked xfail passed")
+            target(**{p: given[p] for p in params})
+        finally:
+            for gen in reversed(teardown):
+                for _ in gen:  # a yield fixture's code after its yield
+                    break
+
+
+def _fixture_value(name, namespace, teardown, depth=0):
+    if name == "tmp_path":
+        import pathlib
+        return pathlib.Path(tempfile.mkdtemp(prefix="t"))
+    fn = namespace.get(name)
+    if depth > 20 or not callable(fn) or not getattr(fn, "_pytest_fixture", False):
+        raise TypeError(f"no fixture {name!r} here")
+    code = fn.__code__
+    args = {p: _fixture_value(p, namespace, teardown, depth + 1) for p in code.co_varnames[:code.co_argcount]}
+    value = fn(**args)
+    if code.co_flags & 0x20:  # a generator: a yield fixture
+        gen = value
+        value = next(gen)
+        teardown.append(gen)
+    return value
+
+
+def install():
+    """This module as ``pytest`` for the test items."""
+    sys.modules["pytest"] = sys.modules[__name__]
