@@ -402,8 +402,15 @@ def serve_solution(code, main, rfd, wfd):
             stubs[_id(callback)] = (payload, callback)
             return callback
         if tag == b"P":
+            import io
             import pickle
-            return pickle.loads(payload)  # from T, which is trusted
+
+            class Unpickler(pickle.Unpickler):  # from T, which is trusted
+                def find_class(self, module, name):
+                    if module == "__main__" and not hasattr(main, name) and name.isidentifier():
+                        setattr(main, name, _type(name, (), {"__module__": "__main__"}))  # the tests' ListNode,
+                    return super().find_class(module, name)  # which the solution only reads: a class of its name
+            return Unpickler(io.BytesIO(payload)).load()
         raise ValueError(f"unexpected tag {tag!r}")
 
     def obj(h):

@@ -640,7 +640,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             return b"H", v._h
         if isinstance(v, type) or not callable(v):
             try:
-                return b"P", pickle.dumps(v, protocol=5)
+                limit = sys.getrecursionlimit()
+                sys.setrecursionlimit(max(limit, 20_000))  # (a linked list of thousands of the tests' nodes)
+                try:
+                    return b"P", pickle.dumps(v, protocol=5)
+                finally:
+                    sys.setrecursionlimit(limit)
             except Exception as exc:  # noqa: BLE001
                 raise Unsendable(f"a {type(v).__name__} cannot be sent to the solution: {exc}") from None
         k = id(v)
