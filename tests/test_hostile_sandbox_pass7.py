@@ -184,7 +184,7 @@ def to_list(node):
         out.append(node.val)
         node = node.next
     return out
-assert to_list(Solution().reverseList(build(list(range(N))))) == list(range(N))[::-1]
+assert to_list(Solution().reverseList(build(list(range(COUNT))))) == list(range(COUNT))[::-1]
 """
 REVERSE = ("class Solution:\n    def reverseList(self, head):\n        prev = None\n        while head:\n"
            "            head.next, prev, head = prev, head, head.next\n        return prev\n")  # no ListNode of its own
@@ -194,5 +194,5 @@ REVERSE = ("class Solution:\n    def reverseList(self, head):\n        prev = No
 def test_the_tests_own_node_classes_reach_a_solution_without_them(verifier, n):
     """Before: the solution process died unpickling the tests' ListNode (LeetCode solutions leave it commented
     out), and every later test failed; past ~1000 nodes the list could not be pickled."""
-    v = verifier(REVERSE, {"tests": [LISTNODE_TESTS.replace("N", str(n))]})
+    v = verifier(REVERSE, {"tests": [LISTNODE_TESTS.replace("COUNT", str(n))]})
     assert (v.status, v.reward) == ("ok", 1.0), v
