@@ -127,8 +127,9 @@ class _Parser:
                 f = self.factor()
                 items.append(("inv", f) if v in ("/", "\\div") else f)
             elif k in ("letter", "name") or (k == "op" and (v in "([{" or (v == "|" and not self.abs_depth))) or (
-                    k == "cmd" and v not in _BINARY and v not in ("\\rfloor", "\\rceil", "\\}", "\\cup", "\\pm")):
-                items.append(self.power())  # implicit multiplication
+                    k == "cmd" and v not in _BINARY and v not in ("\\rfloor", "\\rceil", "\\}", "\\cup", "\\pm")) or (
+                    k == "num" and self.t[self.i - 1] == ("op", "!")):
+                items.append(self.power())  # implicit multiplication (a number after a factorial: 2!3!)
             else:
                 break
         return items[0] if len(items) == 1 else ("mul", tuple(items))

@@ -60,6 +60,7 @@ _DOTTED = re.compile(r"(\d*)\.(\d*)\\dot\s*(?:\{(\d)\}|(\d))(\d*)\\dot\s*(?:\{(\
 _PAREN_REPEAT = re.compile(r"(-?)(\d*)\.(\d*)\((\d+)\)")  # 0.1(6), a whole answer
 _ELLIPSIS_DECIMAL = re.compile(r"(-?\d*)\.(\d+)\s*(?:\.\.\.|\\ldots|\\cdots|\\dots|…)")  # 0.333..., a whole answer
 # (vmatrix and Vmatrix are a determinant and a norm: numbers, not the matrix)
+_AFTER_MATRIX = re.compile(r"\s*(/|\\cdot|\\times)\s*([^=,;&\\]{1,60}|\\[dt]?frac\s*\{[^{}]*\}\s*\{[^{}]*\}|\\frac\d\d)\s*")
 _MATRIX_FACTOR = re.compile(r"\s*([^=,;&]{1,100}?)\s*(?:\\cdot|\\times)?\s*")  # before a matrix: a number multiplying it
 _MATRIX = re.compile(r"[(\[]?\\begin\{([pbB]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}[)\]]?", re.S)
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d{1,3}(?: \d{3})+(?:\.\d+)?")
@@ -378,12 +379,20 @@ def _value(s: str, depth: int = 0) -> tuple:
         m = _MATRIX.fullmatch(s, k)
         scalar = _MATRIX_FACTOR.fullmatch(s, 0, k)
         m = m if scalar is not None else None
+    after = None
+    if m is None and k == 0:  # a matrix divided or multiplied after it: "\begin{pmatrix}3\\4\end{pmatrix}/5"
+        head = _MATRIX.match(s)
+        after = _AFTER_MATRIX.fullmatch(s, head.end()) if head is not None else None
+        m = head if after is not None else None
     if m:
         rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip()]
         cells = [split_top(r, "&")[0] for r in rows]
         if scalar is not None:  # each entry times the factor ("-" alone: negated)
             factor = scalar.group(1).strip()
             cells = [[f"-({c})" if factor == "-" else f"({factor})\\cdot({c})" for c in row] for row in cells]
+        if after is not None:  # each entry divided or multiplied by it
+            op = "/" if after.group(1) == "/" else "\\cdot"
+            cells = [[f"({c}){op}({after.group(2).strip()})" for c in row] for row in cells]
         if sum(map(len, cells)) > MAX_ITEMS * 4:
             raise Unjudgeable("matrix too large")
         return ("matrix", tuple(tuple(_value(c, depth + 1) for c in row) for row in cells))
