@@ -118,7 +118,9 @@ def test_only_long_expressions_are_walked_for_their_depth():
 # left wrong by both (a value in other units beside the box is never judged; an earlier statement is no second
 # answer, since only the final one is scored) are listed in docs/experiments.md.
 # tests/data/math_pass9.jsonl: the ninth pass's, over the eighth's (retraction words in checks and additive
-# corrections, "#### N" lines, values joined by "or", exclamations, values said over another)
+# corrections, "#### N" lines, values joined by "or", exclamations, values said over another).
+# tests/data/math_pass10.jsonl: the tenth pass's broad sweep: MATH problems across subjects (two correct forms, a
+# near miss and a sign or rounding error each), GSM8K, AIME and the hedges a policy would try
 def _table(name: str) -> list[dict]:
     path = pathlib.Path(__file__).parent / "data" / name
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -130,6 +132,7 @@ def _table(name: str) -> list[dict]:
 
 _PASS5, _PASS6 = _table("math_pass5.jsonl"), _table("math_pass6.jsonl")
 _PASS7, _PASS8, _PASS9 = _table("math_pass7.jsonl"), _table("math_pass8.jsonl"), _table("math_pass9.jsonl")
+_PASS10 = _table("math_pass10.jsonl")
 
 
 def _scores_as_the_table_says(row: dict) -> None:
@@ -159,4 +162,9 @@ def test_attacker_pass8_table(row):
 
 @pytest.mark.parametrize("row", _PASS9, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS9)])
 def test_attacker_pass9_table(row):
+    _scores_as_the_table_says(row)
+
+
+@pytest.mark.parametrize("row", _PASS10, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS10)])
+def test_attacker_pass10_table(row):
     _scores_as_the_table_says(row)

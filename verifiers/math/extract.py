@@ -196,7 +196,8 @@ def _mark_inner(stack: list[list]) -> None:
 
 _RETRACTION = re.compile(r"\b(?:wrong|incorrect|not (?:right|correct)|mistakes?|(?:an|my) error|erroneous|oops|"
                          r"wait|actually|correction|scratch that|doesn't work|does not work|on second thought|"
-                         r"I take (?:that|it) back|hold on|(?:I|we) (?:missed|forgot|misread|overlooked|miscounted))\b",
+                         r"I take (?:that|it) back|hold on|(?:I|we) (?:missed|forgot|misread|overlooked|miscounted)"
+                         r"|(?<!no\s)kidding)\b",
                          re.IGNORECASE)
 # right before a box: a label that says it is the wrong one ("Wrong: \boxed{5}. Right: \boxed{3}.")
 _LABELLED_WRONG = re.compile(r"\b(?:wrong|incorrect|not)(?:\s+answer)?\s*[:=]\s*\$?\s*$", re.IGNORECASE)
@@ -375,6 +376,7 @@ _TAKEN_BACK = re.compile(
     r"|(?:I|we)\s+(?:made|make|have\s+made)\s+(?:a\s+|an\s+)?(?:mistake|error|miscalculation)(?![^.\n]*\bcorrected\b)"
     r"|(?:I|we)\s+(?:miscalculated|messed\s+up|got\s+it\s+wrong)"
     r"|scratch\s+that|on\s+second\s+thought|I\s+take\s+(?:that|it)\s+back"
+    r"|(?<!no\s)(?:just\s+)?kidding|j/k|disregard\s+(?:that|this|the\s+above)|nah"
     r"|no\s*,\s*(?:it'?s|it\s+is|the\s+(?:correct\s+)?answer\s+is)(?!\s+(?:fine|correct|right|ok(?:ay)?)\b)"
     r"|it\s+should\s+(?:be|have\s+been)(?=\s*\$?\s*[-−\d\\(])"  # "it should be 15" (not "should be noted")
     r"|oops(?!,?\s+typo))\b", re.IGNORECASE)

@@ -96,6 +96,7 @@ _NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a
 _ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a unit that ends its item
 _SEPARATOR_WORDS = re.compile(r"\s*,?\s+(?:and|or)\s+")  # "2, 3 and 4", "2, or 3"
 _SPACES = re.compile(r"\s+")
+_BASE_TEN = re.compile(r"^(-?\d+(?:\.\d+)?)\s*_\s*\{?\s*10\s*\}?$")
 _IN_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*\\in\s*")  # x, \theta, x_1 \in [0, 1]
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
 # a trailing modulus: 3 \pmod{7}, 3 \pmod 7, 3 \mod 7, 3 (\text{mod } 7) (cleaned to "3 (mod 7)"), 3 (\bmod 7)
@@ -341,7 +342,26 @@ def _modulus(s: str, names: set[str]) -> str:
         return s
     modulus = re.sub(r"\s+", "", m.group(2) or m.group(3))
     names.add("mod" + modulus)
-    return _residue(_EQUIV.sub("=", s[: m.start()]).strip(), modulus)
+    before = _EQUIV.sub("=", s[: m.start()]).strip()
+    sides = before.split("=")
+    if len(sides) == 2 and sides[1].strip() and not re.search(r"(?<!\\)[A-Za-z]", sides[0]) \
+            and _true_congruence(sides[0], sides[1], modulus):
+        before = sides[1].strip()  # "2^{10} \equiv 2 \pmod 7": a number's residue, stated (a false one stays
+        # the equation it is: "2^{10} \equiv 3" is not 3)
+    return _residue(before, modulus)
+
+
+_POWER = re.compile(r"\s*(\d{1,50})\s*(?:\^\s*\{?\s*(\d{1,50})\s*\}?)?\s*")
+
+
+def _true_congruence(left: str, right: str, modulus: str) -> bool:
+    """Whether ``left`` (an integer or a power of one) is ``right`` modulo ``modulus``; True when it cannot tell."""
+    a, b = _POWER.fullmatch(left), _POWER.fullmatch(right)
+    if a is None or b is None or not modulus.isdigit() or int(modulus) == 0 or len(modulus) > 50:
+        return True
+    m = int(modulus)
+    value = pow(int(a.group(1)), int(a.group(2) or 1), m)
+    return value == pow(int(b.group(1)), int(b.group(2) or 1), m)
 
 
 def _residue(s: str, modulus: str) -> str:
@@ -405,6 +425,8 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     s, tail = strip_tail_units(s)
     names |= tail
     s = _IN_PREFIX.sub("", s.strip())
+    if "_" in s:
+        s = _BASE_TEN.sub(r"\1", s)  # 11_{10}: eleven written in base ten
     m = _SCI.match(s)
     if m:
         s = f"{m.group(1)}\\times10^{{{m.group(2)}}}"

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+_COUNTED = {"numbers", "integers", "solutions", "primes", "roots", "pairs", "triples", "digits", "divisors",
+            "factors", "zeros", "points", "values", "terms"}  # plural nouns a count names after its number
 MATH_WORDS = {"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "arcsin", "arccos",
               "arctan", "sinh", "cosh", "tanh", "inf", "infty", "infinity", "frac", "oo"}
 CONNECTORS = set("""and or for if iff when where with without is are the of to at all any no not none only such that
@@ -76,6 +78,8 @@ def _word_ok(word: str, strong: bool) -> bool:
         return True  # minutes after a value (5 min); \\min(3, 5) is a command, never a unit run
     if low == "sec":
         return strong  # seconds in a \\text{} group or after a space (5 sec); \\sec x is a command
+    if low in _COUNTED and strong:
+        return True  # "128 \\text{ integers}": what was counted, a unit of the count (not the set of integers)
     if low in CONNECTORS or low in MATH_WORDS:
         return False
     if len(word) == 1:

@@ -73,12 +73,13 @@ _SIMPLE_LHS = re.compile(r"\(?\s*(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\^\
 # only those that name a quantity: \det(A), not \sin(x)), an expectation (E[X]), a decorated or starred symbol
 # (\bar{x}, \vec{v}, \mathbf{v} cleaned to {v}, x^*, \Delta x), a derivative (\frac{dy}{dx}), an integral, sum, product
 # or limit
-_FUNCTION_AT = re.compile(r"(?:[fghpqrFGHPQRENTSV]|[A-Z][a-z]+|\\(?P<cmd>[a-zA-Z]+))'*\s*\((?:[^()]|\([^()]*\))*\)")
-_QUANTITY_COMMANDS = {"det", "var", "cov", "pr", "tr", "rank", "operatorname"}
+_FUNCTION_AT = re.compile(r"(?:[dfghpqrFGHPQRENTSV]|[A-Z][a-z]+|\\(?P<cmd>[a-zA-Z]+))'*\s*\((?:[^()]|\([^()]*\))*\)")
+_QUANTITY_COMMANDS = {"det", "var", "cov", "pr", "tr", "rank", "operatorname", "sigma", "phi", "varphi", "tau", "mu",
+                      "omega", "pi", "lambda"}  # (d(360) = 24, \sigma(12) = 28, \phi(10) = 4 name a value)
 _QUANTITY_FORMS = re.compile(
     r"(?:[A-Z]|\\mathbb\s*\{?\s*E\s*\}?)\s*\[[^\[\]=]*\]"
     r"|\\(?:bar|hat|vec|tilde|widehat|widetilde|overline|dot|ddot)\s*\{?\s*[a-zA-Z](?:_\{?\w+\}?)?\s*\}?"
-    r"|\{\s*[a-zA-Z]\s*\}|[a-zA-Z](?:_\{?\w+\}?)?\s*\^\s*\{?\s*\*\s*\}?|\\Delta\s*[a-zA-Z]"
+    r"|\{\s*[a-zA-Z]\s*\}|[a-zA-Z](?:_\{?\w+\}?)?\s*\^\s*\{?\s*\*\s*\}?|\\Delta\s*[a-zA-Z]|\\det\s*[A-Z]?"
     r"|\\frac\s*\{\s*d(?:\^\{?\d\}?)?\s*[a-zA-Z]?\s*\}\s*\{\s*d\s*[a-zA-Z](?:\^\{?\d\}?)?\s*\}"
     r"|\\(?:int|iint|oint|sum|prod|lim)(?![a-zA-Z]).*")
 # words that name the quantity, then its value: "The minimum value is 5" (in a box)
@@ -402,7 +403,12 @@ def _value(s: str, depth: int = 0) -> tuple:
     if len(parts) > 1:
         if len(parts) > MAX_ITEMS:
             raise Unjudgeable("too many elements")
-        return ("list", tuple(_value(p, depth + 1) for p in parts))
+        items = []
+        for p in parts:
+            v = _value(p, depth + 1)
+            pm = v[0] == "list" and ("\\pm" in p or "\\mp" in p)
+            items.extend(v[1] if pm else [v])  # "\\pm 1, \\pm 2" is the four values 1, -1, 2, -2
+        return ("list", tuple(items))
     parts, _ = split_top(s, "=")
     if len(parts) > 1:
         if len(parts) > MAX_ITEMS:
