@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import finish_run, kill_run, start_run
+from raylign.verifiers.length import count_words
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -245,7 +246,7 @@ def test_rollouts_hold_each_step_once_with_ppo_and_grpo_fields_through_the_resum
     for r in train:
         assert set(r["terms"]) == {"reward_model", "length"} and isinstance(r["advantage"], float)
         assert r["reward"] == pytest.approx(r["terms"]["reward_model"] + 0.05 * r["terms"]["length"], abs=1e-4)
-        assert r["details"]["length"] == len(r["completion"].split())  # the length verifier's details
+        assert r["details"]["length"] == count_words(r["completion"])  # the length verifier's details
 
 
 def test_the_page_draws_ppos_scores_against_kl(runs, tmp_path):

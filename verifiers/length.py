@@ -18,6 +18,11 @@ UNITS = ("words", "chars")
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
 
 
+def count_words(text: str) -> int:
+    """The words of ``text`` as the penalty counts them (``_WORD``)."""
+    return len(_WORD.findall(text))
+
+
 class LengthPenalty:
     def __init__(self, unit: str = "words", free: int = 0, scale: float = 1.0) -> None:
         if unit not in UNITS:
@@ -27,7 +32,7 @@ class LengthPenalty:
         self.unit, self.free, self.scale = unit, int(free), float(scale)
 
     def __call__(self, completion: str, task: dict) -> Verdict:
-        n = len(_WORD.findall(completion)) if self.unit == "words" else len(completion)
+        n = count_words(completion) if self.unit == "words" else len(completion)
         return Verdict(reward=-max(0, n - self.free) / self.scale, details={"length": n, "unit": self.unit})
 
 

@@ -229,7 +229,7 @@ def test_names(tests):
 
     A test that does not parse contributes none (it fails as it would anywhere)."""
     import ast
-    loaded, bases, calls, caught, owned, heads = set(), set(), [], set(), set(), set()
+    loaded, bases, calls, caught, owned, heads, imported = set(), set(), [], set(), set(), set(), set()
     for test in tests:
         try:
             tree = ast.parse(test)
@@ -258,6 +258,10 @@ def test_names(tests):
                     bases.add(node.id)  # read otherwise (np.allclose, checker = np): a module's name is T's module
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 own.add(node.name)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "solution":
+                imported.add(node.attr)  # import solution; solution.add(2, 2)
+            elif isinstance(node, ast.ImportFrom) and node.module == "solution":
+                imported.update(a.asname or a.name for a in node.names if a.name != "*")  # the solution's own
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 own.update((a.asname or a.name).split(".")[0] for a in node.names)
             elif isinstance(node, ast.arg):
@@ -270,7 +274,9 @@ def test_names(tests):
                 if isinstance(item, ast.Name) and item.id not in own and item.id not in builtins.__dict__:
                     caught.add(item.id)
     loaded -= owned  # a name another test assigns, imports or defines is never the solution's ("expected = 42")
-    called = {c.func.id for c in calls}
+    # (a name the tests define or import themselves is theirs: "from pytest import approx" then approx(...);
+    # "from solution import f, InvalidInput" is the solution's)
+    called = {c.func.id for c in calls if c.func.id not in owned} | imported
     solution = {n for n in called if n not in builtins.__dict__}
     passed = loaded - called - set(builtins.__dict__)
     under = set()
@@ -789,13 +795,6 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if value is not _UNBOUND:
             base[name] = value
             from_solution[name] = value
-    solution_module = types.ModuleType("solution")  # "from solution import f" (pytest-style rows): the names the
-    for entry in hello[2]:  # solution defines, each its plain data or its handle; nothing of T's, and no builtin's
-        if type(entry) is tuple and len(entry) == 3 and type(entry[0]) is str and entry[0].isidentifier() \
-                and entry[0][:2] != "__" and entry[1] == "value" \
-                and (entry[0] not in builtins.__dict__ or entry[0] in entry_points):  # ("from solution import *"
-            setattr(solution_module, entry[0], from_solution.get(entry[0], entry[2]))  # must not bring its sorted)
-    sys.modules["solution"] = solution_module
     sandbox_pytest.install()  # "import pytest": raises, approx, parametrize, fixtures, with no pytest installed
     if any("unittest" in test for test in tests):
         import unittest
@@ -823,6 +822,11 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         else:
             cls = exception_class(name, chain[1:])
         base[name] = from_solution[name] = caught_classes[name] = cls
+    solution_module = types.ModuleType("solution")  # "from solution import f" (pytest-style rows): the names the
+    for name, value in from_solution.items():  # names the solution's table gave and the rules bound: never one the
+        setattr(solution_module, name, value)  # tests own ("from solution import *" after "from pytest import
+        # approx" must not bring the solution's approx), nor a builtin's but the function under test
+    sys.modules["solution"] = solution_module
     setup = spec.get("setup")
     setup_error = None
     if setup:
