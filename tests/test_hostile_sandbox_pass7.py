@@ -196,3 +196,75 @@ def test_the_tests_own_node_classes_reach_a_solution_without_them(verifier, n):
     out), and every later test failed; past ~1000 nodes the list could not be pickled."""
     v = verifier(REVERSE, {"tests": [LISTNODE_TESTS.replace("COUNT", str(n))]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+# -- the eighth pass: over the seventh's fixes -----------------------------------------------------------------
+
+def test_a_flood_of_blank_lines_is_judged_quickly(ns):
+    """Before: '0' and 4 MB of newlines per case passed the size check (no ink) and took 0.7 s a case to split:
+    30 cases ran into the pool's deadline (status timeout)."""
+    from raylign.engine.rewards.pool import VerifierPool
+    with VerifierPool(workers=1, timeout_s=10.0, memory_mb=2048) as pool:
+        v = pool.verify("code", "import sys\nsys.stdout.write('0' + '\\n' * 4_000_000)\n",
+                        {"inputs": ["1\n"] * 30, "outputs": ["5\n"] * 30})
+    assert (v.status, v.reward) == ("ok", 0.0), v
+    assert_no_traces()
+
+
+@pytest.mark.parametrize("completion,tests,reward", [
+    # before: 1.0, "from solution import *" after "from pytest import approx" brought the solution's approx
+    ("def f(x):\n    return 0\ndef approx(*a, **k):\n    return 0\n",
+     ["from pytest import approx\nfrom solution import *\n\ndef test_f():\n    assert f(2) == approx(1.414, rel=1e-3)\n"],
+     0.0),
+    # the solution's exception class imported by name (KodCode)
+    ("class InvalidInput(ValueError):\n    pass\ndef f(x):\n    if x < 0:\n        raise InvalidInput('neg')\n    return x\n",
+     ["import pytest\nfrom solution import f, InvalidInput\n\ndef test_f():\n    with pytest.raises(InvalidInput):\n"
+      "        f(-1)\n"], 1.0),
+    # checks made through a helper of an earlier item are checks (they were folded away: a wrong program got 1.0)
+    ("def solve(x):\n    return 0\n", ["assert solve(0) == 0", "def run_case(a, b):\n    assert solve(a) == b",
+                                      "run_case(1, 2)", "run_case(3, 6)"], 1 / 3),
+    # an item binding the solution's object sets up the items after it (before: NameError in those)
+    ("class Stack:\n    def __init__(self):\n        self.xs = []\n    def push(self, x):\n        self.xs.append(x)\n"
+     "    def pop(self):\n        return self.xs.pop()\n", ["s = Stack()", "s.push(1)", "assert s.pop() == 1"], 1.0),
+    # tests nobody collects fail their item (before: any program passed)
+    ("def add(a, b):\n    return 0\n", ["def Test_add():\n    assert add(1, 2) == 3\n"], 0.0),
+    ("def add(a, b):\n    return 0\n", ["async def test_add():\n    assert add(1, 2) == 3\n"], 0.0),
+    ("def add(a, b):\n    return 0\n", ["class testAdd:\n    def test_it(self):\n        assert add(1, 2) == 3\n"], 0.0),
+    # pytest's marks, params, fixtures in a class, setup hooks
+    ("def add(a, b):\n    return a + b\n",
+     ["import pytest\n\n@pytest.mark.slow\n@pytest.mark.parametrize('a,b', [pytest.param(1, 2), (2, 3)])\n"
+      "def test_add(a, b):\n    assert add(a, b) == a + b\n\n@pytest.mark.skipif(False, reason='no')\ndef test_two():\n"
+      "    assert add(1, 1) == 2\n\nclass TestAdd:\n    def setup_method(self):\n        self.base = 10\n\n"
+      "    @pytest.fixture\n    def one(self):\n        return 1\n\n    def test_one(self, one):\n"
+      "        assert add(self.base, one) == 11\n\nif __name__ == '__main__':\n    pytest.main()\n"], 1.0),
+    # LeetCode's annotations the judge would define
+    ("class Solution:\n    def middleNode(self, head: Optional[ListNode]) -> Optional[ListNode]:\n"
+     "        slow = fast = head\n        while fast and fast.next:\n            slow, fast = slow.next, fast.next.next\n"
+     "        return slow\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n        return [0, 1]\n",
+     ["assert Solution().twoSum([2, 7], 9) == [0, 1]"], 1.0),
+])
+def test_eighth_pass(verifier, completion, tests, reward):
+    v = verifier(completion, {"tests": tests})
+    assert (v.status, v.reward) == ("ok", pytest.approx(reward)), v
+    assert_no_traces()
+
+
+@pytest.mark.parametrize("completion,test", [
+    ("def look_and_say():\n    s = '1'\n    while True:\n        yield s\n        out, i = [], 0\n"
+     "        while i < len(s):\n            j = i\n            while j < len(s) and s[j] == s[i]:\n                j += 1\n"
+     "            out.append(str(j - i) + s[i])\n            i = j\n        s = ''.join(out)\n",
+     "from itertools import islice\nterms = list(islice(look_and_say(), 40))\nassert terms[3] == '1211'"),
+    ("def doubling():\n    s = 'a'\n    while True:\n        yield s\n        s = s + s\n",
+     "from itertools import islice\nassert len(list(islice(doubling(), 24))[-1]) == 2 ** 23"),
+])
+def test_an_iterator_is_not_read_far_ahead_of_the_test(verifier, completion, test):
+    """Before: the doubling batches read up to twice the items the test took (look-and-say's 80th term)."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+def test_a_helper_block_after_the_solution_is_kept(verifier):
+    completion = ("```python\ndef area(r):\n    return helper(r) * r\n```\nwhere\n```python\nimport math\n"
+                  "def helper(r):\n    return math.pi * r\n```\n")
+    v = verifier(completion, {"tests": ["assert abs(area(1) - 3.14159) < 1e-4"]})
+    assert (v.status, v.reward) == ("ok", 1.0), v

@@ -12,6 +12,7 @@ Standalone like the rest of the harness: no raylign imports (loaded by :mod:`san
 """
 import itertools
 import math
+import numbers
 import re
 import sys
 import tempfile
@@ -52,9 +53,9 @@ class _Raises:
         return True
 
 
-def raises(expected, *args, match=None, **kwargs):
+def raises(expected=None, *args, match=None, expected_exception=None, **kwargs):
     """``with pytest.raises(E, match=...)``, or ``pytest.raises(E, fn, *args)``."""
-    context = _Raises(expected, match)
+    context = _Raises(expected if expected is not None else expected_exception, match)
     if not args:
         return context
     with context:
@@ -66,8 +67,8 @@ class approx:
     """A number (or a list, tuple or dict of numbers) within ``rel`` (default 1e-6) or ``abs`` (1e-12) of the
     expected one."""
 
-    def __init__(self, expected, rel=None, abs=None):  # noqa: A002 - pytest's own names
-        self.expected, self.rel, self.abs = expected, rel, abs
+    def __init__(self, expected, rel=None, abs=None, nan_ok=False):  # noqa: A002 - pytest's own names
+        self.expected, self.rel, self.abs, self.nan_ok = expected, rel, abs, nan_ok
 
     def _close(self, got, want):
         if isinstance(want, (list, tuple)):
@@ -76,18 +77,22 @@ class approx:
         if isinstance(want, dict):
             return isinstance(got, dict) and got.keys() == want.keys() and all(
                 self._close(got[k], want[k]) for k in want)
-        if isinstance(got, bool) or isinstance(want, bool) or not isinstance(got, (int, float, complex)) \
-                or not isinstance(want, (int, float, complex)):
+        if isinstance(got, bool) or isinstance(want, bool) or not isinstance(got, numbers.Number) \
+                or not isinstance(want, numbers.Number):
             return got == want
         if want == got:
             return True
+        if self.nan_ok and isinstance(got, float) and isinstance(want, float) and math.isnan(got) and math.isnan(want):
+            return True
+        if not isinstance(got, (int, float, complex)) or not isinstance(want, (int, float, complex)):
+            got, want = complex(got), complex(want)  # (a Fraction, a Decimal)
         if isinstance(want, complex) or isinstance(got, complex):
             gap = abs(got - want)
         elif math.isinf(want) or math.isnan(want) or math.isnan(got):
             return False
         else:
             gap = abs(got - want)
-        rel = 1e-6 if self.rel is None else self.rel
+        rel = (0.0 if self.abs is not None else 1e-6) if self.rel is None else self.rel  # (abs alone: no rel)
         tol = max(rel * abs(want), 1e-12 if self.abs is None else self.abs)
         return gap <= tol
 
@@ -132,9 +137,11 @@ mark = _Mark()
 
 
 def fixture(fn=None, **kwargs):
-    """``@pytest.fixture`` and ``@pytest.fixture(scope=...)``: a function whose value fills a test's argument."""
+    """``@pytest.fixture`` and ``@pytest.fixture(scope=..., autouse=...)``: a function whose value fills a test's
+    argument (an ``autouse`` one runs before every test)."""
     def apply(f):
         f._pytest_fixture = True
+        f._pytest_autouse = bool(kwargs.get("autouse"))
         return f
     return apply(fn) if callable(fn) else apply
 
@@ -148,30 +155,59 @@ def fail(reason=""):
 
 
 def main(*args, **kwargs):
-    raise Failed("pytest.main() is not run here: each item's tests are")
+    """``pytest.main()`` under ``if __name__ == "__main__"``: the item's tests are run after it anyway."""
+    return 0
+
+
+class _Param:
+    """``pytest.param(*values, id=..., marks=...)``: one parameter set."""
+
+    def __init__(self, values):
+        self.values = values
+
+
+def param(*values, **kwargs):
+    return _Param(values)
+
+
+def _values(v):
+    return v.values if isinstance(v, _Param) else v if isinstance(v, (tuple, list)) else (v,)
 
 
 def run_test(fn, namespace, bound=None):
     """Call a test function as pytest would: for every combination of its ``parametrize`` marks, its other
     arguments filled from the fixtures of ``namespace`` (and ``tmp_path``); ``bound``: the test class's instance."""
     marks = fn.__dict__.get("_pytest_marks", [])
+    if bound is not None and callable(getattr(type(bound), "setup_class", None)) \
+            and not type(bound).__dict__.get("_raylign_set_up"):
+        type(bound).setup_class()
+        type(bound)._raylign_set_up = True
     for name, args, kwargs in marks:
         if name == "skip" or (name == "skipif" and args and args[0]):
             raise Failed(f"skipped: {kwargs.get('reason', '')}")
-    grids = [[dict(zip(names, v if len(names) > 1 else (v,))) for v in values]
-             for name, (names, values), _ in ((m[0], m[1], m[2]) for m in marks) if name == "parametrize"]
-    xfail = any(m[0] == "xfail" for m in marks)
+    grids = [[dict(zip(args[0], _values(v) if len(args[0]) > 1 else (v.values[0] if isinstance(v, _Param) else v,)))
+              for v in args[1]]
+             for name, args, _ in marks if name == "parametrize"]
+    xfail = any(m[0] == "xfail" and (not m[1] or m[1][0]) for m in marks)
     code = fn.__code__
-    params = list(code.co_varnames[:code.co_argcount])[1 if bound is not None else 0:]
+    params = list(code.co_varnames[:code.co_argcount - len(fn.__defaults__ or ())])[1 if bound is not None else 0:]
+    used = [a for name, args, _ in marks if name == "usefixtures" for a in args]
+    used += [n for n, f in namespace.items() if callable(f) and getattr(f, "_pytest_autouse", False)]
     for combination in itertools.product(*grids) if grids else [()]:
         given = {}
         for part in combination:
             given.update(part)
         teardown = []
         try:
+            scope = dict(namespace)
+            if bound is not None:  # fixtures defined in the test class
+                scope.update({n: getattr(bound, n) for n in dir(type(bound))
+                              if getattr(getattr(type(bound), n, None), "_pytest_fixture", False)})
+            for p in used:
+                _fixture_value(p, scope, teardown)
             for p in params:
                 if p not in given:
-                    given[p] = _fixture_value(p, namespace, teardown)
+                    given[p] = _fixture_value(p, scope, teardown)
             target = fn.__get__(bound) if bound is not None else fn
             if xfail:
                 try:
@@ -188,13 +224,17 @@ def run_test(fn, namespace, bound=None):
 
 def _fixture_value(name, namespace, teardown, depth=0):
     if name == "tmp_path":
+        import os
         import pathlib
-        return pathlib.Path(tempfile.mkdtemp(prefix="t"))
+        path = pathlib.Path(tempfile.mkdtemp(prefix="t"))
+        os.chmod(path, 0o777)  # (the solution runs as another user: it reads and writes there too)
+        return path
     fn = namespace.get(name)
     if depth > 20 or not callable(fn) or not getattr(fn, "_pytest_fixture", False):
         raise TypeError(f"no fixture {name!r} here")
-    code = fn.__code__
-    args = {p: _fixture_value(p, namespace, teardown, depth + 1) for p in code.co_varnames[:code.co_argcount]}
+    code = getattr(fn, "__func__", fn).__code__
+    names = code.co_varnames[:code.co_argcount][1 if hasattr(fn, "__self__") else 0:]
+    args = {p: _fixture_value(p, namespace, teardown, depth + 1) for p in names}
     value = fn(**args)
     if code.co_flags & 0x20:  # a generator: a yield fixture
         gen = value

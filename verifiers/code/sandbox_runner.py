@@ -338,6 +338,10 @@ def serve_solution(code, main, rfd, wfd):
     _iter, _next, _str, _repr, _bool = iter, next, str, repr, bool
     _BaseException, _StopIteration, _exit_, _flush_, _finish_ = BaseException, StopIteration, _exit, _flush, _finish
     _Module = types.ModuleType
+    import time
+    _clock = time.perf_counter
+    import __future__
+    _LAZY_ANNOTATIONS = __future__.annotations.compiler_flag
     _FACTORIES = frozenset(("int", "float", "str", "list", "set", "dict", "tuple", "bool", "frozenset"))
     _MUTABLE = (list, dict, set, bytearray)
     import operator as _operator
@@ -448,7 +452,10 @@ def serve_solution(code, main, rfd, wfd):
             it, items = obj(args[0]), []
             if args[0] in failed:  # the error the iterator raised after the items already sent
                 raise failed.pop(args[0])
+            start = _clock()
             for _ in range(max(1, min(int(args[1]), 1024))):
+                if items and _clock() - start > 0.001:  # items that take time are read one at a time: reading
+                    break  # ahead of the test must not cost it (look-and-say's 80th term for the 40 it takes)
                 try:
                     items.append(_next(it))
                 except _StopIteration:
@@ -487,7 +494,9 @@ def serve_solution(code, main, rfd, wfd):
     g = main.__dict__
     g["__builtins__"] = builtins
     try:
-        _exec(_compile(code, "solution.py", "exec"), g)
+        # annotations stay unevaluated (LeetCode's "head: Optional[ListNode]" or "List[int]", which its judge
+        # defines or imports for the solution)
+        _exec(_compile(code, "solution.py", "exec", _LAZY_ANNOTATIONS), g)
     except _BaseException as exc:  # noqa: BLE001
         endpoint.send(("error", 0, _reason(exc), _message(exc)))
         _flush_()

@@ -354,28 +354,51 @@ def run_collected(t, filename):
     pytest's parametrize marks and fixtures through :mod:`sandbox_pytest`): the item passes only if each of them
     does; defining them is no pass. unittest.main() in the item has run its own."""
     unittest = sys.modules.get("unittest")
+    ran, looked, classes = set(), set(), set()
     for name, value in list(t.items()):
+        if isinstance(value, type) and _defined_in(value, filename) and name.lower().startswith("test"):
+            classes.add(name)  # ("class testAdd": collected by nobody; the item fails when nothing else ran)
+        mine = isinstance(value, types.FunctionType) and value.__code__.co_filename == filename
+        if mine and name.lower().startswith("test") and not getattr(value, "_pytest_fixture", False):
+            looked.add(name)  # (a test by its name: it must run, or the item fails: "def Test_add", "async def")
         case = unittest is not None and isinstance(value, type) and issubclass(value, unittest.TestCase)
         if case and _defined_in(value, filename):  # (a TestCase of any name: "SolutionTests")
             with open(os.devnull, "w") as null:
                 _passed(unittest.TextTestRunner(stream=null, verbosity=0).run(
                     unittest.defaultTestLoader.loadTestsFromTestCase(value)), name)
+            ran.add(name)
         elif name.startswith("test") and isinstance(value, types.FunctionType) \
-                and value.__code__.co_filename == filename and not getattr(value, "_pytest_fixture", False):
+                and value.__code__.co_filename == filename and not getattr(value, "_pytest_fixture", False) \
+                and not value.__code__.co_flags & 0x2a0:  # (no coroutine, generator or async generator)
             sandbox_pytest.run_test(value, t)
+            ran.add(name)
         elif name.startswith("Test") and isinstance(value, type) and _defined_in(value, filename) \
                 and "__init__" not in vars(value):  # (pytest collects no class with an __init__: a helper)
             for attr in sorted(vars(value)):
                 method = vars(value)[attr]
                 if attr.startswith("test") and isinstance(method, types.FunctionType):
                     instance = value()
-                    if callable(getattr(instance, "setup_method", None)):
-                        instance.setup_method(method)
+                    _call_hook(instance, "setup_method", method)
                     try:
                         sandbox_pytest.run_test(method, t, bound=instance)
                     finally:
-                        if callable(getattr(instance, "teardown_method", None)):
-                            instance.teardown_method(method)
+                        _call_hook(instance, "teardown_method", method)
+                    ran.add(name)
+    _not_run(looked | (classes if not ran else set()), ran)
+
+
+def _not_run(looked, ran):
+    left = sorted(looked - ran)
+    if left:
+        raise AssertionError(f"{left[0]} looks like a test and was not run (as pytest collects none such)")
+
+
+def _call_hook(instance, name, method):
+    """A test class's ``setup_method``/``teardown_method``, with the test method or without it, as it takes."""
+    hook = getattr(instance, name, None)
+    if callable(hook):
+        code = getattr(getattr(hook, "__func__", hook), "__code__", None)
+        hook(method) if code is not None and code.co_argcount >= 2 else hook()
 
 
 def _unittest_main(*args, **kwargs):

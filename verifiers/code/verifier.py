@@ -65,10 +65,9 @@ def extract_code(completion: str, names: Iterable[str] = ()) -> str:
         defines = re.compile(r"^(?:(?:async\s+)?def|class)\s+(?:" + "|".join(map(re.escape, names)) + r")\b"
                              r"|^(?:" + "|".join(map(re.escape, names)) + r")\s*=", re.M)
         last = max((i for i, b in enumerate(candidates) if defines.search(b)), default=None)
-        if last is not None:  # the solution's block, after the earlier blocks that only define (its helpers,
-            # its imports); an earlier block that runs something (an example) is left out
-            return "\n\n".join([*(b.strip("\n") for b in candidates[:last] if _defines_only(b)),
-                                 candidates[last].strip("\n")])
+        if last is not None:  # the solution's block, with the other blocks that only define (its helpers, its
+            # imports, before it or after it); a block that runs something (an example) is left out
+            return "\n\n".join(b.strip("\n") for i, b in enumerate(candidates) if i == last or _defines_only(b))
     return candidates[-1].strip("\n")
 
 
@@ -159,45 +158,39 @@ def _wanted_names(fmt: str, fields: dict) -> list[str]:
 
 def _checks(tests: list[str]) -> list[str]:
     """The items of a test list that check something, each after the items before it that only set up
-    ("nums = [1, 2, 3]", "random.seed(0)", a helper ``def check(candidate): ...``), which count as no test: a
-    program passes no test by an item that checks nothing. An item checks when it asserts or raises outside a
-    function it only defines, calls a name (or hands on one) that no item defines and no builtin is (the
-    solution's), defines pytest/unittest tests, or does not parse (it fails as a test). ValueError when none
-    checks."""
+    ("nums = [1, 2, 3]", "random.seed(0)", "s = Solution()", a helper ``def check(candidate): ...``), which count
+    as no test: a program passes no test by an item that checks nothing, and a name an item binds reaches the
+    items after it. An item checks when it asserts or raises outside a function it only defines, calls a function
+    as a statement (``check(add)``, ``run_case(1, 2)``, ``f(1)``; a method of an imported module aside), defines
+    pytest/unittest tests, or does not parse (it fails as a test). ValueError when none checks."""
     import ast
-    import builtins
     trees = []
     for test in tests:
         try:
             trees.append(ast.parse(test))
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             trees.append(None)
-    owned = set(dir(builtins))
+    modules = set()  # names the items import (a module, or a name of one): calling them sets up
     for tree in trees:
         for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-                owned.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                owned.add(node.name)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)) and not (
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and not (
                     isinstance(node, ast.ImportFrom) and node.module == "solution"):
-                owned.update((a.asname or a.name).split(".")[0] for a in node.names)
+                modules.update((a.asname or a.name).split(".")[0] for a in node.names)
     checks, preamble = [], []
     for test, tree in zip(tests, trees):
-        if tree is None or _checking(tree, owned):
+        if tree is None or _checking(tree.body, modules):
             checks.append("\n".join([*preamble, test]))
         else:
             preamble.append(test)
     if not checks:
-        raise ValueError("task field 'tests' checks nothing: no item asserts, raises or calls the solution")
+        raise ValueError("task field 'tests' checks nothing: no item asserts, raises or calls a function")
     return checks
 
 
-def _checking(tree, owned: set) -> bool:
+def _checking(statements, modules: set) -> bool:
     import ast
-    todo = list(ast.iter_child_nodes(tree))
-    while todo:
-        node = todo.pop()
+    import builtins
+    for node in statements:
         if isinstance(node, (ast.Assert, ast.Raise)):
             return True
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -210,15 +203,19 @@ def _checking(tree, owned: set) -> bool:
                     for b in node.bases):
                 return True
             continue
-        if isinstance(node, ast.Call):
-            if isinstance(node.func, ast.Name) and node.func.id not in owned:
-                return True  # a function of the solution's
-            if any(isinstance(a, ast.Name) and a.id not in owned for a in node.args):
-                return True  # one handed on: check(candidate)
-            if isinstance(node.func, ast.Attribute) and node.func.attr == "main" \
-                    and getattr(node.func.value, "id", None) == "unittest":
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            for call in (n for n in ast.walk(node.value) if isinstance(n, ast.Call)):
+                f = call.func
+                if isinstance(f, ast.Name) and f.id not in modules and f.id not in builtins.__dict__:
+                    return True  # check(add), run_case(1, 2), print(f(1))
+                if isinstance(f, ast.Attribute) and f.attr == "main" and getattr(f.value, "id", None) == "unittest":
+                    return True
+            continue
+        for field in ("body", "orelse", "finalbody", "handlers"):  # if / for / while / with / try
+            inner = getattr(node, field, None)
+            if isinstance(inner, list) and _checking(
+                    [h for x in inner for h in (x.body if isinstance(x, ast.ExceptHandler) else [x])], modules):
                 return True
-        todo.extend(ast.iter_child_nodes(node))
     return False
 
 
@@ -388,6 +385,7 @@ def _total(fmt: str, fields: dict) -> int:
 
 
 _WHITE = (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
+_BLANK_RUNS = re.compile(r"[ \t\r\f\v]*\n[ \t\r\f\v\n]*\n")  # blank lines, which normalization drops: gone in C first
 
 
 def _ink(text: str) -> int:
@@ -400,14 +398,14 @@ def same_output(got: str, want: str) -> bool:
     """Whether a program's output is the expected one, token by token and line by line (``normalize_output``);
     one that differs in size is told apart without being split (4 MB of "1\\n" per case made the judge itself
     run past the pool's deadline)."""
-    return _ink(got) == _ink(want) and normalize_output(got) == normalize_output(want)
+    return _ink(got) == _ink(want) and normalize_output(_BLANK_RUNS.sub("\n", got)) == normalize_output(want)
 
 
 _DIFF_CHARS = 200_000  # of a wrong output read for the failure's message
 
 
 def _diff(got: str, want: str) -> str:
-    g, w = normalize_output(got[:_DIFF_CHARS]), normalize_output(want[:_DIFF_CHARS])
+    g, w = normalize_output(_BLANK_RUNS.sub("\n", got[:_DIFF_CHARS])), normalize_output(want[:_DIFF_CHARS])
     for k, (a, b) in enumerate(zip(g, w)):
         if a != b:
             return f"line {k + 1}: expected {' '.join(b)[:80]!r}, got {' '.join(a)[:80]!r}"
