@@ -96,6 +96,7 @@ _NOT_A_VALUE = "=+-*/^_({[,;<>&≤≥≠"  # a group after one of these is not a
 _ITEM_END = re.compile(r"\s*(?:\^|[,;)\]=+\-&]|\\\}|$)")  # what may follow a unit that ends its item
 _SEPARATOR_WORDS = re.compile(r"\s*,?\s+(?:and|or)\s+")  # "2, 3 and 4", "2, or 3"
 _SPACES = re.compile(r"\s+")
+_EACH = re.compile(r"(?<=\S)\s+(?:each|apiece)\s*$")
 _BASE_TEN = re.compile(r"^(-?\d+(?:\.\d+)?)\s*_\s*\{?\s*10\s*\}?$")
 _IN_PREFIX = re.compile(r"^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?\s*\\in\s*")  # x, \theta, x_1 \in [0, 1]
 _SCI = re.compile(r"^([-+]?\d+(?:\.\d+)?)[eE]([-+]?\d+)$")
@@ -422,8 +423,11 @@ def _normalize(s: str) -> tuple[str, frozenset]:
     s = _ordinal(_modulus(s, names) if "mod" in s else s)
     if "]" in s[:1] or "[" in s[-1:]:
         s = _iso_intervals(s)
+    s = _EACH.sub("", s) if "each" in s or "apiece" in s else s  # "$40 each"
     s, tail = strip_tail_units(s)
     names |= tail
+    if tail and s[:1].isalpha():
+        s = _ordinal(s)  # "twelve dollars"
     s = _IN_PREFIX.sub("", s.strip())
     if "_" in s:
         s = _BASE_TEN.sub(r"\1", s)  # 11_{10}: eleven written in base ten
