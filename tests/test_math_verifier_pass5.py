@@ -130,41 +130,11 @@ def _table(name: str) -> list[dict]:
     return rows
 
 
-_PASS5, _PASS6 = _table("math_pass5.jsonl"), _table("math_pass6.jsonl")
-_PASS7, _PASS8, _PASS9 = _table("math_pass7.jsonl"), _table("math_pass8.jsonl"), _table("math_pass9.jsonl")
-_PASS10 = _table("math_pass10.jsonl")
+_ROWS = [(n, i, row) for n in range(5, 11) for i, row in enumerate(_table(f"math_pass{n}.jsonl"))]
 
 
-def _scores_as_the_table_says(row: dict) -> None:
+@pytest.mark.parametrize("row", [r for _, _, r in _ROWS], ids=[f"pass{n}-{i}-{r['class']}" for n, i, r in _ROWS])
+def test_attacker_tables(row):
+    """Every row of the attacker passes' tables scores as the table says."""
     verdict = VERIFIER(row["completion"], {"answer": row["reference"]})
     assert verdict.reward == row["reward"], (row["note"], verdict)
-
-
-@pytest.mark.parametrize("row", _PASS5, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS5)])
-def test_attacker_pass5_table(row):
-    _scores_as_the_table_says(row)
-
-
-@pytest.mark.parametrize("row", _PASS6, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS6)])
-def test_attacker_pass6_table(row):
-    _scores_as_the_table_says(row)
-
-
-@pytest.mark.parametrize("row", _PASS7, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS7)])
-def test_attacker_pass7_table(row):
-    _scores_as_the_table_says(row)
-
-
-@pytest.mark.parametrize("row", _PASS8, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS8)])
-def test_attacker_pass8_table(row):
-    _scores_as_the_table_says(row)
-
-
-@pytest.mark.parametrize("row", _PASS9, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS9)])
-def test_attacker_pass9_table(row):
-    _scores_as_the_table_says(row)
-
-
-@pytest.mark.parametrize("row", _PASS10, ids=[f"{i}-{r['class']}" for i, r in enumerate(_PASS10)])
-def test_attacker_pass10_table(row):
-    _scores_as_the_table_says(row)

@@ -487,6 +487,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     callbacks = []
     callback_ids = {}
 
+    def _binary(name):
+        def op(self, other):
+            return self._op(name, other)
+        op.__name__ = f"__{name}__"
+        return op
+
     class Remote:
         """An object of the solution's that is not plain data. Its ``==`` is identity; it can be called,
         iterated, indexed, measured, tested for truth, printed and given to isinstance/issubclass as a class, each
@@ -603,38 +609,9 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
                 return NotImplemented
             return request("op", name, self._h, other._h)
 
-        def __lt__(self, other):
-            return self._op("lt", other)
-
-        def __le__(self, other):
-            return self._op("le", other)
-
-        def __gt__(self, other):
-            return self._op("gt", other)
-
-        def __ge__(self, other):
-            return self._op("ge", other)
-
-        def __add__(self, other):
-            return self._op("add", other)
-
-        def __sub__(self, other):
-            return self._op("sub", other)
-
-        def __mul__(self, other):
-            return self._op("mul", other)
-
-        def __truediv__(self, other):
-            return self._op("truediv", other)
-
-        def __floordiv__(self, other):
-            return self._op("floordiv", other)
-
-        def __mod__(self, other):
-            return self._op("mod", other)
-
-        def __matmul__(self, other):
-            return self._op("matmul", other)
+        __lt__, __le__, __gt__, __ge__ = (_binary(n) for n in ("lt", "le", "gt", "ge"))
+        __add__, __sub__, __mul__, __matmul__ = (_binary(n) for n in ("add", "sub", "mul", "matmul"))
+        __truediv__, __floordiv__, __mod__ = (_binary(n) for n in ("truediv", "floordiv", "mod"))
 
         def __reduce__(self):
             raise TypeError("a solution object cannot be pickled")
