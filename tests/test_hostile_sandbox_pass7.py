@@ -268,3 +268,41 @@ def test_a_helper_block_after_the_solution_is_kept(verifier):
                   "def helper(r):\n    return math.pi * r\n```\n")
     v = verifier(completion, {"tests": ["assert abs(area(1) - 3.14159) < 1e-4"]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+# -- the ninth pass: over the eighth's fixes -------------------------------------------------------------------
+
+def test_a_long_run_of_spaces_is_judged_in_linear_time(ns):
+    """Before: the blank-line collapse backtracked over 400,000 spaces (status timeout through the pool)."""
+    from raylign.engine.rewards.pool import VerifierPool
+    with VerifierPool(workers=1, timeout_s=10.0, memory_mb=2048) as pool:
+        v = pool.verify("code", "import sys\nsys.stdout.write('0' + ' ' * 400000 + '\\n')\n",
+                        {"inputs": ["1\n"], "outputs": ["5\n"]})
+    assert (v.status, v.reward) == ("ok", 0.0), v
+    from raylign.verifiers.code.verifier import same_output
+    assert same_output("1" + " " * 30000 + "\n\n\n2\n", "1\n2")
+
+
+@pytest.mark.parametrize("completion,tests,reward", [
+    # a block of tests after the solution's is no helper of it (before: ModuleNotFoundError: pytest / solution)
+    ("```python\ndef add(a, b):\n    return a + b\n```\nTests:\n```python\nimport pytest\nfrom solution import add\n\n"
+     "def test_add():\n    assert add(1, 2) == 3\n```\n", ["assert add(2, 2) == 4"], 1.0),
+    # checks the folding rule does not see are never dropped: they run with the last check
+    ("def f(x):\n    return 0\n", ["assert f(0) == 0", "import unittest\nunittest.TestCase().assertEqual(f(1), 2)"],
+     0.5),
+    ("def f(x):\n    return 0\n", ["def run_case(a, b):\n    assert f(a) == b", "assert f(0) == 0",
+                                  "[run_case(a, b) for a, b in [(1, 2), (3, 6)]]"], 0.5),
+    # a TestCase whose tests were all skipped checks nothing; an xfail test neither
+    ("def f(x):\n    return 0\n", ["import unittest\nclass TestF(unittest.TestCase):\n"
+                                  "    @unittest.skip('later')\n    def test_f(self):\n        self.assertEqual(f(1), 2)\n"],
+     0.0),
+    ("def f(x):\n    return 0\n", ["import pytest\n\n@pytest.mark.xfail(reason='known')\ndef test_f():\n"
+                                  "    assert f(1) == 2\n"], 0.0),
+    # unittest.main() runs the TestCases; the pytest-style tests beside them run too
+    ("def f(x):\n    return 0\n", ["import unittest\nclass TestA(unittest.TestCase):\n    def test_a(self):\n"
+                                  "        self.assertEqual(f(0), 0)\n\ndef test_b():\n    assert f(1) == 2\n\n"
+                                  "if __name__ == '__main__':\n    unittest.main()\n"], 0.0),
+])
+def test_ninth_pass(verifier, completion, tests, reward):
+    v = verifier(completion, {"tests": tests})
+    assert (v.status, v.reward) == ("ok", pytest.approx(reward)), v

@@ -177,17 +177,20 @@ def run_test(fn, namespace, bound=None):
     """Call a test function as pytest would: for every combination of its ``parametrize`` marks, its other
     arguments filled from the fixtures of ``namespace`` (and ``tmp_path``); ``bound``: the test class's instance."""
     marks = fn.__dict__.get("_pytest_marks", [])
-    if bound is not None and callable(getattr(type(bound), "setup_class", None)) \
-            and not type(bound).__dict__.get("_raylign_set_up"):
-        type(bound).setup_class()
-        type(bound)._raylign_set_up = True
+    cls = type(bound)
+    if bound is not None and callable(getattr(cls, "setup_class", None)) and not cls.__dict__.get("_raylign_set_up"):
+        hook = cls.__dict__.get("setup_class")
+        hook.__func__(cls) if isinstance(hook, classmethod) else cls.setup_class(*(
+            [cls] if getattr(hook, "__code__", None) is not None and hook.__code__.co_argcount else []))
+        cls._raylign_set_up = True
     for name, args, kwargs in marks:
         if name == "skip" or (name == "skipif" and args and args[0]):
             raise Failed(f"skipped: {kwargs.get('reason', '')}")
     grids = [[dict(zip(args[0], _values(v) if len(args[0]) > 1 else (v.values[0] if isinstance(v, _Param) else v,)))
               for v in args[1]]
              for name, args, _ in marks if name == "parametrize"]
-    xfail = any(m[0] == "xfail" and (not m[1] or m[1][0]) for m in marks)
+    if any(m[0] == "xfail" and (not m[1] or m[1][0]) for m in marks):
+        raise Failed("xfail: a test expected to fail checks nothing")
     code = fn.__code__
     params = list(code.co_varnames[:code.co_argcount - len(fn.__defaults__ or ())])[1 if bound is not None else 0:]
     used = [a for name, args, _ in marks if name == "usefixtures" for a in args]
@@ -202,18 +205,12 @@ def run_test(fn, namespace, bound=None):
             if bound is not None:  # fixtures defined in the test class
                 scope.update({n: getattr(bound, n) for n in dir(type(bound))
                               if getattr(getattr(type(bound), n, None), "_pytest_fixture", False)})
-            for p in used:
+            for p in used + [n for n, f in scope.items() if getattr(f, "_pytest_autouse", False) and n not in used]:
                 _fixture_value(p, scope, teardown)
             for p in params:
                 if p not in given:
                     given[p] = _fixture_value(p, scope, teardown)
             target = fn.__get__(bound) if bound is not None else fn
-            if xfail:
-                try:
-                    target(**{p: given[p] for p in params})
-                except Exception:  # noqa: BLE001 - expected to fail
-                    continue
-                raise Failed("XPASS: a test marked xfail passed")
             target(**{p: given[p] for p in params})
         finally:
             for gen in reversed(teardown):

@@ -67,17 +67,41 @@ def extract_code(completion: str, names: Iterable[str] = ()) -> str:
         last = max((i for i, b in enumerate(candidates) if defines.search(b)), default=None)
         if last is not None:  # the solution's block, with the other blocks that only define (its helpers, its
             # imports, before it or after it); a block that runs something (an example) is left out
-            return "\n\n".join(b.strip("\n") for i, b in enumerate(candidates) if i == last or _defines_only(b))
+            used = set(re.findall(r"[A-Za-z_]\w*", candidates[last]))
+            return "\n\n".join(b.strip("\n") for i, b in enumerate(candidates)
+                                 if i == last or _helper_block(b, used))
     return candidates[-1].strip("\n")
 
 
-def _defines_only(block: str) -> bool:
-    """Whether a code block only imports, defines and assigns at its top level (no call runs there)."""
+def _helper_block(block: str, used: set) -> bool:
+    """Whether a code block only imports, defines and assigns at its top level (no call runs there), defines a
+    name the solution's block reads, and is no block of tests (it imports no ``solution``, ``pytest`` or
+    ``unittest`` and defines no ``test...``)."""
     import ast
     try:
         body = ast.parse(block).body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
+    defined = set()
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [(a.asname or a.name).split(".")[0] for a in node.names]
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if {module, *(a.name.split(".")[0] for a in node.names)} & {"solution", "pytest", "unittest"}:
+                return False
+            defined.update(names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name.lower().startswith("test"):
+                return False
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            defined.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return _defines_only(body) and bool(defined & used)
+
+
+def _defines_only(body) -> bool:
+    """Whether top-level statements only import, define and assign (no call runs there)."""
+    import ast
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
@@ -170,24 +194,30 @@ def _checks(tests: list[str]) -> list[str]:
             trees.append(ast.parse(test))
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             trees.append(None)
-    modules = set()  # names the items import (a module, or a name of one): calling them sets up
+    modules, helpers = set(), set()  # names the items import (calling them sets up), functions they define
     for tree in trees:
         for node in ast.walk(tree) if tree is not None else ():
             if isinstance(node, (ast.Import, ast.ImportFrom)) and not (
                     isinstance(node, ast.ImportFrom) and node.module == "solution"):
                 modules.update((a.asname or a.name).split(".")[0] for a in node.names)
-    checks, preamble = [], []
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                helpers.add(node.name)
+    checks, preamble, trailing = [], [], []
     for test, tree in zip(tests, trees):
-        if tree is None or _checking(tree.body, modules):
+        if tree is None or _checking(tree.body, modules, helpers):
             checks.append("\n".join([*preamble, test]))
+            trailing = []
         else:
             preamble.append(test)
+            trailing.append(test)
     if not checks:
         raise ValueError("task field 'tests' checks nothing: no item asserts, raises or calls a function")
+    if trailing:  # items after the last check run with it: never dropped (they may check in a way not seen here)
+        checks[-1] = "\n".join([checks[-1], *trailing])
     return checks
 
 
-def _checking(statements, modules: set) -> bool:
+def _checking(statements, modules: set, helpers: set = frozenset()) -> bool:
     import ast
     import builtins
     for node in statements:
@@ -203,18 +233,23 @@ def _checking(statements, modules: set) -> bool:
                     for b in node.bases):
                 return True
             continue
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            for call in (n for n in ast.walk(node.value) if isinstance(n, ast.Call)):
-                f = call.func
-                if isinstance(f, ast.Name) and f.id not in modules and f.id not in builtins.__dict__:
-                    return True  # check(add), run_case(1, 2), print(f(1))
-                if isinstance(f, ast.Attribute) and f.attr == "main" and getattr(f.value, "id", None) == "unittest":
-                    return True
-            continue
-        for field in ("body", "orelse", "finalbody", "handlers"):  # if / for / while / with / try
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)] if not isinstance(
+            node, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)) else []
+        for call in calls:
+            f = call.func
+            if isinstance(f, ast.Name) and f.id in helpers:
+                return True  # a helper the items define: ok = check(f), [run_case(a, b) for ...]
+            if isinstance(f, ast.Attribute) and (f.attr.startswith("assert") or (
+                    f.attr == "main" and getattr(f.value, "id", None) == "unittest")):
+                return True  # unittest.TestCase().assertEqual(...), unittest.main()
+            if isinstance(node, ast.Expr) and isinstance(f, ast.Name) and f.id not in modules \
+                    and f.id not in builtins.__dict__:
+                return True  # check(add), print(f(1)): a call made as a statement
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):  # if / for / while / with / try / match
             inner = getattr(node, field, None)
             if isinstance(inner, list) and _checking(
-                    [h for x in inner for h in (x.body if isinstance(x, ast.ExceptHandler) else [x])], modules):
+                    [h for x in inner for h in (x.body if isinstance(x, (ast.ExceptHandler, ast.match_case))
+                                                else [x])], modules, helpers):
                 return True
     return False
 
@@ -385,7 +420,8 @@ def _total(fmt: str, fields: dict) -> int:
 
 
 _WHITE = (b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")
-_BLANK_RUNS = re.compile(r"[ \t\r\f\v]*\n[ \t\r\f\v\n]*\n")  # blank lines, which normalization drops: gone in C first
+_BLANK_RUNS = re.compile(r"\n[ \t\r\f\v\n]*\n")  # blank lines, which normalization drops: gone in C first (each
+# match starts at a newline: no backtracking over a long run of spaces)
 
 
 def _ink(text: str) -> int:
