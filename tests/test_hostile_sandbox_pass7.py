@@ -15,12 +15,20 @@ from test_hostile_sandbox import assert_no_traces, ns, verifier  # noqa: F401
 FLOOD = "import sys\nsys.stdout.write('1\\n' * 2_000_000)\n"
 
 
-def test_an_output_flood_is_judged_without_running_past_the_pools_deadline(ns):
-    """Before: 4 MB of "1\\n" per case took the host's comparison 3.4 s a case; four cases ran into the pool's
-    10 s kill and the verdict was ``timeout`` (left out of the loss by drop_failed)."""
+@pytest.mark.parametrize("completion,cases", [
+    # before: the host's comparison took 3.4 s a case; four cases ran into the pool's 10 s kill
+    (FLOOD, 4),
+    # before: no ink, so the size check passed, and splitting took 0.7 s a case: 30 cases reached the deadline
+    ("import sys\nsys.stdout.write('0' + '\\n' * 4_000_000)\n", 30),
+    # before: the blank-line collapse backtracked over the spaces
+    ("import sys\nsys.stdout.write('0' + ' ' * 400000 + '\\n')\n", 1),
+], ids=["lines", "newlines", "spaces"])
+def test_an_output_flood_is_judged_without_running_past_the_pools_deadline(ns, completion, cases):
+    """A wrong program's flood of output is its wrong answer (``ok``, 0), never the pool's ``timeout``, which
+    drop_failed would leave out of the loss."""
     from raylign.engine.rewards.pool import VerifierPool
     with VerifierPool(workers=1, timeout_s=10.0, memory_mb=2048) as pool:
-        v = pool.verify("code", FLOOD, {"inputs": ["1\n"] * 4, "outputs": ["2\n"] * 4})
+        v = pool.verify("code", completion, {"inputs": ["1\n"] * cases, "outputs": ["5\n"] * cases})
     assert (v.status, v.reward) == ("ok", 0.0), v
     assert_no_traces()
 
@@ -29,6 +37,7 @@ def test_same_output_is_token_by_token():
     from raylign.verifiers.code.verifier import same_output
     assert same_output("1  2\n\n3\n", "1 2\n3")
     assert not same_output("1 2 3", "1 2\n3") and not same_output("12", "1 2") and not same_output("1\n" * 9, "1")
+    assert same_output("1" + " " * 30000 + "\n\n\n2\n", "1\n2")
 
 
 KIT = ("def sorted(*a, **k):\n    return 0\ndef len(*a):\n    return 3\ndef f(x):\n    return []\n")
@@ -100,6 +109,13 @@ NEED = ("class InsufficientFunds(Exception):\n    def __init__(self, need):\n   
     ("def gen(n):\n    for i in range(n):\n        yield i\n    raise ValueError('past the end')\n",
      "from itertools import islice\ng = gen(6)\nassert list(islice(g, 3)) == [0, 1, 2]\n"
      "assert list(islice(g, 3)) == [3, 4, 5]"),
+    # an iterator is not read far ahead of the test (look-and-say's 80th term for the 40 it takes)
+    ("def look_and_say():\n    s = '1'\n    while True:\n        yield s\n        out, i = [], 0\n"
+     "        while i < len(s):\n            j = i\n            while j < len(s) and s[j] == s[i]:\n                j += 1\n"
+     "            out.append(str(j - i) + s[i])\n            i = j\n        s = ''.join(out)\n",
+     "from itertools import islice\nterms = list(islice(look_and_say(), 40))\nassert terms[3] == '1211'"),
+    ("def doubling():\n    s = 'a'\n    while True:\n        yield s\n        s = s + s\n",
+     "from itertools import islice\nassert len(list(islice(doubling(), 24))[-1]) == 2 ** 23"),
 ])
 def test_correct_programs_that_failed(verifier, completion, test):
     v = verifier(completion, {"tests": [test]})
@@ -200,17 +216,6 @@ def test_the_tests_own_node_classes_reach_a_solution_without_them(verifier, n):
 
 # -- the eighth pass: over the seventh's fixes -----------------------------------------------------------------
 
-def test_a_flood_of_blank_lines_is_judged_quickly(ns):
-    """Before: '0' and 4 MB of newlines per case passed the size check (no ink) and took 0.7 s a case to split:
-    30 cases ran into the pool's deadline (status timeout)."""
-    from raylign.engine.rewards.pool import VerifierPool
-    with VerifierPool(workers=1, timeout_s=10.0, memory_mb=2048) as pool:
-        v = pool.verify("code", "import sys\nsys.stdout.write('0' + '\\n' * 4_000_000)\n",
-                        {"inputs": ["1\n"] * 30, "outputs": ["5\n"] * 30})
-    assert (v.status, v.reward) == ("ok", 0.0), v
-    assert_no_traces()
-
-
 @pytest.mark.parametrize("completion,tests,reward", [
     # before: 1.0, "from solution import *" after "from pytest import approx" brought the solution's approx
     ("def f(x):\n    return 0\ndef approx(*a, **k):\n    return 0\n",
@@ -249,20 +254,6 @@ def test_eighth_pass(verifier, completion, tests, reward):
     assert_no_traces()
 
 
-@pytest.mark.parametrize("completion,test", [
-    ("def look_and_say():\n    s = '1'\n    while True:\n        yield s\n        out, i = [], 0\n"
-     "        while i < len(s):\n            j = i\n            while j < len(s) and s[j] == s[i]:\n                j += 1\n"
-     "            out.append(str(j - i) + s[i])\n            i = j\n        s = ''.join(out)\n",
-     "from itertools import islice\nterms = list(islice(look_and_say(), 40))\nassert terms[3] == '1211'"),
-    ("def doubling():\n    s = 'a'\n    while True:\n        yield s\n        s = s + s\n",
-     "from itertools import islice\nassert len(list(islice(doubling(), 24))[-1]) == 2 ** 23"),
-])
-def test_an_iterator_is_not_read_far_ahead_of_the_test(verifier, completion, test):
-    """Before: the doubling batches read up to twice the items the test took (look-and-say's 80th term)."""
-    v = verifier(completion, {"tests": [test]})
-    assert (v.status, v.reward) == ("ok", 1.0), v
-
-
 def test_a_helper_block_after_the_solution_is_kept(verifier):
     completion = ("```python\ndef area(r):\n    return helper(r) * r\n```\nwhere\n```python\nimport math\n"
                   "def helper(r):\n    return math.pi * r\n```\n")
@@ -271,17 +262,6 @@ def test_a_helper_block_after_the_solution_is_kept(verifier):
 
 
 # -- the ninth pass: over the eighth's fixes -------------------------------------------------------------------
-
-def test_a_long_run_of_spaces_is_judged_in_linear_time(ns):
-    """Before: the blank-line collapse backtracked over 400,000 spaces (status timeout through the pool)."""
-    from raylign.engine.rewards.pool import VerifierPool
-    with VerifierPool(workers=1, timeout_s=10.0, memory_mb=2048) as pool:
-        v = pool.verify("code", "import sys\nsys.stdout.write('0' + ' ' * 400000 + '\\n')\n",
-                        {"inputs": ["1\n"], "outputs": ["5\n"]})
-    assert (v.status, v.reward) == ("ok", 0.0), v
-    from raylign.verifiers.code.verifier import same_output
-    assert same_output("1" + " " * 30000 + "\n\n\n2\n", "1\n2")
-
 
 @pytest.mark.parametrize("completion,tests,reward", [
     # a block of tests after the solution's is no helper of it (before: ModuleNotFoundError: pytest / solution)

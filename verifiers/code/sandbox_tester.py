@@ -359,24 +359,26 @@ def run_collected(t, filename, cases_ran=False):
     if isinstance(setup_module, types.FunctionType) and setup_module.__code__.co_filename == filename:
         setup_module(*([None] if setup_module.__code__.co_argcount else []))
     for name, value in list(t.items()):
-        if isinstance(value, type) and _defined_in(value, filename) and name.lower().startswith("test"):
+        test_named = name.lower().startswith("test")
+        own_class = isinstance(value, type) and _defined_in(value, filename)
+        own_function = isinstance(value, types.FunctionType) and value.__code__.co_filename == filename \
+            and not getattr(value, "_pytest_fixture", False)
+        if own_class and test_named:
             classes.add(name)  # ("class testAdd": collected by nobody; the item fails when nothing else ran)
-        mine = isinstance(value, types.FunctionType) and value.__code__.co_filename == filename
-        if mine and name.lower().startswith("test") and not getattr(value, "_pytest_fixture", False):
+        if own_function and test_named:
             looked.add(name)  # (a test by its name: it must run, or the item fails: "def Test_add", "async def")
         case = unittest is not None and isinstance(value, type) and issubclass(value, unittest.TestCase)
-        if case and _defined_in(value, filename):  # (a TestCase of any name: "SolutionTests")
+        if case and own_class:  # (a TestCase of any name: "SolutionTests")
             if not cases_ran:
                 with open(os.devnull, "w") as null:
                     _passed(unittest.TextTestRunner(stream=null, verbosity=0).run(
                         unittest.defaultTestLoader.loadTestsFromTestCase(value)), name)
             ran.add(name)
-        elif name.startswith("test") and isinstance(value, types.FunctionType) \
-                and value.__code__.co_filename == filename and not getattr(value, "_pytest_fixture", False) \
+        elif name.startswith("test") and own_function \
                 and not value.__code__.co_flags & 0x2a0:  # (no coroutine, generator or async generator)
             sandbox_pytest.run_test(value, t)
             ran.add(name)
-        elif name.startswith("Test") and isinstance(value, type) and _defined_in(value, filename) \
+        elif name.startswith("Test") and own_class \
                 and "__init__" not in vars(value):  # (pytest collects no class with an __init__: a helper)
             for attr in sorted(vars(value)):
                 method = vars(value)[attr]

@@ -109,10 +109,8 @@ _LAST_INTEGER = re.compile(r"(^|=)\s*(-?\d+)$")
 _EQUIV = re.compile(r"\\equiv(?![a-zA-Z])|≡")
 _ORDINAL = re.compile(r"(\d+)\s*(?:\^\s*)?(?:\{\s*)*(?:\\(?:rm|mathrm|text|textrm|textsuperscript|underline)(?![a-zA-Z])\s*)?(?:\{\s*)*"
                       r"(st|nd|rd|th)\s*(?:\}\s*)*")
-_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve".split())}
-_NUMBER_WORDS.update({w: str(n) for n, w in enumerate(
-    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split(), 1)})
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(  # positions; cardinals are read by _number_in_words
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split(), 1)}
 
 
 _OVER = re.compile(r"\\(over|choose)(?![a-zA-Z])")
