@@ -105,6 +105,9 @@ NEED = ("class InsufficientFunds(Exception):\n    def __init__(self, need):\n   
     (NEED, "try:\n    withdraw(1, 51)\nexcept Exception as e:\n    assert str(e) == 'need 50 more'"),
     (NEED, "try:\n    find({}, 'x')\nexcept KeyError as e:\n    assert isinstance(e, NotFound)"),
     (NEED, "assert issubclass(NotFound, KeyError)"),
+    # an exception class the tests never name is one class however often it is raised
+    (NEED, "kinds = []\nfor k in 'ab':\n    try:\n        find({}, k)\n    except Exception as e:\n"
+           "        kinds.append(type(e))\nassert kinds[0] is kinds[1] and kinds[0].__name__ == 'NotFound'"),
     ("def gen(n):\n    for i in range(n):\n        yield i\n", "assert sum(gen(200000)) == 19999900000"),
     ("def gen(n):\n    for i in range(n):\n        yield i\n    raise ValueError('past the end')\n",
      "from itertools import islice\ng = gen(6)\nassert list(islice(g, 3)) == [0, 1, 2]\n"

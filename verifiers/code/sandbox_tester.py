@@ -498,6 +498,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     remotes = {}
     buffers = {}  # per iterator of the solution's: the items read ahead of the test (one batch, doubling)
     caught_classes = {}  # T's own classes for the solution's exception classes the tests catch, by name
+    raised_classes = {}  # (name, bases' names) -> T's class for the others, made when first raised
     caught_entries = []
     callbacks = []
     callback_ids = {}
@@ -719,7 +720,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         cls = _SAFE_EXC.get(name)
         if cls is None:
             safe = "".join(c for c in name if c.isalnum() or c == "_")[:40] or "SolutionError"
-            cls = caught_classes.get(safe) or exception_class(safe, [n for n in chain[1:16] if type(n) is str])
+            cls = caught_classes.get(safe)
+            if cls is None:  # one class per name and bases: the same exception raised twice is of one type
+                key = (safe, tuple(n for n in chain[1:16] if type(n) is str))
+                cls = raised_classes.get(key)
+                if cls is None:
+                    cls = raised_classes[key] = exception_class(*key)
         try:
             exc = cls(*args) if args is not None else cls(message)
         except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError wants 5 arguments
