@@ -169,7 +169,7 @@ F, WRONG_F = "def f(x):\n    return 2 * x\n", "def f(x):\n    return 0\n"
     (F, "import unittest\nunittest.main()\n", 0.0),  # no test ran: unittest's own exit code says so
     (F, "class TestPlain:\n    def test_one(self):\n        assert f(2) == 4\n", 1.0),
     (WRONG_F, "class TestPlain:\n    def test_one(self):\n        assert f(2) == 4\n", 0.0),
-    (F, "def test_needs_a_fixture(capsys):\n    assert f(1) == 2\n", 0.0),  # a fixture no one here gives
+    (F, "def test_needs_a_fixture(database):\n    assert f(1) == 2\n", 0.0),  # a fixture no one here gives
 ])
 def test_pytest_and_unittest_tests_are_run(verifier, completion, test, reward):
     """Layer: ``sandbox_tester.run_collected`` and the ``solution`` module of T."""

@@ -4,7 +4,7 @@ no pytest is installed and nothing is collected from files).
 T installs this module as ``pytest`` before a test item runs, so ``import pytest`` in a test works whatever the
 host has. It offers what such rows use: ``raises`` (as a context manager, with ``match``, or called),
 ``approx``, ``mark.parametrize`` (stacked: every combination), ``fixture`` (the item's own, plain or ``yield``;
-``tmp_path`` built in), ``mark.skip``/``skipif``/``xfail`` and other marks as no-ops, ``skip()``/``fail()``.
+``tmp_path``, ``capsys``/``capfd`` and ``monkeypatch`` built in), ``mark.skip``/``skipif``/``xfail`` and other marks as no-ops, ``skip()``/``fail()``.
 :func:`run_test` calls a test function the way pytest would: once per parameter combination, its other arguments
 filled from the item's fixtures; a skipped test fails (a test that checks nothing is no pass).
 
@@ -218,7 +218,268 @@ def run_test(fn, namespace, bound=None):
                     break
 
 
+# ---------------------------------------------------------------------------------------- built-in fixtures
+# capsys and monkeypatch reach the solution's process S through T's request to it (``install`` sets it): what
+# the solution prints while a test runs, and the modules it uses (``builtins.input``, ``sys.stdin``, its globals)
+
+_remote = [None]
+_NOTSET = object()
+
+
+class CaptureResult(tuple):
+    """``capsys.readouterr()``: ``(out, err)``, also as ``.out`` and ``.err``."""
+
+    __slots__ = ()
+
+    def __new__(cls, out, err):
+        return tuple.__new__(cls, (out, err))
+
+    out = property(lambda self: self[0])
+    err = property(lambda self: self[1])
+
+
+class CaptureFixture:
+    """``capsys``/``capfd`` (and their ``binary`` forms): what is printed while the test runs. The test's
+    ``sys.stdout``/``sys.stderr`` become buffers; T writes into them what the solution prints during each of
+    its calls while they are redirected (as any redirection of T's streams: ``redirect_stdout``,
+    ``sys.stdout = io.StringIO()``, ``mock.patch("sys.stdout", ...)``)."""
+
+    def __init__(self, binary=False):
+        import io
+        self._binary = binary
+        self._saved = sys.stdout, sys.stderr
+        self._out, self._err = io.StringIO(), io.StringIO()
+        sys.stdout, sys.stderr = self._out, self._err
+        self._on = True
+
+    def readouterr(self):
+        out, err = self._out.getvalue(), self._err.getvalue()
+        for buf in (self._out, self._err):
+            buf.seek(0)
+            buf.truncate()
+        if self._binary:
+            out, err = out.encode(), err.encode()
+        return CaptureResult(out, err)
+
+    def close(self):
+        if self._on:
+            self._on = False
+            sys.stdout, sys.stderr = self._saved
+
+    def disabled(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def off():
+            was = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = self._saved
+            try:
+                yield
+            finally:
+                sys.stdout, sys.stderr = was
+        return off()
+
+
+def _resolve(path):
+    """pytest's ``"module.attr"`` target: the longest importable module prefix, then attributes."""
+    import importlib
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for part in parts[i:-1]:
+            obj = getattr(obj, part)
+        return obj, parts[-1]
+    raise AttributeError(f"monkeypatch: cannot import a module of {path!r}")
+
+
+class MonkeyPatch:
+    """``monkeypatch``: attribute, item, environment and path changes undone when the test ends. A change to a
+    module (``"builtins.input"``, ``sys.stdin``, ``solution.helper``) is made in the solution's process too, so
+    the solution's code sees it (a StringIO crosses as its text, a function as a call back to the test's)."""
+
+    def __init__(self):
+        self._undo, self._remote_changed = [], 0  # (changes made in the solution's process too)
+
+    @classmethod
+    def context(cls):
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            mp = cls()
+            try:
+                yield mp
+            finally:
+                mp.undo()
+        return ctx()
+
+    def _forward(self, kind, *args):
+        if _remote[0] is None:
+            return
+        try:
+            _remote[0](kind, *args)
+            self._remote_changed += 1
+        except Exception as exc:  # noqa: BLE001 - a value that cannot cross stays the test's own
+            if type(exc).__name__ in ("Gone", "WireError"):
+                raise
+
+    def _to_module(self, target, name, how, value=None):
+        import types
+        if isinstance(target, types.ModuleType) and not target.__name__.startswith("sandbox_") and not (
+                target is sys and name in ("stdout", "stderr")):  # (T's own streams: the solution's prints
+            # reach a redirected one by the calls themselves, see CaptureFixture)
+            if how == "set" and isinstance(value, __import__("io").StringIO):
+                how, value = "text", value.getvalue()
+            self._forward("patch", target.__name__, name, how, value)
+
+    def setattr(self, target, name, value=_NOTSET, raising=True):
+        if value is _NOTSET:
+            if not isinstance(target, str):
+                raise TypeError("monkeypatch.setattr(target, value) takes a 'module.attr' string target")
+            value = name
+            target, name = _resolve(target)
+        old = getattr(target, name, _NOTSET)
+        if old is _NOTSET and raising:
+            raise AttributeError(f"{target!r} has no attribute {name!r}")
+        setattr(target, name, value)
+        self._undo.append(("attr", target, name, old))
+        self._to_module(target, name, "set", value)
+
+    def delattr(self, target, name=_NOTSET, raising=True):
+        if name is _NOTSET:
+            target, name = _resolve(target)
+        if not hasattr(target, name):
+            if raising:
+                raise AttributeError(name)
+            return
+        self._undo.append(("attr", target, name, getattr(target, name)))
+        delattr(target, name)
+        self._to_module(target, name, "del")
+
+    def setitem(self, dic, name, value):
+        self._undo.append(("item", dic, name, dic.get(name, _NOTSET)))
+        dic[name] = value
+
+    def delitem(self, dic, name, raising=True):
+        if name not in dic:
+            if raising:
+                raise KeyError(name)
+            return
+        self._undo.append(("item", dic, name, dic[name]))
+        del dic[name]
+
+    def setenv(self, name, value, prepend=None):
+        import os
+        value = str(value)
+        if prepend and name in os.environ:
+            value = value + prepend + os.environ[name]
+        self.setitem(os.environ, name, value)
+        self._forward("env", name, value)
+
+    def delenv(self, name, raising=True):
+        import os
+        self.delitem(os.environ, name, raising=raising)
+        self._forward("env", name, None)
+
+    def syspath_prepend(self, path):
+        self._undo.append(("path", list(sys.path), None, None))
+        sys.path.insert(0, str(path))
+
+    def chdir(self, path):
+        import os
+        self._undo.append(("cwd", os.getcwd(), None, None))
+        os.chdir(path)
+
+    def undo(self):
+        import os
+        while self._undo:
+            kind, target, name, old = self._undo.pop()
+            if kind == "attr":
+                if old is _NOTSET:
+                    try:
+                        delattr(target, name)
+                    except AttributeError:
+                        pass
+                else:
+                    setattr(target, name, old)
+            elif kind == "item":
+                if old is _NOTSET:
+                    target.pop(name, None)
+                else:
+                    target[name] = old
+            elif kind == "path":
+                sys.path[:] = target
+            else:
+                os.chdir(target)
+        if self._remote_changed:
+            n, self._remote_changed = self._remote_changed, 0
+            _remote[0]("unpatch", n)
+
+
+def forward_mock_patches():
+    """``unittest.mock.patch`` (and ``patch.object``) of a module's attribute: made in the solution's process
+    too while the patch is active, like ``monkeypatch`` (``patch("builtins.input", return_value="4")``: the
+    solution's ``input()`` calls the test's mock)."""
+    from unittest import mock
+    cls = mock._patch
+    if cls.__dict__.get("_raylign_forwarded"):
+        return
+    enter, leave = cls.__enter__, cls.__exit__
+
+    def __enter__(self):
+        new = enter(self)
+        mp = MonkeyPatch()
+        target = getattr(self, "target", None)
+        if target is not None and hasattr(target, self.attribute):
+            mp._to_module(target, self.attribute, "set", getattr(target, self.attribute))
+        self.__dict__.setdefault("_raylign_mps", []).append(mp)
+        return new
+
+    def __exit__(self, *exc_info):
+        try:
+            return leave(self, *exc_info)
+        finally:
+            mps = self.__dict__.get("_raylign_mps")
+            if mps:
+                mps.pop().undo()
+    cls.__enter__, cls.__exit__, cls._raylign_forwarded = __enter__, __exit__, True
+
+
+def _builtin(name):
+    """A generator for a built-in fixture (its value, then its teardown), or None."""
+    def capture(binary):
+        cap = CaptureFixture(binary)
+        try:
+            yield cap
+        finally:
+            cap.close()
+
+    def monkeypatch():
+        mp = MonkeyPatch()
+        try:
+            yield mp
+        finally:
+            mp.undo()
+    if name in ("capsys", "capfd"):
+        return capture(False)
+    if name in ("capsysbinary", "capfdbinary"):
+        return capture(True)
+    if name == "monkeypatch":
+        return monkeypatch()
+    return None
+
+
 def _fixture_value(name, namespace, teardown, depth=0):
+    own = namespace.get(name)
+    if not (callable(own) and getattr(own, "_pytest_fixture", False)):  # (a fixture of the item's own wins)
+        gen = _builtin(name)
+        if gen is not None:
+            value = next(gen)
+            teardown.append(gen)
+            return value
     if name == "tmp_path":
         import os
         import pathlib
@@ -240,6 +501,8 @@ def _fixture_value(name, namespace, teardown, depth=0):
     return value
 
 
-def install():
-    """This module as ``pytest`` for the test items."""
+def install(remote=None):
+    """This module as ``pytest`` for the test items; ``remote``: T's request to the solution's process (for
+    ``capsys`` and ``monkeypatch``)."""
+    _remote[0] = remote
     sys.modules["pytest"] = sys.modules[__name__]

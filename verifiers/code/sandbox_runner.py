@@ -348,6 +348,11 @@ def serve_solution(code, main, rfd, wfd):
     _dict = dict
     _OPERATORS = frozenset(("lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "matmul"))
     table, index, stubs, failed = [], {}, {}, {}
+    import io
+    _StringIO, _getvalue = io.StringIO, io.StringIO.getvalue
+    captured = []  # while the test's output is redirected: [stdout, stderr as they were, our buffer or None, ...]
+    patched = []  # a test's monkeypatch here: [(object, attribute, old value or _GONE)], undone when it ends
+    _GONE = object()
 
     class Forced:  # a value sent as a handle whatever its type (a large global, sent when asked for)
         __slots__ = ("h",)
@@ -485,6 +490,68 @@ def serve_solution(code, main, rfd, wfd):
         if kind == "fields":  # a solution object's class and attributes, for T's structural ==
             o = obj(args[0])
             return _type(o), _dict(_getattr(o, "__dict__", None) or {})
+        if kind == "capture":  # while the test's stdout / stderr are redirected (capsys, redirect_stdout,
+            # "sys.stdout = io.StringIO()"), the solution's prints go to buffers T reads after each call
+            want = (bool(args[0]), bool(args[1]))
+            if not captured:
+                captured[:] = [sys.stdout, sys.stderr, None, None]
+            for i, name in ((0, "stdout"), (1, "stderr")):
+                if want[i] and captured[2 + i] is None:
+                    captured[2 + i] = _StringIO()
+                    setattr(sys, name, captured[2 + i])
+                elif not want[i] and captured[2 + i] is not None:
+                    if _getattr(sys, name) is captured[2 + i]:
+                        setattr(sys, name, captured[i])
+                    captured[2 + i] = None
+            return None
+        if kind == "readcap":  # what the solution printed during the call just made (to the redirected streams)
+            got = []
+            for i, name in ((0, "stdout"), (1, "stderr")):
+                buf = captured[2 + i] if captured else None
+                got.append("" if buf is None else _getvalue(buf)[:1 << 20])
+                if buf is not None:
+                    captured[2 + i] = _StringIO()
+                    setattr(sys, name, captured[2 + i])
+            return got[0], got[1]
+        if kind == "patch":  # a test's monkeypatch of a module the solution uses too ("builtins.input",
+            # "sys.stdin", the solution's own globals): (module name, attribute, how, value); how "text" = a
+            # StringIO of that text, "del" = delete the attribute
+            name, attr, how, value = args
+            if name == "solution":
+                target = main
+            else:
+                import importlib
+                target = sys.modules.get(name) or importlib.import_module(name)
+            patched.append((target, attr, _getattr(target, attr, _GONE)))
+            if how == "del":
+                delattr(target, attr)
+            else:
+                setattr(target, attr, _StringIO(value) if how == "text" else value)
+            return None
+        if kind == "env":  # monkeypatch.setenv / delenv
+            import os as _os
+            patched.append((_os.environ, args[0], _os.environ.get(args[0], _GONE)))
+            if args[1] is None:
+                _os.environ.pop(args[0], None)
+            else:
+                _os.environ[args[0]] = args[1]
+            return None
+        if kind == "unpatch":  # the last args[0] changes (one test's monkeypatch, or one mock.patch ending)
+            for _ in range(min(int(args[0]), _len(patched))):
+                target, attr, old = patched.pop()
+                if _type(target) is _type(sys.modules["os"].environ):
+                    if old is _GONE:
+                        target.pop(attr, None)
+                    else:
+                        target[attr] = old
+                elif old is _GONE:
+                    try:
+                        delattr(target, attr)
+                    except AttributeError:
+                        pass
+                else:
+                    setattr(target, attr, old)
+            return None
         if kind == "mro":  # the names of a class and its bases (T's stand-in for an exception class it catches)
             o = obj(args[0])
             return [_str(c.__name__) for c in o.__mro__[:16]] if _isinstance(o, type) else []

@@ -38,6 +38,7 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
 
 
 _MUTABLE = (list, dict, set, bytearray)  # arguments a function of the solution's may change in place
+_DRAIN_CAP = 4 << 20  # characters of the solution's prints T takes into a test's redirected streams, per job
 
 
 class SolutionExit(Exception):
@@ -699,11 +700,36 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
 
     broken = []  # the conversation with S failed: the test fails even if its code swallowed the error
 
+    t_streams = sys.stdout, sys.stderr
+    told = [(False, False)]  # which of T's streams S was last told are redirected
+    drained = [0]  # characters of the solution's output written into them (at most _DRAIN_CAP in a job)
+
+    def drain():
+        """Write what the solution printed during a call into T's redirected streams."""
+        got = endpoint.request("readcap")
+        if type(got) is tuple and len(got) == 2:
+            for text, on, stream in ((got[0], told[0][0], sys.stdout), (got[1], told[0][1], sys.stderr)):
+                if on and type(text) is str and text and drained[0] < _DRAIN_CAP:
+                    text = text[:_DRAIN_CAP - drained[0]]
+                    drained[0] += len(text)
+                    stream.write(text)
+
     def request(kind, *args):
+        """A request to S; while the test has redirected its stdout or stderr, what the solution prints during
+        it goes there too (capsys, ``redirect_stdout``, ``sys.stdout = io.StringIO()``)."""
         if broken:
             raise broken[0]
         try:
-            return endpoint.request(kind, *args)
+            redirected = (sys.stdout is not t_streams[0], sys.stderr is not t_streams[1])
+            if redirected != told[0]:
+                endpoint.request("capture", *redirected)
+                told[0] = redirected
+            if redirected == (False, False):
+                return endpoint.request(kind, *args)
+            try:
+                return endpoint.request(kind, *args)
+            finally:
+                drain()
         except RemoteException as exc:
             raise as_exception(exc.name, exc.message, exc.chain, exc.exc_args, exc.attrs) from None
         except (Gone, WireError) as exc:
@@ -816,10 +842,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if value is not _UNBOUND:
             base[name] = value
             from_solution[name] = value
-    sandbox_pytest.install()  # "import pytest": raises, approx, parametrize, fixtures, with no pytest installed
+    sandbox_pytest.install(request)  # "import pytest": raises, approx, parametrize, fixtures, with no pytest installed
     if any("unittest" in test for test in tests):
         import unittest
         unittest.main = _unittest_main
+    if any("mock" in test for test in tests):
+        sandbox_pytest.forward_mock_patches()  # patch("builtins.input", ...) reaches the solution's input()
     # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that class (or of a
     # subclass) become (as_exception), with the bases the solution gave its class, as S names them (its method
     # resolution order: bases first); an alias of a builtin exception (InvalidInput = ValueError) is that builtin.

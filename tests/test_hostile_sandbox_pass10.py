@@ -1,0 +1,103 @@
+"""Hostile and honest programs against the code sandbox, tenth pass and after: output the tests capture (pytest's
+``capsys``, ``redirect_stdout``, ``sys.stdout = io.StringIO()``, ``mock.patch("sys.stdout")``) and modules the
+tests patch for the solution (``monkeypatch``, ``unittest.mock.patch`` of ``builtins.input``, ``sys.stdin``,
+``random``, the environment). The solution runs in S, the tests in T, so each of these crosses the process
+boundary (``sandbox_tester.request``/``drain``, S's ``capture``/``readcap``/``patch``/``unpatch`` requests).
+Real namespaces, cgroups and processes, no mocks of the sandbox.
+"""
+from __future__ import annotations
+
+import pytest
+
+# the first pass's module fixtures (``ns``: the namespaces backend, ``verifier``: a CodeVerifier on it)
+from test_hostile_sandbox import assert_no_traces, ns, verifier  # noqa: F401
+
+GREET = "def greet(name):\n    print(f'Hello, {name}!')\n"
+GREET_WRONG = "def greet(name):\n    print(f'Hi, {name}!')\n"
+SHOW = "def show(xs):\n    for x in xs:\n        print(x)\n"
+SHOW_WRONG = "def show(xs):\n    print(xs)\n"
+ASK = "def ask():\n    n = int(input('n? '))\n    return n * 2\n"
+WARN = "import sys\ndef warn(m):\n    print('warning:', m, file=sys.stderr)\n    raise ValueError(m)\n"
+ROLL = "import random\ndef roll():\n    return random.randint(1, 6)\n"
+MAIN = "def main():\n    a, b = map(int, input().split())\n    print(a + b)\n"
+
+CAPSYS = ("from solution import greet\n\ndef test_greet(capsys):\n    greet('A')\n    out, err = capsys.readouterr()\n"
+          "    assert out == 'Hello, A!\\n' and err == ''\n    greet('B')\n    assert capsys.readouterr().out == 'Hello, B!\\n'\n")
+ASSIGNED = ("import io, sys\nfrom solution import show\ncaptured = io.StringIO()\nsys.stdout = captured\nshow([3, 4])\n"
+            "sys.stdout = sys.__stdout__\nassert captured.getvalue() == '3\\n4\\n'\n")
+REDIRECT = ("import io\nfrom contextlib import redirect_stdout\nfrom solution import show\nbuf = io.StringIO()\n"
+            "with redirect_stdout(buf):\n    show([5])\nassert buf.getvalue() == '5\\n'\n")
+MOCK_STDOUT = ("import io, unittest\nfrom unittest.mock import patch\nfrom solution import show\n\n"
+               "class T(unittest.TestCase):\n    @patch('sys.stdout', new_callable=io.StringIO)\n"
+               "    def test_show(self, out):\n        show([1, 2])\n        self.assertEqual(out.getvalue(), '1\\n2\\n')\n")
+STDERR = ("from solution import warn\nimport pytest\ndef test_w(capsys):\n    with pytest.raises(ValueError):\n"
+          "        warn('x')\n    assert capsys.readouterr().err == 'warning: x\\n'\n")
+INPUT = ("from solution import ask\n\ndef test_ask(monkeypatch):\n    monkeypatch.setattr('builtins.input', lambda _: '21')\n"
+         "    assert ask() == 42\n")
+STDIN = ("import io\nfrom solution import main\n\ndef test_main(monkeypatch, capsys):\n"
+         "    monkeypatch.setattr('sys.stdin', io.StringIO('2 3\\n'))\n    main()\n"
+         "    assert capsys.readouterr().out.strip() == '5'\n")
+RANDOM = ("import random\nfrom solution import roll\n\ndef test_roll(monkeypatch):\n"
+          "    monkeypatch.setattr(random, 'randint', lambda a, b: 4)\n    assert roll() == 4\n")
+ENV = ("from solution import mode\n\ndef test_env(monkeypatch):\n    monkeypatch.setenv('APP_MODE', 'prod')\n"
+       "    assert mode() == 'prod'\n    monkeypatch.delenv('APP_MODE')\n    assert mode() == 'dev'\n")
+MOCK_INPUT = ("import unittest\nfrom unittest.mock import patch\nfrom solution import ask\n\nclass T(unittest.TestCase):\n"
+              "    @patch('builtins.input', return_value='7')\n    def test_ask(self, m):\n        self.assertEqual(ask(), 14)\n"
+              "        m.assert_called_once()\n")
+MOCK_SEQUENCE = ("from unittest.mock import patch\nfrom solution import ask\nwith patch('builtins.input', side_effect=['3', '4']):\n"
+                 "    assert ask() == 6\n    assert ask() == 8\n")
+MOCK_OBJECT = ("import unittest\nfrom unittest import mock\nimport random\nfrom solution import roll\n\n"
+               "class T(unittest.TestCase):\n    def test_roll(self):\n"
+               "        with mock.patch.object(random, 'randint', return_value=3):\n            self.assertEqual(roll(), 3)\n"
+               "        self.assertIn(roll(), range(1, 7))\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (GREET, CAPSYS, 1.0), (GREET_WRONG, CAPSYS, 0.0),
+    (SHOW, ASSIGNED, 1.0), (SHOW_WRONG, ASSIGNED, 0.0),
+    (SHOW, REDIRECT, 1.0), (SHOW_WRONG, REDIRECT, 0.0),
+    (SHOW, MOCK_STDOUT, 1.0), (SHOW_WRONG, MOCK_STDOUT, 0.0),
+    (WARN, STDERR, 1.0), ("def warn(m):\n    raise ValueError(m)\n", STDERR, 0.0),
+    (SHOW, "from solution import show\nshow([1])\n", 1.0),  # prints nobody captures still go to the run's stdout
+])
+def test_what_the_solution_prints_reaches_the_tests_captures(verifier, completion, test, reward):
+    """Layer: T's ``request`` tells S which of T's streams are redirected, and writes what the solution printed
+    during each call into them. Without it the solution's prints stayed in S and every correct program failed."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (ASK, INPUT, 1.0), ("def ask():\n    return 41\n", INPUT, 0.0),
+    (MAIN, STDIN, 1.0), ("def main():\n    print(6)\n", STDIN, 0.0),
+    (ROLL, RANDOM, 1.0), ("import random\ndef roll():\n    return random.choice([1, 2])\n", RANDOM, 0.0),
+    ("import os\ndef mode():\n    return os.environ.get('APP_MODE', 'dev')\n", ENV, 1.0),
+    ("def mode():\n    return 'prod'\n", ENV, 0.0),
+    (ASK, MOCK_INPUT, 1.0), ("def ask():\n    return 14\n", MOCK_INPUT, 0.0),  # (the mock was never called)
+    (ASK, MOCK_SEQUENCE, 1.0), (ROLL, MOCK_OBJECT, 1.0),
+])
+def test_modules_the_tests_patch_are_patched_for_the_solution(verifier, completion, test, reward):
+    """Layer: ``sandbox_pytest.MonkeyPatch`` and ``forward_mock_patches`` make a module change in S too (a
+    function as a call back to T's, a StringIO as its text), undone when the test or the patch ends."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+
+
+def test_a_patch_ends_with_its_test(verifier):
+    """The second item sees the real ``input`` again in S: the first one's patch was undone there."""
+    tests = ["from solution import ask\n\ndef test_ask(monkeypatch):\n"
+             "    monkeypatch.setattr('builtins.input', lambda _: '1')\n    assert ask() == 2\n",
+             "import builtins\nfrom solution import which\nassert which() == 'builtin_function_or_method'\n"]
+    code = ASK + "import builtins\ndef which():\n    return type(builtins.input).__name__\n"
+    v = verifier(code, {"tests": tests})
+    assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+def test_a_flood_into_a_capture_is_bounded(verifier):
+    """A program printing without end into a test's capture: T keeps at most ``_DRAIN_CAP`` characters, and the
+    verdict is the program's failure, not an error of the judge."""
+    code = "def spam():\n    for _ in range(40):\n        print('x' * 1_000_000)\n"
+    test = "from solution import spam\n\ndef test_spam(capsys):\n    spam()\n    assert capsys.readouterr().out == ''\n"
+    v = verifier(code, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 0.0), v
+    assert_no_traces()
