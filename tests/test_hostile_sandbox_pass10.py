@@ -101,3 +101,28 @@ def test_a_flood_into_a_capture_is_bounded(verifier):
     v = verifier(code, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", 0.0), v
     assert_no_traces()
+
+
+LOGGED = "log = []\ndef gen():\n    for i in range(1000):\n        log.append(i)\n        yield i\ndef seen():\n    return list(log)\n"
+
+
+@pytest.mark.parametrize("completion,test", [
+    (LOGGED, "g = gen()\nnext(g)\nassert seen() == [0]\nnext(g)\nnext(g)\nassert seen() == [0, 1, 2]\n"),
+    (LOGGED, "from itertools import islice\ng = gen()\nassert list(islice(g, 5)) == [0, 1, 2, 3, 4]\n"
+             "assert seen() == [0, 1, 2, 3, 4]\n"),
+    (LOGGED, "g = gen()\nassert sum(g) == 499500\nassert len(seen()) == 1000\n"),
+    ("def gen():\n    for i in range(3):\n        print(i)\n        yield i\n",
+     "def test_p(capsys):\n    g = gen()\n    next(g)\n    assert capsys.readouterr().out == '0\\n'\n    next(g)\n"
+     "    assert capsys.readouterr().out == '1\\n'\n"),
+    ("def acc():\n    total = 0\n    while True:\n        x = yield total\n        total += x\n",
+     "g = acc()\nnext(g)\nassert g.send(5) == 5\nassert g.send(3) == 8\n"),
+    ("class C:\n    def __init__(self):\n        self.xs = list(range(5000))\n    def __iter__(self):\n"
+     "        return iter(self.xs)\ndef make():\n    return C()\n", "assert sum(x for x in make()) == 12497500"),
+])
+def test_an_iterator_is_read_no_further_than_the_test_has_looked(verifier, completion, test):
+    """Layer: ``Remote.__next__`` fetches an iterator's items one per request while the test makes other requests
+    (or captures prints), and in growing batches only after ``_ONE_BY_ONE`` uninterrupted ones. Before, the
+    batches grew from the first item, so a generator's side effects ran ahead of what the test had taken
+    (``islice(g, 5)`` then ``seen()`` saw seven items), depending on how fast the items were."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v

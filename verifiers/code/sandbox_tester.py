@@ -38,6 +38,7 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
 
 
 _MUTABLE = (list, dict, set, bytearray)  # arguments a function of the solution's may change in place
+_ONE_BY_ONE = 64  # an iterator's first items are fetched one per request, then in batches (1, 2, 4... 256)
 _DRAIN_CAP = 4 << 20  # characters of the solution's prints T takes into a test's redirected streams, per job
 
 
@@ -553,25 +554,24 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             it = request("iter", self._h)
             if type(it) is not Remote:
                 raise TypeError("the solution's iterator is not an iterator")
-            if it is self:  # an iterator (a generator): its items through one buffer for every reader (a
-                return _Items(self)  # second islice goes on where the first stopped), fetched in growing batches
-            return self._items(it)
-
-        def _items(self, it):  # a container's fresh iterator: its items in batches
-            while True:
-                items, done = checked(request("next", it._h, 256), tuple)
-                yield from checked(items, list)
-                if done:
-                    return
+            # an iterator (a generator): its items through one buffer for every reader (a second islice goes on
+            # where the first stopped); a container's: through its fresh iterator's
+            return _Items(it)
 
         def __next__(self):
-            buf = buffers.setdefault(self._h, [[], 1, False])  # [items read ahead, next batch size, exhausted]
+            # [items read ahead, next batch size, exhausted, requests made when it last fetched, its fetches since]
+            buf = buffers.setdefault(self._h, [[], 1, False, -1, 0])
             if not buf[0]:
                 if buf[2]:
                     raise StopIteration
+                if calls[0] != buf[3] or told[0] != (False, False):
+                    buf[1], buf[4] = 1, 0  # the test looked at S since (or captures its prints): no read-ahead,
+                    # so the items' side effects happen when the test takes each ("log == [0]" after next(g))
                 items, done = checked(request("next", self._h, buf[1]), tuple)
                 buf[0].extend(reversed(checked(items, list)))
-                buf[1], buf[2] = min(2 * buf[1], 256), bool(done)
+                buf[3], buf[4], buf[2] = calls[0], buf[4] + 1, bool(done)
+                if buf[4] >= _ONE_BY_ONE:  # a long uninterrupted read (sum(g), list(g)): growing batches
+                    buf[1] = min(2 * buf[1], 256)
                 if not buf[0]:
                     raise StopIteration
             return buf[0].pop()
@@ -702,6 +702,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
 
     t_streams = sys.stdout, sys.stderr
     told = [(False, False)]  # which of T's streams S was last told are redirected
+    calls = [0]  # requests made to S (an iterator reads ahead only while the test makes no other)
     drained = [0]  # characters of the solution's output written into them (at most _DRAIN_CAP in a job)
 
     def drain():
@@ -719,6 +720,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         it goes there too (capsys, ``redirect_stdout``, ``sys.stdout = io.StringIO()``)."""
         if broken:
             raise broken[0]
+        calls[0] += 1
         try:
             redirected = (sys.stdout is not t_streams[0], sys.stderr is not t_streams[1])
             if redirected != told[0]:
