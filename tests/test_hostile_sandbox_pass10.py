@@ -126,3 +126,21 @@ def test_an_iterator_is_read_no_further_than_the_test_has_looked(verifier, compl
     (``islice(g, 5)`` then ``seen()`` saw seven items), depending on how fast the items were."""
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+INC = "def f(x):\n    return x + 1\n"
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (INC, "import pytest, sys\n@pytest.mark.skipif('sys.version_info < (3, 6)', reason='old')\ndef test_f():\n"
+          "    assert f(1) == 2\n", 1.0),
+    ("def f(x):\n    return x\n", "import pytest, sys\n@pytest.mark.skipif('sys.version_info < (3, 6)', reason='old')\n"
+     "def test_f():\n    assert f(1) == 2\n", 0.0),
+    (INC, "import pytest\n@pytest.mark.skipif('sys.version_info > (3, 6)', reason='new')\ndef test_f():\n"
+          "    assert f(1) == 2\n", 0.0),  # skipped: a test that checks nothing is no pass
+    (INC, "import pytest\n@pytest.mark.skipif(condition=False, reason='never')\ndef test_f():\n    assert f(1) == 2\n", 1.0),
+])
+def test_a_string_skipif_condition_is_evaluated(verifier, completion, test, reward):
+    """Layer: ``sandbox_pytest._condition``. A string condition was taken as true (every such test skipped)."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v

@@ -173,6 +173,16 @@ def _values(v):
     return v.values if isinstance(v, _Param) else v if isinstance(v, (tuple, list)) else (v,)
 
 
+def _condition(cond, namespace):
+    """A ``skipif``/``xfail`` condition: a string is evaluated as pytest does (with ``sys``, ``os``, ``platform``
+    and the item's names)."""
+    if isinstance(cond, str):
+        import os
+        import platform
+        return bool(eval(cond, {"sys": sys, "os": os, "platform": platform, **namespace}))  # noqa: S307 - test code
+    return bool(cond)
+
+
 def run_test(fn, namespace, bound=None):
     """Call a test function as pytest would: for every combination of its ``parametrize`` marks, its other
     arguments filled from the fixtures of ``namespace`` (and ``tmp_path``); ``bound``: the test class's instance."""
@@ -184,12 +194,13 @@ def run_test(fn, namespace, bound=None):
             [cls] if getattr(hook, "__code__", None) is not None and hook.__code__.co_argcount else []))
         cls._raylign_set_up = True
     for name, args, kwargs in marks:
-        if name == "skip" or (name == "skipif" and args and args[0]):
+        if name == "skip" or (name == "skipif" and _condition(args[0] if args else kwargs.get("condition"),
+                                                             namespace)):
             raise Failed(f"skipped: {kwargs.get('reason', '')}")
     grids = [[dict(zip(args[0], _values(v) if len(args[0]) > 1 else (v.values[0] if isinstance(v, _Param) else v,)))
               for v in args[1]]
              for name, args, _ in marks if name == "parametrize"]
-    if any(m[0] == "xfail" and (not m[1] or m[1][0]) for m in marks):
+    if any(m[0] == "xfail" and (not m[1] or _condition(m[1][0], namespace)) for m in marks):
         raise Failed("xfail: a test expected to fail checks nothing")
     code = fn.__code__
     params = list(code.co_varnames[:code.co_argcount - len(fn.__defaults__ or ())])[1 if bound is not None else 0:]
