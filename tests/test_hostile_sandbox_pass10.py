@@ -144,3 +144,42 @@ def test_a_string_skipif_condition_is_evaluated(verifier, completion, test, rewa
     """Layer: ``sandbox_pytest._condition``. A string condition was taken as true (every such test skipped)."""
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", reward), v
+
+
+COUNT = "def count_lines(path):\n    with open(path) as f:\n        return sum(1 for _ in f)\n"
+SAVE = "def save(path, text):\n    with open(path, 'w') as f:\n        f.write(text)\n"
+
+
+@pytest.mark.parametrize("completion,test", [
+    (COUNT, "import tempfile, os\nwith tempfile.NamedTemporaryFile('w', delete=False, suffix='.txt') as f:\n"
+            "    f.write('a\\nb\\nc\\n')\nassert count_lines(f.name) == 3\nos.remove(f.name)\n"),
+    (SAVE, "import tempfile, os\nfd, p = tempfile.mkstemp()\nos.close(fd)\nsave(p, 'hi')\nassert open(p).read() == 'hi'\n"),
+    (SAVE, "import tempfile, os\nwith tempfile.TemporaryDirectory() as d:\n    p = os.path.join(d, 'out.txt')\n"
+           "    save(p, 'yo')\n    assert open(p).read() == 'yo'\n"),
+    (SAVE, "import tempfile\nwith tempfile.NamedTemporaryFile('w+') as f:\n    save(f.name, 'zz')\n    f.seek(0)\n"
+           "    assert f.read() == 'zz'\n"),
+    (SAVE, "import os\nos.makedirs('/tmp/work/sub', exist_ok=True)\nsave('/tmp/work/sub/a.txt', 'q')\n"
+           "assert open('/tmp/work/sub/a.txt').read() == 'q'\n"),
+])
+def test_paths_the_tests_make_reach_the_solution(verifier, completion, test):
+    """Layer: ``sandbox_tester.share_paths``. S runs as another user than T, so a file from ``tempfile`` (mode
+    0600) or a directory the test made (0755) was closed to it and every correct program failed."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+def test_the_solution_cannot_rewrite_or_replace_the_tests_files(verifier):
+    """A directory T makes is sticky: S adds files there but cannot replace, remove or rewrite T's own (the
+    expected output the test compares with stays the test's)."""
+    code = ("import os\ndef save(path, text):\n    with open(path, 'w') as f:\n        f.write(text)\n"
+            "    d = os.path.dirname(path)\n    for name in os.listdir(d):\n        p = os.path.join(d, name)\n"
+            "        if p == path:\n            continue\n        try:\n            open(p, 'w').write(text)\n"
+            "        except OSError:\n            pass\n        try:\n            os.remove(p)\n"
+            "        except OSError:\n            pass\n        with open(path + '.x', 'w') as f:\n"
+            "            f.write(text)\n        try:\n            os.rename(path + '.x', p)\n"
+            "        except OSError:\n            pass\n        with open(p if os.path.exists(p) else path, 'a'):\n"
+            "            pass\n")
+    test = ("import os\nos.makedirs('/tmp/cmp')\nwith open('/tmp/cmp/expected.txt', 'w') as f:\n    f.write('right')\n"
+            "save('/tmp/cmp/out.txt', 'wrong')\nassert open('/tmp/cmp/out.txt').read() == open('/tmp/cmp/expected.txt').read()\n")
+    v = verifier(code, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 0.0), v

@@ -38,6 +38,35 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
 
 
 _MUTABLE = (list, dict, set, bytearray)  # arguments a function of the solution's may change in place
+def share_paths(temp_files):
+    """Paths the tests make for the solution, which runs as another user: a directory T makes is writable by
+    all with the sticky bit, like /tmp (S adds its files there, and cannot remove or rename T's, whose mode stays
+    T's: read-only to S); with ``temp_files``, a file from ``tempfile`` (mkstemp, NamedTemporaryFile: mode 0600)
+    is readable and writable by S, as the path a test hands the solution to write to is."""
+    mkdir = os.mkdir
+
+    def shared_mkdir(path, mode=0o777, *, dir_fd=None):
+        mkdir(path, mode, dir_fd=dir_fd)
+        if dir_fd is None:
+            try:
+                os.chmod(path, 0o1777)
+            except (OSError, TypeError, ValueError):
+                pass
+    os.mkdir = shared_mkdir
+    if temp_files:
+        import tempfile
+        inner = getattr(tempfile, "_mkstemp_inner", None)
+        if inner is not None:
+            def shared_inner(*args, **kwargs):
+                fd, name = inner(*args, **kwargs)
+                try:
+                    os.fchmod(fd, 0o666)
+                except OSError:
+                    pass
+                return fd, name
+            tempfile._mkstemp_inner = shared_inner
+
+
 _ONE_BY_ONE = 64  # an iterator's first items are fetched one per request, then in batches (1, 2, 4... 256)
 _DRAIN_CAP = 4 << 20  # characters of the solution's prints T takes into a test's redirected streams, per job
 
@@ -848,6 +877,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     if any("unittest" in test for test in tests):
         import unittest
         unittest.main = _unittest_main
+    share_paths(any("tempfile" in test for test in tests))
     if any("mock" in test for test in tests):
         sandbox_pytest.forward_mock_patches()  # patch("builtins.input", ...) reaches the solution's input()
     # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that class (or of a
