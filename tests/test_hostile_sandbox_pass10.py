@@ -183,3 +183,128 @@ def test_the_solution_cannot_rewrite_or_replace_the_tests_files(verifier):
             "save('/tmp/cmp/out.txt', 'wrong')\nassert open('/tmp/cmp/out.txt').read() == open('/tmp/cmp/expected.txt').read()\n")
     v = verifier(code, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", 0.0), v
+
+
+# ---------------------------------------------------------------- the solution's objects in the tests (passes 10, 11)
+VECTOR = ("import math\nclass Vector:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n"
+          "    def __eq__(self, o):\n        return isinstance(o, Vector) and (self.x, self.y) == (o.x, o.y)\n"
+          "    def __hash__(self):\n        return hash((self.x, self.y))\n"
+          "    def __mul__(self, k):\n        return Vector(self.x * k, self.y * k)\n    __rmul__ = __mul__\n"
+          "    def __neg__(self):\n        return Vector(-self.x, -self.y)\n"
+          "    def __abs__(self):\n        return math.hypot(self.x, self.y)\n")
+NODES = ("class ListNode:\n    def __init__(self, val=0, next=None):\n        self.val = val\n        self.next = next\n\n"
+         "def to_list(n):\n    out = []\n    while n:\n        out.append(n.val)\n        n = n.next\n    return out\n")
+MERGE = ("def merge(a, b):\n    dummy = tail = ListNode(0)\n    while a and b:\n        if a.val <= b.val:\n"
+         "            tail.next, a = a, a.next\n        else:\n            tail.next, b = b, b.next\n        tail = tail.next\n"
+         "    tail.next = a or b\n    return dummy.next\n")
+LIAR = ("class L:\n    def __lt__(s, o):\n        return True\n    def __gt__(s, o):\n        return True\n"
+        "    def __sub__(s, o):\n        return L()\n    def __abs__(s):\n        return 0\n    def __bool__(s):\n"
+        "        return False\n    def __exit__(s, *a):\n        return True\n    def __enter__(s):\n        return s\n"
+        "def f(x):\n    return L()\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (VECTOR, "v = Vector(1, 2)\nassert v * 3 == Vector(3, 6)\nassert 2 * v == Vector(2, 4)\nassert -v == Vector(-1, -2)\n"
+             "assert abs(Vector(3, 4)) == 5.0\nassert len({Vector(1, 2), Vector(1, 2)}) == 1", 1.0),
+    ("class Box:\n    def __init__(self):\n        self.items = {}\n    def __setitem__(self, k, v):\n        self.items[k] = v\n"
+     "    def __getitem__(self, k):\n        return self.items[k]\n    def __delitem__(self, k):\n        del self.items[k]\n"
+     "    def __contains__(self, k):\n        return k in self.items\n",
+     "b = Box()\nb['a'] = 1\nassert b['a'] == 1 and 'a' in b and 'z' not in b\ndel b['a']\nassert 'a' not in b", 1.0),
+    ("class P:\n    def __init__(self, x):\n        self.x = x\n",
+     "p = P(1)\np.x = 5\nassert p.x == 5\np.y = 2\ndel p.y\nassert not hasattr(p, 'y')", 1.0),
+    ("class Timer:\n    def __enter__(self):\n        self.entered = True\n        return self\n    def __exit__(self, *a):\n"
+     "        self.done = True\n        return False\n",
+     "with Timer() as t:\n    pass\nassert t.entered and t.done", 1.0),
+    ("class Suppress:\n    def __init__(self, *kinds):\n        self.kinds = kinds\n    def __enter__(self):\n        return self\n"
+     "    def __exit__(self, et, e, tb):\n        return et is not None and issubclass(et, self.kinds)\n",
+     "with Suppress(ValueError):\n    raise ValueError('x')\nwith Suppress(KeyError):\n    {}['k']\nok = True\nassert ok", 1.0),
+    ("from dataclasses import dataclass\n@dataclass(frozen=True)\nclass Pt:\n    x: int\n",
+     "import pytest\nfrom dataclasses import FrozenInstanceError\ndef test_frozen():\n    p = Pt(1)\n"
+     "    with pytest.raises(FrozenInstanceError):\n        p.x = 2\n    assert hash(p) == hash(Pt(1))\n", 1.0),
+    ("class Money:\n    def __init__(self, c):\n        self.c = c\n    def __add__(self, o):\n        if not isinstance(o, Money):\n"
+     "            return NotImplemented\n        return Money(self.c + o.c)\n",
+     "import pytest\nwith pytest.raises(TypeError):\n    Money(5) + 3\nassert (Money(1) + Money(2)).c == 3", 1.0),
+    ("class Token:\n    def __init__(self):\n        self.kind = 'x'\n", "assert Token() != Token()", 1.0),  # no __eq__: identity
+    ("from dataclasses import dataclass\n@dataclass(frozen=True)\nclass Pt:\n    x: int\n",
+     "import pytest, dataclasses\nwith pytest.raises(dataclasses.FrozenInstanceError):\n    Pt(1).x = 2", 1.0),  # (an
+    # item whose only check is a raises block)
+    ("class K:\n    def __init__(self, v):\n        self.v = v\n    def __eq__(self, o):\n        return self.v == o.v\n"
+     "    __hash__ = None\n", "import pytest\nwith pytest.raises(TypeError):\n    hash(K(1))", 1.0),
+    # wrong programs: a mutable "frozen" point, a Money that adds numbers, a Box without item deletion
+    ("class Pt:\n    def __init__(self, x):\n        self.x = x\n",
+     "import pytest\nwith pytest.raises(AttributeError):\n    Pt(1).x = 2", 0.0),
+    ("class Money:\n    def __init__(self, c):\n        self.c = c\n    def __add__(self, o):\n"
+     "        return Money(self.c + (o.c if isinstance(o, Money) else o))\n",
+     "import pytest\nwith pytest.raises(TypeError):\n    Money(5) + 3", 0.0),
+    # LeetCode: the tests define ListNode, the solution uses it without defining it
+    (MERGE, NODES + "def build(xs):\n    head = None\n    for x in reversed(xs):\n        head = ListNode(x, head)\n    return head\n"
+                    "assert to_list(merge(build([1, 3]), build([2, 4]))) == [1, 2, 3, 4]", 1.0),
+    (MERGE.replace("<=", ">"), NODES + "a = ListNode(1)\na.next = ListNode(3)\nb = ListNode(2)\n"
+                                       "assert to_list(merge(a, b)) == [1, 2, 3]", 0.0),
+])
+def test_the_solutions_objects_work_as_in_python(verifier, completion, test, reward):
+    """Layers: ``Remote``'s item and attribute assignment, ``in``, ``with``, operators with plain data and unary
+    ones, hash, identity for classes without ``__eq__``, library exception classes (``FrozenInstanceError``), all
+    decided by the solution's own class in S; the tests' ListNode in S (``verifier._test_classes``). Before, T's
+    stand-in refused these with AttributeError/TypeError, which failed correct programs and passed wrong ones
+    whose test expected exactly that error."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+
+
+@pytest.mark.parametrize("test", [
+    "assert abs(f(1) - 3.14) < 1e-6",
+    "assert 0.99 < f(1) < 1.01",
+    "assert not (f(1) - 3.14)",
+    "try:\n    assert abs(f(1) - 3.14) < 1e-6\nexcept BaseException:\n    pass",  # caught: the item still fails
+    "with f(1):\n    assert f(1) == 4",  # its __exit__ swallows everything: never a test's failing assert
+])
+def test_an_object_within_everything_passes_no_tolerance_check(verifier, test):
+    """Layer: ``Remote._op``'s taint. An operation on the solution's object with the test's plain data may give a
+    solution object, never plain data (``Refused``, which fails the item even when caught): else ``L() - 3.14``
+    answering 0 passes every tolerance check."""
+    v = verifier(LIAR, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 0.0), v
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    ("def f(x):\n    return x * 2\n\nif __name__ == '__main__':\n    print(f(int(input())))\n", "assert f(2) == 4", 1.0),
+    ("def f(x):\n    return x * 2\n\nif __name__ == '__main__':\n    print(f(int(input())))\n",
+     "from solution import f\ndef test_f():\n    assert f(3) == 6\n", 1.0),
+])
+def test_the_program_is_imported_by_the_tests_not_run_as_a_script(verifier, completion, test, reward):
+    """Layer: S names the program's module ``solution`` in tests mode: its ``__main__`` demo, which reads stdin,
+    does not run (it raised EOFError and failed every test)."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v
+
+
+INC_PY = "import pytest\nfrom solution import f\n\n"
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (INC, INC_PY + "@pytest.mark.parametrize('a,b', [(1, 2), (2, 3)])\nclass TestF:\n    def test_a(self, a, b):\n"
+                   "        assert f(a) == b\n", 1.0),
+    (INC, INC_PY + "@pytest.mark.skip(reason='old')\nclass TestOld:\n    def test_a(self):\n        assert f(1) == 7\n\n"
+                   "def test_b():\n    assert f(1) == 2\n", 1.0),  # skipped beside one that ran: as pytest
+    (INC, INC_PY + "@pytest.mark.skip(reason='x')\ndef test_a():\n    assert f(1) == 2\n", 0.0),  # nothing ran
+    (INC, INC_PY + "@pytest.fixture(params=[1, 2])\ndef n(request):\n    return request.param\n\n"
+                   "def test_a(n):\n    assert f(n) == n + 1\n", 1.0),
+    ("def f(x):\n    return 2 if x == 1 else 0\n", INC_PY + "@pytest.fixture(params=[1, 2])\ndef n(request):\n"
+                                                 "    return request.param\n\ndef test_a(n):\n    assert f(n) == n + 1\n", 0.0),
+    (INC, INC_PY + "def test_a(tmpdir):\n    p = tmpdir.join('x.txt')\n    p.write('1')\n    assert f(int(p.read())) == 2\n",
+     1.0),
+    ("import warnings\ndef f(x):\n    warnings.warn('old', DeprecationWarning)\n    return x + 1\n",
+     INC_PY + "def test_a():\n    with pytest.warns(DeprecationWarning, match='old'):\n        assert f(1) == 2\n", 1.0),
+    (INC, INC_PY + "def test_a():\n    with pytest.warns(DeprecationWarning):\n        f(1)\n", 0.0),
+    ("def values():\n    return []\ndef f(x):\n    return 0\n",
+     INC_PY + "from solution import values\n@pytest.mark.parametrize('x', values())\ndef test_v(x):\n    assert f(x) == x + 1\n",
+     0.0),  # an empty parameter set the solution made: nothing ran
+    ("def f(x):\n    return (1.0, 2.0)\n", INC_PY + "def test_a():\n    assert f(1) == pytest.approx([1.0, 2.0])\n", 0.0),
+])
+def test_more_of_pytest(verifier, completion, test, reward):
+    """Layer: ``sandbox_pytest``: marks on classes, skipped tests beside ones that ran, fixture params and
+    ``request``, ``tmpdir``, ``warns`` (the solution's warnings recorded in S), empty parameter sets, ``approx``
+    of a list against a tuple."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v

@@ -20,6 +20,11 @@ class Failed(AssertionError):
     """``pytest.fail()``, ``pytest.skip()`` and a ``raises`` block that did not raise."""
 
 
+class Skipped(Failed):
+    """A test that was skipped (a ``skip``/``skipif``/``xfail`` mark, ``pytest.skip()``, an empty parameter set):
+    it checks nothing, so it is no pass; an item passes by the tests that ran (``sandbox_tester.run_collected``)."""
+
+
 class ExceptionInfo:
     """What ``pytest.raises`` caught: ``.value``, ``.type``."""
 
@@ -69,8 +74,8 @@ class approx:
         self.expected, self.rel, self.abs, self.nan_ok = expected, rel, abs, nan_ok
 
     def _close(self, got, want):
-        if isinstance(want, (list, tuple)):
-            return isinstance(got, (list, tuple)) and len(got) == len(want) and all(
+        if isinstance(want, (list, tuple)):  # (a list is not a tuple, as pytest's approx says)
+            return isinstance(got, type(want)) and len(got) == len(want) and all(
                 self._close(g, w) for g, w in zip(got, want))
         if isinstance(want, dict):
             return isinstance(got, dict) and got.keys() == want.keys() and all(
@@ -109,7 +114,10 @@ class approx:
 
 def _mark_with(name, *args, **kwargs):
     def apply(fn):
-        fn.__dict__.setdefault("_pytest_marks", []).append((name, args, kwargs))
+        if isinstance(fn, type):  # a mark on a test class: on each of its tests (a class's __dict__ is read-only)
+            fn._pytest_marks = [*fn.__dict__.get("_pytest_marks", []), (name, args, kwargs)]
+        else:
+            fn.__dict__.setdefault("_pytest_marks", []).append((name, args, kwargs))
         return fn
     return apply
 
@@ -141,12 +149,82 @@ def fixture(fn=None, **kwargs):
     def apply(f):
         f._pytest_fixture = True
         f._pytest_autouse = bool(kwargs.get("autouse"))
+        if kwargs.get("params") is not None:  # each test that uses it runs once per param (request.param)
+            f._pytest_params = list(kwargs["params"])
         return f
     return apply(fn) if callable(fn) else apply
 
 
-def skip(reason=""):
-    raise Failed(f"skipped: {reason}")
+def skip(reason="", **kwargs):
+    raise Skipped(f"skipped: {reason or kwargs.get('msg', '')}")
+
+
+class WarningRecord:
+    """One warning ``pytest.warns`` saw: ``.message`` (a warning of its category) and ``.category``; ``names``:
+    its category's class and bases, by name."""
+
+    def __init__(self, category, text, names=None):
+        self.category, self.message = category, category(text)
+        self.names = names or [c.__name__ for c in category.__mro__]
+
+
+class WarningsChecker(list):
+    """``with pytest.warns(Category, match=...) as record``: the warnings the test and the solution issued in
+    the block (the solution's recorded in its own process, by category name); one of ``Category`` must be
+    among them."""
+
+    def __init__(self, expected, match=None):
+        super().__init__()
+        self.expected = expected if isinstance(expected, tuple) else (expected,)
+        self.pattern = match
+
+    def __enter__(self):
+        import warnings
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always")
+        if _remote[0] is not None:
+            _remote[0]("warnings", True)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import builtins
+        self._cm.__exit__(None, None, None)
+        theirs = _remote[0]("warnings", False) if _remote[0] is not None else []
+        for w in self._log:
+            self.append(WarningRecord(w.category, str(w.message)))
+        for names, text in theirs if isinstance(theirs, list) else ():
+            if isinstance(names, list) and names and isinstance(text, str):
+                known = next((getattr(builtins, n) for n in names if isinstance(getattr(builtins, n, None), type)
+                              and issubclass(getattr(builtins, n), Warning)), UserWarning)
+                category = known if known.__name__ == names[0] else type(str(names[0]), (known,), {})
+                self.append(WarningRecord(category, text, [n for n in names if isinstance(n, str)]))
+        if exc_type is not None:
+            return False
+        for record in self:
+            if any(getattr(e, "__name__", None) in record.names for e in self.expected) and (
+                    self.pattern is None or re.search(self.pattern, str(record.message))):
+                return False
+        raise Failed(f"DID NOT WARN: no warnings of type {self.expected!r} were emitted")
+
+    def pop(self, cls=Warning):
+        for i, record in enumerate(self):
+            if issubclass(record.category, cls):
+                return super().pop(i)
+        raise AssertionError(f"{cls!r} not found in warning list")
+
+
+def warns(expected=Warning, *args, match=None, **kwargs):
+    """``with pytest.warns(W, match=...)``, or ``pytest.warns(W, fn, *args)``."""
+    checker = WarningsChecker(expected, match)
+    if not args:
+        return checker
+    with checker:
+        return args[0](*args[1:], **kwargs)
+
+
+def deprecated_call(*args, **kwargs):
+    return warns((DeprecationWarning, PendingDeprecationWarning), *args, **kwargs)
 
 
 def fail(reason=""):
@@ -186,7 +264,8 @@ def _condition(cond, namespace):
 def run_test(fn, namespace, bound=None):
     """Call a test function as pytest would: for every combination of its ``parametrize`` marks, its other
     arguments filled from the fixtures of ``namespace`` (and ``tmp_path``); ``bound``: the test class's instance."""
-    marks = fn.__dict__.get("_pytest_marks", [])
+    marks = fn.__dict__.get("_pytest_marks", []) + (getattr(type(bound), "_pytest_marks", []) if bound is not None
+                                                      else [])
     cls = type(bound)
     if bound is not None and callable(getattr(cls, "setup_class", None)) and not cls.__dict__.get("_raylign_set_up"):
         hook = cls.__dict__.get("setup_class")
@@ -196,31 +275,39 @@ def run_test(fn, namespace, bound=None):
     for name, args, kwargs in marks:
         if name == "skip" or (name == "skipif" and _condition(args[0] if args else kwargs.get("condition"),
                                                              namespace)):
-            raise Failed(f"skipped: {kwargs.get('reason', '')}")
+            raise Skipped(f"skipped: {kwargs.get('reason', '')}")
     grids = [[dict(zip(args[0], _values(v) if len(args[0]) > 1 else (v.values[0] if isinstance(v, _Param) else v,)))
               for v in args[1]]
              for name, args, _ in marks if name == "parametrize"]
     if any(m[0] == "xfail" and (not m[1] or _condition(m[1][0], namespace)) for m in marks):
-        raise Failed("xfail: a test expected to fail checks nothing")
+        raise Skipped("xfail: a test expected to fail checks nothing")
     code = fn.__code__
     params = list(code.co_varnames[:code.co_argcount - len(fn.__defaults__ or ())])[1 if bound is not None else 0:]
     used = [a for name, args, _ in marks if name == "usefixtures" for a in args]
     used += [n for n, f in namespace.items() if callable(f) and getattr(f, "_pytest_autouse", False)]
+    scope = dict(namespace)
+    if bound is not None:  # fixtures defined in the test class
+        scope.update({n: getattr(bound, n) for n in dir(type(bound))
+                      if getattr(getattr(type(bound), n, None), "_pytest_fixture", False)})
+    for p in params:  # a fixture with params: the test runs once per param (its request.param)
+        f = scope.get(p)
+        if p not in {k for grid in grids for row in grid for k in row} and getattr(f, "_pytest_fixture", False) \
+                and getattr(f, "_pytest_params", None) is not None:
+            grids.append([{_PARAM: {p: v}} for v in f._pytest_params])
+    if any(not grid for grid in grids):
+        raise Skipped("got an empty parameter set")  # (pytest skips it: no test ran)
     for combination in itertools.product(*grids) if grids else [()]:
-        given = {}
+        given, fparams = {}, {}
         for part in combination:
-            given.update(part)
+            fparams.update(part.get(_PARAM, {}))
+            given.update({k: v for k, v in part.items() if k != _PARAM})
         teardown = []
         try:
-            scope = dict(namespace)
-            if bound is not None:  # fixtures defined in the test class
-                scope.update({n: getattr(bound, n) for n in dir(type(bound))
-                              if getattr(getattr(type(bound), n, None), "_pytest_fixture", False)})
             for p in used + [n for n, f in scope.items() if getattr(f, "_pytest_autouse", False) and n not in used]:
-                _fixture_value(p, scope, teardown)
+                _fixture_value(p, scope, teardown, fparams=fparams)
             for p in params:
                 if p not in given:
-                    given[p] = _fixture_value(p, scope, teardown)
+                    given[p] = _fixture_value(p, scope, teardown, fparams=fparams)
             target = fn.__get__(bound) if bound is not None else fn
             target(**{p: given[p] for p in params})
         finally:
@@ -459,6 +546,123 @@ def forward_mock_patches():
     cls.__enter__, cls.__exit__, cls._raylign_forwarded = __enter__, __exit__, True
 
 
+class LocalPath:
+    """``tmpdir``'s path (py.path.local's common methods): ``join``, ``write``, ``read``, ``mkdir``, ``ensure``,
+    ``strpath``; ``str()`` and ``os.fspath()`` give the path."""
+
+    def __init__(self, path):
+        import os
+        self.strpath = os.path.abspath(os.fspath(path))
+
+    def __fspath__(self):
+        return self.strpath
+
+    def __str__(self):
+        return self.strpath
+
+    def __repr__(self):
+        return f"local({self.strpath!r})"
+
+    def __eq__(self, other):
+        import os
+        try:
+            return os.fspath(other) == self.strpath
+        except TypeError:
+            return NotImplemented
+
+    def __hash__(self):
+        return hash(self.strpath)
+
+    def __truediv__(self, other):
+        return self.join(other)
+
+    def join(self, *parts):
+        import os
+        return LocalPath(os.path.join(self.strpath, *map(str, parts)))
+
+    @property
+    def basename(self):
+        import os
+        return os.path.basename(self.strpath)
+
+    def dirpath(self):
+        import os
+        return LocalPath(os.path.dirname(self.strpath))
+
+    def exists(self):
+        import os
+        return os.path.exists(self.strpath)
+
+    check = exists
+
+    def isdir(self):
+        import os
+        return os.path.isdir(self.strpath)
+
+    def isfile(self):
+        import os
+        return os.path.isfile(self.strpath)
+
+    def write(self, data, mode="w"):
+        if isinstance(data, bytes) and "b" not in mode:
+            mode += "b"
+        with open(self.strpath, mode) as f:
+            f.write(data)
+
+    write_text = write
+
+    def write_binary(self, data):
+        self.write(data, "wb")
+
+    def read(self, mode="r"):
+        with open(self.strpath, mode) as f:
+            return f.read()
+
+    def read_text(self, encoding="utf-8"):
+        with open(self.strpath, encoding=encoding) as f:
+            return f.read()
+
+    def read_binary(self):
+        return self.read("rb")
+
+    def readlines(self, cr=True):
+        with open(self.strpath) as f:
+            return f.readlines() if cr else f.read().splitlines()
+
+    def mkdir(self, *parts):
+        import os
+        p = self.join(*parts)
+        os.mkdir(p.strpath)
+        return p
+
+    def ensure(self, *parts, dir=False):  # noqa: A002 - py.path's own name
+        import os
+        p = self.join(*parts)
+        if dir:
+            os.makedirs(p.strpath, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(p.strpath), exist_ok=True)
+            open(p.strpath, "a").close()
+        return p
+
+    def listdir(self):
+        import os
+        return [self.join(n) for n in sorted(os.listdir(self.strpath))]
+
+    def remove(self):
+        import os
+        import shutil
+        shutil.rmtree(self.strpath) if os.path.isdir(self.strpath) else os.remove(self.strpath)
+
+
+def _shared_dir():
+    import os
+    import tempfile
+    path = tempfile.mkdtemp(prefix="t")
+    os.chmod(path, 0o777)  # (the solution runs as another user: it reads and writes there too)
+    return path
+
+
 def _builtin(name):
     """A generator for a built-in fixture (its value, then its teardown), or None."""
     def capture(binary):
@@ -480,10 +684,39 @@ def _builtin(name):
         return capture(True)
     if name == "monkeypatch":
         return monkeypatch()
+    if name in ("tmpdir", "tmp_path"):
+        def path():
+            import pathlib
+            yield LocalPath(_shared_dir()) if name == "tmpdir" else pathlib.Path(_shared_dir())
+        return path()
     return None
 
 
-def _fixture_value(name, namespace, teardown, depth=0):
+_PARAM = object()  # (a parameter-grid entry holding fixture params)
+
+
+class _Request:
+    """The ``request`` fixture: ``request.param`` of a fixture with params."""
+
+    def __init__(self, param, name):
+        self.param, self.fixturename = param, name
+
+    def addfinalizer(self, fn):
+        self._finalizers.append(fn)
+
+
+def _fixture_value(name, namespace, teardown, depth=0, fparams=None, owner=None):
+    if name == "request" and not getattr(namespace.get(name), "_pytest_fixture", False):
+        request = _Request((fparams or {}).get(owner), owner)
+        request._finalizers = []
+
+        def finalize():
+            yield request
+            for fn in reversed(request._finalizers):
+                fn()
+        gen = finalize()
+        teardown.append(gen)
+        return next(gen)
     own = namespace.get(name)
     if not (callable(own) and getattr(own, "_pytest_fixture", False)):  # (a fixture of the item's own wins)
         gen = _builtin(name)
@@ -491,19 +724,12 @@ def _fixture_value(name, namespace, teardown, depth=0):
             value = next(gen)
             teardown.append(gen)
             return value
-    if name == "tmp_path":
-        import os
-        import pathlib
-        import tempfile
-        path = pathlib.Path(tempfile.mkdtemp(prefix="t"))
-        os.chmod(path, 0o777)  # (the solution runs as another user: it reads and writes there too)
-        return path
     fn = namespace.get(name)
     if depth > 20 or not callable(fn) or not getattr(fn, "_pytest_fixture", False):
         raise TypeError(f"no fixture {name!r} here")
     code = getattr(fn, "__func__", fn).__code__
     names = code.co_varnames[:code.co_argcount][1 if hasattr(fn, "__self__") else 0:]
-    args = {p: _fixture_value(p, namespace, teardown, depth + 1) for p in names}
+    args = {p: _fixture_value(p, namespace, teardown, depth + 1, fparams, name) for p in names}
     value = fn(**args)
     if code.co_flags & 0x20:  # a generator: a yield fixture
         gen = value

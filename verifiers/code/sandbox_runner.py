@@ -63,6 +63,15 @@ def runner(spec, fds, ok_w, ns, rpc=None):
     os.write(4, b"+")
     os.close(4)  # from here on everything this process does may be the untrusted code's doing
     if spec["mode"] == "tests":
+        # imported by the tests, not run as a script (as "from solution import f" and every test harness that
+        # execs the program see it): its "if __name__ == '__main__':" demo, which may read stdin, does not run
+        main.__name__ = "solution"
+        sys.modules["solution"] = main
+        if spec.get("helpers"):  # the tests' ListNode... that the program uses without defining
+            try:
+                exec(compile(spec["helpers"], "helpers.py", "exec"), main.__dict__)
+            except BaseException:  # noqa: BLE001 - (then the program goes without them)
+                pass
         serve_solution(spec["code"], main, 3, 5)
     else:
         run_program(spec["code"], main)
@@ -346,11 +355,14 @@ def serve_solution(code, main, rfd, wfd):
     _MUTABLE = (list, dict, set, bytearray)
     import operator as _operator
     _dict = dict
-    _OPERATORS = frozenset(("lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "matmul"))
+    _OPERATORS = frozenset(("lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "matmul",
+                            "pow", "iadd", "isub", "imul"))
+    _UNARY = frozenset(("neg", "pos", "abs", "invert"))
     table, index, stubs, failed = [], {}, {}, {}
     import io
     _StringIO, _getvalue = io.StringIO, io.StringIO.getvalue
     captured = []  # while the test's output is redirected: [stdout, stderr as they were, our buffer or None, ...]
+    warned = []  # while a test's pytest.warns records: [catch_warnings, its log]
     patched = []  # a test's monkeypatch here: [(object, attribute, old value or _GONE)], undone when it ends
     _GONE = object()
 
@@ -485,11 +497,39 @@ def serve_solution(code, main, rfd, wfd):
             return _str(obj(args[0]))
         if kind == "repr":
             return _repr(obj(args[0]))
-        if kind == "op" and args[0] in _OPERATORS and _len(args) == 3:  # a test's a < b, a + b on two of ours
-            return _getattr(_operator, args[0])(obj(args[1]), obj(args[2]))
-        if kind == "fields":  # a solution object's class and attributes, for T's structural ==
+        if kind == "op" and ((args[0] in _OPERATORS and _len(args) == 3) or (args[0] in _UNARY and _len(args) == 2)):
+            return _getattr(_operator, args[0])(*args[1:])  # a test's a < b, v * 3, -v, abs(v) on objects of ours
+        if kind == "fields":  # a solution object's class, attributes (slots too) and whether its class has an
+            o = obj(args[0])  # __eq__ (else == is identity), for T's structural ==
+            cls = _type(o)
+            fields = _dict(_getattr(o, "__dict__", None) or {})
+            for klass in cls.__mro__:
+                slots = klass.__dict__.get("__slots__", ())
+                for name in (slots,) if _type(slots) is str else slots if _type(slots) in (tuple, list) else ():
+                    if _type(name) is str and name not in ("__dict__", "__weakref__") and name not in fields:
+                        try:
+                            fields[name] = _getattr(o, name)
+                        except AttributeError:
+                            pass
+            return cls, fields, cls.__eq__ is not object.__eq__, _getattr(cls, "__hash__", None) is not None
+        if kind == "contains":  # (None: its class has no __contains__, T iterates it)
             o = obj(args[0])
-            return _type(o), _dict(_getattr(o, "__dict__", None) or {})
+            return None if _getattr(_type(o), "__contains__", None) is None else args[1] in o
+        if kind == "setattr":  # the test's value on the solution's object (its own class decides: a frozen
+            return setattr(obj(args[0]), args[1], args[2])  # dataclass raises, as the test may expect)
+        if kind == "delattr":
+            return delattr(obj(args[0]), args[1])
+        if kind == "setitem":
+            obj(args[0])[args[1]] = args[2]
+            return None
+        if kind == "delitem":
+            del obj(args[0])[args[1]]
+            return None
+        if kind == "enter":
+            return obj(args[0]).__enter__()
+        if kind == "exit":  # (the block's exception as a builtin one of its class, or None)
+            e = args[1]
+            return obj(args[0]).__exit__(None if e is None else _type(e), e, None)
         if kind == "capture":  # while the test's stdout / stderr are redirected (capsys, redirect_stdout,
             # "sys.stdout = io.StringIO()"), the solution's prints go to buffers T reads after each call
             want = (bool(args[0]), bool(args[1]))
@@ -528,6 +568,21 @@ def serve_solution(code, main, rfd, wfd):
             else:
                 setattr(target, attr, _StringIO(value) if how == "text" else value)
             return None
+        if kind == "warnings":  # a test's pytest.warns: record the warnings the solution issues while it runs
+            import warnings as _warnings
+            if args[0]:
+                if not warned:
+                    cm = _warnings.catch_warnings(record=True)
+                    warned[:] = [cm, cm.__enter__()]
+                    _warnings.simplefilter("always")
+                return None
+            if not warned:
+                return []
+            cm, log = warned
+            del warned[:]
+            out = [([_str(c.__name__) for c in w.category.__mro__][:16], _str(w.message)[:2000]) for w in log[:256]]
+            cm.__exit__(None, None, None)
+            return out
         if kind == "env":  # monkeypatch.setenv / delenv
             import os as _os
             patched.append((_os.environ, args[0], _os.environ.get(args[0], _GONE)))

@@ -67,6 +67,28 @@ def share_paths(temp_files):
             tempfile._mkstemp_inner = shared_inner
 
 
+class Refused(BaseException):
+    """An answer of the solution's T does not take (plain data from an operation on the test's data): it fails the
+    test's item, and no ``except Exception``, ``pytest.raises`` or ``assertRaises`` catches it."""
+
+
+_NO_OPERAND = object()
+
+
+def _builtin_copy(exc):
+    """A builtin exception for ``exc`` (its first builtin class, its args if it takes them): what a context
+    manager of the solution's is told the block raised."""
+    cls = next((c for c in type(exc).__mro__ if c.__module__ == "builtins" and issubclass(c, BaseException)),
+               Exception)
+    try:
+        copy = cls(*exc.args)
+        pickle_check = __import__("pickle").dumps(copy)  # (only what crosses as data)
+        del pickle_check
+        return copy
+    except Exception:  # noqa: BLE001
+        return cls(str(exc)) if cls is not BaseException else Exception(str(exc))
+
+
 _ONE_BY_ONE = 64  # an iterator's first items are fetched one per request, then in batches (1, 2, 4... 256)
 _DRAIN_CAP = 4 << 20  # characters of the solution's prints T takes into a test's redirected streams, per job
 
@@ -341,7 +363,8 @@ def _checked_calls(tree):
     return found
 
 
-_RAISES = {"raises", "assertRaises", "assertRaisesRegex", "assertRaisesRegexp"}
+_RAISES = {"raises", "assertRaises", "assertRaisesRegex", "assertRaisesRegexp", "warns", "assertWarns",
+           "assertWarnsRegex"}
 
 
 def _expects_raise(func) -> bool:
@@ -385,7 +408,7 @@ def run_collected(t, filename, cases_ran=False):
     pytest's parametrize marks and fixtures through :mod:`sandbox_pytest`): the item passes only if each of them
     does; defining them is no pass. unittest.main() in the item has run its own."""
     unittest = sys.modules.get("unittest")
-    ran, looked, classes = set(), set(), set()
+    ran, looked, classes, skipped = set(), set(), set(), []
     setup_module = t.get("setup_module")
     if isinstance(setup_module, types.FunctionType) and setup_module.__code__.co_filename == filename:
         setup_module(*([None] if setup_module.__code__.co_argcount else []))
@@ -407,7 +430,11 @@ def run_collected(t, filename, cases_ran=False):
             ran.add(name)
         elif name.startswith("test") and own_function \
                 and not value.__code__.co_flags & 0x2a0:  # (no coroutine, generator or async generator)
-            sandbox_pytest.run_test(value, t)
+            try:
+                sandbox_pytest.run_test(value, t)
+            except sandbox_pytest.Skipped as exc:  # (no pass: the item passes by the tests that ran)
+                skipped.append(exc)
+                continue
             ran.add(name)
         elif name.startswith("Test") and own_class \
                 and "__init__" not in vars(value):  # (pytest collects no class with an __init__: a helper)
@@ -418,10 +445,15 @@ def run_collected(t, filename, cases_ran=False):
                     _call_hook(instance, "setup_method", method)
                     try:
                         sandbox_pytest.run_test(method, t, bound=instance)
+                    except sandbox_pytest.Skipped as exc:
+                        skipped.append(exc)
+                        continue
                     finally:
                         _call_hook(instance, "teardown_method", method)
                     ran.add(name)
     if not ran:  # (pytest ignores "def Test_helper" beside real tests; a file of only such runs nothing: fails)
+        if skipped:
+            raise skipped[0]  # every test skipped: none checked anything
         _not_run(looked | classes, ran)
 
 
@@ -534,11 +566,25 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     callbacks = []
     callback_ids = {}
 
-    def _binary(name):
+    tainted = set()  # handles of objects S made from plain data of the test's (f(x) - 3.14): see Remote._op
+    refused = []  # an operation refused in the current item (it fails the item, even if the test caught it)
+
+    def _binary(name, reflected=False):
         def op(self, other):
-            return self._op(name, other)
+            return self._op(name, other, reflected)
+        op.__name__ = f"__{'r' if reflected else ''}{name}__"
+        return op
+
+    def _unary(name):
+        def op(self):
+            return self._op(name)
         op.__name__ = f"__{name}__"
         return op
+
+    def refuse(what):
+        exc = Refused(what)
+        refused.append(exc)
+        raise exc
 
     class Remote:
         """An object of the solution's that is not plain data. Its ``==`` is identity; it can be called,
@@ -612,6 +658,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             return n
 
         def __bool__(self):
+            if self._h in tainted:  # (assert not (f(x) - 3.14))
+                refuse("the truth of the solution's object made from the test's data")
             return checked(request("bool", self._h), bool)
 
         def __getitem__(self, key):
@@ -626,8 +674,27 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             except Exception:  # noqa: BLE001
                 return f"<solution object {self._h}>"
 
-        def __setattr__(self, name, value):
-            raise AttributeError("the solution's objects are read-only here")
+        def __setattr__(self, name, value):  # (the test's value: S's own class decides, as in Python)
+            request("setattr", self._h, name, value)
+
+        def __delattr__(self, name):
+            request("delattr", self._h, name)
+
+        def __setitem__(self, key, value):
+            request("setitem", self._h, key, value)
+
+        def __delitem__(self, key):
+            request("delitem", self._h, key)
+
+        def __enter__(self):
+            return request("enter", self._h)
+
+        def __exit__(self, exc_type, exc, tb):
+            """The solution's context manager's exit; it may swallow the block's exception, but never a test's
+            failing assert (nor anything that is not an ``Exception``)."""
+            swallow = request("exit", self._h, None if exc is None else _builtin_copy(exc))
+            return type(swallow) is bool and swallow and isinstance(exc, Exception) and \
+                not isinstance(exc, AssertionError)
 
         def __eq__(self, other):
             """A solution object equals only itself, or another of its objects of the same class whose
@@ -637,27 +704,63 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
                 return True
             if type(other) is not Remote:
                 return NotImplemented
-            mine, theirs = request("fields", self._h), request("fields", other._h)
+            mine, theirs = self._fields(), other._fields()
+            if not mine[2]:  # a class without __eq__: identity, as in Python (mine[2]: its class has one)
+                return False
             return mine[0] is theirs[0] and bool(mine[1]) and mine[1] == theirs[1]
 
         def __ne__(self, other):
             same = self.__eq__(other)
             return same if same is NotImplemented else not same
 
-        __hash__ = object.__hash__
+        def __hash__(self):  # objects equal by their attributes (above) hash alike: by their class
+            cls, _, has_eq, hashable = self._fields()
+            if not hashable:
+                raise TypeError(f"unhashable type: '{cls}'")
+            return hash(("solution class", cls._h)) if has_eq and type(cls) is Remote else object.__hash__(self)
 
-        def _op(self, name, other):
-            """``a < b``, ``a + b``... between two objects of the solution's, computed by S (``sorted`` of its
-            objects, its Version's ``<``, its Vector's ``+``). Never with plain data on either side: a number
-            compared with or added to a solution object stays a TypeError, so an object "smaller than
-            everything" passes no ``abs(f(x) - 3.14) < 1e-6``."""
-            if type(other) is not Remote:
+        def _fields(self):
+            got = checked(request("fields", self._h), tuple)
+            if len(got) != 4 or type(got[1]) is not dict or type(got[2]) is not bool or type(got[3]) is not bool:
+                raise WireError("bad fields")
+            return got
+
+        def __contains__(self, item):
+            """``x in obj``: the solution's ``__contains__`` where its class has one (its custom container),
+            else the items it iterates compared here (never with the solution's ``==``)."""
+            got = request("contains", self._h, item)
+            if got is None:
+                return any(x is item or x == item for x in self)
+            return checked(got, bool)
+
+        def _op(self, name, other=_NO_OPERAND, reflected=False):
+            """``a < b``, ``v * 3``, ``-v``, ``abs(v)``... on objects of the solution's, computed by S (``sorted``
+            of its objects, its Version's ``<``, its Vector's ``*``); an exception S raises is the test's to catch
+            (``Money(5) + 3`` raising TypeError). Plain data S answers is taken only where the solution could as
+            well have returned it: never for an operation with the test's plain data or with an object made from
+            it, so an object "within everything" passes no ``abs(f(x) - 3.14) < 1e-6`` (its ``-`` gave 0) nor
+            ``0.99 < f(x) < 1.01``: such an answer fails the test's item (:class:`Refused`)."""
+            operands = (self,) if other is _NO_OPERAND else (other, self) if reflected else (self, other)
+            plain = any(type(o) is not Remote for o in operands)
+            taint = plain or any(type(o) is Remote and o._h in tainted for o in operands)
+            value = request("op", name, *operands)
+            if type(value) is Remote:
+                if taint:
+                    tainted.add(value._h)
+                return value
+            if value is NotImplemented:
                 return NotImplemented
-            return request("op", name, self._h, other._h)
+            if taint:
+                refuse(f"the solution's {name} of its object and the test's data gave plain data")
+            return value
 
         __lt__, __le__, __gt__, __ge__ = (_binary(n) for n in ("lt", "le", "gt", "ge"))
         __add__, __sub__, __mul__, __matmul__ = (_binary(n) for n in ("add", "sub", "mul", "matmul"))
-        __truediv__, __floordiv__, __mod__ = (_binary(n) for n in ("truediv", "floordiv", "mod"))
+        __truediv__, __floordiv__, __mod__, __pow__ = (_binary(n) for n in ("truediv", "floordiv", "mod", "pow"))
+        __radd__, __rsub__, __rmul__, __rmatmul__ = (_binary(n, True) for n in ("add", "sub", "mul", "matmul"))
+        __rtruediv__, __rfloordiv__, __rmod__ = (_binary(n, True) for n in ("truediv", "floordiv", "mod"))
+        __iadd__, __isub__, __imul__ = (_binary(n) for n in ("iadd", "isub", "imul"))
+        __neg__, __pos__, __abs__, __invert__ = (_unary(n) for n in ("neg", "pos", "abs", "invert"))
 
         def __reduce__(self):
             raise TypeError("a solution object cannot be pickled")
@@ -805,7 +908,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     def exception_class(name, bases_names):
         """T's class for an exception class of the solution's called ``name`` whose bases are called
         ``bases_names`` (its method resolution order): a subclass of each of those the tests catch
-        (``caught_classes``) and of the first builtin one (``class InvalidInput(ValueError)`` is a ValueError)."""
+        (``caught_classes``) and of the first builtin one (``class InvalidInput(ValueError)`` is a ValueError);
+        or a library's class of that name and those bases that T has loaded (``dataclasses.FrozenInstanceError``,
+        ``json.JSONDecodeError``: the test catches T's)."""
+        library = library_exception(name, bases_names)
+        if library is not None:
+            return library
         own = tuple(dict.fromkeys(caught_classes[n] for n in bases_names if n in caught_classes))
         builtin = next((_SAFE_EXC[n] for n in bases_names if n in _SAFE_EXC and n != "Exception"), None)
         if builtin is not None and not any(issubclass(o, builtin) for o in own):
@@ -817,6 +925,18 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         except TypeError:  # bases whose layouts conflict
             return type(name, own[:1], {"__str__": _message_str})
 
+    def library_exception(name, bases_names):
+        want = [name, *bases_names]
+        for module_name, module in list(sys.modules.items()):
+            if module is None or module_name in _HARNESS or module_name.startswith("sandbox_") or \
+                    module_name.split(".")[0] in ("builtins", "solution", "pytest"):
+                continue
+            cls = getattr(module, name, None)
+            if isinstance(cls, type) and issubclass(cls, BaseException) and cls.__module__ == module_name \
+                    and [c.__name__ for c in cls.__mro__][:len(want)] == want:
+                return cls
+        return None
+
     def reason(exc):
         if isinstance(exc, AssertionError):
             return "assertion"
@@ -824,6 +944,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             return "gone"
         if isinstance(exc, WireError):
             return "protocol"
+        if isinstance(exc, Refused):
+            return "refused"
         if isinstance(exc, SolutionExit):
             return "exit"
         if isinstance(exc, MemoryError):
@@ -938,6 +1060,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         if broken:
             emit(f"F {i} {reason(broken[0])} {message(broken[0])}")
             continue
+        refused.clear()
         module = types.ModuleType("__main__")  # the test's globals, as the module unittest.main() reads
         t = module.__dict__
         t.update(base)
@@ -953,10 +1076,11 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             else:
                 run_collected(t, f"test_{i}.py")
         except BaseException as exc:  # noqa: BLE001
-            emit(f"F {i} {reason(broken[0] if broken else exc)} {message(broken[0] if broken else exc)}")
+            first = (broken or refused or [exc])[0]
+            emit(f"F {i} {reason(first)} {message(first)}")
             continue
-        if broken:
-            emit(f"F {i} {reason(broken[0])} {message(broken[0])}")
+        if broken or refused:  # (caught by the test's own code: still no pass)
+            emit(f"F {i} {reason((broken or refused)[0])} {message((broken or refused)[0])}")
             continue
         emit(f"P {i}")
     emit("D")

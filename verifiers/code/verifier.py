@@ -29,6 +29,7 @@ could not be bounded; see :mod:`.sandbox`).
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 from typing import Any, Iterable, Mapping
@@ -180,6 +181,37 @@ def _wanted_names(fmt: str, fields: dict) -> list[str]:
     return names + (test_names(fields["tests"])[0] if fmt == "asserts" else [])
 
 
+_HELPER_BODY = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Pass, ast.AnnAssign)
+
+
+def _test_classes(code: str, tests) -> str:
+    """The tests' module-level classes that the program names but does not define (LeetCode's ``ListNode``
+    and ``TreeNode``, which its judge defines for the solution: ``dummy = ListNode(0)``), as source the solution's
+    process runs before the program. Only classes whose bodies hold methods, field annotations and a docstring:
+    never data the tests keep."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return ""
+    named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    named |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+              and n.value.isidentifier()}  # ("head: 'ListNode'")
+    defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
+    out = {}
+    for test in tests:
+        try:
+            body = ast.parse(test).body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        for node in body:
+            if isinstance(node, ast.ClassDef) and node.name in named and node.name not in defined \
+                    and node.name not in out and all(
+                        isinstance(st, _HELPER_BODY) or (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)
+                                                         and isinstance(st.value.value, str)) for st in node.body):
+                out[node.name] = ast.unparse(node)
+    return "\n\n".join(out.values())
+
+
 def _checks(tests: list[str]) -> list[str]:
     """The items of a test list that check something, each after the items before it that only set up
     ("nums = [1, 2, 3]", "random.seed(0)", "s = Solution()", a helper ``def check(candidate): ...``), which count
@@ -217,6 +249,11 @@ def _checks(tests: list[str]) -> list[str]:
     return checks
 
 
+# context managers that check their block: it must raise (or warn) what they name
+_EXPECTING = frozenset(("raises", "warns", "deprecated_call", "assertRaises", "assertRaisesRegex", "assertWarns",
+                        "assertWarnsRegex"))
+
+
 def _checking(statements, modules: set, helpers: set = frozenset()) -> bool:
     import ast
     import builtins
@@ -233,6 +270,11 @@ def _checking(statements, modules: set, helpers: set = frozenset()) -> bool:
                     for b in node.bases):
                 return True
             continue
+        if isinstance(node, ast.With) and any(
+                isinstance(item.context_expr, ast.Call) and (
+                    getattr(item.context_expr.func, "attr", None) or getattr(item.context_expr.func, "id", ""))
+                in _EXPECTING for item in node.items):
+            return True  # with pytest.raises(AttributeError): p.x = 2 (a check, whatever its body)
         calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)] if not isinstance(
             node, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)) else []
         for call in calls:
@@ -367,7 +409,8 @@ class CodeVerifier:
                       setup=fields["prompt"], entry_points=(fields["entry_point"],))
         elif fmt == "asserts":
             job = Job(code, tests=tuple(fields["tests"]), limits=self.limits, site_packages=self.site_packages,
-                      entry_points=(fields["entry_point"],) if fields.get("entry_point") else ())
+                      entry_points=(fields["entry_point"],) if fields.get("entry_point") else (),
+                      helpers=_test_classes(code, fields["tests"]))
         else:
             job = Job(code, inputs=tuple(fields["inputs"]), limits=self.limits, site_packages=self.site_packages)
         return fmt, job, fields
