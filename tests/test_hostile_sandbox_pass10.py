@@ -308,3 +308,29 @@ def test_more_of_pytest(verifier, completion, test, reward):
     of a list against a tuple."""
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", reward), v
+
+
+@pytest.mark.parametrize("completion,test", [
+    ("import datetime\ndef nd(d):\n    return d + datetime.timedelta(days=1)\n",
+     "from datetime import date\nassert nd(date(2020, 2, 28)) == date(2020, 2, 29)"),
+    ("def span(a, b):\n    return b - a\n",
+     "from datetime import date, timedelta\nassert span(date(2020, 1, 1), date(2020, 1, 3)) == timedelta(days=2)"),
+    ("import datetime\ndef now():\n    return datetime.datetime(2020, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)\n",
+     "import datetime\nassert now() == datetime.datetime(2020, 1, 1, 12, tzinfo=datetime.timezone.utc)"),
+    ("from collections import deque\ndef q():\n    return deque([1, 2], maxlen=3)\n",
+     "from collections import deque\nassert q() == deque([1, 2]) and q().maxlen == 3"),
+    ("from collections import namedtuple\nP = namedtuple('P', 'x y')\ndef mk():\n    return P(1, 2)\n",
+     "p = mk()\nassert p.x == 1 and p == (1, 2) and p._asdict() == {'x': 1, 'y': 2}"),
+    ("from pathlib import Path\ndef p():\n    return Path('/tmp') / 'x'\n", "from pathlib import Path\nassert p() == Path('/tmp/x')"),
+    # changed in place: a Counter, a deque, a keyword argument
+    ("def add_all(c, items):\n    for x in items:\n        c[x] += 1\n",
+     "from collections import Counter\nc = Counter()\nadd_all(c, 'aab')\nassert c == Counter({'a': 2, 'b': 1})"),
+    ("def rot(d):\n    d.rotate(1)\n", "from collections import deque\nd = deque([1, 2, 3])\nrot(d)\nassert d == deque([3, 1, 2])"),
+    ("def fill(*, out):\n    out.extend([1, 2])\n", "o = []\nfill(out=o)\nassert o == [1, 2]"),
+])
+def test_library_values_cross_as_themselves(verifier, completion, test):
+    """Layer: ``sandbox_wire.library_payload``/``_library_value`` (dates, deques, namedtuples, paths rebuilt in T
+    from plain data: they came back as handles, equal to nothing) and the in-place write-back of dict subclasses,
+    deques and keyword arguments."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v

@@ -338,9 +338,9 @@ def serve_solution(code, main, rfd, wfd):
     import builtins
     import types
     try:
-        from sandbox_wire import Endpoint, Gone, Unsendable, encode, plain_of
+        from sandbox_wire import Endpoint, Gone, Unsendable, encode, library_payload, plain_of
     except ImportError:
-        from raylign.verifiers.code.sandbox_wire import Endpoint, Gone, Unsendable, encode, plain_of
+        from raylign.verifiers.code.sandbox_wire import Endpoint, Gone, Unsendable, encode, library_payload, plain_of
     # bound before the solution runs (it may patch builtins, os, the wire module...)
     _exec, _compile, _id, _len, _type, _isinstance, _getattr = exec, compile, id, len, type, isinstance, getattr
     _issubclass = issubclass
@@ -352,7 +352,8 @@ def serve_solution(code, main, rfd, wfd):
     import __future__
     _LAZY_ANNOTATIONS = __future__.annotations.compiler_flag
     _FACTORIES = frozenset(("int", "float", "str", "list", "set", "dict", "tuple", "bool", "frozenset"))
-    _MUTABLE = (list, dict, set, bytearray)
+    from collections import deque
+    _MUTABLE = (list, dict, set, bytearray, deque)
     import operator as _operator
     _dict = dict
     _OPERATORS = frozenset(("lt", "le", "gt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "matmul",
@@ -396,6 +397,9 @@ def serve_solution(code, main, rfd, wfd):
             return b"X", (v.default_factory.__name__, [(k, x) for k, x in dict.items(v)])  # (d["missing"] is 0)
         if name in ("dict_keys", "dict_items") and _type(v).__module__ == "builtins":
             return (b"V" if name == "dict_keys" else b"I"), [x for x in v]  # (a keys view == a set)
+        library = library_payload(v)
+        if library is not None:
+            return b"A", library
         plain = plain_of(v)
         if plain is not None:
             return None, plain
@@ -444,20 +448,21 @@ def serve_solution(code, main, rfd, wfd):
             return obj(args[0])(*args[1], **args[2])
         if kind == "callm":  # a call whose list, dict, set or bytearray arguments the function may change in
             # place (LeetCode's "modify nums in-place"): their contents after the call go back with its value
-            fn, a = obj(args[0]), args[1]
+            fn, a, kw = obj(args[0]), args[1], args[2]
             before = {}
-            for i, v in enumerate(a):
-                if _type(v) in _MUTABLE:
+            for i, v in [*enumerate(a), *kw.items()]:  # (positional by index, keyword by name)
+                if _isinstance(v, _MUTABLE):
                     try:
                         before[i] = encode(v, enc_other)
                     except _BaseException:  # noqa: BLE001
                         pass
-            value = fn(*a, **args[2])
+            value = fn(*a, **kw)
             changed = []
             for i, was in before.items():
                 try:
-                    if encode(a[i], enc_other) != was:
-                        changed.append((i, a[i]))
+                    now = a[i] if _type(i) is int else kw[i]
+                    if encode(now, enc_other) != was:
+                        changed.append((i, now))
                 except _BaseException:  # noqa: BLE001
                     pass
             return value, changed

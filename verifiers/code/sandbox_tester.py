@@ -20,6 +20,7 @@ import builtins
 import os
 import sys
 import types
+from collections import deque as _deque
 
 try:
     import sandbox_pytest
@@ -37,7 +38,7 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
              and not issubclass(cls, (StopIteration, StopAsyncIteration))}
 
 
-_MUTABLE = (list, dict, set, bytearray)  # arguments a function of the solution's may change in place
+_MUTABLE = (list, dict, set, bytearray, _deque)  # arguments a function of the solution's may change in place
 def share_paths(temp_files):
     """Paths the tests make for the solution, which runs as another user: a directory T makes is writable by
     all with the sticky bit, like /tmp (S adds its files there, and cannot remove or rename T's, whose mode stays
@@ -597,21 +598,33 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             object.__setattr__(self, "_h", h)
 
         def __call__(self, *args, **kwargs):
-            if not any(type(a) in _MUTABLE for a in args):
+            if not any(isinstance(a, _MUTABLE) for a in (*args, *kwargs.values())):
                 return request("call", self._h, args, kwargs)
             value, changed = checked(request("callm", self._h, args, kwargs), tuple)
             if type(value) not in (type(None), int, bool):  # an in-place function returns None or a count ("modify
                 return value  # nums in-place, return k"); one that returns a collection, its answer, never changes
             for i, new in checked(changed, list):  # the test's objects (a.clear(); return [] passed assert
                 # f(arr) == sorted(arr)); as plain data
-                if type(i) is not int or not 0 <= i < len(args) or type(new) is not type(args[i]):
+                if type(i) is int and 0 <= i < len(args):
+                    target = args[i]
+                elif type(i) is str and i in kwargs:
+                    target = kwargs[i]
+                else:
                     raise WireError("bad in-place change")
-                target = args[i]
+                if type(new) is not type(target):
+                    continue  # (what came back is not such a value: nothing is written)
                 if isinstance(target, (list, bytearray)):
                     target[:] = new
-                else:
+                elif isinstance(target, dict):  # (item by item: a Counter's update would add)
+                    target.clear()
+                    for k, v in new.items():
+                        target[k] = v
+                elif isinstance(target, set):
                     target.clear()
                     target.update(new)
+                else:  # a deque
+                    target.clear()
+                    target.extend(new)
             return value
 
         def __instancecheck__(self, inst):  # isinstance(x, Point), Point a class of the solution's

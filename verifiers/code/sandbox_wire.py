@@ -186,9 +186,11 @@ def decode(data, other=None):
             return range(a, b, c)
         if tag == b"E":
             return Ellipsis
-        if tag in (b"Q", b"D", b"O", b"K", b"X", b"V", b"I") or (other is not None and tag in (b"H", b"C", b"P",
-                                                                                               b"n")):
+        if tag in (b"Q", b"D", b"O", b"K", b"X", b"V", b"I", b"A") or (other is not None and tag in (b"H", b"C", b"P",
+                                                                                                     b"n")):
             payload = dec(depth + 1)
+            if tag == b"A":  # a standard-library value (a date, a deque, a namedtuple...): rebuilt from plain data
+                return _library_value(payload)
             if tag == b"X":  # a defaultdict whose factory is a builtin type, by name, with its pairs
                 if type(payload) is not tuple or len(payload) != 2 or payload[0] not in _FACTORIES \
                         or type(payload[1]) is not list or not all(type(x) is tuple and len(x) == 2
@@ -239,6 +241,72 @@ def decode(data, other=None):
     if pos[0] != end:
         raise WireError("trailing bytes after the value")
     return value
+
+
+_NAMEDTUPLES: dict = {}  # (type name, fields) -> the class rebuilt for it
+
+
+def library_payload(v):
+    """S side: ``(kind, data)`` for a standard-library value that plain data rebuilds exactly (``datetime``'s
+    date, datetime, time and timedelta; ``collections``' deque and namedtuples; ``pathlib``'s paths), else None.
+    Exact classes only (a subclass's methods are the program's)."""
+    import datetime
+    t = type(v)
+    if t is datetime.date:
+        return "date", (v.year, v.month, v.day)
+    if t is datetime.datetime or t is datetime.time:
+        off = v.utcoffset()
+        if off is not None and off != off // datetime.timedelta(seconds=1) * datetime.timedelta(seconds=1):
+            return None
+        parts = ((v.year, v.month, v.day) if t is datetime.datetime else ()) + (v.hour, v.minute, v.second,
+                                                                                v.microsecond)
+        return t.__name__, (parts, None if off is None else off // datetime.timedelta(seconds=1), v.fold)
+    if t is datetime.timedelta:
+        return "timedelta", (v.days, v.seconds, v.microseconds)
+    if t.__module__ == "collections" and t.__name__ == "deque":
+        return "deque", (list(v), v.maxlen)
+    if t.__module__ == "pathlib" and t.__name__ in ("PosixPath", "PurePosixPath"):
+        return "path", (t.__name__, str(v))
+    fields = t.__dict__.get("_fields") if tuple in t.__bases__ else None
+    if type(fields) is tuple and all(type(f) is str for f in fields) and len(fields) == len(v):
+        return "namedtuple", (t.__name__, list(fields), tuple(tuple.__iter__(v)))
+    return None
+
+
+def _library_value(payload):
+    """T side: the value of a :func:`library_payload`, checked (WireError if it is not one)."""
+    if type(payload) is not tuple or len(payload) != 2 or type(payload[0]) is not str:
+        raise WireError("bad library value")
+    kind, data = payload
+    try:
+        if kind in ("date", "timedelta") and type(data) is tuple and len(data) == 3 and all(type(x) is int for x in data):
+            import datetime
+            return datetime.date(*data) if kind == "date" else datetime.timedelta(*data)
+        if kind in ("datetime", "time") and type(data) is tuple and len(data) == 3 and type(data[0]) is tuple \
+                and len(data[0]) == (7 if kind == "datetime" else 4) and all(type(x) is int for x in data[0]) \
+                and (data[1] is None or type(data[1]) is int) and data[2] in (0, 1):
+            import datetime
+            tz = None if data[1] is None else datetime.timezone(datetime.timedelta(seconds=data[1]))
+            return getattr(datetime, kind)(*data[0], tzinfo=tz, fold=data[2])
+        if kind == "deque" and type(data) is tuple and len(data) == 2 and type(data[0]) is list \
+                and (data[1] is None or (type(data[1]) is int and data[1] >= 0)):
+            from collections import deque
+            return deque(data[0], data[1])
+        if kind == "path" and type(data) is tuple and len(data) == 2 and data[0] in ("PosixPath", "PurePosixPath") \
+                and type(data[1]) is str:
+            import pathlib
+            return getattr(pathlib, data[0])(data[1])
+        if kind == "namedtuple" and type(data) is tuple and len(data) == 3 and type(data[0]) is str \
+                and type(data[1]) is list and all(type(f) is str for f in data[1]) and type(data[2]) is tuple \
+                and len(data[1]) == len(data[2]) <= 256:
+            key = (data[0], tuple(data[1]))
+            if key not in _NAMEDTUPLES:
+                from collections import namedtuple
+                _NAMEDTUPLES[key] = namedtuple(data[0], data[1])
+            return _NAMEDTUPLES[key](*data[2])
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise WireError(f"bad {kind}: {exc}") from None
+    raise WireError(f"bad library value {kind!r}")
 
 
 def plain_of(v):
