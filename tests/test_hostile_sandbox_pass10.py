@@ -334,3 +334,15 @@ def test_library_values_cross_as_themselves(verifier, completion, test):
     deques and keyword arguments."""
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+@pytest.mark.parametrize("completion,reward", [
+    ("import random\ndef roll3():\n    return [random.randint(1, 6) for _ in range(3)]\n", 1.0),
+    ("import random\ndef roll3():\n    random.random()\n    return [random.randint(1, 6) for _ in range(3)]\n", 0.0),
+])
+def test_a_tests_random_seed_seeds_the_solution(verifier, completion, reward):
+    """Layer: ``sandbox_pytest.forward_random_seed``: S has its own ``random``; the test's seed reaches it."""
+    test = ("import random\nrandom.seed(7)\ngot = roll3()\nrandom.seed(7)\n"
+            "assert got == [random.randint(1, 6) for _ in range(3)]")
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v

@@ -517,6 +517,26 @@ class MonkeyPatch:
             _remote[0]("unpatch", n)
 
 
+def forward_random_seed():
+    """``random.seed(n)`` in a test seeds the solution's ``random`` too (its process has its own): a test that
+    seeds, then has the solution draw, then seeds again and draws the expected values itself, passes as in
+    one process."""
+    import random
+    if getattr(random.seed, "_raylign_forwarded", False):
+        return
+    seed = random.seed
+
+    def forwarded(*args, **kwargs):
+        seed(*args, **kwargs)
+        if _remote[0] is not None:
+            try:
+                _remote[0]("seed", args, kwargs)
+            except Exception:  # noqa: BLE001 - a seed that cannot cross (an object): the test's own only
+                pass
+    forwarded._raylign_forwarded = True
+    random.seed = forwarded
+
+
 def forward_mock_patches():
     """``unittest.mock.patch`` (and ``patch.object``) of a module's attribute: made in the solution's process
     too while the patch is active, like ``monkeypatch`` (``patch("builtins.input", return_value="4")``: the

@@ -588,6 +588,9 @@ def serve_solution(code, main, rfd, wfd):
             out = [([_str(c.__name__) for c in w.category.__mro__][:16], _str(w.message)[:2000]) for w in log[:256]]
             cm.__exit__(None, None, None)
             return out
+        if kind == "seed":  # a test's random.seed(n): the solution's random too
+            import random as _random
+            return _random.seed(*args[0], **args[1])
         if kind == "env":  # monkeypatch.setenv / delenv
             import os as _os
             patched.append((_os.environ, args[0], _os.environ.get(args[0], _GONE)))

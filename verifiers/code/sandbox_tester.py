@@ -1013,6 +1013,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         import unittest
         unittest.main = _unittest_main
     share_paths(any("tempfile" in test for test in tests))
+    if any("random" in test for test in tests):
+        sandbox_pytest.forward_random_seed()
     if any("mock" in test for test in tests):
         sandbox_pytest.forward_mock_patches()  # patch("builtins.input", ...) reaches the solution's input()
     # ``except InvalidInput:``: T's own class by that name, which the solution's exceptions of that class (or of a
