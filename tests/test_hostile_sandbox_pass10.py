@@ -346,3 +346,19 @@ def test_a_tests_random_seed_seeds_the_solution(verifier, completion, reward):
             "assert got == [random.randint(1, 6) for _ in range(3)]")
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", reward), v
+
+
+EXC = ("class ValidationError(ValueError):\n    def __init__(self, field, value):\n        super().__init__(f'bad {field}')\n"
+       "        self.field, self.value = field, value\ndef validate(x):\n    raise ValidationError('name', object())\n"
+       "def wrap():\n    try:\n        {}['k']\n    except KeyError as e:\n        raise ValueError('wrapped') from e\n")
+
+
+@pytest.mark.parametrize("test", [
+    "try:\n    validate(1)\nexcept ValidationError as e:\n    assert e.field == 'name' and str(e) == 'bad name'\nelse:\n    assert False",
+    "try:\n    wrap()\nexcept ValueError as e:\n    assert isinstance(e.__cause__, KeyError)\nelse:\n    assert False",
+])
+def test_an_exceptions_plain_attributes_and_cause_cross(verifier, test):
+    """Layer: ``sandbox_wire._plain_attrs``/``_cause``: one attribute that is not plain data dropped them all, and
+    ``raise ... from e`` lost its cause."""
+    v = verifier(EXC, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v

@@ -878,7 +878,11 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             finally:
                 drain()
         except RemoteException as exc:
-            raise as_exception(exc.name, exc.message, exc.chain, exc.exc_args, exc.attrs) from None
+            err = as_exception(exc.name, exc.message, exc.chain, exc.exc_args, exc.attrs)
+            if exc.cause is not None:  # (raise ValueError(...) from KeyError(...): e.__cause__ is a KeyError)
+                names = exc.cause[0].split()
+                err.__cause__ = as_exception(names[0] if names else "Exception", exc.cause[1], tuple(names))
+            raise err from err.__cause__
         except (Gone, WireError) as exc:
             broken.append(exc)
             raise

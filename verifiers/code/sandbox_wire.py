@@ -416,9 +416,10 @@ class Endpoint:
                     return frame[2]
                 if len(frame) not in (4, 5) or type(frame[2]) is not str or type(frame[3]) is not str:
                     raise WireError("bad error reply")
-                extra = frame[4] if len(frame) == 5 else ((), {})
-                if type(extra) is not tuple or len(extra) != 2 or type(extra[0]) is not tuple \
-                        or type(extra[1]) is not dict:
+                extra = frame[4] if len(frame) == 5 else (None, {}, None)
+                if type(extra) is not tuple or len(extra) != 3 or type(extra[0]) not in (tuple, type(None)) \
+                        or type(extra[1]) is not dict or not (extra[2] is None or (
+                            type(extra[2]) is tuple and len(extra[2]) == 2 and all(type(x) is str for x in extra[2]))):
                     raise WireError("bad error reply")
                 raise RemoteException(frame[2], frame[3], *extra)
             self.answer(frame)
@@ -439,11 +440,10 @@ class Endpoint:
             except BaseException:  # noqa: BLE001
                 msg = "?"
             head = ("exc", frame[1], str(name)[:1700], str(msg)[:1000])
-            try:  # its arguments and attributes too, when they are plain data (KeyError('x').args, e.need)
-                attrs = {k: v for k, v in dict(getattr(exc, "__dict__", None) or {}).items()
-                         if type(k) is str and k[:1] != "_"}
-                payload = encode(head + ((tuple(exc.args), attrs),))
-            except BaseException:  # noqa: BLE001 - not plain data: the names and the message only
+            try:  # its arguments and attributes too, those that are plain data (KeyError('x').args, e.need),
+                # and the exception it was raised from (raise ... from e): its names and message
+                payload = encode(head + ((_plain_or_none(tuple(exc.args)), _plain_attrs(exc), _cause(exc)),))
+            except BaseException:  # noqa: BLE001 - the names and the message only
                 payload = encode(head)
         write_frame(self.wfd, payload)
 
@@ -452,13 +452,46 @@ class Endpoint:
             self.answer(self.recv())
 
 
+def _plain_or_none(value):
+    try:
+        encode(value)
+    except BaseException:  # noqa: BLE001
+        return None
+    return value
+
+
+def _plain_attrs(exc):
+    """An exception's public attributes that are plain data (each on its own: one that is not is left out)."""
+    out = {}
+    for k, v in dict(getattr(exc, "__dict__", None) or {}).items():
+        if type(k) is str and k[:1] != "_":
+            try:
+                encode(v)
+            except BaseException:  # noqa: BLE001
+                continue
+            out[k] = v
+    return out
+
+
+def _cause(exc):
+    cause = exc.__cause__
+    if cause is None:
+        return None
+    try:
+        return (" ".join(str(c.__name__)[:100] for c in type(cause).__mro__[:16] if c is not object)[:1700],
+                str(cause)[:1000])
+    except BaseException:  # noqa: BLE001
+        return None
+
+
 class RemoteException(Exception):
     """An exception raised on the other side, by type name and message (``chain``: its class's and its bases'
-    names, as the other side said them)."""
+    names, as the other side said them); ``args`` None when they are not plain data; ``cause``: the names and
+    message of the exception it was raised from."""
 
-    def __init__(self, names, message, args=(), attrs=None):
+    def __init__(self, names, message, args=None, attrs=None, cause=None):
         chain = names.split()
         name = chain[0] if chain else "Exception"
         super().__init__(name, message)
         self.name, self.message, self.chain = name, message, tuple(chain)
-        self.exc_args, self.attrs = args, attrs or {}
+        self.exc_args, self.attrs, self.cause = args, attrs or {}, cause
