@@ -29,9 +29,11 @@ could not be bounded; see :mod:`.sandbox`).
 """
 from __future__ import annotations
 
+import __future__
 import ast
 import json
 import re
+import textwrap
 from typing import Any, Iterable, Mapping
 
 from raylign.engine import hookimpl
@@ -45,11 +47,20 @@ _PYTHON = {"python", "py", "python3", "py3"}
 _NON_PYTHON = {"text", "txt", "output", "console", "bash", "sh", "shell", "json", "plaintext"}
 
 
-def extract_code(completion: str, names: Iterable[str] = ()) -> str:
+def _compiles(source: str) -> bool:
+    try:
+        compile(source, "solution.py", "exec", __future__.annotations.compiler_flag, dont_inherit=True)
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError):
+        return False
+    return True
+
+
+def extract_code(completion: str, names: Iterable[str] = (), stdin: bool = False) -> str:
     """The last fenced code block (the last Python-tagged one if any, else the last one not tagged as
     output/shell) that defines one of ``names`` (the functions the tests call, the entry point) when one does
-    (a block of example usage after the solution is not the solution), an unterminated final block's body, or
-    the completion itself when it has no fence."""
+    (a block of example usage after the solution is not the solution); for a program that reads stdin
+    (``stdin``), the last block that reads it (not a block running it under ``subprocess`` after it); an
+    unterminated final block's body, or the completion itself when it has no fence."""
     blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(completion)]
     if not blocks:
         opener = None
@@ -62,6 +73,10 @@ def extract_code(completion: str, names: Iterable[str] = ()) -> str:
     other = [b for lang, b in blocks if lang not in _NON_PYTHON]
     candidates = python or other or [blocks[-1][1]]
     names = [n for n in names if n.isidentifier()]
+    if stdin and len(candidates) > 1:
+        reading = [b for b in candidates if _READS_STDIN.search(b)]
+        if reading:
+            return reading[-1].strip("\n")
     if names and len(candidates) > 1:
         defines = re.compile(r"^(?:(?:async\s+)?def|class)\s+(?:" + "|".join(map(re.escape, names)) + r")\b"
                              r"|^(?:" + "|".join(map(re.escape, names)) + r")\s*=", re.M)
@@ -113,6 +128,7 @@ def _defines_only(body) -> bool:
     return True
 
 
+_READS_STDIN = re.compile(r"\binput\s*\(|\bstdin\b|\bopen\s*\(\s*0\b|\bfileinput\b")
 _ASCII_SPACE = re.compile(r"[ \t\r\f\v]+")
 
 
@@ -395,13 +411,16 @@ class CodeVerifier:
         details["format"] = fmt
         if not isinstance(completion, str):
             return Verdict(0.0, "invalid", f"completion must be a str, got {type(completion).__name__}", details)
-        code = extract_code(completion, _wanted_names(fmt, fields))
+        code = extract_code(completion, _wanted_names(fmt, fields), stdin=fmt == "stdio")
         if not code.strip():
             details.update(reason="no code", passed=0, total=_total(fmt, fields), failures=[])
             return Verdict(0.0, "ok", None, details)
         if fmt == "humaneval":
             # a fenced block usually restates the whole function; a bare completion continues the prompt
             program = fields["prompt"] + ("\n" + code if _OPEN_FENCE.search(completion) else completion)
+            if _OPEN_FENCE.search(completion) and not _compiles(program):  # a fence holding the body alone,
+                indented = fields["prompt"] + textwrap.indent(code, "    ")  # written without its indentation
+                program = indented if _compiles(indented) else program
             test = f"{fields['test']}\n\ncheck({fields['entry_point']})\n"
             # the prompt runs in the test process too: its helpers (poly, encode_cyclic...) are the task's,
             # whatever the completion redefines; only the entry point is the solution's
