@@ -362,3 +362,37 @@ def test_an_exceptions_plain_attributes_and_cause_cross(verifier, test):
     ``raise ... from e`` lost its cause."""
     v = verifier(EXC, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+@pytest.mark.parametrize("completion,test", [
+    ("def total(cart):\n    return sum(cart.price(i) for i in cart.items)\n",
+     "class Cart:\n    def __init__(self, items):\n        self.items = items\n    def price(self, item):\n"
+     "        return {'a': 2, 'b': 3}[item]\n\nassert total(Cart(['a', 'b', 'b'])) == 8"),
+    ("def is_node(n):\n    return isinstance(n, ListNode) and n.val == 1\n",
+     "class ListNode:\n    def __init__(self, val=0, next=None):\n        self.val = val\n        self.next = next\n\n"
+     "assert is_node(ListNode(1))"),  # the helper class and the class of the test's nodes are one
+])
+def test_the_tests_objects_reach_the_solution_with_their_class(verifier, completion, test):
+    """Layer: T sends the source of the tests' classes of the objects it passes (``_class_sources``), S rebuilds
+    them with it: an object with methods arrived as an empty stand-in."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+def test_a_stdin_program_is_the_block_that_reads_stdin(verifier):
+    """Layer: ``extract_code(stdin=True)``: a block running the program under subprocess after it was taken."""
+    completion = ("```python\na, b = map(int, input().split())\nprint(a // b, a % b)\n```\n\nYou can also test with:\n"
+                  "```python\nimport subprocess\nprint(subprocess.run(['python', 'sol.py'], input=b'10 3', "
+                  "capture_output=True).stdout)\n```\n")
+    v = verifier(completion, {"inputs": ["10 3\n"], "outputs": ["3 1\n"]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+def test_a_humaneval_body_without_indentation_is_the_functions_body(verifier):
+    task = {"prompt": "def string_xor(a: str, b: str) -> str:\n    \"\"\"XOR of two binary strings.\"\"\"\n",
+            "entry_point": "string_xor",
+            "test": "def check(candidate):\n    assert candidate('111000', '101010') == '010010'\n"}
+    v = verifier("```python\nreturn ''.join('0' if x == y else '1' for x, y in zip(a, b))\n```\n", task)
+    assert (v.status, v.reward) == ("ok", 1.0), v
+    v = verifier("```python\nreturn ''.join('1' if x == y else '0' for x, y in zip(a, b))\n```\n", task)
+    assert (v.status, v.reward) == ("ok", 0.0), v

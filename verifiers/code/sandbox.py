@@ -154,8 +154,8 @@ class Job:
     setup: str | None = None  # tests mode: trusted code run in the test process before the tests
     entry_points: tuple[str, ...] = ()  # tests mode: names always taken from the solution (besides those the
     # tests call, which the test process adds itself: sandbox_tester.test_names)
-    helpers: str = ""  # tests mode: trusted class definitions of the tests' that S runs before the program (the
-    # ListNode its judge defines for a LeetCode solution; verifier._test_classes)
+    helpers: tuple[str, ...] = ()  # tests mode: trusted class definitions of the tests' that S runs before the
+    # program (the ListNode its judge defines for a LeetCode solution; verifier._test_classes)
 
     @property
     def mode(self) -> str:
@@ -291,7 +291,7 @@ class HarnessBackend(SandboxBackend):
         if self.iso == "rlimits":  # RLIMIT_NPROC counts every process of the uid on the host
             nproc = lim.max_procs * (os.cpu_count() or 1) + 64 if root else None
         return {
-            "iso": self.iso, "mode": job.mode, "code": job.code, "helpers": job.helpers,
+            "iso": self.iso, "mode": job.mode, "code": job.code, "helpers": list(job.helpers),
             "tests": list(job.tests or ()), "setup": job.setup or "", "entry_points": list(job.entry_points),
             "inputs": list(job.inputs or ()),
             "timeout": float(lim.timeout_s), "cpu": int(math.ceil(lim.timeout_s)) + 1,

@@ -67,12 +67,7 @@ def runner(spec, fds, ok_w, ns, rpc=None):
         # execs the program see it): its "if __name__ == '__main__':" demo, which may read stdin, does not run
         main.__name__ = "solution"
         sys.modules["solution"] = main
-        if spec.get("helpers"):  # the tests' ListNode... that the program uses without defining
-            try:
-                exec(compile(spec["helpers"], "helpers.py", "exec"), main.__dict__)
-            except BaseException:  # noqa: BLE001 - (then the program goes without them)
-                pass
-        serve_solution(spec["code"], main, 3, 5)
+        serve_solution(spec["code"], main, 3, 5, spec.get("helpers") or ())
     else:
         run_program(spec["code"], main)
 
@@ -331,10 +326,10 @@ def _message(exc):
     return " ".join(text.split())[:300]
 
 
-def serve_solution(code, main, rfd, wfd):
-    """Tests mode in S: run the solution, send T the table of its names, then answer T's requests until T
-    closes the pipe. Values go back as plain data; anything else as a handle T can only call, iterate, index,
-    measure or print through us (its ``==`` in T is identity)."""
+def serve_solution(code, main, rfd, wfd, helpers=()):
+    """Tests mode in S: run the tests' ``helpers`` (classes the program uses without defining them) and the
+    solution, send T the table of its names, then answer T's requests until T closes the pipe. Values go back as
+    plain data; anything else as a handle T can call, iterate, index, measure or print through us."""
     import builtins
     import types
     try:
@@ -364,6 +359,7 @@ def serve_solution(code, main, rfd, wfd):
     _StringIO, _getvalue = io.StringIO, io.StringIO.getvalue
     captured = []  # while the test's output is redirected: [stdout, stderr as they were, our buffer or None, ...]
     warned = []  # while a test's pytest.warns records: [catch_warnings, its log]
+    test_classes = ({"__name__": "__main__"}, set())  # the tests' classes of objects sent here, and their sources
     patched = []  # a test's monkeypatch here: [(object, attribute, old value or _GONE)], undone when it ends
     _GONE = object()
 
@@ -429,12 +425,26 @@ def serve_solution(code, main, rfd, wfd):
         if tag == b"P":
             import io
             import pickle
+            if _type(payload) is tuple:  # (the pickle, the source of the tests' classes in it)
+                payload, sources = payload
+                for source in sources:
+                    if source not in test_classes[1]:
+                        test_classes[1].add(source)
+                        try:
+                            _exec(_compile(source, "tests.py", "exec"), test_classes[0])
+                        except _BaseException:  # noqa: BLE001 - (then a stand-in of its name, below)
+                            pass
 
             class Unpickler(pickle.Unpickler):  # from T, which is trusted
                 def find_class(self, module, name):
-                    if module == "__main__" and not hasattr(main, name) and name.isidentifier():
-                        setattr(main, name, _type(name, (), {"__module__": "__main__"}))  # the tests' ListNode,
-                    return super().find_class(module, name)  # which the solution only reads: a class of its name
+                    if module == "__main__":
+                        own = test_classes[0].get(name)
+                        if _isinstance(own, type):  # the tests' class, with its methods
+                            return own
+                        if not hasattr(main, name) and name.isidentifier():
+                            setattr(main, name, _type(name, (), {"__module__": "__main__"}))  # the tests'
+                            # ListNode, which the solution only reads: a class of its name
+                    return super().find_class(module, name)
             return Unpickler(io.BytesIO(payload)).load()
         raise ValueError(f"unexpected tag {tag!r}")
 
@@ -623,6 +633,16 @@ def serve_solution(code, main, rfd, wfd):
     endpoint = Endpoint(rfd, wfd, serve, enc_other, dec_other)
     g = main.__dict__
     g["__builtins__"] = builtins
+    for source in helpers:  # the tests' ListNode...: in the program's globals, and the class T's objects of
+        try:  # that name are rebuilt as (one class: isinstance holds)
+            names = _dict(g)
+            _exec(_compile(source, "helpers.py", "exec"), g)
+            test_classes[1].add(source)
+            for name, value in g.items():
+                if names.get(name) is not value and _isinstance(value, type):
+                    test_classes[0][name] = value
+        except _BaseException:  # noqa: BLE001 - (then the program goes without it)
+            pass
     try:
         # annotations stay unevaluated (LeetCode's "head: Optional[ListNode]" or "List[int]", which its judge
         # defines or imports for the solution)

@@ -39,6 +39,25 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
 
 
 _MUTABLE = (list, dict, set, bytearray, _deque)  # arguments a function of the solution's may change in place
+def _class_sources(tests):
+    """{name: source} of the classes the test items define at their top level: what S is given to rebuild an
+    object of one of them that a test passes to the solution (a Cart with its methods, the tests' ListNode)."""
+    import ast
+    out = {}
+    for test in tests:
+        try:
+            body = ast.parse(test).body
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        for node in body:
+            if isinstance(node, ast.ClassDef):
+                try:
+                    out.setdefault(node.name, ast.unparse(node))
+                except (ValueError, RecursionError):
+                    pass
+    return out
+
+
 def share_paths(temp_files):
     """Paths the tests make for the solution, which runs as another user: a directory T makes is writable by
     all with the sticky bit, like /tmp (S adds its files there, and cannot remove or rename T's, whose mode stays
@@ -803,6 +822,25 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             raise WireError(f"expected a {typ.__name__} from the solution, got {type(value).__name__}")
         return value
 
+    class_sources = _class_sources(spec.get("tests") or ())
+
+    class Pickler(pickle.Pickler):
+        """Notes the tests' own classes among what it pickles (their source goes with it: S has no such class)."""
+
+        def reducer_override(self, obj):
+            cls = obj if isinstance(obj, type) else type(obj)
+            if cls.__module__ == "__main__" and cls.__qualname__ in class_sources:
+                self.classes.add(cls.__qualname__)
+            return NotImplemented
+
+    def dumps(v):
+        import io
+        buf = io.BytesIO()
+        p = Pickler(buf, protocol=5)
+        p.classes = set()
+        p.dump(v)
+        return buf.getvalue(), [class_sources[n] for n in sorted(p.classes)]
+
     def enc_other(v):
         if type(v) is Remote:
             return b"H", v._h
@@ -811,7 +849,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
                 limit = sys.getrecursionlimit()
                 sys.setrecursionlimit(max(limit, 20_000))  # (a linked list of thousands of the tests' nodes)
                 try:
-                    return b"P", pickle.dumps(v, protocol=5)
+                    data, sources = dumps(v)
+                    return b"P", (data, sources) if sources else data
                 finally:
                     sys.setrecursionlimit(limit)
             except Exception as exc:  # noqa: BLE001

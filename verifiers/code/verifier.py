@@ -200,15 +200,16 @@ def _wanted_names(fmt: str, fields: dict) -> list[str]:
 _HELPER_BODY = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Pass, ast.AnnAssign)
 
 
-def _test_classes(code: str, tests) -> str:
+def _test_classes(code: str, tests) -> tuple[str, ...]:
     """The tests' module-level classes that the program names but does not define (LeetCode's ``ListNode``
     and ``TreeNode``, which its judge defines for the solution: ``dummy = ListNode(0)``), as source the solution's
-    process runs before the program. Only classes whose bodies hold methods, field annotations and a docstring:
+    process runs before the program (each as ``ast.unparse`` gives it, as T sends the source of a class whose
+    objects it passes: S then has one class of that name). Only classes whose bodies hold methods, field annotations and a docstring:
     never data the tests keep."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return ""
+        return ()
     named = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     named |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
               and n.value.isidentifier()}  # ("head: 'ListNode'")
@@ -225,7 +226,7 @@ def _test_classes(code: str, tests) -> str:
                         isinstance(st, _HELPER_BODY) or (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)
                                                          and isinstance(st.value.value, str)) for st in node.body):
                 out[node.name] = ast.unparse(node)
-    return "\n\n".join(out.values())
+    return tuple(out.values())
 
 
 def _checks(tests: list[str]) -> list[str]:
