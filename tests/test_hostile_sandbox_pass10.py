@@ -396,3 +396,27 @@ def test_a_humaneval_body_without_indentation_is_the_functions_body(verifier):
     assert (v.status, v.reward) == ("ok", 1.0), v
     v = verifier("```python\nreturn ''.join('1' if x == y else '0' for x, y in zip(a, b))\n```\n", task)
     assert (v.status, v.reward) == ("ok", 0.0), v
+
+
+FETCH = "def fetch(session, url):\n    r = session.get(url)\n    return r.json()['name']\n"
+MOCK_SESSION = ("from unittest.mock import MagicMock\nsession = MagicMock()\nsession.get.return_value.json.return_value = "
+                "{'name': 'ray'}\nassert fetch(session, 'http://x') == 'ray'\nsession.get.assert_called_once_with('http://x')\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (FETCH, MOCK_SESSION, 1.0),
+    ("def fetch(session, url):\n    return 'ray'\n", MOCK_SESSION, 0.0),  # (the mock was never called)
+    ("def save(f, lines):\n    with f as out:\n        for line in lines:\n            out.write(line)\n",
+     "from unittest.mock import MagicMock\nf = MagicMock()\nsave(f, ['a', 'b'])\n"
+     "assert f.__enter__.return_value.write.call_count == 2", 1.0),
+    # what the mock recorded is not the solution's to rewrite
+    ("def notify(m):\n    m.send('x')\n    m.reset_mock()\n",
+     "from unittest.mock import MagicMock\nm = MagicMock()\nnotify(m)\nm.send.assert_not_called()", 0.0),
+    ("def notify(m):\n    m.send('x')\n    m.send.call_count = 0\n",
+     "from unittest.mock import MagicMock\nm = MagicMock()\nnotify(m)\nm.send.assert_not_called()", 0.0),
+])
+def test_a_mock_the_tests_pass_records_what_the_solution_does(verifier, completion, test, reward):
+    """Layer: mock handles (wire tag ``R``, S's ``TestMock``, T's ``serve``): a MagicMock passed to the solution
+    arrived as a bare function; now its every use is T's mock's, and nothing that rewrites its record crosses."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v

@@ -39,6 +39,19 @@ _SAFE_EXC = {name: cls for name, cls in vars(builtins).items()
 
 
 _MUTABLE = (list, dict, set, bytearray, _deque)  # arguments a function of the solution's may change in place
+# S's requests on a mock of the tests' (and how many arguments each takes, the mock's index included)
+_MOCK_REQUESTS = {"tget": 2, "titem": 2, "titer": 1, "tlen": 1, "tbool": 1, "tstr": 1, "tenter": 1, "texit": 1}
+# a mock's names the solution may not reach: what would rewrite what the mock recorded or how it answers
+_MOCK_KEPT = frozenset(("reset_mock", "configure_mock", "attach_mock", "mock_add_spec", "return_value",
+                        "side_effect", "called", "call_count", "call_args", "call_args_list", "mock_calls",
+                        "method_calls"))
+
+
+def _is_mock(v):
+    mock = sys.modules.get("unittest.mock")
+    return mock is not None and isinstance(v, mock.NonCallableMock)
+
+
 def _class_sources(tests):
     """{name: source} of the classes the test items define at their top level: what S is given to rebuild an
     object of one of them that a test passes to the solution (a Cart with its methods, the tests' ListNode)."""
@@ -844,6 +857,12 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     def enc_other(v):
         if type(v) is Remote:
             return b"H", v._h
+        if _is_mock(v):  # a mock of the tests': S gets a stand-in whose every use comes back here (serve)
+            k = id(v)
+            if k not in callback_ids:
+                callback_ids[k] = len(callbacks)
+                callbacks.append(v)
+            return b"R", callback_ids[k]
         if isinstance(v, type) or not callable(v):
             try:
                 limit = sys.getrecursionlimit()
@@ -874,11 +893,28 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             return callbacks[payload]
         raise WireError(f"unexpected tag {tag!r} from the solution")
 
-    def serve(kind, args):  # S's requests while T waits: calls of the tests' callables
-        if kind != "cb" or len(args) != 3 or type(args[0]) is not int or not 0 <= args[0] < len(callbacks) \
-                or type(args[1]) is not tuple or type(args[2]) is not dict:
+    def serve(kind, args):
+        """S's requests while T waits: calls of the tests' callables, and what the solution does with a mock of
+        the tests' (its attributes, items, iteration, length, truth, text, ``with``; nothing that would change
+        what the mock recorded: no attribute set, no ``reset_mock``, no private name)."""
+        if not args or type(args[0]) is not int or not 0 <= args[0] < len(callbacks):
             raise WireError(f"unexpected request {kind!r} from the solution")
-        return callbacks[args[0]](*args[1], **args[2])
+        target = callbacks[args[0]]
+        if kind == "cb" and len(args) == 3 and type(args[1]) is tuple and type(args[2]) is dict:
+            return target(*args[1], **args[2])
+        if not _is_mock(target) or kind not in _MOCK_REQUESTS or len(args) != _MOCK_REQUESTS[kind]:
+            raise WireError(f"unexpected request {kind!r} from the solution")
+        if kind == "tget":
+            if type(args[1]) is not str or args[1][:1] == "_" or args[1] in _MOCK_KEPT:
+                raise AttributeError(f"the test's mock has no attribute {args[1]!r} for the solution")
+            return getattr(target, args[1])
+        if kind == "titem":
+            return target[args[1]]
+        if kind == "titer":
+            import itertools
+            return list(itertools.islice(iter(target), 100_000))
+        return {"tlen": len, "tbool": bool, "tstr": str, "tenter": lambda m: m.__enter__(),
+                "texit": lambda m: m.__exit__(None, None, None)}[kind](target)
 
     endpoint = Endpoint(from_s, to_s, serve, enc_other, dec_other, wait)
 

@@ -6,19 +6,21 @@ Standalone like the rest of the harness (no raylign imports; loaded by :mod:`san
 What a value may be on the wire: ``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``, ``bytes``,
 ``bytearray``, ``list``, ``tuple``, ``dict``, ``set``, ``frozenset``, ``range``, ``Ellipsis``,
 ``fractions.Fraction`` and ``decimal.Decimal`` (rebuilt from ints/str), ``OrderedDict``, ``Counter``, a
-``defaultdict`` of a builtin type and a dict's keys and items views (rebuilt from their pairs or items), nested
-at most ``MAX_DEPTH`` deep, at
-most ``MAX_FRAME`` bytes a frame. The decoder builds exactly those builtin types and nothing else, so a value
-that came from the solution compares, hashes and prints the way plain data does, whatever the solution's own
-objects would have done. An object of any other type crosses as an opaque *handle* (S keeps the object; T gets
-a :class:`Remote` whose ``==`` is identity, never the solution's), a callable from the test side as a
-*callback*, and -- from T to S only, since T is trusted -- any other picklable object as a pickle.
+``defaultdict`` of a builtin type and a dict's keys and items views (rebuilt from their pairs or items), and the
+standard library's dates, times, timedeltas, deques, namedtuples and paths (tag ``A``: rebuilt from plain data
+by :func:`_library_value`), nested at most ``MAX_DEPTH`` deep, at most ``MAX_FRAME`` bytes a frame. The decoder
+builds exactly those types and nothing else, so a value that came from the solution compares, hashes and prints
+the way plain data does, whatever the solution's own objects would have done. An object of any other type
+crosses as an opaque *handle* (S keeps the object; T gets a ``Remote``, whose ``==`` is structural, never the
+solution's), a callable from the test side as a *callback*, a mock of the tests' as a *mock handle* (tag ``R``:
+its every use in S goes back to T's mock), and -- from T to S only, since T is trusted -- any other picklable
+object as a pickle (with the source of the tests' own classes in it).
 
 A frame is ``<4-byte little-endian length><tagged payload>``; the payload is a tuple: a request
-``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type names, message[, (args, attributes)])``,
-the type names being the exception's class and its bases in method resolution order, separated by spaces
-(``"InvalidInput ValueError Exception BaseException"``), and its ``args`` and public attributes coming along
-when they are plain data.
+``(kind, seq, ...)`` or a reply ``("ok", seq, value)`` / ``("exc", seq, type names, message[, (args, attributes,
+cause)])``, the type names being the exception's class and its bases in method resolution order, separated by
+spaces (``"InvalidInput ValueError Exception BaseException"``), its ``args`` (None unless plain data) and each
+public attribute that is plain data coming along, and the names and message of the exception it was raised from.
 """
 import os
 import struct
@@ -187,7 +189,7 @@ def decode(data, other=None):
         if tag == b"E":
             return Ellipsis
         if tag in (b"Q", b"D", b"O", b"K", b"X", b"V", b"I", b"A") or (other is not None and tag in (b"H", b"C", b"P",
-                                                                                                     b"n")):
+                                                                                                     b"n", b"R")):
             payload = dec(depth + 1)
             if tag == b"A":  # a standard-library value (a date, a deque, a namedtuple...): rebuilt from plain data
                 return _library_value(payload)
