@@ -118,6 +118,10 @@ LOGGED = "log = []\ndef gen():\n    for i in range(1000):\n        log.append(i)
      "g = acc()\nnext(g)\nassert g.send(5) == 5\nassert g.send(3) == 8\n"),
     ("class C:\n    def __init__(self):\n        self.xs = list(range(5000))\n    def __iter__(self):\n"
      "        return iter(self.xs)\ndef make():\n    return C()\n", "assert sum(x for x in make()) == 12497500"),
+    ("class countdown:\n    def __init__(self, n):\n        self.n = n\n    def __iter__(self):\n        return self\n"
+     "    def __next__(self):\n        if self.n <= 0:\n            raise StopIteration\n        self.n -= 1\n"
+     "        return self.n + 1\n",
+     "it = countdown(3)\nassert iter(it) is it\nassert list(it) == [3, 2, 1]\nassert list(it) == []"),
 ])
 def test_an_iterator_is_read_no_further_than_the_test_has_looked(verifier, completion, test):
     """Layer: ``Remote.__next__`` fetches an iterator's items one per request while the test makes other requests

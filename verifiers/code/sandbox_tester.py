@@ -674,9 +674,9 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             it = request("iter", self._h)
             if type(it) is not Remote:
                 raise TypeError("the solution's iterator is not an iterator")
-            # an iterator (a generator): its items through one buffer for every reader (a second islice goes on
-            # where the first stopped); a container's: through its fresh iterator's
-            return _Items(it)
+            # an iterator (a generator): itself, its items through one buffer for every reader (a second islice
+            # goes on where the first stopped; iter(it) is it); a container's: its fresh iterator's
+            return self if it is self else _Items(it)
 
         def __next__(self):
             # [items read ahead, next batch size, exhausted, requests made when it last fetched, its fetches since]
