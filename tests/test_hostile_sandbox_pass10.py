@@ -424,3 +424,13 @@ def test_a_mock_the_tests_pass_records_what_the_solution_does(verifier, completi
     arrived as a bare function; now its every use is T's mock's, and nothing that rewrites its record crosses."""
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", reward), v
+
+
+def test_a_cycle_in_the_solutions_objects_ends_the_comparison(verifier):
+    """Layer: ``Remote.__eq__``'s ``comparing`` set. Comparing two objects whose attribute is themselves recursed
+    until T's stack ran out, which broke the conversation and failed every later item."""
+    code = ("from dataclasses import dataclass, field\n@dataclass\nclass N:\n    v: int\n"
+            "    me: object = field(default=None, compare=True)\n"
+            "def make(v):\n    n = N(v)\n    n.me = n\n    return n\ndef f(x):\n    return x + 1\n")
+    v = verifier(code, {"tests": ["assert make(1) == make(1)", "assert make(1) != make(2)", "assert f(1) == 2"]})
+    assert (v.status, v.reward) == ("ok", 1.0), v
