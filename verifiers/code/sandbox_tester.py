@@ -843,15 +843,18 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
             raise WireError(f"expected a {typ.__name__} from the solution, got {type(value).__name__}")
         return value
 
-    class_sources = _class_sources(spec.get("tests") or ())
+    class_sources = []  # [{name: source}] of the tests' classes, read when an object of one is first sent
 
     class Pickler(pickle.Pickler):
         """Notes the tests' own classes among what it pickles (their source goes with it: S has no such class)."""
 
         def reducer_override(self, obj):
             cls = obj if isinstance(obj, type) else type(obj)
-            if cls.__module__ == "__main__" and cls.__qualname__ in class_sources:
-                self.classes.add(cls.__qualname__)
+            if cls.__module__ == "__main__":
+                if not class_sources:
+                    class_sources.append(_class_sources(spec.get("tests") or ()))
+                if cls.__qualname__ in class_sources[0]:
+                    self.classes.add(cls.__qualname__)
             return NotImplemented
 
     def dumps(v):
@@ -860,7 +863,7 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
         p = Pickler(buf, protocol=5)
         p.classes = set()
         p.dump(v)
-        return buf.getvalue(), [class_sources[n] for n in sorted(p.classes)]
+        return buf.getvalue(), [class_sources[0][n] for n in sorted(p.classes)]
 
     def enc_other(v):
         if type(v) is Remote:
