@@ -434,3 +434,25 @@ def test_a_cycle_in_the_solutions_objects_ends_the_comparison(verifier):
             "def make(v):\n    n = N(v)\n    n.me = n\n    return n\ndef f(x):\n    return x + 1\n")
     v = verifier(code, {"tests": ["assert make(1) == make(1)", "assert make(1) != make(2)", "assert f(1) == 2"]})
     assert (v.status, v.reward) == ("ok", 1.0), v
+
+
+DIV = ("import logging\nlog = logging.getLogger('app')\ndef div(a, b):\n    if b == 0:\n        log.error('division by zero')\n"
+       "        return None\n    log.info('dividing %s by %s', a, b)\n    return a / b\n")
+DIV_SILENT = "def div(a, b):\n    return None if b == 0 else a / b\n"
+CAPLOG = "def test_d(caplog):\n    assert div(1, 0) is None\n    assert 'division by zero' in caplog.text\n"
+AT_LEVEL = ("import logging\ndef test_d(caplog):\n    with caplog.at_level(logging.INFO):\n        div(4, 2)\n"
+            "    assert caplog.messages == ['dividing 4 by 2']\n")
+ASSERT_LOGS = ("import unittest\nclass T(unittest.TestCase):\n    def test_d(self):\n"
+               "        with self.assertLogs('app', level='ERROR') as cm:\n            div(1, 0)\n"
+               "        self.assertEqual(cm.output, ['ERROR:app:division by zero'])\n")
+
+
+@pytest.mark.parametrize("completion,test,reward", [
+    (DIV, CAPLOG, 1.0), (DIV_SILENT, CAPLOG, 0.0), (DIV, AT_LEVEL, 1.0), (DIV_SILENT, AT_LEVEL, 0.0),
+    (DIV, ASSERT_LOGS, 1.0), (DIV_SILENT, ASSERT_LOGS, 0.0),
+])
+def test_the_solutions_log_records_reach_caplog_and_assert_logs(verifier, completion, test, reward):
+    """Layer: S's ``logs`` request, ``sandbox_pytest.LogCaptureFixture`` and ``forward_assert_logs``: the
+    solution logs in its own process, where T's handlers never saw it."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", reward), v

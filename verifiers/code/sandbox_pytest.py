@@ -4,9 +4,12 @@ no pytest is installed and nothing is collected from files).
 T installs this module as ``pytest`` before a test item runs, so ``import pytest`` in a test works whatever the
 host has. It offers what such rows use: ``raises`` (as a context manager, with ``match``, or called),
 ``approx``, ``mark.parametrize`` (stacked: every combination), ``fixture`` (the item's own, plain or ``yield``;
-``tmp_path``, ``capsys``/``capfd`` and ``monkeypatch`` built in), ``mark.skip``/``skipif``/``xfail`` and other marks as no-ops, ``skip()``/``fail()``.
-:func:`run_test` calls a test function the way pytest would: once per parameter combination, its other arguments
-filled from the item's fixtures; a skipped test fails (a test that checks nothing is no pass).
+``tmp_path``, ``tmpdir``, ``capsys``/``capfd``, ``caplog``, ``monkeypatch`` and ``request`` built in),
+``warns``, ``mark.skip``/``skipif``/``xfail`` (string conditions evaluated) and other marks as no-ops,
+``skip()``/``fail()``. :func:`run_test` calls a test function the way pytest would: once per parameter
+combination (and fixture param), its other arguments filled from the item's fixtures; a skipped test is no pass
+(an item passes by the tests that ran, and fails when none did). What the solution prints, logs and warns, and
+the modules the tests patch for it, cross to its process and back (``_remote``: T's request to S).
 
 Standalone like the rest of the harness: no raylign imports (loaded by :mod:`sandbox_harness`'s directory).
 """
@@ -566,6 +569,122 @@ def forward_mock_patches():
     cls.__enter__, cls.__exit__, cls._raylign_forwarded = __enter__, __exit__, True
 
 
+def _their_records():
+    """The solution's log records since it started listening, as LogRecords of T's."""
+    import logging
+    got = _remote[0]("logs", "read") if _remote[0] is not None else []
+    out = []
+    for item in got if isinstance(got, list) else ():
+        if isinstance(item, tuple) and len(item) == 4 and isinstance(item[0], str) and isinstance(item[1], int) \
+                and isinstance(item[2], str) and isinstance(item[3], str):
+            out.append(logging.makeLogRecord({"name": item[0], "levelno": item[1], "levelname": item[2],
+                                              "msg": item[3], "args": None, "filename": "solution.py"}))
+    return out
+
+
+class LogCaptureFixture:
+    """``caplog``: the log records of the test and of the solution (recorded in its process) while the test
+    runs: ``records``, ``messages``, ``text``, ``record_tuples``, ``set_level``, ``at_level``, ``clear``."""
+
+    def __init__(self):
+        import logging
+
+        class Keep(logging.Handler):
+            def __init__(self):
+                super().__init__(0)
+                self.records = []
+
+            def emit(self, record):
+                self.records.append(record)
+        self._handler = Keep()
+        logging.getLogger().addHandler(self._handler)
+        self._levels = []
+        if _remote[0] is not None:
+            _remote[0]("logs", "start")
+
+    @property
+    def records(self):
+        return self._handler.records + _their_records()
+
+    @property
+    def messages(self):
+        return [r.getMessage() for r in self.records]
+
+    @property
+    def record_tuples(self):
+        return [(r.name, r.levelno, r.getMessage()) for r in self.records]
+
+    @property
+    def text(self):
+        return "".join(f"{r.levelname:<8} {r.name}:{r.filename}:{r.lineno} {r.getMessage()}\n" for r in self.records)
+
+    def clear(self):
+        self._handler.records.clear()
+        if _remote[0] is not None:
+            _remote[0]("logs", "clear")
+
+    def set_level(self, level, logger=None):
+        import logging
+        level = logging._checkLevel(level)
+        lg = logging.getLogger(logger)
+        self._levels.append((lg, lg.level))
+        lg.setLevel(level)
+        if _remote[0] is not None:
+            _remote[0]("logs", "level", level, logger)
+
+    def at_level(self, level, logger=None):
+        import contextlib
+
+        @contextlib.contextmanager
+        def ctx():
+            self.set_level(level, logger)
+            yield self
+        return ctx()
+
+    def close(self):
+        import logging
+        logging.getLogger().removeHandler(self._handler)
+        for lg, level in reversed(self._levels):
+            lg.setLevel(level)
+        if _remote[0] is not None:
+            _remote[0]("logs", "stop")
+
+
+def forward_assert_logs():
+    """``self.assertLogs(...)``: the solution's log records in the block count, recorded in its process."""
+    import importlib
+    cls = None
+    for where in ("unittest._log", "unittest.case"):  # (3.9+: _log)
+        try:
+            cls = getattr(importlib.import_module(where), "_AssertLogsContext", None)
+        except ImportError:
+            continue
+        if cls is not None:
+            break
+    if cls is None or cls.__dict__.get("_raylign_forwarded"):
+        return
+    enter, leave = cls.__enter__, cls.__exit__
+
+    def __enter__(self):
+        got = enter(self)
+        if _remote[0] is not None:
+            _remote[0]("logs", "start")
+            _remote[0]("logs", "level", self.level, self.logger_name)
+        return got
+
+    def __exit__(self, exc_type, exc, tb):
+        if _remote[0] is not None:
+            want = self.logger_name
+            for record in _their_records():
+                if record.levelno >= self.level and (not want or record.name == want
+                                                     or record.name.startswith(want + ".")):
+                    self.watcher.records.append(record)
+                    self.watcher.output.append(f"{record.levelname}:{record.name}:{record.getMessage()}")
+            _remote[0]("logs", "stop")
+        return leave(self, exc_type, exc, tb)
+    cls.__enter__, cls.__exit__, cls._raylign_forwarded = __enter__, __exit__, True
+
+
 class LocalPath:
     """``tmpdir``'s path (py.path.local's common methods): ``join``, ``write``, ``read``, ``mkdir``, ``ensure``,
     ``strpath``; ``str()`` and ``os.fspath()`` give the path."""
@@ -704,6 +823,14 @@ def _builtin(name):
         return capture(True)
     if name == "monkeypatch":
         return monkeypatch()
+    if name == "caplog":
+        def caplog():
+            cap = LogCaptureFixture()
+            try:
+                yield cap
+            finally:
+                cap.close()
+        return caplog()
     if name in ("tmpdir", "tmp_path"):
         def path():
             import pathlib

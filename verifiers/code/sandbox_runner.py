@@ -359,6 +359,7 @@ def serve_solution(code, main, rfd, wfd, helpers=()):
     _StringIO, _getvalue = io.StringIO, io.StringIO.getvalue
     captured = []  # while the test's output is redirected: [stdout, stderr as they were, our buffer or None, ...]
     warned = []  # while a test's pytest.warns records: [catch_warnings, its log]
+    logged = []  # while a test listens to logs: [our handler, the records, (logger, level) to restore]
     test_classes = ({"__name__": "__main__"}, set())  # the tests' classes of objects sent here, and their sources
     patched = []  # a test's monkeypatch here: [(object, attribute, old value or _GONE)], undone when it ends
     _GONE = object()
@@ -643,6 +644,36 @@ def serve_solution(code, main, rfd, wfd, helpers=()):
             out = [([_str(c.__name__) for c in w.category.__mro__][:16], _str(w.message)[:2000]) for w in log[:256]]
             cm.__exit__(None, None, None)
             return out
+        if kind == "logs":  # a test's caplog / assertLogs: the solution's log records while it listens
+            import logging as _logging
+            what = args[0]
+            if what == "start" and not logged:
+                class Keep(_logging.Handler):
+                    def emit(self, record):
+                        if _len(logged[1]) < 10_000:
+                            try:
+                                text = record.getMessage()
+                            except _BaseException:  # noqa: BLE001
+                                text = _str(record.msg)
+                            logged[1].append((_str(record.name), int(record.levelno), _str(record.levelname),
+                                              _str(text)[:2000]))
+                handler = Keep(0)
+                _logging.getLogger().addHandler(handler)
+                logged[:] = [handler, [], []]
+            elif what == "level" and logged:  # (level, logger name or None): until the test stops listening
+                lg = _logging.getLogger(args[2])
+                logged[2].append((lg, lg.level))
+                lg.setLevel(args[1])
+            elif what == "read":
+                return list(logged[1]) if logged else []
+            elif what == "clear" and logged:
+                del logged[1][:]
+            elif what == "stop" and logged:
+                _logging.getLogger().removeHandler(logged[0])
+                for lg, level in reversed(logged[2]):
+                    lg.setLevel(level)
+                del logged[:]
+            return None
         if kind == "seed":  # a test's random.seed(n): the solution's random too
             import random as _random
             return _random.seed(*args[0], **args[1])

@@ -1102,6 +1102,8 @@ def run_tests(spec, res_fd, from_s, to_s, s_pidfd):
     if any("unittest" in test for test in tests):
         import unittest
         unittest.main = _unittest_main
+        if "assertLogs" in "".join(tests) or "assertNoLogs" in "".join(tests):
+            sandbox_pytest.forward_assert_logs()
     share_paths(any("tempfile" in test for test in tests))
     if any("random" in test for test in tests):
         sandbox_pytest.forward_random_seed()
