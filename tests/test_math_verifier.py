@@ -326,6 +326,11 @@ _PHRASE_FLOODS = {  # ~1 MB each; the old backwards search re-scanned the whole 
     "answer-then-spaces": "answer" + " " * 990_000,
     "many-answer-phrases": "the answer is 7. " * 58_000,
     "mixed-case": "ANSWER answer Answer " * 45_000,
+    # blanks where the GSM8K "####" line and "final answer**" read several runs of them (cubic: 2500 took 85 s)
+    "hashes-then-blanks": "####" + " " * 500_000 + "x",
+    "hashes-bold-then-blanks": "#### **" + " \t" * 250_000 + "x",
+    "final-answer-bold-then-blanks": "final answer**" + " \t" * 250_000,
+    "hashes-lines": ("\n#### " + " " * 2_000 + "5 x") * 400,
 }
 
 

@@ -51,13 +51,13 @@ _ANSWER_IS = re.compile(
     r"(?:(?:is\s+still|is|are|equals|remains|becomes|ends\s+up\s+being|must\s+be|should\s+(?:therefore\s+|thus\s+)?be"
     r"|turns?\s+out\s+to\s+be"
     r"|works?\s+out\s+to(?:\s+be)?"
-    r"|comes?\s+(?:out\s+)?to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*"
-    r"(?:,?[ \t]*(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|definitely|"
-    r"certainly|precisely|of\s+course|equal\s+to|given\s+by)\b[ \t]*[,:]?[ \t]*(?:\*\*)?[ \t]*)?"
-    r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*(?:\*\*)?[ \t]*\n\s*"  # "**Final answer**\n\n12"
-    r"|(?:^|(?<=\n))[ \t]*####[ \t]*(?=(?:\*\*)?[-−+]?[ \t]*(?:\$|\\\$|[€£¥])*[ \t]*[-−+]?\.?\d[\d,]*(?:\.\d+)?"
-    r"(?:/\d+)?(?:\*\*)?[ \t]*(?:\$|\\?%|[€£¥]|\(?(?-i:[a-z]{1,12}|[A-Z]{3})\)?)?[ \t]*\.?[ \t]*"
-    r"(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>)?[ \t]*(?:\n|$))",  # GSM8K's final line, "#### 72": a number
+    r"|comes?\s+(?:out\s+)?to)(?![\w'’])\s*[:=]?|[:=])\s*(?:\*\*)?[ \t]*+"
+    r"(?:,?[ \t]*+(?:therefore|thus|hence|then|clearly|simply|just|indeed|exactly|actually|obviously|definitely|"
+    r"certainly|precisely|of\s+course|equal\s+to|given\s+by)\b[ \t]*+[,:]?[ \t]*+(?:\*\*)?[ \t]*+)?"
+    r"|(?<=final\s)answer(?:\s*\*\*)?[ \t]*+(?:\*\*)?[ \t]*+\n\s*"  # "**Final answer**\n\n12"
+    r"|(?:^|(?<=\n))[ \t]*+####[ \t]*+(?=(?:\*\*)?[-−+]?[ \t]*+(?:\$|\\\$|[€£¥])*[ \t]*+[-−+]?\.?\d[\d,]*+(?:\.\d+)?"
+    r"(?:/\d+)?(?:\*\*)?[ \t]*+(?:\$|\\?%|[€£¥]|\(?(?-i:[a-z]{1,12}|[A-Z]{3})\)?)?[ \t]*+\.?[ \t]*+"
+    r"(?:</s>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>)?[ \t]*+(?:\n|$))",  # GSM8K's final line, "#### 72": a number
     # alone on it, with its unit or money sign (a heading "#### 1. Setup" is none)
     re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|;|,\s+(?:which|so|since|because|as|and|but|where|not)\b|\s+(?:because|since)\b"
