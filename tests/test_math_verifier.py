@@ -331,6 +331,10 @@ _PHRASE_FLOODS = {  # ~1 MB each; the old backwards search re-scanned the whole 
     "hashes-bold-then-blanks": "#### **" + " \t" * 250_000 + "x",
     "final-answer-bold-then-blanks": "final answer**" + " \t" * 250_000,
     "hashes-lines": ("\n#### " + " " * 2_000 + "5 x") * 400,
+    # blanks after a value offered beside the box: the offer's several blank runs were read over and over
+    # (0.65 s a completion, the 2,000 characters the offer reads)
+    "or-then-blanks": "\\boxed{7} or" + " " * 900_000 + "x",
+    "bracket-or-then-blanks": "$\\boxed{7}$ (or" + " \t" * 450_000,
 }
 
 
@@ -344,7 +348,9 @@ def test_answer_is_search_is_linear(verifier, name):
     elapsed = time.process_time() - start
     assert elapsed < 1.0, f"{name}: {elapsed:.2f} s of CPU for {len(text)} characters"
     assert verdict.status == "ok"
-    assert (found == "7") == (name == "many-answer-phrases") and verdict.reward == (name == "many-answer-phrases")
+    boxed = name.startswith(("or-", "bracket-or"))
+    assert (found == "7") == (name == "many-answer-phrases")
+    assert verdict.reward == (name == "many-answer-phrases" or boxed)
 
 
 def test_answer_is_takes_the_last_phrase_of_a_long_text():

@@ -476,7 +476,7 @@ def _stated(text: str, last: re.Match, rest: str) -> tuple[str | None, int]:
 # a second box (an equal one is no hedge). A plain "or" is a restatement ("90 minutes, or 1.5 hours"), not a doubt.
 _NUMBER_WORD = (r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
                 r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred)")
-_VALUE = (r"\(?\s*(?:\$\$(?P<dd>(?:[^$\\]|\\.)+)\$\$|\$(?P<d>(?:[^$\\]|\\.)+)\$|\\\((?P<p>.+?)\\\)"
+_VALUE = (r"\(?\s*+(?:\$\$(?P<dd>(?:[^$\\]|\\.)+)\$\$|\$(?P<d>(?:[^$\\]|\\.)+)\$|\\\((?P<p>.+?)\\\)"
           r"|(?P<c>[-−]?(?:\d+(?:\.\d+)?)?\\[A-Za-z]+(?:\{[^{}]*\}|\d+|[A-Za-z]\b|\s*\\\{[^{}]*\\\})*)"  # -\frac12, 2\pi
           r"|(?P<n>[-−]?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?(?![.,]?\d)(?:[ \t]+(?!(?:if|when|for|as|is|are|and|or|but|"
           r"otherwise|also|too|works?|would|could|might|may)\b)[A-Za-z]{1,12}\.?(?=\s*(?:[.!?;,)}]|$)))?)"  # (a numeral
@@ -486,11 +486,11 @@ _VALUE_END = r"(?=\s*(?:[.!?;,)}]|$))"
 # "or" alone offers another value when nothing follows it in its clause: "3 (or 5)", "\boxed{3} or 5", "A. Or B."
 # ("90 minutes, or 1.5 hours" restates it in other units: the value is followed by a word)
 _OFFERED_AFTER = re.compile(
-    r"(?:(?P<plain>\bor|\bi\.\s?e\.|\bthat\s+is)\b\s*,?\s*(?=[$\\(\d\w−-])"
-    r"|\bor\s*,?\s*(?:maybe|possibly|perhaps|probably|likely|else|is\s+it|rather)"
-    r"|\b(?:possibly|perhaps|maybe|probably|likely)|\balt(?:ernative(?:ly)?)?\s*[:.,]"
-    r"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also|^\s*/(?=\s*\$)|^[\s$]*(?:,|\band\b)(?=\s*[$\d−-]))"
-    r"\s*,?\s*"
+    r"(?:(?P<plain>\bor|\bi\.\s?e\.|\bthat\s+is)\b\s*+,?\s*+(?=[$\\(\d\w−-])"
+    r"|\bor\s*+,?\s*+(?:maybe|possibly|perhaps|probably|likely|else|is\s+it|rather)"
+    r"|\b(?:possibly|perhaps|maybe|probably|likely)|\balt(?:ernative(?:ly)?)?\s*+[:.,]"
+    r"|\b(?:could|might|may)\s+(?:also\s+|even\s+)?be|\band\s+also|^\s*+/(?=\s*+\$)|^[\s$]*+(?:,|\band\b)(?=\s*+[$\d−-]))"
+    r"\s*+,?\s*+"
     + _VALUE + _VALUE_END, re.IGNORECASE)
 _DOUBTED = re.compile(r"\(\s*" + _VALUE + r"\s*\?\s*\)")  # "12 (13?)"
 # right after the answer, a number in words in brackets: "\boxed{8} (eight)" restates it, "(nine)" names another
