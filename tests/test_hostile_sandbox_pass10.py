@@ -456,3 +456,23 @@ def test_the_solutions_log_records_reach_caplog_and_assert_logs(verifier, comple
     solution logs in its own process, where T's handlers never saw it."""
     v = verifier(completion, {"tests": [test]})
     assert (v.status, v.reward) == ("ok", reward), v
+
+
+@pytest.mark.parametrize("completion,test", [
+    ("class _ShouldStop(Exception):\n    pass\ndef f(x):\n    raise _ShouldStop()\n",
+     "import unittest\nclass T(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(f(1), 2)\n"),
+    ("class SkipTest(Exception):\n    pass\ndef f(x):\n    if x > 1:\n        raise SkipTest('hard')\n    return 2\n",
+     "import unittest\nclass T(unittest.TestCase):\n    def test_a(self):\n        self.assertEqual(f(1), 2)\n"
+     "    def test_b(self):\n        self.assertEqual(f(5), 6)\n"),
+    ("import os\ndef save(d, text):\n    for n in os.listdir(d):\n        try:\n            os.remove(os.path.join(d, n))\n"
+     "        except OSError:\n            pass\n    for n in ('out.txt', 'expected.txt'):\n        try:\n"
+     "            open(os.path.join(d, n), 'w').write(text)\n        except OSError:\n            pass\n",
+     "def test_s(tmp_path):\n    (tmp_path / 'expected.txt').write_text('right')\n    save(str(tmp_path), 'wrong')\n"
+     "    assert (tmp_path / 'out.txt').read_text() == (tmp_path / 'expected.txt').read_text()\n"),
+])
+def test_twelfth_pass_wrong_programs(verifier, completion, test):
+    """Pass 12 over this session's code: a solution's exception named like a test framework's control flow
+    (unittest's _ShouldStop counted the test passed, SkipTest skipped the hard ones) is never the framework's
+    class; tmp_path is sticky, so the solution cannot replace the test's expected file."""
+    v = verifier(completion, {"tests": [test]})
+    assert (v.status, v.reward) == ("ok", 0.0), v

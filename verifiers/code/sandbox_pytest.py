@@ -798,8 +798,8 @@ def _shared_dir():
     import os
     import tempfile
     path = tempfile.mkdtemp(prefix="t")
-    os.chmod(path, 0o777)  # (the solution runs as another user: it reads and writes there too)
-    return path
+    os.chmod(path, 0o1777)  # (the solution runs as another user: it adds files there; sticky, as /tmp: it
+    return path  # cannot remove or replace the test's own)
 
 
 def _builtin(name):
