@@ -428,11 +428,12 @@ class MonkeyPatch:
                 raise
 
     def _to_module(self, target, name, how, value=None):
+        import io
         import types
         if isinstance(target, types.ModuleType) and not target.__name__.startswith("sandbox_") and not (
                 target is sys and name in ("stdout", "stderr")):  # (T's own streams: the solution's prints
             # reach a redirected one by the calls themselves, see CaptureFixture)
-            if how == "set" and isinstance(value, __import__("io").StringIO):
+            if how == "set" and isinstance(value, io.StringIO):
                 how, value = "text", value.getvalue()
             self._forward("patch", target.__name__, name, how, value)
 

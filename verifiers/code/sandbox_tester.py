@@ -52,22 +52,27 @@ def _is_mock(v):
     return mock is not None and isinstance(v, mock.NonCallableMock)
 
 
-def _class_sources(tests):
-    """{name: source} of the classes the test items define at their top level: what S is given to rebuild an
-    object of one of them that a test passes to the solution (a Cart with its methods, the tests' ListNode)."""
+def test_classes(tests):
+    """The ``ast.ClassDef`` nodes the test items define at their top level (items that do not parse: none)."""
     import ast
-    out = {}
     for test in tests:
         try:
             body = ast.parse(test).body
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                try:
-                    out.setdefault(node.name, ast.unparse(node))
-                except (ValueError, RecursionError):
-                    pass
+        yield from (node for node in body if isinstance(node, ast.ClassDef))
+
+
+def _class_sources(tests):
+    """{name: source} of the classes the test items define at their top level: what S is given to rebuild an
+    object of one of them that a test passes to the solution (a Cart with its methods, the tests' ListNode)."""
+    import ast
+    out = {}
+    for node in test_classes(tests):
+        try:
+            out.setdefault(node.name, ast.unparse(node))
+        except (ValueError, RecursionError):
+            pass
     return out
 
 
@@ -115,10 +120,10 @@ def _builtin_copy(exc, bare=False):
                Exception)
     if bare:
         return cls() if issubclass(cls, Exception) else Exception()
+    import pickle
     try:
         copy = cls(*exc.args)
-        pickle_check = __import__("pickle").dumps(copy)  # (only what crosses as data)
-        del pickle_check
+        pickle.dumps(copy)  # (only what crosses as data)
         return copy
     except Exception:  # noqa: BLE001
         return cls(str(exc)) if cls is not BaseException else Exception(str(exc))

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping
 from raylign.engine import hookimpl
 from raylign.verifiers import Verdict
 from raylign.verifiers.code.sandbox import Job, Limits, SandboxBackend, SandboxResult, get_backend, run_many
-from raylign.verifiers.code.sandbox_tester import test_names
+from raylign.verifiers.code.sandbox_tester import test_classes, test_names
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
 _OPEN_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n", re.M)
@@ -204,8 +204,8 @@ def _test_classes(code: str, tests) -> tuple[str, ...]:
     """The tests' module-level classes that the program names but does not define (LeetCode's ``ListNode``
     and ``TreeNode``, which its judge defines for the solution: ``dummy = ListNode(0)``), as source the solution's
     process runs before the program (each as ``ast.unparse`` gives it, as T sends the source of a class whose
-    objects it passes: S then has one class of that name). Only classes whose bodies hold methods, field annotations and a docstring:
-    never data the tests keep."""
+    objects it passes: S then has one class of that name). Only classes whose bodies hold methods, field
+    annotations and a docstring: never data the tests keep."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
@@ -215,17 +215,11 @@ def _test_classes(code: str, tests) -> tuple[str, ...]:
               and n.value.isidentifier()}  # ("head: 'ListNode'")
     defined = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
     out = {}
-    for test in tests:
-        try:
-            body = ast.parse(test).body
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            continue
-        for node in body:
-            if isinstance(node, ast.ClassDef) and node.name in named and node.name not in defined \
-                    and node.name not in out and all(
-                        isinstance(st, _HELPER_BODY) or (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)
-                                                         and isinstance(st.value.value, str)) for st in node.body):
-                out[node.name] = ast.unparse(node)
+    for node in test_classes(tests):
+        if node.name in named and node.name not in defined and node.name not in out and all(
+                isinstance(st, _HELPER_BODY) or (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)
+                                                 and isinstance(st.value.value, str)) for st in node.body):
+            out[node.name] = ast.unparse(node)
     return tuple(out.values())
 
 
